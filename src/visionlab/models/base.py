@@ -1,0 +1,66 @@
+"""What every visionlab LightningModule shares: optimizer/scheduler from config, input handling, NaN guard."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pytorch_lightning as pl
+import torch
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN/inf; training stops and the last good checkpoint is kept."""
+
+
+class VisionModule(pl.LightningModule):
+    """Inputs arrive as uint8 N×H×W×C (cheap to load and transfer) and are normalised on the device here."""
+
+    def __init__(
+        self,
+        optimizer: Callable | None = None,
+        scheduler: Callable | None = None,
+        scheduler_monitor: str = "val/loss",
+        mean: Sequence[float] = (0.5,),
+        std: Sequence[float] = (0.5,),
+        channels_last: bool = True,
+    ):
+        super().__init__()
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_monitor = scheduler_monitor
+        self.channels_last = channels_last
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+
+    def setup(self, stage: str) -> None:
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 NHWC (or float NCHW in [0,1]) → normalised float NCHW, channels_last in memory."""
+        if images.dtype == torch.uint8:
+            images = images.permute(0, 3, 1, 2).float().div_(255.0)  # NHWC storage == channels_last NCHW
+        elif not self.channels_last:
+            images = images.contiguous()
+        images = (images - self.mean) / self.std
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+
+    def check_finite(self, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"Training loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step}. "
+                "The last good checkpoint is kept in the run's checkpoints/ folder. Try a lower "
+                "model.optimizer.lr, trainer.gradient_clip_val=1.0, or trainer.precision=32."
+            )
+
+    def configure_optimizers(self):
+        if self.optimizer_factory is None:
+            raise ValueError("model.optimizer is not set; e.g. model/optimizer=adam or model.optimizer._target_=...")
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": self.scheduler_monitor, "interval": "epoch"},
+        }

@@ -1,0 +1,106 @@
+"""Image classification (traffic signs): loss, accuracy metrics and the test-time artefacts for reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from visionlab.models.base import VisionModule
+from visionlab.models.cnn import SeedCNN
+from visionlab.tracking.run_record import write_csv
+
+
+class ClassificationModule(VisionModule):
+    """Wraps ``SeedCNN``; logs train/val/test loss and accuracy, best val accuracy and a test confusion matrix."""
+
+    def __init__(self, num_classes: int = 43, activation: str = "relu", batch_norm: bool = False,
+                 input_size: int = 28, in_channels: int = 3, max_misclassified: int = 32, **base):
+        super().__init__(**base)
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.net = SeedCNN(num_classes, in_channels, activation, batch_norm, input_size)
+        self.example_input_array = torch.zeros(2, input_size, input_size, in_channels, dtype=torch.uint8)
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        acc = dict(num_classes=num_classes, average="micro")
+        self.train_acc, self.val_acc, self.test_acc = (MulticlassAccuracy(**acc) for _ in range(3))
+        self.val_acc_best = MaxMetric()
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
+        self.max_misclassified = max_misclassified
+        self.misclassified: list[tuple[torch.Tensor, int, int]] = []
+        self.test_results: dict | None = None
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(self.prepare_images(images))
+
+    def _step(self, batch):
+        images, labels = batch
+        logits = self(images)
+        return F.cross_entropy(logits.float(), labels), logits.argmax(dim=1), labels
+
+    def training_step(self, batch, batch_idx):
+        loss, preds, labels = self._step(batch)
+        self.check_finite(loss)
+        self.train_loss(loss.detach(), weight=len(labels))
+        self.train_acc(preds, labels)
+        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_loss.reset()
+        self.val_acc.reset()
+
+    def validation_step(self, batch, batch_idx):
+        loss, preds, labels = self._step(batch)
+        self.val_loss(loss, weight=len(labels))
+        self.val_acc(preds, labels)
+
+    def on_validation_epoch_end(self) -> None:
+        acc = self.val_acc.compute()
+        if not self.trainer.sanity_checking:
+            self.val_acc_best(acc)
+        self.log("val/loss", self.val_loss.compute(), prog_bar=True, sync_dist=True)
+        self.log("val/acc", acc, prog_bar=True, sync_dist=True)
+        if not self.trainer.sanity_checking:
+            self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
+
+    def on_test_epoch_start(self) -> None:
+        self.misclassified = []
+        self.test_confusion.reset()
+
+    def test_step(self, batch, batch_idx):
+        loss, preds, labels = self._step(batch)
+        self.test_loss(loss, weight=len(labels))
+        self.test_acc(preds, labels)
+        self.test_confusion(preds, labels)
+        self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
+        self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
+        wrong = (preds != labels).nonzero().flatten()
+        for i in wrong[: self.max_misclassified - len(self.misclassified)].tolist():
+            self.misclassified.append((batch[0][i].cpu(), int(labels[i]), int(preds[i])))
+
+    def on_test_epoch_end(self) -> None:
+        confusion = self.test_confusion.compute().cpu()
+        per_class = confusion.diag() / confusion.sum(dim=1).clamp(min=1)
+        self.test_results = {"confusion": confusion, "per_class_acc": per_class, "misclassified": self.misclassified}
+
+    task = "classification"
+
+    def media_callback(self):
+        from visionlab.tracking.wandb_media import ClassificationMedia
+
+        return ClassificationMedia()
+
+    def save_test_artifacts(self, output_dir: Path) -> None:
+        """confusion_matrix.csv (rows = true class) and per_class_accuracy.csv, read by the report."""
+        if not self.test_results or not self.trainer.is_global_zero:
+            return
+        confusion = self.test_results["confusion"].long().numpy()
+        np.savetxt(output_dir / "confusion_matrix.csv", confusion, fmt="%d", delimiter=",")
+        rows = [{"class": c, "support": int(confusion[c].sum()), "accuracy": float(a)}
+                for c, a in enumerate(self.test_results["per_class_acc"].tolist())]
+        write_csv(output_dir / "per_class_accuracy.csv", rows)

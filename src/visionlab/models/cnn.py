@@ -1,0 +1,30 @@
+"""The seed study's small traffic-sign CNN (87,403 parameters for 3×28×28 input and 43 classes)."""
+
+from torch import nn
+
+from visionlab.models.layers import activation
+
+
+def _conv(cin: int, cout: int, k: int, act: str, batch_norm: bool) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k)]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(cout))
+    layers.append(activation(act))
+    return layers
+
+
+class SeedCNN(nn.Sequential):
+    """conv 3→64 k5 → act → conv 64→32 k5 → act → pool → conv 32→32 k3 → act → pool → linear 512→classes."""
+
+    def __init__(self, num_classes: int = 43, in_channels: int = 3, activation: str = "relu",
+                 batch_norm: bool = False, input_size: int = 28):
+        flat = 32 * ((((input_size - 8) // 2) - 2) // 2) ** 2
+        super().__init__(
+            *_conv(in_channels, 64, 5, activation, batch_norm),
+            *_conv(64, 32, 5, activation, batch_norm),
+            nn.MaxPool2d(2),
+            *_conv(32, 32, 3, activation, batch_norm),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(flat, num_classes),
+        )

@@ -1,0 +1,13 @@
+"""Small building blocks shared by the networks."""
+
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+
+
+def activation(name: str) -> nn.Module:
+    """An activation module by name; unknown names fail with the list of choices."""
+    try:
+        return ACTIVATIONS[name.lower()]()
+    except KeyError:
+        raise ValueError(f"model.activation={name!r} is not one of {sorted(ACTIVATIONS)}") from None

@@ -1,0 +1,43 @@
+"""OmegaConf resolvers used by the configs; importing this module registers them (idempotent)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+
+def resume_folder(ckpt_path: str | None) -> Path | None:
+    """The run folder a checkpoint belongs to (``<run>/checkpoints/x.ckpt``), if it is a visionlab run folder."""
+    if not ckpt_path:
+        return None
+    ckpt = Path(ckpt_path).expanduser().resolve()
+    run = ckpt.parent.parent
+    if ckpt.parent.name == "checkpoints" and (run / ".hydra").is_dir():
+        return run
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def run_dir(log_dir: str, experiment: str, ckpt_path: str | None = None, train: bool = True) -> str:
+    """A fresh, unique run folder, or the original folder when resuming training from one of its checkpoints.
+
+    Timestamp plus pid plus random suffix, so two runs started in the same second never collide. Cached so
+    the value is stable within a process.
+    """
+    if train and (folder := resume_folder(ckpt_path)) is not None:
+        return str(folder)
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    return str(Path(log_dir) / "runs" / experiment / f"{stamp}_{os.getpid()}{secrets.token_hex(2)}")
+
+
+def register() -> None:
+    if not OmegaConf.has_resolver("vl.run_dir"):
+        OmegaConf.register_new_resolver("vl.run_dir", run_dir)
+
+
+register()

@@ -1,0 +1,48 @@
+"""Entry points: ``python train.py [overrides]`` / ``visionlab-train`` and ``visionlab-eval``.
+
+One function, ``run(cfg)``, does the work for training, resuming and evaluation so the three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations phones home at import otherwise
+
+import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.types import RunMode  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from visionlab import resolvers  # noqa: E402,F401  (registers ${vl.*})
+from visionlab.errors import UserError  # noqa: E402
+from visionlab.runner import run  # noqa: E402
+
+log = logging.getLogger("visionlab")
+CONFIG_PATH = "conf"
+
+
+def _task(cfg: DictConfig) -> float | None:
+    """Hydra task: a user error ends a single run with a clear message and exit code 2; in a multirun it is
+    raised so the sweep records this job as failed and goes on with the others."""
+    try:
+        summary = run(cfg)
+    except UserError as exc:
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        log.error("%s", exc)
+        sys.exit(2)
+    return summary.get("objective")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    return _task(cfg)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval")
+def eval_main(cfg: DictConfig) -> float | None:
+    return _task(cfg)
+
