@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import WandbLogger
 
 from visionlab.errors import ConfigError, UserError
@@ -70,8 +71,16 @@ def run(cfg: DictConfig) -> dict:
         raise ConfigError(f"ckpt_path={cfg.ckpt_path} does not exist or is not a file.")
 
     pl.seed_everything(cfg.seed, workers=True)
+    threads = cpu_threads(cfg.get("threads"))
+    if threads:
+        torch.set_num_threads(threads)
     with open_dict(cfg):
         cfg.trainer.precision = resolve_precision(cfg.trainer.get("precision", "auto"), cfg.trainer.accelerator)
+        if cfg.get("logger") and cfg.logger.get("wandb"):
+            sweep = _multirun()
+            wandb_cfg = cfg.logger.wandb
+            wandb_cfg.group = wandb_cfg.group or (cfg.sweep_name if sweep else cfg.experiment_name)
+            wandb_cfg.job_type = wandb_cfg.job_type or (cfg.experiment_name if sweep else "train")
     resolved = OmegaConf.to_container(cfg, resolve=True)
     OmegaConf.save(OmegaConf.create(resolved), output_dir / "config.yaml")
 
@@ -88,6 +97,8 @@ def run(cfg: DictConfig) -> dict:
     loggers = _instantiate_group(cfg.get("logger"), "logger")
     record = RunRecord(output_dir)
     callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks") + [record]
+    if not loggers:  # Lightning refuses an LR monitor without a logger; metrics.csv records the LR anyway
+        callbacks = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
     if any(isinstance(lg, WandbLogger) for lg in loggers):
         callbacks.append(model.media_callback())
     trainer: pl.Trainer = _instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
@@ -140,6 +151,27 @@ def run(cfg: DictConfig) -> dict:
     if error is not None:
         raise error
     return summary
+
+
+def _multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN"
+
+
+def cpu_threads(requested: int | None) -> int | None:
+    """Explicit ``threads``, or cores / n_jobs when the joblib launcher runs jobs side by side."""
+    if requested:
+        return int(requested)
+    if not _multirun():
+        return None
+    from hydra.core.hydra_config import HydraConfig
+
+    launcher = HydraConfig.get().launcher
+    n_jobs = launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")).lower() else None
+    if n_jobs and n_jobs > 0:
+        return max(1, (os.cpu_count() or 1) // n_jobs)
+    return None
 
 
 def _overrides() -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations phones home at import otherwise
 
@@ -19,6 +20,7 @@ from omegaconf import DictConfig  # noqa: E402
 from visionlab import resolvers  # noqa: E402,F401  (registers ${vl.*})
 from visionlab.errors import UserError  # noqa: E402
 from visionlab.runner import run  # noqa: E402
+from visionlab.sweeps import should_skip  # noqa: E402
 
 log = logging.getLogger("visionlab")
 CONFIG_PATH = "conf"
@@ -27,10 +29,14 @@ CONFIG_PATH = "conf"
 def _task(cfg: DictConfig) -> float | None:
     """Hydra task: a user error ends a single run with a clear message and exit code 2; in a multirun it is
     raised so the sweep records this job as failed and goes on with the others."""
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    if multirun and (previous := should_skip(cfg, Path(cfg.paths.output_dir))) is not None:
+        log.info("Skipping %s: its run record is complete (force=true reruns it).", cfg.paths.output_dir)
+        return previous.get("objective")
     try:
         summary = run(cfg)
     except UserError as exc:
-        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        if multirun:
             raise
         log.error("%s", exc)
         sys.exit(2)

@@ -46,9 +46,19 @@ def write_csv(path: Path, rows: list[dict], fieldnames: list[str] | None = None)
     os.replace(tmp, path)
 
 
+INTEGER_COLUMNS = ("epoch", "step")
+
+
+def _number(key: str, value: str | None):
+    if value in ("", None):
+        return None
+    return int(float(value)) if key in INTEGER_COLUMNS else float(value)
+
+
 def read_csv(path: Path) -> list[dict]:
+    """Rows of a numeric CSV written by ``write_csv`` (epoch/step as int, everything else float)."""
     with path.open(newline="") as fh:
-        return [{k: (float(v) if v not in ("", None) else None) for k, v in row.items()} for row in csv.DictReader(fh)]
+        return [{k: _number(k, v) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
 class RunRecord(pl.Callback):
@@ -59,38 +69,44 @@ class RunRecord(pl.Callback):
         self.rows: list[dict] = []
         self.train_images = 0
         self.train_seconds = 0.0
-        self._batch_start: float | None = None
-        self.fit_seconds = 0.0
-        self._fit_start: float | None = None
+        self._epoch_start: float | None = None
+        self._epoch_last_end: float | None = None
+        self._epoch_images = 0
 
     @property
     def metrics_path(self) -> Path:
         return self.output_dir / METRICS
 
-    def on_fit_start(self, trainer, pl_module):
-        self._fit_start = time.perf_counter()
+    def on_train_start(self, trainer, pl_module):
+        # after Lightning restored a checkpoint: keep the epochs it already covers, drop any beyond it
         if trainer.is_global_zero and self.metrics_path.exists():
-            # resuming: keep the epochs that the checkpoint already covers
             self.rows = [r for r in read_csv(self.metrics_path) if r.get("epoch", 0) < trainer.current_epoch]
 
-    def on_fit_end(self, trainer, pl_module):
-        if self._fit_start is not None:
-            self.fit_seconds += time.perf_counter() - self._fit_start
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._epoch_start = None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self._batch_start = time.perf_counter()
+        if self._epoch_start is None:
+            self._epoch_start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if self._batch_start is not None:
-            self.train_seconds += time.perf_counter() - self._batch_start
-            self.train_images += len(batch[1]) if isinstance(batch, (list, tuple)) else 0
-            self._batch_start = None
+        # first batch start → last batch end: includes data loading between batches, excludes validation
+        self._epoch_images += len(batch[1])
+        self._epoch_last_end = time.perf_counter()
+
+    def _close_epoch(self) -> None:
+        if self._epoch_start is not None and self._epoch_last_end is not None:
+            self.train_seconds += self._epoch_last_end - self._epoch_start
+            self.train_images += self._epoch_images
+        self._epoch_start = self._epoch_last_end = None
+        self._epoch_images = 0
 
     @property
     def images_per_second(self) -> float | None:
         return self.train_images / self.train_seconds if self.train_seconds > 0 else None
 
     def on_train_epoch_end(self, trainer, pl_module):
+        self._close_epoch()
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
         row = {"epoch": trainer.current_epoch, "step": trainer.global_step}

@@ -1,0 +1,20 @@
+"""The course's traffic-sign augmentation recipe, built with albumentations."""
+
+from __future__ import annotations
+
+import albumentations as A
+
+# Classes whose signs look the same mirrored (GTSRB ids): only these may be flipped horizontally.
+SYMMETRIC_CLASSES = (11, 12, 13, 17, 18, 26, 30, 35)
+
+
+def train_transform(crop: int, rotation: float, brightness: float, contrast: float, flip: bool) -> A.Compose:
+    """Rotation ±``rotation``°, random ``crop``×``crop`` crop, brightness/contrast jitter, optional h-flip."""
+    transforms = [
+        A.Rotate(limit=rotation, border_mode=1, p=1.0),  # replicate border, no black corners
+        A.RandomCrop(crop, crop),
+        A.ColorJitter(brightness=brightness, contrast=contrast, saturation=0.0, hue=0.0, p=1.0),
+    ]
+    if flip:
+        transforms.append(A.HorizontalFlip(p=0.5))
+    return A.Compose(transforms, seed=0)

@@ -1,0 +1,37 @@
+"""Validation splits that keep whole groups on one side, so near-duplicate frames never leak across."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def group_split(
+    labels: np.ndarray, groups: np.ndarray, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices by (label, group) pairs, stratified per label; returns sorted (train_idx, val_idx).
+
+    Every label with at least two groups gets at least one validation group. The split depends only on the
+    seed and the data, never on the order of calls.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+    labels = np.asarray(labels, np.int64)
+    groups = np.asarray(groups, np.int64)
+    rng = np.random.default_rng(seed)
+    val_mask = np.zeros(len(labels), bool)
+    for label in np.unique(labels):
+        in_label = labels == label
+        label_groups = np.unique(groups[in_label])
+        if len(label_groups) < 2:
+            continue
+        n_val = min(len(label_groups) - 1, max(1, round(val_fraction * len(label_groups))))
+        chosen = rng.choice(label_groups, size=n_val, replace=False)
+        val_mask |= in_label & np.isin(groups, chosen)
+    return np.flatnonzero(~val_mask), np.flatnonzero(val_mask)
+
+
+def random_split(n: int, fractions: tuple[float, ...], seed: int) -> list[np.ndarray]:
+    """Seeded split of ``range(n)`` into consecutive chunks of the given fractions (last takes the rest)."""
+    perm = np.random.default_rng(seed).permutation(n)
+    bounds = np.cumsum([round(f * n) for f in fractions[:-1]])
+    return [np.sort(part) for part in np.split(perm, bounds)]

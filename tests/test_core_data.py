@@ -1,0 +1,131 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from visionlab.data.errors import DataError
+from visionlab.data.gtsrb_sources import cache_file, load_gtsrb
+from visionlab.data.splits import group_split
+from visionlab.data.synthetic_signs import make_synthetic_signs
+from visionlab.data.traffic_signs import GTSRBDataModule, SyntheticSignsDataModule
+
+
+def test_group_split_keeps_every_class_track_on_one_side():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(43), 60)
+    tracks = np.tile(np.repeat(np.arange(6), 10), 43)
+    order = rng.permutation(len(labels))
+    labels, tracks = labels[order], tracks[order]
+    train, val = group_split(labels, tracks, 0.2, seed=7)
+    pairs = lambda idx: set(zip(labels[idx].tolist(), tracks[idx].tolist()))  # noqa: E731
+    assert pairs(train).isdisjoint(pairs(val))
+    assert len(train) + len(val) == len(labels)
+    assert set(labels[val].tolist()) == set(range(43))  # every class is validated
+    assert 0.15 < len(val) / len(labels) < 0.25
+    again = group_split(labels, tracks, 0.2, seed=7)
+    assert np.array_equal(again[1], val)
+    assert not np.array_equal(group_split(labels, tracks, 0.2, seed=8)[1], val)
+
+
+def test_synthetic_signs_are_deterministic_and_gtsrb_shaped():
+    a = make_synthetic_signs(seed=1, tracks_per_class=2, frames_per_track=2, test_tracks_per_class=1)
+    b = make_synthetic_signs(seed=1, tracks_per_class=2, frames_per_track=2, test_tracks_per_class=1)
+    assert a["x_train"].shape == (43 * 4, 32, 32, 3) and a["x_train"].dtype == np.uint8
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert sorted(set(a["y_train"].tolist())) == list(range(43))
+
+
+def _write_official_layout(root, n_classes=3, tracks=2, frames=3, corrupt=None):
+    rng = np.random.default_rng(0)
+    base = root / "gtsrb" / "GTSRB"
+    for c in range(n_classes):
+        folder = base / "Training" / f"{c:05d}"
+        folder.mkdir(parents=True)
+        for t in range(tracks):
+            for f in range(frames):
+                img = rng.integers(0, 255, (40 + f, 37, 3), dtype=np.uint8)
+                Image.fromarray(img).save(folder / f"{t:05d}_{f:05d}.ppm")
+    test_dir = base / "Final_Test" / "Images"
+    test_dir.mkdir(parents=True)
+    rows = ["Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId"]
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 255, (33, 35, 3), dtype=np.uint8)).save(test_dir / f"{i:05d}.ppm")
+        rows.append(f"{i:05d}.ppm;35;33;1;1;30;30;{i % n_classes}")
+    (root / "gtsrb" / "GT-final_test.csv").write_text("\n".join(rows) + "\n")
+    if corrupt:
+        (base / "Training" / "00001" / "00000_00001.ppm").write_bytes(b"not an image")
+
+
+def test_official_layout_is_decoded_once_then_loaded_from_the_cache(tmp_path):
+    _write_official_layout(tmp_path / "raw")
+    cache = tmp_path / "cache"
+    arrays = load_gtsrb(tmp_path / "raw", cache)
+    assert arrays["x_train"].shape == (3 * 2 * 3, 32, 32, 3) and arrays["x_train"].dtype == np.uint8
+    assert arrays["y_train"].tolist() == [0] * 6 + [1] * 6 + [2] * 6
+    assert arrays["track_train"].tolist() == ([0] * 3 + [1] * 3) * 3
+    assert arrays["x_test"].shape == (4, 32, 32, 3) and arrays["y_test"].tolist() == [0, 1, 2, 0]
+    cached = cache_file(cache, tmp_path / "raw")
+    assert cached.exists()
+    # the cache, not the images, is read the second time: remove the images and load again
+    for ppm in (tmp_path / "raw").rglob("*.ppm"):
+        ppm.unlink()
+    again = load_gtsrb(tmp_path / "raw", cache)
+    assert all(np.array_equal(arrays[k], again[k]) for k in arrays)
+
+
+def test_prepared_npz_parts_are_concatenated_in_order(tmp_path):
+    a = make_synthetic_signs(seed=1, tracks_per_class=1, frames_per_track=2, test_tracks_per_class=1)
+    np.savez(tmp_path / "p1.npz", x_train=a["x_train"][:40], y_train=a["y_train"][:40], track_train=a["track_train"][:40])
+    np.savez(tmp_path / "p2.npz", x_train=a["x_train"][40:], y_train=a["y_train"][40:], track_train=a["track_train"][40:])
+    arrays = load_gtsrb(tmp_path, tmp_path / "cache")
+    assert np.array_equal(arrays["x_train"], a["x_train"]) and np.array_equal(arrays["y_train"], a["y_train"])
+    assert "x_test" not in arrays
+    dm = GTSRBDataModule(data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"), num_workers=0)
+    dm.setup("fit")
+    assert dm.test_available is False
+
+
+def test_missing_directory_names_the_path_and_the_three_ways(tmp_path):
+    with pytest.raises(DataError) as err:
+        load_gtsrb(tmp_path / "nowhere", tmp_path / "cache")
+    message = str(err.value)
+    assert str(tmp_path / "nowhere") in message
+    assert "data.data_dir" in message and "official GTSRB layout" in message and "data.download=true" in message
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda a: a.update(x_train=a["x_train"][:, :28]), "x_train has shape"),
+        (lambda a: a.update(x_train=a["x_train"].astype(np.float32)), "x_train has dtype float32"),
+        (lambda a: a["y_train"].__setitem__(0, 43), "labels outside 0..42"),
+        (lambda a: a.pop("track_train"), "missing key 'track_train'"),
+    ],
+)
+def test_malformed_npz_names_file_and_problem(tmp_path, change, expected):
+    arrays = make_synthetic_signs(seed=1, tracks_per_class=1, frames_per_track=1, test_tracks_per_class=1)
+    change(arrays)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(DataError, match=expected) as err:
+        load_gtsrb(tmp_path, tmp_path / "cache")
+    assert "bad.npz" in str(err.value)
+
+
+def test_corrupt_image_in_official_layout_names_the_file(tmp_path):
+    _write_official_layout(tmp_path / "raw", corrupt=True)
+    with pytest.raises(DataError, match="00000_00001.ppm: not a readable image"):
+        load_gtsrb(tmp_path / "raw", tmp_path / "cache")
+
+
+def test_training_batches_are_augmented_crops_and_reproducible_per_epoch():
+    dm = SyntheticSignsDataModule(tracks_per_class=2, frames_per_track=3, test_tracks_per_class=1, num_workers=0,
+                                  batch_size=16, seed=5)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    first = next(iter(loader))
+    assert first[0].shape == (16, 28, 28, 3) and first[0].dtype.is_floating_point is False
+    again = next(iter(dm.train_dataloader()))
+    assert np.array_equal(first[0].numpy(), again[0].numpy())  # same seed, same epoch → same batch
+    loader.sampler.set_epoch(1)
+    assert not np.array_equal(first[1].numpy(), next(iter(loader))[1].numpy())
+    val = next(iter(dm.val_dataloader()))
+    assert val[0].shape[1:] == (28, 28, 3)

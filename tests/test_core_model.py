@@ -1,0 +1,32 @@
+import pytest
+import torch
+
+from visionlab.models.classifier import ClassificationModule
+from visionlab.models.cnn import SeedCNN
+
+
+def n_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_seed_cnn_has_87403_parameters_and_512_features():
+    net = SeedCNN()
+    assert n_params(net) == 87_403
+    linear = [m for m in net.modules() if isinstance(m, torch.nn.Linear)][0]
+    assert linear.in_features == 512 and linear.out_features == 43
+
+
+def test_batchnorm_variant_adds_exactly_the_bn_affine_parameters():
+    assert n_params(SeedCNN(batch_norm=True)) == 87_403 + 2 * (64 + 32 + 32)
+    assert n_params(SeedCNN(activation="elu")) == 87_403
+
+
+def test_classifier_takes_uint8_nhwc_and_returns_logits():
+    module = ClassificationModule()
+    logits = module(torch.randint(0, 256, (5, 28, 28, 3), dtype=torch.uint8))
+    assert logits.shape == (5, 43) and torch.isfinite(logits).all()
+
+
+def test_unknown_activation_names_the_key():
+    with pytest.raises(ValueError, match="model.activation='swish2'"):
+        SeedCNN(activation="swish2")
