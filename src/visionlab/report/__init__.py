@@ -1,0 +1,1 @@
+"""Reports over run folders: seed-aggregated tables, curves, qualitative figures, architecture cards, provenance."""

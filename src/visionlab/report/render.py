@@ -1,0 +1,133 @@
+"""One report document, two renderings: REPORT.md (figures as files in figures/) and a self-contained report.html.
+
+The document is a flat list of blocks with Markdown-style inline text (**bold**, `code`), so both outputs
+show exactly the same content.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FIGURES = "figures"
+
+
+@dataclass
+class Heading:
+    level: int
+    text: str
+
+
+@dataclass
+class Paragraph:
+    text: str
+
+
+@dataclass
+class Bullets:
+    items: list[str]
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Figure:
+    name: str  # file name under figures/
+    png: bytes
+    caption: str
+
+
+@dataclass
+class Document:
+    title: str
+    blocks: list = field(default_factory=list)
+
+    def add(self, *blocks) -> None:
+        self.blocks.extend(b for b in blocks if b is not None)
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(doc: Document) -> str:
+    out = [f"# {doc.title}", ""]
+    for block in doc.blocks:
+        if isinstance(block, Heading):
+            out += [f"{'#' * block.level} {block.text}", ""]
+        elif isinstance(block, Paragraph):
+            out += [block.text, ""]
+        elif isinstance(block, Bullets):
+            out += [f"- {item}" for item in block.items] + [""]
+        elif isinstance(block, Table):
+            out.append("| " + " | ".join(_md_cell(h) for h in block.header) + " |")
+            out.append("|" + "|".join("---" for _ in block.header) + "|")
+            out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
+            out.append("")
+        elif isinstance(block, Figure):
+            out += [f"![{block.caption}]({FIGURES}/{block.name})", "", f"*{block.caption}*", ""]
+    return "\n".join(out)
+
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def _inline(text: str) -> str:
+    escaped = html.escape(str(text))
+    return _BOLD.sub(r"<strong>\1</strong>", _CODE.sub(r"<code>\1</code>", escaped))
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; }
+tr:nth-child(even) td { background: #fafafa; }
+code { background: #f4f4f4; padding: 0 0.2em; font-size: 0.95em; }
+figure { margin: 1em 0 2em; } figure img { max-width: 100%; } figcaption { color: #555; font-style: italic; }
+"""
+
+
+def to_html(doc: Document) -> str:
+    """Self-contained: inline CSS, figures embedded as base64 PNG."""
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>{html.escape(doc.title)}</title><style>{_STYLE}</style></head><body>",
+           f"<h1>{html.escape(doc.title)}</h1>"]
+    for block in doc.blocks:
+        if isinstance(block, Heading):
+            out.append(f"<h{block.level}>{_inline(block.text)}</h{block.level}>")
+        elif isinstance(block, Paragraph):
+            out.append(f"<p>{_inline(block.text)}</p>")
+        elif isinstance(block, Bullets):
+            out.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block.items) + "</ul>")
+        elif isinstance(block, Table):
+            head = "".join(f"<th>{_inline(h)}</th>" for h in block.header)
+            body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in block.rows)
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        elif isinstance(block, Figure):
+            data = base64.b64encode(block.png).decode("ascii")
+            out.append(f'<figure><img alt="{html.escape(block.caption)}" src="data:image/png;base64,{data}">'
+                       f"<figcaption>{_inline(block.caption)}</figcaption></figure>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def write(doc: Document, out_dir: Path) -> tuple[Path, Path]:
+    """REPORT.md with its figures/ folder, and report.html; returns both paths."""
+    figures = out_dir / FIGURES
+    figures.mkdir(parents=True, exist_ok=True)
+    for block in doc.blocks:
+        if isinstance(block, Figure):
+            (figures / block.name).write_bytes(block.png)
+    markdown, page = out_dir / "REPORT.md", out_dir / "report.html"
+    markdown.write_text(to_markdown(doc))
+    page.write_text(to_html(doc))
+    return markdown, page

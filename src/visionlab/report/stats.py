@@ -1,0 +1,188 @@
+"""Seed aggregation: which split a variant is scored on, mean ± std over seeds, and Welch's t-test vs the baseline.
+
+With a handful of seeds per variant, "ELU beats ReLU" is only worth saying when the difference is large
+against the seed-to-seed spread; the two-sided Welch t-test (unequal variances) puts a number on that.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from visionlab.report.collect import Run
+
+TEST = "test"
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    kind: str  # "percent", "f1" or "count": how values are formatted
+    better: str | None = None  # "max", "min" or None (no best value to mark)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a task's tables show: the columns on the test split, the fallback on validation, the headline."""
+
+    task: str
+    test_columns: tuple[Column, ...]
+    validation_columns: tuple[Column, ...]
+    validation_name: str
+    headline: str  # label of the column aggregated over seeds
+    curve_metric: str  # "acc" → train/acc and val/acc curves
+
+    def columns(self, split: str) -> tuple[Column, ...]:
+        return self.test_columns if split == TEST else self.validation_columns
+
+    def headline_column(self, split: str) -> Column:
+        return next(c for c in self.columns(split) if c.label == self.headline)
+
+
+TASKS = {
+    "classification": TaskSpec(
+        "classification",
+        test_columns=(Column("test/acc", "accuracy", "percent", "max"),),
+        validation_columns=(Column("val/acc", "accuracy", "percent", "max"),),
+        validation_name="validation (track-held-out)",
+        headline="accuracy",
+        curve_metric="acc",
+    ),
+    "segmentation": TaskSpec(
+        "segmentation",
+        test_columns=(
+            Column("test/cases", "test cases", "count"),
+            Column("test/f1_mean", "mean F1", "f1", "max"),
+            Column("test/f1_std", "std F1", "f1", "min"),
+            Column("test/f1_min", "min F1", "f1", "max"),
+        ),
+        validation_columns=(Column("val/f1", "mean F1", "f1", "max"),),
+        validation_name="validation",
+        headline="mean F1",
+        curve_metric="f1",
+    ),
+}
+
+
+def run_values(run: Run, split: str) -> dict:
+    """The run's scores on ``split``: test metrics (segmentation's per-case statistics included) or best-epoch val."""
+    if split == TEST:
+        return {**(run.summary.get("test") or {}), **(run.summary.get("segmentation") or {})}
+    return dict(run.summary.get("best") or {})
+
+
+def choose_split(spec: TaskSpec, runs: list[Run]) -> str:
+    """Test if every completed run of the variant has a test score, else validation for all of them."""
+    done = [r for r in runs if r.completed]
+    key = spec.headline_column(TEST).key
+    return TEST if done and all(run_values(r, TEST).get(key) is not None for r in done) else "validation"
+
+
+@dataclass
+class VariantStats:
+    variant: str
+    split: str
+    values: list[float]  # headline metric of each completed run, in seed order
+    seeds: list
+    n_runs: int  # all runs of the variant, failed ones included
+    delta: float | None = None
+    p_value: float | None = None
+    is_baseline: bool = False
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float | None:
+        return float(np.mean(self.values)) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        return float(np.std(self.values, ddof=1)) if self.n >= 2 else None
+
+    @property
+    def min(self) -> float | None:
+        return min(self.values) if self.values else None
+
+    @property
+    def max(self) -> float | None:
+        return max(self.values) if self.values else None
+
+
+def welch_p_value(a: list[float], b: list[float]) -> float | None:
+    """Two-sided Welch t-test; None when either side has fewer than 2 values or both have zero variance."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    p = float(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
+    return None if math.isnan(p) else p
+
+
+def choose_baseline(variants: list[str], requested: str | None = None) -> str | None:
+    """--baseline if given and present, else the variant named *baseline, else the first alphabetically."""
+    if not variants:
+        return None
+    if requested in variants:
+        return requested
+    return next((v for v in sorted(variants) if v.endswith("baseline")), min(variants))
+
+
+@dataclass
+class TaskStats:
+    spec: TaskSpec
+    runs_by_variant: dict[str, list[Run]]
+    variants: list[VariantStats] = field(default_factory=list)
+    baseline: str | None = None
+
+
+def aggregate(spec: TaskSpec, runs: list[Run], baseline: str | None = None) -> TaskStats:
+    by_variant: dict[str, list[Run]] = {}
+    for run in runs:
+        by_variant.setdefault(run.variant, []).append(run)
+    result = TaskStats(spec, by_variant, baseline=choose_baseline(sorted(by_variant), baseline))
+    for variant, group in sorted(by_variant.items()):
+        split = choose_split(spec, group)
+        key = spec.headline_column(split).key
+        scored = [r for r in group if r.completed and run_values(r, split).get(key) is not None]
+        result.variants.append(VariantStats(variant, split, [float(run_values(r, split)[key]) for r in scored],
+                                            [r.seed for r in scored], len(group)))
+    base = next((v for v in result.variants if v.variant == result.baseline), None)
+    for v in result.variants:
+        v.is_baseline = v is base
+        if base is not None and not v.is_baseline and v.split == base.split and v.values and base.values:
+            v.delta = v.mean - base.mean
+            v.p_value = welch_p_value(v.values, base.values)
+    return result
+
+
+def curve_band(runs: list[Run], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Per epoch: mean, min and max of ``key`` over the runs that reached that epoch (early stopping varies)."""
+    per_epoch: dict[int, list[float]] = {}
+    for run in runs:
+        for row in run.metrics:
+            if row.get(key) is not None and row.get("epoch") is not None:
+                per_epoch.setdefault(int(row["epoch"]), []).append(float(row[key]))
+    if not per_epoch:
+        return None
+    epochs = np.array(sorted(per_epoch))
+    values = [per_epoch[e] for e in epochs]
+    return (epochs, np.array([np.mean(v) for v in values]), np.array([min(v) for v in values]),
+            np.array([max(v) for v in values]))
+
+
+def summed_confusion(runs: list[Run]) -> np.ndarray | None:
+    """Confusion matrices of the variant's completed runs, summed over seeds (rows = true class)."""
+    matrices = [m for m in (r.read_array("confusion_matrix.csv") for r in runs if r.completed) if m is not None]
+    shapes = {m.shape for m in matrices}
+    return np.sum(matrices, axis=0) if matrices and len(shapes) == 1 else None
+
+
+def weakest_classes(confusion: np.ndarray, count: int = 5) -> list[tuple[int, int, float]]:
+    """(class, support, accuracy) of the ``count`` classes with the lowest accuracy among those with support."""
+    support = confusion.sum(axis=1)
+    rows = [(c, int(support[c]), confusion[c, c] / support[c]) for c in range(len(support)) if support[c] > 0]
+    return sorted(rows, key=lambda row: (row[2], row[0]))[:count]

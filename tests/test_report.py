@@ -1,0 +1,169 @@
+"""The report over real (tiny) runs: tables hold exactly the runs' numbers; broken and mixed runs are reported."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from visionlab.report.cli import main as report_main
+from visionlab.report.stats import choose_baseline, welch_p_value
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = ("cnn_baseline", "cnn_batchnorm")
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    """2 variants (without/with BatchNorm) × 2 seeds of the seed CNN on a tiny synthetic sign set, 2 batches."""
+    log_dir = tmp_path_factory.mktemp("logs")
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "offline"}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "-m", f"experiment={','.join(VARIANTS)}", "data=synthetic_signs",
+         "seed=1,2", "trainer.max_epochs=1", "++trainer.limit_train_batches=2", "++trainer.limit_val_batches=1",
+         "++trainer.limit_test_batches=2", "data.tracks_per_class=3", "data.frames_per_track=4",
+         "data.test_tracks_per_class=1", "logger=none", "callbacks=none", f"paths.log_dir={log_dir}",
+         "hydra.sweep.subdir=${hydra.job.num}"],  # short job folders: the overrides exceed 255 characters
+        check=False, env=env, cwd=log_dir, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (multirun_yaml,) = log_dir.rglob("multirun.yaml")  # Hydra writes it into the sweep folder
+    return multirun_yaml.parent
+
+
+def _summaries(root: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(root.rglob("summary.json"))]
+
+
+def _report(tmp_path: Path, *args: str) -> tuple[str, dict, str]:
+    out = tmp_path / "report"
+    assert report_main([*args, "--out", str(out)]) == 0
+    return ((out / "REPORT.md").read_text(), json.loads((out / "report.json").read_text()),
+            (out / "report.html").read_text())
+
+
+def test_report_tables_hold_the_runs_numbers(sweep, tmp_path):
+    markdown, numbers, page = _report(tmp_path, str(sweep))
+    summaries = _summaries(sweep)
+    assert len(summaries) == 4 and all(s["status"] == "completed" for s in summaries)
+    acc = {v: [s["test"]["test/acc"] for s in sorted(summaries, key=lambda s: s["seed"]) if s["experiment"] == v]
+           for v in VARIANTS}
+
+    # one row per run with its test accuracy, % with 2 decimals
+    for s in summaries:
+        assert f"| {s['experiment']} | {s['seed']} | completed | test | " in markdown
+        assert f"{100 * s['test']['test/acc']:.2f} %" in markdown
+
+    by_variant = {v["variant"]: v for v in numbers["tasks"]["classification"]["variants"]}
+    assert numbers["tasks"]["classification"]["baseline"] == "cnn_baseline"
+    base = acc["cnn_baseline"]
+    for variant, values in acc.items():
+        row = by_variant[variant]
+        mean, std = np.mean(values), np.std(values, ddof=1)
+        assert row["values"] == values and row["n"] == 2 and row["split"] == "test"
+        assert row["mean"] == pytest.approx(mean) and row["std"] == pytest.approx(std)
+        assert (row["min"], row["max"]) == (min(values), max(values))
+        assert f"{100 * mean:.2f} ± {100 * std:.2f} %" in markdown
+        assert f"{100 * min(values):.2f} % – {100 * max(values):.2f} %" in markdown
+    p = stats.ttest_ind(acc["cnn_batchnorm"], base, equal_var=False).pvalue
+    delta = np.mean(acc["cnn_batchnorm"]) - np.mean(base)
+    if np.isnan(p):  # identical seeds' values on both sides: no variance, no test
+        assert by_variant["cnn_batchnorm"]["p_value"] is None
+    else:
+        assert by_variant["cnn_batchnorm"]["p_value"] == pytest.approx(p)
+        assert f"{p:.4f}" in markdown or p < 1e-4
+    assert by_variant["cnn_batchnorm"]["delta"] == pytest.approx(delta)
+    assert f"{100 * delta:+.2f} pp" in markdown
+
+    # the rest of the report: curves, confusion matrices, cards, provenance; HTML is self-contained
+    assert "figures/classification_curves.png" in markdown
+    assert (tmp_path / "report" / "figures" / "classification_curves.png").stat().st_size > 0
+    assert "confusion_cnn_baseline.png" in markdown and "lowest test accuracy" in markdown
+    assert "87,403 parameters" in markdown and "87,659 parameters" in markdown  # + BatchNorm's 2 × 128
+    assert "python train.py experiment=cnn_baseline data=synthetic_signs seed=1" in markdown
+    assert "| `model.batch_norm` | false | true |" in markdown  # the config difference between the variants
+    assert "## Warnings" not in markdown
+    assert page.count("data:image/png;base64,") >= 3 and "figures/" not in page
+
+
+def test_report_over_failed_and_missing_runs(sweep, tmp_path):
+    runs = tmp_path / "runs"
+    good = next(p.parent for p in sweep.rglob("summary.json")
+                if '"experiment": "cnn_baseline"' in p.read_text() and '"seed": 1,' in p.read_text())
+    shutil.copytree(good, runs / "good")
+    failed = runs / "failed"
+    shutil.copytree(good, failed)
+    summary = json.loads((failed / "summary.json").read_text())
+    summary.update(seed=2, status="failed", error="NonFiniteLossError: Training loss became nan", test=None)
+    (failed / "summary.json").write_text(json.dumps(summary))
+    (failed / "metrics.csv").unlink()
+    crashed = runs / "crashed"  # killed before it wrote summary.json or metrics
+    (crashed / ".hydra").mkdir(parents=True)
+    shutil.copy(good / "config.yaml", crashed / ".hydra" / "config.yaml")
+    (runs / "corrupt").mkdir()
+    (runs / "corrupt" / "summary.json").write_text("{not json")
+    (runs / "sweep_index.json").write_text(json.dumps([
+        {"overrides": ["seed=9"], "status": "failed", "run_dir": None, "error": "launcher lost the job"},
+        {"overrides": ["seed=1"], "status": "completed", "run_dir": "good", "error": None}]))
+
+    markdown, numbers, _ = _report(tmp_path, str(runs))
+    assert "**failed**: cnn_baseline seed 2" in markdown and "Training loss became nan" in markdown
+    assert "| cnn_baseline | 2 | failed | test | — |" in markdown
+    assert "**no summary**" in markdown and "summary.json unreadable" in markdown
+    assert "sweep job **failed** without a run folder: `seed=9`: launcher lost the job" in markdown
+    assert "seed=1`" not in markdown.split("## Warnings")[1].split("##")[0]  # the indexed job that has its run
+    (variant,) = numbers["tasks"]["classification"]["variants"]
+    assert variant["n"] == 1 and variant["n_runs"] == 3 and variant["std"] is None
+    assert "| cnn_baseline | test | 1 of 3 |" in markdown and "± n/a %" in markdown
+
+
+def _segmentation_run(folder: Path, experiment: str, seed: int, f1: list[float]) -> None:
+    """A hand-written segmentation run record (no training): per-case F1 and the summary computed from them."""
+    folder.mkdir(parents=True)
+    f1 = np.array(f1)
+    (folder / "summary.json").write_text(json.dumps({
+        "experiment": experiment, "task": "segmentation", "seed": seed, "status": "completed",
+        "test": {"test/f1": float(f1.mean())}, "best": {"epoch": 0, "val/f1": 0.5},
+        "segmentation": {"test/cases": len(f1), "test/f1_mean": float(f1.mean()), "test/f1_std": float(f1.std()),
+                         "test/f1_min": float(f1.min()), "test/iou_mean": 0.4}}))
+    (folder / "metrics.csv").write_text("epoch,train/loss,val/loss,train/f1,val/f1\n0,0.7,0.6,0.4,0.5\n")
+
+
+def test_report_over_mixed_tasks(sweep, tmp_path):
+    _segmentation_run(tmp_path / "seg" / "s1", "unet_baseline", 1, [0.5, 0.7, 0.9])
+    _segmentation_run(tmp_path / "seg" / "s2", "unet_baseline", 2, [0.6, 0.9])
+    markdown, numbers, _ = _report(tmp_path, str(sweep), str(tmp_path / "seg"))
+    assert "The runs mix tasks: classification (4 runs), segmentation (2 runs)" in markdown
+    assert "## Results: classification" in markdown and "## Results: segmentation" in markdown
+    # test cases, mean F1, std F1 (over cases), min F1, 4 decimals; best per column in bold
+    assert "| unet_baseline | 1 | completed | test | 3 | 0.7000 | 0.1633 | 0.5000 |" in markdown
+    assert "| unet_baseline | 2 | completed | test | 2 | **0.7500** | **0.1500** | **0.6000** |" in markdown
+    (variant,) = numbers["tasks"]["segmentation"]["variants"]
+    assert variant["metric"] == "test/f1_mean" and variant["values"] == pytest.approx([0.7, 0.75])
+    assert f"0.7250 ± {np.std([0.7, 0.75], ddof=1):.4f}" in markdown
+    assert "unet_baseline: no resolved model config, no card." in markdown
+
+
+def test_report_module_entry_point(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
+    result = subprocess.run([sys.executable, "-m", "visionlab.report", str(empty), "--out", str(tmp_path / "r")],
+                            check=False, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "no run folders" in (tmp_path / "r" / "REPORT.md").read_text()
+
+
+def test_welch_and_baseline_rules():
+    assert welch_p_value([0.9], [0.8, 0.7]) is None  # n < 2: no test
+    a, b = [0.91, 0.93, 0.92], [0.88, 0.90, 0.87]
+    assert welch_p_value(a, b) == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    assert choose_baseline(["relu", "elu", "cnn_baseline"]) == "cnn_baseline"
+    assert choose_baseline(["relu", "elu"]) == "elu"
+    assert choose_baseline(["relu", "elu"], requested="relu") == "relu"
