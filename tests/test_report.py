@@ -167,3 +167,32 @@ def test_welch_and_baseline_rules():
     assert choose_baseline(["relu", "elu", "cnn_baseline"]) == "cnn_baseline"
     assert choose_baseline(["relu", "elu"]) == "elu"
     assert choose_baseline(["relu", "elu"], requested="relu") == "relu"
+
+
+class _FakeWandbRun:
+    def __init__(self, run_id: str, seed: int, acc: float, state: str = "finished"):
+        self.id, self.name, self.group, self.state, self.url = run_id, f"r{seed}", "cnn_baseline", state, ""
+        self.config = {"seed": seed, "experiment_name": "cnn_baseline", "monitor": "val/acc",
+                       "model": {"_target_": "visionlab.models.classifier.ClassificationModule"}}
+        self.summary = {"test/acc": acc, "best/val/acc": acc - 0.1, "n_params": 87403}
+        self.metadata = {"cpu_count": 2}
+
+    def scan_history(self):
+        yield {"epoch": 0, "train/loss": 1.0, "_step": 1}
+        yield {"epoch": 0, "val/loss": 0.9, "val/acc": 0.5, "_step": 2}
+
+
+def test_wandb_runs_become_run_records(tmp_path, monkeypatch):
+    import wandb
+
+    class _Api:
+        def runs(self, project, filters):
+            assert project == "team/signs" and filters == {"group": "cnn_baseline"}
+            return [_FakeWandbRun("a", 1, 0.8), _FakeWandbRun("b", 2, 0.9), _FakeWandbRun("c", 3, 0.0, "crashed")]
+
+    monkeypatch.setattr(wandb, "Api", _Api)
+    markdown, numbers, _ = _report(tmp_path, "--wandb-project", "team/signs", "--wandb-group", "cnn_baseline")
+    (variant,) = numbers["tasks"]["classification"]["variants"]
+    assert variant["values"] == [0.8, 0.9] and variant["n_runs"] == 3
+    assert "| cnn_baseline | 3 | failed | test | — |" in markdown and "W&B state: crashed" in markdown
+    assert "train/loss" in (tmp_path / "report" / "wandb_runs" / "a" / "metrics.csv").read_text()

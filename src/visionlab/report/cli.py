@@ -1,4 +1,8 @@
-"""`visionlab-report <sweep folder or run folders…> --out <dir>`: REPORT.md, report.html and report.json, offline."""
+"""`visionlab-report <sweep folder or run folders…> --out <dir>`: REPORT.md, report.html and report.json, offline.
+
+With --wandb-project (online, optional) the runs of a W&B project/group are fetched into <out>/wandb_runs/
+as run records first and reported like local ones.
+"""
 
 from __future__ import annotations
 
@@ -15,17 +19,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="visionlab-report",
         description="Seed-aggregated report over run folders (found recursively: any folder with summary.json).")
-    parser.add_argument("paths", nargs="+", help="sweep folders, run folders or any folder above them")
+    parser.add_argument("paths", nargs="*", help="sweep folders, run folders or any folder above them")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
     parser.add_argument("--baseline", help="variant the others are compared with (default: *baseline, "
                                            "else the first alphabetically)")
     parser.add_argument("--title", default="Experiment report")
-    return parser.parse_args(argv)
+    parser.add_argument("--wandb-project", help="optional, online: also report the runs of this entity/project")
+    parser.add_argument("--wandb-group", help="with --wandb-project: only this group (= experiment name)")
+    args = parser.parse_args(argv)
+    if not args.paths and not args.wandb_project:
+        parser.error("give run/sweep folders, or --wandb-project")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    collection = collect(args.paths)
+    paths = list(args.paths)
+    if args.wandb_project:
+        from visionlab.report.wandb_source import download_runs
+
+        try:
+            paths.append(download_runs(args.wandb_project, args.wandb_group, args.out / "wandb_runs"))
+        except Exception as exc:  # noqa: BLE001 - offline, no login, unknown project: say so, report the rest
+            print(f"cannot fetch runs from W&B project {args.wandb_project}: {type(exc).__name__}: {exc}")
+            if not paths:
+                return 2
+    collection = collect(paths)
     doc, numbers = build(collection, baseline=args.baseline, title=args.title)
     args.out.mkdir(parents=True, exist_ok=True)
     markdown, page = render.write(doc, args.out)

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from visionlab.report.stats import TaskStats, curve_band
 
@@ -40,6 +41,7 @@ def curves(task: TaskStats) -> bytes | None:
             ax.fill_between(epochs, low, high, color=colour, alpha=0.2, linewidth=0)
         ax.set_title(key)
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in axes[1]:
         ax.set_xlabel("epoch")
     handles, labels = axes.flat[0].get_legend_handles_labels()
