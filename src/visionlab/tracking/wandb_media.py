@@ -54,3 +54,69 @@ class ClassificationMedia(pl.Callback):
             ]
         for logger in wandb_loggers(trainer):
             logger.experiment.log(images)
+
+
+SEGMENTATION_CLASSES = {0: "background", 1: "foreground"}
+
+
+def _mask_overlay(image, mask, pred, caption: str):
+    """A wandb.Image of the input with ground truth and prediction as toggleable mask layers."""
+    import numpy as np
+    import wandb
+
+    return wandb.Image(
+        np.asarray(image),
+        masks={
+            "ground_truth": {"mask_data": np.asarray(mask, np.uint8), "class_labels": SEGMENTATION_CLASSES},
+            "prediction": {"mask_data": np.asarray(pred, np.uint8), "class_labels": SEGMENTATION_CLASSES},
+        },
+        caption=caption,
+    )
+
+
+class SegmentationMedia(pl.Callback):
+    """Every ``every_n_epochs`` epochs (and at the last one): input / ground truth / prediction overlays for a
+    fixed set of validation cases (``val/predictions``), so masks can be watched improving. At test time the
+    fixed case 0, the best and the worst case (``test/fixed_case``, ``test/best_case``, ``test/worst_case``)
+    and a table of per-case F1/IoU (``test/cases_table``)."""
+
+    def __init__(self, every_n_epochs: int = 5):
+        self.every_n_epochs = max(1, int(every_n_epochs))
+        self.logged_epochs: list[int] = []
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        batch = getattr(pl_module, "media_batch", None)
+        if trainer.sanity_checking or not trainer.is_global_zero or not batch:
+            return
+        epoch = trainer.current_epoch
+        last = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
+        if epoch % self.every_n_epochs and not last:
+            return
+        images = to_display(batch["images"]).mul(255).byte().permute(0, 2, 3, 1).numpy()
+        overlays = [
+            _mask_overlay(img[..., 0] if img.shape[-1] == 1 else img, mask, pred,
+                          f"val case {i}, epoch {epoch}: F1 {float(f1):.4f}")
+            for i, (img, mask, pred, f1) in enumerate(zip(images, batch["masks"].numpy(), batch["preds"].numpy(),
+                                                          batch["f1"]))
+        ]
+        for logger in wandb_loggers(trainer):
+            logger.experiment.log({"val/predictions": overlays, "trainer/global_step": trainer.global_step})
+        self.logged_epochs.append(epoch)
+
+    def on_test_end(self, trainer, pl_module):
+        results = getattr(pl_module, "test_results", None)
+        if not results or not trainer.is_global_zero:
+            return
+        import wandb
+
+        media = {}
+        for name, case in results["cases"].items():
+            media[f"test/{name}_case"] = _mask_overlay(
+                case["image"], case["mask"], case["pred"],
+                f"test case {case['index']} ({name}): F1 {case['f1']:.4f}, IoU {case['iou']:.4f}")
+        table = wandb.Table(columns=["case", "f1", "iou"],
+                            data=[[i, float(f), float(j)] for i, (f, j) in enumerate(zip(results["f1"],
+                                                                                         results["iou"]))])
+        media["test/cases_table"] = table
+        for logger in wandb_loggers(trainer):
+            logger.experiment.log(media)

@@ -1,0 +1,310 @@
+"""Loading and validating binary-segmentation data: a course-layout ``.npz``, an ``images/`` + ``masks/`` folder
+pair, or a folder holding one such ``.npz`` (e.g. ``shared/data/isbi2012``).
+
+Whatever the source, the result is ``{"x_<split>": uint8 (N, H, W, C), "y_<split>": uint8 (N, H, W) in {0, 1}}``
+for the splits present. Every problem is a ``DataError`` naming the file, key or value and what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from visionlab.data.errors import DataError
+from visionlab.data.splits import random_split
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+FORMATS = ("auto", "npz", "folder")
+
+
+# --------------------------------------------------------------------------------------------- arrays
+def to_uint8_images(array: np.ndarray, where: str, channels: int) -> np.ndarray:
+    """(N,H,W) / (N,H,W,C) / (N,C,H,W), float in [0,1] or integers in [0,255] → uint8 (N,H,W,C)."""
+    array = np.asarray(array)
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4:
+        raise DataError(f"{where}: images must be (N,H,W), (N,H,W,C) or (N,C,H,W), got shape {array.shape}.")
+    if array.shape[-1] not in (1, 3) and array.shape[1] in (1, 3):
+        array = array.transpose(0, 2, 3, 1)  # channels-first → channels-last
+    if array.shape[-1] != channels:
+        raise DataError(
+            f"{where}: images have {array.shape[-1]} channels (shape {array.shape}) but data.channels={channels}: "
+            f"set data.channels={array.shape[-1]} if that is intended."
+        )
+    if array.dtype == np.uint8:
+        return np.ascontiguousarray(array)
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.number):
+        raise DataError(f"{where}: images must be float in [0,1] or uint8, got dtype {array.dtype}.")
+    if array.size == 0:
+        return np.ascontiguousarray(array, dtype=np.uint8)
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            bad = np.argwhere(~np.isfinite(array))[0]
+            raise DataError(f"{where}: image {bad[0]} contains NaN/inf; clean the data before training.")
+        lo, hi = float(array.min()), float(array.max())
+        if lo < 0.0 or hi > 1.0:
+            raise DataError(
+                f"{where}: float images must lie in [0,1], found values in [{lo:g}, {hi:g}]; "
+                "divide by 255 (or store them as uint8)."
+            )
+        return np.ascontiguousarray(np.rint(array * 255.0), dtype=np.uint8)
+    lo, hi = int(array.min()), int(array.max())
+    if lo < 0 or hi > 255:
+        raise DataError(f"{where}: integer images must lie in [0,255], found [{lo}, {hi}]; rescale to uint8.")
+    return np.ascontiguousarray(array, dtype=np.uint8)
+
+
+def to_binary_masks(array: np.ndarray, where: str) -> np.ndarray:
+    """(N,H,W) / (N,1,H,W) / (N,H,W,1) with values in {0,1} or {0,255} → uint8 (N,H,W) in {0,1}."""
+    array = np.asarray(array)
+    if array.ndim == 4 and array.shape[1] == 1:
+        array = array[:, 0]
+    elif array.ndim == 4 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim != 3:
+        raise DataError(
+            f"{where}: masks must be (N,H,W), (N,1,H,W) or (N,H,W,1) with one binary channel, got shape "
+            f"{array.shape}."
+        )
+    if array.size == 0:
+        return np.zeros(array.shape, np.uint8)
+    values = np.unique(array)
+    if np.isin(values, (0, 1)).all():
+        return np.ascontiguousarray(array, dtype=np.uint8)
+    if np.isin(values, (0, 255)).all():
+        return np.ascontiguousarray(array == 255, dtype=np.uint8)
+    bad = values[~np.isin(values, (0, 1, 255))]
+    bad = bad[0] if len(bad) else 1  # a mix of 1 and 255
+    case = int(np.argwhere(array == bad)[0][0])
+    shown = ", ".join(f"{v:g}" for v in values[:8]) + (", ..." if len(values) > 8 else "")
+    raise DataError(
+        f"{where}: masks must hold only {{0,1}} or only {{0,255}}; found value {bad:g} (e.g. in case {case}; "
+        f"values present: {shown}). Binarise them first, e.g. y = (y > 127)."
+    )
+
+
+def check_pair(images: np.ndarray, masks: np.ndarray, where: str) -> None:
+    if len(images) != len(masks):
+        raise DataError(
+            f"{where}: {len(images)} images but {len(masks)} masks; every image needs exactly one mask."
+        )
+    if images.shape[1:3] != masks.shape[1:3]:
+        raise DataError(
+            f"{where}: images are {images.shape[1]}×{images.shape[2]} but masks are "
+            f"{masks.shape[1]}×{masks.shape[2]}; image and mask sizes must match."
+        )
+
+
+def resize_pair(images: np.ndarray, masks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images bilinear (area when shrinking), masks nearest so they stay exactly binary."""
+    if images.shape[1:3] == (size, size):
+        return images, masks
+    shrink = images.shape[1] > size or images.shape[2] > size
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    out_x = np.empty((len(images), size, size, images.shape[3]), np.uint8)
+    out_y = np.empty((len(masks), size, size), np.uint8)
+    for i in range(len(images)):
+        out_x[i] = cv2.resize(images[i], (size, size), interpolation=interp).reshape(size, size, -1)
+        out_y[i] = cv2.resize(masks[i], (size, size), interpolation=cv2.INTER_NEAREST)
+    return out_x, out_y
+
+
+# --------------------------------------------------------------------------------------------- npz
+def load_npz(path: Path, channels: int = 1) -> dict[str, np.ndarray]:
+    """The course layout: x_train/y_train[, x_val/y_val][, x_test/y_test]; other keys are ignored."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            raw = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read as a .npz file ({exc}).") from exc
+    if "x_train" not in raw or "y_train" not in raw:
+        raise DataError(
+            f"{path}: needs the keys x_train and y_train (found {sorted(raw)}); optional: x_val/y_val, x_test/y_test."
+        )
+    arrays: dict[str, np.ndarray] = {}
+    for split in SPLITS:
+        xk, yk = f"x_{split}", f"y_{split}"
+        if xk in raw and yk not in raw:
+            log.warning("%s: %s has no %s (unlabelled); it is ignored and a %s split is made instead.",
+                        path, xk, yk, split)
+            continue
+        if yk in raw and xk not in raw:
+            raise DataError(f"{path}: has {yk} but no {xk}; images and masks come in pairs.")
+        if xk not in raw:
+            continue
+        x = to_uint8_images(raw[xk], f"{path} [{xk}]", channels)
+        y = to_binary_masks(raw[yk], f"{path} [{yk}]")
+        check_pair(x, y, f"{path} [{xk}/{yk}]")
+        if len(x) == 0:
+            raise DataError(f"{path} [{xk}]: the {split} split is empty; remove the keys or add images.")
+        arrays[xk], arrays[yk] = x, y
+    ignored = sorted(set(raw) - {f"{p}_{s}" for p in "xy" for s in SPLITS})
+    if ignored:
+        log.info("%s: ignoring keys %s", path, ignored)
+    return arrays
+
+
+# --------------------------------------------------------------------------------------------- folders
+def _listing(folder: Path) -> dict[str, Path]:
+    files = {}
+    for f in sorted(folder.iterdir()):
+        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
+            if f.stem in files:
+                raise DataError(f"{folder}: two files share the name {f.stem!r} ({files[f.stem].name}, {f.name}).")
+            files[f.stem] = f
+    return files
+
+
+def _read(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return np.array(img)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the image ({exc}).") from exc
+
+
+def _load_pair_folder(folder: Path, channels: int, image_size: int | None) -> tuple[np.ndarray, np.ndarray]:
+    images_dir, masks_dir = folder / "images", folder / "masks"
+    for d in (images_dir, masks_dir):
+        if not d.is_dir():
+            raise DataError(f"{d} does not exist: a folder dataset needs images/ and masks/ side by side.")
+    images, masks = _listing(images_dir), _listing(masks_dir)
+    if not images:
+        raise DataError(f"{images_dir}: no image files ({', '.join(IMAGE_SUFFIXES)}) found.")
+    missing, extra = sorted(set(images) - set(masks)), sorted(set(masks) - set(images))
+    if missing or extra:
+        raise DataError(
+            f"{folder}: {len(images)} images but {len(masks)} masks, and names must match (ignoring the extension). "
+            + (f"No mask for: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}. " if missing else "")
+            + (f"No image for mask: {', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}." if extra else "")
+        )
+    xs, ys = [], []
+    for stem, image_path in images.items():
+        mask_path = masks[stem]
+        raw_mask = _read(mask_path)
+        if raw_mask.ndim == 3:  # RGB(A) mask: fine if it is grey
+            if not (raw_mask[..., :3] == raw_mask[..., :1]).all():
+                raise DataError(f"{mask_path}: the mask has colours; masks must be single-channel binary images.")
+            raw_mask = raw_mask[..., 0]
+        mask = to_binary_masks(raw_mask[None], str(mask_path))
+        image = to_uint8_images(_grey_or_rgb(_read(image_path), channels, image_path)[None], str(image_path),
+                                channels)
+        check_pair(image, mask, f"{image_path} / {mask_path.name}")
+        if image_size:
+            image, mask = resize_pair(image, mask, image_size)
+        elif xs and image.shape != xs[0].shape:
+            raise DataError(
+                f"{image_path}: {image.shape[1]}×{image.shape[2]} differs from the first image "
+                f"({xs[0].shape[1]}×{xs[0].shape[2]}); set data.image_size to resize them all."
+            )
+        xs.append(image)
+        ys.append(mask)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _grey_or_rgb(image: np.ndarray, channels: int, path: Path) -> np.ndarray:
+    if image.ndim == 2:
+        return image if channels == 1 else np.repeat(image[..., None], 3, axis=-1)
+    image = image[..., :3]  # drop alpha
+    if channels == 1:
+        return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY) if image.shape[-1] == 3 else image[..., 0]
+    return image
+
+
+def load_folder(path: Path, channels: int = 1, image_size: int | None = 256) -> dict[str, np.ndarray]:
+    """``path/images`` + ``path/masks`` (all training data), or ``path/{train,val,test}/{images,masks}``."""
+    arrays: dict[str, np.ndarray] = {}
+    if (path / "images").is_dir():
+        arrays["x_train"], arrays["y_train"] = _load_pair_folder(path, channels, image_size)
+        return arrays
+    for split in SPLITS:
+        if (path / split).is_dir():
+            arrays[f"x_{split}"], arrays[f"y_{split}"] = _load_pair_folder(path / split, channels, image_size)
+    if "x_train" not in arrays:
+        raise DataError(f"{path}: expected images/ + masks/ or train/images + train/masks inside it.")
+    return arrays
+
+
+# --------------------------------------------------------------------------------------------- dispatch
+def detect_format(path: Path, fmt: str = "auto") -> tuple[str, Path]:
+    """Which loader a path needs; a folder holding exactly one .npz (and no images/) means that file."""
+    if fmt not in FORMATS:
+        raise DataError(f"data.format={fmt!r} is not one of {FORMATS}.")
+    if not path.exists():
+        raise DataError(
+            f"data.data_dir={path} does not exist. Pass an .npz file or a folder with images/ + masks/, "
+            "e.g. data.data_dir=../shared/data/isbi2012."
+        )
+    if path.is_file():
+        if fmt == "folder":
+            raise DataError(f"data.data_dir={path} is a file but data.format=folder; pass the folder.")
+        return "npz", path
+    if fmt != "npz" and ((path / "images").is_dir() or (path / "train" / "images").is_dir()):
+        return "folder", path
+    npzs = sorted(path.glob("*.npz"))
+    if fmt != "folder" and len(npzs) == 1:
+        return "npz", npzs[0]
+    if len(npzs) > 1:
+        raise DataError(
+            f"data.data_dir={path} holds several .npz files ({', '.join(p.name for p in npzs)}); "
+            "point data.data_dir at one of them."
+        )
+    raise DataError(
+        f"data.data_dir={path}: found neither a .npz file nor images/ + masks/ (or train/images + train/masks)."
+    )
+
+
+def load_segmentation(path: Path, fmt: str = "auto", channels: int = 1,
+                      image_size: int | None = 256) -> tuple[dict[str, np.ndarray], str]:
+    """Load, validate and (if ``image_size``) resize; returns (arrays, the source actually read)."""
+    kind, source = detect_format(Path(path).expanduser(), fmt)
+    arrays = load_npz(source, channels) if kind == "npz" else load_folder(source, channels, image_size)
+    if image_size:
+        for split in SPLITS:
+            if f"x_{split}" in arrays and arrays[f"x_{split}"].shape[1:3] != (image_size, image_size):
+                log.info("%s: resizing %s from %s to %d×%d", source, split,
+                         "×".join(map(str, arrays[f"x_{split}"].shape[1:3])), image_size, image_size)
+                arrays[f"x_{split}"], arrays[f"y_{split}"] = resize_pair(
+                    arrays[f"x_{split}"], arrays[f"y_{split}"], image_size)
+    return arrays, f"{kind}:{source}"
+
+
+def complete_splits(arrays: dict[str, np.ndarray], val_fraction: float, test_fraction: float, seed: int,
+                    source: str = "data") -> tuple[dict[str, np.ndarray], list[str]]:
+    """Carve missing val/test splits out of train (seeded); returns the arrays and notes saying what was done."""
+    notes: list[str] = []
+    carve = [s for s, f in (("val", val_fraction), ("test", test_fraction)) if f"x_{s}" not in arrays and f > 0]
+    if "x_val" not in arrays and "val" not in carve:
+        raise DataError(f"{source}: has no validation split and data.val_fraction=0; set data.val_fraction>0.")
+    if not carve:
+        return arrays, notes
+    fractions = {"val": val_fraction, "test": test_fraction}
+    keep = 1.0 - sum(fractions[s] for s in carve)
+    if keep <= 0:
+        raise DataError(f"data.val_fraction + data.test_fraction must be < 1, got {val_fraction} + {test_fraction}.")
+    n = len(arrays["x_train"])
+    parts = random_split(n, (keep, *(fractions[s] for s in carve)), seed)
+    x, y = arrays.pop("x_train"), arrays.pop("y_train")
+    out = dict(arrays)
+    for name, idx in zip(("train", *carve), parts):
+        if len(idx) == 0:
+            raise DataError(
+                f"{source}: the {name} split made from {n} training images is empty "
+                f"(val_fraction={val_fraction}, test_fraction={test_fraction}); change the fractions or add images."
+            )
+        out[f"x_{name}"], out[f"y_{name}"] = x[idx], y[idx]
+    notes.append(
+        f"{source}: no labelled {' or '.join(carve)} split in the data, so {n} training images were split "
+        + " / ".join(f"{len(i)} {s}" for s, i in zip(("train", *carve), parts))
+        + f" (data.split_seed={seed})."
+    )
+    return out, notes

@@ -1,0 +1,224 @@
+"""Binary segmentation (U-Net): losses, per-image F1 (= Dice) and IoU, and the test-time tables for reports.
+
+Per-image scores come from torchmetrics' sample-wise stat scores (tp, fp, fn per image):
+F1 = 2tp / (2tp + fp + fn), IoU = tp / (tp + fp + fn). When mask and prediction are both empty the image is
+segmented perfectly and both scores are defined as 1.0 (torchmetrics' zero-division default would say 0).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.functional.classification import binary_stat_scores
+
+from visionlab.data.errors import DataError
+from visionlab.models.base import VisionModule
+from visionlab.models.unet import UNet
+from visionlab.tracking.run_record import write_csv
+
+LOSSES = ("bce", "dice", "bce_dice")
+QUALITATIVE = "qualitative.npz"
+TEST_CASES = "test_cases.csv"
+
+
+def per_image_scores(preds: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Binary masks (N, H, W) → per-image (F1, IoU), each (N,) float; both-empty images score 1.0."""
+    stats = binary_stat_scores(preds.long(), target.long(), multidim_average="samplewise", validate_args=False)
+    tp, fp, fn = stats[:, 0].double(), stats[:, 1].double(), stats[:, 3].double()
+    errors = fp + fn
+    empty = (tp + errors) == 0
+    f1 = torch.where(empty, torch.ones_like(tp), 2 * tp / (2 * tp + errors).clamp(min=1))
+    iou = torch.where(empty, torch.ones_like(tp), tp / (tp + errors).clamp(min=1))
+    return f1.float(), iou.float()
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    probs = torch.sigmoid(logits).flatten(1)
+    target = target.flatten(1)
+    dice = (2 * (probs * target).sum(1) + smooth) / (probs.sum(1) + target.sum(1) + smooth)
+    return 1.0 - dice.mean()
+
+
+class SegmentationModule(VisionModule):
+    """Wraps ``UNet``; logs train/val loss and mean per-image F1, val IoU and best F1, and at test time the
+    per-case F1/IoU (mean, std, min over cases) with the fixed, best and worst case kept for W&B and the report."""
+
+    task = "segmentation"
+
+    def __init__(self, in_channels: int = 1, features_start: int = 64, depth: int = 5, up_mode: str = "bilinear",
+                 activation: str = "relu", batch_norm: bool = False, loss: str = "bce", threshold: float = 0.5,
+                 media_cases: int = 4, media_every_n_epochs: int = 5, **base):
+        super().__init__(**base)
+        if loss not in LOSSES:
+            raise ValueError(f"model.loss={loss!r} is not one of {LOSSES}")
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"model.threshold must be in (0, 1), got {threshold}")
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.net = UNet(in_channels, 1, features_start, depth, up_mode, activation, batch_norm)
+        self.loss_name = loss
+        self.logit_threshold = math.log(threshold / (1.0 - threshold))
+        self.media_cases, self.media_every_n_epochs = media_cases, media_every_n_epochs
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.train_f1, self.val_f1, self.val_iou = MeanMetric(), MeanMetric(), MeanMetric()
+        self.val_f1_best = MaxMetric()
+        self.media_batch: dict | None = None
+        self._test_scores: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._test_cases: dict[str, dict] = {}
+        self.test_results: dict | None = None
+
+    # ------------------------------------------------------------------ set-up checks
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        shape = getattr(datamodule, "image_shape", None)
+        if shape is not None:
+            multiple = self.net.size_multiple
+            if shape[0] % multiple or shape[1] % multiple:
+                raise DataError(
+                    f"{datamodule.description}: images are {shape[0]}×{shape[1]}, but a U-Net with "
+                    f"model.depth={self.net.depth} needs sides divisible by 2^(depth-1)={multiple}. Set "
+                    f"data.image_size to a multiple of {multiple} (e.g. 256) or lower model.depth."
+                )
+            channels = datamodule.arrays["x_train"].shape[-1]
+            if channels != self.hparams.in_channels:
+                raise DataError(f"{datamodule.description}: images have {channels} channels but "
+                                f"model.in_channels={self.hparams.in_channels}; set model.in_channels={channels}.")
+
+    # ------------------------------------------------------------------ forward and loss
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 N×H×W×C (or float N×C×H×W in [0,1]) → logits N×1×H×W."""
+        return self.net(self.prepare_images(images))
+
+    def compute_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.loss_name == "dice":
+            return soft_dice_loss(logits, target)
+        bce = F.binary_cross_entropy_with_logits(logits, target)
+        return bce + soft_dice_loss(logits, target) if self.loss_name == "bce_dice" else bce
+
+    def _step(self, batch):
+        images, masks = batch
+        masks = masks.reshape(len(masks), *masks.shape[-2:])  # N×H×W or N×1×H×W → N×H×W
+        logits = self(images).float()
+        loss = self.compute_loss(logits, masks[:, None].float())
+        preds = (logits[:, 0] > self.logit_threshold).to(torch.uint8)
+        f1, iou = per_image_scores(preds, masks)
+        return loss, preds, masks, f1, iou
+
+    # ------------------------------------------------------------------ train / val
+    def training_step(self, batch, batch_idx):
+        loss, _, masks, f1, _ = self._step(batch)
+        self.check_finite(loss)
+        self.train_loss(loss.detach(), weight=len(masks))
+        self.train_f1(f1)
+        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train/f1", self.train_f1, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        for metric in (self.val_loss, self.val_f1, self.val_iou):
+            metric.reset()
+
+    def validation_step(self, batch, batch_idx):
+        loss, preds, masks, f1, iou = self._step(batch)
+        self.val_loss(loss, weight=len(masks))
+        self.val_f1(f1)
+        self.val_iou(iou)
+        if batch_idx == 0:  # a fixed set of validation cases (the loader is not shuffled) for W&B
+            k = self.media_cases
+            self.media_batch = {"images": batch[0][:k].cpu(), "masks": masks[:k].cpu(), "preds": preds[:k].cpu(),
+                                "f1": f1[:k].cpu(), "epoch": self.current_epoch}
+
+    def on_validation_epoch_end(self) -> None:
+        f1 = self.val_f1.compute()
+        if not self.trainer.sanity_checking:
+            self.val_f1_best(f1)
+        self.log("val/loss", self.val_loss.compute(), prog_bar=True, sync_dist=True)
+        self.log("val/f1", f1, prog_bar=True, sync_dist=True)
+        self.log("val/iou", self.val_iou.compute(), sync_dist=True)
+        if not self.trainer.sanity_checking:
+            self.log("val/f1_best", self.val_f1_best.compute(), sync_dist=True)
+
+    # ------------------------------------------------------------------ test
+    def on_test_epoch_start(self) -> None:
+        self.test_loss.reset()
+        self._test_scores = []
+        self._test_cases = {}
+        self.test_results = None
+
+    def test_step(self, batch, batch_idx):
+        loss, preds, masks, f1, iou = self._step(batch)
+        self.test_loss(loss, weight=len(masks))
+        start = sum(len(s[0]) for s in self._test_scores)  # test loader is not shuffled: case = position
+        self._test_scores.append((f1.cpu(), iou.cpu()))
+
+        def keep(name: str, i: int) -> None:
+            image = batch[0][i].cpu()
+            image = image.numpy() if image.dtype == torch.uint8 else (image.permute(1, 2, 0) * 255).byte().numpy()
+            self._test_cases[name] = {"index": start + i, "f1": float(f1[i]), "iou": float(iou[i]),
+                                      "image": image[..., 0] if image.shape[-1] == 1 else image,
+                                      "mask": masks[i].to(torch.uint8).cpu().numpy(),
+                                      "pred": preds[i].cpu().numpy()}
+
+        if start == 0:
+            keep("fixed", 0)
+        worst, best = int(f1.argmin()), int(f1.argmax())
+        if "worst" not in self._test_cases or f1[worst] < self._test_cases["worst"]["f1"]:
+            keep("worst", worst)
+        if "best" not in self._test_cases or f1[best] > self._test_cases["best"]["f1"]:
+            keep("best", best)
+
+    def on_test_epoch_end(self) -> None:
+        if not self._test_scores:
+            return
+        f1 = torch.cat([s[0] for s in self._test_scores]).double()
+        iou = torch.cat([s[1] for s in self._test_scores]).double()
+        stats = {"test/loss": self.test_loss.compute(), "test/f1": f1.mean(), "test/f1_std": f1.std(unbiased=False),
+                 "test/f1_min": f1.min(), "test/iou": iou.mean(), "test/cases": float(len(f1))}
+        for name, value in stats.items():
+            self.log(name, torch.as_tensor(value, dtype=torch.float32))
+        self.test_results = {"f1": f1.numpy(), "iou": iou.numpy(), "cases": dict(self._test_cases)}
+
+    # ------------------------------------------------------------------ run-record hooks used by the runner
+    def media_callback(self):
+        from visionlab.tracking.wandb_media import SegmentationMedia
+
+        return SegmentationMedia(every_n_epochs=self.media_every_n_epochs)
+
+    def summary_extras(self) -> dict:
+        if not self.test_results:
+            return {}
+        f1, iou = self.test_results["f1"], self.test_results["iou"]
+        return {"segmentation": {
+            "test/cases": len(f1),
+            "test/f1_mean": float(f1.mean()),
+            "test/f1_std": float(f1.std()),
+            "test/f1_min": float(f1.min()),
+            "test/iou_mean": float(iou.mean()),
+            "worst_case": int(f1.argmin()),
+            "best_case": int(f1.argmax()),
+            "threshold": float(self.hparams.threshold),
+            "empty_mask_convention": "F1 = IoU = 1.0 when mask and prediction are both empty",
+        }}
+
+    def save_test_artifacts(self, output_dir: Path) -> None:
+        """test_cases.csv (case, f1, iou; F1 std in summary.json is over these rows, ddof=0) and qualitative.npz
+        (fixed case 0, best and worst case: image H×W uint8, mask and prediction H×W uint8 in {0,1})."""
+        if not self.test_results or not self.trainer.is_global_zero:
+            return
+        rows = [{"case": i, "f1": float(f), "iou": float(j)}
+                for i, (f, j) in enumerate(zip(self.test_results["f1"], self.test_results["iou"]))]
+        write_csv(output_dir / TEST_CASES, rows, ["case", "f1", "iou"])
+        arrays = {}
+        for name, case in self.test_results["cases"].items():
+            arrays[f"{name}_index"] = np.int64(case["index"])
+            arrays[f"{name}_f1"] = np.float64(case["f1"])
+            for key in ("image", "mask", "pred"):
+                arrays[f"{name}_{key}"] = case[key]
+        tmp = output_dir / f".{QUALITATIVE}.tmp.npz"
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(output_dir / QUALITATIVE)

@@ -1,0 +1,181 @@
+"""Segmentation data: the three formats, split making, validation errors, augmentation alignment."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from seg_helpers import save_png, tiny_arrays
+from visionlab.data.errors import DataError
+from visionlab.data.seg_sources import load_segmentation
+from visionlab.data.segmentation import (
+    AugmentedSegmentation,
+    FileSegmentationDataModule,
+    SyntheticSegmentationDataModule,
+)
+from visionlab.data.synthetic_seg import make_synthetic_seg
+
+SMALL = {"image_size": 64, "num_workers": 0, "batch_size": 2, "eval_batch_size": 2}
+
+
+def test_npz_channels_first_float_and_0_255_masks(tmp_path):
+    a = tiny_arrays()
+    npz = tmp_path / "course.npz"
+    np.savez(npz, x_train=a["x_train"].transpose(0, 3, 1, 2) / 255.0, y_train=a["y_train"] * 255,
+             x_val=a["x_val"].transpose(0, 3, 1, 2) / 255.0, y_val=a["y_val"][:, None] * 255,
+             x_test=a["x_test"][..., 0], y_test=a["y_test"].astype(np.float32))
+    arrays, source = load_segmentation(npz, "auto", channels=1, image_size=64)
+    assert source == f"npz:{npz}"
+    for split, n in (("train", 6), ("val", 2), ("test", 3)):
+        assert arrays[f"x_{split}"].shape == (n, 64, 64, 1) and arrays[f"x_{split}"].dtype == np.uint8
+        assert arrays[f"y_{split}"].shape == (n, 64, 64) and arrays[f"y_{split}"].dtype == np.uint8
+        np.testing.assert_array_equal(arrays[f"x_{split}"], a[f"x_{split}"])  # [0,1] floats round-trip exactly
+        np.testing.assert_array_equal(arrays[f"y_{split}"], a[f"y_{split}"])
+
+
+def test_npz_is_resized_to_image_size_with_masks_kept_binary(tmp_path):
+    a = tiny_arrays(size=96)
+    np.savez(tmp_path / "d.npz", x_train=a["x_train"], y_train=a["y_train"], x_val=a["x_val"], y_val=a["y_val"])
+    arrays, _ = load_segmentation(tmp_path / "d.npz", "npz", 1, 64)
+    assert arrays["x_train"].shape == (6, 64, 64, 1) and arrays["y_train"].shape == (6, 64, 64)
+    assert set(np.unique(arrays["y_train"])) == {0, 1}
+    assert "x_test" not in arrays
+
+
+def test_folder_pair_any_size_resized_and_split_folders(tmp_path):
+    a = tiny_arrays(size=80)
+    for i in range(4):
+        save_png(tmp_path / "flat" / "images" / f"c{i}.png", a["x_train"][i, ..., 0])
+        save_png(tmp_path / "flat" / "masks" / f"c{i}.png", a["y_train"][i] * 255)
+    save_png(tmp_path / "flat" / "images" / "big.png", np.zeros((128, 96), np.uint8))  # another size
+    save_png(tmp_path / "flat" / "masks" / "big.png", np.ones((128, 96), np.uint8))  # 0/1 mask file
+    arrays, source = load_segmentation(tmp_path / "flat", "auto", 1, 64)
+    assert source.startswith("folder:")
+    assert arrays["x_train"].shape == (5, 64, 64, 1) and arrays["x_train"].dtype == np.uint8
+    assert arrays["y_train"].shape == (5, 64, 64) and set(np.unique(arrays["y_train"])) == {0, 1}
+    assert arrays["y_train"][0].all()  # "big" sorts first and is all foreground
+    for split, idx in (("train", range(3)), ("val", [3])):
+        for i in idx:
+            save_png(tmp_path / "split" / split / "images" / f"{i}.png", a["x_train"][i, ..., 0])
+            save_png(tmp_path / "split" / split / "masks" / f"{i}.png", a["y_train"][i] * 255)
+    arrays, _ = load_segmentation(tmp_path / "split", "folder", 1, None)
+    assert arrays["x_train"].shape == (3, 80, 80, 1) and arrays["x_val"].shape == (1, 80, 80, 1)
+    np.testing.assert_array_equal(arrays["y_val"][0], a["y_train"][3])
+
+
+def test_isbi_like_train_only_file_gets_seeded_splits_and_says_so(tmp_path, caplog):
+    a = tiny_arrays(n_train=30)
+    folder = tmp_path / "isbi"
+    folder.mkdir()
+    np.savez(folder / "membranes.npz", x_train=a["x_train"].transpose(0, 3, 1, 2), y_train=a["y_train"][:, None],
+             x_test_unlabeled=a["x_test"])
+    with caplog.at_level(logging.INFO):
+        dm = FileSegmentationDataModule(str(folder), **SMALL)
+        dm.setup("fit")
+    assert len(dm.train_set) == 18 and len(dm.val_set) == 6 and len(dm.test_set) == 6 and dm.test_available
+    assert "18 train / 6 val / 6 test" in caplog.text and "split_seed=0" in caplog.text
+    assert dm.notes and "no labelled val or test split" in dm.notes[0]
+    dm2 = FileSegmentationDataModule(str(folder / "membranes.npz"), **SMALL)
+    dm2.setup("fit")
+    torch.testing.assert_close(dm.test_set.images, dm2.test_set.images)  # same seed → same split
+    all_cases = np.concatenate([dm.arrays["y_train"], dm.arrays["y_val"], dm.arrays["y_test"]])
+    assert len(np.unique(all_cases.reshape(30, -1), axis=0)) == 30  # no case in two splits
+
+
+@pytest.mark.parametrize("bad,message", [
+    ("count", r"\[x_train/y_train\]: 6 images but 5 masks"),
+    ("size", r"images are 64×64 but masks are 64×32"),
+    ("values", r"\[y_train\]: masks must hold only \{0,1\} or only \{0,255\}; found value 128 \(e.g. in case 2"),
+    ("empty", r"\[x_val\]: the val split is empty"),
+    ("range", r"\[x_train\]: float images must lie in \[0,1\], found values in \[0, 255\]"),
+    ("keys", r"needs the keys x_train and y_train"),
+])
+def test_bad_npz_names_the_file_key_and_value(tmp_path, bad, message):
+    a = tiny_arrays()
+    x, y = a["x_train"], a["y_train"].copy()
+    extra = {"x_val": a["x_val"], "y_val": a["y_val"]}
+    if bad == "count":
+        y = y[:5]
+    elif bad == "size":
+        y = y[:, :, :32]
+    elif bad == "values":
+        y[2, 5, 5] = 128
+    elif bad == "empty":
+        extra = {"x_val": x[:0], "y_val": y[:0]}
+    elif bad == "range":
+        x = x.astype(np.float32)
+    elif bad == "keys":
+        extra = {"images": x}
+    path = tmp_path / "bad.npz"
+    np.savez(path, x_train=x, y_train=y, **extra) if bad != "keys" else np.savez(path, **extra)
+    before = path.read_bytes()
+    with pytest.raises(DataError, match=message) as info:
+        FileSegmentationDataModule(str(path), **SMALL).setup("fit")
+    assert str(path) in str(info.value)
+    assert path.read_bytes() == before  # nothing is overwritten
+
+
+def test_bad_folders_and_paths(tmp_path):
+    a = tiny_arrays()
+    for i in range(3):
+        save_png(tmp_path / "f" / "images" / f"{i}.png", a["x_train"][i, ..., 0])
+    for i in (0, 1, 7):
+        save_png(tmp_path / "f" / "masks" / f"{i}.png", a["y_train"][i % 6] * 255)
+    with pytest.raises(DataError, match=r"3 images but 3 masks.*No mask for: 2\. No image for mask: 7"):
+        load_segmentation(tmp_path / "f")
+    with pytest.raises(DataError, match=r"data.data_dir=.*nowhere does not exist"):
+        load_segmentation(tmp_path / "nowhere")
+    with pytest.raises(DataError, match="the val split made from 2 training images is empty"):
+        np.savez(tmp_path / "two.npz", x_train=a["x_train"][:2], y_train=a["y_train"][:2])
+        FileSegmentationDataModule(str(tmp_path / "two.npz"), **SMALL).setup("fit")
+
+
+def test_augmentation_keeps_image_and_mask_aligned_and_masks_binary():
+    # a synthetic pattern: the image *is* the mask (×255), so any misalignment shows up as disagreement
+    masks = make_synthetic_seg(n_train=8, n_val=0, n_test=0, size=64, seed=5)["y_train"]
+    images = (masks * 255).astype(np.uint8)[..., None]
+    strong = {"elastic": {"alpha": 500.0, "sigma": 12.0, "p": 1.0}, "shift": 0.1, "rotate": 20.0, "scale": 0.1,
+                  "brightness": 0.0, "contrast": 0.0}
+    dataset = AugmentedSegmentation(images, masks, seed=3, recipe=strong)
+    changed = 0
+    for start in range(0, 8, 4):
+        x, y = dataset.__getitems__(list(range(start, start + 4)))
+        assert x.shape == (4, 64, 64, 1) and x.dtype == torch.uint8 and y.shape == (4, 64, 64)
+        assert set(y.unique().tolist()) <= {0, 1}  # exactly binary after elastic + affine (nearest)
+        image = x[..., 0].long()
+        interior = (image == 0) | (image == 255)  # away from edges linear interpolation leaves 0/255 untouched
+        assert interior.float().mean() > 0.7
+        assert torch.equal((image[interior] == 255).to(torch.uint8), y[interior])  # identical geometry
+        agree = ((image > 127).to(torch.uint8) == y).float().mean(dim=(1, 2))
+        assert agree.min() > 0.95, agree  # edge pixels: linear (image) vs nearest (mask) interpolation
+        shifted = torch.roll(y, shifts=2, dims=2)  # a 2-pixel misalignment would be visible
+        assert ((image > 127).to(torch.uint8) == shifted).float().mean() < agree.mean() - 0.02
+        changed += int((y != torch.from_numpy(masks[start:start + 4])).any(dim=(1, 2)).sum())
+    assert changed == 8  # every sample was really deformed
+    x1, y1 = dataset.__getitems__([1, 2])
+    x2, y2 = AugmentedSegmentation(images, masks, seed=3, recipe=strong).__getitems__([1, 2])
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)  # seeded by the batch's indices, not by call order
+
+
+def test_synthetic_set_is_deterministic_and_eval_splits_are_not_augmented():
+    kwargs = dict(n_train=4, n_val=2, n_test=2, **SMALL)
+    dm = SyntheticSegmentationDataModule(data_seed=1, **kwargs)
+    dm.setup("fit")
+    again = SyntheticSegmentationDataModule(data_seed=1, **kwargs)
+    again.setup("fit")
+    other = SyntheticSegmentationDataModule(data_seed=2, **kwargs)
+    other.setup("fit")
+    np.testing.assert_array_equal(dm.arrays["x_train"], again.arrays["x_train"])
+    assert not np.array_equal(dm.arrays["x_train"], other.arrays["x_train"])
+    fg = dm.arrays["y_train"].mean()
+    assert 0.15 < fg < 0.85  # blobs, neither empty nor full
+    x, y = next(iter(dm.val_dataloader()))
+    assert x.dtype == torch.uint8 and x.shape == (2, 64, 64, 1)
+    np.testing.assert_array_equal(x.numpy(), dm.arrays["x_val"])
+    np.testing.assert_array_equal(y.numpy(), dm.arrays["y_val"])
+    # foreground is brighter on average, but not separable by one threshold
+    img, mask = dm.arrays["x_train"][..., 0].astype(float), dm.arrays["y_train"].astype(bool)
+    assert img[mask].mean() > img[~mask].mean() + 20
+    best_threshold_acc = max(((img > t) == mask).mean() for t in range(60, 200, 5))
+    assert best_threshold_acc < 0.95

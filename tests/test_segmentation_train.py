@@ -1,0 +1,143 @@
+"""End-to-end segmentation runs on tiny U-Nets and 64×64 synthetic data: presets, run record, W&B, bad input."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import CONF, compose, run_if, shared_data_dir
+from seg_helpers import TINY_SEG, f1_iou
+from visionlab.data.errors import DataError
+from visionlab.models.unet import UNet
+from visionlab.runner import run
+from visionlab.tracking.wandb_offline import read_offline_run
+
+UNET_EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("unet_*.yaml"))
+
+
+def read_rows(path: Path) -> list[dict]:
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_the_three_seed_study_presets_exist():
+    assert UNET_EXPERIMENTS == ["unet_baseline", "unet_elu", "unet_nearest"]
+
+
+@pytest.mark.parametrize("experiment", UNET_EXPERIMENTS)
+def test_every_unet_experiment_composes_and_trains_one_batch(tmp_path, experiment):
+    cfg = compose(tmp_path, [f"experiment={experiment}", *TINY_SEG, "logger=none", "+trainer.fast_dev_run=1"])
+    assert cfg.experiment_name == experiment and cfg.monitor == "val/f1" and cfg.monitor_mode == "max"
+    expected = {"unet_baseline": ("bilinear", "relu"), "unet_nearest": ("nearest", "relu"),
+                "unet_elu": ("bilinear", "elu")}[experiment]
+    assert (cfg.model.up_mode, cfg.model.activation) == expected
+    summary = run(cfg)
+    assert summary["status"] == "completed" and summary["task"] == "segmentation"
+    assert summary["n_params"] == sum(p.numel() for p in UNet(1, 1, 4, 3, *expected).parameters())
+    assert summary["segmentation"]["test/cases"] == 4  # fast_dev_run: one test batch of 4
+
+
+def test_run_record_per_case_table_and_wandb_offline_agree(tmp_path):
+    cfg = compose(tmp_path, ["experiment=unet_elu", *TINY_SEG, "seed=3", "model.media_every_n_epochs=1",
+                             "model.loss=bce_dice", "model.optimizer.lr=3e-3"])
+    summary = run(cfg)
+    run_dir = tmp_path / "run"
+    rows = read_rows(run_dir / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    for key in ("train/loss", "train/f1", "val/loss", "val/f1", "val/iou", "val/f1_best"):
+        assert all(r[key] != "" for r in rows), key
+    assert float(rows[1]["val/f1_best"]) == max(float(r["val/f1"]) for r in rows)
+    saved = json.loads((run_dir / "summary.json").read_text())
+    assert saved["status"] == "completed" and saved == json.loads(json.dumps(summary, default=str))
+
+    cases = read_rows(run_dir / "test_cases.csv")
+    assert list(cases[0]) == ["case", "f1", "iou"] and [int(c["case"]) for c in cases] == list(range(6))
+    f1 = np.array([float(c["f1"]) for c in cases])
+    iou = np.array([float(c["iou"]) for c in cases])
+    seg = saved["segmentation"]
+    assert seg["test/cases"] == 6 == saved["test"]["test/cases"]
+    assert seg["test/f1_mean"] == pytest.approx(f1.mean()) and seg["test/f1_std"] == pytest.approx(f1.std())
+    assert seg["test/f1_min"] == pytest.approx(f1.min()) and seg["test/iou_mean"] == pytest.approx(iou.mean())
+    assert saved["test"]["test/f1"] == pytest.approx(f1.mean(), rel=1e-5)
+    assert saved["test"]["test/f1_min"] == pytest.approx(f1.min(), rel=1e-5)
+    assert saved["test"]["test/iou"] == pytest.approx(iou.mean(), rel=1e-5)
+
+    q = np.load(run_dir / "qualitative.npz")
+    assert int(q["fixed_index"]) == 0 and int(q["worst_index"]) == int(f1.argmin())
+    for name in ("fixed", "worst", "best"):
+        assert q[f"{name}_image"].shape == (64, 64) and q[f"{name}_image"].dtype == np.uint8
+        assert set(np.unique(q[f"{name}_mask"])) <= {0, 1} and set(np.unique(q[f"{name}_pred"])) <= {0, 1}
+        case = int(q[f"{name}_index"])
+        assert f1_iou(q[f"{name}_mask"], q[f"{name}_pred"]) == pytest.approx((f1[case], iou[case]), rel=1e-5)
+    from visionlab.data.synthetic_seg import make_case
+
+    image, mask = make_case(0, "test", 0, 64)
+    np.testing.assert_array_equal(q["fixed_image"], image)
+    np.testing.assert_array_equal(q["fixed_mask"], mask)
+
+    wb = read_offline_run(next((run_dir / "wandb").glob("offline-run-*")))
+    logged_val = [h["val/f1"] for h in wb["history"] if "val/f1" in h]
+    assert logged_val == pytest.approx([float(r["val/f1"]) for r in rows])
+    logged_train = [h["train/f1"] for h in wb["history"] if "train/f1" in h]
+    assert logged_train == pytest.approx([float(r["train/f1"]) for r in rows])
+    assert wb["summary"]["test/f1"] == pytest.approx(seg["test/f1_mean"], rel=1e-5)
+    wb_dir = next((run_dir / "wandb").glob("offline-run-*")) / "files"
+    overlays = [h for h in wb["history"] if "val/predictions/_type" in h]
+    assert len(overlays) == 2  # every epoch with media_every_n_epochs=1
+    assert all(h["val/predictions/count"] == 4 and len(h["val/predictions/all_masks"]) == 4 for h in overlays)
+    assert set(overlays[0]["val/predictions/all_masks"][0]) == {"ground_truth", "prediction"}
+    assert overlays[1]["val/predictions/captions"][0].startswith("val case 0, epoch 1: F1 ")
+    worst = next(h for h in wb["history"] if "test/worst_case/_type" in h)
+    assert worst["test/worst_case/_type"] == "image-file"
+    from PIL import Image
+
+    for layer, key in (("ground_truth", "worst_mask"), ("prediction", "worst_pred")):
+        logged = np.array(Image.open(wb_dir / worst[f"test/worst_case/masks/{layer}/path"]))
+        np.testing.assert_array_equal(logged, q[key])  # the mask image W&B holds is the recorded one
+    assert any(h.get("test/cases_table/nrows") == 6 for h in wb["history"])
+
+
+def test_image_size_not_divisible_is_a_clear_error_and_recorded(tmp_path):
+    cfg = compose(tmp_path, ["experiment=unet_baseline", *TINY_SEG, "data.image_size=62", "logger=none"])
+    with pytest.raises(DataError, match=r"images are 62×62, but a U-Net with model.depth=3 needs sides divisible "
+                                        r"by 2\^\(depth-1\)=4"):
+        run(cfg)
+    saved = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert saved["status"] == "failed" and "data.image_size" in saved["error"]
+
+
+def test_nan_loss_stops_with_a_clear_error(tmp_path):
+    cfg = compose(tmp_path, ["experiment=unet_baseline", *TINY_SEG, "logger=none",
+                             "+callbacks.poison._target_=helpers.PoisonWeightsAtEpoch", "+callbacks.poison.epoch=1"])
+    from visionlab.models.base import NonFiniteLossError
+
+    with pytest.raises(NonFiniteLossError, match="Training loss became nan at epoch 1"):
+        run(cfg)
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
+@run_if(shared_data="isbi2012")
+def test_isbi_file_trains_for_a_few_steps(tmp_path):
+    data_dir = shared_data_dir() / "isbi2012"
+    cfg = compose(tmp_path, ["experiment=unet_baseline", f"data.data_dir={data_dir}",
+                             *(o for o in TINY_SEG if not o.startswith(("data=", "data.n_"))),
+                             "data.image_size=256", "logger=none", "trainer.max_epochs=1",
+                             "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1"])
+    summary = run(cfg)
+    assert summary["status"] == "completed" and summary["steps"] == 2
+    assert "isbi2012_membrane_256.npz" in summary["data"]
+    assert summary["segmentation"]["test/cases"] == 6  # 30 labelled images → 18 / 6 / 6
+    cases = read_rows(tmp_path / "run" / "test_cases.csv")
+    assert len(cases) == 6
+    assert np.load(tmp_path / "run" / "qualitative.npz")["fixed_image"].shape == (256, 256)
+
+
+@pytest.mark.slow
+def test_synthetic_set_is_learnable(tmp_path):
+    cfg = compose(tmp_path, ["experiment=unet_baseline", *TINY_SEG, "data.n_train=32", "model.features_start=8",
+                             "trainer.max_epochs=15", "model.optimizer.lr=3e-3", "logger=none"])
+    summary = run(cfg)
+    assert summary["best"]["val/f1"] > 0.85
+    assert summary["segmentation"]["test/f1_mean"] > 0.8
