@@ -111,6 +111,18 @@ def test_unet_second_conv_and_decoder_receptive_field():
     assert by_name["head"].output_shape == (1, 32, 32)
 
 
+def test_course_unet_card():
+    unet = pytest.importorskip("visionlab.models.unet")
+    card = architecture_card(unet.UNet(), (1, 256, 256))
+    by_name = {row.name: row for row in card.layers}
+    assert by_name["downs.0.1.0"].params == 73856  # second level's first conv 64 → 128: 128 × (3·3·64 + 1)
+    assert card.total_params == 28941633
+    assert card.output_shape == (1, 256, 256)
+    # encoder: 3, 5 → pool 6 (j 2) → 10, 14 → pool 16 (j 4) → 24, 32; decoder after the first Upsample: —
+    assert [by_name[n].receptive_field for n in ("inc.0", "inc.2", "downs.0.1.0", "downs.1.1.2")] == [3, 5, 10, 32]
+    assert by_name["head"].receptive_field == UNDEFINED
+
+
 @pytest.mark.parametrize("bn", [False, True])
 def test_card_from_run_config(bn):
     from visionlab.report.arch_card import card_from_config

@@ -210,7 +210,8 @@ def _segmentation_qualitative(task: TaskStats) -> list:
     if len(same_case) < len(chosen):
         blocks.append(Paragraph("Variants whose fixed test case differs are left out of the side-by-side: "
                                 + ", ".join(sorted(set(chosen) - set(same_case)))))
-    worst = [(v, q, _case_f1(run, int(q["worst_index"]))) for v, (run, q) in chosen.items()]
+    worst = [(v, q, float(q["worst_f1"]) if "worst_f1" in q else _case_f1(run, int(q["worst_index"])))
+             for v, (run, q) in chosen.items()]
     blocks.append(Figure(f"{task.spec.task}_worst_cases.png", figures.worst_cases(worst),
                          "Each variant's worst test case (lowest F1, first seed)."))
     return blocks
