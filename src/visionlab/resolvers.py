@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import secrets
 import time
@@ -35,9 +36,26 @@ def run_dir(log_dir: str, experiment: str, ckpt_path: str | None = None, train: 
     return str(Path(log_dir) / "runs" / experiment / f"{stamp}_{os.getpid()}{secrets.token_hex(2)}")
 
 
+def job_dir(override_dirname: str, limit: int = 120) -> str:
+    """A sweep job's folder name from its overrides (stable across re-runs, so a re-run finds its jobs):
+    experiment and seed first for readability, shortened with a hash of the full string when too long."""
+    if not override_dirname:
+        return "default"
+    first = ("experiment=", "seed=")
+    items = override_dirname.split(",")
+    items.sort(key=lambda item: next((i for i, p in enumerate(first) if item.startswith(p)), len(first)))
+    name = ",".join(items)
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:10]
+    return f"{name[: limit - 12]}__{digest}"
+
+
 def register() -> None:
     if not OmegaConf.has_resolver("vl.run_dir"):
         OmegaConf.register_new_resolver("vl.run_dir", run_dir)
+    if not OmegaConf.has_resolver("vl.job_dir"):
+        OmegaConf.register_new_resolver("vl.job_dir", job_dir)
 
 
 register()

@@ -1,0 +1,69 @@
+"""Multiruns: the sweep index, skipping complete jobs on a re-run, failed jobs recorded while others go on."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+TINY = ["data.tracks_per_class=3", "data.frames_per_track=3", "data.test_tracks_per_class=1", "data.num_workers=0",
+        "trainer.max_epochs=1", "logger=none", "callbacks=none", "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false"]
+
+
+def multirun(tmp_path: Path, args: list[str], timeout: int = 400) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "train.py"), "-m", *args, *TINY, f"paths.log_dir={tmp_path}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
+
+
+def index(tmp_path: Path, sweep: str) -> dict:
+    return json.loads((tmp_path / "sweeps" / sweep / "sweep_index.json").read_text())["jobs"]
+
+
+def test_rerun_skips_complete_jobs_reruns_the_rest_and_records_failures(tmp_path):
+    first = multirun(tmp_path, ["sweep_name=s", "seed=1,2", "model.activation=relu,nosuch"])
+    assert first.returncode != 0  # the sweep reports that a job failed ...
+    jobs = index(tmp_path, "s")
+    assert len(jobs) == 4  # ... but every job ran
+    failed = {k: j for k, j in jobs.items() if j["status"] == "failed"}
+    done = {k: j for k, j in jobs.items() if j["status"] == "completed"}
+    assert len(failed) == 2 and all("nosuch" in j["error"] for j in failed.values())
+    assert len(done) == 2 and all(0 <= j["metrics"]["val/acc"] <= 1 for j in done.values())
+    for key, job in done.items():
+        summary = json.loads((Path(job["run_dir"]) / "summary.json").read_text())
+        assert job["metrics"]["val/acc"] == summary["best"]["val/acc"]
+        assert key == Path(job["run_dir"]).name and "seed=" in key
+
+    # simulate an interrupted job: its record is incomplete, so the re-run trains it again
+    victim = Path(next(iter(done.values()))["run_dir"])
+    record = json.loads((victim / "summary.json").read_text())
+    (victim / "summary.json").write_text(json.dumps({**record, "status": "running"}))
+    second = multirun(tmp_path, ["sweep_name=s", "seed=1,2", "model.activation=relu"])
+    assert second.returncode == 0, second.stderr[-2000:]
+    jobs = index(tmp_path, "s")
+    assert sum(j.get("skipped", False) for j in jobs.values()) == 1
+    assert json.loads((victim / "summary.json").read_text())["status"] == "completed"
+    assert second.stdout.count("completed:") == 1  # only the interrupted job trained again
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["local_parallel", "submitit_local"])
+def test_launchers_really_run_the_jobs(tmp_path, launcher):
+    result = multirun(tmp_path, [f"hydra/launcher={launcher}", "sweep_name=l", "seed=1,2"], timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = index(tmp_path, "l")
+    assert [j["status"] for j in jobs.values()] == ["completed", "completed"]
+
+
+@pytest.mark.slow
+def test_optuna_sweeper_runs_three_trials(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="optional extra: pip install -e '.[optuna]'")
+    result = multirun(tmp_path, ["+sweep=cnn_optuna", "hydra.sweeper.n_trials=3"], timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = (tmp_path / "sweeps" / "cnn_optuna" / "optimization_results.yaml").read_text()
+    jobs = index(tmp_path, "cnn_optuna")
+    assert len(jobs) == 3
+    best = max(j["metrics"]["val/acc"] for j in jobs.values())
+    assert f"best_value: {best}" in results
