@@ -128,6 +128,7 @@ def test_isbi_file_trains_for_a_few_steps(tmp_path):
     summary = run(cfg)
     assert summary["status"] == "completed" and summary["steps"] == 2
     assert "isbi2012_membrane_256.npz" in summary["data"]
+    assert summary["data"].endswith("(splits made from train: 18 train / 6 val / 6 test)")
     assert summary["segmentation"]["test/cases"] == 6  # 30 labelled images → 18 / 6 / 6
     cases = read_rows(tmp_path / "run" / "test_cases.csv")
     assert len(cases) == 6

@@ -113,6 +113,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.train_set = self.val_set = self.test_set = None
         self.test_available = False
         self.notes: list[str] = []
+        self.split_sizes = ""
 
     def load_arrays(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -146,6 +147,7 @@ class SegmentationDataModule(pl.LightningDataModule):
             raise DataError(f"{self.description}: the splits have different image shapes {sorted(shapes)}; "
                             "set data.image_size to resize them to one size.")
         self.arrays = arrays
+        self.split_sizes = " / ".join(f"{len(arrays[f'x_{s}'])} {s}" for s in SPLITS if f"x_{s}" in arrays)
         x, y = arrays["x_train"], arrays["y_train"]
         if hp.augment:
             self.train_set = AugmentedSegmentation(x, y, seed=hp.seed, recipe=self.recipe, repeats=hp.train_repeats)
@@ -196,7 +198,8 @@ class FileSegmentationDataModule(SegmentationDataModule):
 
     @property
     def description(self) -> str:
-        return f"segmentation {self.source or self.data_dir}"
+        made = f" (splits made from train: {self.split_sizes})" if self.notes else ""
+        return f"segmentation {self.source or self.data_dir}{made}"
 
     def load_arrays(self) -> dict[str, np.ndarray]:
         arrays, self.source = load_segmentation(self.data_dir, self.format, self.hparams.channels,
