@@ -290,7 +290,7 @@ def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _provenance(runs: list[Run], runs_by_variant: dict[str, list[Run]]) -> list:
+def _provenance(runs: list[Run], by_task: dict[str, dict[str, list[Run]]]) -> list:
     rows = []
     for run in runs:
         git = run.summary.get("git") or {}
@@ -303,8 +303,10 @@ def _provenance(runs: list[Run], runs_by_variant: dict[str, list[Run]]) -> list:
     versions = {json.dumps(r.summary.get("versions"), sort_keys=True) for r in runs if r.summary.get("versions")}
     blocks = [Heading(2, "Provenance"), Paragraph("Each run's exact command (its Hydra overrides), code version, "
                                                   "hardware, precision and wall time."),
-              Table(["variant", "seed", "status", "command", "git commit", "device", "precision", "wall time"], rows),
-              Heading(3, "Config differences between variants"), _config_differences(runs_by_variant)]
+              Table(["variant", "seed", "status", "command", "git commit", "device", "precision", "wall time"], rows)]
+    for task, runs_by_variant in sorted(by_task.items()):
+        suffix = f" ({task})" if len(by_task) > 1 else ""
+        blocks += [Heading(3, f"Config differences between variants{suffix}"), _config_differences(runs_by_variant)]
     if len(versions) == 1:
         listed = ", ".join(f"{k} {v}" for k, v in json.loads(versions.pop()).items())
         blocks.append(Paragraph(f"Package versions (all runs): {listed}."))
@@ -340,7 +342,10 @@ def build(collection: Collection, baseline: str | None = None, title: str = "Exp
         runs_by_variant.setdefault(run.variant, []).append(run)
     if runs_by_variant:
         doc.add(*_cards(runs_by_variant, card_warnings))
-        doc.add(*_provenance(collection.runs, runs_by_variant))
+        by_task: dict[str, dict[str, list[Run]]] = {}
+        for run in collection.runs:
+            by_task.setdefault(run.task, {}).setdefault(run.variant, []).append(run)
+        doc.add(*_provenance(collection.runs, by_task))
     warnings = _warnings(collection, tasks)
     if card_warnings:
         warnings = warnings or [Heading(2, "Warnings"), Bullets([])]
