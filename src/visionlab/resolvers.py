@@ -44,7 +44,7 @@ def job_dir(override_dirname: str, limit: int = 120) -> str:
     first = ("experiment=", "seed=")
     items = override_dirname.split(",")
     items.sort(key=lambda item: next((i for i, p in enumerate(first) if item.startswith(p)), len(first)))
-    name = ",".join(items)
+    name = ",".join(items).replace("/", "_")  # path values must not create sub-folders
     if len(name) <= limit:
         return name
     digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:10]
@@ -54,6 +54,8 @@ def job_dir(override_dirname: str, limit: int = 120) -> str:
 def register() -> None:
     if not OmegaConf.has_resolver("vl.run_dir"):
         OmegaConf.register_new_resolver("vl.run_dir", run_dir)
+    if not OmegaConf.has_resolver("vl.cwd"):  # usable before Hydra sets its runtime (e.g. in hydra.sweep.dir)
+        OmegaConf.register_new_resolver("vl.cwd", os.getcwd)
     if not OmegaConf.has_resolver("vl.job_dir"):
         OmegaConf.register_new_resolver("vl.job_dir", job_dir)
 
