@@ -16,7 +16,7 @@ def test_group_split_keeps_every_class_track_on_one_side():
     order = rng.permutation(len(labels))
     labels, tracks = labels[order], tracks[order]
     train, val = group_split(labels, tracks, 0.2, seed=7)
-    pairs = lambda idx: set(zip(labels[idx].tolist(), tracks[idx].tolist()))  # noqa: E731
+    pairs = lambda idx: set(zip(labels[idx].tolist(), tracks[idx].tolist()))
     assert pairs(train).isdisjoint(pairs(val))
     assert len(train) + len(val) == len(labels)
     assert set(labels[val].tolist()) == set(range(43))  # every class is validated

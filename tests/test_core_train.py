@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CONF, QUIET_SHORT, REPO, TINY_SIGNS, compose
 
+from conftest import CONF, QUIET_SHORT, REPO, TINY_SIGNS, compose
 from visionlab.runner import run
 from visionlab.tracking.wandb_offline import read_offline_run
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import REPO
 
 TINY = ["data.tracks_per_class=3", "data.frames_per_track=3", "data.test_tracks_per_class=1", "data.num_workers=0",

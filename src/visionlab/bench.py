@@ -19,12 +19,12 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
-import pytorch_lightning as pl  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
 
-from visionlab.data.traffic_signs import GTSRBDataModule, SyntheticSignsDataModule  # noqa: E402
-from visionlab.models.classifier import ClassificationModule  # noqa: E402
+from visionlab.data.traffic_signs import GTSRBDataModule, SyntheticSignsDataModule
+from visionlab.models.classifier import ClassificationModule
 
 PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}
 

@@ -23,7 +23,7 @@ def resume_folder(ckpt_path: str | None) -> Path | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def run_dir(log_dir: str, experiment: str, ckpt_path: str | None = None, train: bool = True) -> str:
     """A fresh, unique run folder, or the original folder when resuming training from one of its checkpoints.
 

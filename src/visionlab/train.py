@@ -12,15 +12,15 @@ from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations phones home at import otherwise
 
-import hydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from hydra.types import RunMode  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
 
-from visionlab import resolvers  # noqa: E402,F401  (registers ${vl.*})
-from visionlab.errors import UserError  # noqa: E402
-from visionlab.runner import run  # noqa: E402
-from visionlab.sweeps import should_skip  # noqa: E402
+from visionlab import resolvers  # noqa: F401  (registers ${vl.*})
+from visionlab.errors import UserError
+from visionlab.runner import run
+from visionlab.sweeps import should_skip
 
 log = logging.getLogger("visionlab")
 CONFIG_PATH = "conf"
