@@ -124,3 +124,19 @@ def test_cli_runs_get_unique_folders_and_help_shows_the_config(tmp_path):
     assert len(folders) == 20  # same second, same process: still distinct
     shown = cli(["experiment=cnn_sgd", "--cfg", "job"], tmp_path, timeout=60)
     assert shown.returncode == 0 and "torch.optim.SGD" in shown.stdout and "experiment_name: cnn_sgd" in shown.stdout
+
+
+def test_csv_and_tensorboard_loggers_record_the_same_validation_accuracy(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run(compose(tmp_path, [*TINY_SIGNS, "logger=csv"], output="csv"))
+    ours = [float(r["val/acc"]) for r in metrics_rows(tmp_path / "csv")]
+    with (tmp_path / "csv" / "csv" / "metrics.csv").open() as fh:
+        logged = [float(r["val/acc"]) for r in csv.DictReader(fh) if r.get("val/acc")]
+    assert logged == pytest.approx(ours)
+
+    run(compose(tmp_path, [*TINY_SIGNS, "logger=tensorboard"], output="tb"))
+    events = EventAccumulator(str(next((tmp_path / "tb" / "tensorboard").rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    logged = [e.value for e in events.Scalars("val/acc")]
+    assert logged == pytest.approx([float(r["val/acc"]) for r in metrics_rows(tmp_path / "tb")])
