@@ -78,7 +78,7 @@ def test_isbi_like_train_only_file_gets_seeded_splits_and_says_so(tmp_path, capl
     assert dm.notes and "no labelled val or test split" in dm.notes[0]
     dm2 = FileSegmentationDataModule(str(folder / "membranes.npz"), **SMALL)
     dm2.setup("fit")
-    torch.testing.assert_close(dm.test_set.images, dm2.test_set.images)  # same seed → same split
+    torch.testing.assert_close(dm.test_set.inputs, dm2.test_set.inputs)  # same seed → same split
     all_cases = np.concatenate([dm.arrays["y_train"], dm.arrays["y_val"], dm.arrays["y_test"]])
     assert len(np.unique(all_cases.reshape(30, -1), axis=0)) == 30  # no case in two splits
 

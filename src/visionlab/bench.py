@@ -39,7 +39,7 @@ def bare_steps(datamodule, batch_size: int, precision: str, steps: int, warmup: 
     model = _model()
     model.setup("fit")
     optimizer = model.configure_optimizers()
-    x, y = datamodule.val_set.images[:batch_size], datamodule.val_set.labels[:batch_size]
+    x, y = datamodule.val_set.inputs[:batch_size], datamodule.val_set.targets[:batch_size]
     if len(y) < batch_size:  # repeat to fill the batch
         reps = -(-batch_size // len(y))
         x, y = x.repeat(reps, 1, 1, 1)[:batch_size], y.repeat(reps)[:batch_size]

@@ -19,23 +19,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from visionlab.data.errors import DataError
+from visionlab.data.loading import TensorPairs, batch_loader
 from visionlab.data.sampling import EpochSeededSampler
 from visionlab.data.seg_sources import SPLITS, complete_splits, load_segmentation
 from visionlab.data.seg_transforms import train_transform
 from visionlab.data.synthetic_seg import make_synthetic_seg
 
 log = logging.getLogger(__name__)
-
-
-def _passthrough(batch):
-    return batch
-
-
-def _worker_init(_worker_id: int) -> None:
-    import cv2
-
-    cv2.setNumThreads(1)  # one worker = one core; OpenCV's own pool would fight the training threads
-    torch.set_num_threads(1)
 
 
 class AugmentedSegmentation(Dataset):
@@ -62,23 +52,6 @@ class AugmentedSegmentation(Dataset):
     def __getitem__(self, index: int):
         x, y = self.__getitems__([index])
         return x[0], y[0]
-
-
-class PlainSegmentation(Dataset):
-    """Evaluation pairs, as stored."""
-
-    def __init__(self, images: np.ndarray, masks: np.ndarray):
-        self.images, self.masks = torch.from_numpy(images), torch.from_numpy(masks)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitems__(self, indices: list[int]):
-        idx = torch.as_tensor(indices)
-        return self.images[idx], self.masks[idx]
-
-    def __getitem__(self, index: int):
-        return self.images[index], self.masks[index]
 
 
 class SegmentationDataModule(pl.LightningDataModule):
@@ -152,27 +125,17 @@ class SegmentationDataModule(pl.LightningDataModule):
         if hp.augment:
             self.train_set = AugmentedSegmentation(x, y, seed=hp.seed, recipe=self.recipe, repeats=hp.train_repeats)
         else:
-            self.train_set = PlainSegmentation(x, y)
-        self.val_set = PlainSegmentation(arrays["x_val"], arrays["y_val"])
+            self.train_set = TensorPairs(x, y)
+        self.val_set = TensorPairs(arrays["x_val"], arrays["y_val"])
         self.test_available = "x_test" in arrays
         if self.test_available:
-            self.test_set = PlainSegmentation(arrays["x_test"], arrays["y_test"])
+            self.test_set = TensorPairs(arrays["x_test"], arrays["y_test"])
         log.info("%s: %d train / %d val / %s test images of %s", self.description, len(x), len(arrays["x_val"]),
                  len(arrays["x_test"]) if self.test_available else "no", "×".join(map(str, x.shape[1:])))
 
     def _loader(self, dataset, batch_size: int, sampler=None, workers: int | None = None) -> DataLoader:
         workers = self.hparams.num_workers if workers is None else workers
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            shuffle=False,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            pin_memory=self.hparams.pin_memory,
-            collate_fn=_passthrough,
-            worker_init_fn=_worker_init if workers > 0 else None,
-        )
+        return batch_loader(dataset, batch_size, workers, self.hparams.pin_memory, sampler)
 
     def train_dataloader(self) -> DataLoader:
         sampler = EpochSeededSampler(len(self.train_set), seed=self.hparams.seed)

@@ -16,16 +16,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from visionlab.data.gtsrb_sources import NUM_CLASSES, load_gtsrb
+from visionlab.data.loading import TensorPairs, batch_loader
 from visionlab.data.sampling import EpochSeededSampler
 from visionlab.data.sign_transforms import SYMMETRIC_CLASSES, train_transform
 from visionlab.data.splits import group_split
 from visionlab.data.synthetic_signs import make_synthetic_signs
 
 log = logging.getLogger(__name__)
-
-
-def _passthrough(batch):
-    return batch
 
 
 class AugmentedSigns(Dataset):
@@ -56,23 +53,10 @@ class AugmentedSigns(Dataset):
         return x[0], y[0]
 
 
-class CenterCropped(Dataset):
-    """Evaluation images: a fixed centre crop, precomputed once."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, crop: int):
-        off = (images.shape[1] - crop) // 2
-        self.images = torch.from_numpy(np.ascontiguousarray(images[:, off : off + crop, off : off + crop]))
-        self.labels = torch.from_numpy(labels)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitems__(self, indices: list[int]):
-        idx = torch.as_tensor(indices)
-        return self.images[idx], self.labels[idx]
-
-    def __getitem__(self, index: int):
-        return self.images[index], self.labels[index]
+def center_crop(images: np.ndarray, crop: int) -> np.ndarray:
+    """Evaluation images: the fixed centre ``crop``×``crop`` of N×H×W×C images."""
+    off = (images.shape[1] - crop) // 2
+    return np.ascontiguousarray(images[:, off : off + crop, off : off + crop])
 
 
 class TrafficSignDataModule(pl.LightningDataModule):
@@ -117,10 +101,10 @@ class TrafficSignDataModule(pl.LightningDataModule):
         x, y = arrays["x_train"], arrays["y_train"]
         recipe = dict(crop=hp.crop, rotation=hp.rotation, brightness=hp.brightness, contrast=hp.contrast)
         self.train_set = AugmentedSigns(x[train_idx], y[train_idx], seed=hp.seed, **recipe)
-        self.val_set = CenterCropped(x[val_idx], y[val_idx], hp.crop)
+        self.val_set = TensorPairs(center_crop(x[val_idx], hp.crop), y[val_idx])
         self.test_available = "x_test" in arrays
         if self.test_available:
-            self.test_set = CenterCropped(arrays["x_test"], arrays["y_test"], hp.crop)
+            self.test_set = TensorPairs(center_crop(arrays["x_test"], hp.crop), arrays["y_test"])
         log.info(
             "%s: %d train / %d val images (split by class+track, split_seed=%d), test: %s",
             self.description,
@@ -131,17 +115,7 @@ class TrafficSignDataModule(pl.LightningDataModule):
         )
 
     def _loader(self, dataset, batch_size: int, sampler=None) -> DataLoader:
-        workers = self.hparams.num_workers
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            shuffle=False,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            pin_memory=self.hparams.pin_memory,
-            collate_fn=_passthrough,
-        )
+        return batch_loader(dataset, batch_size, self.hparams.num_workers, self.hparams.pin_memory, sampler)
 
     def train_dataloader(self) -> DataLoader:
         sampler = EpochSeededSampler(len(self.train_set), seed=self.hparams.seed)
