@@ -66,7 +66,7 @@ def tiny_gtsrb_dir(tmp_path: Path) -> Path:
     """A prepared GTSRB-format .npz (x_train/y_train/track_train + test) made from the synthetic generator."""
     import numpy as np
 
-    from visionlab.data.synthetic_signs import make_synthetic_signs
+    from visionlab.data.classification.synthetic import make_synthetic_signs
 
     arrays = make_synthetic_signs(seed=3, tracks_per_class=3, frames_per_track=3, test_tracks_per_class=1)
     folder = tmp_path / "gtsrb_npz"

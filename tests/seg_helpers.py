@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionlab.data.synthetic_seg import make_synthetic_seg
+from visionlab.data.segmentation.synthetic import make_synthetic_seg
 
 # A whole tiny run (27 K-parameter... here 4-feature, 3-level U-Net on 64×64) takes a few seconds on 2 cores.
 TINY_SEG = [

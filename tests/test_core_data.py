@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from visionlab.data.classification.datamodule import GTSRBDataModule, SyntheticSignsDataModule
+from visionlab.data.classification.sources import cache_file, load_gtsrb
+from visionlab.data.classification.synthetic import make_synthetic_signs
 from visionlab.data.errors import DataError
-from visionlab.data.gtsrb_sources import cache_file, load_gtsrb
 from visionlab.data.splits import group_split
-from visionlab.data.synthetic_signs import make_synthetic_signs
-from visionlab.data.traffic_signs import GTSRBDataModule, SyntheticSignsDataModule
 
 
 def test_group_split_keeps_every_class_track_on_one_side():

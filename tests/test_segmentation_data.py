@@ -8,13 +8,13 @@ import torch
 
 from seg_helpers import save_png, tiny_arrays
 from visionlab.data.errors import DataError
-from visionlab.data.seg_sources import load_segmentation
-from visionlab.data.segmentation import (
+from visionlab.data.segmentation.datamodule import (
     AugmentedSegmentation,
     FileSegmentationDataModule,
     SyntheticSegmentationDataModule,
 )
-from visionlab.data.synthetic_seg import make_synthetic_seg
+from visionlab.data.segmentation.sources import load_segmentation
+from visionlab.data.segmentation.synthetic import make_synthetic_seg
 
 SMALL = {"image_size": 64, "num_workers": 0, "batch_size": 2, "eval_batch_size": 2}
 

@@ -71,7 +71,7 @@ def test_run_record_per_case_table_and_wandb_offline_agree(tmp_path):
         assert set(np.unique(q[f"{name}_mask"])) <= {0, 1} and set(np.unique(q[f"{name}_pred"])) <= {0, 1}
         case = int(q[f"{name}_index"])
         assert f1_iou(q[f"{name}_mask"], q[f"{name}_pred"]) == pytest.approx((f1[case], iou[case]), rel=1e-5)
-    from visionlab.data.synthetic_seg import make_case
+    from visionlab.data.segmentation.synthetic import make_case
 
     image, mask = make_case(0, "test", 0, 64)
     np.testing.assert_array_equal(q["fixed_image"], image)

@@ -23,7 +23,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from visionlab.data.traffic_signs import GTSRBDataModule, SyntheticSignsDataModule
+from visionlab.data.classification.datamodule import GTSRBDataModule, SyntheticSignsDataModule
 from visionlab.models.classifier import ClassificationModule
 
 PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}

@@ -15,12 +15,12 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from visionlab.data.gtsrb_sources import NUM_CLASSES, load_gtsrb
+from visionlab.data.classification.albumentations_recipe import SYMMETRIC_CLASSES, train_transform
+from visionlab.data.classification.sources import NUM_CLASSES, load_gtsrb
+from visionlab.data.classification.synthetic import make_synthetic_signs
 from visionlab.data.loading import TensorPairs, batch_loader
 from visionlab.data.sampling import EpochSeededSampler
-from visionlab.data.sign_transforms import SYMMETRIC_CLASSES, train_transform
 from visionlab.data.splits import group_split
-from visionlab.data.synthetic_signs import make_synthetic_signs
 
 log = logging.getLogger(__name__)
 

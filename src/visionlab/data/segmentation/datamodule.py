@@ -21,9 +21,9 @@ from torch.utils.data import DataLoader, Dataset
 from visionlab.data.errors import DataError
 from visionlab.data.loading import TensorPairs, batch_loader
 from visionlab.data.sampling import EpochSeededSampler
-from visionlab.data.seg_sources import SPLITS, complete_splits, load_segmentation
-from visionlab.data.seg_transforms import train_transform
-from visionlab.data.synthetic_seg import make_synthetic_seg
+from visionlab.data.segmentation.albumentations_recipe import train_transform
+from visionlab.data.segmentation.sources import SPLITS, complete_splits, load_segmentation
+from visionlab.data.segmentation.synthetic import make_synthetic_seg
 
 log = logging.getLogger(__name__)
 
