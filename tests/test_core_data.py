@@ -1,12 +1,14 @@
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from visionlab.data.classification.datamodule import GTSRBDataModule, SyntheticSignsDataModule
+from data_helpers import datamodule
 from visionlab.data.classification.sources import cache_file, load_gtsrb
 from visionlab.data.classification.synthetic import make_synthetic_signs
 from visionlab.data.errors import DataError
 from visionlab.data.splits import group_split
+from visionlab.tracking.wandb_media import to_display
 
 
 def test_group_split_keeps_every_class_track_on_one_side():
@@ -79,7 +81,7 @@ def test_prepared_npz_parts_are_concatenated_in_order(tmp_path):
     arrays = load_gtsrb(tmp_path, tmp_path / "cache")
     assert np.array_equal(arrays["x_train"], a["x_train"]) and np.array_equal(arrays["y_train"], a["y_train"])
     assert "x_test" not in arrays
-    dm = GTSRBDataModule(data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"), num_workers=0)
+    dm = datamodule("gtsrb", data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"), num_workers=0)
     dm.setup("fit")
     assert dm.test_available is False
 
@@ -116,16 +118,28 @@ def test_corrupt_image_in_official_layout_names_the_file(tmp_path):
         load_gtsrb(tmp_path / "raw", tmp_path / "cache")
 
 
-def test_training_batches_are_augmented_crops_and_reproducible_per_epoch():
-    dm = SyntheticSignsDataModule(tracks_per_class=2, frames_per_track=3, test_tracks_per_class=1, num_workers=0,
-                                  batch_size=16, seed=5)
+@pytest.mark.parametrize("backend", ["batched", "albumentations"])
+def test_training_batches_are_augmented_crops_and_reproducible_per_epoch(backend):
+    dm = datamodule("synthetic_signs", tracks_per_class=2, frames_per_track=3, test_tracks_per_class=1,
+                    num_workers=0, batch_size=16, seed=5, augment_backend=backend)
     dm.setup("fit")
+
+    def first_batch(loader):
+        x, y = dm.on_after_batch_transfer(next(iter(loader)), 0)
+        return (to_display(x) * 255).round().to(torch.uint8), y
+
     loader = dm.train_dataloader()
-    first = next(iter(loader))
-    assert first[0].shape == (16, 28, 28, 3) and first[0].dtype.is_floating_point is False
-    again = next(iter(dm.train_dataloader()))
-    assert np.array_equal(first[0].numpy(), again[0].numpy())  # same seed, same epoch → same batch
+    images, labels = first_batch(loader)
+    assert images.shape == (16, 3, 28, 28)
+    again = first_batch(dm.train_dataloader())
+    assert torch.equal(images, again[0])  # same seed, same epoch → same batch
     loader.sampler.set_epoch(1)
-    assert not np.array_equal(first[1].numpy(), next(iter(loader))[1].numpy())
-    val = next(iter(dm.val_dataloader()))
-    assert val[0].shape[1:] == (28, 28, 3)
+    assert not torch.equal(labels, first_batch(loader)[1])
+    val_x, _ = dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)
+    assert val_x.shape[1:] == (28, 28, 3) and val_x.dtype == torch.uint8
+    # each augmented image differs from its source's plain centre crop (the sampler's first 16 indices)
+    order = list(dm.train_dataloader().sampler)[:16]
+    plain = dm.splits["train"][0][order][:, 2:30, 2:30].permute(0, 3, 1, 2)
+    assert torch.equal(dm.splits["train"][1][order], labels)
+    changed = (images.int() - plain.int()).abs().float().mean(dim=(1, 2, 3))
+    assert (changed > 2.0).all(), changed

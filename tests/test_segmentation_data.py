@@ -6,17 +6,20 @@ import numpy as np
 import pytest
 import torch
 
+from data_helpers import datamodule, recipe
 from seg_helpers import save_png, tiny_arrays
+from visionlab.data.batched_ops import batch_generator
 from visionlab.data.errors import DataError
-from visionlab.data.segmentation.datamodule import (
-    AugmentedSegmentation,
-    FileSegmentationDataModule,
-    SyntheticSegmentationDataModule,
-)
+from visionlab.data.segmentation.augment import SegmentationBatchAugment
+from visionlab.data.segmentation.datamodule import AugmentedSegmentation
 from visionlab.data.segmentation.sources import load_segmentation
 from visionlab.data.segmentation.synthetic import make_synthetic_seg
 
 SMALL = {"image_size": 64, "num_workers": 0, "batch_size": 2, "eval_batch_size": 2}
+
+
+def file_datamodule(path, **overrides):
+    return datamodule("seg_npz", data_dir=str(path), format="auto", **SMALL, **overrides)
 
 
 def test_npz_channels_first_float_and_0_255_masks(tmp_path):
@@ -71,14 +74,14 @@ def test_isbi_like_train_only_file_gets_seeded_splits_and_says_so(tmp_path, capl
     np.savez(folder / "membranes.npz", x_train=a["x_train"].transpose(0, 3, 1, 2), y_train=a["y_train"][:, None],
              x_test_unlabeled=a["x_test"])
     with caplog.at_level(logging.INFO):
-        dm = FileSegmentationDataModule(str(folder), **SMALL)
+        dm = file_datamodule(folder)
         dm.setup("fit")
-    assert len(dm.train_set) == 18 and len(dm.val_set) == 6 and len(dm.test_set) == 6 and dm.test_available
+    assert [dm.split_size(s) for s in ("train", "val", "test")] == [18, 6, 6] and dm.test_available
     assert "18 train / 6 val / 6 test" in caplog.text and "split_seed=0" in caplog.text
     assert dm.notes and "no labelled val or test split" in dm.notes[0]
-    dm2 = FileSegmentationDataModule(str(folder / "membranes.npz"), **SMALL)
+    dm2 = file_datamodule(folder / "membranes.npz")
     dm2.setup("fit")
-    torch.testing.assert_close(dm.test_set.inputs, dm2.test_set.inputs)  # same seed → same split
+    torch.testing.assert_close(dm.splits["test"][0], dm2.splits["test"][0])  # same seed → same split
     all_cases = np.concatenate([dm.arrays["y_train"], dm.arrays["y_val"], dm.arrays["y_test"]])
     assert len(np.unique(all_cases.reshape(30, -1), axis=0)) == 30  # no case in two splits
 
@@ -111,7 +114,7 @@ def test_bad_npz_names_the_file_key_and_value(tmp_path, bad, message):
     np.savez(path, x_train=x, y_train=y, **extra) if bad != "keys" else np.savez(path, **extra)
     before = path.read_bytes()
     with pytest.raises(DataError, match=message) as info:
-        FileSegmentationDataModule(str(path), **SMALL).setup("fit")
+        file_datamodule(path).setup("fit")
     assert str(path) in str(info.value)
     assert path.read_bytes() == before  # nothing is overwritten
 
@@ -128,22 +131,36 @@ def test_bad_folders_and_paths(tmp_path):
         load_segmentation(tmp_path / "nowhere")
     with pytest.raises(DataError, match="the val split made from 2 training images is empty"):
         np.savez(tmp_path / "two.npz", x_train=a["x_train"][:2], y_train=a["y_train"][:2])
-        FileSegmentationDataModule(str(tmp_path / "two.npz"), **SMALL).setup("fit")
+        file_datamodule(tmp_path / "two.npz").setup("fit")
 
 
-def test_augmentation_keeps_image_and_mask_aligned_and_masks_binary():
+STRONG = {"elastic": {"alpha": 500.0, "sigma": 12.0, "p": 1.0}, "shift": 0.1, "rotate": 20.0, "scale": 0.1,
+          "brightness": 0.0, "contrast": 0.0, "p_affine": 1.0}
+
+
+def _augment(backend: str, images: np.ndarray, masks: np.ndarray, indices: list[int], seed: int = 3):
+    """One augmented batch as (uint8 N×H×W images, uint8 N×H×W masks) from either backend."""
+    strong = recipe("synthetic_seg", **STRONG)
+    if backend == "albumentations":
+        x, y = AugmentedSegmentation(images, masks, seed=seed, recipe=strong).__getitems__(indices)
+        return x[..., 0], y
+    x, y = SegmentationBatchAugment(**strong)(torch.from_numpy(images[indices]), torch.from_numpy(masks[indices]),
+                                              batch_generator(seed, 0, indices[0]))
+    assert x.dtype == torch.float32 and x.shape[1] == 1
+    return (x[:, 0] * 255).round().to(torch.uint8), y
+
+
+@pytest.mark.parametrize("backend", ["batched", "albumentations"])
+def test_augmentation_keeps_image_and_mask_aligned_and_masks_binary(backend):
     # a synthetic pattern: the image *is* the mask (×255), so any misalignment shows up as disagreement
     masks = make_synthetic_seg(n_train=8, n_val=0, n_test=0, size=64, seed=5)["y_train"]
     images = (masks * 255).astype(np.uint8)[..., None]
-    strong = {"elastic": {"alpha": 500.0, "sigma": 12.0, "p": 1.0}, "shift": 0.1, "rotate": 20.0, "scale": 0.1,
-                  "brightness": 0.0, "contrast": 0.0}
-    dataset = AugmentedSegmentation(images, masks, seed=3, recipe=strong)
     changed = 0
     for start in range(0, 8, 4):
-        x, y = dataset.__getitems__(list(range(start, start + 4)))
-        assert x.shape == (4, 64, 64, 1) and x.dtype == torch.uint8 and y.shape == (4, 64, 64)
+        image, y = _augment(backend, images, masks, list(range(start, start + 4)))
+        assert image.shape == (4, 64, 64) and y.shape == (4, 64, 64) and y.dtype == torch.uint8
         assert set(y.unique().tolist()) <= {0, 1}  # exactly binary after elastic + affine (nearest)
-        image = x[..., 0].long()
+        image = image.long()
         interior = (image == 0) | (image == 255)  # away from edges linear interpolation leaves 0/255 untouched
         assert interior.float().mean() > 0.7
         assert torch.equal((image[interior] == 255).to(torch.uint8), y[interior])  # identical geometry
@@ -153,24 +170,26 @@ def test_augmentation_keeps_image_and_mask_aligned_and_masks_binary():
         assert ((image > 127).to(torch.uint8) == shifted).float().mean() < agree.mean() - 0.02
         changed += int((y != torch.from_numpy(masks[start:start + 4])).any(dim=(1, 2)).sum())
     assert changed == 8  # every sample was really deformed
-    x1, y1 = dataset.__getitems__([1, 2])
-    x2, y2 = AugmentedSegmentation(images, masks, seed=3, recipe=strong).__getitems__([1, 2])
-    assert torch.equal(x1, x2) and torch.equal(y1, y2)  # seeded by the batch's indices, not by call order
+    x1, y1 = _augment(backend, images, masks, [1, 2])
+    x2, y2 = _augment(backend, images, masks, [1, 2])
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)  # seeded by the batch, not by call order
+    x3, _ = _augment(backend, images, masks, [1, 2], seed=4)
+    assert not torch.equal(x1, x3)
 
 
 def test_synthetic_set_is_deterministic_and_eval_splits_are_not_augmented():
     kwargs = dict(n_train=4, n_val=2, n_test=2, **SMALL)
-    dm = SyntheticSegmentationDataModule(data_seed=1, **kwargs)
+    dm = datamodule("synthetic_seg", data_seed=1, **kwargs)
     dm.setup("fit")
-    again = SyntheticSegmentationDataModule(data_seed=1, **kwargs)
+    again = datamodule("synthetic_seg", data_seed=1, **kwargs)
     again.setup("fit")
-    other = SyntheticSegmentationDataModule(data_seed=2, **kwargs)
+    other = datamodule("synthetic_seg", data_seed=2, **kwargs)
     other.setup("fit")
     np.testing.assert_array_equal(dm.arrays["x_train"], again.arrays["x_train"])
     assert not np.array_equal(dm.arrays["x_train"], other.arrays["x_train"])
     fg = dm.arrays["y_train"].mean()
     assert 0.15 < fg < 0.85  # blobs, neither empty nor full
-    x, y = next(iter(dm.val_dataloader()))
+    x, y = dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)
     assert x.dtype == torch.uint8 and x.shape == (2, 64, 64, 1)
     np.testing.assert_array_equal(x.numpy(), dm.arrays["x_val"])
     np.testing.assert_array_equal(y.numpy(), dm.arrays["y_val"])

@@ -11,10 +11,10 @@ from torch.utils.data import Sampler
 class EpochSeededSampler(Sampler[int]):
     """Like ``RandomSampler`` but reproducible across restarts; Lightning calls ``set_epoch`` every epoch."""
 
-    def __init__(self, length: int, seed: int):
+    def __init__(self, length: int, seed: int, epoch: int = 0):
         self.length = length
         self.seed = seed
-        self.epoch = 0
+        self.epoch = epoch
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

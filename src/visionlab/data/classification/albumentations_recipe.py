@@ -1,11 +1,10 @@
-"""The course's traffic-sign augmentation recipe, built with albumentations."""
+"""The course's traffic-sign augmentation recipe, built with albumentations: the per-sample reference backend
+(``data.augment_backend=albumentations``). Its values, and the mirror-symmetric classes that may be flipped,
+come from ``conf/data/common/signs.yaml``."""
 
 from __future__ import annotations
 
 import albumentations as A
-
-# Classes whose signs look the same mirrored (GTSRB ids): only these may be flipped horizontally.
-SYMMETRIC_CLASSES = (11, 12, 13, 17, 18, 26, 30, 35)
 
 
 def train_transform(crop: int, rotation: float, brightness: float, contrast: float, flip: bool) -> A.Compose:

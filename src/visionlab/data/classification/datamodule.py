@@ -1,7 +1,8 @@
 """Traffic-sign classification datamodules: real GTSRB and the embedded synthetic set share one pipeline.
 
-The whole dataset stays in memory as uint8; training batches are augmented per sample with albumentations,
-evaluation uses a fixed centre crop. Normalisation happens in the model, on the device.
+The whole dataset stays in memory as uint8 (``InMemoryDataModule``); training batches are augmented on the training
+device (``augment.SignBatchAugment``) or, as the reference backend, per sample with albumentations; evaluation uses
+a fixed centre crop. Normalisation happens in the model, on the device.
 """
 
 from __future__ import annotations
@@ -11,29 +12,29 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from visionlab.data.classification.albumentations_recipe import SYMMETRIC_CLASSES, train_transform
+from visionlab.data.classification.albumentations_recipe import train_transform
 from visionlab.data.classification.sources import NUM_CLASSES, load_gtsrb
 from visionlab.data.classification.synthetic import make_synthetic_signs
-from visionlab.data.loading import TensorPairs, batch_loader
-from visionlab.data.sampling import EpochSeededSampler
+from visionlab.data.classification.augment import SignBatchAugment
+from visionlab.data.in_memory import InMemoryDataModule
 from visionlab.data.splits import group_split
 
 log = logging.getLogger(__name__)
 
 
 class AugmentedSigns(Dataset):
-    """Applies the training recipe to whole batches via ``__getitems__``; randomness is seeded per batch from
-    the batch's indices, so augmentation does not depend on worker count or on where a run was resumed."""
+    """The albumentations reference backend: the recipe per sample, a whole batch per ``__getitems__`` call;
+    randomness is seeded from the batch's indices, so it does not depend on the worker count."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int, **recipe):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int, recipe: dict):
         self.images, self.labels, self.seed = images, labels, seed
-        self.plain = train_transform(flip=False, **recipe)
-        self.flippable = train_transform(flip=True, **recipe)
-        self.symmetric = np.isin(labels, SYMMETRIC_CLASSES)
+        geometry = {k: recipe[k] for k in ("crop", "rotation", "brightness", "contrast")}
+        self.plain = train_transform(flip=False, **geometry)
+        self.flippable = train_transform(flip=True, **geometry)
+        self.symmetric = np.isin(labels, recipe["flip_classes"])
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -59,75 +60,54 @@ def center_crop(images: np.ndarray, crop: int) -> np.ndarray:
     return np.ascontiguousarray(images[:, off : off + crop, off : off + crop])
 
 
-class TrafficSignDataModule(pl.LightningDataModule):
-    """Shared pipeline; subclasses only say where the uint8 arrays come from (``load_arrays``)."""
+class TrafficSignDataModule(InMemoryDataModule):
+    """Shared pipeline; subclasses only say where the uint8 arrays come from (``load_arrays``).
+
+    The recipe's values live in ``conf/data/common/signs.yaml`` only."""
 
     num_classes = NUM_CLASSES
 
-    def __init__(
-        self,
-        batch_size: int = 128,
-        eval_batch_size: int = 512,
-        num_workers: int = 1,
-        val_fraction: float = 0.2,
-        split_seed: int = 0,
-        seed: int = 0,
-        crop: int = 28,
-        rotation: float = 5.0,
-        brightness: float = 0.8,
-        contrast: float = 0.4,
-        pin_memory: bool = False,
-    ):
-        super().__init__()
-        self.save_hyperparameters(logger=False)
+    def __init__(self, batch_size: int, eval_batch_size: int, num_workers: int, val_fraction: float,
+                 split_seed: int, seed: int, crop: int, rotation: float, brightness: float, contrast: float,
+                 flip_classes: list[int], augment_backend: str = "batched", pin_memory: bool = False):
+        super().__init__(batch_size, eval_batch_size, num_workers, seed, augment_backend, pin_memory)
+        self.val_fraction, self.split_seed, self.crop = val_fraction, split_seed, int(crop)
+        self.recipe = {"crop": int(crop), "rotation": float(rotation), "brightness": float(brightness),
+                       "contrast": float(contrast), "flip_classes": [int(c) for c in flip_classes]}
         self.arrays: dict[str, np.ndarray] | None = None
-        self.train_set = self.val_set = self.test_set = None
-        self.test_available = False
+        self._train_arrays: tuple[np.ndarray, np.ndarray] | None = None
 
     def load_arrays(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
     @property
-    def description(self) -> str:
-        return type(self).__name__
+    def image_shape(self) -> tuple[int, int]:
+        """(H, W) of the images the model sees."""
+        return self.crop, self.crop
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.arrays is not None:
-            return
-        hp = self.hparams
+    def load_splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         arrays = self.load_arrays()
         self.arrays = arrays
-        train_idx, val_idx = group_split(arrays["y_train"], arrays["track_train"], hp.val_fraction, hp.split_seed)
-        x, y = arrays["x_train"], arrays["y_train"]
-        recipe = dict(crop=hp.crop, rotation=hp.rotation, brightness=hp.brightness, contrast=hp.contrast)
-        self.train_set = AugmentedSigns(x[train_idx], y[train_idx], seed=hp.seed, **recipe)
-        self.val_set = TensorPairs(center_crop(x[val_idx], hp.crop), y[val_idx])
-        self.test_available = "x_test" in arrays
-        if self.test_available:
-            self.test_set = TensorPairs(center_crop(arrays["x_test"], hp.crop), arrays["y_test"])
+        train_idx, val_idx = group_split(arrays["y_train"], arrays["track_train"], self.val_fraction,
+                                         self.split_seed)
+        x, y = arrays["x_train"], arrays["y_train"].astype(np.int64)
+        self._train_arrays = (x[train_idx], y[train_idx])
+        splits = {"train": self._train_arrays, "val": (center_crop(x[val_idx], self.crop), y[val_idx])}
+        if "x_test" in arrays:
+            splits["test"] = (center_crop(arrays["x_test"], self.crop), arrays["y_test"].astype(np.int64))
         log.info(
             "%s: %d train / %d val images (split by class+track, split_seed=%d), test: %s",
-            self.description,
-            len(train_idx),
-            len(val_idx),
-            hp.split_seed,
-            f"{len(arrays['y_test'])} images" if self.test_available else "not available",
+            self.description, len(train_idx), len(val_idx), self.split_seed,
+            f"{len(arrays['y_test'])} images" if "test" in splits else "not available",
         )
+        return splits
 
-    def _loader(self, dataset, batch_size: int, sampler=None) -> DataLoader:
-        return batch_loader(dataset, batch_size, self.hparams.num_workers, self.hparams.pin_memory, sampler)
+    def batch_augment(self) -> SignBatchAugment:
+        return SignBatchAugment(**self.recipe)
 
-    def train_dataloader(self) -> DataLoader:
-        sampler = EpochSeededSampler(len(self.train_set), seed=self.hparams.seed)
-        return self._loader(self.train_set, self.hparams.batch_size, sampler)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, self.hparams.eval_batch_size)
-
-    def test_dataloader(self) -> DataLoader:
-        if not self.test_available:
-            raise RuntimeError("No test split is available for this dataset.")
-        return self._loader(self.test_set, self.hparams.eval_batch_size)
+    def reference_dataset(self) -> AugmentedSigns:
+        x, y = self._train_arrays
+        return AugmentedSigns(x, y, seed=self.seed, recipe=self.recipe)
 
 
 class GTSRBDataModule(TrafficSignDataModule):

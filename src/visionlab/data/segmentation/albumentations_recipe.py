@@ -13,19 +13,12 @@ import cv2
 MIRROR = cv2.BORDER_REFLECT_101
 
 
-def train_transform(
-    elastic: Mapping | None = None,
-    flip: bool = True,
-    shift: float = 0.05,
-    rotate: float = 10.0,
-    scale: float = 0.05,
-    brightness: float = 0.1,
-    contrast: float = 0.1,
-    p_affine: float = 0.7,
-) -> A.Compose:
+def train_transform(elastic: Mapping, flip: bool, shift: float, rotate: float, scale: float, brightness: float,
+                    contrast: float, p_affine: float, p_intensity: float) -> A.Compose:
     """``elastic``: {alpha, sigma, p}; alpha is the displacement strength in pixels, sigma the smoothness of the
-    displacement field (pixels). ``shift`` is a fraction of the side, ``rotate`` in degrees, ``scale`` ± fraction."""
-    elastic = dict(elastic or {})
+    displacement field (pixels). ``shift`` is a fraction of the side, ``rotate`` in degrees, ``scale`` ± fraction.
+    The values come from ``conf/data/common/seg.yaml`` (no defaults here, so the two backends cannot drift)."""
+    elastic = dict(elastic)
     transforms: list = []
     if flip:
         transforms += [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.RandomRotate90(p=0.5)]
@@ -37,11 +30,12 @@ def train_transform(
         )
     if elastic.get("p", 0.0) > 0 and elastic.get("alpha", 0.0) > 0:
         transforms.append(
-            A.ElasticTransform(alpha=float(elastic["alpha"]), sigma=float(elastic.get("sigma", 10.0)),
+            A.ElasticTransform(alpha=float(elastic["alpha"]), sigma=float(elastic["sigma"]),
                                interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST,
-                               approximate=bool(elastic.get("approximate", False)), border_mode=MIRROR,
+                               border_mode=MIRROR,
                                p=float(elastic["p"]))
         )
     if brightness or contrast:
-        transforms.append(A.RandomBrightnessContrast(brightness_limit=brightness, contrast_limit=contrast, p=0.8))
+        transforms.append(A.RandomBrightnessContrast(brightness_limit=brightness, contrast_limit=contrast,
+                                                     p=p_intensity))
     return A.Compose(transforms, seed=0)

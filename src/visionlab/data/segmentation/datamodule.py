@@ -1,8 +1,8 @@
 """Binary-segmentation datamodules (256×256 by default): files (.npz or images/ + masks/) and a synthetic set.
 
-The whole dataset stays in memory as uint8: images N×H×W×C, masks N×H×W in {0,1}. Training batches are augmented
-in DataLoader workers with the U-Net recipe (``seg_transforms``), seeded per batch from the batch's indices so
-augmentation depends neither on the worker count nor on where a run was resumed. Val/test are not augmented.
+The whole dataset stays in memory as uint8 (``InMemoryDataModule``): images N×H×W×C, masks N×H×W in {0,1}.
+Training batches are augmented with the U-Net recipe on the training device (``augment``) or, as the reference
+backend, per sample with albumentations in loader workers (``albumentations_recipe``). Val/test are not augmented.
 Normalisation happens in the model, on the device.
 """
 
@@ -14,14 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from visionlab.data.errors import DataError
-from visionlab.data.loading import TensorPairs, batch_loader
-from visionlab.data.sampling import EpochSeededSampler
+from visionlab.data.in_memory import InMemoryDataModule
+from visionlab.data.loading import TensorPairs
 from visionlab.data.segmentation.albumentations_recipe import train_transform
+from visionlab.data.segmentation.augment import SegmentationBatchAugment
 from visionlab.data.segmentation.sources import SPLITS, complete_splits, load_segmentation
 from visionlab.data.segmentation.synthetic import make_synthetic_seg
 
@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 
 
 class AugmentedSegmentation(Dataset):
-    """Training pairs, augmented per batch through ``__getitems__``. ``repeats`` > 1 shows every image that many
-    times per epoch (each time differently augmented), useful for tiny sets such as ISBI's 30 images."""
+    """The albumentations reference backend: the recipe per sample, a whole batch per ``__getitems__`` call,
+    seeded from the batch's indices so it depends neither on the worker count nor on where a run was resumed.
+    ``repeats`` > 1 shows every image that many times per epoch (each time differently augmented)."""
 
     def __init__(self, images: np.ndarray, masks: np.ndarray, seed: int, recipe: Mapping, repeats: int = 1):
         self.images, self.masks, self.seed, self.repeats = images, masks, seed, max(1, int(repeats))
@@ -54,37 +55,43 @@ class AugmentedSegmentation(Dataset):
         return x[0], y[0]
 
 
-class SegmentationDataModule(pl.LightningDataModule):
-    """Shared pipeline; subclasses say where the arrays come from (``load_arrays``)."""
+class SegmentationDataModule(InMemoryDataModule):
+    """Shared pipeline; subclasses say where the arrays come from (``load_arrays``).
+
+    The recipe's values live in ``conf/data/common/seg.yaml`` only."""
 
     def __init__(
         self,
-        batch_size: int = 4,
-        eval_batch_size: int = 8,
-        num_workers: int = 1,
-        channels: int = 1,
-        image_size: int | None = 256,
-        val_fraction: float = 0.2,
-        test_fraction: float = 0.2,
-        split_seed: int = 0,
-        seed: int = 0,
-        train_repeats: int = 1,
-        augment: bool = True,
-        elastic: Mapping | None = None,
-        flip: bool = True,
-        shift: float = 0.05,
-        rotate: float = 10.0,
-        scale: float = 0.05,
-        brightness: float = 0.1,
-        contrast: float = 0.1,
+        batch_size: int,
+        eval_batch_size: int,
+        num_workers: int,
+        channels: int,
+        image_size: int | None,
+        val_fraction: float,
+        test_fraction: float,
+        split_seed: int,
+        seed: int,
+        train_repeats: int,
+        augment: bool,
+        elastic: Mapping,
+        flip: bool,
+        shift: float,
+        rotate: float,
+        scale: float,
+        brightness: float,
+        contrast: float,
+        p_affine: float,
+        p_intensity: float,
+        augment_backend: str = "batched",
         pin_memory: bool = False,
     ):
-        super().__init__()
-        self.save_hyperparameters(logger=False)
-        self.elastic = dict(elastic) if elastic is not None else {"alpha": 500.0, "sigma": 12.0, "p": 0.7}
+        super().__init__(batch_size, eval_batch_size, num_workers, seed, augment_backend, pin_memory, train_repeats)
+        self.channels, self.image_size, self.augment = channels, image_size, bool(augment)
+        self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
+        self.recipe = {"elastic": {k: elastic[k] for k in ("alpha", "sigma", "p")}, "flip": flip, "shift": shift,
+                       "rotate": rotate, "scale": scale, "brightness": brightness, "contrast": contrast,
+                       "p_affine": p_affine, "p_intensity": p_intensity}
         self.arrays: dict[str, np.ndarray] | None = None
-        self.train_set = self.val_set = self.test_set = None
-        self.test_available = False
         self.notes: list[str] = []
         self.split_sizes = ""
 
@@ -92,25 +99,16 @@ class SegmentationDataModule(pl.LightningDataModule):
         raise NotImplementedError
 
     @property
-    def description(self) -> str:
-        return type(self).__name__
-
-    @property
     def image_shape(self) -> tuple[int, int] | None:
         """(H, W) of the loaded images, for the model's size check."""
         return None if self.arrays is None else tuple(self.arrays["x_train"].shape[1:3])
 
     @property
-    def recipe(self) -> dict:
-        hp = self.hparams
-        return {"elastic": self.elastic, "flip": hp.flip, "shift": hp.shift, "rotate": hp.rotate, "scale": hp.scale,
-                    "brightness": hp.brightness, "contrast": hp.contrast}
+    def image_channels(self) -> int | None:
+        return None if self.arrays is None else int(self.arrays["x_train"].shape[-1])
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.arrays is not None:
-            return
-        hp = self.hparams
-        arrays, notes = complete_splits(self.load_arrays(), hp.val_fraction, hp.test_fraction, hp.split_seed,
+    def load_splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        arrays, notes = complete_splits(self.load_arrays(), self.val_fraction, self.test_fraction, self.split_seed,
                                         self.description)
         for note in notes:
             log.warning("%s", note)
@@ -121,33 +119,21 @@ class SegmentationDataModule(pl.LightningDataModule):
                             "set data.image_size to resize them to one size.")
         self.arrays = arrays
         self.split_sizes = " / ".join(f"{len(arrays[f'x_{s}'])} {s}" for s in SPLITS if f"x_{s}" in arrays)
-        x, y = arrays["x_train"], arrays["y_train"]
-        if hp.augment:
-            self.train_set = AugmentedSegmentation(x, y, seed=hp.seed, recipe=self.recipe, repeats=hp.train_repeats)
-        else:
-            self.train_set = TensorPairs(x, y)
-        self.val_set = TensorPairs(arrays["x_val"], arrays["y_val"])
-        self.test_available = "x_test" in arrays
-        if self.test_available:
-            self.test_set = TensorPairs(arrays["x_test"], arrays["y_test"])
+        x = arrays["x_train"]
         log.info("%s: %d train / %d val / %s test images of %s", self.description, len(x), len(arrays["x_val"]),
-                 len(arrays["x_test"]) if self.test_available else "no", "×".join(map(str, x.shape[1:])))
+                 len(arrays["x_test"]) if "x_test" in arrays else "no", "×".join(map(str, x.shape[1:])))
+        return {s: (arrays[f"x_{s}"], arrays[f"y_{s}"]) for s in SPLITS if f"x_{s}" in arrays}
 
-    def _loader(self, dataset, batch_size: int, sampler=None, workers: int | None = None) -> DataLoader:
-        workers = self.hparams.num_workers if workers is None else workers
-        return batch_loader(dataset, batch_size, workers, self.hparams.pin_memory, sampler)
+    def batch_augment(self):
+        if not self.augment:
+            return lambda images, masks, generator: (images, masks)
+        return SegmentationBatchAugment(**self.recipe)
 
-    def train_dataloader(self) -> DataLoader:
-        sampler = EpochSeededSampler(len(self.train_set), seed=self.hparams.seed)
-        return self._loader(self.train_set, self.hparams.batch_size, sampler)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, self.hparams.eval_batch_size, workers=0)  # in memory, nothing to do
-
-    def test_dataloader(self) -> DataLoader:
-        if not self.test_available:
-            raise RuntimeError("No test split is available for this dataset.")
-        return self._loader(self.test_set, self.hparams.eval_batch_size, workers=0)
+    def reference_dataset(self) -> Dataset:
+        x, y = self.arrays["x_train"], self.arrays["y_train"]
+        if not self.augment:
+            return TensorPairs(np.tile(x, (self.train_repeats, 1, 1, 1)), np.tile(y, (self.train_repeats, 1, 1)))
+        return AugmentedSegmentation(x, y, seed=self.seed, recipe=self.recipe, repeats=self.train_repeats)
 
 
 class FileSegmentationDataModule(SegmentationDataModule):
@@ -165,27 +151,25 @@ class FileSegmentationDataModule(SegmentationDataModule):
         return f"segmentation {self.source or self.data_dir}{made}"
 
     def load_arrays(self) -> dict[str, np.ndarray]:
-        arrays, self.source = load_segmentation(self.data_dir, self.format, self.hparams.channels,
-                                                self.hparams.image_size)
+        arrays, self.source = load_segmentation(self.data_dir, self.format, self.channels, self.image_size)
         return arrays
 
 
 class SyntheticSegmentationDataModule(SegmentationDataModule):
     """Procedural grayscale blob images and masks; needs no files and no network, deterministic from data_seed."""
 
-    def __init__(self, n_train: int = 48, n_val: int = 12, n_test: int = 16, data_seed: int = 0, **kwargs):
-        kwargs.setdefault("image_size", 256)
+    def __init__(self, n_train: int, n_val: int, n_test: int, data_seed: int, **kwargs):
         super().__init__(**kwargs)
-        if kwargs.get("channels", 1) != 1:
+        if self.channels != 1:
             raise DataError("data.channels must be 1 for the synthetic segmentation set (it is grayscale).")
         self.synthetic = {"n_train": n_train, "n_val": n_val, "n_test": n_test, "seed": data_seed}
 
     @property
     def description(self) -> str:
-        return f"synthetic segmentation ({self.hparams.image_size}×{self.hparams.image_size})"
+        return f"synthetic segmentation ({self.image_size}×{self.image_size})"
 
     def load_arrays(self) -> dict[str, np.ndarray]:
-        size = self.hparams.image_size
+        size = self.image_size
         if not size:
             raise DataError("data.image_size must be set for the synthetic segmentation set (e.g. 256).")
         arrays = make_synthetic_seg(size=int(size), **self.synthetic)

@@ -1,0 +1,149 @@
+"""The one datamodule base both task families share: every split in memory as uint8 tensors, batches as indices.
+
+Why: per-sample Python augmentation in loader workers cannot feed a model on 2 CPU cores, let alone a GPU. Here a
+batch leaves the DataLoader as a tensor of sample indices; ``on_after_batch_transfer`` (which Lightning runs on
+the training device) gathers the images from a copy of the split that was moved to that device once, and the
+``batched`` backend augments the whole batch there with one sampling grid. The ``albumentations`` backend keeps
+the per-sample reference recipe in loader workers (``data.num_workers``) and is selected with
+``data.augment_backend=albumentations``.
+
+Randomness is reproducible by construction: the shuffling order depends on (seed, epoch) and a batch's
+augmentation on (seed, epoch, the batch's indices), never on worker count, device, or where a run was resumed.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from visionlab.data.batched_ops import batch_generator
+from visionlab.data.errors import DataError
+from visionlab.data.loading import batch_loader
+from visionlab.data.sampling import EpochSeededSampler
+
+BACKENDS = ("batched", "albumentations")
+
+
+class IndexBatches(Dataset):
+    """Yields ``{"split", "index"}`` batches: no per-sample work and no collate, the device does the rest."""
+
+    def __init__(self, split: str, length: int):
+        self.split, self.length = split, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitems__(self, indices: list[int]) -> dict[str, Any]:
+        return {"split": self.split, "index": torch.as_tensor(indices, dtype=torch.int64)}
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.__getitems__([index])
+
+
+class InMemoryDataModule(pl.LightningDataModule):
+    """Subclasses fill ``self.splits`` in ``load_splits`` and provide the two augmentation backends."""
+
+    def __init__(self, batch_size: int, eval_batch_size: int, num_workers: int, seed: int,
+                 augment_backend: str = "batched", pin_memory: bool = False, train_repeats: int = 1):
+        super().__init__()
+        if augment_backend not in BACKENDS:
+            raise DataError(f"data.augment_backend={augment_backend!r} is not one of {BACKENDS}.")
+        for key, value in (("data.batch_size", batch_size), ("data.eval_batch_size", eval_batch_size)):
+            if not isinstance(value, int) or value < 1:
+                raise DataError(f"{key}={value!r} must be a positive whole number, e.g. {key}=128.")
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise DataError(f"data.num_workers={num_workers!r} must be 0 or more.")
+        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.seed, self.augment_backend, self.pin_memory = int(seed), augment_backend, pin_memory
+        self.train_repeats = max(1, int(train_repeats))
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._resident: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._batch_augment = None
+
+    # ------------------------------------------------------------------ what subclasses provide
+    def load_splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """{"train": (x, y), "val": (x, y)[, "test": (x, y)]}, images uint8 N×H×W×C, ready for evaluation."""
+        raise NotImplementedError
+
+    def batch_augment(self):
+        """Callable (images uint8 NHWC, targets, generator) → (float NCHW in [0, 1], targets) on any device."""
+        raise NotImplementedError
+
+    def reference_dataset(self) -> Dataset:
+        """The per-sample albumentations training set (``__getitems__`` returns a whole augmented batch)."""
+        raise NotImplementedError
+
+    @property
+    def description(self) -> str:
+        return type(self).__name__
+
+    # ------------------------------------------------------------------ set-up
+    @property
+    def test_available(self) -> bool:
+        return "test" in self.splits
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        self.splits = {name: (torch.as_tensor(x), torch.as_tensor(y)) for name, (x, y) in self.load_splits().items()}
+
+    def split_size(self, split: str) -> int:
+        return len(self.splits[split][1])
+
+    # ------------------------------------------------------------------ loaders
+    def _index_loader(self, split: str, batch_size: int, sampler=None) -> DataLoader:
+        length = self.split_size(split) * (self.train_repeats if split == "train" else 1)
+        return batch_loader(IndexBatches(split, length), batch_size, num_workers=0, sampler=sampler)
+
+    def _epoch(self) -> int:
+        return int(self.trainer.current_epoch) if self.trainer is not None else 0
+
+    def train_dataloader(self) -> DataLoader:
+        # Lightning creates the loader's iterator (and worker prefetching starts) before it calls set_epoch, so
+        # the sampler must already stand at the epoch a resumed run continues from.
+        if self.augment_backend == "albumentations":
+            dataset = self.reference_dataset()
+            sampler = EpochSeededSampler(len(dataset), seed=self.seed, epoch=self._epoch())
+            return batch_loader(dataset, self.batch_size, self.num_workers, self.pin_memory, sampler)
+        length = self.split_size("train") * self.train_repeats
+        return self._index_loader("train", self.batch_size, EpochSeededSampler(length, self.seed, self._epoch()))
+
+    def val_dataloader(self) -> DataLoader:
+        return self._index_loader("val", self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        if not self.test_available:
+            raise DataError(f"{self.description}: no test split is available.")
+        return self._index_loader("test", self.eval_batch_size)
+
+    # ------------------------------------------------------------------ on the training device
+    def resident(self, split: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The split's tensors on ``device``, copied there once and kept."""
+        key = (split, str(device))
+        if key not in self._resident:
+            x, y = self.splits[split]
+            self._resident[key] = (x.to(device), y.to(device))
+        return self._resident[key]
+
+    def materialise(self, batch: dict[str, Any], epoch: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Index batch → (images, targets) on the index tensor's device; training batches are augmented."""
+        split, index = batch["split"], batch["index"]
+        x, y = self.resident(split, index.device)
+        index = index % len(y)  # train_repeats: every image several times per epoch
+        images, targets = x[index], y[index]
+        if split != "train":
+            return images, targets
+        if self._batch_augment is None:
+            self._batch_augment = self.batch_augment()
+        key = zlib.crc32(batch["index"].cpu().numpy().astype(np.int64).tobytes())
+        return self._batch_augment(images, targets, batch_generator(self.seed, epoch, key))
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, dict) and "index" in batch:
+            return self.materialise(batch, self._epoch())
+        return batch
