@@ -18,17 +18,24 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from visionlab import resolvers  # noqa: F401  (registers ${vl.*})
-from visionlab.errors import UserError
-from visionlab.runner import run
-from visionlab.sweeps import should_skip
 
 log = logging.getLogger("visionlab")
 CONFIG_PATH = "conf"
 
 
+def config_dir() -> Path:
+    """The folder holding train.yaml and the config groups."""
+    return Path(__file__).resolve().parent / CONFIG_PATH
+
+
 def _task(cfg: DictConfig) -> float | None:
     """Hydra task: a user error ends a single run with a clear message and exit code 2; in a multirun it is
     raised so the sweep records this job as failed and goes on with the others."""
+    # The training stack is imported here, not at module level, so `--help` and `--cfg job` answer at once.
+    from visionlab.errors import UserError
+    from visionlab.runner import run
+    from visionlab.sweeps import should_skip
+
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     if multirun and (previous := should_skip(cfg, Path(cfg.paths.output_dir))) is not None:
         log.info("Skipping %s: its run record is complete (force=true reruns it).", cfg.paths.output_dir)

@@ -101,7 +101,11 @@ class InMemoryDataModule(pl.LightningDataModule):
         return batch_loader(IndexBatches(split, length), batch_size, num_workers=0, sampler=sampler)
 
     def _epoch(self) -> int:
-        return int(self.trainer.current_epoch) if self.trainer is not None else 0
+        """The epoch Lightning is about to run or is running (what it passes to ``set_epoch``). After a resume from
+        an end-of-epoch checkpoint ``trainer.current_epoch`` still names the finished epoch; this does not."""
+        if self.trainer is None:
+            return 0
+        return int(self.trainer.fit_loop.epoch_progress.current.processed)
 
     def train_dataloader(self) -> DataLoader:
         # Lightning creates the loader's iterator (and worker prefetching starts) before it calls set_epoch, so

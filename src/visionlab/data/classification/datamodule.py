@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from visionlab.data.albumentations_backend import keep_opencv_single_threaded, reseed
 from visionlab.data.classification.albumentations_recipe import train_transform
 from visionlab.data.classification.sources import NUM_CLASSES, load_gtsrb
 from visionlab.data.classification.synthetic import make_synthetic_signs
@@ -31,6 +32,7 @@ class AugmentedSigns(Dataset):
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int, recipe: dict):
         self.images, self.labels, self.seed = images, labels, seed
+        keep_opencv_single_threaded()
         geometry = {k: recipe[k] for k in ("crop", "rotation", "brightness", "contrast")}
         self.plain = train_transform(flip=False, **geometry)
         self.flippable = train_transform(flip=True, **geometry)
@@ -42,8 +44,8 @@ class AugmentedSigns(Dataset):
     def __getitems__(self, indices: list[int]):
         idx = np.asarray(indices)
         batch_seed = zlib.crc32(idx.tobytes()) ^ self.seed
-        self.plain.set_random_seed(batch_seed)
-        self.flippable.set_random_seed(batch_seed + 1)
+        reseed(self.plain, batch_seed)
+        reseed(self.flippable, batch_seed + 1)
         out = [
             (self.flippable if self.symmetric[i] else self.plain)(image=self.images[i])["image"] for i in idx
         ]

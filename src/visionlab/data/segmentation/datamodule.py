@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from visionlab.data.albumentations_backend import keep_opencv_single_threaded, reseed
 from visionlab.data.errors import DataError
 from visionlab.data.in_memory import InMemoryDataModule
 from visionlab.data.loading import TensorPairs
@@ -35,6 +36,7 @@ class AugmentedSegmentation(Dataset):
 
     def __init__(self, images: np.ndarray, masks: np.ndarray, seed: int, recipe: Mapping, repeats: int = 1):
         self.images, self.masks, self.seed, self.repeats = images, masks, seed, max(1, int(repeats))
+        keep_opencv_single_threaded()
         self.transform = train_transform(**recipe)
 
     def __len__(self) -> int:
@@ -42,7 +44,7 @@ class AugmentedSegmentation(Dataset):
 
     def __getitems__(self, indices: list[int]):
         idx = np.asarray(indices, dtype=np.int64)
-        self.transform.set_random_seed((zlib.crc32(idx.tobytes()) ^ self.seed) & 0xFFFFFFFF)
+        reseed(self.transform, zlib.crc32(idx.tobytes()) ^ self.seed)
         xs, ys = [], []
         for i in idx % len(self.images):
             out = self.transform(image=self.images[i], mask=self.masks[i])
