@@ -22,6 +22,7 @@ from visionlab.data.errors import DataError
 from visionlab.data.loading import TensorPairs, batch_loader
 from visionlab.data.sampling import EpochSeededSampler
 from visionlab.data.segmentation.albumentations_recipe import train_transform
+from visionlab.data.segmentation.download import ensure_isbi2012
 from visionlab.data.segmentation.sources import SPLITS, complete_splits, load_segmentation
 from visionlab.data.segmentation.synthetic import make_synthetic_seg
 
@@ -152,11 +153,12 @@ class SegmentationDataModule(pl.LightningDataModule):
 
 class FileSegmentationDataModule(SegmentationDataModule):
     """A course-layout .npz, a folder with images/ + masks/ (or train|val|test/images + masks), or a folder
-    holding one .npz (``format: auto`` decides; ``npz``/``folder`` force one)."""
+    holding one .npz (``format: auto`` decides; ``npz``/``folder`` force one). ``download=True`` fetches the public
+    ISBI 2012 training stack into ``data_dir`` first when it holds no data (``download.py``)."""
 
-    def __init__(self, data_dir: str, format: str = "auto", **kwargs):
+    def __init__(self, data_dir: str, format: str = "auto", download: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.data_dir, self.format = Path(data_dir), format
+        self.data_dir, self.format, self.download = Path(data_dir), format, download
         self.source: str | None = None
 
     @property
@@ -165,6 +167,8 @@ class FileSegmentationDataModule(SegmentationDataModule):
         return f"segmentation {self.source or self.data_dir}{made}"
 
     def load_arrays(self) -> dict[str, np.ndarray]:
+        if self.download:
+            ensure_isbi2012(self.data_dir)
         arrays, self.source = load_segmentation(self.data_dir, self.format, self.hparams.channels,
                                                 self.hparams.image_size)
         return arrays
