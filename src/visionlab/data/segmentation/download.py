@@ -113,7 +113,7 @@ def fetch(source: Source, dest: Path, timeout: float, target: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as out:
             try:
-                response = urllib.request.urlopen(source.url, timeout=timeout)  # noqa: S310 (http(s)/file URLs)
+                response = urllib.request.urlopen(source.url, timeout=timeout)
             except (urllib.error.URLError, OSError, ValueError) as exc:
                 raise unreachable(source, exc, dest, target) from exc
             with response:
