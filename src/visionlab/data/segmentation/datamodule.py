@@ -23,6 +23,7 @@ from visionlab.data.in_memory import InMemoryDataModule
 from visionlab.data.loading import TensorPairs
 from visionlab.data.segmentation.albumentations_recipe import train_transform
 from visionlab.data.segmentation.augment import SegmentationBatchAugment
+from visionlab.data.segmentation.download import ensure_isbi2012
 from visionlab.data.segmentation.sources import SPLITS, complete_splits, load_segmentation
 from visionlab.data.segmentation.synthetic import make_synthetic_seg
 
@@ -140,11 +141,12 @@ class SegmentationDataModule(InMemoryDataModule):
 
 class FileSegmentationDataModule(SegmentationDataModule):
     """A course-layout .npz, a folder with images/ + masks/ (or train|val|test/images + masks), or a folder
-    holding one .npz (``format: auto`` decides; ``npz``/``folder`` force one)."""
+    holding one .npz (``format: auto`` decides; ``npz``/``folder`` force one). ``download=True`` fetches the public
+    ISBI 2012 training stack into ``data_dir`` first when it holds no data (``download.py``)."""
 
-    def __init__(self, data_dir: str, format: str = "auto", **kwargs):
+    def __init__(self, data_dir: str, format: str = "auto", download: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.data_dir, self.format = Path(data_dir), format
+        self.data_dir, self.format, self.download = Path(data_dir), format, download
         self.source: str | None = None
 
     @property
@@ -153,6 +155,8 @@ class FileSegmentationDataModule(SegmentationDataModule):
         return f"segmentation {self.source or self.data_dir}{made}"
 
     def load_arrays(self) -> dict[str, np.ndarray]:
+        if self.download:
+            ensure_isbi2012(self.data_dir)
         arrays, self.source = load_segmentation(self.data_dir, self.format, self.channels, self.image_size)
         return arrays
 

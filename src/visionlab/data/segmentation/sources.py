@@ -241,8 +241,12 @@ def detect_format(path: Path, fmt: str = "auto") -> tuple[str, Path]:
         raise DataError(f"data.format={fmt!r} is not one of {FORMATS}.")
     if not path.exists():
         raise DataError(
-            f"data.data_dir={path} does not exist. Pass an .npz file or a folder with images/ + masks/, "
-            "e.g. data.data_dir=../shared/data/isbi2012."
+            f"data.data_dir={path} does not exist. Three ways out: (1) data.download=true fetches the public "
+            "ISBI 2012 training stack into it once (data=isbi2012, the U-Net presets' data; needs network); "
+            "(2) data.data_dir=/path/to/your/data: an .npz with x_train/y_train[, x_val/y_val, x_test/y_test] "
+            "(images uint8 or float in [0,1], masks in {0,1} or {0,255}) or a folder with images/ + masks/ of the "
+            "same file names (README, 'Data formats'); (3) data=synthetic_seg trains on generated images, no files "
+            "or network needed."
         )
     if path.is_file():
         if fmt == "folder":
