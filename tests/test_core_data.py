@@ -5,7 +5,7 @@ from PIL import Image
 from visionlab.data.classification.datamodule import GTSRBDataModule, SyntheticSignsDataModule
 from visionlab.data.classification.sources import cache_file, load_gtsrb
 from visionlab.data.classification.synthetic import make_synthetic_signs
-from visionlab.data.errors import DataError
+from visionlab.errors import DataError
 from visionlab.data.splits import group_split
 
 

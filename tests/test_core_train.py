@@ -90,7 +90,7 @@ def test_eval_only_tests_a_checkpoint_without_training(tmp_path):
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
-    from visionlab.models.base import NonFiniteLossError
+    from visionlab.errors import NonFiniteLossError
 
     cfg = compose(tmp_path, [*TINY_SIGNS, "logger=none", "trainer.max_epochs=3",
                              "+callbacks.poison._target_=helpers.PoisonWeightsAtEpoch", "+callbacks.poison.epoch=1"])

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from seg_helpers import save_png, tiny_arrays
-from visionlab.data.errors import DataError
+from visionlab.errors import DataError
 from visionlab.data.segmentation.datamodule import (
     AugmentedSegmentation,
     FileSegmentationDataModule,

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import CONF, compose, run_if, shared_data_dir
 from seg_helpers import TINY_SEG, f1_iou
-from visionlab.data.errors import DataError
+from visionlab.errors import DataError
 from visionlab.models.unet import UNet
 from visionlab.runner import run
 from visionlab.tracking.wandb_offline import read_offline_run
@@ -111,7 +111,7 @@ def test_image_size_not_divisible_is_a_clear_error_and_recorded(tmp_path):
 def test_nan_loss_stops_with_a_clear_error(tmp_path):
     cfg = compose(tmp_path, ["experiment=unet_baseline", *TINY_SEG, "logger=none",
                              "+callbacks.poison._target_=helpers.PoisonWeightsAtEpoch", "+callbacks.poison.epoch=1"])
-    from visionlab.models.base import NonFiniteLossError
+    from visionlab.errors import NonFiniteLossError
 
     with pytest.raises(NonFiniteLossError, match="Training loss became nan at epoch 1"):
         run(cfg)

@@ -7,9 +7,7 @@ from collections.abc import Callable, Sequence
 import pytorch_lightning as pl
 import torch
 
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN/inf; training stops and the last good checkpoint is kept."""
+from visionlab.errors import ConfigError, NonFiniteLossError
 
 
 class VisionModule(pl.LightningModule):
@@ -55,7 +53,7 @@ class VisionModule(pl.LightningModule):
 
     def configure_optimizers(self):
         if self.optimizer_factory is None:
-            raise ValueError("model.optimizer is not set; e.g. model/optimizer=adam or model.optimizer._target_=...")
+            raise ConfigError("model.optimizer is not set; e.g. model/optimizer=adam or model.optimizer._target_=...")
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
             return optimizer

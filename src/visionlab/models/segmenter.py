@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.functional.classification import binary_stat_scores
 
-from visionlab.data.errors import DataError
+from visionlab.errors import ConfigError, DataError
 from visionlab.models.base import VisionModule
 from visionlab.models.unet import UNet
 from visionlab.tracking.run_record import write_csv
@@ -55,9 +55,9 @@ class SegmentationModule(VisionModule):
                  media_cases: int = 4, media_every_n_epochs: int = 5, **base):
         super().__init__(**base)
         if loss not in LOSSES:
-            raise ValueError(f"model.loss={loss!r} is not one of {LOSSES}")
+            raise ConfigError(f"model.loss={loss!r} is not one of {LOSSES}")
         if not 0.0 < threshold < 1.0:
-            raise ValueError(f"model.threshold must be in (0, 1), got {threshold}")
+            raise ConfigError(f"model.threshold must be in (0, 1), got {threshold}")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.net = UNet(in_channels, 1, features_start, depth, up_mode, activation, batch_norm)
         self.loss_name = loss

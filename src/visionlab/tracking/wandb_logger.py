@@ -9,6 +9,8 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
+from visionlab.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "online", "offline", "disabled")
@@ -41,7 +43,7 @@ def resolve_mode(mode: str = "auto") -> str:
     if env:
         return "offline" if env == "dryrun" else env
     if mode not in MODES:
-        raise ValueError(f"logger.wandb.mode={mode!r} is not one of {MODES}")
+        raise ConfigError(f"logger.wandb.mode={mode!r} is not one of {MODES}")
     if mode != "auto":
         return mode
     return "online" if has_credentials() and server_reachable() else "offline"

@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from visionlab.data.errors import DataError
+from visionlab.errors import DataError
 from visionlab.data.loading import TensorPairs, batch_loader
 from visionlab.data.sampling import EpochSeededSampler
 from visionlab.data.segmentation.albumentations_recipe import train_transform

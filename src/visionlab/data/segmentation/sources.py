@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from visionlab.data.errors import DataError
+from visionlab.errors import DataError
 from visionlab.data.splits import random_split
 
 log = logging.getLogger(__name__)
