@@ -62,3 +62,16 @@ class VisionModule(pl.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "monitor": self.scheduler_monitor, "interval": "epoch"},
         }
+
+    def log_validation_epoch(self, loss_key: str, loss, score_key: str, score, best_key: str, best,
+                             extra: dict | None = None) -> None:
+        """Validation loss and score, plus the best score so far (``best`` is a MaxMetric, not updated and not
+        logged during the sanity check, so it only ever sees real epochs); ``extra``: further metrics by key."""
+        if not self.trainer.sanity_checking:
+            best(score)
+        self.log(loss_key, loss, prog_bar=True, sync_dist=True)
+        self.log(score_key, score, prog_bar=True, sync_dist=True)
+        for key, value in (extra or {}).items():
+            self.log(key, value, sync_dist=True)
+        if not self.trainer.sanity_checking:
+            self.log(best_key, best.compute(), sync_dist=True)

@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from visionlab.errors import ConfigError, DataError
-
 from visionlab.models.layers import activation as make_activation
 
 UP_MODES = ("bilinear", "nearest", "transposed")

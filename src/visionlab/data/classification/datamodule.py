@@ -91,6 +91,15 @@ class TrafficSignDataModule(pl.LightningDataModule):
     def description(self) -> str:
         return type(self).__name__
 
+    @property
+    def image_shape(self) -> tuple[int, int] | None:
+        """(H, W) the model receives: the crop, once the data is loaded."""
+        return None if self.arrays is None else (self.hparams.crop, self.hparams.crop)
+
+    @property
+    def channels(self) -> int | None:
+        return None if self.arrays is None else int(self.arrays["x_train"].shape[-1])
+
     def setup(self, stage: str | None = None) -> None:
         if self.arrays is not None:
             return

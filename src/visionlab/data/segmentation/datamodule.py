@@ -18,12 +18,12 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from visionlab.errors import DataError
 from visionlab.data.loading import TensorPairs, batch_loader
 from visionlab.data.sampling import EpochSeededSampler
 from visionlab.data.segmentation.albumentations_recipe import train_transform
 from visionlab.data.segmentation.sources import SPLITS, complete_splits, load_segmentation
 from visionlab.data.segmentation.synthetic import make_synthetic_seg
+from visionlab.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,10 @@ class SegmentationDataModule(pl.LightningDataModule):
     def image_shape(self) -> tuple[int, int] | None:
         """(H, W) of the loaded images, for the model's size check."""
         return None if self.arrays is None else tuple(self.arrays["x_train"].shape[1:3])
+
+    @property
+    def channels(self) -> int | None:
+        return None if self.arrays is None else int(self.arrays["x_train"].shape[-1])
 
     @property
     def recipe(self) -> dict:
