@@ -5,8 +5,8 @@ from PIL import Image
 from visionlab.data.classification.datamodule import GTSRBDataModule, SyntheticSignsDataModule
 from visionlab.data.classification.sources import cache_file, load_gtsrb
 from visionlab.data.classification.synthetic import make_synthetic_signs
-from visionlab.errors import DataError
 from visionlab.data.splits import group_split
+from visionlab.errors import DataError
 
 
 def test_group_split_keeps_every_class_track_on_one_side():

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from seg_helpers import save_png, tiny_arrays
-from visionlab.errors import DataError
 from visionlab.data.segmentation.datamodule import (
     AugmentedSegmentation,
     FileSegmentationDataModule,
@@ -15,6 +14,7 @@ from visionlab.data.segmentation.datamodule import (
 )
 from visionlab.data.segmentation.sources import load_segmentation
 from visionlab.data.segmentation.synthetic import make_synthetic_seg
+from visionlab.errors import DataError
 
 SMALL = {"image_size": 64, "num_workers": 0, "batch_size": 2, "eval_batch_size": 2}
 

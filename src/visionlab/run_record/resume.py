@@ -28,10 +28,9 @@ def run_folder_to_resume(ckpt_path: str | None, train: bool = True) -> Path | No
 
 
 def wandb_id_to_resume(folder: RunFolder, ckpt_path: str | None, train: bool) -> str | None:
-    """The W&B run id recorded in ``folder`` when this run resumes training there."""
-    if run_folder_to_resume(ckpt_path, train) != folder.path.resolve():
-        return None
-    return folder.read_wandb_id()
+    """When training resumes from a checkpoint: the W&B run id recorded in the run's folder (the checkpoint's
+    own folder, see ``run_folder_to_resume``), so the same W&B run continues."""
+    return folder.read_wandb_id() if train and ckpt_path else None
 
 
 def epochs_to_keep(rows: list[dict], restart_epoch: int) -> list[dict]:
