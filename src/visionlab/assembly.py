@@ -13,6 +13,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor
 
 from visionlab.errors import ConfigError, UserError
 from visionlab.interfaces import TaskDataModule, TaskModel, missing_members
+from visionlab.run_record.metric_keys import TASKS
 
 
 def instantiate(node: DictConfig, key: str, **kwargs):
@@ -46,7 +47,14 @@ def build_datamodule(cfg: DictConfig) -> TaskDataModule:
 
 
 def build_model(cfg: DictConfig) -> TaskModel:
-    return _check(instantiate(cfg.model, "model"), TaskModel, "model", cfg.model)
+    """The model; the metric it will be judged by (``monitor``) must be one it logs."""
+    model = _check(instantiate(cfg.model, "model"), TaskModel, "model", cfg.model)
+    logged = TASKS[model.task].keys if model.task in TASKS else {cfg.monitor}
+    if cfg.monitor not in logged:
+        raise ConfigError(f"monitor={cfg.monitor} is not logged by a {model.task} model; it logs "
+                          f"{', '.join(sorted(logged))}. Set monitor (and monitor_mode), or pick the model through "
+                          "an experiment preset, which sets both.")
+    return model
 
 
 def build_trainer(cfg: DictConfig, model: TaskModel, loggers: list, record: pl.Callback) -> pl.Trainer:
