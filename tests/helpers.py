@@ -73,3 +73,11 @@ class PoisonWeightsAtEpoch(pl.Callback):
             with torch.no_grad():
                 for p in pl_module.parameters():
                     p.fill_(float("nan"))
+
+
+class PlainLightningModule(pl.LightningModule):
+    """A LightningModule that is not a visionlab model (no task, no run-record hooks)."""
+
+    def __init__(self, **kwargs):
+        super().__init__()
+        self.layer = torch.nn.Linear(1, 1)

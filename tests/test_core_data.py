@@ -129,3 +129,20 @@ def test_training_batches_are_augmented_crops_and_reproducible_per_epoch():
     assert not np.array_equal(first[1].numpy(), next(iter(loader))[1].numpy())
     val = next(iter(dm.val_dataloader()))
     assert val[0].shape[1:] == (28, 28, 3)
+
+
+def test_training_augmentation_really_changes_the_images():
+    """Each augmented training image differs from the un-augmented centre crop evaluation uses, by more than
+    rounding (rotation, random crop, brightness/contrast jitter), and two epochs see different versions."""
+    from visionlab.data.classification.datamodule import center_crop
+
+    dm = SyntheticSignsDataModule(tracks_per_class=2, frames_per_track=3, test_tracks_per_class=1, num_workers=0,
+                                  seed=5)
+    dm.setup("fit")
+    dataset, indices = dm.train_set, list(range(16))
+    augmented = dataset.__getitems__(indices)[0].numpy().astype(int)
+    plain = center_crop(dataset.images[indices], 28).astype(int)
+    per_image = np.abs(augmented - plain).mean(axis=(1, 2, 3))
+    assert (per_image > 2).all(), per_image  # every image changed, visibly (0..255 scale)
+    other_batch = dataset.__getitems__(list(reversed(indices)))[0].numpy().astype(int)[::-1]
+    assert (np.abs(other_batch - augmented).mean(axis=(1, 2, 3)) > 0).all()  # seeded per batch: new draws

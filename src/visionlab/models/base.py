@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 import torch
 
 from visionlab.errors import ConfigError, NonFiniteLossError
+from visionlab.run_record.metric_keys import VAL_LOSS
 
 
 class VisionModule(pl.LightningModule):
@@ -17,7 +18,7 @@ class VisionModule(pl.LightningModule):
         self,
         optimizer: Callable | None = None,
         scheduler: Callable | None = None,
-        scheduler_monitor: str = "val/loss",
+        scheduler_monitor: str = VAL_LOSS,
         mean: Sequence[float] = (0.5,),
         std: Sequence[float] = (0.5,),
         channels_last: bool = True,

@@ -35,6 +35,7 @@ class EpochRecord(pl.Callback):
         self._epoch_start: float | None = None
         self._epoch_last_end: float | None = None
         self._epoch_images = 0
+        self._epoch_lrs: list[float] = []
 
     def on_train_start(self, trainer, pl_module):
         # after Lightning restored a checkpoint: keep the epochs it already covers, drop any beyond it
@@ -46,6 +47,9 @@ class EpochRecord(pl.Callback):
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._epoch_start = None
+        # the learning rates this epoch trains with (an epoch-wise scheduler steps after the epoch's end hooks)
+        self._epoch_lrs = [group["lr"] for group in (trainer.optimizers[0].param_groups if trainer.optimizers
+                                                     else [])]
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if self._epoch_start is None:
@@ -76,8 +80,8 @@ class EpochRecord(pl.Callback):
             scalar = _scalar(value)
             if scalar is not None:
                 row[key] = scalar
-        for i, group in enumerate(trainer.optimizers[0].param_groups if trainer.optimizers else []):
-            row[keys.lr_column(i)] = group["lr"]
+        for i, lr in enumerate(self._epoch_lrs):
+            row[keys.lr_column(i)] = lr
         row[keys.TIME] = time.time()
         self.rows.append(row)
         self.folder.create().write_metrics(self.rows)
