@@ -6,8 +6,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from pathlib import Path
-
 import pytest
 from hydra.utils import get_object
 from omegaconf import OmegaConf
@@ -78,9 +76,9 @@ def test_an_installed_wheel_finds_its_configs_from_any_directory(tmp_path):
     """Build the wheel (offline, from a copy of the checkout), install it into a folder of its own, and compose a
     config through the installed entry point from an unrelated working directory."""
     source = tmp_path / "source"
+    source.mkdir()
     for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
-        shutil.copy(REPO / name, source / name) if source.exists() else (source.mkdir(), shutil.copy(REPO / name,
-                                                                                                    source / name))
+        shutil.copy(REPO / name, source / name)
     shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copytree(REPO / "conf", source / "conf")
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]

@@ -258,5 +258,5 @@ def test_older_segmentation_records_are_read_under_todays_names(tmp_path):
         "test": {"test/f1": 0.9}, "best": {"epoch": 0, "val/f1": 0.5},
         "segmentation": {"test/cases": 4, "test/f1_mean": 0.9, "test/f1_std": 0.02, "test/f1_min": 0.85}}))
     (folder / "metrics.csv").write_text("epoch,train/loss,val/loss,train/f1,val/f1\n0,0.7,0.6,0.4,0.5\n")
-    markdown, numbers, _ = _report(tmp_path, str(tmp_path / "old"))
+    markdown, _, _ = _report(tmp_path, str(tmp_path / "old"))
     assert "| unet_baseline | 1 | completed | test | 4 | **0.9000** | **0.0200** | **0.8500** |" in markdown

@@ -112,3 +112,25 @@ def test_a_run_prints_our_lines_not_library_noise(tmp_path):
     assert "completed: cnn_synthetic (seed 12345)" in output and "run folder:" in output
     for noise in ("litlogger", "anonymous setting", "LeafSpec", "not supported by the model summary"):
         assert noise not in output, noise
+
+
+class _Payload:
+    """Unpickling this would create a file: a stand-in for code hidden in a checkpoint."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_checkpoint_is_loaded_as_data_never_as_code(tmp_path):
+    import torch
+
+    marker = tmp_path / "code_ran"
+    ckpt = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": _Payload(marker)}, ckpt)
+    cfg = compose(tmp_path, [*TINY_SIGNS, "logger=none", f"ckpt_path={ckpt}"], config_name="eval")
+    with pytest.raises(ConfigError, match=r"ckpt_path=.*evil.ckpt: not a checkpoint visionlab can load as data"):
+        run(cfg)
+    assert not marker.exists()

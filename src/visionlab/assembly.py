@@ -17,8 +17,10 @@ from visionlab.run_record.metric_keys import TASKS
 
 
 def instantiate(node: DictConfig, key: str, **kwargs):
+    """Arguments arrive as plain lists and dicts (``_convert_="all"``), so a checkpoint's saved hyperparameters
+    hold no OmegaConf objects and checkpoints load with ``weights_only=True``: a checkpoint is data, not code."""
     try:
-        return hydra.utils.instantiate(node, **kwargs)
+        return hydra.utils.instantiate(node, _convert_="all", **kwargs)
     except Exception as exc:
         cause = exc.__cause__ or exc
         if isinstance(cause, UserError):
@@ -37,6 +39,21 @@ def _check(obj, protocol: type, key: str, node: DictConfig):
         raise ConfigError(f"{key}._target_={node.get('_target_')} is not a visionlab {key}: it lacks "
                           f"{', '.join(missing_members(obj, protocol))} (see visionlab.interfaces).")
     return obj
+
+
+def check_checkpoint_is_data(ckpt_path: str) -> None:
+    """A checkpoint is loaded as data only (tensors and plain values, ``weights_only=True``): one that needs
+    arbitrary Python objects to load is refused before anything runs, and nothing in it is executed."""
+    import torch
+
+    try:
+        torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - whatever fails to load as data is refused the same way
+        lines = str(exc).splitlines()
+        reason = next((line.split(" was not")[0].strip() for line in lines if "Unsupported global" in line),
+                      f"{type(exc).__name__}: {lines[-1] if lines else exc}")
+        raise ConfigError(f"ckpt_path={ckpt_path}: not a checkpoint visionlab can load as data only ({reason}). "
+                          "Pass a checkpoint written by this version of visionlab (<run>/checkpoints/*.ckpt).") from None
 
 
 def build_datamodule(cfg: DictConfig) -> TaskDataModule:

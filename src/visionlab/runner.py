@@ -16,7 +16,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from visionlab.assembly import build_datamodule, build_model, build_trainer, instantiate_group
+from visionlab.assembly import (
+    build_datamodule,
+    build_model,
+    build_trainer,
+    check_checkpoint_is_data,
+    instantiate_group,
+)
 from visionlab.console import print_result
 from visionlab.errors import ConfigError, UserError
 from visionlab.hydra_runtime import cpu_threads, is_multirun
@@ -55,11 +61,11 @@ def run(cfg: DictConfig) -> dict:
     test_metrics = None
     try:
         if cfg.train:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=False)
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
         if cfg.test:
             test_metrics = _test(cfg, trainer, model, datamodule, summary, folder)
         summary["status"] = Status.COMPLETED
-    except (Exception, KeyboardInterrupt) as exc:  # recorded, then raised again
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - recorded in summary.json, then raised again
         error = exc
         summary.update(status=Status.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else Status.FAILED,
                        error=_describe(exc))
@@ -78,6 +84,8 @@ def _prepare(cfg: DictConfig, folder: RunFolder) -> None:
         raise ConfigError("train=false evaluates a checkpoint: also pass ckpt_path=<run>/checkpoints/best.ckpt")
     if cfg.ckpt_path and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(f"ckpt_path={cfg.ckpt_path} does not exist or is not a file.")
+    if cfg.ckpt_path:
+        check_checkpoint_is_data(cfg.ckpt_path)
     pl.seed_everything(cfg.seed, workers=True)
     if threads := cpu_threads(cfg.get("threads")):
         torch.set_num_threads(threads)
@@ -108,6 +116,6 @@ def _test(cfg: DictConfig, trainer: pl.Trainer, model: TaskModel, datamodule: Ta
         checkpoint = next((cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)), None)
         ckpt = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
     summary["evaluated_checkpoint"] = ckpt or "final weights"
-    results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=False, verbose=False)
+    results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True, verbose=False)
     model.save_test_artifacts(folder)
     return dict(results[0]) if results else {}
