@@ -82,7 +82,7 @@ class TaskMetrics:
         return {m.key for m in (*self.per_epoch, *self.test)}
 
 
-_LOSS = dict(label="loss", kind="loss", better="min")
+_LOSS = {"label": "loss", "kind": "loss", "better": "min"}
 
 CLASSIFICATION = TaskMetrics(
     task="classification",
