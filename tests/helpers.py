@@ -1,7 +1,65 @@
-"""Test-only Lightning callbacks, referenced from configs as `helpers.<Name>`."""
+"""Shared test helpers (imported by the tests; conftest.py only holds fixtures): compose configs in-process,
+tiny data settings, RunIf-style skips, and test-only callbacks referenced from configs as `helpers.<Name>`."""
 
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
 import pytorch_lightning as pl
 import torch
+
+from visionlab.configs import config_dir
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = config_dir()
+
+# A tiny synthetic sign set and a short, quiet trainer: a whole run takes a few seconds on 2 cores.
+QUIET_SHORT = [
+    "data.num_workers=0",
+    "data.batch_size=64",
+    "trainer.max_epochs=2",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "callbacks.rich_progress_bar=null",
+]
+TINY_SIGNS = ["data.tracks_per_class=4", "data.frames_per_track=5", "data.test_tracks_per_class=2", *QUIET_SHORT]
+
+
+def compose(tmp_path: Path, overrides: list[str], config_name: str = "train", output: str = "run"):
+    """Compose like `python train.py overrides...`, with the run folder at tmp_path/output."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    import visionlab.resolvers  # noqa: F401
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return hydra_compose(
+            config_name,
+            overrides=[f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / output}", *overrides],
+        )
+
+
+def shared_data_dir() -> Path | None:
+    """The real data folder (../shared/data), found through $VISIONLAB_SHARED_DATA that .ci/run sets."""
+    value = os.environ.get("VISIONLAB_SHARED_DATA")
+    return Path(value) if value and Path(value).is_dir() else None
+
+
+def run_if(shared_data: str | None = None, min_gpus: int = 0):
+    """Skip unless the requirements hold (Lightning-Hydra-template's RunIf, trimmed to what we need)."""
+    reasons = []
+    if shared_data is not None:
+        root = shared_data_dir()
+        if root is None or not (root / shared_data).exists():
+            reasons.append(f"real data {shared_data} not found: set VISIONLAB_SHARED_DATA to ../shared/data")
+    if min_gpus:
+        import torch
+
+        if torch.cuda.device_count() < min_gpus:
+            reasons.append(f"needs {min_gpus} GPU(s)")
+    return pytest.mark.skipif(bool(reasons), reason="; ".join(reasons))
 
 
 class PoisonWeightsAtEpoch(pl.Callback):
@@ -15,3 +73,11 @@ class PoisonWeightsAtEpoch(pl.Callback):
             with torch.no_grad():
                 for p in pl_module.parameters():
                     p.fill_(float("nan"))
+
+
+class PlainLightningModule(pl.LightningModule):
+    """A LightningModule that is not a visionlab model (no task, no run-record hooks)."""
+
+    def __init__(self, **kwargs):
+        super().__init__()
+        self.layer = torch.nn.Linear(1, 1)

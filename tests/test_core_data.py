@@ -6,8 +6,8 @@ from PIL import Image
 from data_helpers import datamodule
 from visionlab.data.classification.sources import cache_file, load_gtsrb
 from visionlab.data.classification.synthetic import make_synthetic_signs
-from visionlab.data.errors import DataError
 from visionlab.data.splits import group_split
+from visionlab.errors import DataError
 from visionlab.tracking.wandb_media import to_display
 
 

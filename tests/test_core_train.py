@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONF, QUIET_SHORT, REPO, TINY_SIGNS, compose
+from helpers import CONF, QUIET_SHORT, REPO, TINY_SIGNS, compose
 from visionlab.runner import run
 from visionlab.tracking.wandb_offline import read_offline_run
 
@@ -24,14 +24,22 @@ def offline_run(run_dir: Path) -> dict:
     return read_offline_run(folders[-1])
 
 
-@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF / "experiment").glob("cnn_*.yaml")))
+# each preset's own parameter count: the seed CNN, plus 2 × (64 + 32 + 32) BatchNorm affine parameters
+CNN_PARAMETERS = {"cnn_baseline": 87_403, "cnn_batchnorm": 87_659, "cnn_rprop": 87_403, "cnn_sgd": 87_403}
+
+
+def test_the_cnn_presets_are_the_counted_ones():
+    assert sorted(p.stem for p in (CONF / "experiment").glob("cnn_*.yaml")) == sorted(CNN_PARAMETERS)
+
+
+@pytest.mark.parametrize("experiment", sorted(CNN_PARAMETERS))
 def test_every_cnn_experiment_composes_and_trains_one_batch(tmp_path, tiny_gtsrb_dir, experiment):
     cfg = compose(tmp_path, [f"experiment={experiment}", f"data.data_dir={tiny_gtsrb_dir}", "logger=none",
                              "+trainer.fast_dev_run=1", *QUIET_SHORT])
     assert cfg.experiment_name == experiment
     summary = run(cfg)
     assert summary["status"] == "completed"
-    assert summary["experiment"] == experiment and summary["n_params"] in (87_403, 87_659)
+    assert summary["experiment"] == experiment and summary["n_params"] == CNN_PARAMETERS[experiment]
 
 
 def test_run_record_and_wandb_offline_hold_the_trainers_numbers(tmp_path):
@@ -94,7 +102,7 @@ def test_eval_only_tests_a_checkpoint_without_training(tmp_path):
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
-    from visionlab.models.base import NonFiniteLossError
+    from visionlab.errors import NonFiniteLossError
 
     cfg = compose(tmp_path, [*TINY_SIGNS, "logger=none", "trainer.max_epochs=3",
                              "+callbacks.poison._target_=helpers.PoisonWeightsAtEpoch", "+callbacks.poison.epoch=1"])

@@ -124,14 +124,14 @@ def test_report_over_failed_and_missing_runs(sweep, tmp_path):
 
 
 def _segmentation_run(folder: Path, experiment: str, seed: int, f1: list[float]) -> None:
-    """A hand-written segmentation run record (no training): per-case F1 and the summary computed from them."""
+    """A hand-written segmentation run record (no training): per-case F1 and the test metrics computed from them."""
     folder.mkdir(parents=True)
     f1 = np.array(f1)
     (folder / "summary.json").write_text(json.dumps({
         "experiment": experiment, "task": "segmentation", "seed": seed, "status": "completed",
-        "test": {"test/f1": float(f1.mean())}, "best": {"epoch": 0, "val/f1": 0.5},
-        "segmentation": {"test/cases": len(f1), "test/f1_mean": float(f1.mean()), "test/f1_std": float(f1.std()),
-                         "test/f1_min": float(f1.min()), "test/iou_mean": 0.4}}))
+        "test": {"test/cases": len(f1), "test/f1": float(f1.mean()), "test/f1_std": float(f1.std()),
+                 "test/f1_min": float(f1.min()), "test/iou": 0.4},
+        "best": {"epoch": 0, "val/f1": 0.5}}))
     (folder / "metrics.csv").write_text("epoch,train/loss,val/loss,train/f1,val/f1\n0,0.7,0.6,0.4,0.5\n")
 
 
@@ -145,7 +145,7 @@ def test_report_over_mixed_tasks(sweep, tmp_path):
     assert "| unet_baseline | 1 | completed | test | 3 | 0.7000 | 0.1633 | 0.5000 |" in markdown
     assert "| unet_baseline | 2 | completed | test | 2 | **0.7500** | **0.1500** | **0.6000** |" in markdown
     (variant,) = numbers["tasks"]["segmentation"]["variants"]
-    assert variant["metric"] == "test/f1_mean" and variant["values"] == pytest.approx([0.7, 0.75])
+    assert variant["metric"] == "test/f1" and variant["values"] == pytest.approx([0.7, 0.75])
     assert f"0.7250 ± {np.std([0.7, 0.75], ddof=1):.4f}" in markdown
     assert "unet_baseline: no resolved model config, no card." in markdown
 
@@ -196,3 +196,67 @@ def test_wandb_runs_become_run_records(tmp_path, monkeypatch):
     assert variant["values"] == [0.8, 0.9] and variant["n_runs"] == 3
     assert "| cnn_baseline | 3 | failed | test | — |" in markdown and "W&B state: crashed" in markdown
     assert "train/loss" in (tmp_path / "report" / "wandb_runs" / "a" / "metrics.csv").read_text()
+
+
+class _FakeSweepRun:
+    """A W&B run as a multirun job logs it: grouped by the sweep, the variant as job type and in the config."""
+
+    def __init__(self, run_id: str, variant: str, seed: int, summary: dict, model: str, sweep: str):
+        self.id, self.name, self.state, self.url = run_id, f"{variant}_seed{seed}", "finished", ""
+        self.group, self.job_type = sweep, variant
+        self.config = {"seed": seed, "experiment_name": variant, "model": {"_target_": model}}
+        self.summary = summary
+        self.metadata = {}
+
+    def scan_history(self):
+        yield {"epoch": 0, "train/loss": 1.0, "_step": 1}
+
+
+def _report_from_wandb(tmp_path, monkeypatch, runs: list, group: str) -> dict:
+    import wandb
+
+    class _Api:
+        def runs(self, project, filters):
+            assert filters == {"group": group}
+            return runs
+
+    monkeypatch.setattr(wandb, "Api", _Api)
+    return _report(tmp_path, "--wandb-project", "team/p", "--wandb-group", group)[1]
+
+
+def test_wandb_sweep_runs_keep_their_variants_apart(tmp_path, monkeypatch):
+    """A multirun groups its W&B runs by the sweep name: the variant must come from experiment_name."""
+    model = "visionlab.models.classifier.ClassificationModule"
+    runs = [_FakeSweepRun(f"{v}{seed}", v, seed, {"test/acc": acc, "best/val/acc": acc - 0.1}, model, "cnn_ablation")
+            for v, seed, acc in [("cnn_baseline", 1, 0.80), ("cnn_baseline", 2, 0.82), ("cnn_sgd", 1, 0.60),
+                                 ("cnn_sgd", 2, 0.64)]]
+    numbers = _report_from_wandb(tmp_path, monkeypatch, runs, "cnn_ablation")
+    variants = {v["variant"]: v["values"] for v in numbers["tasks"]["classification"]["variants"]}
+    assert variants == {"cnn_baseline": [0.80, 0.82], "cnn_sgd": [0.60, 0.64]}
+
+
+def test_wandb_segmentation_runs_are_scored_on_their_logged_test_metrics(tmp_path, monkeypatch):
+    """W&B holds the test metrics under the logged names (test/f1, ...): the report must find them there instead
+    of falling back to the validation scores."""
+    model = "visionlab.models.segmenter.SegmentationModule"
+    runs = [_FakeSweepRun(f"u{seed}", "unet_baseline", seed,
+                          {"test/f1": f1, "test/f1_std": 0.01, "test/f1_min": f1 - 0.05, "test/cases": 6.0,
+                           "test/iou": f1 - 0.1, "test/loss": 0.2, "best/val/f1": 0.5, "best/epoch": 3}, model,
+                          "unet_ablation") for seed, f1 in [(1, 0.97), (2, 0.95)]]
+    numbers = _report_from_wandb(tmp_path, monkeypatch, runs, "unet_ablation")
+    (variant,) = numbers["tasks"]["segmentation"]["variants"]
+    assert variant["split"] == "test" and variant["metric"] == "test/f1"
+    assert variant["values"] == pytest.approx([0.97, 0.95])
+
+
+def test_older_segmentation_records_are_read_under_todays_names(tmp_path):
+    """Run records written before the metric names were unified kept test/f1_mean in a segmentation section."""
+    folder = tmp_path / "old" / "run1"
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps({
+        "experiment": "unet_baseline", "task": "segmentation", "seed": 1, "status": "completed",
+        "test": {"test/f1": 0.9}, "best": {"epoch": 0, "val/f1": 0.5},
+        "segmentation": {"test/cases": 4, "test/f1_mean": 0.9, "test/f1_std": 0.02, "test/f1_min": 0.85}}))
+    (folder / "metrics.csv").write_text("epoch,train/loss,val/loss,train/f1,val/f1\n0,0.7,0.6,0.4,0.5\n")
+    markdown, _, _ = _report(tmp_path, str(tmp_path / "old"))
+    assert "| unet_baseline | 1 | completed | test | 4 | **0.9000** | **0.0200** | **0.8500** |" in markdown

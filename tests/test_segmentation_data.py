@@ -9,11 +9,11 @@ import torch
 from data_helpers import datamodule, recipe
 from seg_helpers import save_png, tiny_arrays
 from visionlab.data.batched_ops import batch_generator
-from visionlab.data.errors import DataError
 from visionlab.data.segmentation.augment import SegmentationBatchAugment
 from visionlab.data.segmentation.datamodule import AugmentedSegmentation
 from visionlab.data.segmentation.sources import load_segmentation
 from visionlab.data.segmentation.synthetic import make_synthetic_seg
+from visionlab.errors import DataError
 
 SMALL = {"image_size": 64, "num_workers": 0, "batch_size": 2, "eval_batch_size": 2}
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from visionlab.data.errors import DataError
 from visionlab.data.segmentation.download import CACHE_NAME, RAW_NAME, Source, ensure_isbi2012
+from visionlab.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 N, SIDE = 5, 512

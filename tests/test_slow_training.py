@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import QUIET_SHORT, REPO, TINY_SIGNS, run_if, shared_data_dir
+from helpers import QUIET_SHORT, REPO, TINY_SIGNS, run_if, shared_data_dir
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,7 @@ def test_ddp_sim_trains_one_epoch_with_two_processes(tmp_path):
 
 @run_if(shared_data="gtsrb32")
 def test_real_gtsrb_short_run_learns_and_reports_missing_test_split(tmp_path):
-    from conftest import compose
+    from helpers import compose
     from visionlab.runner import run
 
     cfg = compose(tmp_path, ["experiment=cnn_baseline", f"data.data_dir={shared_data_dir() / 'gtsrb32'}",

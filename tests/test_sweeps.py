@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 TINY = ["data.tracks_per_class=3", "data.frames_per_track=3", "data.test_tracks_per_class=1", "data.num_workers=0",
         "trainer.max_epochs=1", "logger=none", "callbacks=none", "trainer.enable_progress_bar=false",

@@ -33,7 +33,7 @@ def compose(overrides: list[str]):
     from hydra import initialize_config_dir
 
     import visionlab.resolvers  # noqa: F401
-    from visionlab.train import config_dir
+    from visionlab.configs import config_dir
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         return hydra_compose("train", overrides=[f"paths.root_dir={tempfile.gettempdir()}",

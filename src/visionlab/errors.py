@@ -1,11 +1,21 @@
-"""Errors that are the user's to fix: shown as one clear message, never as a library traceback."""
+"""Errors that are the user's to fix, for the whole package: each message names the key, file or value at fault
+and says what to do. The CLI shows them as one line and exits with code 2, never as a library traceback.
 
-from visionlab.data.errors import DataError
-from visionlab.models.base import NonFiniteLossError
+This module imports nothing from visionlab, so every layer can raise these errors.
+"""
 
 
-class ConfigError(ValueError):
+class UserError(Exception):
+    """Base of every error caused by the user's input rather than by a bug."""
+
+
+class ConfigError(UserError, ValueError):
     """A config key or value that cannot work; the message names the key and what to do."""
 
 
-UserError = (DataError, ConfigError, NonFiniteLossError)
+class DataError(UserError, ValueError):
+    """Missing or malformed data; the message names the file or key and what to do."""
+
+
+class NonFiniteLossError(UserError, RuntimeError):
+    """The loss became NaN/inf; training stops and the last good checkpoint is kept."""

@@ -11,16 +11,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-
-def resume_folder(ckpt_path: str | None) -> Path | None:
-    """The run folder a checkpoint belongs to (``<run>/checkpoints/x.ckpt``), if it is a visionlab run folder."""
-    if not ckpt_path:
-        return None
-    ckpt = Path(ckpt_path).expanduser().resolve()
-    run = ckpt.parent.parent
-    if ckpt.parent.name == "checkpoints" and (run / ".hydra").is_dir():
-        return run
-    return None
+from visionlab.run_record.resume import run_folder_to_resume
 
 
 @functools.cache
@@ -30,7 +21,7 @@ def run_dir(log_dir: str, experiment: str, ckpt_path: str | None = None, train: 
     Timestamp plus pid plus random suffix, so two runs started in the same second never collide. Cached so
     the value is stable within a process.
     """
-    if train and (folder := resume_folder(ckpt_path)) is not None:
+    if (folder := run_folder_to_resume(ckpt_path, train)) is not None:
         return str(folder)
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     return str(Path(log_dir) / "runs" / experiment / f"{stamp}_{os.getpid()}{secrets.token_hex(2)}")

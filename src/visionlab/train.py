@@ -8,36 +8,34 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations phones home at import otherwise
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from visionlab import resolvers  # noqa: F401  (registers ${vl.*})
+from visionlab.configs import config_dir
 
 log = logging.getLogger("visionlab")
-CONFIG_PATH = "conf"
-
-
-def config_dir() -> Path:
-    """The folder holding train.yaml and the config groups."""
-    return Path(__file__).resolve().parent / CONFIG_PATH
+CONFIG_PATH = str(config_dir())
 
 
 def _task(cfg: DictConfig) -> float | None:
     """Hydra task: a user error ends a single run with a clear message and exit code 2; in a multirun it is
     raised so the sweep records this job as failed and goes on with the others."""
     # The training stack is imported here, not at module level, so `--help` and `--cfg job` answer at once.
+    from visionlab.console import quiet_library_noise
     from visionlab.errors import UserError
+    from visionlab.hydra_runtime import is_multirun
+    from visionlab.run_record.folder import RunFolder
+    from visionlab.run_record.resume import completed_run_to_skip
     from visionlab.runner import run
-    from visionlab.sweeps import should_skip
 
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    if multirun and (previous := should_skip(cfg, Path(cfg.paths.output_dir))) is not None:
+    quiet_library_noise()
+    multirun = is_multirun()
+    folder = RunFolder(cfg.paths.output_dir)
+    if multirun and (previous := completed_run_to_skip(folder, cfg.get("force", False))) is not None:
         log.info("Skipping %s: its run record is complete (force=true reruns it).", cfg.paths.output_dir)
         return previous.get("objective")
     try:

@@ -22,9 +22,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from visionlab.data.batched_ops import batch_generator
-from visionlab.data.errors import DataError
 from visionlab.data.loading import batch_loader
 from visionlab.data.sampling import EpochSeededSampler
+from visionlab.errors import DataError
 
 BACKENDS = ("batched", "albumentations")
 

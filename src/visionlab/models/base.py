@@ -7,9 +7,8 @@ from collections.abc import Callable, Sequence
 import pytorch_lightning as pl
 import torch
 
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN/inf; training stops and the last good checkpoint is kept."""
+from visionlab.errors import ConfigError, NonFiniteLossError
+from visionlab.run_record.metric_keys import VAL_LOSS
 
 
 class VisionModule(pl.LightningModule):
@@ -19,7 +18,7 @@ class VisionModule(pl.LightningModule):
         self,
         optimizer: Callable | None = None,
         scheduler: Callable | None = None,
-        scheduler_monitor: str = "val/loss",
+        scheduler_monitor: str = VAL_LOSS,
         mean: Sequence[float] = (0.5,),
         std: Sequence[float] = (0.5,),
         channels_last: bool = True,
@@ -55,7 +54,7 @@ class VisionModule(pl.LightningModule):
 
     def configure_optimizers(self):
         if self.optimizer_factory is None:
-            raise ValueError("model.optimizer is not set; e.g. model/optimizer=adam or model.optimizer._target_=...")
+            raise ConfigError("model.optimizer is not set; e.g. model/optimizer=adam or model.optimizer._target_=...")
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
             return optimizer
@@ -64,3 +63,16 @@ class VisionModule(pl.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "monitor": self.scheduler_monitor, "interval": "epoch"},
         }
+
+    def log_validation_epoch(self, loss_key: str, loss, score_key: str, score, best_key: str, best,
+                             extra: dict | None = None) -> None:
+        """Validation loss and score, plus the best score so far (``best`` is a MaxMetric, not updated and not
+        logged during the sanity check, so it only ever sees real epochs); ``extra``: further metrics by key."""
+        if not self.trainer.sanity_checking:
+            best(score)
+        self.log(loss_key, loss, prog_bar=True, sync_dist=True)
+        self.log(score_key, score, prog_bar=True, sync_dist=True)
+        for key, value in (extra or {}).items():
+            self.log(key, value, sync_dist=True)
+        if not self.trainer.sanity_checking:
+            self.log(best_key, best.compute(), sync_dist=True)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
@@ -12,11 +9,14 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from visionlab.models.base import VisionModule
 from visionlab.models.cnn import SeedCNN
-from visionlab.tracking.run_record import write_csv
+from visionlab.run_record import metric_keys as keys
+from visionlab.run_record.folder import RunFolder
 
 
 class ClassificationModule(VisionModule):
     """Wraps ``SeedCNN``; logs train/val/test loss and accuracy, best val accuracy and a test confusion matrix."""
+
+    task = keys.CLASSIFICATION.task
 
     def __init__(self, num_classes: int = 43, activation: str = "relu", batch_norm: bool = False,
                  input_size: int = 28, in_channels: int = 3, max_misclassified: int = 32, **base):
@@ -46,8 +46,8 @@ class ClassificationModule(VisionModule):
         self.check_finite(loss)
         self.train_loss(loss.detach(), weight=len(labels))
         self.train_acc(preds, labels)
-        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        self.log(keys.TRAIN_LOSS, self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log(keys.TRAIN_ACC, self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def on_validation_epoch_start(self) -> None:
@@ -60,13 +60,8 @@ class ClassificationModule(VisionModule):
         self.val_acc(preds, labels)
 
     def on_validation_epoch_end(self) -> None:
-        acc = self.val_acc.compute()
-        if not self.trainer.sanity_checking:
-            self.val_acc_best(acc)
-        self.log("val/loss", self.val_loss.compute(), prog_bar=True, sync_dist=True)
-        self.log("val/acc", acc, prog_bar=True, sync_dist=True)
-        if not self.trainer.sanity_checking:
-            self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
+        self.log_validation_epoch(keys.VAL_LOSS, self.val_loss.compute(), keys.VAL_ACC, self.val_acc.compute(),
+                                  keys.VAL_ACC_BEST, self.val_acc_best)
 
     def on_test_epoch_start(self) -> None:
         self.misclassified = []
@@ -77,8 +72,8 @@ class ClassificationModule(VisionModule):
         self.test_loss(loss, weight=len(labels))
         self.test_acc(preds, labels)
         self.test_confusion(preds, labels)
-        self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
-        self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
+        self.log(keys.TEST_LOSS, self.test_loss, on_step=False, on_epoch=True)
+        self.log(keys.TEST_ACC, self.test_acc, on_step=False, on_epoch=True)
         wrong = (preds != labels).nonzero().flatten()
         for i in wrong[: self.max_misclassified - len(self.misclassified)].tolist():
             self.misclassified.append((batch[0][i].cpu(), int(labels[i]), int(preds[i])))
@@ -88,19 +83,21 @@ class ClassificationModule(VisionModule):
         per_class = confusion.diag() / confusion.sum(dim=1).clamp(min=1)
         self.test_results = {"confusion": confusion, "per_class_acc": per_class, "misclassified": self.misclassified}
 
-    task = "classification"
-
+    # ------------------------------------------------------------------ run-record hooks (interfaces.TaskModel)
     def media_callback(self):
         from visionlab.tracking.wandb_media import ClassificationMedia
 
         return ClassificationMedia()
 
-    def save_test_artifacts(self, output_dir: Path) -> None:
-        """confusion_matrix.csv (rows = true class) and per_class_accuracy.csv, read by the report."""
+    def summary_section(self) -> dict:
+        return {}
+
+    def save_test_artifacts(self, folder: RunFolder) -> None:
+        """The confusion matrix (rows = true class) and per-class accuracy, read by the report."""
         if not self.test_results or not self.trainer.is_global_zero:
             return
         confusion = self.test_results["confusion"].long().numpy()
-        np.savetxt(output_dir / "confusion_matrix.csv", confusion, fmt="%d", delimiter=",")
-        rows = [{"class": c, "support": int(confusion[c].sum()), "accuracy": float(a)}
-                for c, a in enumerate(self.test_results["per_class_acc"].tolist())]
-        write_csv(output_dir / "per_class_accuracy.csv", rows)
+        folder.write_confusion(confusion)
+        folder.write_per_class_accuracy([
+            {"class": c, "support": int(confusion[c].sum()), "accuracy": float(a)}
+            for c, a in enumerate(self.test_results["per_class_acc"].tolist())])

@@ -2,6 +2,8 @@
 
 from torch import nn
 
+from visionlab.errors import ConfigError
+
 ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "silu": nn.SiLU}
 
 
@@ -10,4 +12,4 @@ def activation(name: str) -> nn.Module:
     try:
         return ACTIVATIONS[name.lower()]()
     except KeyError:
-        raise ValueError(f"model.activation={name!r} is not one of {sorted(ACTIVATIONS)}") from None
+        raise ConfigError(f"model.activation={name!r} is not one of {sorted(ACTIVATIONS)}") from None

@@ -8,22 +8,21 @@ segmented perfectly and both scores are defined as 1.0 (torchmetrics' zero-divis
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.functional.classification import binary_stat_scores
 
-from visionlab.data.errors import DataError
+from visionlab.errors import ConfigError, DataError
+from visionlab.interfaces import TaskDataModule
 from visionlab.models.base import VisionModule
 from visionlab.models.unet import UNet
-from visionlab.tracking.run_record import write_csv
+from visionlab.run_record import metric_keys as keys
+from visionlab.run_record.folder import RunFolder
 
 LOSSES = ("bce", "dice", "bce_dice")
-QUALITATIVE = "qualitative.npz"
-TEST_CASES = "test_cases.csv"
+EMPTY_MASK_CONVENTION = "F1 = IoU = 1.0 when mask and prediction are both empty"
 
 
 def per_image_scores(preds: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,16 +47,16 @@ class SegmentationModule(VisionModule):
     """Wraps ``UNet``; logs train/val loss and mean per-image F1, val IoU and best F1, and at test time the
     per-case F1/IoU (mean, std, min over cases) with the fixed, best and worst case kept for W&B and the report."""
 
-    task = "segmentation"
+    task = keys.SEGMENTATION.task
 
     def __init__(self, in_channels: int = 1, features_start: int = 64, depth: int = 5, up_mode: str = "bilinear",
                  activation: str = "relu", batch_norm: bool = False, loss: str = "bce", threshold: float = 0.5,
                  media_cases: int = 4, media_every_n_epochs: int = 5, **base):
         super().__init__(**base)
         if loss not in LOSSES:
-            raise ValueError(f"model.loss={loss!r} is not one of {LOSSES}")
+            raise ConfigError(f"model.loss={loss!r} is not one of {LOSSES}")
         if not 0.0 < threshold < 1.0:
-            raise ValueError(f"model.threshold must be in (0, 1), got {threshold}")
+            raise ConfigError(f"model.threshold must be in (0, 1), got {threshold}")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.net = UNet(in_channels, 1, features_start, depth, up_mode, activation, batch_norm)
         self.loss_name = loss
@@ -74,20 +73,23 @@ class SegmentationModule(VisionModule):
     # ------------------------------------------------------------------ set-up checks
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        shape = getattr(datamodule, "image_shape", None)
-        if shape is not None:
-            multiple = self.net.size_multiple
-            if shape[0] % multiple or shape[1] % multiple:
-                raise DataError(
-                    f"{datamodule.description}: images are {shape[0]}×{shape[1]}, but a U-Net with "
-                    f"model.depth={self.net.depth} needs sides divisible by 2^(depth-1)={multiple}. Set "
-                    f"data.image_size to a multiple of {multiple} (e.g. 256) or lower model.depth."
-                )
-            channels = datamodule.arrays["x_train"].shape[-1]
-            if channels != self.hparams.in_channels:
-                raise DataError(f"{datamodule.description}: images have {channels} channels but "
-                                f"model.in_channels={self.hparams.in_channels}; set model.in_channels={channels}.")
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        if isinstance(datamodule, TaskDataModule):
+            self.check_data_fits(datamodule)
+
+    def check_data_fits(self, datamodule: TaskDataModule) -> None:
+        """Image sides divisible by 2^(depth-1) and matching channels, else a DataError saying what to set."""
+        shape, channels = datamodule.image_shape, datamodule.channels
+        multiple = self.net.size_multiple
+        if shape is not None and (shape[0] % multiple or shape[1] % multiple):
+            raise DataError(
+                f"{datamodule.description}: images are {shape[0]}×{shape[1]}, but a U-Net with "
+                f"model.depth={self.net.depth} needs sides divisible by 2^(depth-1)={multiple}. Set "
+                f"data.image_size to a multiple of {multiple} (e.g. 256) or lower model.depth."
+            )
+        if channels is not None and channels != self.hparams.in_channels:
+            raise DataError(f"{datamodule.description}: images have {channels} channels but "
+                            f"model.in_channels={self.hparams.in_channels}; set model.in_channels={channels}.")
 
     # ------------------------------------------------------------------ forward and loss
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -115,8 +117,8 @@ class SegmentationModule(VisionModule):
         self.check_finite(loss)
         self.train_loss(loss.detach(), weight=len(masks))
         self.train_f1(f1)
-        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
-        self.log("train/f1", self.train_f1, on_step=False, on_epoch=True, prog_bar=True)
+        self.log(keys.TRAIN_LOSS, self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log(keys.TRAIN_F1, self.train_f1, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def on_validation_epoch_start(self) -> None:
@@ -134,14 +136,8 @@ class SegmentationModule(VisionModule):
                                 "f1": f1[:k].cpu(), "epoch": self.current_epoch}
 
     def on_validation_epoch_end(self) -> None:
-        f1 = self.val_f1.compute()
-        if not self.trainer.sanity_checking:
-            self.val_f1_best(f1)
-        self.log("val/loss", self.val_loss.compute(), prog_bar=True, sync_dist=True)
-        self.log("val/f1", f1, prog_bar=True, sync_dist=True)
-        self.log("val/iou", self.val_iou.compute(), sync_dist=True)
-        if not self.trainer.sanity_checking:
-            self.log("val/f1_best", self.val_f1_best.compute(), sync_dist=True)
+        self.log_validation_epoch(keys.VAL_LOSS, self.val_loss.compute(), keys.VAL_F1, self.val_f1.compute(),
+                                  keys.VAL_F1_BEST, self.val_f1_best, extra={keys.VAL_IOU: self.val_iou.compute()})
 
     # ------------------------------------------------------------------ test
     def on_test_epoch_start(self) -> None:
@@ -177,48 +173,31 @@ class SegmentationModule(VisionModule):
             return
         f1 = torch.cat([s[0] for s in self._test_scores]).double()
         iou = torch.cat([s[1] for s in self._test_scores]).double()
-        stats = {"test/loss": self.test_loss.compute(), "test/f1": f1.mean(), "test/f1_std": f1.std(unbiased=False),
-                 "test/f1_min": f1.min(), "test/iou": iou.mean(), "test/cases": float(len(f1))}
+        stats = {keys.TEST_LOSS: self.test_loss.compute(), keys.TEST_F1: f1.mean(),
+                 keys.TEST_F1_STD: f1.std(unbiased=False), keys.TEST_F1_MIN: f1.min(), keys.TEST_IOU: iou.mean(),
+                 keys.TEST_CASES: float(len(f1))}
         for name, value in stats.items():
             self.log(name, torch.as_tensor(value, dtype=torch.float32))
         self.test_results = {"f1": f1.numpy(), "iou": iou.numpy(), "cases": dict(self._test_cases)}
 
-    # ------------------------------------------------------------------ run-record hooks used by the runner
+    # ------------------------------------------------------------------ run-record hooks (interfaces.TaskModel)
     def media_callback(self):
         from visionlab.tracking.wandb_media import SegmentationMedia
 
         return SegmentationMedia(every_n_epochs=self.media_every_n_epochs)
 
-    def summary_extras(self) -> dict:
+    def summary_section(self) -> dict:
+        """Which cases were worst and best, and the conventions behind the test metrics (logged under their keys)."""
         if not self.test_results:
             return {}
-        f1, iou = self.test_results["f1"], self.test_results["iou"]
-        return {"segmentation": {
-            "test/cases": len(f1),
-            "test/f1_mean": float(f1.mean()),
-            "test/f1_std": float(f1.std()),
-            "test/f1_min": float(f1.min()),
-            "test/iou_mean": float(iou.mean()),
-            "worst_case": int(f1.argmin()),
-            "best_case": int(f1.argmax()),
-            "threshold": float(self.hparams.threshold),
-            "empty_mask_convention": "F1 = IoU = 1.0 when mask and prediction are both empty",
-        }}
+        f1 = self.test_results["f1"]
+        return {"worst_case": int(f1.argmin()), "best_case": int(f1.argmax()),
+                "threshold": float(self.hparams.threshold), "empty_mask_convention": EMPTY_MASK_CONVENTION}
 
-    def save_test_artifacts(self, output_dir: Path) -> None:
-        """test_cases.csv (case, f1, iou; F1 std in summary.json is over these rows, ddof=0) and qualitative.npz
-        (fixed case 0, best and worst case: image H×W uint8, mask and prediction H×W uint8 in {0,1})."""
+    def save_test_artifacts(self, folder: RunFolder) -> None:
+        """Per-case F1/IoU (the std over them, ddof=0, is the logged std) and the fixed case 0, the best and the
+        worst case (image H×W uint8, mask and prediction H×W uint8 in {0,1})."""
         if not self.test_results or not self.trainer.is_global_zero:
             return
-        rows = [{"case": i, "f1": float(f), "iou": float(j)}
-                for i, (f, j) in enumerate(zip(self.test_results["f1"], self.test_results["iou"]))]
-        write_csv(output_dir / TEST_CASES, rows, ["case", "f1", "iou"])
-        arrays = {}
-        for name, case in self.test_results["cases"].items():
-            arrays[f"{name}_index"] = np.int64(case["index"])
-            arrays[f"{name}_f1"] = np.float64(case["f1"])
-            for key in ("image", "mask", "pred"):
-                arrays[f"{name}_{key}"] = case[key]
-        tmp = output_dir / f".{QUALITATIVE}.tmp.npz"
-        np.savez_compressed(tmp, **arrays)
-        tmp.replace(output_dir / QUALITATIVE)
+        folder.write_test_cases(self.test_results["f1"], self.test_results["iou"])
+        folder.write_qualitative(self.test_results["cases"])

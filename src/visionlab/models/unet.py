@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from visionlab.errors import ConfigError, DataError
 from visionlab.models.layers import activation as make_activation
 
 UP_MODES = ("bilinear", "nearest", "transposed")
@@ -49,7 +50,7 @@ class Up(nn.Module):
                 nn.Upsample(scale_factor=2, mode=up_mode, **align), nn.Conv2d(in_ch, in_ch // 2, kernel_size=1)
             )
         else:
-            raise ValueError(f"model.up_mode={up_mode!r} is not one of {UP_MODES}")
+            raise ConfigError(f"model.up_mode={up_mode!r} is not one of {UP_MODES}")
         self.conv = DoubleConv(in_ch, out_ch, activation, batch_norm)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -63,11 +64,11 @@ class UNet(nn.Module):
                  up_mode: str = "bilinear", activation: str = "relu", batch_norm: bool = False):
         super().__init__()
         if depth < 1:
-            raise ValueError(f"model.depth must be >= 1, got {depth}")
+            raise ConfigError(f"model.depth must be >= 1, got {depth}")
         if features_start < 1:
-            raise ValueError(f"model.features_start must be >= 1, got {features_start}")
+            raise ConfigError(f"model.features_start must be >= 1, got {features_start}")
         if up_mode not in UP_MODES:
-            raise ValueError(f"model.up_mode={up_mode!r} is not one of {UP_MODES}")
+            raise ConfigError(f"model.up_mode={up_mode!r} is not one of {UP_MODES}")
         self.depth = depth
         feats = [features_start * 2**i for i in range(depth)]
         self.inc = DoubleConv(in_channels, feats[0], activation, batch_norm)
@@ -84,7 +85,7 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         if h % self.size_multiple or w % self.size_multiple:
-            raise ValueError(
+            raise DataError(
                 f"U-Net with depth {self.depth} needs image sides divisible by {self.size_multiple}, got {h}×{w}: "
                 "resize the data (data.image_size) or lower model.depth."
             )

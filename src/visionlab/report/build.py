@@ -24,6 +24,8 @@ from visionlab.report.stats import (
     summed_confusion,
     weakest_classes,
 )
+from visionlab.run_record.layout import CONFUSION, METRICS, QUALITATIVE, SUMMARY, TEST_CASES
+from visionlab.run_record.metric_keys import CLASSIFICATION
 
 NA = "n/a"
 MISSING = "—"
@@ -104,7 +106,7 @@ def _warnings(collection: Collection, tasks: dict[str, list[Run]]) -> list:
             items.append(f"**{run.status}**: {run.variant} seed {run.seed} (`{run.path}`)"
                          + (f": {error}" if error else ""))
         items += [f"{run.variant} seed {run.seed}: {problem} (`{run.path}`)" for problem in run.problems
-                  if run.completed or problem not in ("summary.json missing", "metrics.csv missing")]
+                  if run.completed or problem not in (f"{SUMMARY} missing", f"{METRICS} missing")]
     for job in collection.jobs_without_run:
         error = f": {job.error}" if job.error else ""
         items.append(f"sweep job **{job.status}** without a run folder: `{' '.join(job.overrides)}`{error}")
@@ -166,7 +168,7 @@ def _results(task: TaskStats, heading: str) -> list:
     blocks.append(Figure(f"{spec.task}_curves.png", curves, "Per-epoch loss and metric, mean over seeds with "
                          "min–max band.") if curves else Paragraph("No run recorded per-epoch metrics."))
     blocks.append(Heading(3, "Qualitative"))
-    blocks += _classification_qualitative(task) if spec.task == "classification" else _segmentation_qualitative(task)
+    blocks += _classification_qualitative(task) if spec.task == CLASSIFICATION.task else _segmentation_qualitative(task)
     return blocks
 
 
@@ -182,7 +184,7 @@ def _classification_qualitative(task: TaskStats) -> list:
         if matrix is None:
             blocks.append(Paragraph(f"{variant}: no test confusion matrix recorded."))
             continue
-        n = sum(1 for r in runs if r.completed and (r.path / "confusion_matrix.csv").exists())
+        n = sum(1 for r in runs if r.completed and r.folder.has(CONFUSION))
         title = f"{variant}: test confusion matrix, summed over {n} seed{'s' * (n != 1)}"
         blocks.append(Figure(f"confusion_{_slug(variant)}.png", figures.confusion(matrix, title), title))
         rows = [[str(c), str(support), fmt(acc, "percent")] for c, support, acc in weakest_classes(matrix)]
@@ -195,12 +197,12 @@ def _segmentation_qualitative(task: TaskStats) -> list:
     chosen: dict[str, tuple[Run, dict]] = {}
     for variant, runs in sorted(task.runs_by_variant.items()):
         for run in runs:
-            qualitative = run.read_array("qualitative.npz") if run.completed else None
+            qualitative = run.read(QUALITATIVE, run.folder.read_qualitative) if run.completed else None
             if qualitative is not None and "fixed_image" in qualitative:
                 chosen[variant] = (run, qualitative)
                 break
     if not chosen:
-        return [Paragraph("No run saved qualitative.npz (test predictions).")]
+        return [Paragraph(f"No run saved {QUALITATIVE} (test predictions).")]
     _, first = next(iter(chosen.values()))
     same_case = {v: q for v, (_, q) in chosen.items() if int(q["fixed_index"]) == int(first["fixed_index"])}
     blocks = [Figure(f"{task.spec.task}_fixed_case.png",
@@ -218,7 +220,8 @@ def _segmentation_qualitative(task: TaskStats) -> list:
 
 
 def _case_f1(run: Run, index: int) -> float | None:
-    return next((row.get("f1") for row in run.read_table("test_cases.csv") or [] if row.get("case") == index), None)
+    rows = run.read(TEST_CASES, run.folder.read_test_cases) or []
+    return next((row.get("f1") for row in rows if row.get("case") == index), None)
 
 
 def _slug(text: str) -> str:
@@ -311,7 +314,7 @@ def _provenance(runs: list[Run], by_task: dict[str, dict[str, list[Run]]]) -> li
         listed = ", ".join(f"{k} {v}" for k, v in json.loads(versions.pop()).items())
         blocks.append(Paragraph(f"Package versions (all runs): {listed}."))
     elif versions:
-        blocks.append(Paragraph("Package versions differ between runs; see each run's summary.json."))
+        blocks.append(Paragraph(f"Package versions differ between runs; see each run's {SUMMARY}."))
     return blocks
 
 

@@ -25,7 +25,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                            "else the first alphabetically)")
     parser.add_argument("--title", default="Experiment report")
     parser.add_argument("--wandb-project", help="optional, online: also report the runs of this entity/project")
-    parser.add_argument("--wandb-group", help="with --wandb-project: only this group (= experiment name)")
+    parser.add_argument("--wandb-group", help="with --wandb-project: only this W&B group (the sweep name of a multirun, else the experiment name)")
     args = parser.parse_args(argv)
     if not args.paths and not args.wandb_project:
         parser.error("give run/sweep folders, or --wandb-project")

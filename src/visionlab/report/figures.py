@@ -23,8 +23,7 @@ def _png(fig) -> bytes:
 
 def curves(task: TaskStats) -> bytes | None:
     """Train/val loss and metric per epoch: one line per variant (mean over seeds) with a min–max band."""
-    metric = task.spec.curve_metric
-    keys = ["train/loss", "val/loss", f"train/{metric}", f"val/{metric}"]
+    keys = list(task.spec.curve_keys)
     bands = {variant: {key: curve_band(runs, key) for key in keys} for variant, runs in task.runs_by_variant.items()}
     if not any(band for per_key in bands.values() for band in per_key.values()):
         return None

@@ -13,66 +13,52 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from visionlab.report.collect import Run
+from visionlab.run_record.layout import CONFUSION
+from visionlab.run_record.metric_keys import CLASSIFICATION, EPOCH, Metric, TaskMetrics
+from visionlab.run_record.metric_keys import TASKS as METRIC_TABLES
 
 TEST = "test"
 
 
-@dataclass(frozen=True)
-class Column:
-    key: str
-    label: str
-    kind: str  # "percent", "f1" or "count": how values are formatted
-    better: str | None = None  # "max", "min" or None (no best value to mark)
+Column = Metric  # a report column is a metric of the task's table: key, label, kind, better
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """What a task's tables show: the columns on the test split, the fallback on validation, the headline."""
+    """What a task's tables show, from its metric table: the test columns, the validation fallback, the headline."""
 
-    task: str
-    test_columns: tuple[Column, ...]
-    validation_columns: tuple[Column, ...]
-    validation_name: str
-    headline: str  # label of the column aggregated over seeds
-    curve_metric: str  # "acc" → train/acc and val/acc curves
+    metrics: TaskMetrics
+    validation_name: str  # how the tables name the validation split
+
+    @property
+    def task(self) -> str:
+        return self.metrics.task
+
+    @property
+    def headline(self) -> str:
+        """Label of the column aggregated over seeds (the same quantity on test and on validation)."""
+        return self.metrics.metric(self.metrics.headline).label
+
+    @property
+    def curve_keys(self) -> tuple[str, ...]:
+        return self.metrics.curves
 
     def columns(self, split: str) -> tuple[Column, ...]:
-        return self.test_columns if split == TEST else self.validation_columns
+        keys = self.metrics.report_test if split == TEST else (self.metrics.validation_headline,)
+        return tuple(self.metrics.metric(key) for key in keys)
 
     def headline_column(self, split: str) -> Column:
-        return next(c for c in self.columns(split) if c.label == self.headline)
+        key = self.metrics.headline if split == TEST else self.metrics.validation_headline
+        return self.metrics.metric(key)
 
 
-TASKS = {
-    "classification": TaskSpec(
-        "classification",
-        test_columns=(Column("test/acc", "accuracy", "percent", "max"),),
-        validation_columns=(Column("val/acc", "accuracy", "percent", "max"),),
-        validation_name="validation (track-held-out)",
-        headline="accuracy",
-        curve_metric="acc",
-    ),
-    "segmentation": TaskSpec(
-        "segmentation",
-        test_columns=(
-            Column("test/cases", "test cases", "count"),
-            Column("test/f1_mean", "mean F1", "f1", "max"),
-            Column("test/f1_std", "std F1", "f1", "min"),
-            Column("test/f1_min", "min F1", "f1", "max"),
-        ),
-        validation_columns=(Column("val/f1", "mean F1", "f1", "max"),),
-        validation_name="validation",
-        headline="mean F1",
-        curve_metric="f1",
-    ),
-}
+VALIDATION_NAMES = {CLASSIFICATION.task: "validation (track-held-out)"}
+TASKS = {name: TaskSpec(table, VALIDATION_NAMES.get(name, "validation")) for name, table in METRIC_TABLES.items()}
 
 
 def run_values(run: Run, split: str) -> dict:
-    """The run's scores on ``split``: test metrics (segmentation's per-case statistics included) or best-epoch val."""
-    if split == TEST:
-        return {**(run.summary.get("test") or {}), **(run.summary.get("segmentation") or {})}
-    return dict(run.summary.get("best") or {})
+    """The run's scores on ``split``: its test metrics, or the metrics of its best validation epoch."""
+    return dict(run.summary.get(TEST if split == TEST else "best") or {})
 
 
 def choose_split(spec: TaskSpec, runs: list[Run]) -> str:
@@ -164,8 +150,8 @@ def curve_band(runs: list[Run], key: str) -> tuple[np.ndarray, np.ndarray, np.nd
     per_epoch: dict[int, list[float]] = {}
     for run in runs:
         for row in run.metrics:
-            if row.get(key) is not None and row.get("epoch") is not None:
-                per_epoch.setdefault(int(row["epoch"]), []).append(float(row[key]))
+            if row.get(key) is not None and row.get(EPOCH) is not None:
+                per_epoch.setdefault(int(row[EPOCH]), []).append(float(row[key]))
     if not per_epoch:
         return None
     epochs = np.array(sorted(per_epoch))
@@ -176,7 +162,7 @@ def curve_band(runs: list[Run], key: str) -> tuple[np.ndarray, np.ndarray, np.nd
 
 def summed_confusion(runs: list[Run]) -> np.ndarray | None:
     """Confusion matrices of the variant's completed runs, summed over seeds (rows = true class)."""
-    matrices = [m for m in (r.read_array("confusion_matrix.csv") for r in runs if r.completed) if m is not None]
+    matrices = [m for m in (r.read(CONFUSION, r.folder.read_confusion) for r in runs if r.completed) if m is not None]
     shapes = {m.shape for m in matrices}
     return np.sum(matrices, axis=0) if matrices and len(shapes) == 1 else None
 

@@ -1,44 +1,55 @@
-"""Optional online source: turn a W&B project's runs (one group) into local run records, then report as usual.
+"""Optional online source: turn a W&B project's runs (optionally one group) into local run records, then report
+as usual.
 
 Only the offline run records are needed for a report; this exists for runs whose folders are elsewhere. It maps
-what the W&B logger stored (config, summary with test/* and best/* keys, per-epoch history, state) onto
-summary.json, config.yaml and metrics.csv, so the rest of the report does not know where the runs came from.
+what the W&B logger stored (config, summary with the test metrics and ``best/`` metrics, per-epoch history,
+state) onto a run folder, so the rest of the report does not know where the runs came from. The variant is the
+run's ``experiment_name`` from its config: a multirun groups its jobs by the sweep name, so the group is not it.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import yaml
+from visionlab.run_record.folder import RunFolder
+from visionlab.run_record.layout import Status
+from visionlab.run_record.metric_keys import BEST_PREFIX, EPOCH, N_PARAMS, TASKS, is_metric
+from visionlab.tracking.wandb_policy import SINGLE_RUN_JOB_TYPE
 
-from visionlab.tracking.run_record import write_csv
+STATES = {"finished": Status.COMPLETED, "failed": Status.FAILED, "crashed": Status.FAILED,
+          "killed": Status.INTERRUPTED, "running": Status.RUNNING}
+TEST_KEYS = {metric.key for table in TASKS.values() for metric in table.test}
 
-STATES = {"finished": "completed", "failed": "failed", "crashed": "failed", "killed": "interrupted",
-          "running": "running"}
+
+def variant_of(run) -> str:
+    """``experiment_name`` from the config; for runs without it, the job type a multirun gives each variant."""
+    config = dict(run.config)
+    job_type = getattr(run, "job_type", None)
+    return (config.get("experiment_name") or (job_type if job_type not in (None, SINGLE_RUN_JOB_TYPE) else None)
+            or run.group or run.name)
 
 
 def _summary(run) -> dict:
     config, summary = dict(run.config), dict(run.summary)
     meta = getattr(run, "metadata", None) or {}
     cores = meta.get("cpu_count")
-    test = {k: v for k, v in summary.items() if k.startswith("test/") and isinstance(v, (int, float))}
-    best = {k.removeprefix("best/"): v for k, v in summary.items() if k.startswith("best/")}
+    test = {k: v for k, v in summary.items() if k in TEST_KEYS and isinstance(v, (int, float))}
+    best = {k.removeprefix(BEST_PREFIX): v for k, v in summary.items() if k.startswith(BEST_PREFIX)}
     return {
-        "experiment": run.group or config.get("experiment_name") or run.name,
+        "experiment": variant_of(run),
         "run_name": run.name,
         "seed": config.get("seed"),
         "status": STATES.get(run.state, run.state),
         "error": None if run.state == "finished" else f"W&B state: {run.state}",
         "overrides": [],
-        "n_params": summary.get("n_params"),
+        N_PARAMS: summary.get(N_PARAMS),
         "monitor": config.get("monitor"),
         "precision": (config.get("trainer") or {}).get("precision"),
         "device": meta.get("gpu") or (f"CPU ({cores} cores)" if cores else None),
         "git": {"commit": (meta.get("git") or {}).get("commit")},
         "test": test or None,
         "best": best,
-        "wandb": {"id": run.id, "url": run.url},
+        "wandb": {"id": run.id, "url": run.url, "group": run.group},
     }
 
 
@@ -46,10 +57,10 @@ def _epoch_rows(run) -> list[dict]:
     """History rows merged per epoch (W&B logs train and val metrics as separate steps)."""
     per_epoch: dict[int, dict] = {}
     for row in run.scan_history():
-        if row.get("epoch") is None:
+        if row.get(EPOCH) is None:
             continue
-        merged = per_epoch.setdefault(int(row["epoch"]), {"epoch": int(row["epoch"])})
-        merged.update({k: v for k, v in row.items() if "/" in k and isinstance(v, (int, float))})
+        merged = per_epoch.setdefault(int(row[EPOCH]), {EPOCH: int(row[EPOCH])})
+        merged.update({k: v for k, v in row.items() if is_metric(k) and isinstance(v, (int, float))})
     return [per_epoch[e] for e in sorted(per_epoch)]
 
 
@@ -60,11 +71,10 @@ def download_runs(project: str, group: str | None, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     filters = {"group": group} if group else {}
     for run in wandb.Api().runs(project, filters=filters):
-        folder = dest / run.id
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "summary.json").write_text(json.dumps(_summary(run), indent=2, default=str))
-        (folder / "config.yaml").write_text(yaml.safe_dump(dict(run.config), sort_keys=False))
+        folder = RunFolder(dest / run.id).create()
+        folder.write_summary(_summary(run))
+        folder.write_config(dict(run.config))
         rows = _epoch_rows(run)
         if rows:
-            write_csv(folder / "metrics.csv", rows)
+            folder.write_metrics(rows)
     return dest

@@ -9,6 +9,8 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
+from visionlab.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "online", "offline", "disabled")
@@ -41,7 +43,7 @@ def resolve_mode(mode: str = "auto") -> str:
     if env:
         return "offline" if env == "dryrun" else env
     if mode not in MODES:
-        raise ValueError(f"logger.wandb.mode={mode!r} is not one of {MODES}")
+        raise ConfigError(f"logger.wandb.mode={mode!r} is not one of {MODES}")
     if mode != "auto":
         return mode
     return "online" if has_credentials() and server_reachable() else "offline"
@@ -56,11 +58,13 @@ def make_wandb_logger(mode: str = "auto", save_dir: str = ".", **kwargs):
     if resolved == "disabled":
         return None
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    if kwargs.get("id"):
-        kwargs.setdefault("resume", "allow")
     log.info("W&B mode: %s", resolved)
     settings = wandb.Settings(init_timeout=60, silent=True)
-    return WandbLogger(save_dir=save_dir, offline=resolved == "offline", settings=settings, **kwargs)
+    logger = WandbLogger(save_dir=save_dir, offline=resolved == "offline", settings=settings, **kwargs)
+    # Lightning always passes anonymous=None, which wandb answers with a deprecation warning on every run;
+    # not passing it means the same (resume="allow", which a resumed id relies on, stays Lightning's default)
+    logger._wandb_init.pop("anonymous", None)
+    return logger
 
 
 def offline_run_dir(logger) -> Path | None:

@@ -7,6 +7,8 @@ import torch
 from pytorch_lightning.loggers import WandbLogger
 from torchvision.utils import make_grid
 
+from visionlab.run_record import metric_keys as keys
+
 
 def to_display(images: torch.Tensor) -> torch.Tensor:
     """uint8 NHWC or float NCHW → float NCHW in [0, 1] for a grid."""
@@ -33,7 +35,7 @@ class ClassificationMedia(pl.Callback):
         self.logged_inputs = True
         grid = make_grid(to_display(batch[0][: self.n_inputs].cpu()), nrow=8, padding=1)
         for logger in wandb_loggers(trainer):
-            logger.log_image("train/augmented_inputs", [grid], step=trainer.global_step,
+            logger.log_image(keys.MEDIA_AUGMENTED_INPUTS, [grid], step=trainer.global_step,
                              caption=[f"{min(self.n_inputs, len(batch[0]))} augmented training inputs"])
 
     def on_test_end(self, trainer, pl_module):
@@ -45,11 +47,11 @@ class ClassificationMedia(pl.Callback):
         from visionlab.viz import confusion_figure, plt
 
         figure = confusion_figure(results["confusion"].numpy())
-        images = {"test/confusion_matrix": wandb.Image(figure)}
+        images = {keys.MEDIA_CONFUSION: wandb.Image(figure)}
         plt.close(figure)
         wrong = results["misclassified"]
         if wrong:
-            images["test/misclassified"] = [
+            images[keys.MEDIA_MISCLASSIFIED] = [
                 wandb.Image(to_display(img[None])[0], caption=f"true {t} → pred {p}") for img, t, p in wrong
             ]
         for logger in wandb_loggers(trainer):
@@ -100,7 +102,7 @@ class SegmentationMedia(pl.Callback):
                                                           batch["f1"]))
         ]
         for logger in wandb_loggers(trainer):
-            logger.experiment.log({"val/predictions": overlays, "trainer/global_step": trainer.global_step})
+            logger.experiment.log({keys.MEDIA_VAL_PREDICTIONS: overlays, keys.WANDB_STEP: trainer.global_step})
         self.logged_epochs.append(epoch)
 
     def on_test_end(self, trainer, pl_module):
@@ -111,12 +113,12 @@ class SegmentationMedia(pl.Callback):
 
         media = {}
         for name, case in results["cases"].items():
-            media[f"test/{name}_case"] = _mask_overlay(
+            media[keys.media_test_case(name)] = _mask_overlay(
                 case["image"], case["mask"], case["pred"],
                 f"test case {case['index']} ({name}): F1 {case['f1']:.4f}, IoU {case['iou']:.4f}")
         table = wandb.Table(columns=["case", "f1", "iou"],
                             data=[[i, float(f), float(j)] for i, (f, j) in enumerate(zip(results["f1"],
                                                                                          results["iou"]))])
-        media["test/cases_table"] = table
+        media[keys.MEDIA_TEST_CASES_TABLE] = table
         for logger in wandb_loggers(trainer):
             logger.experiment.log(media)

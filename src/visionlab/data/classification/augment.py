@@ -12,7 +12,15 @@ from collections.abc import Sequence
 
 import torch
 
-from visionlab.data.batched_ops import apply_affine, bernoulli, color_jitter, pixel_grid, rotation, sample, uniform
+from visionlab.data.batched_ops import (
+    apply_affine,
+    bernoulli,
+    color_jitter,
+    pixel_grid,
+    rotation,
+    sample,
+    uniform,
+)
 
 
 class SignBatchAugment:

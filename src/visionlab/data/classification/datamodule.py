@@ -17,9 +17,9 @@ from torch.utils.data import Dataset
 
 from visionlab.data.albumentations_backend import keep_opencv_single_threaded, reseed
 from visionlab.data.classification.albumentations_recipe import train_transform
+from visionlab.data.classification.augment import SignBatchAugment
 from visionlab.data.classification.sources import NUM_CLASSES, load_gtsrb
 from visionlab.data.classification.synthetic import make_synthetic_signs
-from visionlab.data.classification.augment import SignBatchAugment
 from visionlab.data.in_memory import InMemoryDataModule
 from visionlab.data.splits import group_split
 
@@ -86,6 +86,10 @@ class TrafficSignDataModule(InMemoryDataModule):
     def image_shape(self) -> tuple[int, int]:
         """(H, W) of the images the model sees."""
         return self.crop, self.crop
+
+    @property
+    def channels(self) -> int | None:
+        return None if self.arrays is None else int(self.arrays["x_train"].shape[-1])
 
     def load_splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         arrays = self.load_arrays()

@@ -18,7 +18,6 @@ import torch
 from torch.utils.data import Dataset
 
 from visionlab.data.albumentations_backend import keep_opencv_single_threaded, reseed
-from visionlab.data.errors import DataError
 from visionlab.data.in_memory import InMemoryDataModule
 from visionlab.data.loading import TensorPairs
 from visionlab.data.segmentation.albumentations_recipe import train_transform
@@ -26,6 +25,7 @@ from visionlab.data.segmentation.augment import SegmentationBatchAugment
 from visionlab.data.segmentation.download import ensure_isbi2012
 from visionlab.data.segmentation.sources import SPLITS, complete_splits, load_segmentation
 from visionlab.data.segmentation.synthetic import make_synthetic_seg
+from visionlab.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class SegmentationDataModule(InMemoryDataModule):
         pin_memory: bool = False,
     ):
         super().__init__(batch_size, eval_batch_size, num_workers, seed, augment_backend, pin_memory, train_repeats)
-        self.channels, self.image_size, self.augment = channels, image_size, bool(augment)
+        self.requested_channels, self.image_size, self.augment = channels, image_size, bool(augment)
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
         self.recipe = {"elastic": {k: elastic[k] for k in ("alpha", "sigma", "p")}, "flip": flip, "shift": shift,
                        "rotate": rotate, "scale": scale, "brightness": brightness, "contrast": contrast,
@@ -107,7 +107,7 @@ class SegmentationDataModule(InMemoryDataModule):
         return None if self.arrays is None else tuple(self.arrays["x_train"].shape[1:3])
 
     @property
-    def image_channels(self) -> int | None:
+    def channels(self) -> int | None:
         return None if self.arrays is None else int(self.arrays["x_train"].shape[-1])
 
     def load_splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -157,7 +157,7 @@ class FileSegmentationDataModule(SegmentationDataModule):
     def load_arrays(self) -> dict[str, np.ndarray]:
         if self.download:
             ensure_isbi2012(self.data_dir)
-        arrays, self.source = load_segmentation(self.data_dir, self.format, self.channels, self.image_size)
+        arrays, self.source = load_segmentation(self.data_dir, self.format, self.requested_channels, self.image_size)
         return arrays
 
 
@@ -166,7 +166,7 @@ class SyntheticSegmentationDataModule(SegmentationDataModule):
 
     def __init__(self, n_train: int, n_val: int, n_test: int, data_seed: int, **kwargs):
         super().__init__(**kwargs)
-        if self.channels != 1:
+        if self.requested_channels != 1:
             raise DataError("data.channels must be 1 for the synthetic segmentation set (it is grayscale).")
         self.synthetic = {"n_train": n_train, "n_val": n_val, "n_test": n_test, "seed": data_seed}
 

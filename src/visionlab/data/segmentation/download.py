@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionlab.data.errors import DataError
+from visionlab.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from visionlab.data.errors import DataError
 from visionlab.data.splits import random_split
+from visionlab.errors import DataError
 
 log = logging.getLogger(__name__)
 

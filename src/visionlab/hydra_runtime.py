@@ -1,0 +1,29 @@
+"""What the Hydra runtime says about the current job: multirun or not, its overrides, its share of the cores."""
+
+from __future__ import annotations
+
+import os
+
+from hydra.core.hydra_config import HydraConfig
+
+
+def is_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN"
+
+
+def task_overrides() -> list[str]:
+    """The command-line overrides of this job (the report shows them as the run's command)."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def cpu_threads(requested: int | None) -> int | None:
+    """Explicit ``threads``, or cores / n_jobs when the joblib launcher runs jobs side by side."""
+    if requested:
+        return int(requested)
+    if not is_multirun():
+        return None
+    launcher = HydraConfig.get().launcher
+    n_jobs = launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")).lower() else None
+    if n_jobs and n_jobs > 0:
+        return max(1, (os.cpu_count() or 1) // n_jobs)
+    return None

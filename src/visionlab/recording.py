@@ -1,0 +1,65 @@
+"""The record step of a run: what summary.json says about it, written when the run ends however it ends, and
+published to W&B under the same keys."""
+
+from __future__ import annotations
+
+import time
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig
+
+from visionlab.hydra_runtime import task_overrides
+from visionlab.interfaces import TaskDataModule, TaskModel
+from visionlab.run_record.folder import RunFolder
+from visionlab.run_record.layout import Status
+from visionlab.run_record.metric_keys import EPOCH, N_PARAMS
+from visionlab.run_record.summary import best_metrics, final_metrics
+from visionlab.tracking import wandb_policy
+from visionlab.tracking.epoch_record import EpochRecord
+from visionlab.utils.provenance import device_description, git_state, package_versions
+
+
+def start_summary(cfg: DictConfig, model: TaskModel, datamodule: TaskDataModule, folder: RunFolder) -> dict:
+    """Everything known before training: what runs, on what data and hardware, from which code."""
+    return {
+        "experiment": cfg.experiment_name,
+        "run_name": cfg.run_name,
+        "task": model.task,
+        "seed": cfg.seed,
+        "status": Status.RUNNING,
+        "output_dir": str(folder.path),
+        "overrides": task_overrides(),
+        "resumed_from": cfg.ckpt_path if cfg.train else None,
+        "evaluated_checkpoint": None,
+        N_PARAMS: sum(p.numel() for p in model.parameters()),
+        "monitor": cfg.monitor,
+        "precision": cfg.trainer.precision,
+        "device": device_description(),
+        "git": git_state(),
+        "versions": package_versions(),
+        "data": datamodule.description,
+        "test_split": "available" if datamodule.test_available else "unavailable",
+    }
+
+
+def finish_record(summary: dict, cfg: DictConfig, trainer: pl.Trainer, model: TaskModel, record: EpochRecord,
+                  test_metrics: dict | None, started: float, wandb_logger) -> None:
+    """Fill in the results, write summary.json, and close the W&B run with the same numbers."""
+    rows = record.rows
+    summary.update(
+        epochs=len(rows) and int(rows[-1][EPOCH]) + 1,
+        steps=trainer.global_step,
+        final=final_metrics(rows),
+        best=best_metrics(rows, cfg.monitor, cfg.monitor_mode),
+        test={k: float(v) for k, v in test_metrics.items()} if test_metrics else None,
+        wall_time_s=round(time.time() - started, 2),
+        train_images_per_s=record.images_per_second and round(record.images_per_second, 1),
+    )
+    if section := model.summary_section():
+        summary[model.task] = section
+    summary["objective"] = (summary["best"] or {}).get(cfg.monitor)
+    if wandb_logger is not None:
+        summary["wandb"] = wandb_policy.publish_summary(wandb_logger, summary)
+    record.folder.write_summary(summary)
+    if wandb_logger is not None:
+        wandb_policy.finish(summary["status"] == Status.COMPLETED)

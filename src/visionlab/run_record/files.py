@@ -1,0 +1,52 @@
+"""Atomic JSON/CSV writers and a numeric CSV reader: a crash never leaves a half-written record behind."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+from visionlab.run_record.metric_keys import EPOCH, STEP
+
+INTEGER_COLUMNS = (EPOCH, STEP)
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = _temporary(path)
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path):
+    """Raises FileNotFoundError when absent and ValueError when it is not JSON."""
+    return json.loads(path.read_text())
+
+
+def write_csv(path: Path, rows: list[dict], fieldnames: list[str] | None = None) -> None:
+    fieldnames = fieldnames or list(dict.fromkeys(k for row in rows for k in row))
+    tmp = _temporary(path)
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _number(key: str, value: str | None):
+    if value in ("", None):
+        return None
+    try:
+        return int(float(value)) if key in INTEGER_COLUMNS else float(value)
+    except ValueError:
+        return value
+
+
+def read_csv(path: Path) -> list[dict]:
+    """Rows of a numeric CSV (epoch/step as int, other numbers as float, anything else as text)."""
+    with path.open(newline="") as fh:
+        return [{k: _number(k, v) for k, v in row.items()} for row in csv.DictReader(fh)]

@@ -1,0 +1,151 @@
+"""``RunFolder``: the readers and writers of one run folder, so no other module spells a run-record file name.
+
+Readers raise ``FileNotFoundError`` when a file is absent and ``ValueError``/``OSError`` when it is unreadable;
+the report turns those into warnings. Files a user hands us are read as data only (no pickles).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from visionlab.run_record import layout
+from visionlab.run_record.files import read_csv, read_json, write_csv, write_json
+from visionlab.run_record.metric_keys import LEGACY_KEYS
+
+TEST_CASE_COLUMNS = ("case", "f1", "iou")
+QUALITATIVE_FIELDS = ("image", "mask", "pred")
+
+
+def _normalise_legacy(summary: dict) -> dict:
+    """Older records kept segmentation test statistics under other names in a ``segmentation`` section."""
+    section = summary.get("segmentation") or {}
+    legacy = {LEGACY_KEYS.get(k, k): v for k, v in section.items() if "/" in k}
+    if legacy:
+        summary["test"] = {**legacy, **(summary.get("test") or {})}
+    return summary
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    # ------------------------------------------------------------------ what the folder is
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / layout.CHECKPOINTS
+
+    @property
+    def hydra(self) -> Path:
+        return self.path / layout.HYDRA
+
+    def is_run_folder(self) -> bool:
+        """A folder with a summary.json, or a Hydra job folder whose run died before writing one."""
+        return self.file(layout.SUMMARY).is_file() or self.hydra.is_dir()
+
+    def has(self, name: str) -> bool:
+        return self.file(name).exists()
+
+    # ------------------------------------------------------------------ writers
+    def create(self) -> RunFolder:
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def write_config(self, resolved: dict) -> None:
+        self.file(layout.CONFIG).write_text(yaml.safe_dump(resolved, sort_keys=False))
+
+    def write_summary(self, summary: dict) -> None:
+        write_json(self.file(layout.SUMMARY), summary)
+
+    def write_metrics(self, rows: list[dict]) -> None:
+        write_csv(self.file(layout.METRICS), rows)
+
+    def write_test_cases(self, f1, iou) -> None:
+        rows = [dict(zip(TEST_CASE_COLUMNS, (i, float(f), float(j)))) for i, (f, j) in enumerate(zip(f1, iou))]
+        write_csv(self.file(layout.TEST_CASES), rows, list(TEST_CASE_COLUMNS))
+
+    def write_qualitative(self, cases: dict[str, dict]) -> None:
+        """Named cases (fixed, best, worst), each ``index``, ``f1``, ``image`` (H×W uint8), ``mask``, ``pred``."""
+        arrays = {}
+        for name, case in cases.items():
+            arrays[f"{name}_index"] = np.int64(case["index"])
+            arrays[f"{name}_f1"] = np.float64(case["f1"])
+            for field in QUALITATIVE_FIELDS:
+                arrays[f"{name}_{field}"] = case[field]
+        tmp = self.file(f".{layout.QUALITATIVE}.tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(self.file(layout.QUALITATIVE))
+
+    def write_confusion(self, matrix: np.ndarray) -> None:
+        np.savetxt(self.file(layout.CONFUSION), matrix, fmt="%d", delimiter=",")
+
+    def write_per_class_accuracy(self, rows: list[dict]) -> None:
+        write_csv(self.file(layout.PER_CLASS_ACCURACY), rows)
+
+    def write_wandb_id(self, run_id: str) -> None:
+        self.file(layout.WANDB_RUN_ID).write_text(run_id)
+
+    # ------------------------------------------------------------------ readers
+    def read_summary(self) -> dict:
+        summary = read_json(self.file(layout.SUMMARY))
+        if not isinstance(summary, dict):
+            raise ValueError(f"{layout.SUMMARY} does not hold a JSON object")
+        return _normalise_legacy(summary)
+
+    def completed_summary(self) -> dict | None:
+        """The summary if the run finished completely, else None (a re-run sweep skips only such runs)."""
+        try:
+            summary = self.read_summary()
+        except (OSError, ValueError):
+            return None
+        return summary if summary.get("status") == layout.Status.COMPLETED else None
+
+    def read_config(self) -> dict:
+        """The resolved config, or Hydra's copy for a run that died before writing it."""
+        for path in (self.file(layout.CONFIG), self.hydra / layout.HYDRA_CONFIG):
+            try:
+                return yaml.safe_load(path.read_text()) or {}
+            except (OSError, yaml.YAMLError):
+                continue
+        raise FileNotFoundError(f"{layout.CONFIG} missing or unreadable")
+
+    def read_overrides(self) -> list[str]:
+        try:
+            return list(yaml.safe_load((self.hydra / layout.HYDRA_OVERRIDES).read_text()) or [])
+        except (OSError, yaml.YAMLError):
+            return []
+
+    def read_metrics(self) -> list[dict]:
+        return read_csv(self.file(layout.METRICS))
+
+    def read_test_cases(self) -> list[dict]:
+        return read_csv(self.file(layout.TEST_CASES))
+
+    def read_qualitative(self) -> dict[str, np.ndarray]:
+        with np.load(self.file(layout.QUALITATIVE), allow_pickle=False) as data:
+            return dict(data)
+
+    def read_confusion(self) -> np.ndarray:
+        return np.loadtxt(self.file(layout.CONFUSION), delimiter=",", dtype=np.int64, ndmin=2)
+
+    def read_wandb_id(self) -> str | None:
+        path = self.file(layout.WANDB_RUN_ID)
+        return path.read_text().strip() or None if path.is_file() else None
+
+
+def find_run_folders(root: Path) -> list[RunFolder]:
+    """``root`` itself if it is a run folder, else every run folder below it."""
+    if RunFolder(root).is_run_folder():
+        return [RunFolder(root)]
+    found = {p.parent for p in root.rglob(layout.SUMMARY)} | {p.parent for p in root.rglob(layout.HYDRA)
+                                                              if p.is_dir()}
+    return [RunFolder(p) for p in sorted(found)]

@@ -1,0 +1,30 @@
+"""Names of everything a run leaves behind (README: "What every run leaves behind") and a run's status values."""
+
+from __future__ import annotations
+
+# files of a run folder
+CONFIG = "config.yaml"  # the resolved config
+METRICS = "metrics.csv"  # one row per epoch
+SUMMARY = "summary.json"  # status, best/final/test metrics, provenance
+TEST_CASES = "test_cases.csv"  # segmentation: one row per test case
+QUALITATIVE = "qualitative.npz"  # segmentation: fixed, best and worst test case
+CONFUSION = "confusion_matrix.csv"  # classification: rows = true class
+PER_CLASS_ACCURACY = "per_class_accuracy.csv"  # classification
+WANDB_RUN_ID = "wandb_run_id.txt"  # lets a resumed run continue the same W&B run
+CHECKPOINTS = "checkpoints"  # folder: best.ckpt and last.ckpt
+HYDRA = ".hydra"  # folder: Hydra's copy of the config and the overrides
+HYDRA_CONFIG = "config.yaml"  # inside .hydra/
+HYDRA_OVERRIDES = "overrides.yaml"  # inside .hydra/
+
+# files of a sweep folder
+SWEEP_INDEX = "sweep_index.json"
+
+
+class Status:
+    """Values of ``summary.json``'s ``status`` (and of the sweep index's job status)."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    UNKNOWN = "unknown"

@@ -1,0 +1,116 @@
+"""Metric keys per task: one name per quantity, the same in the Lightning logger, ``metrics.csv``, ``summary.json``,
+the W&B history and summary, and the report.
+
+To add a quantity (e.g. per-class segmentation F1/IoU, or time-to-accuracy for classification), add its key
+constant below and a ``Metric`` row to its task's table: the model logs the constant, the run record and W&B
+store it under that name, and the report can show it by listing the key in ``report_test``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# ------------------------------------------------------------------ every task
+TRAIN_LOSS, VAL_LOSS, TEST_LOSS = "train/loss", "val/loss", "test/loss"
+
+# ------------------------------------------------------------------ classification
+TRAIN_ACC, VAL_ACC, VAL_ACC_BEST, TEST_ACC = "train/acc", "val/acc", "val/acc_best", "test/acc"
+
+# ------------------------------------------------------------------ segmentation: per-image scores, mean over images
+TRAIN_F1, VAL_F1, VAL_IOU, VAL_F1_BEST = "train/f1", "val/f1", "val/iou", "val/f1_best"
+TEST_F1, TEST_F1_STD, TEST_F1_MIN, TEST_IOU = "test/f1", "test/f1_std", "test/f1_min", "test/iou"
+TEST_CASES = "test/cases"
+
+# ------------------------------------------------------------------ bookkeeping columns and W&B summary names
+EPOCH, STEP, TIME = "epoch", "step", "time"
+N_PARAMS = "n_params"
+BEST_PREFIX = "best/"  # W&B summary: best/<key> holds <key> at the best epoch (summary.json: "best")
+WANDB_STEP = "trainer/global_step"  # Lightning's step axis in W&B
+
+
+def lr_column(group: int) -> str:
+    """metrics.csv column of the learning rate of optimizer parameter group ``group``."""
+    return "lr" if group == 0 else f"lr_{group}"
+
+
+def best_key(key: str) -> str:
+    return f"{BEST_PREFIX}{key}"
+
+
+def is_metric(key: str) -> bool:
+    """Metric keys are ``<stage>/<quantity>``; bookkeeping columns (epoch, step, lr, time) are not."""
+    return "/" in key
+
+
+# ------------------------------------------------------------------ W&B media (images and tables, not scalars)
+MEDIA_AUGMENTED_INPUTS = "train/augmented_inputs"
+MEDIA_CONFUSION = "test/confusion_matrix"
+MEDIA_MISCLASSIFIED = "test/misclassified"
+MEDIA_VAL_PREDICTIONS = "val/predictions"
+MEDIA_TEST_CASES_TABLE = "test/cases_table"
+
+
+def media_test_case(name: str) -> str:
+    """W&B image of a named test case: ``fixed``, ``best`` or ``worst``."""
+    return f"test/{name}_case"
+
+
+# ------------------------------------------------------------------ the per-task tables
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str  # the report's column header
+    kind: str = "score"  # how the report formats it: percent, score (4 decimals), count, loss
+    better: str | None = None  # max, min or None (the report marks the best value when set)
+
+
+@dataclass(frozen=True)
+class TaskMetrics:
+    task: str
+    per_epoch: tuple[Metric, ...]  # logged every epoch: metrics.csv and the W&B history
+    test: tuple[Metric, ...]  # logged once by the test stage: summary.json "test" and the W&B summary
+    headline: str  # test key aggregated over seeds in the report
+    validation_headline: str  # the same quantity on validation, used when a variant has no test split
+    report_test: tuple[str, ...]  # test keys shown per run in the report
+    curves: tuple[str, ...]  # per-epoch keys the report plots
+
+    def metric(self, key: str) -> Metric:
+        return next(m for m in (*self.per_epoch, *self.test) if m.key == key)
+
+    @property
+    def keys(self) -> set[str]:
+        return {m.key for m in (*self.per_epoch, *self.test)}
+
+
+_LOSS = {"label": "loss", "kind": "loss", "better": "min"}
+
+CLASSIFICATION = TaskMetrics(
+    task="classification",
+    per_epoch=(Metric(TRAIN_LOSS, **_LOSS), Metric(TRAIN_ACC, "accuracy", "percent", "max"),
+               Metric(VAL_LOSS, **_LOSS), Metric(VAL_ACC, "accuracy", "percent", "max"),
+               Metric(VAL_ACC_BEST, "best accuracy", "percent", "max")),
+    test=(Metric(TEST_LOSS, **_LOSS), Metric(TEST_ACC, "accuracy", "percent", "max")),
+    headline=TEST_ACC,
+    validation_headline=VAL_ACC,
+    report_test=(TEST_ACC,),
+    curves=(TRAIN_LOSS, VAL_LOSS, TRAIN_ACC, VAL_ACC),
+)
+
+SEGMENTATION = TaskMetrics(
+    task="segmentation",
+    per_epoch=(Metric(TRAIN_LOSS, **_LOSS), Metric(TRAIN_F1, "mean F1", better="max"),
+               Metric(VAL_LOSS, **_LOSS), Metric(VAL_F1, "mean F1", better="max"),
+               Metric(VAL_IOU, "mean IoU", better="max"), Metric(VAL_F1_BEST, "best mean F1", better="max")),
+    test=(Metric(TEST_LOSS, **_LOSS), Metric(TEST_CASES, "test cases", "count"),
+          Metric(TEST_F1, "mean F1", better="max"), Metric(TEST_F1_STD, "std F1", better="min"),
+          Metric(TEST_F1_MIN, "min F1", better="max"), Metric(TEST_IOU, "mean IoU", better="max")),
+    headline=TEST_F1,
+    validation_headline=VAL_F1,
+    report_test=(TEST_CASES, TEST_F1, TEST_F1_STD, TEST_F1_MIN),
+    curves=(TRAIN_LOSS, VAL_LOSS, TRAIN_F1, VAL_F1),
+)
+
+TASKS: dict[str, TaskMetrics] = {t.task: t for t in (CLASSIFICATION, SEGMENTATION)}
+
+# names older run records used for the same quantities (read back under today's names)
+LEGACY_KEYS = {"test/f1_mean": TEST_F1, "test/iou_mean": TEST_IOU}

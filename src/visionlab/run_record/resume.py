@@ -1,0 +1,43 @@
+"""When a run continues an earlier one, and what it keeps: all resume rules in one place.
+
+- Resuming training from ``<run>/checkpoints/<name>.ckpt`` of a visionlab run folder continues in that folder
+  (``run_folder_to_resume``) under the same W&B run (``wandb_id_to_resume``); ``metrics.csv`` keeps only the
+  epochs before the one training restarts at (``epochs_to_keep``).
+- Evaluating a checkpoint (train=false) always gets a fresh folder and a fresh W&B run.
+- A re-run sweep skips a job whose run record is complete, unless ``force=true`` (``completed_run_to_skip``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from visionlab.run_record import layout
+from visionlab.run_record.folder import RunFolder
+from visionlab.run_record.metric_keys import EPOCH
+
+
+def run_folder_to_resume(ckpt_path: str | None, train: bool = True) -> Path | None:
+    """The run folder a training checkpoint belongs to, when it is a visionlab run folder."""
+    if not train or not ckpt_path:
+        return None
+    ckpt = Path(ckpt_path).expanduser().resolve()
+    run = ckpt.parent.parent
+    if ckpt.parent.name == layout.CHECKPOINTS and RunFolder(run).hydra.is_dir():
+        return run
+    return None
+
+
+def wandb_id_to_resume(folder: RunFolder, ckpt_path: str | None, train: bool) -> str | None:
+    """When training resumes from a checkpoint: the W&B run id recorded in the run's folder (the checkpoint's
+    own folder, see ``run_folder_to_resume``), so the same W&B run continues."""
+    return folder.read_wandb_id() if train and ckpt_path else None
+
+
+def epochs_to_keep(rows: list[dict], restart_epoch: int) -> list[dict]:
+    """After a checkpoint was restored at ``restart_epoch``: the recorded epochs before it (later ones redo)."""
+    return [r for r in rows if (r.get(EPOCH) or 0) < restart_epoch]
+
+
+def completed_run_to_skip(folder: RunFolder, force: bool) -> dict | None:
+    """In a re-run sweep: the complete run's summary (skip the job), or None (run it)."""
+    return None if force else folder.completed_summary()

@@ -1,0 +1,75 @@
+"""The index of a multirun's jobs (``sweep_index.json`` in the sweep folder): overrides, status, run folder,
+headline metrics and error of every job, updated under a file lock as jobs start and finish."""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from visionlab.run_record import layout
+from visionlab.run_record.files import read_json, write_json
+
+
+@dataclass
+class SweepJob:
+    overrides: list[str]
+    status: str
+    run_dir: str | None
+    error: str | None
+    index: Path  # the index file the job came from
+
+    @property
+    def run_path(self) -> Path | None:
+        """The job's run folder, relative paths taken from the sweep folder."""
+        if not self.run_dir:
+            return None
+        path = Path(self.run_dir)
+        return (path if path.is_absolute() else self.index.parent / path).resolve()
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def update_index(sweep_dir: Path, job_key: str, entry: dict[str, Any]) -> None:
+    """Insert or update one job's entry, and recount the jobs per status."""
+    path = sweep_dir / layout.SWEEP_INDEX
+    with _locked(path):
+        try:
+            index = read_json(path)
+        except (OSError, ValueError):
+            index = {"jobs": {}}
+        job = index["jobs"].setdefault(job_key, {})
+        job.update(entry, updated=time.strftime("%Y-%m-%d %H:%M:%S"))
+        index["jobs"] = dict(sorted(index["jobs"].items()))
+        index["counts"] = {}
+        for item in index["jobs"].values():
+            index["counts"][item["status"]] = index["counts"].get(item["status"], 0) + 1
+        write_json(path, index)
+
+
+def read_index(path: Path) -> list[SweepJob]:
+    """The jobs of one index file: a list, or a mapping from job key (raises ValueError when it is neither)."""
+    data = read_json(path)
+    jobs = data.get("jobs") if isinstance(data, dict) else data
+    if isinstance(jobs, dict):  # keyed by Hydra job number or folder name
+        jobs = [jobs[key] for key in sorted(jobs, key=lambda k: (len(str(k)), str(k)))]
+    if not isinstance(jobs, list):
+        raise ValueError(f"{path}: not a list of jobs")
+    return [SweepJob(list(job.get("overrides") or []), str(job.get("status", layout.Status.UNKNOWN)),
+                     job.get("run_dir"), job.get("error"), path) for job in jobs if isinstance(job, dict)]
+
+
+def find_indexes(root: Path) -> list[Path]:
+    return sorted(root.rglob(layout.SWEEP_INDEX))

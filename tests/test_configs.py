@@ -1,0 +1,102 @@
+"""Configs: every option of every config group composes and resolves (the `--cfg job` level), its `_target_`s
+exist, monitored keys are the task's metric keys, and the one conf/ folder ships inside an installed wheel."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+from hydra.utils import get_object
+from omegaconf import OmegaConf
+
+from helpers import CONF, REPO, compose
+from visionlab.run_record.metric_keys import TASKS
+
+NOT_GROUPS = {"data/common"}  # snippets the data options include (`common/signs@_here_`), not a choice
+ADDED_GROUPS = {"sweep"}  # not in train.yaml's defaults: selected with +sweep=…
+PLUGINS = {"cnn_optuna": "hydra_plugins.hydra_optuna_sweeper"}  # optional extras
+# an option that only makes sense with the data and monitor of its task is composed on that task's experiment
+TASK_CONTEXT = {("model", "unet"): ["experiment=unet_baseline"]}
+
+
+def _options() -> list[tuple[str, str]]:
+    groups = {p.parent.relative_to(CONF).as_posix() for p in CONF.rglob("*.yaml") if p.parent != CONF}
+    return sorted((group, p.stem) for group in groups - NOT_GROUPS for p in (CONF / group).glob("*.yaml"))
+
+
+def _targets(node) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["_target_"]] if isinstance(node.get("_target_"), str) else []
+        return found + [t for value in node.values() for t in _targets(value)]
+    if isinstance(node, list):
+        return [t for value in node for t in _targets(value)]
+    return []
+
+
+def test_the_option_list_covers_the_groups():
+    groups = {group for group, _ in _options()}
+    assert {"data", "model", "model/optimizer", "model/scheduler", "trainer", "logger", "callbacks", "experiment",
+            "debug", "sweep", "hydra/launcher"} <= groups
+    assert len(_options()) >= 40
+
+
+@pytest.mark.parametrize(("group", "option"), _options(), ids=lambda value: str(value))
+def test_every_option_of_every_group_composes_and_resolves(tmp_path, group, option):
+    if option in PLUGINS:
+        pytest.importorskip(PLUGINS[option], reason="optional extra: pip install -e '.[optuna]'")
+    prefix = "+" if group in ADDED_GROUPS else ""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = hydra_compose("train", overrides=[*TASK_CONTEXT.get((group, option), []), f"{prefix}{group}={option}", f"paths.root_dir={tmp_path}",
+                                                f"paths.output_dir={tmp_path / 'run'}"], return_hydra_config=True)
+    hydra_node = OmegaConf.to_container(cfg.hydra, resolve=False)
+    job = {key: cfg[key] for key in cfg if key != "hydra"}
+    resolved = OmegaConf.to_container(OmegaConf.create(job), resolve=True)  # every interpolation resolves
+    for target in _targets(resolved) + _targets(hydra_node):
+        get_object(target)  # every _target_ names something that exists
+    task = get_object(resolved["model"]["_target_"]).task
+    assert resolved["monitor"] in TASKS[task].keys  # checkpointing/early stopping watch a logged key
+
+
+def test_eval_config_composes_with_a_checkpoint(tmp_path):
+    cfg = compose(tmp_path, ["ckpt_path=/some/run/checkpoints/best.ckpt"], config_name="eval")
+    assert cfg.train is False and cfg.test is True and cfg.ckpt_path.endswith("best.ckpt")
+
+
+def test_configs_live_in_one_real_folder():
+    assert CONF == REPO / "conf" and not CONF.is_symlink()
+    assert not (CONF / "__init__.py").exists()
+    assert not (REPO / "src" / "visionlab" / "conf").exists()  # no symlink or copy inside the package
+
+
+def test_an_installed_wheel_finds_its_configs_from_any_directory(tmp_path):
+    """Build the wheel (offline, from a copy of the checkout), install it into a folder of its own, and compose a
+    config through the installed entry point from an unrelated working directory."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(REPO / "conf", source / "conf")
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(source)],
+                   check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / "dist").glob("visionlab-*.whl")
+    site = tmp_path / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True,
+                   capture_output=True, timeout=300)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    script = ("import sys, visionlab, visionlab.configs as c; print('package', visionlab.__file__); "
+              "print('configs', c.config_dir()); sys.argv = ['visionlab-train', 'experiment=unet_elu', '--cfg', "
+              "'job']; from visionlab.train import main; main()")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "NO_ALBUMENTATIONS_UPDATE": "1", "HOME": str(tmp_path)}
+    shown = subprocess.run([sys.executable, "-c", script], cwd=elsewhere, env=env, capture_output=True, text=True,
+                           timeout=120, check=False)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert f"package {site}" in shown.stdout and f"configs {site / 'visionlab' / 'conf'}" in shown.stdout
+    assert "experiment_name: unet_elu" in shown.stdout and "activation: elu" in shown.stdout

@@ -1,0 +1,136 @@
+"""The run-record contract: the only place that spells file names and metric keys, one name per quantity, the
+interfaces the runner checks, the scheduler path, and a console without library noise."""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO, TINY_SIGNS, compose
+from seg_helpers import TINY_SEG
+from visionlab.errors import ConfigError
+from visionlab.run_record import layout
+from visionlab.run_record import metric_keys as keys
+from visionlab.run_record.folder import RunFolder
+from visionlab.runner import run
+
+SRC = REPO / "src" / "visionlab"
+CONTRACT = SRC / "run_record"
+FILE_NAMES = {value for name, value in vars(layout).items() if name.isupper() and isinstance(value, str)}
+METRIC_KEY = re.compile(r"^(train|val|test|best)/")
+
+
+def _literals(path: Path) -> list[tuple[int, str]]:
+    """String constants of a module (f-string parts included), docstrings left out."""
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant)}
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+
+
+def test_no_run_record_file_name_or_metric_key_outside_the_contract():
+    offenders = [f"{path.relative_to(REPO)}:{line}: {value!r}"
+                 for path in sorted(SRC.rglob("*.py")) if CONTRACT not in path.parents
+                 for line, value in _literals(path) if value in FILE_NAMES or METRIC_KEY.match(value)]
+    assert offenders == []
+    assert {"summary.json", "metrics.csv", "test_cases.csv", "qualitative.npz", "wandb_run_id.txt"} <= FILE_NAMES
+
+
+def test_the_metric_tables_give_every_quantity_one_key():
+    for table in keys.TASKS.values():
+        listed = [m.key for m in (*table.per_epoch, *table.test)]
+        assert len(listed) == len(set(listed)), table.task
+        assert {table.headline, table.validation_headline, *table.report_test, *table.curves} <= table.keys
+        assert table.metric(table.headline).label == table.metric(table.validation_headline).label
+
+
+def test_classification_run_logs_exactly_its_table(tmp_path):
+    """metrics.csv, summary.json and the W&B run of one run use the table's keys and nothing renamed."""
+    from visionlab.tracking.wandb_offline import read_offline_run
+
+    summary = run(compose(tmp_path, [*TINY_SIGNS, "trainer.max_epochs=1"]))
+    folder = RunFolder(tmp_path / "run")
+    table = keys.CLASSIFICATION
+    columns = set(folder.read_metrics()[0])
+    assert {m.key for m in table.per_epoch} == {c for c in columns if keys.is_metric(c)}
+    assert set(summary["test"]) == {m.key for m in table.test}
+    wb = read_offline_run(next((tmp_path / "run" / "wandb").glob("offline-run-*")))
+    for key, value in summary["test"].items():
+        assert wb["summary"][key] == pytest.approx(value), key
+    for key, value in summary["best"].items():
+        if keys.is_metric(key):
+            assert wb["summary"][keys.best_key(key)] == pytest.approx(value), key
+
+
+def test_a_model_without_the_run_record_hooks_is_a_config_error(tmp_path):
+    cfg = compose(tmp_path, [*TINY_SIGNS, "logger=none", "model._target_=helpers.PlainLightningModule"])
+    with pytest.raises(ConfigError, match=r"model._target_=helpers.PlainLightningModule is not a visionlab model: "
+                                          r"it lacks media_callback, save_test_artifacts, summary_section, task"):
+        run(cfg)
+
+
+def test_a_monitor_the_model_does_not_log_is_a_config_error(tmp_path):
+    cfg = compose(tmp_path, ["experiment=unet_baseline", *TINY_SEG, "logger=none", "monitor=val/acc"])
+    with pytest.raises(ConfigError, match="monitor=val/acc is not logged by a segmentation model; it logs .*val/f1"):
+        run(cfg)
+
+
+def test_cosine_scheduler_sets_the_learning_rate_of_every_epoch(tmp_path):
+    run(compose(tmp_path, [*TINY_SIGNS, "logger=none", "test=false", "trainer.max_epochs=3",
+                           "model/scheduler=cosine", "model.optimizer.lr=0.01"]))
+    lrs = [row[keys.lr_column(0)] for row in RunFolder(tmp_path / "run").read_metrics()]
+    expected = [0.01 * (1 + math.cos(math.pi * e / 3)) / 2 for e in range(3)]  # T_max = max_epochs
+    assert lrs == pytest.approx(expected)
+
+
+def test_plateau_scheduler_runs_on_the_monitored_metric(tmp_path):
+    summary = run(compose(tmp_path, [*TINY_SIGNS, "logger=none", "test=false", "trainer.max_epochs=3",
+                                     "model/scheduler=plateau", "model.scheduler.patience=0",
+                                     "model.optimizer.lr=0.01"]))
+    assert summary["status"] == "completed"
+    lrs = [row[keys.lr_column(0)] for row in RunFolder(tmp_path / "run").read_metrics()]
+    assert lrs[0] == pytest.approx(0.01)
+    assert all(any(lr == pytest.approx(0.01 * 0.5**k) for k in range(4)) for lr in lrs)  # only halvings
+
+
+def test_a_run_prints_our_lines_not_library_noise(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "data.tracks_per_class=2", "data.frames_per_track=3",
+         "data.test_tracks_per_class=1", "data.num_workers=0", "trainer.max_epochs=1", f"paths.log_dir={tmp_path}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "completed: cnn_synthetic (seed 12345)" in output and "run folder:" in output
+    for noise in ("litlogger", "anonymous setting", "LeafSpec", "not supported by the model summary"):
+        assert noise not in output, noise
+
+
+class _Payload:
+    """Unpickling this would create a file: a stand-in for code hidden in a checkpoint."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_checkpoint_is_loaded_as_data_never_as_code(tmp_path):
+    import torch
+
+    marker = tmp_path / "code_ran"
+    ckpt = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": _Payload(marker)}, ckpt)
+    cfg = compose(tmp_path, [*TINY_SIGNS, "logger=none", f"ckpt_path={ckpt}"], config_name="eval")
+    with pytest.raises(ConfigError, match=r"ckpt_path=.*evil.ckpt: not a checkpoint visionlab can load as data"):
+        run(cfg)
+    assert not marker.exists()
