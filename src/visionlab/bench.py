@@ -203,6 +203,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--num-workers", type=int, default=1, help="loader workers (albumentations backend)")
     args = parser.parse_args(argv)
+    from visionlab.console import quiet_library_noise
+
+    quiet_library_noise()
     torch.set_num_threads(args.threads)
     print(f"visionlab-bench: {args.threads} threads, {args.num_workers} loader worker(s) for albumentations, "
           f"{args.warmup} warm-up steps; img/s")
