@@ -21,7 +21,7 @@ def measure(features: int, precision: str, size: int = 256, batch: int = 4, step
     torch.manual_seed(0)
     model = UNet(1, 1, features, depth, up_mode).to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x = torch.rand(batch, 1, size, size, device=device).contiguous(memory_format=torch.channels_last)
+    x = torch.rand(batch, size, size, 1, device=device).permute(0, 3, 1, 2)  # NHWC strides, as the model feeds it
     y = (torch.rand(batch, 1, size, size, device=device) > 0.5).float()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     autocast = torch.autocast(device_type=device.split(":")[0], dtype=dtype) if dtype else contextlib.nullcontext()
