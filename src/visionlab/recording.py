@@ -12,8 +12,8 @@ from visionlab.hydra_runtime import task_overrides
 from visionlab.interfaces import TaskDataModule, TaskModel
 from visionlab.run_record.folder import RunFolder
 from visionlab.run_record.layout import Status
-from visionlab.run_record.metric_keys import EPOCH, N_PARAMS
-from visionlab.run_record.summary import best_metrics, final_metrics
+from visionlab.run_record.metric_keys import EPOCH, N_PARAMS, TIME_TO
+from visionlab.run_record.summary import best_metrics, final_metrics, time_to_milestones
 from visionlab.tracking import wandb_policy
 from visionlab.tracking.epoch_record import EpochRecord
 from visionlab.utils.provenance import device_description, git_state, package_versions
@@ -55,6 +55,8 @@ def finish_record(summary: dict, cfg: DictConfig, trainer: pl.Trainer, model: Ta
         wall_time_s=round(time.time() - started, 2),
         train_images_per_s=record.images_per_second and round(record.images_per_second, 1),
     )
+    if milestones := time_to_milestones(rows, model.task, started):
+        summary[TIME_TO] = milestones
     if section := model.summary_section():
         summary[model.task] = section
     summary["objective"] = (summary["best"] or {}).get(cfg.monitor)

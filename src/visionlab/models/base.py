@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 import torch
 
 from visionlab.errors import ConfigError, NonFiniteLossError
+from visionlab.models.schedules import takes_total_steps
 from visionlab.run_record.metric_keys import VAL_LOSS
 
 
@@ -62,6 +63,9 @@ class VisionModule(pl.LightningModule):
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
             return optimizer
+        if takes_total_steps(self.scheduler_factory):  # a per-step schedule over the whole run (warm-up, decay)
+            scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
         scheduler = self.scheduler_factory(optimizer=optimizer)
         return {
             "optimizer": optimizer,

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from visionlab.errors import ConfigError
 from visionlab.models.base import VisionModule
 from visionlab.models.cnn import SeedCNN
 from visionlab.run_record import metric_keys as keys
@@ -19,10 +20,16 @@ class ClassificationModule(VisionModule):
     task = keys.CLASSIFICATION.task
 
     def __init__(self, num_classes: int = 43, activation: str = "relu", batch_norm: bool = False,
-                 input_size: int = 28, in_channels: int = 3, max_misclassified: int = 32, **base):
+                 input_size: int = 28, in_channels: int = 3, max_misclassified: int = 32, width: float = 1.0,
+                 label_smoothing: float = 0.0, **base):
         super().__init__(**base)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ConfigError(f"model.label_smoothing={label_smoothing} must be in [0, 1), e.g. 0.1.")
+        if width <= 0:
+            raise ConfigError(f"model.width={width} must be positive (1 = the seed's network).")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
-        self.net = SeedCNN(num_classes, in_channels, activation, batch_norm, input_size)
+        self.label_smoothing = label_smoothing
+        self.net = SeedCNN(num_classes, in_channels, activation, batch_norm, input_size, width)
         self.example_input_array = torch.zeros(2, input_size, input_size, in_channels, dtype=torch.uint8)
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         acc = dict(num_classes=num_classes, average="micro")
@@ -36,13 +43,14 @@ class ClassificationModule(VisionModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(self.prepare_images(images))
 
-    def _step(self, batch):
+    def _step(self, batch, label_smoothing: float = 0.0):
         images, labels = batch
         logits = self(images)
-        return F.cross_entropy(logits.float(), labels), logits.argmax(dim=1), labels
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+        return loss, logits.argmax(dim=1), labels
 
     def training_step(self, batch, batch_idx):
-        loss, preds, labels = self._step(batch)
+        loss, preds, labels = self._step(batch, self.label_smoothing)  # evaluation losses stay plain
         self.check_finite(loss)
         self.train_loss(loss.detach(), weight=len(labels))
         self.train_acc(preds, labels)

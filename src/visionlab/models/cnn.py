@@ -14,16 +14,19 @@ def _conv(cin: int, cout: int, k: int, act: str, batch_norm: bool) -> list[nn.Mo
 
 
 class SeedCNN(nn.Sequential):
-    """conv 3→64 k5 → act → conv 64→32 k5 → act → pool → conv 32→32 k3 → act → pool → linear 512→classes."""
+    """conv 3→64 k5 → act → conv 64→32 k5 → act → pool → conv 32→32 k3 → act → pool → linear 512→classes.
+
+    ``width`` scales every convolution's channels (1 = the seed's network; the cnn_best preset widens it)."""
 
     def __init__(self, num_classes: int = 43, in_channels: int = 3, activation: str = "relu",
-                 batch_norm: bool = False, input_size: int = 28):
-        flat = 32 * ((((input_size - 8) // 2) - 2) // 2) ** 2
+                 batch_norm: bool = False, input_size: int = 28, width: float = 1.0):
+        wide, narrow = round(64 * width), round(32 * width)
+        flat = narrow * ((((input_size - 8) // 2) - 2) // 2) ** 2
         super().__init__(
-            *_conv(in_channels, 64, 5, activation, batch_norm),
-            *_conv(64, 32, 5, activation, batch_norm),
+            *_conv(in_channels, wide, 5, activation, batch_norm),
+            *_conv(wide, narrow, 5, activation, batch_norm),
             nn.MaxPool2d(2),
-            *_conv(32, 32, 3, activation, batch_norm),
+            *_conv(narrow, narrow, 3, activation, batch_norm),
             nn.MaxPool2d(2),
             nn.Flatten(),
             nn.Linear(flat, num_classes),

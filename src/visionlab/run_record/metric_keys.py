@@ -24,6 +24,7 @@ TEST_CASES = "test/cases"
 # ------------------------------------------------------------------ bookkeeping columns and W&B summary names
 EPOCH, STEP, TIME = "epoch", "step", "time"
 N_PARAMS = "n_params"
+TIME_TO = "time_to"  # summary.json: {"<key>>=<threshold>": wall seconds from the run's start, or null}
 BEST_PREFIX = "best/"  # W&B summary: best/<key> holds <key> at the best epoch (summary.json: "best")
 WANDB_STEP = "trainer/global_step"  # Lightning's step axis in W&B
 
@@ -73,6 +74,7 @@ class TaskMetrics:
     validation_headline: str  # the same quantity on validation, used when a variant has no test split
     report_test: tuple[str, ...]  # test keys shown per run in the report
     curves: tuple[str, ...]  # per-epoch keys the report plots
+    milestones: tuple[float, ...] = ()  # summary.json "time_to": wall seconds until validation_headline first ≥
 
     def metric(self, key: str) -> Metric:
         return next(m for m in (*self.per_epoch, *self.test) if m.key == key)
@@ -94,6 +96,7 @@ CLASSIFICATION = TaskMetrics(
     validation_headline=VAL_ACC,
     report_test=(TEST_ACC,),
     curves=(TRAIN_LOSS, VAL_LOSS, TRAIN_ACC, VAL_ACC),
+    milestones=(0.90, 0.95, 0.97, 0.99),
 )
 
 SEGMENTATION = TaskMetrics(

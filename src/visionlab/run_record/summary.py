@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from visionlab.run_record.metric_keys import EPOCH, TASKS, is_metric
+from visionlab.run_record.metric_keys import EPOCH, TASKS, TIME, is_metric
 
 
 def final_metrics(rows: list[dict]) -> dict:
@@ -17,6 +17,22 @@ def best_metrics(rows: list[dict], monitor: str, mode: str) -> dict:
         return {}
     best = (max if mode == "max" else min)(scored, key=lambda r: r[monitor])
     return {EPOCH: int(best[EPOCH]), **{k: v for k, v in best.items() if is_metric(k)}}
+
+
+def time_to_milestones(rows: list[dict], task: str, started: float) -> dict[str, float | None]:
+    """Wall seconds from ``started`` (the run's start, load included) until the task's validation headline first
+    reached each milestone, e.g. {"val/acc>=0.97": 41.2}; null for a milestone never reached. A resumed run
+    counts from its own start, so its times only cover the resumed part (its summary says it was resumed)."""
+    spec = TASKS.get(task)
+    if spec is None or not spec.milestones:
+        return {}
+    key = spec.validation_headline
+    reached = {}
+    for threshold in spec.milestones:
+        first = next((r for r in rows if r.get(key) is not None and r[key] >= threshold
+                      and (r.get(TIME) or 0) >= started), None)
+        reached[f"{key}>={threshold:g}"] = round(first[TIME] - started, 1) if first else None
+    return reached
 
 
 def headline(summary: dict | None) -> dict:
