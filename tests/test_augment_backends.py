@@ -27,20 +27,26 @@ def coordinate_images(n: int, size: int = 32) -> np.ndarray:
     return np.repeat(image[None], n, axis=0)
 
 
-def signs(backend: str, images: np.ndarray, labels: np.ndarray, **changes) -> np.ndarray:
-    """Augmented float N×H×W×3 in [0, 255] from either backend, N samples in batches of 64."""
-    rec = recipe("synthetic_signs", **changes)
+def augment(backend: str, data: str, images: np.ndarray, targets: np.ndarray, batch: int, **changes) -> np.ndarray:
+    """Augmented float N×H×W×C in [0, 255] from either backend with the recipe of conf/data/<data>.yaml."""
+    rec = recipe(data, **changes)
+    reference, batched = {"synthetic_signs": (AugmentedSigns, SignBatchAugment),
+                          "synthetic_seg": (AugmentedSegmentation, SegmentationBatchAugment)}[data]
     out = []
-    for start in range(0, len(labels), 64):
-        idx = list(range(start, min(start + 64, len(labels))))
+    for start in range(0, len(images), batch):
+        idx = list(range(start, min(start + batch, len(images))))
         if backend == "albumentations":
-            x, _ = AugmentedSigns(images, labels, seed=7, recipe=rec).__getitems__(idx)
+            x, _ = reference(images, targets, seed=7, recipe=rec).__getitems__(idx)
             out.append(x.float().numpy())
         else:
-            x, _ = SignBatchAugment(**rec)(torch.from_numpy(images[idx]), torch.from_numpy(labels[idx]),
-                                           batch_generator(7, 0, start))
+            x, _ = batched(**rec)(torch.from_numpy(images[idx]), torch.from_numpy(targets[idx]),
+                                  batch_generator(7, 0, start))
             out.append((x * 255).permute(0, 2, 3, 1).numpy())
     return np.concatenate(out)
+
+
+def signs(backend: str, images: np.ndarray, labels: np.ndarray, **changes) -> np.ndarray:
+    return augment(backend, "synthetic_signs", images, labels, 64, **changes)
 
 
 @pytest.mark.parametrize("backend", ["batched", "albumentations"])
@@ -93,19 +99,7 @@ def test_brightness_and_contrast_jitter_ranges_match():
 
 
 def _seg(backend: str, images: np.ndarray, **changes) -> np.ndarray:
-    rec = recipe("synthetic_seg", **changes)
-    masks = np.zeros(images.shape[:3], np.uint8)
-    out = []
-    for start in range(0, len(images), 16):
-        idx = list(range(start, min(start + 16, len(images))))
-        if backend == "albumentations":
-            x, _ = AugmentedSegmentation(images, masks, seed=7, recipe=rec).__getitems__(idx)
-            out.append(x.float().numpy())
-        else:
-            x, _ = SegmentationBatchAugment(**rec)(torch.from_numpy(images[idx]), torch.from_numpy(masks[idx]),
-                                                   batch_generator(7, 0, start))
-            out.append((x * 255).permute(0, 2, 3, 1).numpy())
-    return np.concatenate(out)
+    return augment(backend, "synthetic_seg", images, np.zeros(images.shape[:3], np.uint8), 16, **changes)
 
 
 @pytest.mark.parametrize(("alpha", "sigma"), [(300.0, 8.0), (120.0, 5.0)])
