@@ -54,11 +54,11 @@ class Document:
 
 
 def _md_text(text) -> str:
-    """Run text (experiment names, overrides, errors) as Markdown text, never as HTML: ``&``, ``<`` and ``>``
-    outside code spans become entities (inside a code span a Markdown viewer shows them as typed)."""
+    """Run text (experiment names, overrides, errors) as Markdown text, never as HTML: ``<`` and ``>`` outside
+    code spans become entities, so no tag survives (inside a code span a Markdown viewer shows them as typed)."""
     parts = re.split(r"(`[^`]+`)", str(text))
     return "".join(part if part.startswith("`") and part.endswith("`") and len(part) > 1
-                   else part.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") for part in parts)
+                   else part.replace("<", "&lt;").replace(">", "&gt;") for part in parts)
 
 
 def _md_cell(text: str) -> str:
