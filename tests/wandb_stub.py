@@ -6,8 +6,29 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@contextmanager
+def _serving(step: Callable[[], None], lifetime_s: float):
+    """Calls ``step`` (which waits at most a fraction of a second) in a thread until the block ends or the
+    lifetime is over, whichever comes first."""
+    stop = threading.Event()
+    deadline = time.monotonic() + lifetime_s
+
+    def loop() -> None:
+        while not stop.is_set() and time.monotonic() < deadline:
+            step()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
 
 
 @contextmanager
@@ -18,25 +39,19 @@ def silent_server(lifetime_s: float = 120.0):
     server.listen(64)
     server.settimeout(0.2)
     held: list[socket.socket] = []
-    stop = threading.Event()
-    deadline = time.monotonic() + lifetime_s
 
     def accept() -> None:
-        while not stop.is_set() and time.monotonic() < deadline:
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
+        try:
+            held.append(server.accept()[0])
+        except OSError:
+            pass
+
+    try:
+        with _serving(accept, lifetime_s):
+            yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
         for conn in held:
             conn.close()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(5)
         server.close()
 
 
@@ -55,18 +70,8 @@ def answering_server(lifetime_s: float = 60.0):
     """Yields its base URL; every GET is answered 200."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
     server.timeout = 0.2
-    stop = threading.Event()
-    deadline = time.monotonic() + lifetime_s
-
-    def serve() -> None:
-        while not stop.is_set() and time.monotonic() < deadline:
-            server.handle_request()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        with _serving(server.handle_request, lifetime_s):
+            yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
-        stop.set()
-        thread.join(5)
         server.server_close()
