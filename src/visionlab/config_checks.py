@@ -59,7 +59,7 @@ RULES: tuple[Rule, ...] = (
          "ckpt_path=<run>/checkpoints/last.ckpt", nullable=True),
     Rule("trust_checkpoint", lambda v: isinstance(v, bool), "true or false", "trust_checkpoint=false"),
     Rule("trainer.max_epochs", lambda v: _integer(v) and (v >= 1 or v == -1), "an integer ≥ 1 (-1: no limit)",
-         "trainer.max_epochs=10"),
+         "trainer.max_epochs=10", nullable=True),
     Rule("trainer.min_epochs", _int(0), "an integer ≥ 0", "trainer.min_epochs=1", nullable=True),
     Rule("trainer.check_val_every_n_epoch", _int(1), "an integer ≥ 1", "trainer.check_val_every_n_epoch=1",
          nullable=True),
