@@ -92,6 +92,14 @@ def test_resume_from_last_ckpt_reproduces_the_uninterrupted_run(tmp_path, backen
         for key in ("train/loss", "train/acc", "val/loss", "val/acc"):
             assert float(row[key]) == pytest.approx(float(reference[key]), rel=1e-6), (row["epoch"], key)
     assert resumed["wandb"]["id"] == first_id
+    # the resumed W&B history continues the first one's steps, and the sync line uploads both folders
+    from visionlab.tracking.wandb_offline import last_step, read_records
+
+    folders = sorted((part_dir / "wandb").glob(f"offline-run-*-{first_id}"))
+    assert len(folders) == 2 and resumed["wandb"]["sync_command"] == "wandb sync " + " ".join(map(str, folders))
+    (second_file,) = folders[1].glob("run-*.wandb")
+    second_steps = [r.history.step.num for r in read_records(second_file) if r.WhichOneof("record_type") == "history"]
+    assert second_steps and min(second_steps) > last_step(folders[0])
 
 
 def test_eval_only_tests_a_checkpoint_without_training(tmp_path):

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from helpers import REPO
 
@@ -47,6 +48,31 @@ def test_rerun_skips_complete_jobs_reruns_the_rest_and_records_failures(tmp_path
     assert sum(j.get("skipped", False) for j in jobs.values()) == 1
     assert json.loads((victim / "summary.json").read_text())["status"] == "completed"
     assert second.stdout.count("completed:") == 1  # only the interrupted job trained again
+
+
+def test_the_same_sweep_started_twice_at_once_runs_each_job_once_in_its_own_folder(tmp_path):
+    """Two processes, one sweep: each job is claimed by one of them; `a/b` and `a_b` are two jobs, two folders."""
+    command = [sys.executable, str(REPO / "train.py"), "-m", "sweep_name=twin", "+note=a/b,a_b", *TINY,
+               f"paths.log_dir={tmp_path}"]
+    processes = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+    outputs = [process.communicate(timeout=400) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    assert sum(stdout.count("completed:") for stdout, _ in outputs) == 2  # each job trained once in all
+    jobs = index(tmp_path, "twin")
+    assert len(jobs) == 2 and all(job["status"] == "completed" for job in jobs.values())
+    notes = {yaml.safe_load((Path(job["run_dir"]) / "config.yaml").read_text())["note"] for job in jobs.values()}
+    assert notes == {"a/b", "a_b"}
+
+
+def test_job_folders_are_one_to_one_with_jobs():
+    from visionlab.resolvers import job_dir
+
+    dirnames = ["+note=a/b", "+note=a_b", "data.data_dir=/d/one", "data.data_dir=/d/two", "threads=1", "threads=2",
+                "trainer.devices=1", "trainer.devices=2", "x=" + "a" * 200, "x=" + "a" * 199 + "b", "x=a__0123456789"]
+    names = [job_dir(d) for d in dirnames]
+    assert len(set(names)) == len(names) and not any("/" in name for name in names)
+    assert job_dir("seed=1,experiment=cnn_sgd") == "experiment=cnn_sgd,seed=1"  # plain ones stay readable
 
 
 @pytest.mark.slow

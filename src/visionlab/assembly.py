@@ -11,6 +11,8 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor
 
+from visionlab.checkpoint_io import AtomicCheckpointIO
+from visionlab.checkpoints import CheckpointOrigin
 from visionlab.errors import ConfigError, UserError
 from visionlab.interfaces import TaskDataModule, TaskModel, missing_members
 from visionlab.run_record.metric_keys import TASKS
@@ -41,19 +43,13 @@ def _check(obj, protocol: type, key: str, node: DictConfig):
     return obj
 
 
-def check_checkpoint_is_data(ckpt_path: str) -> None:
-    """A checkpoint is loaded as data only (tensors and plain values, ``weights_only=True``): one that needs
-    arbitrary Python objects to load is refused before anything runs, and nothing in it is executed."""
+def model_for_checking(cfg: DictConfig):
+    """The configured model with its weights' names and shapes only (on the meta device, the random state left
+    as it was), to check a checkpoint against before anything is written."""
     import torch
 
-    try:
-        torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - whatever fails to load as data is refused the same way
-        lines = str(exc).splitlines()
-        reason = next((line.split(" was not")[0].strip() for line in lines if "Unsupported global" in line),
-                      f"{type(exc).__name__}: {lines[-1] if lines else exc}")
-        raise ConfigError(f"ckpt_path={ckpt_path}: not a checkpoint visionlab can load as data only ({reason}). "
-                          "Pass a checkpoint written by this version of visionlab (<run>/checkpoints/*.ckpt).") from None
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        return instantiate(cfg.model, "model")
 
 
 def build_datamodule(cfg: DictConfig) -> TaskDataModule:
@@ -78,9 +74,10 @@ def build_trainer(cfg: DictConfig, model: TaskModel, loggers: list, record: pl.C
     """The configured callbacks plus the run record and, with W&B, the model's media callback."""
     from visionlab.tracking.wandb_policy import find_wandb_logger
 
-    callbacks = [*instantiate_group(cfg.get("callbacks"), "callbacks"), record]
+    callbacks = [*instantiate_group(cfg.get("callbacks"), "callbacks"), record, CheckpointOrigin(cfg.experiment_name)]
     if not loggers:  # Lightning refuses an LR monitor without a logger; metrics.csv records the LR anyway
         callbacks = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
     if find_wandb_logger(loggers) is not None and (media := model.media_callback()) is not None:
         callbacks.append(media)
-    return instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    return instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
+                       plugins=[AtomicCheckpointIO()])

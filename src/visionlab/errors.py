@@ -19,3 +19,7 @@ class DataError(UserError, ValueError):
 
 class NonFiniteLossError(UserError, RuntimeError):
     """The loss became NaN/inf; training stops and the last good checkpoint is kept."""
+
+
+class TrackingError(UserError, RuntimeError):
+    """The experiment tracker (W&B) cannot start as configured; the message says how to run without it."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
 
 
 def is_multirun() -> bool:
@@ -14,6 +15,14 @@ def is_multirun() -> bool:
 def task_overrides() -> list[str]:
     """The command-line overrides of this job (the report shows them as the run's command)."""
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def hydra_files(cfg: DictConfig) -> tuple[str, str, list[str]] | None:
+    """What Hydra would save in the run's .hydra/ (the config, Hydra's settings, the overrides); the runner
+    writes it once its checks passed (``hydra.output_subdir: null``), so a refused run leaves no trace."""
+    if not HydraConfig.initialized():
+        return None
+    return OmegaConf.to_yaml(cfg), OmegaConf.to_yaml({"hydra": HydraConfig.get()}), task_overrides()
 
 
 def cpu_threads(requested: int | None) -> int | None:

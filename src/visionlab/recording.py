@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytorch_lightning as pl
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from visionlab.hydra_runtime import task_overrides
 from visionlab.interfaces import TaskDataModule, TaskModel
@@ -39,6 +39,19 @@ def start_summary(cfg: DictConfig, model: TaskModel, datamodule: TaskDataModule,
         "versions": package_versions(),
         "data": datamodule.description,
         "test_split": "available" if datamodule.test_available else "unavailable",
+    }
+
+
+def setup_failure_summary(cfg: DictConfig, folder: RunFolder, status: str, error: str, started: float) -> dict:
+    """What is known of a run that failed (or was interrupted) before training started."""
+    return {
+        **{name: OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+           for name, key in (("experiment", "experiment_name"), ("run_name", "run_name"), ("seed", "seed"))},
+        "status": status,
+        "error": error,
+        "output_dir": str(folder.path),
+        "overrides": task_overrides(),
+        "wall_time_s": round(time.time() - started, 2),
     }
 
 

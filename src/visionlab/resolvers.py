@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import secrets
 import time
 from pathlib import Path
@@ -27,19 +28,25 @@ def run_dir(log_dir: str, experiment: str, ckpt_path: str | None = None, train: 
     return str(Path(log_dir) / "runs" / experiment / f"{stamp}_{os.getpid()}{secrets.token_hex(2)}")
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9=,._+\-@:]")
+
+
 def job_dir(override_dirname: str, limit: int = 120) -> str:
-    """A sweep job's folder name from its overrides (stable across re-runs, so a re-run finds its jobs):
-    experiment and seed first for readability, shortened with a hash of the full string when too long."""
+    """A sweep job's folder name from its overrides, one folder per job and stable across re-runs (so a re-run
+    finds its jobs): experiment and seed first for readability. A name that is too long or holds any other
+    character (a path separator, a space) keeps a readable prefix and ends with ``__`` and a hash of the full
+    overrides; a plain name never holds ``__``, so two jobs never map to one folder."""
     if not override_dirname:
         return "default"
     first = ("experiment=", "seed=")
     items = override_dirname.split(",")
     items.sort(key=lambda item: next((i for i, p in enumerate(first) if item.startswith(p)), len(first)))
-    name = ",".join(items).replace("/", "_")  # path values must not create sub-folders
-    if len(name) <= limit:
+    name = ",".join(items)
+    if len(name) <= limit and "__" not in name and all(_PLAIN.fullmatch(c) for c in name):
         return name
+    readable = "".join(c if _PLAIN.fullmatch(c) else "_" for c in name)[: limit - 12]
     digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:10]
-    return f"{name[: limit - 12]}__{digest}"
+    return f"{readable}__{digest}"
 
 
 def register() -> None:

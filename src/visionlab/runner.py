@@ -1,6 +1,7 @@
 """One run, on one screen: build → fit/test → record. Training, resuming and evaluating all go through ``run``.
 
-Where the rest lives: building the parts (``assembly``), W&B naming and publishing (``tracking.wandb_policy``),
+Where the rest lives: config checks (``config_checks``), what a checkpoint may be (``checkpoints``), building
+the parts (``assembly``), SIGTERM/Ctrl-C (``interruption``), W&B naming and publishing (``tracking.wandb_policy``),
 resume rules (``run_record.resume``), the run record's files and keys (``run_record``), summary.json
 (``recording``), what gets printed (``console``).
 """
@@ -9,29 +10,28 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
+from dataclasses import dataclass
 
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from visionlab.assembly import (
-    build_datamodule,
-    build_model,
-    build_trainer,
-    check_checkpoint_is_data,
-    instantiate_group,
-)
+from visionlab.assembly import build_datamodule, build_model, build_trainer, instantiate_group, model_for_checking
+from visionlab.checkpoints import check_checkpoint
+from visionlab.config_checks import check_config
 from visionlab.console import print_result
 from visionlab.errors import ConfigError, UserError
-from visionlab.hydra_runtime import cpu_threads, is_multirun
+from visionlab.hydra_runtime import cpu_threads, hydra_files, is_multirun
 from visionlab.interfaces import TaskDataModule, TaskModel
-from visionlab.recording import finish_record, start_summary
+from visionlab.interruption import describe as describe_interruption
+from visionlab.interruption import is_interruption, sigterm_raises
+from visionlab.recording import finish_record, setup_failure_summary, start_summary
 from visionlab.run_record.folder import RunFolder
 from visionlab.run_record.layout import Status
 from visionlab.run_record.metric_keys import N_PARAMS
-from visionlab.run_record.resume import wandb_id_to_resume
+from visionlab.run_record.resume import may_record_setup_failure, wandb_id_to_resume
+from visionlab.tracking import wandb_policy
 from visionlab.tracking.epoch_record import EpochRecord
 from visionlab.tracking.wandb_policy import find_wandb_logger, group_and_job_type
 from visionlab.utils.precision import resolve_precision
@@ -40,9 +40,46 @@ log = logging.getLogger("visionlab")
 
 
 def run(cfg: DictConfig) -> dict:
-    """Train (or resume, or only evaluate) as configured; returns the summary written to summary.json."""
+    """Train (or resume, or only evaluate) as configured; returns the summary written to summary.json.
+
+    Config values and the checkpoint are checked before anything is written; a run that fails after that
+    (while being set up or trained) leaves summary.json with its status and error, never over a record that is
+    not its own (``may_record_setup_failure``). SIGTERM and Ctrl-C end it as "interrupted"."""
     started = time.time()
-    folder = RunFolder(cfg.paths.output_dir).create()
+    folder = RunFolder(cfg.paths.output_dir)
+    ckpt = OmegaConf.select(cfg, "ckpt_path", default=None, throw_on_missing=False, throw_on_resolution_failure=False)
+    recordable = may_record_setup_failure(folder, ckpt if isinstance(ckpt, str) else None, cfg.get("train") is not False)
+    with sigterm_raises():
+        try:
+            check_config(cfg)
+            if cfg.ckpt_path:
+                check_checkpoint(cfg.ckpt_path, model_for_checking(cfg), cfg.experiment_name, cfg.train,
+                                 cfg.get("trust_checkpoint", False))
+            parts = _set_up(cfg, folder)
+        except BaseException as exc:
+            if recordable:
+                status = Status.INTERRUPTED if is_interruption(exc) else Status.FAILED
+                folder.create().write_summary(setup_failure_summary(cfg, folder, status, _describe(exc), started))
+            raise
+        return _fit_test_record(cfg, parts, started)
+
+
+@dataclass
+class _Parts:
+    folder: RunFolder
+    datamodule: TaskDataModule
+    model: TaskModel
+    trainer: pl.Trainer
+    record: EpochRecord
+    summary: dict
+    wandb_logger: object | None
+
+
+def _set_up(cfg: DictConfig, folder: RunFolder) -> _Parts:
+    """Write the run's config, build its parts, start the loggers."""
+    folder.create()
+    if (hydra_record := hydra_files(cfg)) is not None:
+        folder.write_hydra(*hydra_record)
     _prepare(cfg, folder)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     folder.write_config(resolved)
@@ -51,27 +88,31 @@ def run(cfg: DictConfig) -> dict:
     record = EpochRecord(folder)
     trainer = build_trainer(cfg, model, loggers, record)
     summary = start_summary(cfg, model, datamodule, folder)
-    for logger in loggers:
-        logger.log_hyperparams({**resolved, N_PARAMS: summary[N_PARAMS]})
     wandb_logger = find_wandb_logger(loggers)
     if wandb_logger is not None and trainer.is_global_zero:
-        folder.write_wandb_id(wandb_logger.experiment.id)
+        folder.write_wandb_id(wandb_policy.start(wandb_logger).id)
+    for logger in loggers:
+        logger.log_hyperparams({**resolved, N_PARAMS: summary[N_PARAMS]})
+    return _Parts(folder, datamodule, model, trainer, record, summary, wandb_logger)
 
+
+def _fit_test_record(cfg: DictConfig, parts: _Parts, started: float) -> dict:
+    trainer, model, datamodule, summary = parts.trainer, parts.model, parts.datamodule, parts.summary
+    weights_only = not cfg.get("trust_checkpoint", False)
     error: BaseException | None = None
     test_metrics = None
     try:
         if cfg.train:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=weights_only)
         if cfg.test:
-            test_metrics = _test(cfg, trainer, model, datamodule, summary, folder)
+            test_metrics = _test(cfg, trainer, model, datamodule, summary, parts.folder)
         summary["status"] = Status.COMPLETED
-    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - recorded in summary.json, then raised again
+    except BaseException as exc:  # noqa: BLE001 - recorded in summary.json, then raised again
         error = exc
-        summary.update(status=Status.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else Status.FAILED,
-                       error=_describe(exc))
+        summary.update(status=Status.INTERRUPTED if is_interruption(exc) else Status.FAILED, error=_describe(exc))
     finally:
         if trainer.is_global_zero:
-            finish_record(summary, cfg, trainer, model, record, test_metrics, started, wandb_logger)
+            finish_record(summary, cfg, trainer, model, parts.record, test_metrics, started, parts.wandb_logger)
             print_result(summary)
     if error is not None:
         raise error
@@ -79,13 +120,9 @@ def run(cfg: DictConfig) -> dict:
 
 
 def _prepare(cfg: DictConfig, folder: RunFolder) -> None:
-    """Check the checkpoint arguments, seed, size the CPU threads, pick the precision, name the W&B run."""
+    """Seed, size the CPU threads, pick the precision, name the W&B run."""
     if not cfg.train and not cfg.ckpt_path:
         raise ConfigError("train=false evaluates a checkpoint: also pass ckpt_path=<run>/checkpoints/best.ckpt")
-    if cfg.ckpt_path and not Path(cfg.ckpt_path).is_file():
-        raise ConfigError(f"ckpt_path={cfg.ckpt_path} does not exist or is not a file.")
-    if cfg.ckpt_path:
-        check_checkpoint_is_data(cfg.ckpt_path)
     pl.seed_everything(cfg.seed, workers=True)
     if threads := cpu_threads(cfg.get("threads")):
         torch.set_num_threads(threads)
@@ -99,8 +136,8 @@ def _prepare(cfg: DictConfig, folder: RunFolder) -> None:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted by the user (Ctrl-C)"
+    if is_interruption(exc):
+        return describe_interruption(exc)
     return str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
 
 
@@ -116,6 +153,7 @@ def _test(cfg: DictConfig, trainer: pl.Trainer, model: TaskModel, datamodule: Ta
         checkpoint = next((cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)), None)
         ckpt = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
     summary["evaluated_checkpoint"] = ckpt or "final weights"
-    results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True, verbose=False)
+    results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=not cfg.get("trust_checkpoint", False),
+                           verbose=False)
     model.save_test_artifacts(folder)
     return dict(results[0]) if results else {}

@@ -156,10 +156,31 @@ def model_input_shape(cfg: dict) -> tuple[int, int, int]:
     return int(channels), int(size), int(size)
 
 
-def card_from_config(cfg: dict, title: str = "") -> ArchCard:
-    """Instantiate the run's ``model`` node and describe its network (``.net`` if it has one)."""
-    import hydra.utils
+# The only classes a report builds from a run's config.yaml (a run folder is input, not code to run).
+REPORTABLE_MODELS = {
+    "visionlab.models.classifier.ClassificationModule": ("visionlab.models.classifier", "ClassificationModule"),
+    "visionlab.models.segmenter.SegmentationModule": ("visionlab.models.segmenter", "SegmentationModule"),
+}
 
-    module = hydra.utils.instantiate(cfg["model"])
+
+def _holds_target(value) -> bool:
+    if isinstance(value, dict):
+        return "_target_" in value or any(_holds_target(v) for v in value.values())
+    return isinstance(value, list) and any(_holds_target(v) for v in value)
+
+
+def card_from_config(cfg: dict, title: str = "") -> ArchCard:
+    """Build the run's model (a visionlab model class only, from its plain arguments; nested ``_target_`` nodes
+    such as the optimizer are left out, nothing is instantiated from the config) and describe its network."""
+    import importlib
+
+    model_cfg = cfg.get("model") or {}
+    target = model_cfg.get("_target_")
+    if target not in REPORTABLE_MODELS:
+        raise ValueError(f"model._target_={target!r} is not a visionlab model; a report builds only "
+                         f"{', '.join(sorted(REPORTABLE_MODELS))}")
+    module_name, class_name = REPORTABLE_MODELS[target]
+    kwargs = {k: v for k, v in model_cfg.items() if not str(k).startswith("_") and not _holds_target(v)}
+    module = getattr(importlib.import_module(module_name), class_name)(**kwargs)
     net = getattr(module, "net", module)
     return architecture_card(net, model_input_shape(cfg), title or type(net).__name__)

@@ -53,26 +53,35 @@ class Document:
         self.blocks.extend(b for b in blocks if b is not None)
 
 
+def _md_text(text) -> str:
+    """Run text (experiment names, overrides, errors) as Markdown text, never as HTML: ``<`` and ``>`` outside
+    code spans become entities, so no tag survives (inside a code span a Markdown viewer shows them as typed)."""
+    parts = re.split(r"(`[^`]+`)", str(text))
+    return "".join(part if part.startswith("`") and part.endswith("`") and len(part) > 1
+                   else part.replace("<", "&lt;").replace(">", "&gt;") for part in parts)
+
+
 def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return _md_text(text).replace("|", "\\|").replace("\n", " ")
 
 
 def to_markdown(doc: Document) -> str:
-    out = [f"# {doc.title}", ""]
+    out = [f"# {_md_text(doc.title)}", ""]
     for block in doc.blocks:
         if isinstance(block, Heading):
-            out += [f"{'#' * block.level} {block.text}", ""]
+            out += [f"{'#' * block.level} {_md_text(block.text)}", ""]
         elif isinstance(block, Paragraph):
-            out += [block.text, ""]
+            out += [_md_text(block.text), ""]
         elif isinstance(block, Bullets):
-            out += [f"- {item}" for item in block.items] + [""]
+            out += [f"- {_md_text(item)}" for item in block.items] + [""]
         elif isinstance(block, Table):
             out.append("| " + " | ".join(_md_cell(h) for h in block.header) + " |")
             out.append("|" + "|".join("---" for _ in block.header) + "|")
             out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
             out.append("")
         elif isinstance(block, Figure):
-            out += [f"![{block.caption}]({FIGURES}/{block.name})", "", f"*{block.caption}*", ""]
+            caption = _md_text(block.caption)
+            out += [f"![{caption}]({FIGURES}/{block.name})", "", f"*{caption}*", ""]
     return "\n".join(out)
 
 

@@ -22,6 +22,20 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def write_bytes(path: Path, write) -> None:
+    """``write(file)`` fills a temporary file beside ``path`` (same filesystem), flushed to disk, then renamed
+    over ``path``: killed at any moment, ``path`` is the old file or the new one, whole, never a truncated one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def read_json(path: Path):
     """Raises FileNotFoundError when absent and ValueError when it is not JSON."""
     return json.loads(path.read_text())

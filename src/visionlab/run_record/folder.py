@@ -63,6 +63,13 @@ class RunFolder:
     def write_config(self, resolved: dict) -> None:
         self.file(layout.CONFIG).write_text(yaml.safe_dump(resolved, sort_keys=False))
 
+    def write_hydra(self, config_yaml: str, hydra_yaml: str, overrides: list[str]) -> None:
+        """Hydra's record of the run (written by us once the run's checks passed, not by Hydra before them)."""
+        self.hydra.mkdir(parents=True, exist_ok=True)
+        self.hydra.joinpath(layout.HYDRA_CONFIG).write_text(config_yaml)
+        self.hydra.joinpath(layout.HYDRA_RUNTIME).write_text(hydra_yaml)
+        self.hydra.joinpath(layout.HYDRA_OVERRIDES).write_text(yaml.safe_dump(list(overrides)))
+
     def write_summary(self, summary: dict) -> None:
         write_json(self.file(layout.SUMMARY), summary)
 

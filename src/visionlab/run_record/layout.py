@@ -15,9 +15,15 @@ CHECKPOINTS = "checkpoints"  # folder: best.ckpt and last.ckpt
 HYDRA = ".hydra"  # folder: Hydra's copy of the config and the overrides
 HYDRA_CONFIG = "config.yaml"  # inside .hydra/
 HYDRA_OVERRIDES = "overrides.yaml"  # inside .hydra/
+HYDRA_RUNTIME = "hydra.yaml"  # inside .hydra/: Hydra's own settings for the run
 
 # files of a sweep folder
 SWEEP_INDEX = "sweep_index.json"
+
+
+def job_lock(job_folder: str) -> str:
+    """The lock file beside a sweep job's folder, held while a process runs that job."""
+    return f".{job_folder}.lock"
 
 
 class Status:

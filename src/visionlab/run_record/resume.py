@@ -5,6 +5,8 @@
   epochs before the one training restarts at (``epochs_to_keep``).
 - Evaluating a checkpoint (train=false) always gets a fresh folder and a fresh W&B run.
 - A re-run sweep skips a job whose run record is complete, unless ``force=true`` (``completed_run_to_skip``).
+- A run that fails while it is set up records that in its folder, but never over an earlier run's record that
+  it was resuming or that is complete (``may_record_setup_failure``).
 """
 
 from __future__ import annotations
@@ -41,3 +43,15 @@ def epochs_to_keep(rows: list[dict], restart_epoch: int) -> list[dict]:
 def completed_run_to_skip(folder: RunFolder, force: bool) -> dict | None:
     """In a re-run sweep: the complete run's summary (skip the job), or None (run it)."""
     return None if force else folder.completed_summary()
+
+
+def may_record_setup_failure(folder: RunFolder, ckpt_path: str | None, train: bool) -> bool:
+    """Whether a set-up failure may write summary.json into ``folder``: not into the folder of the checkpoint it
+    resumes (that run's record stays as it was), not over a complete record; a fresh folder always."""
+    resumed = run_folder_to_resume(ckpt_path, train)
+    if resumed is not None and resumed == folder.path.expanduser().resolve():
+        return False
+    try:
+        return folder.read_summary().get("status") != layout.Status.COMPLETED
+    except (OSError, ValueError):
+        return True

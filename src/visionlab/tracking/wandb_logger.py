@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import logging
 import netrc
 import os
-import socket
+import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -14,31 +15,53 @@ from visionlab.errors import ConfigError
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "online", "offline", "disabled")
+PROBE_TIMEOUT_S = 2.0
 
 
-def _host() -> str:
-    return urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+def base_url() -> str:
+    """The server the installed wandb talks to: WANDB_BASE_URL, else wandb's settings files, else its default."""
+    if os.environ.get("WANDB_BASE_URL"):
+        return os.environ["WANDB_BASE_URL"]
+    import wandb
+
+    return str(wandb.setup().settings.base_url)
 
 
-def has_credentials() -> bool:
+def has_credentials(url: str) -> bool:
     if os.environ.get("WANDB_API_KEY"):
         return True
     try:
-        return netrc.netrc(os.environ.get("NETRC")).authenticators(_host()) is not None
+        return netrc.netrc(os.environ.get("NETRC")).authenticators(urlparse(url).hostname or "") is not None
     except (FileNotFoundError, netrc.NetrcParseError, OSError):
         return False
 
 
-def server_reachable(timeout: float = 2.0) -> bool:
+def _http_answer(url: str, timeout: float, answered: list) -> None:
+    parts = urlparse(url)
+    connection = (http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection)(
+        parts.hostname, parts.port, timeout=timeout)
     try:
-        with socket.create_connection((_host(), 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+        connection.request("GET", f"{parts.path.rstrip('/')}/healthz")
+        answered.append(connection.getresponse().status)
+    except (OSError, http.client.HTTPException):
+        pass
+    finally:
+        connection.close()
+
+
+def server_answers(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """True when the server sends an HTTP answer (any status) within ``timeout`` seconds in all: a host that
+    accepts the connection but never answers counts as unreachable."""
+    answered: list = []
+    probe = threading.Thread(target=_http_answer, args=(url, timeout, answered), daemon=True)
+    probe.start()
+    probe.join(timeout)
+    return bool(answered)
 
 
 def resolve_mode(mode: str = "auto") -> str:
-    """WANDB_MODE wins (``dryrun`` = offline); ``auto`` checks credentials first, then the network (2 s)."""
+    """WANDB_MODE wins (``dryrun`` = offline); ``auto`` is online only with credentials for wandb's configured
+    server and an HTTP answer from it within 2 s."""
     env = os.environ.get("WANDB_MODE", "").strip().lower()
     if env:
         return "offline" if env == "dryrun" else env
@@ -46,25 +69,47 @@ def resolve_mode(mode: str = "auto") -> str:
         raise ConfigError(f"logger.wandb.mode={mode!r} is not one of {MODES}")
     if mode != "auto":
         return mode
-    return "online" if has_credentials() and server_reachable() else "offline"
+    url = base_url()
+    return "online" if has_credentials(url) and server_answers(url) else "offline"
 
 
-def make_wandb_logger(mode: str = "auto", save_dir: str = ".", **kwargs):
-    """A Lightning ``WandbLogger`` (or None for ``disabled``); extra kwargs go to ``wandb.init``."""
+def make_wandb_logger(mode: str = "auto", save_dir: str = ".", init_timeout: float = 30.0, **kwargs):
+    """A Lightning ``WandbLogger`` (or None for ``disabled``); extra kwargs go to ``wandb.init``, which gives up
+    after ``init_timeout`` seconds (see ``wandb_policy.start``)."""
     import wandb
     from pytorch_lightning.loggers import WandbLogger
 
     resolved = resolve_mode(mode)
     if resolved == "disabled":
         return None
+    _no_sdk_analytics()
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     log.info("W&B mode: %s", resolved)
-    settings = wandb.Settings(init_timeout=60, silent=True)
+    settings = wandb.Settings(init_timeout=init_timeout, silent=True)
     logger = WandbLogger(save_dir=save_dir, offline=resolved == "offline", settings=settings, **kwargs)
     # Lightning always passes anonymous=None, which wandb answers with a deprecation warning on every run;
     # not passing it means the same (resume="allow", which a resumed id relies on, stays Lightning's default)
     logger._wandb_init.pop("anonymous", None)
     return logger
+
+
+def _no_sdk_analytics() -> None:
+    """wandb's own usage analytics post to the server at exit with a 10 s timeout each: a silent server kept a
+    failed run's process alive long after its error line. Our runs send W&B the run's data only."""
+    try:
+        from wandb.analytics.opentelemetry import opentelemetry_proxy
+    except ImportError:  # other wandb versions: nothing to switch off
+        return
+    opentelemetry_proxy.disable()
+
+
+def offline_run_dirs(logger) -> list[Path]:
+    """Every ``offline-run-*`` folder of this W&B run in its save folder, oldest first: a resumed run writes one
+    per process, and ``wandb sync`` needs them all."""
+    current = offline_run_dir(logger)
+    if current is None:
+        return []
+    return sorted({current, *current.parent.glob(f"offline-run-*-{logger.experiment.id}")})
 
 
 def offline_run_dir(logger) -> Path | None:

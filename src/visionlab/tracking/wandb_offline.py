@@ -74,3 +74,15 @@ def read_offline_run(run_dir: str | Path) -> dict:
             for item in record.summary.update:
                 summary[_key(item)] = json.loads(item.value_json)
     return {"config": config, "history": history, "summary": summary}
+
+
+def last_step(run_dir: str | Path) -> int | None:
+    """The last history step an ``offline-run-*`` folder holds (None when it holds none or cannot be read)."""
+    steps = []
+    for path in sorted(Path(run_dir).glob("run-*.wandb")):
+        try:
+            steps += [record.history.step.num for record in read_records(path)
+                      if record.WhichOneof("record_type") == "history"]
+        except Exception:  # noqa: BLE001 - a file cut short by a killed process: use what else there is
+            continue
+    return max(steps) if steps else None

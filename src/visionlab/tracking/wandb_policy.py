@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pytorch_lightning.loggers import Logger, WandbLogger
 
+from visionlab.errors import TrackingError
 from visionlab.run_record import metric_keys as keys
-from visionlab.tracking.wandb_logger import offline_run_dir
+from visionlab.tracking.wandb_logger import base_url, offline_run_dir, offline_run_dirs
+from visionlab.tracking.wandb_offline import last_step
 
 SINGLE_RUN_JOB_TYPE = "train"
 
@@ -26,6 +28,23 @@ def find_wandb_logger(loggers: list[Logger]) -> WandbLogger | None:
     return next((lg for lg in loggers if isinstance(lg, WandbLogger)), None)
 
 
+def start(logger: WandbLogger):
+    """Start the W&B run. An online start that fails (bad key, unreachable or silent server) ends within the
+    configured ``init_timeout`` as one TrackingError; a resumed offline run continues its earlier steps."""
+    try:
+        run = logger.experiment
+    except Exception as exc:  # noqa: BLE001 - CommError, AuthenticationError, UsageError, timeouts: all one answer
+        reason = (str(exc).splitlines() or [""])[0]
+        raise TrackingError(f"W&B could not start the online run at {base_url()} ({type(exc).__name__}: {reason}). "
+                            "Check WANDB_API_KEY and the server, raise logger.wandb.init_timeout, or run with "
+                            "logger.wandb.mode=offline (upload later with `wandb sync`).") from None
+    earlier = [folder for folder in offline_run_dirs(logger) if folder != offline_run_dir(logger)]
+    steps = [step for folder in earlier if (step := last_step(folder)) is not None]
+    if steps:  # offline, no server to ask where the history ended: continue after the earlier folders' last step
+        run.log({}, step=max(steps) + 1, commit=False)
+    return run
+
+
 def publish_summary(logger: WandbLogger, summary: dict) -> dict:
     """Adds the best epoch's metrics (``best/<key>``) and the parameter count to the W&B summary (test metrics
     are there already, logged under the same keys); returns the ``wandb`` section of summary.json."""
@@ -34,9 +53,9 @@ def publish_summary(logger: WandbLogger, summary: dict) -> dict:
         if keys.is_metric(key):
             run.summary[keys.best_key(key)] = value
     run.summary[keys.N_PARAMS] = summary.get(keys.N_PARAMS)
-    run_dir = offline_run_dir(logger)
+    folders = offline_run_dirs(logger)
     return {"id": run.id, "mode": "offline" if logger._offline else "online",
-            "sync_command": f"wandb sync {run_dir}" if run_dir else None}
+            "sync_command": f"wandb sync {' '.join(map(str, folders))}" if folders else None}
 
 
 def finish(completed: bool) -> None:

@@ -48,8 +48,19 @@ def _check_split(arrays: dict[str, np.ndarray], split: str, origin: str) -> None
         )
 
 
-def validate(arrays: dict[str, np.ndarray], origin: str) -> dict[str, np.ndarray]:
+def _test_only(arrays: dict[str, np.ndarray]) -> bool:
+    """A file with the official test split alone (x_test/y_test, no training keys), as data READMEs allow."""
+    return not any(key in arrays for key in ("x_train", "y_train", "track_train")) and (
+        "x_test" in arrays or "y_test" in arrays)
+
+
+def validate(arrays: dict[str, np.ndarray], origin: str, test_only_allowed: bool = False) -> dict[str, np.ndarray]:
     """Check shapes, dtypes and label ranges; return arrays with canonical dtypes."""
+    if test_only_allowed and _test_only(arrays):
+        if not ("x_test" in arrays and "y_test" in arrays):
+            raise DataError(f"{origin}: has only one of x_test/y_test; provide both or neither.")
+        _check_split(arrays, "test", origin)
+        return {"x_test": arrays["x_test"], "y_test": arrays["y_test"].astype(np.int64)}
     for key in ("x_train", "y_train", "track_train"):
         if key not in arrays:
             raise DataError(f"{origin}: missing key '{key}' (found {sorted(arrays)}). {HOW_TO_GET_DATA}")
@@ -72,7 +83,8 @@ def validate(arrays: dict[str, np.ndarray], origin: str) -> dict[str, np.ndarray
 
 
 def load_npz_files(paths: list[Path]) -> dict[str, np.ndarray]:
-    """Load and concatenate prepared ``.npz`` files in the given order; each is validated on its own first."""
+    """Load and concatenate prepared ``.npz`` files in the given order; each is validated on its own first. A file
+    may hold only the test split (x_test/y_test); at least one must hold training data."""
     parts: list[dict[str, np.ndarray]] = []
     for path in paths:
         try:
@@ -80,8 +92,12 @@ def load_npz_files(paths: list[Path]) -> dict[str, np.ndarray]:
                 raw = {key: npz[key] for key in npz.files}
         except Exception as exc:  # zipfile/pickle/io errors
             raise DataError(f"{path}: cannot be read as a .npz archive ({exc}). Re-create or remove it.") from exc
-        parts.append(validate(raw, str(path)))
-    merged = {key: np.concatenate([p[key] for p in parts]) for key in ("x_train", "y_train", "track_train")}
+        parts.append(validate(raw, str(path), test_only_allowed=True))
+    training = [p for p in parts if "x_train" in p]
+    if not training:
+        raise DataError(f"{paths[0].parent}: the .npz files ({', '.join(p.name for p in paths)}) hold only a test "
+                        f"split; add the training files (x_train, y_train, track_train). {HOW_TO_GET_DATA}")
+    merged = {key: np.concatenate([p[key] for p in training]) for key in ("x_train", "y_train", "track_train")}
     tests = [p for p in parts if "x_test" in p]
     if tests:
         merged["x_test"] = np.concatenate([p["x_test"] for p in tests])
