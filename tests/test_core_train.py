@@ -4,6 +4,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -98,7 +99,13 @@ def test_resume_from_last_ckpt_reproduces_the_uninterrupted_run(tmp_path, backen
     folders = sorted((part_dir / "wandb").glob(f"offline-run-*-{first_id}"))
     assert len(folders) == 2 and resumed["wandb"]["sync_command"] == "wandb sync " + " ".join(map(str, folders))
     (second_file,) = folders[1].glob("run-*.wandb")
-    second_steps = [r.history.step.num for r in read_records(second_file) if r.WhichOneof("record_type") == "history"]
+    deadline = time.monotonic() + 20  # wandb's service process may still be flushing the offline file
+    while True:
+        second_steps = [r.history.step.num for r in read_records(second_file)
+                        if r.WhichOneof("record_type") == "history"]
+        if second_steps or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert second_steps and min(second_steps) > last_step(folders[0])
 
 
