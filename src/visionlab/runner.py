@@ -62,6 +62,8 @@ def run(cfg: DictConfig) -> dict:
     try:
         if cfg.train:
             trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+            if hasattr(model, "save_fit_artifacts"):  # optional hook: validation results of the best epoch
+                model.save_fit_artifacts(folder)
         if cfg.test:
             test_metrics = _test(cfg, trainer, model, datamodule, summary, folder)
         summary["status"] = Status.COMPLETED
