@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-_SPECIAL = re.compile(r"([\\`*_\[\]])")
+_SPECIAL = re.compile(r"([\\`*\[\]])")
 
 
 def md(text) -> str:

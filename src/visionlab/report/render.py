@@ -164,3 +164,16 @@ def write(doc: Document, out_dir: Path) -> tuple[Path, Path]:
     markdown.write_text(to_markdown(doc))
     page.write_text(to_html(doc))
     return markdown, page
+
+
+def page_data(doc: Document) -> list[dict]:
+    """Every block as plain data (tables with their cells, figures by name and caption) for report.json."""
+    out = []
+    for block in doc.blocks:
+        if isinstance(block, Figure):
+            out.append({"figure": block.name, "caption": block.caption})
+        elif isinstance(block, Contents):
+            out.append({"contents": [h.text for h in _contents(doc)]})
+        else:
+            out.append({type(block).__name__.lower(): vars(block)})
+    return out

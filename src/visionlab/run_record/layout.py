@@ -23,7 +23,7 @@ HYDRA_OVERRIDES = "overrides.yaml"  # inside .hydra/
 
 # the small part of a run record a study commits (no checkpoints, no W&B files): enough to rebuild its report
 AUDIT_FILES = (CONFIG, METRICS, SUMMARY, TEST_CASES, CONFUSION, PER_CLASS_ACCURACY, VAL_CONFUSION,
-               VAL_PER_CLASS_ACCURACY)
+               VAL_PER_CLASS_ACCURACY, MISCLASSIFIED, VAL_MISCLASSIFIED, QUALITATIVE)
 
 # files of a sweep folder
 SWEEP_INDEX = "sweep_index.json"
