@@ -69,6 +69,13 @@ def test_classification_run_logs_exactly_its_table(tmp_path):
     for key, value in summary["best"].items():
         if keys.is_metric(key):
             assert wb["summary"][keys.best_key(key)] == pytest.approx(value), key
+    # validation results of the best epoch for runs without a test split; mistakes also go to W&B during training
+    from visionlab.run_record.folder import VALIDATION
+
+    assert folder.read_confusion(VALIDATION).shape == (43, 43)
+    wrong = folder.read_misclassified(VALIDATION)
+    assert len(wrong["images"]) == len(wrong["true"]) > 0 and (wrong["true"] != wrong["pred"]).all()
+    assert any(key.startswith(f"{keys.MEDIA_VAL_MISCLASSIFIED}/") for row in wb["history"] for key in row)
 
 
 def test_a_model_without_the_run_record_hooks_is_a_config_error(tmp_path):
