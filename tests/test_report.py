@@ -57,7 +57,7 @@ def test_report_tables_hold_the_runs_numbers(sweep, tmp_path):
 
     # one row per run with its test accuracy, % with 2 decimals
     for s in summaries:
-        assert f"| {s['experiment']} | {s['seed']} | completed | test | " in markdown
+        assert f"| {s['experiment']} | {s['seed']} | completed | ok | test | " in markdown
         assert f"{100 * s['test']['test/acc']:.2f} %" in markdown
 
     by_variant = {v["variant"]: v for v in numbers["tasks"]["classification"]["variants"]}
@@ -84,11 +84,11 @@ def test_report_tables_hold_the_runs_numbers(sweep, tmp_path):
     # the rest of the report: curves, confusion matrices, cards, provenance; HTML is self-contained
     assert "figures/classification_curves.png" in markdown
     assert (tmp_path / "report" / "figures" / "classification_curves.png").stat().st_size > 0
-    assert "confusion_cnn_baseline.png" in markdown and "lowest test accuracy" in markdown
+    assert "confusion_cnn_baseline.png" in markdown and "worst classes on test: class " in markdown
     assert "87,403 parameters" in markdown and "87,659 parameters" in markdown  # + BatchNorm's 2 × 128
     assert "python train.py experiment=cnn_baseline data=synthetic_signs seed=1" in markdown
     assert "| `model.batch_norm` | false | true |" in markdown  # the config difference between the variants
-    assert "## Warnings" not in markdown
+    assert "excluded" not in markdown.split("## Caveats")[1].split("## ")[0]
     assert page.count("data:image/png;base64,") >= 3 and "figures/" not in page
 
 
@@ -113,11 +113,11 @@ def test_report_over_failed_and_missing_runs(sweep, tmp_path):
         {"overrides": ["seed=1"], "status": "completed", "run_dir": "good", "error": None}]))
 
     markdown, numbers, _ = _report(tmp_path, str(runs))
-    assert "**failed**: cnn_baseline seed 2" in markdown and "Training loss became nan" in markdown
-    assert "| cnn_baseline | 2 | failed | test | — |" in markdown
+    assert "excluded, **failed**: cnn_baseline seed 2" in markdown and "Training loss became nan" in markdown
+    assert "| cnn_baseline | 2 | failed | **diverged** at epoch ? | test | — |" in markdown
     assert "**no summary**" in markdown and "summary.json unreadable" in markdown
     assert "sweep job **failed** without a run folder: `seed=9`: launcher lost the job" in markdown
-    assert "seed=1`" not in markdown.split("## Warnings")[1].split("##")[0]  # the indexed job that has its run
+    assert "seed=1`" not in markdown.split("## Caveats")[1].split("##")[0]  # the indexed job that has its run
     (variant,) = numbers["tasks"]["classification"]["variants"]
     assert variant["n"] == 1 and variant["n_runs"] == 3 and variant["std"] is None
     assert "| cnn_baseline | test | 1 of 3 |" in markdown and "± n/a %" in markdown
@@ -142,8 +142,9 @@ def test_report_over_mixed_tasks(sweep, tmp_path):
     assert "The runs mix tasks: classification (4 runs), segmentation (2 runs)" in markdown
     assert "## Results: classification" in markdown and "## Results: segmentation" in markdown
     # test cases, mean F1, std F1 (over cases), min F1, 4 decimals; best per column in bold
-    assert "| unet_baseline | 1 | completed | test | 3 | 0.7000 | 0.1633 | 0.5000 |" in markdown
-    assert "| unet_baseline | 2 | completed | test | 2 | **0.7500** | **0.1500** | **0.6000** |" in markdown
+    # no value is bolded for being the best or the lowest std
+    assert "| unet_baseline | 1 | completed | ok | test | 3 | 0.7000 | 0.1633 | 0.5000 | 1 | — |" in markdown
+    assert "| unet_baseline | 2 | completed | ok | test | 2 | 0.7500 | 0.1500 | 0.6000 | 1 | — |" in markdown
     (variant,) = numbers["tasks"]["segmentation"]["variants"]
     assert variant["metric"] == "test/f1" and variant["values"] == pytest.approx([0.7, 0.75])
     assert f"0.7250 ± {np.std([0.7, 0.75], ddof=1):.4f}" in markdown
@@ -194,7 +195,7 @@ def test_wandb_runs_become_run_records(tmp_path, monkeypatch):
     markdown, numbers, _ = _report(tmp_path, "--wandb-project", "team/signs", "--wandb-group", "cnn_baseline")
     (variant,) = numbers["tasks"]["classification"]["variants"]
     assert variant["values"] == [0.8, 0.9] and variant["n_runs"] == 3
-    assert "| cnn_baseline | 3 | failed | test | — |" in markdown and "W&B state: crashed" in markdown
+    assert "| cnn_baseline | 3 | failed | ok | test | — |" in markdown and "W&B state: crashed" in markdown
     assert "train/loss" in (tmp_path / "report" / "wandb_runs" / "a" / "metrics.csv").read_text()
 
 
@@ -259,4 +260,4 @@ def test_older_segmentation_records_are_read_under_todays_names(tmp_path):
         "segmentation": {"test/cases": 4, "test/f1_mean": 0.9, "test/f1_std": 0.02, "test/f1_min": 0.85}}))
     (folder / "metrics.csv").write_text("epoch,train/loss,val/loss,train/f1,val/f1\n0,0.7,0.6,0.4,0.5\n")
     markdown, _, _ = _report(tmp_path, str(tmp_path / "old"))
-    assert "| unet_baseline | 1 | completed | test | 4 | **0.9000** | **0.0200** | **0.8500** |" in markdown
+    assert "| unet_baseline | 1 | completed | ok | test | 4 | 0.9000 | 0.0200 | 0.8500 |" in markdown

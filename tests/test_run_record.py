@@ -69,12 +69,19 @@ def test_classification_run_logs_exactly_its_table(tmp_path):
     for key, value in summary["best"].items():
         if keys.is_metric(key):
             assert wb["summary"][keys.best_key(key)] == pytest.approx(value), key
+    # validation results of the best epoch for runs without a test split; mistakes also go to W&B during training
+    from visionlab.run_record.folder import VALIDATION
+
+    assert folder.read_confusion(VALIDATION).shape == (43, 43)
+    wrong = folder.read_misclassified(VALIDATION)
+    assert len(wrong["images"]) == len(wrong["true"]) > 0 and (wrong["true"] != wrong["pred"]).all()
+    assert any(key.startswith(f"{keys.MEDIA_VAL_MISCLASSIFIED}/") for row in wb["history"] for key in row)
 
 
 def test_a_model_without_the_run_record_hooks_is_a_config_error(tmp_path):
     cfg = compose(tmp_path, [*TINY_SIGNS, "logger=none", "model._target_=helpers.PlainLightningModule"])
     with pytest.raises(ConfigError, match=r"model._target_=helpers.PlainLightningModule is not a visionlab model: "
-                                          r"it lacks media_callback, save_test_artifacts, summary_section, task"):
+                                          r"it lacks media_callback, save_fit_artifacts, save_test_artifacts, summary_section, task"):
         run(cfg)
 
 

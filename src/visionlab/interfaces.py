@@ -53,6 +53,9 @@ class TaskModel(Protocol):
     def save_test_artifacts(self, folder: RunFolder) -> None:
         """Write the task's test-time files (per-case tables, confusion matrix, qualitative cases)."""
 
+    def save_fit_artifacts(self, folder: RunFolder) -> None:
+        """Write what training leaves besides metrics (e.g. the best epoch's validation confusion matrix)."""
+
 
 def missing_members(obj: object, protocol: type) -> list[str]:
     """The members of ``protocol`` that ``obj`` lacks, for an error message."""

@@ -104,6 +104,7 @@ def _fit_test_record(cfg: DictConfig, parts: _Parts, started: float) -> dict:
     try:
         if cfg.train:
             trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=weights_only)
+            model.save_fit_artifacts(parts.folder)  # validation results of the best epoch, where the task has any
         if cfg.test:
             test_metrics = _test(cfg, trainer, model, datamodule, summary, parts.folder)
         summary["status"] = Status.COMPLETED

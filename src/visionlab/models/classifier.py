@@ -11,7 +11,7 @@ from visionlab.errors import ConfigError
 from visionlab.models.base import VisionModule
 from visionlab.models.cnn import SeedCNN
 from visionlab.run_record import metric_keys as keys
-from visionlab.run_record.folder import RunFolder
+from visionlab.run_record.folder import VALIDATION, RunFolder
 
 
 class ClassificationModule(VisionModule):
@@ -36,9 +36,12 @@ class ClassificationModule(VisionModule):
         self.train_acc, self.val_acc, self.test_acc = (MulticlassAccuracy(**acc) for _ in range(3))
         self.val_acc_best = MaxMetric()
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
+        self.val_confusion = MulticlassConfusionMatrix(num_classes)
         self.max_misclassified = max_misclassified
         self.misclassified: list[tuple[torch.Tensor, int, int]] = []
+        self.val_misclassified: list[tuple[torch.Tensor, int, int]] = []
         self.test_results: dict | None = None
+        self.val_results: dict | None = None  # at the best val/acc epoch so far: what a run without test reports
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(self.prepare_images(images))
@@ -61,13 +64,27 @@ class ClassificationModule(VisionModule):
     def on_validation_epoch_start(self) -> None:
         self.val_loss.reset()
         self.val_acc.reset()
+        self.val_confusion.reset()
+        self.val_misclassified = []
 
     def validation_step(self, batch, batch_idx):
         loss, preds, labels = self._step(batch)
         self.val_loss(loss, weight=len(labels))
         self.val_acc(preds, labels)
+        self.val_confusion(preds, labels)
+        self._keep_misclassified(self.val_misclassified, batch[0], preds, labels)
+
+    def _keep_misclassified(self, kept: list, images, preds, labels) -> None:
+        wrong = (preds != labels).nonzero().flatten()
+        for i in wrong[: self.max_misclassified - len(kept)].tolist():
+            kept.append((images[i].cpu(), int(labels[i]), int(preds[i])))
 
     def on_validation_epoch_end(self) -> None:
+        accuracy = float(self.val_acc.compute())
+        if not self.trainer.sanity_checking and (self.val_results is None or accuracy > self.val_results["acc"]):
+            confusion = self.val_confusion.compute().cpu()
+            self.val_results = {"acc": accuracy, "epoch": self.current_epoch, "confusion": confusion,
+                                "misclassified": list(self.val_misclassified)}
         self.log_validation_epoch(keys.VAL_LOSS, self.val_loss.compute(), keys.VAL_ACC, self.val_acc.compute(),
                                   keys.VAL_ACC_BEST, self.val_acc_best)
 
@@ -82,9 +99,7 @@ class ClassificationModule(VisionModule):
         self.test_confusion(preds, labels)
         self.log(keys.TEST_LOSS, self.test_loss, on_step=False, on_epoch=True)
         self.log(keys.TEST_ACC, self.test_acc, on_step=False, on_epoch=True)
-        wrong = (preds != labels).nonzero().flatten()
-        for i in wrong[: self.max_misclassified - len(self.misclassified)].tolist():
-            self.misclassified.append((batch[0][i].cpu(), int(labels[i]), int(preds[i])))
+        self._keep_misclassified(self.misclassified, batch[0], preds, labels)
 
     def on_test_epoch_end(self) -> None:
         confusion = self.test_confusion.compute().cpu()
@@ -101,11 +116,23 @@ class ClassificationModule(VisionModule):
         return {}
 
     def save_test_artifacts(self, folder: RunFolder) -> None:
-        """The confusion matrix (rows = true class) and per-class accuracy, read by the report."""
-        if not self.test_results or not self.trainer.is_global_zero:
-            return
-        confusion = self.test_results["confusion"].long().numpy()
-        folder.write_confusion(confusion)
-        folder.write_per_class_accuracy([
-            {"class": c, "support": int(confusion[c].sum()), "accuracy": float(a)}
-            for c, a in enumerate(self.test_results["per_class_acc"].tolist())])
+        """The confusion matrix (rows = true class), per-class accuracy and mistakes, read by the report."""
+        if self.test_results and self.trainer.is_global_zero:
+            _save_split(folder, self.test_results["confusion"], self.test_results["misclassified"])
+
+    def save_fit_artifacts(self, folder: RunFolder) -> None:
+        """The same on validation at the best val/acc epoch, so a run without a test split can be inspected too."""
+        if self.val_results and self.trainer.is_global_zero:
+            _save_split(folder, self.val_results["confusion"], self.val_results["misclassified"], VALIDATION)
+
+
+def _save_split(folder: RunFolder, confusion: torch.Tensor, wrong: list, *split: str) -> None:
+    matrix = confusion.long().numpy()
+    support = matrix.sum(axis=1)
+    folder.write_confusion(matrix, *split)
+    folder.write_per_class_accuracy([{"class": c, "support": int(support[c]),
+                                      "accuracy": float(matrix[c, c] / max(support[c], 1))}
+                                     for c in range(len(matrix))], *split)
+    if wrong:
+        folder.write_misclassified(torch.stack([img for img, _, _ in wrong]).numpy(),
+                                   [t for _, t, _ in wrong], [p for _, _, p in wrong], *split)

@@ -194,6 +194,9 @@ class SegmentationModule(VisionModule):
         return {"worst_case": int(f1.argmin()), "best_case": int(f1.argmax()),
                 "threshold": float(self.hparams.threshold), "empty_mask_convention": EMPTY_MASK_CONVENTION}
 
+    def save_fit_artifacts(self, folder: RunFolder) -> None:
+        """Nothing beyond metrics.csv: validation cases are shown in W&B during training."""
+
     def save_test_artifacts(self, folder: RunFolder) -> None:
         """Per-case F1/IoU (the std over them, ddof=0, is the logged std) and the fixed case 0, the best and the
         worst case (image H×W uint8, mask and prediction H×W uint8 in {0,1})."""

@@ -48,6 +48,7 @@ class ArchCard:
     layers: list[LayerRow] = field(default_factory=list)
     total_params: int = 0
     trainable_params: int = 0
+    traits: dict[str, str] = field(default_factory=dict)  # e.g. upsampling mode and activation
 
     @property
     def total_macs(self) -> int:
@@ -141,9 +142,21 @@ def architecture_card(model: nn.Module, input_shape: tuple[int, ...], title: str
             macs=weight_macs(layer.module, in_shape, out_shape),
             receptive_field=rf.step(layer.module),
         ))
+    card.traits = network_traits(model)
     card.total_params = sum(p.numel() for p in model.parameters())
     card.trainable_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return card
+
+
+def network_traits(model: nn.Module) -> dict[str, str]:
+    """What the layer table does not show: the upsampling mode(s) and the activation function(s)."""
+    modes = {f"{m.mode} interpolation" for m in model.modules() if isinstance(m, nn.Upsample)}
+    modes |= {"transposed convolution" for m in model.modules() if isinstance(m, nn.modules.conv._ConvTransposeNd)}
+    acts = {type(m).__name__ for m in model.modules() if _torch_submodule(m) == "activation"}
+    traits = {"activation": ", ".join(sorted(acts)) or "none"}
+    if modes:
+        traits["upsampling"] = ", ".join(sorted(modes))
+    return traits
 
 
 def model_input_shape(cfg: dict) -> tuple[int, int, int]:

@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from visionlab.report.stats import TaskStats, curve_band
+from visionlab.run_record.metric_keys import lr_column
 
 
 def _png(fig) -> bytes:
@@ -21,33 +22,49 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def curves(task: TaskStats) -> bytes | None:
-    """Train/val loss and metric per epoch: one line per variant (mean over seeds) with a min–max band."""
-    keys = list(task.spec.curve_keys)
-    bands = {variant: {key: curve_band(runs, key) for key in keys} for variant, runs in task.runs_by_variant.items()}
-    if not any(band for per_key in bands.values() for band in per_key.values()):
-        return None
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
+def _panel(ax, bands: dict, keys: list[str], ylabel: str, log: bool = False) -> None:
+    """Mean over seeds (min–max band) per variant; train solid, validation dashed; epochs counted from 1."""
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, key in zip(axes.flat, keys):
-        for i, (variant, per_key) in enumerate(sorted(bands.items())):
-            band = per_key[key]
+    for i, (variant, per_key) in enumerate(sorted(bands.items())):
+        for key, style in zip(keys, ("-", "--")):
+            band = per_key.get(key)
             if band is None:
                 continue
             epochs, mean, low, high = band
             colour = colours[i % len(colours)]
-            ax.plot(epochs, mean, marker="o", markersize=3, color=colour, label=variant)
-            ax.fill_between(epochs, low, high, color=colour, alpha=0.2, linewidth=0)
-        ax.set_title(key)
-        ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    for ax in axes[1]:
-        ax.set_xlabel("epoch")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+            ax.plot(epochs + 1, mean, style, marker="o", markersize=3, color=colour, label=f"{variant} {key}")
+            ax.fill_between(epochs + 1, low, high, color=colour, alpha=0.15, linewidth=0)
+    if log and any(line.get_ydata().min() > 0 for line in ax.lines):
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch (counted from 1, as in the tables)")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def curves(task: TaskStats) -> bytes | None:
+    """Loss (log scale), the task's metric and the learning rate per epoch, one colour per variant."""
+    keys = list(task.spec.curve_keys)
+    lr = lr_column(0)
+    bands = {variant: {key: curve_band(runs, key) for key in [*keys, lr]}
+             for variant, runs in task.runs_by_variant.items()}
+    if not any(band for per_key in bands.values() for band in per_key.values()):
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    losses, scores = keys[:2], keys[2:]
+    metric = task.spec.metrics.metric(scores[-1]).label
+    _panel(axes[0], bands, losses, "loss (log scale)", log=True)
+    _panel(axes[1], bands, scores, metric)
+    _panel(axes[2], bands, [lr], "learning rate (log scale)", log=True)
+    for ax, title in zip(axes, ("loss: train solid, validation dashed",
+                                f"{metric}: train solid, validation dashed", "learning rate (parameter group 0)")):
+        ax.set_title(title, fontsize=10)
+    handles, labels = axes[0].get_legend_handles_labels()
     if not handles:
-        handles, labels = next((ax.get_legend_handles_labels() for ax in axes.flat if ax.lines), ([], []))
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), bbox_to_anchor=(0.5, -0.04))
-    fig.suptitle("mean over seeds, band = min–max")
+        handles, labels = next((ax.get_legend_handles_labels() for ax in axes if ax.lines), ([], []))
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), bbox_to_anchor=(0.5, -0.12),
+               fontsize=8)
+    fig.suptitle("mean over seeds, band = min–max over seeds")
     return _png(fig)
 
 
@@ -66,28 +83,48 @@ def confusion(matrix: np.ndarray, title: str) -> bytes:
     return _png(fig)
 
 
-def _show(ax, image: np.ndarray, title: str, mask: bool = False) -> None:
-    ax.imshow(image, cmap="gray", vmin=0, vmax=1 if mask else 255, interpolation="nearest")
-    ax.set_title(title, fontsize=9)
-    ax.axis("off")
-
-
-def fixed_case(image: np.ndarray, mask: np.ndarray, predictions: dict[str, np.ndarray], index) -> bytes:
-    """One fixed test image: input, true mask and each variant's predicted mask side by side."""
-    fig, axes = plt.subplots(1, 2 + len(predictions), figsize=(2.6 * (2 + len(predictions)), 2.9), squeeze=False)
-    _show(axes[0, 0], image, f"input (test case {index})")
-    _show(axes[0, 1], mask, "true mask", mask=True)
-    for ax, (variant, prediction) in zip(axes[0, 2:], predictions.items()):
-        _show(ax, prediction, variant, mask=True)
+def misclassified(images: np.ndarray, true: np.ndarray, pred: np.ndarray, title: str, limit: int = 24) -> bytes:
+    """A grid of wrongly classified images, each captioned true → predicted class."""
+    n = min(len(images), limit)
+    cols = min(n, 8)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.5 * rows + 0.4), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            image = images[i]
+            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", interpolation="nearest")
+            ax.set_title(f"{int(true[i])} → {int(pred[i])}", fontsize=8)
+    fig.suptitle(title, fontsize=9)
     return _png(fig)
 
 
-def worst_cases(cases: list[tuple[str, dict, float | None]]) -> bytes:
-    """Per variant (one row each): its worst test image, the true mask and its prediction."""
-    fig, axes = plt.subplots(len(cases), 3, figsize=(8, 2.8 * len(cases)), squeeze=False)
-    for row, (variant, qualitative, f1) in zip(axes, cases):
-        score = f", F1 {f1:.4f}" if f1 is not None else ""
-        _show(row[0], qualitative["worst_image"], f"{variant}: case {qualitative['worst_index']}{score}")
-        _show(row[1], qualitative["worst_mask"], "true mask", mask=True)
-        _show(row[2], qualitative["worst_pred"], "prediction", mask=True)
+ERROR_COLOURS = {"false positive": (1.0, 0.1, 0.1), "false negative": (0.1, 0.45, 1.0)}
+
+
+def error_overlay(image: np.ndarray, mask: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """The grey input with false positives (predicted foreground, truly background) in red and false negatives
+    (missed foreground) in blue; correct pixels keep the input."""
+    grey = np.repeat((np.asarray(image, float) / 255.0)[..., None], 3, axis=-1)
+    mask, pred = np.asarray(mask).astype(bool), np.asarray(pred).astype(bool)
+    for where, colour in ((pred & ~mask, ERROR_COLOURS["false positive"]),
+                          (mask & ~pred, ERROR_COLOURS["false negative"])):
+        grey[where] = 0.35 * grey[where] + 0.65 * np.array(colour)
+    return grey
+
+
+def cases(rows: list[tuple[str, dict]]) -> bytes:
+    """Per variant (one row): the fixed, best and worst test case with error overlays, each titled with its F1."""
+    names = ("fixed", "best", "worst")
+    fig, axes = plt.subplots(len(rows), 3, figsize=(9, 3.1 * len(rows)), squeeze=False)
+    for axes_row, (variant, q) in zip(axes, rows):
+        for ax, name in zip(axes_row, names):
+            ax.axis("off")
+            if f"{name}_image" not in q:
+                continue
+            ax.imshow(error_overlay(q[f"{name}_image"], q[f"{name}_mask"], q[f"{name}_pred"]), interpolation="nearest")
+            f1 = f", F1 {float(q[f'{name}_f1']):.4f}" if f"{name}_f1" in q else ""
+            ax.set_title(f"{variant}: {name} case {int(q[f'{name}_index'])}{f1}", fontsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ERROR_COLOURS.values()]
+    fig.legend(handles, list(ERROR_COLOURS), loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.02))
     return _png(fig)

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from visionlab.report import escape
+
 FIGURES = "figures"
 
 
@@ -45,6 +47,11 @@ class Figure:
 
 
 @dataclass
+class Contents:
+    """Where the table of contents goes: a link to every level-2 heading after it."""
+
+
+@dataclass
 class Document:
     title: str
     blocks: list = field(default_factory=list)
@@ -54,21 +61,30 @@ class Document:
 
 
 def _md_text(text) -> str:
-    """Run text (experiment names, overrides, errors) as Markdown text, never as HTML: ``<`` and ``>`` outside
-    code spans become entities, so no tag survives (inside a code span a Markdown viewer shows them as typed)."""
-    parts = re.split(r"(`[^`]+`)", str(text))
-    return "".join(part if part.startswith("`") and part.endswith("`") and len(part) > 1
-                   else part.replace("<", "&lt;").replace(">", "&gt;") for part in parts)
+    """Run text (experiment names, overrides, errors) as Markdown text, never as HTML."""
+    return escape.no_tags(text)
 
 
 def _md_cell(text: str) -> str:
     return _md_text(text).replace("|", "\\|").replace("\n", " ")
 
 
+def anchor(text: str) -> str:
+    """GitHub's heading anchor (lower case, punctuation dropped, spaces as hyphens); report.html uses the same."""
+    plain = re.sub(r"\\(.)", r"\1", str(text)).replace("`", "").replace("*", "").lower()
+    return re.sub(r"[^\w\- ]", "", plain).replace(" ", "-")
+
+
+def _contents(doc: Document) -> list[Heading]:
+    return [b for b in doc.blocks if isinstance(b, Heading) and b.level == 2]
+
+
 def to_markdown(doc: Document) -> str:
     out = [f"# {_md_text(doc.title)}", ""]
     for block in doc.blocks:
-        if isinstance(block, Heading):
+        if isinstance(block, Contents):
+            out += [f"- [{_md_text(h.text)}](#{anchor(h.text)})" for h in _contents(doc)] + [""]
+        elif isinstance(block, Heading):
             out += [f"{'#' * block.level} {_md_text(block.text)}", ""]
         elif isinstance(block, Paragraph):
             out += [_md_text(block.text), ""]
@@ -86,12 +102,23 @@ def to_markdown(doc: Document) -> str:
 
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
-_CODE = re.compile(r"`([^`]+)`")
+_CODE_SPAN = re.compile(r"(`[^`]+`)")
+_ESCAPED = re.compile(r"\\(.)")
 
 
 def _inline(text: str) -> str:
-    escaped = html.escape(str(text))
-    return _BOLD.sub(r"<strong>\1</strong>", _CODE.sub(r"<code>\1</code>", escaped))
+    """Code spans verbatim; elsewhere backslash escapes (``escape.md``) are literal characters, ``**x**`` bold;
+    everything HTML-escaped."""
+    out = []
+    for part in _CODE_SPAN.split(str(text)):
+        if len(part) > 1 and part.startswith("`") and part.endswith("`"):
+            out.append(f"<code>{html.escape(part[1:-1])}</code>")
+            continue
+        literal: list[str] = []
+        marked = _ESCAPED.sub(lambda m: literal.append(m.group(1)) or f"\x00{len(literal) - 1}\x00", part)
+        marked = _BOLD.sub(r"<strong>\1</strong>", html.escape(marked))
+        out.append(re.sub("\x00(\\d+)\x00", lambda m: html.escape(literal[int(m.group(1))]), marked))
+    return "".join(out)
 
 
 _STYLE = """
@@ -101,6 +128,8 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertic
 th { background: #f2f2f2; }
 tr:nth-child(even) td { background: #fafafa; }
 code { background: #f4f4f4; padding: 0 0.2em; font-size: 0.95em; }
+.scroll { overflow-x: auto; max-width: 100%; }
+nav.contents { background: #f7f7f7; padding: 0.3em 1em; border: 1px solid #ddd; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; } figcaption { color: #555; font-style: italic; }
 """
 
@@ -111,8 +140,11 @@ def to_html(doc: Document) -> str:
            f"<title>{html.escape(doc.title)}</title><style>{_STYLE}</style></head><body>",
            f"<h1>{html.escape(doc.title)}</h1>"]
     for block in doc.blocks:
-        if isinstance(block, Heading):
-            out.append(f"<h{block.level}>{_inline(block.text)}</h{block.level}>")
+        if isinstance(block, Contents):
+            links = "".join(f'<li><a href="#{anchor(h.text)}">{_inline(h.text)}</a></li>' for h in _contents(doc))
+            out.append(f'<nav class="contents"><ul>{links}</ul></nav>')
+        elif isinstance(block, Heading):
+            out.append(f'<h{block.level} id="{anchor(block.text)}">{_inline(block.text)}</h{block.level}>')
         elif isinstance(block, Paragraph):
             out.append(f"<p>{_inline(block.text)}</p>")
         elif isinstance(block, Bullets):
@@ -120,7 +152,7 @@ def to_html(doc: Document) -> str:
         elif isinstance(block, Table):
             head = "".join(f"<th>{_inline(h)}</th>" for h in block.header)
             body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in block.rows)
-            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            out.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>')
         elif isinstance(block, Figure):
             data = base64.b64encode(block.png).decode("ascii")
             out.append(f'<figure><img alt="{html.escape(block.caption)}" src="data:image/png;base64,{data}">'
@@ -140,3 +172,16 @@ def write(doc: Document, out_dir: Path) -> tuple[Path, Path]:
     markdown.write_text(to_markdown(doc))
     page.write_text(to_html(doc))
     return markdown, page
+
+
+def page_data(doc: Document) -> list[dict]:
+    """Every block as plain data (tables with their cells, figures by name and caption) for report.json."""
+    out = []
+    for block in doc.blocks:
+        if isinstance(block, Figure):
+            out.append({"figure": block.name, "caption": block.caption})
+        elif isinstance(block, Contents):
+            out.append({"contents": [h.text for h in _contents(doc)]})
+        else:
+            out.append({type(block).__name__.lower(): vars(block)})
+    return out

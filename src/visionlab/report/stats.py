@@ -13,7 +13,10 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from visionlab.report.collect import Run
-from visionlab.run_record.layout import CONFUSION
+from visionlab.report.run_health import is_excluded
+from visionlab.run_record.folder import TEST as TEST_SPLIT
+from visionlab.run_record.folder import VALIDATION
+from visionlab.run_record.layout import CONFUSION, VAL_CONFUSION
 from visionlab.run_record.metric_keys import CLASSIFICATION, EPOCH, Metric, TaskMetrics
 from visionlab.run_record.metric_keys import TASKS as METRIC_TABLES
 
@@ -74,8 +77,10 @@ class VariantStats:
     split: str
     values: list[float]  # headline metric of each completed run, in seed order
     seeds: list
-    n_runs: int  # all runs of the variant, failed ones included
+    n_runs: int  # all runs of the variant, failed and excluded (diverged, stuck) ones included
+    finals: list[float] = field(default_factory=list)  # the same quantity on validation at the last epoch
     delta: float | None = None
+    ci: tuple[float, float] | None = None  # 95 % interval of delta (Welch)
     p_value: float | None = None
     is_baseline: bool = False
 
@@ -108,6 +113,36 @@ def welch_p_value(a: list[float], b: list[float]) -> float | None:
     return None if math.isnan(p) else p
 
 
+def difference_ci(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """Interval for mean(a) − mean(b): Welch's when both sides have ≥ 2 values; when one side has a single value
+    it is taken as exact and the other side's one-sample t interval is used; None when neither has 2 values."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) == 0 or len(b) == 0 or (len(a) < 2 and len(b) < 2):
+        return None
+    var = {side: (x.var(ddof=1) / len(x) if len(x) >= 2 else 0.0) for side, x in (("a", a), ("b", b))}
+    se = math.sqrt(var["a"] + var["b"])
+    if se == 0:
+        return None
+    if len(a) >= 2 and len(b) >= 2:
+        dof = se ** 4 / (var["a"] ** 2 / (len(a) - 1) + var["b"] ** 2 / (len(b) - 1))
+    else:
+        dof = max(len(a), len(b)) - 1
+    half = float(scipy_stats.t.ppf(0.5 + level / 2, dof)) * se
+    delta = float(a.mean() - b.mean())
+    return delta - half, delta + half
+
+
+def paired_test(a: list[float], b: list[float]) -> tuple[float, tuple[float, float] | None, float | None]:
+    """Mean of a − b over shared cases, its 95 % t interval and the two-sided paired t-test p (None when < 2)."""
+    diff = np.asarray(a, float) - np.asarray(b, float)
+    mean = float(diff.mean()) if len(diff) else float("nan")
+    if len(diff) < 2 or diff.std(ddof=1) == 0:
+        return mean, None, None
+    se = diff.std(ddof=1) / math.sqrt(len(diff))
+    half = float(scipy_stats.t.ppf(0.975, len(diff) - 1)) * se
+    return mean, (mean - half, mean + half), float(scipy_stats.ttest_rel(a, b).pvalue)
+
+
 def choose_baseline(variants: list[str], requested: str | None = None) -> str | None:
     """--baseline if given and present, else the variant named *baseline, else the first alphabetically."""
     if not variants:
@@ -133,14 +168,18 @@ def aggregate(spec: TaskSpec, runs: list[Run], baseline: str | None = None) -> T
     for variant, group in sorted(by_variant.items()):
         split = choose_split(spec, group)
         key = spec.headline_column(split).key
-        scored = [r for r in group if r.completed and run_values(r, split).get(key) is not None]
+        scored = [r for r in group if counted(r) and run_values(r, split).get(key) is not None]
+        final_key = spec.metrics.validation_headline
+        finals = [float(r.summary["final"][final_key]) for r in scored if (r.summary.get("final") or {}).get(
+            final_key) is not None]
         result.variants.append(VariantStats(variant, split, [float(run_values(r, split)[key]) for r in scored],
-                                            [r.seed for r in scored], len(group)))
+                                            [r.seed for r in scored], len(group), finals))
     base = next((v for v in result.variants if v.variant == result.baseline), None)
     for v in result.variants:
         v.is_baseline = v is base
         if base is not None and not v.is_baseline and v.split == base.split and v.values and base.values:
             v.delta = v.mean - base.mean
+            v.ci = difference_ci(v.values, base.values)
             v.p_value = welch_p_value(v.values, base.values)
     return result
 
@@ -160,11 +199,20 @@ def curve_band(runs: list[Run], key: str) -> tuple[np.ndarray, np.ndarray, np.nd
             np.array([max(v) for v in values]))
 
 
-def summed_confusion(runs: list[Run]) -> np.ndarray | None:
-    """Confusion matrices of the variant's completed runs, summed over seeds (rows = true class)."""
-    matrices = [m for m in (r.read(CONFUSION, r.folder.read_confusion) for r in runs if r.completed) if m is not None]
-    shapes = {m.shape for m in matrices}
-    return np.sum(matrices, axis=0) if matrices and len(shapes) == 1 else None
+def counted(run: Run) -> bool:
+    """Whether a run enters averages: completed and neither diverged nor stuck."""
+    return run.completed and not is_excluded(run)
+
+
+def summed_confusion(runs: list[Run]) -> tuple[np.ndarray, str, int] | None:
+    """Confusion matrices of the variant's counted runs summed over seeds (rows = true class), on test when
+    every such run has one, else on validation at the best epoch: (matrix, split, runs summed)."""
+    for split, name in ((TEST_SPLIT, CONFUSION), (VALIDATION, VAL_CONFUSION)):
+        matrices = [r.read(name, lambda r=r: r.folder.read_confusion(split)) for r in runs if counted(r)]
+        matrices = [m for m in matrices if m is not None]
+        if matrices and len({m.shape for m in matrices}) == 1:
+            return np.sum(matrices, axis=0), split, len(matrices)
+    return None
 
 
 def weakest_classes(confusion: np.ndarray, count: int = 5) -> list[tuple[int, int, float]]:

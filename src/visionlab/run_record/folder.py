@@ -17,6 +17,9 @@ from visionlab.run_record.files import read_csv, read_json, write_csv, write_jso
 from visionlab.run_record.metric_keys import LEGACY_KEYS
 
 TEST_CASE_COLUMNS = ("case", "f1", "iou")
+TEST, VALIDATION = "test", "validation"  # the splits a classification run records its confusion matrix on
+_SPLIT_FILES = {TEST: (layout.CONFUSION, layout.PER_CLASS_ACCURACY, layout.MISCLASSIFIED),
+                VALIDATION: (layout.VAL_CONFUSION, layout.VAL_PER_CLASS_ACCURACY, layout.VAL_MISCLASSIFIED)}
 QUALITATIVE_FIELDS = ("image", "mask", "pred")
 
 
@@ -92,11 +95,18 @@ class RunFolder:
         np.savez_compressed(tmp, **arrays)
         tmp.replace(self.file(layout.QUALITATIVE))
 
-    def write_confusion(self, matrix: np.ndarray) -> None:
-        np.savetxt(self.file(layout.CONFUSION), matrix, fmt="%d", delimiter=",")
+    def write_confusion(self, matrix: np.ndarray, split: str = TEST) -> None:
+        np.savetxt(self.file(_SPLIT_FILES[split][0]), matrix, fmt="%d", delimiter=",")
 
-    def write_per_class_accuracy(self, rows: list[dict]) -> None:
-        write_csv(self.file(layout.PER_CLASS_ACCURACY), rows)
+    def write_per_class_accuracy(self, rows: list[dict], split: str = TEST) -> None:
+        write_csv(self.file(_SPLIT_FILES[split][1]), rows)
+
+    def write_misclassified(self, images: np.ndarray, true: np.ndarray, pred: np.ndarray, split: str = TEST) -> None:
+        """A few wrongly classified images (N×H×W×C uint8) with their true and predicted class, for the report."""
+        tmp = self.file(f".{_SPLIT_FILES[split][2]}.tmp.npz")
+        np.savez_compressed(tmp, images=np.asarray(images, np.uint8), true=np.asarray(true, np.int64),
+                            pred=np.asarray(pred, np.int64))
+        tmp.replace(self.file(_SPLIT_FILES[split][2]))
 
     def write_wandb_id(self, run_id: str) -> None:
         self.file(layout.WANDB_RUN_ID).write_text(run_id)
@@ -141,8 +151,20 @@ class RunFolder:
         with np.load(self.file(layout.QUALITATIVE), allow_pickle=False) as data:
             return dict(data)
 
-    def read_confusion(self) -> np.ndarray:
-        return np.loadtxt(self.file(layout.CONFUSION), delimiter=",", dtype=np.int64, ndmin=2)
+    def read_confusion(self, split: str = TEST) -> np.ndarray:
+        return np.loadtxt(self.file(_SPLIT_FILES[split][0]), delimiter=",", dtype=np.int64, ndmin=2)
+
+    def read_misclassified(self, split: str = TEST) -> dict[str, np.ndarray]:
+        with np.load(self.file(_SPLIT_FILES[split][2]), allow_pickle=False) as data:
+            return dict(data)
+
+    def copy_audit_files(self, target: Path) -> list[str]:
+        """Copy the small, reviewable part of the record (``layout.AUDIT_FILES``) to ``target``; names copied."""
+        target.mkdir(parents=True, exist_ok=True)
+        copied = [name for name in layout.AUDIT_FILES if self.file(name).is_file()]
+        for name in copied:
+            (target / name).write_bytes(self.file(name).read_bytes())
+        return copied
 
     def read_wandb_id(self) -> str | None:
         path = self.file(layout.WANDB_RUN_ID)

@@ -10,12 +10,21 @@ TEST_CASES = "test_cases.csv"  # segmentation: one row per test case
 QUALITATIVE = "qualitative.npz"  # segmentation: fixed, best and worst test case
 CONFUSION = "confusion_matrix.csv"  # classification: rows = true class
 PER_CLASS_ACCURACY = "per_class_accuracy.csv"  # classification
+MISCLASSIFIED = "misclassified.npz"  # classification: images the model got wrong (images, true, pred)
+# the same three on the validation split at the best epoch, written when a run has no test split
+VAL_CONFUSION = "val_confusion_matrix.csv"
+VAL_PER_CLASS_ACCURACY = "val_per_class_accuracy.csv"
+VAL_MISCLASSIFIED = "val_misclassified.npz"
 WANDB_RUN_ID = "wandb_run_id.txt"  # lets a resumed run continue the same W&B run
 CHECKPOINTS = "checkpoints"  # folder: best.ckpt and last.ckpt
 HYDRA = ".hydra"  # folder: Hydra's copy of the config and the overrides
 HYDRA_CONFIG = "config.yaml"  # inside .hydra/
 HYDRA_OVERRIDES = "overrides.yaml"  # inside .hydra/
 HYDRA_RUNTIME = "hydra.yaml"  # inside .hydra/: Hydra's own settings for the run
+
+# the small part of a run record a study commits (no checkpoints, no W&B files): enough to rebuild its report
+AUDIT_FILES = (CONFIG, METRICS, SUMMARY, TEST_CASES, CONFUSION, PER_CLASS_ACCURACY, VAL_CONFUSION,
+               VAL_PER_CLASS_ACCURACY, MISCLASSIFIED, VAL_MISCLASSIFIED, QUALITATIVE)
 
 # files of a sweep folder
 SWEEP_INDEX = "sweep_index.json"

@@ -20,6 +20,16 @@ TRAIN_ACC, VAL_ACC, VAL_ACC_BEST, TEST_ACC = "train/acc", "val/acc", "val/acc_be
 TRAIN_F1, VAL_F1, VAL_IOU, VAL_F1_BEST = "train/f1", "val/f1", "val/iou", "val/f1_best"
 TEST_F1, TEST_F1_STD, TEST_F1_MIN, TEST_IOU = "test/f1", "test/f1_std", "test/f1_min", "test/iou"
 TEST_CASES = "test/cases"
+# the background class (label 0: membranes on ISBI) and the trivial all-foreground prediction on the same cases
+VAL_F1_BG = "val/f1_bg"
+TEST_F1_BG, TEST_F1_BG_STD, TEST_F1_BG_MIN, TEST_IOU_BG = "test/f1_bg", "test/f1_bg_std", "test/f1_bg_min", "test/iou_bg"
+TEST_F1_TRIVIAL = "test/f1_trivial"
+# test_cases.csv: one row per test case ("case" = position in the test split), one column per per-image score;
+# CASE_SCORES maps each column to the test key logging its mean over the cases
+CASE, CASE_F1, CASE_IOU, CASE_F1_BG, CASE_IOU_BG, CASE_F1_TRIVIAL = "case", "f1", "iou", "f1_bg", "iou_bg", "f1_trivial"
+CASE_SCORES = {CASE_F1: TEST_F1, CASE_IOU: TEST_IOU, CASE_F1_BG: TEST_F1_BG, CASE_IOU_BG: TEST_IOU_BG,
+               CASE_F1_TRIVIAL: TEST_F1_TRIVIAL}
+CASE_SPREAD = {CASE_F1: (TEST_F1_STD, TEST_F1_MIN), CASE_F1_BG: (TEST_F1_BG_STD, TEST_F1_BG_MIN)}  # std, min
 
 # ------------------------------------------------------------------ bookkeeping columns and W&B summary names
 EPOCH, STEP, TIME = "epoch", "step", "time"
@@ -47,6 +57,7 @@ def is_metric(key: str) -> bool:
 MEDIA_AUGMENTED_INPUTS = "train/augmented_inputs"
 MEDIA_CONFUSION = "test/confusion_matrix"
 MEDIA_MISCLASSIFIED = "test/misclassified"
+MEDIA_VAL_MISCLASSIFIED = "val/misclassified"
 MEDIA_VAL_PREDICTIONS = "val/predictions"
 MEDIA_TEST_CASES_TABLE = "test/cases_table"
 

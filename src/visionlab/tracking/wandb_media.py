@@ -21,13 +21,34 @@ def wandb_loggers(trainer) -> list[WandbLogger]:
     return [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
 
 
-class ClassificationMedia(pl.Callback):
-    """Logs a grid of augmented training inputs at the first step, and at test time the confusion matrix
-    and a grid of misclassified examples (captions: true → predicted)."""
+def _misclassified(wrong: list) -> list:
+    import wandb
 
-    def __init__(self, n_inputs: int = 64):
+    return [wandb.Image(to_display(img[None])[0], caption=f"true {t} → pred {p}") for img, t, p in wrong]
+
+
+class ClassificationMedia(pl.Callback):
+    """Logs a grid of augmented training inputs at the first step, validation mistakes every ``every_n_epochs``
+    epochs (and at the last), and at test time the confusion matrix and a grid of misclassified examples
+    (captions: true → predicted)."""
+
+    def __init__(self, n_inputs: int = 64, every_n_epochs: int = 5):
         self.n_inputs = n_inputs
         self.logged_inputs = False
+        self.every_n_epochs = max(1, int(every_n_epochs))
+        self.logged_epochs: list[int] = []
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        wrong = getattr(pl_module, "val_misclassified", None)
+        epoch = trainer.current_epoch
+        last = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
+        if trainer.sanity_checking or not trainer.is_global_zero or not wrong or (epoch % self.every_n_epochs
+                                                                                  and not last):
+            return
+        for logger in wandb_loggers(trainer):
+            logger.experiment.log({keys.MEDIA_VAL_MISCLASSIFIED: _misclassified(wrong),
+                                   keys.WANDB_STEP: trainer.global_step})
+        self.logged_epochs.append(epoch)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if self.logged_inputs or not trainer.is_global_zero:
@@ -49,11 +70,8 @@ class ClassificationMedia(pl.Callback):
         figure = confusion_figure(results["confusion"].numpy())
         images = {keys.MEDIA_CONFUSION: wandb.Image(figure)}
         plt.close(figure)
-        wrong = results["misclassified"]
-        if wrong:
-            images[keys.MEDIA_MISCLASSIFIED] = [
-                wandb.Image(to_display(img[None])[0], caption=f"true {t} → pred {p}") for img, t, p in wrong
-            ]
+        if results["misclassified"]:
+            images[keys.MEDIA_MISCLASSIFIED] = _misclassified(results["misclassified"])
         for logger in wandb_loggers(trainer):
             logger.experiment.log(images)
 

@@ -1,0 +1,68 @@
+"""Hand-made run records for the report tests (no training): written through ``RunFolder`` like the trainer's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from visionlab.run_record import layout
+from visionlab.run_record import metric_keys as keys
+from visionlab.run_record.files import write_csv
+from visionlab.run_record.folder import VALIDATION, RunFolder
+
+CNN_MODEL = {"_target_": "visionlab.models.classifier.ClassificationModule", "num_classes": 43}
+
+
+def classification_run(root: Path, variant: str, seed: int, curve: list[float], *, commit: str = "a" * 40,
+                       dirty: bool = False, health: dict | None = None, lr: float = 1e-3) -> RunFolder:
+    """A validation-only classification run: ``curve`` is val/acc per epoch; best = its maximum."""
+    folder = RunFolder(root / f"{variant}_s{seed}").create()
+    rows = [{keys.EPOCH: e, keys.TRAIN_LOSS: 2.0 / (e + 1), keys.VAL_LOSS: 2.2 / (e + 1), keys.TRAIN_ACC: acc,
+             keys.VAL_ACC: acc, keys.lr_column(0): lr / (e + 1)} for e, acc in enumerate(curve)]
+    folder.write_metrics(rows)
+    best = max(range(len(curve)), key=lambda e: curve[e])
+    summary = {"experiment": variant, "task": keys.CLASSIFICATION.task, "seed": seed, "status": "completed",
+               "monitor": keys.VAL_ACC, "epochs": len(curve), "test": None, "test_split": "unavailable",
+               "data": "GTSRB (track-held-out split)", "best": {keys.EPOCH: best, keys.VAL_ACC: curve[best]},
+               "final": {keys.VAL_ACC: curve[-1]}, "wall_time_s": 100.0 + seed, "train_images_per_s": 1000.0,
+               "device": "CPU (2 threads)", "precision": "bf16-mixed", "git": {"commit": commit, "dirty": dirty},
+               "overrides": [f"experiment={variant}", f"seed={seed}"]}
+    if health:
+        summary["health"] = health
+    folder.write_summary(summary)
+    folder.write_config({"experiment_name": variant, "seed": seed, "trainer": {"max_epochs": len(curve)},
+                         "model": {**CNN_MODEL, "optimizer": {"lr": lr}}})
+    matrix = np.diag(np.full(43, 9)) + 1  # every class right 9 times in 51, class 7 worse
+    matrix[7, 7] = 1
+    folder.write_confusion(matrix, VALIDATION)
+    images = np.random.default_rng(seed).integers(0, 255, (5, 28, 28, 3), dtype=np.uint8)
+    folder.write_misclassified(images, [7, 7, 3, 1, 2], [1, 2, 3, 4, 5], VALIDATION)
+    return folder
+
+
+def segmentation_run(root: Path, variant: str, seed: int, f1: list[float], f1_bg: list[float],
+                     trivial: list[float]) -> RunFolder:
+    """A segmentation run with per-case scores of both classes, the trivial score and fixed/best/worst cases."""
+    folder = RunFolder(root / f"{variant}_s{seed}").create()
+    f1, f1_bg = np.array(f1), np.array(f1_bg)
+    folder.write_metrics([{keys.EPOCH: e, keys.TRAIN_LOSS: 0.5 / (e + 1), keys.VAL_LOSS: 0.6 / (e + 1),
+                           keys.TRAIN_F1: 0.8, keys.VAL_F1: 0.8 + 0.01 * e} for e in range(3)])
+    test = {keys.TEST_CASES: len(f1), keys.TEST_F1: float(f1.mean()), keys.TEST_F1_STD: float(f1.std()),
+            keys.TEST_F1_MIN: float(f1.min()), keys.TEST_IOU: float((f1 / (2 - f1)).mean()),
+            keys.TEST_F1_BG: float(f1_bg.mean()), keys.TEST_IOU_BG: float((f1_bg / (2 - f1_bg)).mean()),
+            keys.TEST_F1_TRIVIAL: float(np.mean(trivial))}
+    folder.write_summary({"experiment": variant, "task": keys.SEGMENTATION.task, "seed": seed, "status": "completed",
+                          "monitor": keys.VAL_F1, "epochs": 3, "test": test, "best": {keys.EPOCH: 2, keys.VAL_F1: 0.82},
+                          "final": {keys.VAL_F1: 0.82}, "data": "synthetic blobs: 8 train / 4 val / 4 test"})
+    write_csv(folder.file(layout.TEST_CASES), [
+        {keys.CASE: i, keys.CASE_F1: f, keys.CASE_IOU: f / (2 - f), keys.CASE_F1_BG: b, keys.CASE_IOU_BG: b / (2 - b),
+         keys.CASE_F1_TRIVIAL: t} for i, (f, b, t) in enumerate(zip(f1, f1_bg, trivial))])
+    mask = np.zeros((16, 16), np.uint8)
+    mask[4:12, 4:12] = 1
+    pred = np.roll(mask, 2, axis=1)
+    case = {"image": np.full((16, 16), 120, np.uint8), "mask": mask, "pred": pred}
+    folder.write_qualitative({"fixed": {"index": 0, "f1": float(f1[0]), **case},
+                              "best": {"index": int(f1.argmax()), "f1": float(f1.max()), **case},
+                              "worst": {"index": int(f1.argmin()), "f1": float(f1.min()), **case}})
+    return folder

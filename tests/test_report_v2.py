@@ -1,0 +1,208 @@
+"""Report v2 on hand-made sweeps: caveats first, honest scores, significance-only bold, the reference side by
+side, classification and segmentation detail, collapsed cards, escaping, a rebuild from copied records, layout."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from helpers import REPO
+from report_fixtures import classification_run, segmentation_run
+from visionlab.report import escape
+from visionlab.report.cli import main as report_main
+
+REFERENCE = REPO / "experiments" / "reference" / "seed_gtsrb_cnn.yaml"
+BASELINE = {1: [0.20, 0.35, 0.50], 2: [0.20, 0.30, 0.48], 3: [0.25, 0.40, 0.53]}  # still rising at the last epoch
+SGD = {1: [0.90, 0.95, 0.94], 2: [0.90, 0.96, 0.95], 3: [0.91, 0.955, 0.95]}
+RPROP = {1: [0.45, 0.30, 0.20], 2: [0.60, 0.40, 0.30], 3: [0.30, 0.10, 0.05]}  # seed 3 diverged
+
+
+@pytest.fixture(scope="module")
+def cls_sweep(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cls")
+    for seed in (1, 2, 3):
+        classification_run(root, "cnn_baseline", seed, BASELINE[seed])
+        classification_run(root, "cnn_sgd", seed, SGD[seed], commit="b" * 40 if seed == 3 else "a" * 40,
+                           dirty=seed == 3, lr=0.01)
+        classification_run(root, "cnn_rprop", seed, RPROP[seed], health={
+            "status": "diverged", "epoch": 1, "reason": "val/loss = inf at epoch 1"} if seed == 3 else None)
+    return root
+
+
+def _report(out: Path, *args: str) -> tuple[str, dict, str]:
+    assert report_main([*args, "--out", str(out)]) == 0
+    return ((out / "REPORT.md").read_text(), json.loads((out / "report.json").read_text()),
+            (out / "report.html").read_text())
+
+
+@pytest.fixture(scope="module")
+def cls_report(cls_sweep, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    return (out, *_report(out, str(cls_sweep), "--reference", str(REFERENCE), "--copy-records", str(out / "runs")))
+
+
+def _section(markdown: str, heading: str) -> str:
+    return markdown.split(f"## {heading}\n")[1].split("\n## ")[0]
+
+
+def test_summary_contents_and_caveats_come_first(cls_report):
+    _, markdown, numbers, page = cls_report
+    assert markdown.index("## Summary") < markdown.index("## Caveats") < markdown.index("## Results")
+    assert "- [Caveats](#caveats)" in markdown and '<a href="#caveats">' in page and 'id="caveats"' in page
+    caveats = _section(markdown, "Caveats")
+    assert "have **no test split**" in caveats and "**picked on that same split**" in caveats
+    assert "cnn_baseline: trained 3 epochs (cap 3); **still improving**: the best epoch is the last one in 3 of 3" \
+        in caveats
+    assert "**diverged** at epoch 2: cnn_rprop seed 3 (val/loss = inf at epoch 1;" in caveats
+    assert "The runs come from 2 commits: `aaaaaaaaaa`, `bbbbbbbbbb`" in caveats
+    assert "1 of 9 runs ran on a **dirty** working tree" in caveats
+    assert "does not state its training length" in caveats
+    assert numbers["caveats"] and all(escape.no_tags(item) in markdown for item in numbers["caveats"])
+    summary = _section(markdown, "Summary")
+    assert "cnn_sgd: 95.50 ± 0.50 % accuracy on validation (n = 3); Δ +45.17 pp [+39.22, +51.11] pp" in summary
+    assert "**significant** (Welch p < 0.05)" in summary and "not significant at p < 0.05" in summary
+
+
+def test_best_and_final_side_by_side_and_bold_only_for_significance(cls_report):
+    _, markdown, numbers, _ = cls_report
+    assert ("| cnn_sgd | 1 | completed | ok | validation (track-held-out) | 95.00 % | 2 | 94.00 % | 3 | "
+            "validation, **the same split it is reported on** (optimistic) |") in markdown
+    assert "| cnn_rprop | 3 | completed | **diverged** at epoch 2 |" in markdown
+    by = {v["variant"]: v for v in numbers["tasks"]["classification"]["variants"]}
+    base, sgd, rprop = (by[v] for v in ("cnn_baseline", "cnn_sgd", "cnn_rprop"))
+    assert rprop["n"] == 2 and rprop["n_runs"] == 3 and rprop["values"] == [0.45, 0.6]  # diverged seed left out
+    assert sgd["finals"] == [0.94, 0.95, 0.95]
+    a, b = np.array(sgd["values"]), np.array(base["values"])
+    va, vb = a.var(ddof=1) / 3, b.var(ddof=1) / 3
+    dof = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 2)
+    half = stats.t.ppf(0.975, dof) * np.sqrt(va + vb)
+    assert sgd["ci"] == pytest.approx([a.mean() - b.mean() - half, a.mean() - b.mean() + half])
+    assert sgd["p_value"] < 0.05 <= rprop["p_value"] and sgd["significant"] and not rprop["significant"]
+    over = _section(markdown, "Results (classification)").split("### Over seeds")[1].split("###")[0]
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in over.splitlines() if line.startswith("| cnn")}
+    assert rows["cnn_sgd"][6] == "**+45.17 pp**" and "**" not in rows["cnn_rprop"][6]
+    assert not any("**" in row[3] for row in rows.values())  # never a mean or a std
+    assert rows["cnn_rprop"][2] == "2 of 3"
+    assert [c.strip(" |") for c in rows["cnn_baseline"][9:13]] == ["102 s", "1,000", "CPU (2 threads)", "bf16-mixed"]  # cost per variant
+
+
+def test_reference_trials_beside_this_study(cls_report):
+    _, markdown, numbers, _ = cls_report
+    assert ("| cnn_baseline | accuracy (test/acc) | reference: seed study (GTSRB CNN ablation) | 95.89 % | 95.82 % "
+            "| 95.88 % | 95.86 % |") in markdown
+    row = next(r for r in numbers["tasks"]["classification"]["reference"] if r["variant"] == "cnn_sgd")
+    assert row["reference"] == [0.9089] and row["ours"] == [0.95, 0.96, 0.955]
+    assert row["delta"] == pytest.approx(0.955 - 0.9089)
+    ours = np.array(row["ours"])  # one reference trial: taken as exact, this study's t interval
+    half = stats.t.ppf(0.975, 2) * ours.std(ddof=1) / np.sqrt(3)
+    assert row["ci"] == pytest.approx([row["delta"] - half, row["delta"] + half])
+    assert "| this study (validation (track-held-out)) | 95.00 % | 96.00 % | 95.50 % | 95.50 % | +4.61 pp |" \
+        in markdown
+
+
+def test_classification_detail_on_validation_and_collapsed_card(cls_report):
+    out, markdown, numbers, _ = cls_report
+    assert "cnn_sgd: worst classes on validation (best epoch): class 7 (" in markdown
+    detail = numbers["tasks"]["classification"]["detail"]["cnn_sgd"]
+    assert detail["split"] == "validation" and detail["seeds_summed"] == 3
+    assert detail["worst_classes"][0]["class"] == 7
+    assert (out / "figures" / "misclassified_cnn_sgd.png").stat().st_size > 0
+    assert "misclassified validation (best epoch) images, true → predicted class" in markdown
+    (card,) = numbers["cards"]
+    assert card["variants"] == ["cnn_baseline", "cnn_rprop", "cnn_sgd"] and card["traits"]["activation"] == "ReLU"
+    assert "### cnn_baseline, cnn_rprop, cnn_sgd" in markdown and "One card for 3 variants" in markdown
+
+
+def test_every_number_on_the_page_is_in_report_json(cls_report):
+    _, markdown, numbers, _ = cls_report
+    held = json.dumps(numbers, ensure_ascii=False)
+    text = re.sub(r"\(figures/[^)]*\)", "", markdown)
+    for number in set(re.findall(r"[-+]?\d[\d,]*\.?\d*", text)):
+        assert number in held, number
+
+
+def test_the_report_rebuilds_from_the_copied_records(cls_report, tmp_path):
+    out, _, numbers, _ = cls_report
+    assert not list((out / "runs").rglob("*.ckpt"))
+    _, rebuilt, _ = _report(tmp_path / "again", str(out / "runs"), "--reference", str(REFERENCE))
+    assert rebuilt["tasks"] == numbers["tasks"] and rebuilt["page"][1:] == numbers["page"][1:]
+
+
+def test_run_record_text_is_escaped(tmp_path):
+    name = "x<script>alert(1)</script>**b**`c"
+    classification_run(tmp_path / "runs", name, 1, [0.5, 0.6])
+    markdown, _, page = _report(tmp_path / "out", str(tmp_path / "runs"))
+    assert "<script>" not in page and "&lt;script&gt;" in page and "<strong>b</strong>" not in page
+    assert r"\*\*b\*\*\`c" in markdown
+
+
+def test_segmentation_both_classes_trivial_rows_paired_test_and_overlays(tmp_path):
+    trivial = [0.88, 0.90, 0.86, 0.92]
+    cases = {"unet_baseline": ([0.90, 0.93, 0.91, 0.95], [0.60, 0.70, 0.65, 0.72]),
+             "unet_elu": ([0.92, 0.94, 0.93, 0.96], [0.65, 0.71, 0.70, 0.75])}
+    for variant, (f1, bg) in cases.items():
+        for seed in (1, 2):
+            segmentation_run(tmp_path / "runs", variant, seed, f1, bg, trivial)
+    markdown, numbers, _ = _report(tmp_path / "out", str(tmp_path / "runs"))
+    detail = numbers["tasks"]["segmentation"]["detail"]
+    f = np.array(trivial)
+    m = f / (2 - f)
+    b = 1 - m
+    assert detail["classes"]["all-foreground (trivial)"]["test/f1"] == pytest.approx(f.mean())
+    assert detail["classes"]["all-foreground (trivial)"]["test/f1_bg"] == 0
+    assert detail["classes"]["all-background (trivial)"]["test/f1_bg"] == pytest.approx(np.mean(2 * b / (1 + b)))
+    assert detail["classes"]["unet_elu"]["test/f1_bg"] == pytest.approx(np.mean(cases["unet_elu"][1]))
+    assert f"| all-foreground (trivial) | {f.mean():.4f} | {m.mean():.4f} | 0.0000 | 0.0000 |" in markdown
+    (paired,) = detail["per_case"]["paired"]
+    p = stats.ttest_rel(cases["unet_elu"][0], cases["unet_baseline"][0]).pvalue
+    assert paired["p_value"] == pytest.approx(p) and paired["n_cases"] == 4
+    assert "| 3 | 0.9500 | 0.9600 | 0.9200 |" in markdown  # case, baseline, elu, all-foreground
+    assert detail["cases_shown"]["unet_elu"]["worst"] == {"index": 0, "f1": 0.92}
+    assert "false positives red, false negatives blue" in markdown
+    assert (tmp_path / "out" / "figures" / "segmentation_cases.png").stat().st_size > 0
+
+
+def test_curves_use_log_loss_axes_labelled_epochs_from_one():
+    import matplotlib.pyplot as plt
+
+    from visionlab.report.figures import _panel
+
+    fig, ax = plt.subplots()
+    band = (np.array([0, 1, 2]), np.array([1.0, 0.5, 0.2]), np.array([0.9, 0.4, 0.1]), np.array([1.1, 0.6, 0.3]))
+    _panel(ax, {"v": {"train/loss": band}}, ["train/loss"], "loss (log scale)", log=True)
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == "loss (log scale)" and "epoch" in ax.get_xlabel()
+    assert list(ax.lines[0].get_xdata()) == [1, 2, 3]
+    plt.close(fig)
+
+
+_PROBE = """<script>document.body.setAttribute('data-overflow', String(document.documentElement.scrollWidth >
+window.innerWidth)); document.body.setAttribute('data-scrolls', String(Array.from(document.querySelectorAll(
+'.scroll')).some(d => d.scrollWidth > d.clientWidth)));</script></body>"""
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
+                    reason="Chromium is not installed (apt-get install chromium)")
+@pytest.mark.parametrize("width", [900, 1400])
+def test_page_layout_in_a_headless_browser(cls_report, tmp_path, width):
+    out = cls_report[0]
+    probe = tmp_path / "probe.html"
+    probe.write_text((out / "report.html").read_text().replace("</body>", _PROBE))
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+             f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={width},1000"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True,
+                         timeout=60).stdout
+    assert 'data-overflow="false"' in dom  # nothing wider than the window: wide tables scroll in their box
+    if width == 900:
+        assert 'data-scrolls="true"' in dom
+    shot = tmp_path / f"report_{width}.png"
+    subprocess.run([browser, *flags, f"--screenshot={shot}", (out / "report.html").as_uri()], capture_output=True,
+                   timeout=60)
+    assert shot.stat().st_size > 0
