@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import pytorch_lightning as pl
 import torch
 
 from visionlab.errors import ConfigError, NonFiniteLossError
+from visionlab.models.schedules import is_per_step
 from visionlab.run_record.metric_keys import VAL_LOSS
 
 
@@ -62,10 +64,17 @@ class VisionModule(pl.LightningModule):
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
+        interval = "epoch"
+        if is_per_step(self.scheduler_factory):
+            total = self.trainer.estimated_stepping_batches  # inf without max_epochs: the schedule says so
+            per_epoch = max(1, int(total) // max(1, self.trainer.max_epochs or 1)) if math.isfinite(total) else 1
+            scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=total, steps_per_epoch=per_epoch)
+            interval = "step"
+        else:
+            scheduler = self.scheduler_factory(optimizer=optimizer)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "monitor": self.scheduler_monitor, "interval": "epoch"},
+            "lr_scheduler": {"scheduler": scheduler, "monitor": self.scheduler_monitor, "interval": interval},
         }
 
     def log_validation_epoch(self, loss_key: str, loss, score_key: str, score, best_key: str, best,

@@ -20,6 +20,16 @@ TRAIN_ACC, VAL_ACC, VAL_ACC_BEST, TEST_ACC = "train/acc", "val/acc", "val/acc_be
 TRAIN_F1, VAL_F1, VAL_IOU, VAL_F1_BEST = "train/f1", "val/f1", "val/iou", "val/f1_best"
 TEST_F1, TEST_F1_STD, TEST_F1_MIN, TEST_IOU = "test/f1", "test/f1_std", "test/f1_min", "test/iou"
 TEST_CASES = "test/cases"
+# the background class (label 0: membranes on ISBI) and the trivial all-foreground prediction on the same cases
+VAL_F1_BG = "val/f1_bg"
+TEST_F1_BG, TEST_F1_BG_STD, TEST_F1_BG_MIN, TEST_IOU_BG = "test/f1_bg", "test/f1_bg_std", "test/f1_bg_min", "test/iou_bg"
+TEST_F1_TRIVIAL = "test/f1_trivial"
+# test_cases.csv: one row per test case ("case" = position in the test split), one column per per-image score;
+# CASE_SCORES maps each column to the test key logging its mean over the cases
+CASE, CASE_F1, CASE_IOU, CASE_F1_BG, CASE_IOU_BG, CASE_F1_TRIVIAL = "case", "f1", "iou", "f1_bg", "iou_bg", "f1_trivial"
+CASE_SCORES = {CASE_F1: TEST_F1, CASE_IOU: TEST_IOU, CASE_F1_BG: TEST_F1_BG, CASE_IOU_BG: TEST_IOU_BG,
+               CASE_F1_TRIVIAL: TEST_F1_TRIVIAL}
+CASE_SPREAD = {CASE_F1: (TEST_F1_STD, TEST_F1_MIN), CASE_F1_BG: (TEST_F1_BG_STD, TEST_F1_BG_MIN)}  # std, min
 
 # ------------------------------------------------------------------ bookkeeping columns and W&B summary names
 EPOCH, STEP, TIME = "epoch", "step", "time"
@@ -100,13 +110,17 @@ SEGMENTATION = TaskMetrics(
     task="segmentation",
     per_epoch=(Metric(TRAIN_LOSS, **_LOSS), Metric(TRAIN_F1, "mean F1", better="max"),
                Metric(VAL_LOSS, **_LOSS), Metric(VAL_F1, "mean F1", better="max"),
-               Metric(VAL_IOU, "mean IoU", better="max"), Metric(VAL_F1_BEST, "best mean F1", better="max")),
+               Metric(VAL_IOU, "mean IoU", better="max"), Metric(VAL_F1_BEST, "best mean F1", better="max"),
+               Metric(VAL_F1_BG, "mean F1 background", better="max")),
     test=(Metric(TEST_LOSS, **_LOSS), Metric(TEST_CASES, "test cases", "count"),
           Metric(TEST_F1, "mean F1", better="max"), Metric(TEST_F1_STD, "std F1", better="min"),
-          Metric(TEST_F1_MIN, "min F1", better="max"), Metric(TEST_IOU, "mean IoU", better="max")),
+          Metric(TEST_F1_MIN, "min F1", better="max"), Metric(TEST_IOU, "mean IoU", better="max"),
+          Metric(TEST_F1_BG, "mean F1 background", better="max"), Metric(TEST_F1_BG_STD, "std F1 bg", better="min"),
+          Metric(TEST_F1_BG_MIN, "min F1 bg", better="max"), Metric(TEST_IOU_BG, "mean IoU bg", better="max"),
+          Metric(TEST_F1_TRIVIAL, "F1 all-foreground")),
     headline=TEST_F1,
     validation_headline=VAL_F1,
-    report_test=(TEST_CASES, TEST_F1, TEST_F1_STD, TEST_F1_MIN),
+    report_test=(TEST_CASES, TEST_F1, TEST_F1_STD, TEST_F1_MIN, TEST_F1_BG, TEST_F1_BG_MIN, TEST_F1_TRIVIAL),
     curves=(TRAIN_LOSS, VAL_LOSS, TRAIN_F1, VAL_F1),
 )
 
