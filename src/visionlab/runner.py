@@ -71,7 +71,7 @@ def run(cfg: DictConfig) -> dict:
                        error=_describe(exc))
     finally:
         if trainer.is_global_zero:
-            finish_record(summary, cfg, trainer, model, record, test_metrics, started, wandb_logger)
+            finish_record(summary, cfg, trainer, model, record, test_metrics, started, wandb_logger, error)
             print_result(summary)
     if error is not None:
         raise error

@@ -55,7 +55,8 @@ class VisionModule(pl.LightningModule):
             raise NonFiniteLossError(
                 f"Training loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step}. "
                 "The last good checkpoint is kept in the run's checkpoints/ folder. Try a lower "
-                "model.optimizer.lr, trainer.gradient_clip_val=1.0, or trainer.precision=32."
+                "model.optimizer.lr, trainer.gradient_clip_val=1.0, or trainer.precision=32.",
+                epoch=self.current_epoch,
             )
 
     def configure_optimizers(self):

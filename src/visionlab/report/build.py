@@ -13,6 +13,7 @@ from pathlib import Path
 from visionlab.report import figures
 from visionlab.report.arch_card import ArchCard, card_from_config
 from visionlab.report.collect import Collection, Run
+from visionlab.report.health import excluded_lines, health, status_cell
 from visionlab.report.render import Bullets, Document, Figure, Heading, Paragraph, Table
 from visionlab.report.stats import (
     TASKS,
@@ -100,6 +101,7 @@ def _warnings(collection: Collection, tasks: dict[str, list[Run]]) -> list:
     for task, runs in tasks.items():
         if task not in TASKS:
             items += [f"`{r.path}`: task `{task}` has no report tables." for r in runs if r.completed]
+    items += excluded_lines(collection.runs)
     for run in collection.runs:
         if not run.completed:
             error = run.summary.get("error")
@@ -128,7 +130,7 @@ def _trial_table(task: TaskStats) -> Table:
                 value = scores.get(c.key) if c in own else None
                 values[c].append(value)
                 cells.append(fmt(value, c.kind))
-            rows.append([variant, str(run.seed), run.status, _split_name(spec, splits[variant]), *cells,
+            rows.append([variant, str(run.seed), status_cell(run), _split_name(spec, splits[variant]), *cells,
                          str(run.summary.get("epochs", MISSING))])
     for i, c in enumerate(columns):
         _bold_column(rows, 4 + i, values[c], c.better)
@@ -159,7 +161,8 @@ def _results(task: TaskStats, heading: str) -> list:
         f"completed run of the variant has one, else the best epoch on the {spec.validation_name} split "
         f"(monitor `{_monitor(task)}`). Best value per column in bold."), _trial_table(task),
         Heading(3, "Over seeds"), Paragraph(
-        f"Baseline: **{task.baseline}**. n = completed runs with a score. Δ is the difference of means to the "
+        f"Baseline: **{task.baseline}**. n = completed runs with a score, diverged or stuck runs left out (listed "
+        "under Warnings). Δ is the difference of means to the "
         "baseline, p the two-sided Welch t-test over seeds (n/a with fewer than 2 runs on either side or "
         "when the splits differ). A small p says the difference is unlikely to be seed noise alone."),
         _aggregate_table(task)]
@@ -360,7 +363,7 @@ def build(collection: Collection, baseline: str | None = None, title: str = "Exp
 
 def _run_record(run: Run) -> dict:
     return {"path": str(run.path), "variant": run.variant, "seed": run.seed, "task": run.task,
-            "status": run.status, "problems": run.problems}
+            "status": run.status, "health": health(run), "problems": run.problems}
 
 
 def _task_numbers(stats: TaskStats) -> dict:

@@ -13,6 +13,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from visionlab.report.collect import Run
+from visionlab.report.health import is_excluded
 from visionlab.run_record.layout import CONFUSION
 from visionlab.run_record.metric_keys import CLASSIFICATION, EPOCH, Metric, TaskMetrics
 from visionlab.run_record.metric_keys import TASKS as METRIC_TABLES
@@ -74,7 +75,7 @@ class VariantStats:
     split: str
     values: list[float]  # headline metric of each completed run, in seed order
     seeds: list
-    n_runs: int  # all runs of the variant, failed ones included
+    n_runs: int  # all runs of the variant, failed and excluded (diverged, stuck) ones included
     delta: float | None = None
     p_value: float | None = None
     is_baseline: bool = False
@@ -133,7 +134,7 @@ def aggregate(spec: TaskSpec, runs: list[Run], baseline: str | None = None) -> T
     for variant, group in sorted(by_variant.items()):
         split = choose_split(spec, group)
         key = spec.headline_column(split).key
-        scored = [r for r in group if r.completed and run_values(r, split).get(key) is not None]
+        scored = [r for r in group if r.completed and not is_excluded(r) and run_values(r, split).get(key) is not None]
         result.variants.append(VariantStats(variant, split, [float(run_values(r, split)[key]) for r in scored],
                                             [r.seed for r in scored], len(group)))
     base = next((v for v in result.variants if v.variant == result.baseline), None)
