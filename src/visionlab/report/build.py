@@ -13,7 +13,7 @@ from pathlib import Path
 from visionlab.report import figures
 from visionlab.report.arch_card import ArchCard, card_from_config
 from visionlab.report.collect import Collection, Run
-from visionlab.report.health import excluded_lines, health, status_cell
+from visionlab.report.health import excluded_lines, health, is_excluded, status_cell
 from visionlab.report.render import Bullets, Document, Figure, Heading, Paragraph, Table
 from visionlab.report.stats import (
     TASKS,
@@ -128,7 +128,7 @@ def _trial_table(task: TaskStats) -> Table:
             cells = []
             for c in columns:
                 value = scores.get(c.key) if c in own else None
-                values[c].append(value)
+                values[c].append(None if is_excluded(run) else value)  # excluded runs are never best
                 cells.append(fmt(value, c.kind))
             rows.append([variant, str(run.seed), status_cell(run), _split_name(spec, splits[variant]), *cells,
                          str(run.summary.get("epochs", MISSING))])
