@@ -7,8 +7,8 @@ import torch
 from seg_helpers import f1_iou
 from visionlab.models.seg_scores import per_image_scores
 from visionlab.models.segmenter import SegmentationModule, soft_dice_loss
-from visionlab.run_record import metric_keys as keys
 from visionlab.models.unet import UNet
+from visionlab.run_record import metric_keys as keys
 
 
 def n_params(module) -> int:

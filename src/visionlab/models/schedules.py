@@ -37,7 +37,7 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, steps_per_
     if not math.isfinite(total_steps) or total_steps < 1:
         raise ConfigError(f"model.scheduler=warmup_cosine needs a finite number of training steps (got {total_steps}):"
                           " set trainer.max_epochs.")
-    warmup = min(int(round(warmup_epochs * steps_per_epoch)), int(total_steps) - 1)
+    warmup = min(round(warmup_epochs * steps_per_epoch), int(total_steps) - 1)
     decay = max(1, int(total_steps) - warmup)
 
     def cosine(step: int) -> float:

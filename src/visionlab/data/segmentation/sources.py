@@ -333,7 +333,7 @@ def complete_splits(arrays: dict[str, np.ndarray], val_fraction: float, test_fra
             )
         out[f"x_{name}"], out[f"y_{name}"] = x[idx], y[idx]
     sizes_text = " / ".join(f"{len(i)} {s}" for s, i in zip(("train", *carve), parts))
-    how = (f"contiguous blocks of the stack: "
+    how = ("contiguous blocks of the stack: "
            + ", ".join(f"{s} {_ranges(i)}" for s, i in zip(("train", *carve), parts))
            + f", unused gap {_ranges(gaps)}; data.split_mode=contiguous" if mode == "contiguous"
            else f"data.split_seed={seed}")
