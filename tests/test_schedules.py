@@ -1,6 +1,7 @@
 """The per-step warm-up + cosine schedule: its shape, and that a run steps it every optimizer step."""
 
 import math
+from itertools import pairwise
 
 import pytest
 import torch
@@ -28,8 +29,8 @@ def _lrs(steps: int, **kw) -> list[float]:
 def test_warmup_then_half_cosine_to_the_final_fraction():
     lrs = _lrs(100, steps_per_epoch=10, warmup_epochs=1, final_lr_fraction=0.01, warmup_start_fraction=0.1)
     assert lrs[0] == pytest.approx(0.1) and lrs[10] == pytest.approx(1.0)
-    assert all(a < b for a, b in zip(lrs[:10], lrs[1:11]))  # linear ramp up
-    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # then never up again
+    assert all(a < b for a, b in pairwise(lrs[:11]))  # linear ramp up
+    assert all(a >= b for a, b in pairwise(lrs[10:]))  # then never up again
     assert lrs[55] == pytest.approx(0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 45 / 90)))
     assert lrs[-1] == pytest.approx(0.01, abs=0.002)
     no_warmup = _lrs(20, steps_per_epoch=10, warmup_epochs=0, final_lr_fraction=0.0, warmup_start_fraction=0.1)
