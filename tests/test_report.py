@@ -163,6 +163,10 @@ def test_stuck_and_diverged_runs_are_flagged_and_never_averaged(tmp_path):
     (variant,) = numbers["tasks"]["segmentation"]["variants"]
     assert variant["seeds"] == [1, 2] and variant["values"] == pytest.approx([0.95, 0.9])  # seed 3 left out
     assert "| unet_elu | test | 2 of 3 | **0.9250 ±" in markdown
+    # the membranes and the trivial score over the same seeds, beside the headline
+    assert variant["also"] == {"test/f1_bg": [0.75, 0.75], "test/f1_trivial": [0.87, 0.87]}
+    assert "| mean F1 background mean ± std | F1 all-foreground mean ± std |" in markdown
+    assert "| 0.7500 ± 0.0000 | 0.8700 ± 0.0000 |" in markdown
     assert "| unet_elu | 3 | completed, **stuck** at epoch 4 | test | 2 | 0.8700 |" in markdown
     assert "excluded from the averages: unet_elu seed 3 **stuck** at epoch 4: best epoch 4 predicts one class" \
         in markdown.split("## Warnings")[1]

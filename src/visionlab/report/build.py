@@ -139,8 +139,9 @@ def _trial_table(task: TaskStats) -> Table:
 
 def _aggregate_table(task: TaskStats) -> Table:
     spec = task.spec
+    also = [spec.metrics.metric(k) for k in spec.metrics.also_over_seeds]
     header = ["variant", "split", "n", f"{spec.headline} mean ± std", "min – max",
-              f"Δ vs {task.baseline}", "p (Welch)"]
+              f"Δ vs {task.baseline}", "p (Welch)", *(f"{m.label} mean ± std" for m in also)]
     rows = []
     for v in task.variants:
         kind = spec.headline_column(v.split).kind
@@ -148,7 +149,8 @@ def _aggregate_table(task: TaskStats) -> Table:
         n = f"{v.n}" if v.n == v.n_runs else f"{v.n} of {v.n_runs}"
         delta = "baseline" if v.is_baseline else fmt_delta(v.delta, kind)
         rows.append([v.variant, _split_name(spec, v.split), n, fmt_mean_std(v.mean, v.std, kind), span, delta,
-                     NA if v.is_baseline else fmt_p(v.p_value)])
+                     NA if v.is_baseline else fmt_p(v.p_value),
+                     *(fmt_mean_std(*v.also_mean_std(m.key), m.kind) for m in also)])
     _bold_column(rows, 3, [v.mean for v in task.variants], "max")
     _bold_column(rows, 5, [v.delta for v in task.variants], "max")
     return Table(header, rows)
@@ -370,7 +372,7 @@ def _task_numbers(stats: TaskStats) -> dict:
     return {"baseline": stats.baseline, "variants": [
         {"variant": v.variant, "split": v.split, "metric": stats.spec.headline_column(v.split).key, "n": v.n,
          "n_runs": v.n_runs, "seeds": v.seeds, "values": v.values, "mean": v.mean, "std": v.std, "min": v.min,
-         "max": v.max, "delta": v.delta, "p_value": v.p_value} for v in stats.variants]}
+         "max": v.max, "delta": v.delta, "p_value": v.p_value, "also": v.also} for v in stats.variants]}
 
 
 def write_numbers(numbers: dict, out_dir: Path) -> Path:

@@ -27,7 +27,8 @@ def curves(task: TaskStats) -> bytes | None:
     bands = {variant: {key: curve_band(runs, key) for key in keys} for variant, runs in task.runs_by_variant.items()}
     if not any(band for per_key in bands.values() for band in per_key.values()):
         return None
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
+    rows = (len(keys) + 1) // 2  # two panels per row; a task may plot more than four curves
+    fig, axes = plt.subplots(rows, 2, figsize=(10, 3.5 * rows), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, key in zip(axes.flat, keys):
         for i, (variant, per_key) in enumerate(sorted(bands.items())):
@@ -41,7 +42,10 @@ def curves(task: TaskStats) -> bytes | None:
         ax.set_title(key)
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    for ax in axes[1]:
+    for ax in axes.flat[len(keys):]:
+        ax.set_visible(False)
+    fig.subplots_adjust(hspace=0.35)
+    for ax in axes.flat[max(0, len(keys) - 2):len(keys)]:
         ax.set_xlabel("epoch")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if not handles:

@@ -79,6 +79,7 @@ class VariantStats:
     delta: float | None = None
     p_value: float | None = None
     is_baseline: bool = False
+    also: dict[str, list[float]] = field(default_factory=dict)  # further test keys of the same runs (test split)
 
     @property
     def n(self) -> int:
@@ -95,6 +96,11 @@ class VariantStats:
     @property
     def min(self) -> float | None:
         return min(self.values) if self.values else None
+
+    def also_mean_std(self, key: str) -> tuple[float | None, float | None]:
+        values = self.also.get(key) or []
+        return (float(np.mean(values)) if values else None,
+                float(np.std(values, ddof=1)) if len(values) >= 2 else None)
 
     @property
     def max(self) -> float | None:
@@ -135,8 +141,10 @@ def aggregate(spec: TaskSpec, runs: list[Run], baseline: str | None = None) -> T
         split = choose_split(spec, group)
         key = spec.headline_column(split).key
         scored = [r for r in group if r.completed and not is_excluded(r) and run_values(r, split).get(key) is not None]
+        also = {k: [float(run_values(r, split)[k]) for r in scored if run_values(r, split).get(k) is not None]
+                for k in spec.metrics.also_over_seeds} if split == TEST else {}
         result.variants.append(VariantStats(variant, split, [float(run_values(r, split)[key]) for r in scored],
-                                            [r.seed for r in scored], len(group)))
+                                            [r.seed for r in scored], len(group), also=also))
     base = next((v for v in result.variants if v.variant == result.baseline), None)
     for v in result.variants:
         v.is_baseline = v is base

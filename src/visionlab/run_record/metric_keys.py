@@ -83,6 +83,7 @@ class TaskMetrics:
     validation_headline: str  # the same quantity on validation, used when a variant has no test split
     report_test: tuple[str, ...]  # test keys shown per run in the report
     curves: tuple[str, ...]  # per-epoch keys the report plots
+    also_over_seeds: tuple[str, ...] = ()  # test keys the report aggregates over seeds beside the headline
     collapse: tuple[str, ...] = ()  # validation scores of which one near 0 means a constant prediction (health.py)
 
     def metric(self, key: str) -> Metric:
@@ -123,6 +124,7 @@ SEGMENTATION = TaskMetrics(
     validation_headline=VAL_F1,
     report_test=(TEST_CASES, TEST_F1, TEST_F1_STD, TEST_F1_MIN, TEST_F1_BG, TEST_F1_BG_MIN, TEST_F1_TRIVIAL),
     curves=(TRAIN_LOSS, VAL_LOSS, TRAIN_F1, VAL_F1, VAL_F1_BG),
+    also_over_seeds=(TEST_F1_BG, TEST_F1_TRIVIAL),
     collapse=(VAL_F1, VAL_F1_BG),
 )
 
