@@ -8,7 +8,6 @@ import time
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
-from visionlab.errors import NonFiniteLossError
 from visionlab.hydra_runtime import task_overrides
 from visionlab.interfaces import TaskDataModule, TaskModel
 from visionlab.run_record import health
@@ -60,9 +59,7 @@ def finish_record(summary: dict, cfg: DictConfig, trainer: pl.Trainer, model: Ta
     if section := model.summary_section():
         summary[model.task] = section
     summary["objective"] = (summary["best"] or {}).get(cfg.monitor)
-    non_finite = error.epoch if isinstance(error, NonFiniteLossError) else None
-    summary["health"] = health.assess(rows, model.task, cfg.monitor, cfg.monitor_mode, non_finite,
-                                      str(error) if non_finite is not None else None)
+    summary["health"] = health.assess(rows, model.task, cfg.monitor, cfg.monitor_mode, error)
     if wandb_logger is not None:
         summary["wandb"] = wandb_policy.publish_summary(wandb_logger, summary)
     record.folder.write_summary(summary)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 
+from visionlab.errors import NonFiniteLossError
 from visionlab.run_record.metric_keys import EPOCH, TASKS, TRAIN_LOSS, VAL_LOSS
 
 OK, DIVERGED, STUCK = "ok", "diverged", "stuck"
@@ -31,16 +32,15 @@ def _collapsed(row: dict, collapse_keys: tuple[str, ...]) -> str | None:
     return next((k for k in collapse_keys if row.get(k) is not None and row[k] <= COLLAPSE_SCORE), None)
 
 
-def assess(rows: list[dict], task: str, monitor: str, mode: str, non_finite_epoch: int | None = None,
-           error: str | None = None) -> dict:
-    """The health section for a run's epoch rows; ``non_finite_epoch`` when training stopped on a NaN/inf loss."""
+def assess(rows: list[dict], task: str, monitor: str, mode: str, error: BaseException | None = None) -> dict:
+    """The health section for a run's epoch rows and the error that ended it (if any)."""
     spec = TASKS.get(task)
     collapse_keys = spec.collapse if spec else ()
     collapsed = [int(r[EPOCH]) for r in rows if _collapsed(r, collapse_keys)]
     section = {"status": OK, "epoch": None, "reason": None, "collapsed_epochs": len(collapsed)}
-    if non_finite_epoch is not None:
-        return {**section, "status": DIVERGED, "epoch": int(non_finite_epoch),
-                "reason": error or "the training loss became NaN/inf"}
+    if isinstance(error, NonFiniteLossError):  # its epoch never reached metrics.csv: the one after the last row
+        epoch = error.epoch if error.epoch is not None else len(rows) and int(rows[-1][EPOCH]) + 1
+        return {**section, "status": DIVERGED, "epoch": int(epoch), "reason": str(error)}
     for row in rows:
         bad = [k for k in (TRAIN_LOSS, VAL_LOSS) if row.get(k) is not None and not math.isfinite(row[k])]
         if bad:
