@@ -1,13 +1,9 @@
 """Training recipes: the seed presets' exact optimizers, the per-step schedule, time-to-accuracy in the record."""
 
-import math
-
 import pytest
-import torch
 
 from helpers import TINY_SIGNS, compose
 from visionlab.errors import ConfigError
-from visionlab.models.schedules import warmup_cosine
 from visionlab.run_record import metric_keys as keys
 from visionlab.run_record.folder import RunFolder
 from visionlab.runner import run
@@ -27,26 +23,10 @@ def test_seed_presets_swap_exactly_the_seeds_optimizers(tmp_path, experiment, ta
     assert cfg.trainer.max_epochs >= 50 and cfg.callbacks.early_stopping.monitor == "val/acc"
 
 
-def test_warmup_cosine_warms_up_then_decays_to_the_final_fraction():
-    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    schedule = warmup_cosine(optimizer, total_steps=100, warmup_fraction=0.1, final_fraction=0.01)
-    lrs = []
-    for _ in range(100):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        schedule.step()
-    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)  # linear warm-up over 10 steps
-    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # then only down
-    assert lrs[55] == pytest.approx(0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 45 / 90)))
-    assert lrs[-1] == pytest.approx(0.01, abs=1e-3)
-    with pytest.raises(ConfigError, match="warmup_fraction"):
-        warmup_cosine(optimizer, total_steps=10, warmup_fraction=1.5)
-
-
 def test_per_step_schedule_runs_and_time_to_accuracy_is_recorded(tmp_path):
     summary = run(compose(tmp_path, [*TINY_SIGNS, "logger=none", "test=false", "trainer.max_epochs=3",
                                      "model/scheduler=warmup_cosine", "model.optimizer.lr=0.01",
-                                     "model.scheduler.warmup_fraction=0.0"]))
+                                     "model.scheduler.warmup_epochs=0"]))
     assert summary["status"] == "completed"
     rows = RunFolder(tmp_path / "run").read_metrics()
     lrs = [row[keys.lr_column(0)] for row in rows]

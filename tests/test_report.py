@@ -123,15 +123,16 @@ def test_report_over_failed_and_missing_runs(sweep, tmp_path):
     assert "| cnn_baseline | test | 1 of 3 |" in markdown and "± n/a %" in markdown
 
 
-def _segmentation_run(folder: Path, experiment: str, seed: int, f1: list[float]) -> None:
+def _segmentation_run(folder: Path, experiment: str, seed: int, f1: list[float], health: dict | None = None,
+                      extra: dict | None = None) -> None:
     """A hand-written segmentation run record (no training): per-case F1 and the test metrics computed from them."""
     folder.mkdir(parents=True)
     f1 = np.array(f1)
     (folder / "summary.json").write_text(json.dumps({
         "experiment": experiment, "task": "segmentation", "seed": seed, "status": "completed",
         "test": {"test/cases": len(f1), "test/f1": float(f1.mean()), "test/f1_std": float(f1.std()),
-                 "test/f1_min": float(f1.min()), "test/iou": 0.4},
-        "best": {"epoch": 0, "val/f1": 0.5}}))
+                 "test/f1_min": float(f1.min()), "test/iou": 0.4, **(extra or {})},
+        "best": {"epoch": 0, "val/f1": 0.5}, **({"health": health} if health else {})}))
     (folder / "metrics.csv").write_text("epoch,train/loss,val/loss,train/f1,val/f1\n0,0.7,0.6,0.4,0.5\n")
 
 
@@ -149,6 +150,32 @@ def test_report_over_mixed_tasks(sweep, tmp_path):
     assert variant["metric"] == "test/f1" and variant["values"] == pytest.approx([0.7, 0.75])
     assert f"0.7250 ± {np.std([0.7, 0.75], ddof=1):.4f}" in markdown
     assert "unet_baseline: no resolved model config, no card." in markdown
+
+
+def test_stuck_and_diverged_runs_are_flagged_and_never_averaged(tmp_path):
+    both = {"test/f1_bg": 0.75, "test/f1_bg_min": 0.7, "test/f1_trivial": 0.87}
+    _segmentation_run(tmp_path / "seg" / "s1", "unet_elu", 1, [0.9, 1.0], extra=both)
+    _segmentation_run(tmp_path / "seg" / "s2", "unet_elu", 2, [0.8, 1.0], extra=both,
+                      health={"status": "ok", "epoch": None, "reason": None, "collapsed_epochs": 2})
+    _segmentation_run(tmp_path / "seg" / "s3", "unet_elu", 3, [0.87, 0.87], extra={**both, "test/f1_bg": 0.0},
+                      health={"status": "stuck", "epoch": 4, "reason": "best epoch 4 predicts one class",
+                              "collapsed_epochs": 9})
+    markdown, numbers, _ = _report(tmp_path, str(tmp_path / "seg"))
+    (variant,) = numbers["tasks"]["segmentation"]["variants"]
+    assert variant["seeds"] == [1, 2] and variant["values"] == pytest.approx([0.95, 0.9])  # seed 3 left out
+    assert "| unet_elu | test | 2 of 3 | **0.9250 ±" in markdown
+    # the membranes and the trivial score over the same seeds, beside the headline
+    assert variant["also"] == {"test/f1_bg": [0.75, 0.75], "test/f1_trivial": [0.87, 0.87]}
+    assert "| mean F1 background mean ± std | F1 all-foreground mean ± std |" in markdown
+    assert "| 0.7500 ± 0.0000 | 0.8700 ± 0.0000 |" in markdown
+    assert "| unet_elu | 3 | completed, **stuck** at epoch 4 | test | 2 | 0.8700 |" in markdown
+    assert "excluded from the averages: unet_elu seed 3 **stuck** at epoch 4: best epoch 4 predicts one class" \
+        in markdown.split("## Warnings")[1]
+    # both classes and the trivial all-foreground score per run
+    assert "mean F1 background" in markdown and "F1 all-foreground" in markdown
+    assert "| unet_elu | 1 | completed | test | 2 | **0.9500** | **0.0500** | **0.9000** | **0.7500** | **0.7000** |" \
+        " 0.8700 |" in markdown
+    assert [r["health"]["status"] for r in numbers["runs"]] == ["ok", "ok", "stuck"]
 
 
 def test_report_module_entry_point(tmp_path):

@@ -49,7 +49,8 @@ def test_the_metric_tables_give_every_quantity_one_key():
     for table in keys.TASKS.values():
         listed = [m.key for m in (*table.per_epoch, *table.test)]
         assert len(listed) == len(set(listed)), table.task
-        assert {table.headline, table.validation_headline, *table.report_test, *table.curves} <= table.keys
+        assert {table.headline, table.validation_headline, *table.report_test, *table.curves,
+                *table.also_over_seeds, *table.collapse} <= table.keys
         assert table.metric(table.headline).label == table.metric(table.validation_headline).label
 
 

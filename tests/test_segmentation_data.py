@@ -198,3 +198,35 @@ def test_synthetic_set_is_deterministic_and_eval_splits_are_not_augmented():
     assert img[mask].mean() > img[~mask].mean() + 20
     best_threshold_acc = max(((img > t) == mask).mean() for t in range(60, 200, 5))
     assert best_threshold_acc < 0.95
+
+
+def test_a_stack_is_split_into_contiguous_blocks_that_never_touch_training(tmp_path):
+    """ISBI's 30 slices: val and test are blocks of consecutive slices at the end of the stack, each after an unused
+    gap slice; the data description names every split's slices."""
+    a = tiny_arrays(n_train=30)
+    x = np.repeat(np.arange(30, dtype=np.uint8)[:, None, None, None], 64, axis=1).repeat(64, axis=2)  # pixel = slice
+    np.savez(tmp_path / "stack.npz", x_train=x, y_train=a["y_train"])
+    dm = file_datamodule(tmp_path / "stack.npz", split_mode="contiguous")
+    dm.setup("fit")
+    slices = {s: sorted(int(v) for v in dm.arrays[f"x_{s}"][:, 0, 0, 0]) for s in ("train", "val", "test")}
+    assert slices == {"train": list(range(16)), "val": list(range(17, 23)), "test": list(range(24, 30))}
+    held_out = set(slices["val"]) | set(slices["test"])
+    assert not any(abs(t - h) <= 1 for t in slices["train"] for h in held_out)  # no training neighbour
+    assert dm.description.endswith("(splits made from train: 16 train / 6 val / 6 test; contiguous blocks of the "
+                                   "stack: train 0–15, val 17–22, test 24–29, unused gap 16, 23; "
+                                   "data.split_mode=contiguous)")
+    random = file_datamodule(tmp_path / "stack.npz")  # the default keeps the seeded permutation
+    random.setup("fit")
+    assert random.split_size("train") == 18 and "data.split_seed=0" in random.notes[0]
+
+
+def test_contiguous_split_errors_name_the_key(tmp_path):
+    a = tiny_arrays(n_train=4)
+    np.savez(tmp_path / "four.npz", x_train=a["x_train"], y_train=a["y_train"])
+    with pytest.raises(DataError, match=r"4 ordered cases cannot hold a training block, held-out blocks of \[1, 1\] "
+                                        r"and 2 gap case\(s\).*data.split_mode=random"):
+        file_datamodule(tmp_path / "four.npz", split_mode="contiguous").setup("fit")
+    from visionlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.split_mode='blocks' is not one of"):
+        file_datamodule(tmp_path / "four.npz", split_mode="blocks").setup("fit")

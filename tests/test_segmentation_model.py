@@ -5,8 +5,10 @@ import pytest
 import torch
 
 from seg_helpers import f1_iou
-from visionlab.models.segmenter import SegmentationModule, per_image_scores, soft_dice_loss
+from visionlab.models.seg_scores import per_image_scores
+from visionlab.models.segmenter import SegmentationModule, soft_dice_loss
 from visionlab.models.unet import UNet
+from visionlab.run_record import metric_keys as keys
 
 
 def n_params(module) -> int:
@@ -56,20 +58,43 @@ def test_per_image_f1_and_iou_match_a_numpy_reference_including_empty_masks():
     masks[3] = 0
     preds[3] = 0  # both empty → 1.0 by definition
     masks[4] = 0  # empty mask, non-empty prediction → 0.0
-    f1, iou = per_image_scores(torch.from_numpy(preds), torch.from_numpy(masks))
+    scores = per_image_scores(torch.from_numpy(preds), torch.from_numpy(masks))
+    f1, iou = scores[keys.CASE_F1], scores[keys.CASE_IOU]
     expected = np.array([f1_iou(m, p) for m, p in zip(masks, preds)])
     np.testing.assert_allclose(f1.numpy(), expected[:, 0], rtol=1e-6)
     np.testing.assert_allclose(iou.numpy(), expected[:, 1], rtol=1e-6)
     assert f1[3] == 1.0 and iou[3] == 1.0 and f1[4] == 0.0
     j = float(iou[0])
     assert float(f1[0]) == pytest.approx(2 * j / (1 + j), rel=1e-6)  # F1 = Dice = 2J/(1+J)
+    # the background class is the same score with the labels swapped
+    background = np.array([f1_iou(1 - m, 1 - p) for m, p in zip(masks, preds)])
+    np.testing.assert_allclose(scores[keys.CASE_F1_BG].numpy(), background[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(scores[keys.CASE_IOU_BG].numpy(), background[:, 1], rtol=1e-6)
+    # the trivial all-foreground prediction on the same masks
+    trivial = np.array([f1_iou(m, np.ones_like(m))[0] for m in masks])
+    np.testing.assert_allclose(scores[keys.CASE_F1_TRIVIAL].numpy(), trivial, rtol=1e-6)
+    assert scores[keys.CASE_F1_TRIVIAL][4] == 0.0  # empty mask: all-foreground is all wrong
+
+
+def test_scores_of_a_single_image_and_of_the_all_foreground_prediction():
+    """A split of one image works (torchmetrics' samplewise stat scores squeezed N=1 away); predicting every pixel
+    foreground scores the trivial F1 and a background F1 of 0 (1.0 when the mask has no background)."""
+    mask = torch.zeros(1, 8, 8, dtype=torch.uint8)
+    mask[0, :6] = 1  # 48 foreground, 16 background pixels
+    scores = per_image_scores(torch.ones_like(mask), mask)
+    assert {name: value.shape for name, value in scores.items()} == {name: (1,) for name in keys.CASE_SCORES}
+    assert scores[keys.CASE_F1].item() == pytest.approx(96 / 112) == scores[keys.CASE_F1_TRIVIAL].item()
+    assert scores[keys.CASE_F1_BG].item() == 0.0 and scores[keys.CASE_IOU_BG].item() == 0.0
+    full = per_image_scores(torch.ones(1, 4, 4), torch.ones(1, 4, 4))
+    assert full[keys.CASE_F1_BG].item() == 1.0 == full[keys.CASE_F1_TRIVIAL].item()
 
 
 def test_losses_and_uint8_nhwc_input():
     model = SegmentationModule(features_start=4, depth=3, loss="bce_dice")
     images = torch.randint(0, 256, (2, 32, 32, 1), dtype=torch.uint8)
     masks = torch.randint(0, 2, (2, 32, 32), dtype=torch.uint8)
-    loss, preds, _, f1, iou = model._step((images, masks))
+    loss, preds, _, scores = model._step((images, masks))
+    f1, iou = scores[keys.CASE_F1], scores[keys.CASE_IOU]
     logits = model(images).float()
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, masks[:, None].float())
     assert loss.item() == pytest.approx((bce + soft_dice_loss(logits, masks[:, None].float())).item(), rel=1e-5)

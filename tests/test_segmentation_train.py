@@ -35,8 +35,26 @@ def test_every_unet_experiment_composes_and_trains_one_batch(tmp_path, experimen
     assert (cfg.model.up_mode, cfg.model.activation) == expected
     summary = run(cfg)
     assert summary["status"] == "completed" and summary["task"] == "segmentation"
-    assert summary["n_params"] == sum(p.numel() for p in UNet(1, 1, 4, 3, *expected).parameters())
+    assert summary["n_params"] == sum(p.numel() for p in UNet(1, 1, 4, 3, *expected, batch_norm=True).parameters())
     assert summary["test"]["test/cases"] == 4  # fast_dev_run: one test batch of 4
+
+
+def test_the_variants_share_the_baseline_recipe_and_change_only_their_delta(tmp_path):
+    from omegaconf import OmegaConf
+
+    def flat(experiment):
+        cfg = OmegaConf.to_container(compose(tmp_path, [f"experiment={experiment}"]), resolve=False)
+        cfg.pop("experiment_name")
+        return cfg
+
+    base = flat("unet_baseline")
+    assert base["model"]["batch_norm"] is True and base["model"]["loss"] == "bce_dice"
+    assert base["model"]["scheduler"]["_target_"].endswith("warmup_cosine")
+    assert base["trainer"]["gradient_clip_val"] > 0 and base["callbacks"]["early_stopping"]["monitor"] == "${monitor}"
+    for experiment, delta in (("unet_nearest", {"up_mode": "nearest"}), ("unet_elu", {"activation": "elu"})):
+        variant = flat(experiment)
+        assert {k: v for k, v in variant["model"].items() if base["model"][k] != v} == delta
+        assert {**variant, "model": None} == {**base, "model": None}
 
 
 def test_run_record_per_case_table_and_wandb_offline_agree(tmp_path):
@@ -46,19 +64,32 @@ def test_run_record_per_case_table_and_wandb_offline_agree(tmp_path):
     run_dir = tmp_path / "run"
     rows = read_rows(run_dir / "metrics.csv")
     assert [int(r["epoch"]) for r in rows] == [0, 1]
-    for key in ("train/loss", "train/f1", "val/loss", "val/f1", "val/iou", "val/f1_best"):
+    for key in ("train/loss", "train/f1", "val/loss", "val/f1", "val/iou", "val/f1_best", "val/f1_bg"):
         assert all(r[key] != "" for r in rows), key
     assert float(rows[1]["val/f1_best"]) == max(float(r["val/f1"]) for r in rows)
     saved = json.loads((run_dir / "summary.json").read_text())
     assert saved["status"] == "completed" and saved == json.loads(json.dumps(summary, default=str))
 
     cases = read_rows(run_dir / "test_cases.csv")
-    assert list(cases[0]) == ["case", "f1", "iou"] and [int(c["case"]) for c in cases] == list(range(6))
-    f1 = np.array([float(c["f1"]) for c in cases])
-    iou = np.array([float(c["iou"]) for c in cases])
+    assert list(cases[0]) == ["case", "f1", "iou", "f1_bg", "iou_bg", "f1_trivial"]
+    assert [int(c["case"]) for c in cases] == list(range(6))
+    f1, iou, f1_bg, iou_bg, trivial = (np.array([float(c[k]) for c in cases])
+                                       for k in ("f1", "iou", "f1_bg", "iou_bg", "f1_trivial"))
     test = saved["test"]  # one name per quantity: the logged test metrics, nothing renamed
-    assert set(test) == {"test/loss", "test/cases", "test/f1", "test/f1_std", "test/f1_min", "test/iou"}
+    assert set(test) == {"test/loss", "test/cases", "test/f1", "test/f1_std", "test/f1_min", "test/iou",
+                         "test/f1_bg", "test/f1_bg_std", "test/f1_bg_min", "test/iou_bg", "test/f1_trivial"}
     assert test["test/cases"] == 6
+    assert test["test/f1_bg"] == pytest.approx(f1_bg.mean(), rel=1e-5)
+    assert test["test/f1_bg_std"] == pytest.approx(f1_bg.std(), rel=1e-4, abs=1e-6)
+    assert test["test/f1_bg_min"] == pytest.approx(f1_bg.min(), rel=1e-5)
+    assert test["test/iou_bg"] == pytest.approx(iou_bg.mean(), rel=1e-5)
+    assert test["test/f1_trivial"] == pytest.approx(trivial.mean(), rel=1e-5)
+    from visionlab.data.segmentation.synthetic import make_synthetic_seg
+
+    masks = make_synthetic_seg(n_train=8, n_val=4, n_test=6, size=64, seed=0)["y_test"]
+    expected = [f1_iou(m, np.ones_like(m))[0] for m in masks]  # all-foreground on the same cases
+    np.testing.assert_allclose(trivial, expected, rtol=1e-5)
+    assert saved["health"]["status"] in ("ok", "stuck") and saved["health"]["collapsed_epochs"] <= 2
     assert test["test/f1"] == pytest.approx(f1.mean(), rel=1e-5)
     assert test["test/f1_std"] == pytest.approx(f1.std(), rel=1e-4, abs=1e-6)
     assert test["test/f1_min"] == pytest.approx(f1.min(), rel=1e-5)
@@ -119,6 +150,21 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path):
     with pytest.raises(NonFiniteLossError, match="Training loss became nan at epoch 1"):
         run(cfg)
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    health = json.loads((tmp_path / "run" / "summary.json").read_text())["health"]
+    assert health["status"] == "diverged" and health["epoch"] == 1 and "became nan" in health["reason"]
+
+
+def test_a_run_that_predicts_one_class_is_recorded_as_stuck(tmp_path):
+    """A threshold near 0 marks every pixel foreground: val/f1 is the trivial score, val/f1_bg is 0 → stuck."""
+    cfg = compose(tmp_path, ["experiment=unet_baseline", *TINY_SEG, "logger=none", "trainer.max_epochs=1",
+                             "model.threshold=1e-6"])
+    summary = run(cfg)
+    assert summary["status"] == "completed"
+    assert summary["best"]["val/f1_bg"] == 0.0
+    assert summary["test"]["test/f1"] == pytest.approx(summary["test"]["test/f1_trivial"], rel=1e-5)
+    health = summary["health"]
+    assert health["status"] == "stuck" and health["epoch"] == 0 and health["collapsed_epochs"] == 1
+    assert "val/f1_bg = 0.0000" in health["reason"]
 
 
 @run_if(shared_data="isbi2012")
@@ -131,8 +177,10 @@ def test_isbi_file_trains_for_a_few_steps(tmp_path):
     summary = run(cfg)
     assert summary["status"] == "completed" and summary["steps"] == 2
     assert "isbi2012_membrane_256.npz" in summary["data"]
-    assert summary["data"].endswith("(splits made from train: 18 train / 6 val / 6 test)")
-    assert summary["test"]["test/cases"] == 6  # 30 labelled images → 18 / 6 / 6
+    assert summary["data"].endswith("(splits made from train: 16 train / 6 val / 6 test; contiguous blocks of the "
+                                    "stack: train 0–15, val 17–22, test 24–29, unused gap 16, 23; "
+                                    "data.split_mode=contiguous)")
+    assert summary["test"]["test/cases"] == 6  # 30 labelled slices → 16 / gap / 6 / gap / 6
     cases = read_rows(tmp_path / "run" / "test_cases.csv")
     assert len(cases) == 6
     assert np.load(tmp_path / "run" / "qualitative.npz")["fixed_image"].shape == (256, 256)

@@ -18,7 +18,11 @@ class DataError(UserError, ValueError):
 
 
 class NonFiniteLossError(UserError, RuntimeError):
-    """The loss became NaN/inf; training stops and the last good checkpoint is kept."""
+    """The loss became NaN/inf; training stops and the last good checkpoint is kept. ``epoch``: where it happened."""
+
+    def __init__(self, message: str, epoch: int | None = None):
+        super().__init__(message)
+        self.epoch = epoch
 
 
 class TrackingError(UserError, RuntimeError):

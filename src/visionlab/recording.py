@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from visionlab.hydra_runtime import task_overrides
 from visionlab.interfaces import TaskDataModule, TaskModel
+from visionlab.run_record import health
 from visionlab.run_record.folder import RunFolder
 from visionlab.run_record.layout import Status
 from visionlab.run_record.metric_keys import EPOCH, N_PARAMS, TIME_TO
@@ -56,8 +57,8 @@ def setup_failure_summary(cfg: DictConfig, folder: RunFolder, status: str, error
 
 
 def finish_record(summary: dict, cfg: DictConfig, trainer: pl.Trainer, model: TaskModel, record: EpochRecord,
-                  test_metrics: dict | None, started: float, wandb_logger) -> None:
-    """Fill in the results, write summary.json, and close the W&B run with the same numbers."""
+                  test_metrics: dict | None, started: float, wandb_logger, error: BaseException | None = None) -> None:
+    """Fill in the results and the run's health, write summary.json, and close the W&B run with the same numbers."""
     rows = record.rows
     summary.update(
         epochs=len(rows) and int(rows[-1][EPOCH]) + 1,
@@ -73,6 +74,7 @@ def finish_record(summary: dict, cfg: DictConfig, trainer: pl.Trainer, model: Ta
     if section := model.summary_section():
         summary[model.task] = section
     summary["objective"] = (summary["best"] or {}).get(cfg.monitor)
+    summary["health"] = health.assess(rows, model.task, cfg.monitor, cfg.monitor_mode, error)
     if wandb_logger is not None:
         summary["wandb"] = wandb_policy.publish_summary(wandb_logger, summary)
     record.folder.write_summary(summary)

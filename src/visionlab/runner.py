@@ -113,7 +113,8 @@ def _fit_test_record(cfg: DictConfig, parts: _Parts, started: float) -> dict:
         summary.update(status=Status.INTERRUPTED if is_interruption(exc) else Status.FAILED, error=_describe(exc))
     finally:
         if trainer.is_global_zero:
-            finish_record(summary, cfg, trainer, model, parts.record, test_metrics, started, parts.wandb_logger)
+            finish_record(summary, cfg, trainer, model, parts.record, test_metrics, started, parts.wandb_logger,
+                          error)
             print_result(summary)
     if error is not None:
         raise error

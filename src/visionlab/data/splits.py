@@ -35,3 +35,19 @@ def random_split(n: int, fractions: tuple[float, ...], seed: int) -> list[np.nda
     perm = np.random.default_rng(seed).permutation(n)
     bounds = np.cumsum([round(f * n) for f in fractions[:-1]])
     return [np.sort(part) for part in np.split(perm, bounds)]
+
+
+def contiguous_split(n: int, held_out: tuple[int, ...]) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Blocks of consecutive indices for ordered data (slices of a stack, frames of a video), so that no held-out
+    case has a training neighbour: ``[train][gap][block 1][gap][block 2]…`` — training from the start, then each
+    held-out block of the given size, every block after one unused gap index. Returns (train, blocks, gaps)."""
+    n_train = n - sum(held_out) - len(held_out)
+    if n_train < 1 or min(held_out, default=1) < 1:
+        raise ValueError(f"{n} ordered cases cannot hold a training block, held-out blocks of {list(held_out)} "
+                         f"and {len(held_out)} gap case(s)")
+    blocks, gaps, start = [], [], n_train
+    for size in held_out:
+        gaps.append(start)
+        blocks.append(np.arange(start + 1, start + 1 + size))
+        start += 1 + size
+    return np.arange(n_train), blocks, np.asarray(gaps, dtype=np.int64)

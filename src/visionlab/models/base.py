@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import pytorch_lightning as pl
 import torch
 
 from visionlab.errors import ConfigError, NonFiniteLossError
-from visionlab.models.schedules import takes_total_steps
+from visionlab.models.schedules import is_per_step
 from visionlab.run_record.metric_keys import VAL_LOSS
 
 
@@ -54,7 +55,8 @@ class VisionModule(pl.LightningModule):
             raise NonFiniteLossError(
                 f"Training loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step}. "
                 "The last good checkpoint is kept in the run's checkpoints/ folder. Try a lower "
-                "model.optimizer.lr, trainer.gradient_clip_val=1.0, or trainer.precision=32."
+                "model.optimizer.lr, trainer.gradient_clip_val=1.0, or trainer.precision=32.",
+                epoch=self.current_epoch,
             )
 
     def configure_optimizers(self):
@@ -63,13 +65,17 @@ class VisionModule(pl.LightningModule):
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        if takes_total_steps(self.scheduler_factory):  # a per-step schedule over the whole run (warm-up, decay)
-            scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-        scheduler = self.scheduler_factory(optimizer=optimizer)
+        interval = "epoch"
+        if is_per_step(self.scheduler_factory):
+            total = self.trainer.estimated_stepping_batches  # inf without max_epochs: the schedule says so
+            per_epoch = max(1, int(total) // max(1, self.trainer.max_epochs or 1)) if math.isfinite(total) else 1
+            scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=total, steps_per_epoch=per_epoch)
+            interval = "step"
+        else:
+            scheduler = self.scheduler_factory(optimizer=optimizer)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "monitor": self.scheduler_monitor, "interval": "epoch"},
+            "lr_scheduler": {"scheduler": scheduler, "monitor": self.scheduler_monitor, "interval": interval},
         }
 
     def log_validation_epoch(self, loss_key: str, loss, score_key: str, score, best_key: str, best,

@@ -1,47 +1,51 @@
-"""Learning-rate schedules that need the run's length: linear warm-up, then cosine decay, stepped every batch.
+"""Learning-rate schedules that step every optimizer step (not every epoch), built from torch's schedulers.
 
-Short runs (the cnn_fast preset) and fragile ones (a U-Net from scratch) both want a gentle start and a decay to a
-small rate by the last step; torch's OneCycleLR also changes momentum, which Rprop/SGD presets do not expect.
-A factory marks itself as per-step by taking ``total_steps``: the model passes Lightning's estimate of the run's
-optimizer steps.
+A schedule here is a function ``(optimizer, total_steps, steps_per_epoch, **config) → LRScheduler`` marked
+``per_step``; ``VisionModule.configure_optimizers`` passes it the run's step counts (from the trainer) and
+steps it with ``interval: step``. Any other scheduler config (a torch class) steps once per epoch.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
-from functools import partial
 
-from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR
+import torch
+from torch.optim.lr_scheduler import LambdaLR, LinearLR, SequentialLR
 
 from visionlab.errors import ConfigError
 
 
-def takes_total_steps(factory) -> bool:
-    """Whether a (partial) scheduler factory is a per-step schedule over the whole run."""
-    target = factory.func if isinstance(factory, partial) else factory
-    try:
-        return "total_steps" in inspect.signature(target).parameters
-    except (TypeError, ValueError):
-        return False
+def per_step(schedule):
+    schedule.per_step = True
+    return schedule
 
 
-def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_fraction: float = 0.05,
-                  final_fraction: float = 0.01) -> LambdaLR:
-    """LR × (step / warm-up) for the first ``warmup_fraction`` of the steps, then a cosine from 1 down to
-    ``final_fraction`` at the last step."""
-    if not 0.0 <= warmup_fraction < 1.0:
-        raise ConfigError(f"model.scheduler.warmup_fraction={warmup_fraction} must be in [0, 1).")
-    if not 0.0 <= final_fraction <= 1.0:
-        raise ConfigError(f"model.scheduler.final_fraction={final_fraction} must be in [0, 1].")
-    total = max(1, int(total_steps))
-    warmup = int(round(warmup_fraction * total))
+def is_per_step(factory) -> bool:
+    """Whether a scheduler factory (a Hydra partial) is one of the per-step schedules of this module."""
+    return bool(getattr(getattr(factory, "func", factory), "per_step", False))
 
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
 
-    return LambdaLR(optimizer, factor)
+@per_step
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, steps_per_epoch: int, warmup_epochs: float,
+                  final_lr_fraction: float, warmup_start_fraction: float) -> SequentialLR:
+    """Linear warm-up from ``warmup_start_fraction`` × lr to lr over ``warmup_epochs``, then a half cosine down to
+    ``final_lr_fraction`` × lr at the last step of ``trainer.max_epochs`` (early stopping may end the run before)."""
+    if not 0.0 <= final_lr_fraction <= 1.0 or not 0.0 < warmup_start_fraction <= 1.0 or warmup_epochs < 0:
+        raise ConfigError("model.scheduler: warmup_epochs must be >= 0, final_lr_fraction in [0, 1] and "
+                          f"warmup_start_fraction in (0, 1]; got {warmup_epochs}, {final_lr_fraction}, "
+                          f"{warmup_start_fraction}")
+    if not math.isfinite(total_steps) or total_steps < 1:
+        raise ConfigError(f"model.scheduler=warmup_cosine needs a finite number of training steps (got {total_steps}):"
+                          " set trainer.max_epochs.")
+    warmup = min(round(warmup_epochs * steps_per_epoch), int(total_steps) - 1)
+    decay = max(1, int(total_steps) - warmup)
+
+    def cosine(step: int) -> float:
+        progress = min(1.0, step / decay)
+        return final_lr_fraction + (1.0 - final_lr_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    cosine_part = LambdaLR(optimizer, cosine)
+    if warmup == 0:
+        return SequentialLR(optimizer, [cosine_part], milestones=[])
+    ramp = LinearLR(optimizer, start_factor=warmup_start_fraction, end_factor=1.0, total_iters=warmup)
+    return SequentialLR(optimizer, [ramp, cosine_part], milestones=[warmup])

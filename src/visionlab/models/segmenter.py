@@ -1,9 +1,5 @@
-"""Binary segmentation (U-Net): losses, per-image F1 (= Dice) and IoU, and the test-time tables for reports.
-
-Per-image scores come from torchmetrics' sample-wise stat scores (tp, fp, fn per image):
-F1 = 2tp / (2tp + fp + fn), IoU = tp / (tp + fp + fn). When mask and prediction are both empty the image is
-segmented perfectly and both scores are defined as 1.0 (torchmetrics' zero-division default would say 0).
-"""
+"""Binary segmentation (U-Net): losses, per-image scores for both classes (``seg_scores``), and the test-time
+tables for reports."""
 
 from __future__ import annotations
 
@@ -12,28 +8,16 @@ import math
 import torch
 import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
-from torchmetrics.functional.classification import binary_stat_scores
 
 from visionlab.errors import ConfigError, DataError
 from visionlab.interfaces import TaskDataModule
 from visionlab.models.base import VisionModule
+from visionlab.models.seg_scores import EMPTY_MASK_CONVENTION, per_image_scores
 from visionlab.models.unet import UNet
 from visionlab.run_record import metric_keys as keys
 from visionlab.run_record.folder import RunFolder
 
 LOSSES = ("bce", "dice", "bce_dice")
-EMPTY_MASK_CONVENTION = "F1 = IoU = 1.0 when mask and prediction are both empty"
-
-
-def per_image_scores(preds: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Binary masks (N, H, W) → per-image (F1, IoU), each (N,) float; both-empty images score 1.0."""
-    stats = binary_stat_scores(preds.long(), target.long(), multidim_average="samplewise", validate_args=False)
-    tp, fp, fn = stats[:, 0].double(), stats[:, 1].double(), stats[:, 3].double()
-    errors = fp + fn
-    empty = (tp + errors) == 0
-    f1 = torch.where(empty, torch.ones_like(tp), 2 * tp / (2 * tp + errors).clamp(min=1))
-    iou = torch.where(empty, torch.ones_like(tp), tp / (tp + errors).clamp(min=1))
-    return f1.float(), iou.float()
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
@@ -63,10 +47,10 @@ class SegmentationModule(VisionModule):
         self.logit_threshold = math.log(threshold / (1.0 - threshold))
         self.media_cases, self.media_every_n_epochs = media_cases, media_every_n_epochs
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
-        self.train_f1, self.val_f1, self.val_iou = MeanMetric(), MeanMetric(), MeanMetric()
+        self.train_f1, self.val_f1, self.val_iou, self.val_f1_bg = MeanMetric(), MeanMetric(), MeanMetric(), MeanMetric()
         self.val_f1_best = MaxMetric()
         self.media_batch: dict | None = None
-        self._test_scores: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._test_scores: list[dict[str, torch.Tensor]] = []
         self._test_cases: dict[str, dict] = {}
         self.test_results: dict | None = None
 
@@ -108,28 +92,29 @@ class SegmentationModule(VisionModule):
         logits = self(images).float()
         loss = self.compute_loss(logits, masks[:, None].float())
         preds = (logits[:, 0] > self.logit_threshold).to(torch.uint8)
-        f1, iou = per_image_scores(preds, masks)
-        return loss, preds, masks, f1, iou
+        return loss, preds, masks, per_image_scores(preds, masks)
 
     # ------------------------------------------------------------------ train / val
     def training_step(self, batch, batch_idx):
-        loss, _, masks, f1, _ = self._step(batch)
+        loss, _, masks, scores = self._step(batch)
         self.check_finite(loss)
         self.train_loss(loss.detach(), weight=len(masks))
-        self.train_f1(f1)
+        self.train_f1(scores[keys.CASE_F1])
         self.log(keys.TRAIN_LOSS, self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
         self.log(keys.TRAIN_F1, self.train_f1, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def on_validation_epoch_start(self) -> None:
-        for metric in (self.val_loss, self.val_f1, self.val_iou):
+        for metric in (self.val_loss, self.val_f1, self.val_iou, self.val_f1_bg):
             metric.reset()
 
     def validation_step(self, batch, batch_idx):
-        loss, preds, masks, f1, iou = self._step(batch)
+        loss, preds, masks, scores = self._step(batch)
+        f1 = scores[keys.CASE_F1]
         self.val_loss(loss, weight=len(masks))
         self.val_f1(f1)
-        self.val_iou(iou)
+        self.val_iou(scores[keys.CASE_IOU])
+        self.val_f1_bg(scores[keys.CASE_F1_BG])
         if batch_idx == 0:  # a fixed set of validation cases (the loader is not shuffled) for W&B
             k = self.media_cases
             self.media_batch = {"images": batch[0][:k].cpu(), "masks": masks[:k].cpu(), "preds": preds[:k].cpu(),
@@ -137,7 +122,8 @@ class SegmentationModule(VisionModule):
 
     def on_validation_epoch_end(self) -> None:
         self.log_validation_epoch(keys.VAL_LOSS, self.val_loss.compute(), keys.VAL_F1, self.val_f1.compute(),
-                                  keys.VAL_F1_BEST, self.val_f1_best, extra={keys.VAL_IOU: self.val_iou.compute()})
+                                  keys.VAL_F1_BEST, self.val_f1_best,
+                                  extra={keys.VAL_IOU: self.val_iou.compute(), keys.VAL_F1_BG: self.val_f1_bg.compute()})
 
     # ------------------------------------------------------------------ test
     def on_test_epoch_start(self) -> None:
@@ -147,10 +133,11 @@ class SegmentationModule(VisionModule):
         self.test_results = None
 
     def test_step(self, batch, batch_idx):
-        loss, preds, masks, f1, iou = self._step(batch)
+        loss, preds, masks, scores = self._step(batch)
+        f1, iou = scores[keys.CASE_F1], scores[keys.CASE_IOU]
         self.test_loss(loss, weight=len(masks))
-        start = sum(len(s[0]) for s in self._test_scores)  # test loader is not shuffled: case = position
-        self._test_scores.append((f1.cpu(), iou.cpu()))
+        start = sum(len(s[keys.CASE_F1]) for s in self._test_scores)  # test loader is not shuffled: case = position
+        self._test_scores.append({name: value.cpu() for name, value in scores.items()})
 
         def keep(name: str, i: int) -> None:
             image = batch[0][i].cpu()
@@ -171,14 +158,15 @@ class SegmentationModule(VisionModule):
     def on_test_epoch_end(self) -> None:
         if not self._test_scores:
             return
-        f1 = torch.cat([s[0] for s in self._test_scores]).double()
-        iou = torch.cat([s[1] for s in self._test_scores]).double()
-        stats = {keys.TEST_LOSS: self.test_loss.compute(), keys.TEST_F1: f1.mean(),
-                 keys.TEST_F1_STD: f1.std(unbiased=False), keys.TEST_F1_MIN: f1.min(), keys.TEST_IOU: iou.mean(),
-                 keys.TEST_CASES: float(len(f1))}
+        cases = {name: torch.cat([s[name] for s in self._test_scores]).double() for name in keys.CASE_SCORES}
+        stats = {keys.TEST_LOSS: self.test_loss.compute(), keys.TEST_CASES: float(len(cases[keys.CASE_F1]))}
+        stats.update({key: cases[name].mean() for name, key in keys.CASE_SCORES.items()})
+        for name, (std_key, min_key) in keys.CASE_SPREAD.items():
+            stats.update({std_key: cases[name].std(unbiased=False), min_key: cases[name].min()})
         for name, value in stats.items():
             self.log(name, torch.as_tensor(value, dtype=torch.float32))
-        self.test_results = {"f1": f1.numpy(), "iou": iou.numpy(), "cases": dict(self._test_cases)}
+        self.test_results = {"scores": {name: value.numpy() for name, value in cases.items()},
+                             "cases": dict(self._test_cases)}
 
     # ------------------------------------------------------------------ run-record hooks (interfaces.TaskModel)
     def media_callback(self):
@@ -190,7 +178,7 @@ class SegmentationModule(VisionModule):
         """Which cases were worst and best, and the conventions behind the test metrics (logged under their keys)."""
         if not self.test_results:
             return {}
-        f1 = self.test_results["f1"]
+        f1 = self.test_results["scores"][keys.CASE_F1]
         return {"worst_case": int(f1.argmin()), "best_case": int(f1.argmax()),
                 "threshold": float(self.hparams.threshold), "empty_mask_convention": EMPTY_MASK_CONVENTION}
 
@@ -198,9 +186,9 @@ class SegmentationModule(VisionModule):
         """Nothing beyond metrics.csv: validation cases are shown in W&B during training."""
 
     def save_test_artifacts(self, folder: RunFolder) -> None:
-        """Per-case F1/IoU (the std over them, ddof=0, is the logged std) and the fixed case 0, the best and the
-        worst case (image H×W uint8, mask and prediction H×W uint8 in {0,1})."""
+        """Per-case scores of both classes and of the trivial prediction (the std over them, ddof=0, is the logged
+        std) and the fixed case 0, the best and the worst case (image H×W uint8, mask and prediction H×W uint8)."""
         if not self.test_results or not self.trainer.is_global_zero:
             return
-        folder.write_test_cases(self.test_results["f1"], self.test_results["iou"])
+        folder.write_test_cases(self.test_results["scores"])
         folder.write_qualitative(self.test_results["cases"])

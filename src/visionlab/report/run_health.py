@@ -5,11 +5,10 @@ without one, a run that failed on a non-finite loss. Such a run stays in the per
 from __future__ import annotations
 
 from visionlab.report.collect import Run
+from visionlab.run_record.health import DIVERGED, OK, STUCK, UNHEALTHY  # noqa: F401  (the trainer's rule)
 from visionlab.run_record.metric_keys import EPOCH
 
 HEALTH = "health"
-OK, DIVERGED, STUCK = "ok", "diverged", "stuck"
-UNHEALTHY = (DIVERGED, STUCK)
 _NON_FINITE = "NonFiniteLossError"
 
 

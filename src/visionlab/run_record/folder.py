@@ -14,9 +14,9 @@ import yaml
 
 from visionlab.run_record import layout
 from visionlab.run_record.files import read_csv, read_json, write_csv, write_json
-from visionlab.run_record.metric_keys import LEGACY_KEYS
+from visionlab.run_record.metric_keys import CASE, CASE_SCORES, LEGACY_KEYS
 
-TEST_CASE_COLUMNS = ("case", "f1", "iou")
+TEST_CASE_COLUMNS = (CASE, *CASE_SCORES)
 TEST, VALIDATION = "test", "validation"  # the splits a classification run records its confusion matrix on
 _SPLIT_FILES = {TEST: (layout.CONFUSION, layout.PER_CLASS_ACCURACY, layout.MISCLASSIFIED),
                 VALIDATION: (layout.VAL_CONFUSION, layout.VAL_PER_CLASS_ACCURACY, layout.VAL_MISCLASSIFIED)}
@@ -79,8 +79,10 @@ class RunFolder:
     def write_metrics(self, rows: list[dict]) -> None:
         write_csv(self.file(layout.METRICS), rows)
 
-    def write_test_cases(self, f1, iou) -> None:
-        rows = [dict(zip(TEST_CASE_COLUMNS, (i, float(f), float(j)))) for i, (f, j) in enumerate(zip(f1, iou))]
+    def write_test_cases(self, scores: dict) -> None:
+        """``scores``: per-case arrays keyed by the columns of ``metric_keys.CASE_SCORES`` (all of them)."""
+        n = len(scores[TEST_CASE_COLUMNS[1]])
+        rows = [{CASE: i, **{name: float(scores[name][i]) for name in CASE_SCORES}} for i in range(n)]
         write_csv(self.file(layout.TEST_CASES), rows, list(TEST_CASE_COLUMNS))
 
     def write_qualitative(self, cases: dict[str, dict]) -> None:

@@ -86,6 +86,8 @@ class TaskMetrics:
     report_test: tuple[str, ...]  # test keys shown per run in the report
     curves: tuple[str, ...]  # per-epoch keys the report plots
     milestones: tuple[float, ...] = ()  # summary.json "time_to": wall seconds until validation_headline first ≥
+    also_over_seeds: tuple[str, ...] = ()  # test keys the report aggregates over seeds beside the headline
+    collapse: tuple[str, ...] = ()  # validation scores of which one near 0 means a constant prediction (health.py)
 
     def metric(self, key: str) -> Metric:
         return next(m for m in (*self.per_epoch, *self.test) if m.key == key)
@@ -114,14 +116,20 @@ SEGMENTATION = TaskMetrics(
     task="segmentation",
     per_epoch=(Metric(TRAIN_LOSS, **_LOSS), Metric(TRAIN_F1, "mean F1", better="max"),
                Metric(VAL_LOSS, **_LOSS), Metric(VAL_F1, "mean F1", better="max"),
-               Metric(VAL_IOU, "mean IoU", better="max"), Metric(VAL_F1_BEST, "best mean F1", better="max")),
+               Metric(VAL_IOU, "mean IoU", better="max"), Metric(VAL_F1_BEST, "best mean F1", better="max"),
+               Metric(VAL_F1_BG, "mean F1 background", better="max")),
     test=(Metric(TEST_LOSS, **_LOSS), Metric(TEST_CASES, "test cases", "count"),
           Metric(TEST_F1, "mean F1", better="max"), Metric(TEST_F1_STD, "std F1", better="min"),
-          Metric(TEST_F1_MIN, "min F1", better="max"), Metric(TEST_IOU, "mean IoU", better="max")),
+          Metric(TEST_F1_MIN, "min F1", better="max"), Metric(TEST_IOU, "mean IoU", better="max"),
+          Metric(TEST_F1_BG, "mean F1 background", better="max"), Metric(TEST_F1_BG_STD, "std F1 background", better="min"),
+          Metric(TEST_F1_BG_MIN, "min F1 background", better="max"), Metric(TEST_IOU_BG, "mean IoU background", better="max"),
+          Metric(TEST_F1_TRIVIAL, "F1 all-foreground")),
     headline=TEST_F1,
     validation_headline=VAL_F1,
-    report_test=(TEST_CASES, TEST_F1, TEST_F1_STD, TEST_F1_MIN),
-    curves=(TRAIN_LOSS, VAL_LOSS, TRAIN_F1, VAL_F1),
+    report_test=(TEST_CASES, TEST_F1, TEST_F1_STD, TEST_F1_MIN, TEST_F1_BG, TEST_F1_BG_MIN, TEST_F1_TRIVIAL),
+    curves=(TRAIN_LOSS, VAL_LOSS, TRAIN_F1, VAL_F1, VAL_F1_BG),
+    also_over_seeds=(TEST_F1_BG, TEST_F1_TRIVIAL),
+    collapse=(VAL_F1, VAL_F1_BG),
 )
 
 TASKS: dict[str, TaskMetrics] = {t.task: t for t in (CLASSIFICATION, SEGMENTATION)}

@@ -134,9 +134,10 @@ class SegmentationMedia(pl.Callback):
             media[keys.media_test_case(name)] = _mask_overlay(
                 case["image"], case["mask"], case["pred"],
                 f"test case {case['index']} ({name}): F1 {case['f1']:.4f}, IoU {case['iou']:.4f}")
-        table = wandb.Table(columns=["case", "f1", "iou"],
-                            data=[[i, float(f), float(j)] for i, (f, j) in enumerate(zip(results["f1"],
-                                                                                         results["iou"]))])
+        scores = results["scores"]  # the columns of test_cases.csv
+        table = wandb.Table(columns=[keys.CASE, *keys.CASE_SCORES],
+                            data=[[i, *(float(scores[name][i]) for name in keys.CASE_SCORES)]
+                                  for i in range(len(scores[keys.CASE_F1]))])
         media[keys.MEDIA_TEST_CASES_TABLE] = table
         for logger in wandb_loggers(trainer):
             logger.experiment.log(media)

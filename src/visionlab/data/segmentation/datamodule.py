@@ -73,6 +73,7 @@ class SegmentationDataModule(InMemoryDataModule):
         val_fraction: float,
         test_fraction: float,
         split_seed: int,
+        split_mode: str,
         seed: int,
         train_repeats: int,
         augment: bool,
@@ -91,12 +92,14 @@ class SegmentationDataModule(InMemoryDataModule):
         super().__init__(batch_size, eval_batch_size, num_workers, seed, augment_backend, pin_memory, train_repeats)
         self.requested_channels, self.image_size, self.augment = channels, image_size, bool(augment)
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
+        self.split_mode = split_mode
         self.recipe = {"elastic": {k: elastic[k] for k in ("alpha", "sigma", "p")}, "flip": flip, "shift": shift,
                        "rotate": rotate, "scale": scale, "brightness": brightness, "contrast": contrast,
                        "p_affine": p_affine, "p_intensity": p_intensity}
         self.arrays: dict[str, np.ndarray] | None = None
         self.notes: list[str] = []
         self.split_sizes = ""
+        self.split_made = ""  # the splits carved out of train, with their cases (recorded in the description)
 
     def load_arrays(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -111,8 +114,8 @@ class SegmentationDataModule(InMemoryDataModule):
         return None if self.arrays is None else int(self.arrays["x_train"].shape[-1])
 
     def load_splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        arrays, notes = complete_splits(self.load_arrays(), self.val_fraction, self.test_fraction, self.split_seed,
-                                        self.description)
+        arrays, notes, self.split_made = complete_splits(self.load_arrays(), self.val_fraction, self.test_fraction,
+                                                         self.split_seed, self.description, self.split_mode)
         for note in notes:
             log.warning("%s", note)
         self.notes = notes
@@ -151,7 +154,7 @@ class FileSegmentationDataModule(SegmentationDataModule):
 
     @property
     def description(self) -> str:
-        made = f" (splits made from train: {self.split_sizes})" if self.notes else ""
+        made = f" (splits made from train: {self.split_made})" if self.split_made else ""
         return f"segmentation {self.source or self.data_dir}{made}"
 
     def load_arrays(self) -> dict[str, np.ndarray]:

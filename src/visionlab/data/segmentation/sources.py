@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from visionlab.data.splits import random_split
-from visionlab.errors import DataError
+from visionlab.data.splits import contiguous_split, random_split
+from visionlab.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -283,21 +283,47 @@ def load_segmentation(path: Path, fmt: str = "auto", channels: int = 1,
     return arrays, f"{kind}:{source}"
 
 
+SPLIT_MODES = ("random", "contiguous")
+
+
+def _ranges(idx: np.ndarray) -> str:
+    """Consecutive indices as ranges: [0 1 2 5] → "0–2, 5"."""
+    runs = np.split(idx, np.flatnonzero(np.diff(idx) != 1) + 1) if len(idx) else []
+    return ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in runs) or "none"
+
+
 def complete_splits(arrays: dict[str, np.ndarray], val_fraction: float, test_fraction: float, seed: int,
-                    source: str = "data") -> tuple[dict[str, np.ndarray], list[str]]:
-    """Carve missing val/test splits out of train (seeded); returns the arrays and notes saying what was done."""
+                    source: str = "data", mode: str = "random") -> tuple[dict[str, np.ndarray], list[str], str]:
+    """Carve missing val/test splits out of train; returns the arrays, notes saying what was done, and the split
+    made in a few words for the data description ("" when none was made).
+
+    ``random``: a seeded permutation. ``contiguous``: the training cases are an ordered stack (ISBI's 30 slices);
+    val and test are blocks of consecutive cases at its end, each after one unused gap case, so no held-out case
+    has a neighbour in training (``splits.contiguous_split``); the note names the cases of every split."""
+    if mode not in SPLIT_MODES:
+        raise ConfigError(f"data.split_mode={mode!r} is not one of {SPLIT_MODES}")
     notes: list[str] = []
     carve = [s for s, f in (("val", val_fraction), ("test", test_fraction)) if f"x_{s}" not in arrays and f > 0]
     if "x_val" not in arrays and "val" not in carve:
         raise DataError(f"{source}: has no validation split and data.val_fraction=0; set data.val_fraction>0.")
     if not carve:
-        return arrays, notes
+        return arrays, notes, ""
     fractions = {"val": val_fraction, "test": test_fraction}
     keep = 1.0 - sum(fractions[s] for s in carve)
     if keep <= 0:
         raise DataError(f"data.val_fraction + data.test_fraction must be < 1, got {val_fraction} + {test_fraction}.")
     n = len(arrays["x_train"])
-    parts = random_split(n, (keep, *(fractions[s] for s in carve)), seed)
+    gaps = np.zeros(0, np.int64)
+    if mode == "contiguous":
+        sizes = tuple(max(1, round(fractions[s] * n)) for s in carve)
+        try:
+            train, blocks, gaps = contiguous_split(n, sizes)
+        except ValueError as exc:
+            raise DataError(f"{source}: data.split_mode=contiguous: {exc}; lower data.val_fraction/"
+                            "data.test_fraction or use data.split_mode=random.") from None
+        parts = [train, *blocks]
+    else:
+        parts = random_split(n, (keep, *(fractions[s] for s in carve)), seed)
     x, y = arrays.pop("x_train"), arrays.pop("y_train")
     out = dict(arrays)
     for name, idx in zip(("train", *carve), parts):
@@ -307,9 +333,11 @@ def complete_splits(arrays: dict[str, np.ndarray], val_fraction: float, test_fra
                 f"(val_fraction={val_fraction}, test_fraction={test_fraction}); change the fractions or add images."
             )
         out[f"x_{name}"], out[f"y_{name}"] = x[idx], y[idx]
-    notes.append(
-        f"{source}: no labelled {' or '.join(carve)} split in the data, so {n} training images were split "
-        + " / ".join(f"{len(i)} {s}" for s, i in zip(("train", *carve), parts))
-        + f" (data.split_seed={seed})."
-    )
-    return out, notes
+    sizes_text = " / ".join(f"{len(i)} {s}" for s, i in zip(("train", *carve), parts))
+    how = ("contiguous blocks of the stack: "
+           + ", ".join(f"{s} {_ranges(i)}" for s, i in zip(("train", *carve), parts))
+           + f", unused gap {_ranges(gaps)}; data.split_mode=contiguous" if mode == "contiguous"
+           else f"data.split_seed={seed}")
+    notes.append(f"{source}: no labelled {' or '.join(carve)} split in the data, so {n} training images were split "
+                 f"{sizes_text} ({how}).")
+    return out, notes, f"{sizes_text}; {how}"

@@ -1,0 +1,58 @@
+"""``summary.json``'s ``health`` section: did training work, independent of whether the run finished.
+
+The rule (README, "Run health"), applied when a run ends:
+
+- ``diverged``: training stopped because the loss became NaN/inf (``NonFiniteLossError``), or a recorded
+  training/validation loss is infinite; ``epoch`` is the epoch it happened in.
+- ``stuck``: the epoch the run is judged by (the best epoch of ``monitor``, whose checkpoint is tested) predicts a
+  constant: for a task with collapse keys (segmentation: ``val/f1`` and ``val/f1_bg``) one of them is at most
+  ``COLLAPSE_SCORE``, i.e. the model marks (almost) every validation pixel as one class — the all-foreground
+  plateau scores a high ``val/f1`` but ``val/f1_bg`` ≈ 0. ``epoch`` is that best epoch.
+- ``ok`` otherwise (also when no epoch was recorded, e.g. an evaluation-only run).
+
+``collapsed_epochs`` counts the epochs whose validation scores met the stuck condition (a plateau that training
+left again: the run is ok, but the count shows how long it sat there). The report never averages a diverged or
+stuck run into its tables; it lists it as excluded, with the epoch.
+"""
+
+from __future__ import annotations
+
+import math
+
+from visionlab.errors import NonFiniteLossError
+from visionlab.run_record.metric_keys import EPOCH, TASKS, TRAIN_LOSS, VAL_LOSS
+
+OK, DIVERGED, STUCK = "ok", "diverged", "stuck"
+UNHEALTHY = (DIVERGED, STUCK)
+COLLAPSE_SCORE = 0.05  # a class scored at most this on validation is (almost) never predicted correctly
+
+
+def _collapsed(row: dict, collapse_keys: tuple[str, ...]) -> str | None:
+    """The first collapse key at or below COLLAPSE_SCORE in an epoch row, else None."""
+    return next((k for k in collapse_keys if row.get(k) is not None and row[k] <= COLLAPSE_SCORE), None)
+
+
+def assess(rows: list[dict], task: str, monitor: str, mode: str, error: BaseException | None = None) -> dict:
+    """The health section for a run's epoch rows and the error that ended it (if any)."""
+    spec = TASKS.get(task)
+    collapse_keys = spec.collapse if spec else ()
+    collapsed = [int(r[EPOCH]) for r in rows if _collapsed(r, collapse_keys)]
+    section = {"status": OK, "epoch": None, "reason": None, "collapsed_epochs": len(collapsed)}
+    if isinstance(error, NonFiniteLossError):  # its epoch never reached metrics.csv: the one after the last row
+        epoch = error.epoch if error.epoch is not None else len(rows) and int(rows[-1][EPOCH]) + 1
+        return {**section, "status": DIVERGED, "epoch": int(epoch), "reason": str(error)}
+    for row in rows:
+        bad = [k for k in (TRAIN_LOSS, VAL_LOSS) if row.get(k) is not None and not math.isfinite(row[k])]
+        if bad:
+            return {**section, "status": DIVERGED, "epoch": int(row[EPOCH]),
+                    "reason": f"{bad[0]} = {row[bad[0]]} at epoch {int(row[EPOCH])}"}
+    scored = [r for r in rows if r.get(monitor) is not None]
+    if not scored or not collapse_keys:
+        return section
+    best = (max if mode == "max" else min)(scored, key=lambda r: r[monitor])
+    key = _collapsed(best, collapse_keys)
+    if key is None:
+        return section
+    return {**section, "status": STUCK, "epoch": int(best[EPOCH]),
+            "reason": f"best epoch {int(best[EPOCH])} ({monitor} = {best[monitor]:.4f}) predicts one class: "
+                      f"{key} = {best[key]:.4f} <= {COLLAPSE_SCORE}"}
