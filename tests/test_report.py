@@ -101,6 +101,7 @@ def test_report_over_failed_and_missing_runs(sweep, tmp_path):
     shutil.copytree(good, failed)
     summary = json.loads((failed / "summary.json").read_text())
     summary.update(seed=2, status="failed", error="NonFiniteLossError: Training loss became nan", test=None)
+    summary.pop("health", None)  # a record from before run health: the report derives it from the error
     (failed / "summary.json").write_text(json.dumps(summary))
     (failed / "metrics.csv").unlink()
     crashed = runs / "crashed"  # killed before it wrote summary.json or metrics
@@ -144,8 +145,9 @@ def test_report_over_mixed_tasks(sweep, tmp_path):
     assert "## Results: classification" in markdown and "## Results: segmentation" in markdown
     # test cases, mean F1, std F1 (over cases), min F1, 4 decimals; best per column in bold
     # no value is bolded for being the best or the lowest std
-    assert "| unet_baseline | 1 | completed | ok | test | 3 | 0.7000 | 0.1633 | 0.5000 | 1 | — |" in markdown
-    assert "| unet_baseline | 2 | completed | ok | test | 2 | 0.7500 | 0.1500 | 0.6000 | 1 | — |" in markdown
+    # variant, seed, status, health, split, cases, mean/std/min F1, background F1 (not recorded), best epoch
+    assert "| unet_baseline | 1 | completed | ok | test | 3 | 0.7000 | 0.1633 | 0.5000 | — | — | — | 1 |" in markdown
+    assert "| unet_baseline | 2 | completed | ok | test | 2 | 0.7500 | 0.1500 | 0.6000 | — | — | — | 1 |" in markdown
     (variant,) = numbers["tasks"]["segmentation"]["variants"]
     assert variant["metric"] == "test/f1" and variant["values"] == pytest.approx([0.7, 0.75])
     assert f"0.7250 ± {np.std([0.7, 0.75], ddof=1):.4f}" in markdown
@@ -163,18 +165,19 @@ def test_stuck_and_diverged_runs_are_flagged_and_never_averaged(tmp_path):
     markdown, numbers, _ = _report(tmp_path, str(tmp_path / "seg"))
     (variant,) = numbers["tasks"]["segmentation"]["variants"]
     assert variant["seeds"] == [1, 2] and variant["values"] == pytest.approx([0.95, 0.9])  # seed 3 left out
-    assert "| unet_elu | test | 2 of 3 | **0.9250 ±" in markdown
+    assert "| unet_elu | test | 2 of 3 | 0.9250 ± 0.0354 |" in markdown  # no bold for a std or a lone variant
     # the membranes and the trivial score over the same seeds, beside the headline
     assert variant["also"] == {"test/f1_bg": [0.75, 0.75], "test/f1_trivial": [0.87, 0.87]}
     assert "| mean F1 background mean ± std | F1 all-foreground mean ± std |" in markdown
     assert "| 0.7500 ± 0.0000 | 0.8700 ± 0.0000 |" in markdown
-    assert "| unet_elu | 3 | completed, **stuck** at epoch 4 | test | 2 | 0.8700 |" in markdown
-    assert "excluded from the averages: unet_elu seed 3 **stuck** at epoch 4: best epoch 4 predicts one class" \
-        in markdown.split("## Warnings")[1]
-    # both classes and the trivial all-foreground score per run
-    assert "mean F1 background" in markdown and "F1 all-foreground" in markdown
-    assert "| unet_elu | 1 | completed | test | 2 | **0.9500** | **0.0500** | **0.9000** | **0.7500** | **0.7000** |" \
-        " 0.8700 |" in markdown
+    # epochs are numbered from 1 on the page: the record's epoch 4 is the page's epoch 5
+    assert "| unet_elu | 3 | completed | **stuck** at epoch 5 | test | 2 | 0.8700 |" in markdown
+    caveats = markdown.split("## Caveats")[1].split("\n## ")[0]
+    assert "**stuck** at epoch 5: unet_elu seed 3 (best epoch 4 predicts one class" in caveats
+    assert "excluded from every average" in caveats
+    # both classes and the trivial all-foreground score per run, never bolded
+    assert "| unet_elu | 1 | completed | ok | test | 2 | 0.9500 | 0.0500 | 0.9000 | 0.7500 | 0.7000 | 0.8700 |" \
+        in markdown
     assert [r["health"]["status"] for r in numbers["runs"]] == ["ok", "ok", "stuck"]
 
 

@@ -58,7 +58,7 @@ def _results(task: TaskStats, heading: str, reference: Reference | None) -> tupl
         {"variant": v.variant, "split": v.split, "metric": spec.headline_column(v.split).key, "n": v.n,
          "n_runs": v.n_runs, "seeds": v.seeds, "values": v.values, "mean": v.mean, "std": v.std, "min": v.min,
          "max": v.max, "finals": v.finals, "delta": v.delta, "ci": list(v.ci) if v.ci else None,
-         "p_value": v.p_value, "significant": significant(v.p_value),
+         "p_value": v.p_value, "significant": significant(v.p_value), "also": v.also,
          "cost": variant_cost(task.runs_by_variant[v.variant])} for v in task.variants]}
     if reference is not None and reference.task == spec.task and not set(reference.variants) & set(
             task.runs_by_variant):

@@ -83,6 +83,12 @@ class VariantStats:
     ci: tuple[float, float] | None = None  # 95 % interval of delta (Welch)
     p_value: float | None = None
     is_baseline: bool = False
+    also: dict[str, list[float]] = field(default_factory=dict)  # further test keys of the same runs (test split)
+
+    def also_mean_std(self, key: str) -> tuple[float | None, float | None]:
+        values = self.also.get(key) or []
+        return (float(np.mean(values)) if values else None,
+                float(np.std(values, ddof=1)) if len(values) >= 2 else None)
 
     @property
     def n(self) -> int:
@@ -172,8 +178,10 @@ def aggregate(spec: TaskSpec, runs: list[Run], baseline: str | None = None) -> T
         final_key = spec.metrics.validation_headline
         finals = [float(r.summary["final"][final_key]) for r in scored if (r.summary.get("final") or {}).get(
             final_key) is not None]
+        also = {k: [float(run_values(r, split)[k]) for r in scored if run_values(r, split).get(k) is not None]
+                for k in spec.metrics.also_over_seeds} if split == TEST else {}
         result.variants.append(VariantStats(variant, split, [float(run_values(r, split)[key]) for r in scored],
-                                            [r.seed for r in scored], len(group), finals))
+                                            [r.seed for r in scored], len(group), finals, also=also))
     base = next((v for v in result.variants if v.variant == result.baseline), None)
     for v in result.variants:
         v.is_baseline = v is base

@@ -77,9 +77,10 @@ def variant_cost(runs) -> dict:
 
 def aggregate_table(task: TaskStats) -> Table:
     spec = task.spec
+    also = [spec.metrics.metric(k) for k in spec.metrics.also_over_seeds]
     header = ["variant", "split", "n", f"{spec.headline} mean ± std", "min – max",
               f"final {spec.headline} (validation)", f"Δ vs {md(task.baseline)}", "95 % CI of Δ", "p (Welch)",
-              "wall time", "train images/s", "device", "precision"]
+              *(f"{m.label} mean ± std" for m in also), "wall time", "train images/s", "device", "precision"]
     rows = []
     for v in task.variants:
         kind = spec.headline_column(v.split).kind
@@ -90,6 +91,7 @@ def aggregate_table(task: TaskStats) -> Table:
         rows.append([md(v.variant), split_name(spec, v.split), n, fmt_mean_std(v.mean, v.std, kind), span,
                      fmt(_mean(v.finals), spec.headline_column("validation").kind), delta,
                      NA if v.is_baseline else fmt_ci(v.ci, kind), NA if v.is_baseline else fmt_p(v.p_value),
+                     *(fmt_mean_std(*v.also_mean_std(m.key), m.kind) for m in also),
                      fmt_seconds(cost["wall_time_s"]), fmt_rate(cost["train_images_per_s"]),
                      md(", ".join(cost["device"]) or MISSING), md(", ".join(cost["precision"]) or MISSING)])
     return Table(header, rows)
