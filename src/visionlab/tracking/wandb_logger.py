@@ -85,7 +85,9 @@ def make_wandb_logger(mode: str = "auto", save_dir: str = ".", init_timeout: flo
     _no_sdk_analytics()
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     log.info("W&B mode: %s", resolved)
-    settings = wandb.Settings(init_timeout=init_timeout, silent=True)
+    # the mode goes into the settings: Lightning's offline flag only sets WANDB_MODE, which wandb no longer reads
+    # once its settings were loaded (base_url() loads them), so an offline run would still try to log in
+    settings = wandb.Settings(init_timeout=init_timeout, silent=True, mode=resolved)
     logger = WandbLogger(save_dir=save_dir, offline=resolved == "offline", settings=settings, **kwargs)
     # Lightning always passes anonymous=None, which wandb answers with a deprecation warning on every run;
     # not passing it means the same (resume="allow", which a resumed id relies on, stays Lightning's default)
