@@ -10,6 +10,7 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor
+from pytorch_lightning.callbacks.progress import ProgressBar
 
 from visionlab.checkpoint_io import AtomicCheckpointIO
 from visionlab.checkpoints import CheckpointOrigin
@@ -77,6 +78,8 @@ def build_trainer(cfg: DictConfig, model: TaskModel, loggers: list, record: pl.C
     callbacks = [*instantiate_group(cfg.get("callbacks"), "callbacks"), record, CheckpointOrigin(cfg.experiment_name)]
     if not loggers:  # Lightning refuses an LR monitor without a logger; metrics.csv records the LR anyway
         callbacks = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
+    if cfg.trainer.get("enable_progress_bar") is False:  # the user's "no bar" wins over the callbacks group's bar
+        callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
     if find_wandb_logger(loggers) is not None and (media := model.media_callback()) is not None:
         callbacks.append(media)
     return instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
