@@ -142,3 +142,18 @@ def test_a_checkpoint_is_loaded_as_data_never_as_code(tmp_path):
     with pytest.raises(ConfigError, match=r"ckpt_path=.*evil.ckpt: not a checkpoint visionlab can load as data"):
         run(cfg)
     assert not marker.exists()
+
+
+def test_git_state_outside_a_checkout_is_what_the_environment_declares(tmp_path, monkeypatch):
+    from visionlab.utils.provenance import git_state
+
+    for key in ("VISIONLAB_GIT_COMMIT", "VISIONLAB_GIT_DIRTY"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # tmp_path is no checkout
+    assert git_state(tmp_path) == {"commit": None, "dirty": None}
+    monkeypatch.setenv("VISIONLAB_GIT_COMMIT", "abc123")
+    assert git_state(tmp_path) == {"commit": "abc123", "dirty": None}
+    monkeypatch.setenv("VISIONLAB_GIT_DIRTY", "false")
+    assert git_state(tmp_path) == {"commit": "abc123", "dirty": False}
+    state = git_state()  # this checkout: git answers, the declaration is not consulted
+    assert state["commit"] != "abc123" and len(state["commit"]) == 40

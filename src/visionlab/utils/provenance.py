@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -14,18 +15,27 @@ PACKAGES = ("visionlab", "torch", "torchvision", "pytorch-lightning", "hydra-cor
             "albumentations", "numpy")
 
 
+def _declared_state() -> dict:
+    """A copy without ``.git`` (an exported tree on a cluster node, a GPU machine) may declare what it was made
+    from: ``VISIONLAB_GIT_COMMIT`` and, optionally, ``VISIONLAB_GIT_DIRTY=true|false`` (unknown when unset)."""
+    commit = os.environ.get("VISIONLAB_GIT_COMMIT") or None
+    dirty = os.environ.get("VISIONLAB_GIT_DIRTY", "").strip().lower()
+    return {"commit": commit, "dirty": {"true": True, "1": True, "false": False, "0": False}.get(dirty)}
+
+
 def git_state(path: Path | None = None) -> dict:
-    """Commit and dirty flag of the git checkout holding ``path`` (the package by default)."""
+    """Commit and dirty flag of the git checkout holding ``path`` (the package by default); outside a checkout,
+    what the environment declares (``_declared_state``), else unknown."""
     cwd = path or Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
         if commit.returncode != 0:
-            return {"commit": None, "dirty": None}
+            return _declared_state()
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
                                 capture_output=True, text=True, timeout=5)
         return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+        return _declared_state()
 
 
 def package_versions() -> dict:
