@@ -291,3 +291,17 @@ def test_older_segmentation_records_are_read_under_todays_names(tmp_path):
     (folder / "metrics.csv").write_text("epoch,train/loss,val/loss,train/f1,val/f1\n0,0.7,0.6,0.4,0.5\n")
     markdown, _, _ = _report(tmp_path, str(tmp_path / "old"))
     assert "| unet_baseline | 1 | completed | ok | test | 4 | 0.9000 | 0.0200 | 0.8500 |" in markdown
+
+
+def test_a_sweep_folder_copied_off_the_machine_that_ran_it_keeps_its_jobs(sweep, tmp_path):
+    """The index holds absolute run folders of the machine that ran the sweep; a copy elsewhere (a cluster's
+    results fetched home) must still match every job to its run folder, not report it as missing."""
+    copied = tmp_path / "fetched" / sweep.name
+    shutil.copytree(sweep, copied)
+    index = json.loads((copied / "sweep_index.json").read_text())
+    for job in index["jobs"].values():
+        job["run_dir"] = "/nonexistent/cluster/scratch/" + Path(job["run_dir"]).name
+    (copied / "sweep_index.json").write_text(json.dumps(index))
+    markdown, numbers, _ = _report(tmp_path, str(copied))
+    assert "without a run folder" not in markdown
+    assert len(numbers["runs"]) == len(index["jobs"]) == 4

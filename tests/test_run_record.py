@@ -144,7 +144,7 @@ def test_a_checkpoint_is_loaded_as_data_never_as_code(tmp_path):
     assert not marker.exists()
 
 
-def test_git_state_outside_a_checkout_is_what_the_environment_declares(tmp_path, monkeypatch):
+def test_git_state_is_what_the_environment_declares_else_what_git_says(tmp_path, monkeypatch):
     from visionlab.utils.provenance import git_state
 
     for key in ("VISIONLAB_GIT_COMMIT", "VISIONLAB_GIT_DIRTY"):
@@ -155,5 +155,6 @@ def test_git_state_outside_a_checkout_is_what_the_environment_declares(tmp_path,
     assert git_state(tmp_path) == {"commit": "abc123", "dirty": None}
     monkeypatch.setenv("VISIONLAB_GIT_DIRTY", "false")
     assert git_state(tmp_path) == {"commit": "abc123", "dirty": False}
-    state = git_state()  # this checkout: git answers, the declaration is not consulted
-    assert state["commit"] != "abc123" and len(state["commit"]) == 40
+    assert git_state()["commit"] == "abc123"  # a declaration wins even inside a checkout (it may be stale)
+    monkeypatch.delenv("VISIONLAB_GIT_COMMIT")
+    assert len(git_state()["commit"]) == 40  # this checkout, undeclared: git answers

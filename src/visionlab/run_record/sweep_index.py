@@ -24,11 +24,16 @@ class SweepJob:
 
     @property
     def run_path(self) -> Path | None:
-        """The job's run folder, relative paths taken from the sweep folder."""
+        """The job's run folder, relative paths taken from the sweep folder. A sweep folder copied elsewhere (off a
+        cluster or a GPU machine) keeps absolute paths of the machine that ran it: a missing absolute path is looked
+        up by its folder name beside the index."""
         if not self.run_dir:
             return None
         path = Path(self.run_dir)
-        return (path if path.is_absolute() else self.index.parent / path).resolve()
+        if not path.is_absolute():
+            return (self.index.parent / path).resolve()
+        moved = self.index.parent / path.name
+        return moved.resolve() if not path.exists() and moved.is_dir() else path.resolve()
 
 
 @contextmanager

@@ -24,8 +24,11 @@ def _declared_state() -> dict:
 
 
 def git_state(path: Path | None = None) -> dict:
-    """Commit and dirty flag of the git checkout holding ``path`` (the package by default); outside a checkout,
-    what the environment declares (``_declared_state``), else unknown."""
+    """Commit and dirty flag of the git checkout holding ``path`` (the package by default). A commit declared in
+    the environment (``_declared_state``) wins: a copied tree may sit inside a stale ``.git`` that would name the
+    wrong commit."""
+    if os.environ.get("VISIONLAB_GIT_COMMIT"):
+        return _declared_state()
     cwd = path or Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
