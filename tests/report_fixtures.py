@@ -15,7 +15,8 @@ CNN_MODEL = {"_target_": "visionlab.models.classifier.ClassificationModule", "nu
 
 
 def classification_run(root: Path, variant: str, seed: int, curve: list[float], *, commit: str = "a" * 40,
-                       dirty: bool = False, health: dict | None = None, lr: float = 1e-3) -> RunFolder:
+                       dirty: bool = False, health: dict | None = None, lr: float = 1e-3,
+                       device: str = "CPU (2 threads)") -> RunFolder:
     """A validation-only classification run: ``curve`` is val/acc per epoch; best = its maximum."""
     folder = RunFolder(root / f"{variant}_s{seed}").create()
     rows = [{keys.EPOCH: e, keys.TRAIN_LOSS: 2.0 / (e + 1), keys.VAL_LOSS: 2.2 / (e + 1), keys.TRAIN_ACC: acc,
@@ -26,7 +27,7 @@ def classification_run(root: Path, variant: str, seed: int, curve: list[float], 
                "monitor": keys.VAL_ACC, "epochs": len(curve), "test": None, "test_split": "unavailable",
                "data": "GTSRB (track-held-out split)", "best": {keys.EPOCH: best, keys.VAL_ACC: curve[best]},
                "final": {keys.VAL_ACC: curve[-1]}, "wall_time_s": 100.0 + seed, "train_images_per_s": 1000.0,
-               "device": "CPU (2 threads)", "precision": "bf16-mixed", "git": {"commit": commit, "dirty": dirty},
+               "device": device, "precision": "bf16-mixed", "git": {"commit": commit, "dirty": dirty},
                "overrides": [f"experiment={variant}", f"seed={seed}"]}
     if health:
         summary["health"] = health

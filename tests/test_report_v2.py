@@ -206,3 +206,16 @@ def test_page_layout_in_a_headless_browser(cls_report, tmp_path, width):
     subprocess.run([browser, *flags, f"--screenshot={shot}", (out / "report.html").as_uri()], capture_output=True,
                    timeout=60)
     assert shot.stat().st_size > 0
+
+
+def test_devices_are_a_caveat_and_mixed_devices_are_named_per_variant(tmp_path):
+    classification_run(tmp_path / "one", "cnn_baseline", 1, [0.5, 0.6])
+    markdown, _, _ = _report(tmp_path / "out1", str(tmp_path / "one"))
+    assert "All runs ran on CPU (2 threads), bf16-mixed." in _section(markdown, "Caveats")
+    classification_run(tmp_path / "two", "cnn_baseline", 1, [0.5, 0.6])
+    classification_run(tmp_path / "two", "cnn_fast", 1, [0.7, 0.8], device="1x NVIDIA H200")
+    classification_run(tmp_path / "two", "cnn_fast", 2, [0.7, 0.8])
+    markdown, _, _ = _report(tmp_path / "out2", str(tmp_path / "two"))
+    assert ("The runs ran on **different devices**: 1x NVIDIA H200, bf16-mixed: cnn_fast; CPU (2 threads), "
+            "bf16-mixed: cnn_baseline, cnn_fast. Compare wall time and images/s only within one device.") \
+        in _section(markdown, "Caveats")

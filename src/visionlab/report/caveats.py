@@ -77,6 +77,23 @@ def _commits(runs: list[Run]) -> list[str]:
     return items
 
 
+def _devices(runs: list[Run]) -> list[str]:
+    """Where the counted runs ran: one line, or the variants per device when they differ (wall time and images/s
+    compare only within one device; the scores do not depend on it beyond numerical noise)."""
+    by_device: dict[str, set] = {}
+    for run in runs:
+        if counted(run) and run.summary.get("device"):
+            key = f"{run.summary['device']}, {run.summary.get('precision') or '?'}"
+            by_device.setdefault(key, set()).add(str(run.variant))
+    if len(by_device) == 1:
+        return [f"All runs ran on {md(next(iter(by_device)))}."]
+    if not by_device:
+        return []
+    return ["The runs ran on **different devices**: " + "; ".join(
+        f"{md(device)}: {', '.join(map(md, sorted(variants)))}" for device, variants in sorted(by_device.items()))
+        + ". Compare wall time and images/s only within one device."]
+
+
 def _excluded(collection: Collection, names: dict) -> list[str]:
     items = []
     for run in collection.runs:
@@ -105,4 +122,5 @@ def caveats(collection: Collection, stats: dict[str, TaskStats], reference: Refe
     if reference is not None:
         items.append(f"Reference: {md(reference.name)} ({md(reference.source)}), data {md(reference.data or '?')}, "
                      f"split {md(reference.split or '?')}. {md(reference.note)}".strip())
-    return items + _health(collection.runs, names) + _commits(collection.runs) + _excluded(collection, names) + extra
+    return (items + _health(collection.runs, names) + _devices(collection.runs) + _commits(collection.runs)
+            + _excluded(collection, names) + extra)
