@@ -43,21 +43,25 @@ def _panel(ax, bands: dict, keys: list[str], ylabel: str, log: bool = False) -> 
 
 
 def curves(task: TaskStats) -> bytes | None:
-    """Loss (log scale), the task's metric and the learning rate per epoch, one colour per variant."""
+    """Loss (log scale), the task's metric, any validation-only curves (segmentation: the background class) and
+    the learning rate per epoch, one colour per variant."""
     keys = list(task.spec.curve_keys)
     lr = lr_column(0)
     bands = {variant: {key: curve_band(runs, key) for key in [*keys, lr]}
              for variant, runs in task.runs_by_variant.items()}
     if not any(band for per_key in bands.values() for band in per_key.values()):
         return None
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
-    losses, scores = keys[:2], keys[2:]
-    metric = task.spec.metrics.metric(scores[-1]).label
-    _panel(axes[0], bands, losses, "loss (log scale)", log=True)
-    _panel(axes[1], bands, scores, metric)
-    _panel(axes[2], bands, [lr], "learning rate (log scale)", log=True)
-    for ax, title in zip(axes, ("loss: train solid, validation dashed",
-                                f"{metric}: train solid, validation dashed", "learning rate (parameter group 0)")):
+    losses, scores, extra = keys[:2], keys[2:4], keys[4:]  # extra: validation-only curves (e.g. the other class)
+    panels = [(losses, "loss (log scale)", True, "loss: train solid, validation dashed")]
+    metric = task.spec.metrics.metric(scores[0]).label
+    panels.append((scores, metric, False, f"{metric}: train solid, validation dashed"))
+    for key in extra:
+        label = task.spec.metrics.metric(key).label
+        panels.append(([key], label, False, f"{label}: validation"))
+    panels.append(([lr], "learning rate (log scale)", True, "learning rate (parameter group 0)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.4))
+    for ax, (panel_keys, ylabel, log, title) in zip(axes, panels):
+        _panel(ax, bands, panel_keys, ylabel, log=log)
         ax.set_title(title, fontsize=10)
     handles, labels = axes[0].get_legend_handles_labels()
     if not handles:

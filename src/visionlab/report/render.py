@@ -121,10 +121,18 @@ def _inline(text: str) -> str:
     return "".join(out)
 
 
+_LONG_CELL = 40  # characters: longer cell text may wrap; shorter (numbers, names) stays on one line
+
+
+def _cell(text) -> str:
+    return f'<td class="long">{_inline(text)}</td>' if len(str(text)) > _LONG_CELL else f"<td>{_inline(text)}</td>"
+
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+td { white-space: nowrap; } td.long { white-space: normal; min-width: 18em; }  /* short cells never squeezed */
 th { background: #f2f2f2; }
 tr:nth-child(even) td { background: #fafafa; }
 code { background: #f4f4f4; padding: 0 0.2em; font-size: 0.95em; }
@@ -151,7 +159,7 @@ def to_html(doc: Document) -> str:
             out.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block.items) + "</ul>")
         elif isinstance(block, Table):
             head = "".join(f"<th>{_inline(h)}</th>" for h in block.header)
-            body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in block.rows)
+            body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in block.rows)
             out.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>')
         elif isinstance(block, Figure):
             data = base64.b64encode(block.png).decode("ascii")
