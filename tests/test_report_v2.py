@@ -219,3 +219,24 @@ def test_devices_are_a_caveat_and_mixed_devices_are_named_per_variant(tmp_path):
     assert ("The runs ran on **different devices**: 1x NVIDIA H200, bf16-mixed: cnn_fast; CPU (2 threads), "
             "bf16-mixed: cnn_baseline, cnn_fast. Compare wall time and images/s only within one device.") \
         in _section(markdown, "Caveats")
+
+
+STUDIES = sorted(p.parent.parent for p in (REPO / "experiments").glob("*/report/report.json"))
+
+
+@pytest.mark.parametrize("study", STUDIES, ids=lambda p: p.name)
+def test_a_committed_study_report_rebuilds_from_its_committed_records(study, tmp_path):
+    """Every number a committed study page shows comes from the run records committed beside it."""
+    if not (study / "runs").is_dir():
+        pytest.skip(f"{study.name} commits no run records (a report from before report v2)")
+    committed = json.loads((study / "report" / "report.json").read_text())
+    args = [str(study / "runs"), "--title", committed["title"]]
+    if committed.get("reference"):  # the reference file the page was made with, found by its name
+        import yaml
+
+        (reference,) = [p for p in (REPO / "experiments" / "reference").glob("*.yaml")
+                        if yaml.safe_load(p.read_text())["name"] == committed["reference"]["name"]]
+        args += ["--reference", str(reference)]
+    _, rebuilt, _ = _report(tmp_path / "again", *args)
+    assert rebuilt["tasks"] == committed["tasks"] and rebuilt["caveats"] == committed["caveats"]
+    assert rebuilt["page"][1:] == committed["page"][1:]
