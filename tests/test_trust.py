@@ -193,7 +193,9 @@ def test_sigterm_records_interrupted_finishes_wandb_and_exits_non_zero(tmp_path)
         [sys.executable, str(REPO / "train.py"), *QUICK, "trainer.max_epochs=500", "callbacks.early_stopping=null",
          f"paths.log_dir={tmp_path}"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
-    while not list(tmp_path.glob("runs/*/*/metrics.csv")) and process.poll() is None and time.monotonic() < deadline:
+    # wait for a recorded epoch and its checkpoint (the checkpoint may land a moment after metrics.csv)
+    while (not (list(tmp_path.glob("runs/*/*/metrics.csv")) and list(tmp_path.glob("runs/*/*/checkpoints/last.ckpt")))
+           and process.poll() is None and time.monotonic() < deadline):
         time.sleep(0.1)
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=120)
