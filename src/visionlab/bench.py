@@ -69,8 +69,8 @@ def bare_steps(cfg, datamodule, precision: str, steps: int, warmup: int) -> floa
 
     model = new_model(cfg)
     model.setup("fit")
-    optimizer = model.configure_optimizers()
-    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+    # the bare optimizer: a per-step LR schedule needs a Trainer to size itself, and bare steps have none
+    optimizer = model.optimizer_factory(params=model.parameters())
     x, y = datamodule.splits["val"]
     reps = -(-datamodule.batch_size // len(y))
     index = torch.arange(datamodule.batch_size) % len(y) if reps > 1 else torch.arange(datamodule.batch_size)
@@ -110,11 +110,11 @@ def _timer(warmup: int):
 def full_loop(cfg, datamodule, precision: str, steps: int, warmup: int, logdir: str) -> float:
     """Images/s of ``Trainer.fit`` (data path + augmentation + Lightning + W&B offline logging)."""
     import pytorch_lightning as pl
-    from pytorch_lightning.loggers import WandbLogger
+    from visionlab.tracking.wandb_logger import make_wandb_logger
 
     timer = _timer(warmup)
     per_epoch = len(datamodule.train_dataloader())
-    logger = WandbLogger(save_dir=logdir, offline=True, project="visionlab-bench")
+    logger = make_wandb_logger(mode="offline", save_dir=logdir, project="visionlab-bench")  # as a run logs
     trainer = pl.Trainer(accelerator="cpu", devices=1, precision=precision, max_steps=warmup + steps,
                          max_epochs=-(-(warmup + steps) // per_epoch), limit_val_batches=0, num_sanity_val_steps=0,
                          logger=logger, callbacks=[timer], enable_checkpointing=False, enable_progress_bar=False,
