@@ -149,8 +149,8 @@ def test_cli_bad_data_dir_is_one_clear_message_and_exit_code_2(tmp_path):
 def test_cli_runs_get_unique_folders_and_help_shows_the_config(tmp_path):
     from visionlab.resolvers import run_dir
 
-    folders = {run_dir.__wrapped__(str(tmp_path), "x") for _ in range(20)}
-    assert len(folders) == 20  # same second, same process: still distinct
+    folders = {run_dir.__wrapped__(str(tmp_path), "x") for _ in range(500)}
+    assert len(folders) == 500  # same second, same process: still distinct
     shown = cli(["experiment=cnn_sgd", "--cfg", "job"], tmp_path, timeout=60)
     assert shown.returncode == 0 and "torch.optim.SGD" in shown.stdout and "experiment_name: cnn_sgd" in shown.stdout
 

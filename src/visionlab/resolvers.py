@@ -25,7 +25,10 @@ def run_dir(log_dir: str, experiment: str, ckpt_path: str | None = None, train: 
     if (folder := run_folder_to_resume(ckpt_path, train)) is not None:
         return str(folder)
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    return str(Path(log_dir) / "runs" / experiment / f"{stamp}_{os.getpid()}{secrets.token_hex(2)}")
+    while True:  # 32 random bits (16 collided once in 20 same-second calls) and never a folder that exists
+        folder = Path(log_dir) / "runs" / experiment / f"{stamp}_{os.getpid()}_{secrets.token_hex(4)}"
+        if not folder.exists():
+            return str(folder)
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9=,._+\-@:]")
