@@ -85,10 +85,10 @@ def _devices(runs: list[Run]) -> list[str]:
         if counted(run) and run.summary.get("device"):
             key = f"{run.summary['device']}, {run.summary.get('precision') or '?'}"
             by_device.setdefault(key, set()).add(str(run.variant))
-    if len(by_device) == 1:
-        return [f"All runs ran on {md(next(iter(by_device)))}."]
     if not by_device:
         return []
+    if len(by_device) == 1:
+        return [f"All runs ran on {md(next(iter(by_device)))}."]
     return ["The runs ran on **different devices**: " + "; ".join(
         f"{md(device)}: {', '.join(map(md, sorted(variants)))}" for device, variants in sorted(by_device.items()))
         + ". Compare wall time and images/s only within one device."]

@@ -178,9 +178,10 @@ def aggregate(spec: TaskSpec, runs: list[Run], baseline: str | None = None) -> T
         final_key = spec.metrics.validation_headline
         finals = [float(r.summary["final"][final_key]) for r in scored if (r.summary.get("final") or {}).get(
             final_key) is not None]
-        also = {k: [float(run_values(r, split)[k]) for r in scored if run_values(r, split).get(k) is not None]
+        scores = [run_values(r, split) for r in scored]
+        also = {k: [float(v[k]) for v in scores if v.get(k) is not None]
                 for k in spec.metrics.also_over_seeds} if split == TEST else {}
-        result.variants.append(VariantStats(variant, split, [float(run_values(r, split)[key]) for r in scored],
+        result.variants.append(VariantStats(variant, split, [float(v[key]) for v in scores],
                                             [r.seed for r in scored], len(group), finals, also=also))
     base = next((v for v in result.variants if v.variant == result.baseline), None)
     for v in result.variants:

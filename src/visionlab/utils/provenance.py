@@ -16,29 +16,29 @@ PACKAGES = ("visionlab", "torch", "torchvision", "pytorch-lightning", "hydra-cor
 
 
 def _declared_state() -> dict:
-    """A copy without ``.git`` (an exported tree on a cluster node, a GPU machine) may declare what it was made
-    from: ``VISIONLAB_GIT_COMMIT`` and, optionally, ``VISIONLAB_GIT_DIRTY=true|false`` (unknown when unset)."""
-    commit = os.environ.get("VISIONLAB_GIT_COMMIT") or None
+    """A copied tree (an exported tree on a cluster node, a GPU machine) may declare what it was made from:
+    ``VISIONLAB_GIT_COMMIT`` and, optionally, ``VISIONLAB_GIT_DIRTY=true|false`` (unknown when unset)."""
+    commit = os.environ["VISIONLAB_GIT_COMMIT"]
     dirty = os.environ.get("VISIONLAB_GIT_DIRTY", "").strip().lower()
     return {"commit": commit, "dirty": {"true": True, "1": True, "false": False, "0": False}.get(dirty)}
 
 
 def git_state(path: Path | None = None) -> dict:
     """Commit and dirty flag of the git checkout holding ``path`` (the package by default). A commit declared in
-    the environment (``_declared_state``) wins: a copied tree may sit inside a stale ``.git`` that would name the
-    wrong commit."""
+    the environment (``_declared_state``) wins: a copied tree may have no ``.git``, or sit inside a stale one that
+    would name the wrong commit."""
     if os.environ.get("VISIONLAB_GIT_COMMIT"):
         return _declared_state()
     cwd = path or Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
         if commit.returncode != 0:
-            return _declared_state()
+            return {"commit": None, "dirty": None}
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
                                 capture_output=True, text=True, timeout=5)
         return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
-        return _declared_state()
+        return {"commit": None, "dirty": None}
 
 
 def package_versions() -> dict:
