@@ -81,3 +81,23 @@ class PlainLightningModule(pl.LightningModule):
     def __init__(self, **kwargs):
         super().__init__()
         self.layer = torch.nn.Linear(1, 1)
+
+
+class PauseOnce(pl.Callback):
+    """Pauses at the start of ``epoch`` (after the previous epoch's checkpoints were written) until ``seconds``
+    have passed, once per ``marker`` file: a test can stop a job at a known point, and the restarted job runs
+    through. Changes no number."""
+
+    def __init__(self, marker: str, epoch: int = 1, seconds: float = 60.0):
+        self.marker, self.epoch, self.seconds = Path(marker), epoch, seconds
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        import time
+
+        if trainer.current_epoch != self.epoch or self.marker.exists():
+            return
+        self.marker.parent.mkdir(parents=True, exist_ok=True)
+        self.marker.write_text("paused")
+        deadline = time.monotonic() + self.seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.2)

@@ -11,10 +11,12 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.callbacks.progress import ProgressBar
+from pytorch_lightning.plugins.environments import SLURMEnvironment
 
 from visionlab.checkpoint_io import AtomicCheckpointIO
 from visionlab.checkpoints import CheckpointOrigin
 from visionlab.errors import ConfigError, UserError
+from visionlab.interruption import KeepStopSignals
 from visionlab.interfaces import TaskDataModule, TaskModel, missing_members
 from visionlab.run_record.metric_keys import TASKS
 
@@ -75,12 +77,24 @@ def build_trainer(cfg: DictConfig, model: TaskModel, loggers: list, record: pl.C
     """The configured callbacks plus the run record and, with W&B, the model's media callback."""
     from visionlab.tracking.wandb_policy import find_wandb_logger
 
-    callbacks = [*instantiate_group(cfg.get("callbacks"), "callbacks"), record, CheckpointOrigin(cfg.experiment_name)]
+    callbacks = [*instantiate_group(cfg.get("callbacks"), "callbacks"), record, CheckpointOrigin(cfg.experiment_name),
+                 KeepStopSignals()]
     if not loggers:  # Lightning refuses an LR monitor without a logger; metrics.csv records the LR anyway
         callbacks = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
     if cfg.trainer.get("enable_progress_bar") is False:  # the user's "no bar" wins over the callbacks group's bar
         callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
     if find_wandb_logger(loggers) is not None and (media := model.media_callback()) is not None:
         callbacks.append(media)
-    return instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
-                       plugins=[AtomicCheckpointIO()])
+    plugins = [AtomicCheckpointIO()]
+    if SLURMEnvironment.detect():  # our SIGUSR1 handler requeues; Lightning's saves a mid-epoch checkpoint
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    return instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, plugins=plugins)
+
+
+def spawns_ranks(trainer: pl.Trainer) -> bool:
+    """Whether Lightning will start the other DDP ranks itself, by re-running this command."""
+    from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+    launcher = getattr(trainer.strategy, "launcher", None)
+    return (isinstance(launcher, _SubprocessScriptLauncher) and launcher.num_processes * launcher.num_nodes > 1
+            and not launcher.cluster_environment.creates_processes_externally)

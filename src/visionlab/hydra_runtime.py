@@ -36,3 +36,27 @@ def cpu_threads(requested: int | None) -> int | None:
     if n_jobs and n_jobs > 0:
         return max(1, (os.cpu_count() or 1) // n_jobs)
     return None
+
+
+def point_ddp_children_at_job(output_dir: str, ckpt_path: str | None) -> None:
+    """Lightning starts DDP ranks 1.. by re-running this command with ``hydra.run.dir=<run.dir>``: inside a
+    multirun that would start the whole sweep again in each child. Make the re-run command this one job instead:
+    its own overrides (plus the checkpoint it resumes) as a single run in its job folder."""
+    import sys
+
+    from omegaconf import read_write
+
+    from visionlab.errors import ConfigError
+
+    launcher = str(HydraConfig.get().launcher.get("_target_", ""))
+    if "joblib" in launcher.lower():
+        raise ConfigError("trainer: DDP with several processes on this machine cannot run inside "
+                          "hydra/launcher=joblib (Lightning re-runs the command for each rank). Run the sweep with "
+                          "the default launcher, or with hydra/launcher=slurm and hydra.launcher.tasks_per_node=N.")
+    keep = [o for o in task_overrides() if o.split("=", 1)[0].lstrip("+~") not in ("ckpt_path", "resume")]
+    if ckpt_path:
+        keep.append(f'ckpt_path="{ckpt_path}"')
+    sys.argv = [sys.argv[0], *keep]
+    hydra_cfg = HydraConfig.get()
+    with read_write(hydra_cfg):
+        hydra_cfg.run.dir = str(output_dir)

@@ -1,48 +1,152 @@
-"""SIGTERM (what SLURM sends before preemption, and ``kill``) and Ctrl-C stop a run as *interrupted*: the run
-record says so, W&B is finished, and the process exits non-zero (143 for SIGTERM, 130 for Ctrl-C) so a killed
-job never looks successful."""
+"""Whatever stops a run from outside ends it as *interrupted*: the run record and the sweep index say so with the
+cause, W&B is finished, and the process exits non-zero (128 + the signal) so a stopped job never looks successful.
+
+The signals:
+- SIGTERM: ``kill``, ``scancel``, ``scontrol requeue`` and SLURM preemption send it (exit 143).
+- Ctrl-C (exit 130).
+- SIGUSR1: Lightning's SLURM requeue signal (``#SBATCH --signal=USR1@90``). Lightning's own handler would save a
+  mid-epoch checkpoint that does not resume exactly; ours requeues the job (global rank 0, in a batch job) and
+  stops, and the restarted job continues from the last epoch's ``last.ckpt`` (``run_record.resume``).
+- SIGUSR2: submitit's preemption/time-limit signal. submitit's own handler (installed before the job starts)
+  still decides whether to requeue; we only record what it decided.
+A requeued job restarts in the same folder and resumes from ``checkpoints/last.ckpt`` (exact: a resume always
+starts at an epoch boundary).
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
+import subprocess
 import threading
 from contextlib import contextmanager
 
+import pytorch_lightning as pl
+
+from visionlab.distributed import is_rank_zero
+
+log = logging.getLogger(__name__)
 SIGTERM_EXIT, SIGINT_EXIT = 128 + signal.SIGTERM, 128 + signal.SIGINT
 
 
-class Terminated(BaseException):
-    """SIGTERM arrived; a BaseException so that no ``except Exception`` on the way swallows it."""
+class Stopped(BaseException):
+    """A stop signal arrived; a BaseException so that no ``except Exception`` on the way swallows it.
+    ``reraise``: what the launcher's own handler raised (submitit's "not requeued" error), raised again once
+    the run is recorded so the launcher learns it too."""
+
+    def __init__(self, signum: int, cause: str, reraise: BaseException | None = None):
+        super().__init__(cause)
+        self.signum, self.cause, self.reraise = signum, cause, reraise
+
+
+Terminated = Stopped  # the name older code and tests use
 
 
 def is_interruption(exc: BaseException) -> bool:
     # Lightning answers Ctrl-C inside fit/test with sys.exit(1) after its own clean-up
-    return isinstance(exc, (Terminated, KeyboardInterrupt, SystemExit))
+    return isinstance(exc, (Stopped, KeyboardInterrupt, SystemExit))
 
 
 def describe(exc: BaseException) -> str:
-    return "terminated by SIGTERM" if isinstance(exc, Terminated) else "interrupted by the user (Ctrl-C)"
+    return exc.cause if isinstance(exc, Stopped) else "interrupted by the user (Ctrl-C)"
 
 
 def exit_code(exc: BaseException) -> int:
-    return SIGTERM_EXIT if isinstance(exc, Terminated) else SIGINT_EXIT
+    return 128 + int(exc.signum) if isinstance(exc, Stopped) else SIGINT_EXIT
+
+
+def slurm_job_id() -> str | None:
+    """The id ``scontrol requeue`` takes (array tasks as ``<array job>_<task>``)."""
+    if array := os.environ.get("SLURM_ARRAY_JOB_ID"):
+        return f"{array}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+def _requeue() -> str:
+    """Ask SLURM to requeue this job (as Lightning's auto-requeue does); say what happened."""
+    job = slurm_job_id()
+    if not job:
+        return "not under SLURM: not requeued"
+    if not is_rank_zero():
+        return f"SLURM job {job}: rank 0 requeues it"
+    try:
+        done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"SLURM job {job}: requeue failed ({exc})"
+    if done.returncode != 0:
+        return f"SLURM job {job}: requeue failed ({(done.stderr or done.stdout).strip()})"
+    return f"SLURM job {job} requeued: it resumes from checkpoints/last.ckpt when it restarts"
 
 
 @contextmanager
-def sigterm_raises():
-    """Inside: the first SIGTERM raises ``Terminated`` (later ones are ignored while the record is written)."""
+def stop_signals():
+    """Inside: SIGTERM, SIGUSR1 and SIGUSR2 raise ``Stopped`` with their cause (the first one only; later ones are
+    ignored while the record is written)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    fired = []
+    fired: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)}
 
-    def handler(signum, frame):
+    def on_sigterm(signum, frame):
         if not fired:
             fired.append(signum)
-            raise Terminated("SIGTERM")
+            raise Stopped(signum, "terminated by SIGTERM")
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    def on_usr1(signum, frame):
+        if not fired:
+            fired.append(signum)
+            raise Stopped(signum, f"stopped by SIGUSR1 (SLURM requeue signal): {_requeue()}")
+
+    launcher_handler = previous[signal.SIGUSR2]
+
+    def on_usr2(signum, frame):
+        if fired:
+            return
+        if not callable(launcher_handler):
+            fired.append(signum)
+            raise Stopped(signum, "stopped by SIGUSR2")
+        try:  # submitit's handler: requeues (then exits) or refuses (raises); ranks > 0 return and go on
+            launcher_handler(signum, frame)
+        except SystemExit:
+            fired.append(signum)
+            raise Stopped(signum, "stopped by SIGUSR2 (SLURM preemption or time limit): requeued by submitit; "
+                                  "it resumes from checkpoints/last.ckpt when it restarts") from None
+        except Exception as exc:  # noqa: BLE001 - submitit's "not requeued" error, raised again after recording
+            fired.append(signum)
+            raise Stopped(signum, f"stopped by SIGUSR2 (SLURM preemption or time limit), not requeued: {exc}",
+                          reraise=exc) from None
+        log.info("SIGUSR2: the job is requeued by global rank 0; this rank goes on until SLURM stops it")
+
+    ours = {signal.SIGTERM: on_sigterm, signal.SIGUSR1: on_usr1, signal.SIGUSR2: on_usr2}
+    _ACTIVE.update(ours)
+    _install(ours)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        _ACTIVE.clear()
+        _install(previous)
+
+
+_ACTIVE: dict = {}
+
+
+def _install(handlers: dict) -> None:
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+
+
+class KeepStopSignals(pl.Callback):
+    """Lightning replaces the SIGTERM handler when a stage starts, with one that broadcasts over DDP from inside
+    the signal handler (a collective that can pair with another rank's gradient all-reduce and hang). Ours stop
+    the run without collectives; this puts them back once Lightning has set its own."""
+
+    def _reinstall(self, *args) -> None:
+        if _ACTIVE and threading.current_thread() is threading.main_thread():
+            _install(_ACTIVE)
+
+    on_sanity_check_start = on_train_start = on_validation_start = on_test_start = _reinstall
+
+
+sigterm_raises = stop_signals  # the name older code uses

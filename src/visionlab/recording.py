@@ -20,8 +20,11 @@ from visionlab.tracking.epoch_record import EpochRecord
 from visionlab.utils.provenance import device_description, git_state, package_versions
 
 
-def start_summary(cfg: DictConfig, model: TaskModel, datamodule: TaskDataModule, folder: RunFolder) -> dict:
-    """Everything known before training: what runs, on what data and hardware, from which code."""
+def start_summary(cfg: DictConfig, model: TaskModel, datamodule: TaskDataModule, folder: RunFolder,
+                  trainer: pl.Trainer | None = None) -> dict:
+    """Everything known before training: what runs, on what data and hardware, from which code, in how many
+    processes (``world_size``) with which batch (``batch_size``: the global batch, the per-process share)."""
+    world_size = trainer.world_size if trainer is not None else 1
     return {
         "experiment": cfg.experiment_name,
         "run_name": cfg.run_name,
@@ -40,7 +43,36 @@ def start_summary(cfg: DictConfig, model: TaskModel, datamodule: TaskDataModule,
         "versions": package_versions(),
         "data": datamodule.description,
         "test_split": "available" if datamodule.test_available else "unavailable",
+        "world_size": world_size,
+        "batch_size": {"global": getattr(datamodule, "global_batch_size", None),
+                       "per_process": getattr(datamodule, "batch_size", None)},
+        "slurm": slurm_record(),
+        "interruptions": earlier_interruptions(folder) if cfg.train and cfg.ckpt_path else [],
     }
+
+
+def earlier_interruptions(folder: RunFolder) -> list[dict]:
+    """When a run continues in its own folder: how the earlier attempts ended (cause, epochs done), so a record
+    that was stopped and resumed says so."""
+    try:
+        previous = folder.read_summary()
+    except (OSError, ValueError):
+        return []
+    history = [item for item in previous.get("interruptions") or [] if isinstance(item, dict)]
+    if previous.get("status") in (Status.INTERRUPTED, Status.FAILED):
+        history.append({"status": previous.get("status"), "cause": previous.get("error"),
+                        "epochs": previous.get("epochs"), "wall_time_s": previous.get("wall_time_s")})
+    return history
+
+
+def slurm_record() -> dict | None:
+    """The SLURM job this run ran in (None outside SLURM): which job, and how often SLURM restarted it."""
+    import os
+
+    if not os.environ.get("SLURM_JOB_ID"):
+        return None
+    return {"job_id": os.environ.get("SLURM_JOB_ID"), "restart_count": int(os.environ.get("SLURM_RESTART_COUNT") or 0),
+            "ntasks": int(os.environ.get("SLURM_NTASKS") or 1)}
 
 
 def setup_failure_summary(cfg: DictConfig, folder: RunFolder, status: str, error: str, started: float) -> dict:

@@ -17,15 +17,17 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from visionlab.assembly import build_datamodule, build_model, build_trainer, instantiate_group, model_for_checking
+from visionlab.assembly import (build_datamodule, build_model, build_trainer, instantiate_group, model_for_checking,
+                                spawns_ranks)
 from visionlab.checkpoints import check_checkpoint
 from visionlab.config_checks import check_config
 from visionlab.console import print_result
 from visionlab.errors import ConfigError, UserError
-from visionlab.hydra_runtime import cpu_threads, hydra_files, is_multirun
+from visionlab.hydra_runtime import cpu_threads, hydra_files, is_multirun, point_ddp_children_at_job
 from visionlab.interfaces import TaskDataModule, TaskModel
+from visionlab.distributed import is_rank_zero
 from visionlab.interruption import describe as describe_interruption
-from visionlab.interruption import is_interruption, sigterm_raises
+from visionlab.interruption import is_interruption, stop_signals
 from visionlab.recording import finish_record, setup_failure_summary, start_summary
 from visionlab.run_record.folder import RunFolder
 from visionlab.run_record.layout import Status
@@ -49,7 +51,7 @@ def run(cfg: DictConfig) -> dict:
     folder = RunFolder(cfg.paths.output_dir)
     ckpt = OmegaConf.select(cfg, "ckpt_path", default=None, throw_on_missing=False, throw_on_resolution_failure=False)
     recordable = may_record_setup_failure(folder, ckpt if isinstance(ckpt, str) else None, cfg.get("train") is not False)
-    with sigterm_raises():
+    with stop_signals():
         try:
             check_config(cfg)
             if cfg.ckpt_path:
@@ -57,7 +59,7 @@ def run(cfg: DictConfig) -> dict:
                                  cfg.get("trust_checkpoint", False))
             parts = _set_up(cfg, folder)
         except BaseException as exc:
-            if recordable:
+            if recordable and is_rank_zero():  # one rank records; the others follow it
                 status = Status.INTERRUPTED if is_interruption(exc) else Status.FAILED
                 folder.create().write_summary(setup_failure_summary(cfg, folder, status, _describe(exc), started))
             raise
@@ -76,20 +78,26 @@ class _Parts:
 
 
 def _set_up(cfg: DictConfig, folder: RunFolder) -> _Parts:
-    """Write the run's config, build its parts, start the loggers."""
-    folder.create()
-    if (hydra_record := hydra_files(cfg)) is not None:
-        folder.write_hydra(*hydra_record)
+    """Write the run's config (global rank 0 only: one run = one record), build its parts, start the loggers."""
+    writer = is_rank_zero()
+    if writer:
+        folder.create()
+        if (hydra_record := hydra_files(cfg)) is not None:
+            folder.write_hydra(*hydra_record)
     _prepare(cfg, folder)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    folder.write_config(resolved)
+    if writer:
+        folder.write_config(resolved)
     datamodule, model = build_datamodule(cfg), build_model(cfg)
     loggers = instantiate_group(cfg.get("logger"), "logger")
     record = EpochRecord(folder)
     trainer = build_trainer(cfg, model, loggers, record)
-    summary = start_summary(cfg, model, datamodule, folder)
+    if spawns_ranks(trainer) and is_multirun():
+        point_ddp_children_at_job(str(folder.path), cfg.ckpt_path)
+    datamodule.use_global_batch(trainer.world_size)
+    summary = start_summary(cfg, model, datamodule, folder, trainer)
     wandb_logger = find_wandb_logger(loggers)
-    if wandb_logger is not None and trainer.is_global_zero:
+    if wandb_logger is not None and writer:
         folder.write_wandb_id(wandb_policy.start(wandb_logger).id)
     for logger in loggers:
         logger.log_hyperparams({**resolved, N_PARAMS: summary[N_PARAMS]})
@@ -112,7 +120,7 @@ def _fit_test_record(cfg: DictConfig, parts: _Parts, started: float) -> dict:
         error = exc
         summary.update(status=Status.INTERRUPTED if is_interruption(exc) else Status.FAILED, error=_describe(exc))
     finally:
-        if trainer.is_global_zero:
+        if is_rank_zero():
             finish_record(summary, cfg, trainer, model, parts.record, test_metrics, started, parts.wandb_logger,
                           error)
             print_result(summary)

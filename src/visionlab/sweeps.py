@@ -13,6 +13,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from visionlab.distributed import is_rank_zero
+from visionlab.interruption import slurm_job_id
 from visionlab.run_record.folder import RunFolder
 from visionlab.run_record.layout import Status
 from visionlab.run_record.resume import completed_run_to_skip
@@ -23,11 +25,14 @@ log = logging.getLogger(__name__)
 
 
 def _job() -> tuple[Path, str, RunFolder] | None:
-    """(sweep dir, job key, run folder) of the current multirun job, or None outside a multirun."""
+    """(sweep dir, job key, run folder) of the current multirun job, or None outside a multirun and on DDP
+    ranks other than 0 (one process keeps the index)."""
     from hydra.core.hydra_config import HydraConfig
 
+    if not HydraConfig.initialized():
+        return None
     hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode.name != "MULTIRUN":
+    if hydra_cfg.mode.name != "MULTIRUN" or not is_rank_zero():
         return None
     return Path(hydra_cfg.sweep.dir), str(hydra_cfg.sweep.subdir), RunFolder(hydra_cfg.runtime.output_dir)
 
@@ -46,6 +51,7 @@ class SweepIndexCallback(Callback):
             "run_dir": str(folder.path),
             "status": Status.RUNNING,
             "skipped": completed_run_to_skip(folder, config.get("force", False)) is not None,
+            "slurm_job_id": slurm_job_id(),
         })
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
@@ -53,8 +59,11 @@ class SweepIndexCallback(Callback):
             return
         sweep_dir, key, folder = job
         summary = folder.completed_summary()
+        recorded = _recorded_status(folder)
         if job_return.status == JobStatus.COMPLETED and summary is not None:
             entry = {"status": Status.COMPLETED, "error": None, "metrics": headline(summary)}
+        elif recorded is not None and recorded[0] == Status.INTERRUPTED:  # e.g. a time limit, not requeued
+            entry = {"status": Status.INTERRUPTED, "error": recorded[1], "metrics": {}}
         elif job_return.status == JobStatus.COMPLETED:
             entry = {"status": Status.FAILED, "error": "the job returned but its run record is incomplete",
                      "metrics": {}}
@@ -62,3 +71,20 @@ class SweepIndexCallback(Callback):
             error = job_return._return_value
             entry = {"status": Status.FAILED, "error": f"{type(error).__name__}: {error}", "metrics": {}}
         update_index(sweep_dir, key, entry)
+
+
+def _recorded_status(folder: RunFolder) -> tuple[str, str | None] | None:
+    try:
+        summary = folder.read_summary()
+    except (OSError, ValueError):
+        return None
+    return str(summary.get("status")), summary.get("error")
+
+
+def record_interrupted_job(cause: str) -> None:
+    """The current sweep job stopped on a signal: its process exits without Hydra's job-end callback, so the
+    index is updated here (a requeued job sets it to running again when it restarts)."""
+    if (job := _job()) is None:
+        return
+    sweep_dir, key, _ = job
+    update_index(sweep_dir, key, {"status": Status.INTERRUPTED, "error": cause, "metrics": {}})

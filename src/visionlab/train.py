@@ -23,10 +23,15 @@ CONFIG_PATH = str(config_dir())
 
 def _task(cfg: DictConfig) -> float | None:
     """Hydra task: a user error ends a single run with one line on stderr and exit code 2; in a multirun it is
-    raised so the sweep records this job as failed and goes on with the others. SIGTERM/Ctrl-C end the process
-    (143/130) once the run is recorded as interrupted. A sweep job first claims its folder (``run_record.claim``)."""
+    raised so the sweep records this job as failed and goes on with the others. A stop signal (SIGTERM, SLURM's
+    USR1/USR2) or Ctrl-C ends the process (128 + signal, 130) once the run and the sweep index say "interrupted".
+
+    Several processes may run one job (DDP): global rank 0 claims a sweep job (``run_record.claim``), decides to
+    skip it, and writes its record; the other ranks follow. A job that finds an unfinished run with a
+    ``last.ckpt`` in its folder (a sweep run again, a SLURM job requeued or preempted) continues it."""
     # The training stack is imported here, not at module level, so `--help` and `--cfg job` answer at once.
     from visionlab.console import quiet_library_noise
+    from visionlab.distributed import is_rank_zero
     from visionlab.hydra_runtime import is_multirun
     from visionlab.run_record.claim import claim
     from visionlab.run_record.folder import RunFolder
@@ -35,17 +40,38 @@ def _task(cfg: DictConfig) -> float | None:
     quiet_library_noise()
     folder = RunFolder(cfg.paths.output_dir)
     if not is_multirun():
+        _continue_unfinished(cfg, folder)
         return _run_reporting_errors(cfg, multirun=False)
+    force = cfg.get("force", False)
+    if not is_rank_zero():  # rank 0 holds the claim; this rank takes the same decisions from the same folder
+        if (previous := completed_run_to_skip(folder, force)) is not None:
+            return previous.get("objective")
+        _continue_unfinished(cfg, folder)
+        return _run_reporting_errors(cfg, multirun=True)
     with claim(folder) as waited:  # a job another process just ran is complete now: skip it even with force
-        if (previous := completed_run_to_skip(folder, cfg.get("force", False) and not waited)) is not None:
+        if (previous := completed_run_to_skip(folder, force and not waited)) is not None:
             log.info("Skipping %s: its run record is complete (force=true reruns it).", cfg.paths.output_dir)
             return previous.get("objective")
+        _continue_unfinished(cfg, folder)
         return _run_reporting_errors(cfg, multirun=True)
+
+
+def _continue_unfinished(cfg: DictConfig, folder) -> None:
+    from omegaconf import open_dict
+
+    from visionlab.run_record.resume import checkpoint_to_continue
+
+    last = checkpoint_to_continue(folder, bool(cfg.get("resume", True)), bool(cfg.get("train", True)),
+                                  cfg.get("ckpt_path"))
+    if last is not None:
+        log.info("Continuing the unfinished run in %s from %s (resume=false starts over).", folder.path, last)
+        with open_dict(cfg):
+            cfg.ckpt_path = last
 
 
 def _run_reporting_errors(cfg: DictConfig, multirun: bool) -> float | None:
     from visionlab.errors import UserError
-    from visionlab.interruption import exit_code, is_interruption
+    from visionlab.interruption import Stopped, describe, exit_code, is_interruption
     from visionlab.runner import run
 
     try:
@@ -58,6 +84,12 @@ def _run_reporting_errors(cfg: DictConfig, multirun: bool) -> float | None:
         sys.exit(2)
     except BaseException as exc:
         if is_interruption(exc):
+            if multirun:  # Hydra's job-end callback does not run for an exiting process: say it here
+                from visionlab.sweeps import record_interrupted_job
+
+                record_interrupted_job(describe(exc))
+            if isinstance(exc, Stopped) and exc.reraise is not None:
+                raise exc.reraise from None  # the launcher's own verdict (submitit: not requeued)
             sys.exit(exit_code(exc))
         raise
     return summary.get("objective")

@@ -9,6 +9,11 @@ the per-sample reference recipe in loader workers (``data.num_workers``) and is 
 
 Randomness is reproducible by construction: the shuffling order depends on (seed, epoch) and a batch's
 augmentation on (seed, epoch, the batch's indices), never on worker count, device, or where a run was resumed.
+
+Under DDP ``data.batch_size`` is the global batch: each of N processes takes ``batch_size / N`` (the
+Lightning-Hydra template's rule, so a recipe means the same on 1 or 8 GPUs), training shards the same
+(seed, epoch) permutation across the ranks, and validation/test shard their cases without padding, so every case
+is scored exactly once; evaluation batches carry their case indices so results can be gathered by case.
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
 from visionlab.data.batched_ops import batch_generator
 from visionlab.data.loading import batch_loader
 from visionlab.data.sampling import EpochSeededSampler
-from visionlab.errors import DataError
+from visionlab.errors import ConfigError, DataError
 
 BACKENDS = ("batched", "albumentations")
 
@@ -59,6 +65,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         if not isinstance(num_workers, int) or num_workers < 0:
             raise DataError(f"data.num_workers={num_workers!r} must be 0 or more.")
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.global_batch_size, self.world_size = batch_size, 1
         self.seed, self.augment_backend, self.pin_memory = int(seed), augment_backend, pin_memory
         self.train_repeats = max(1, int(train_repeats))
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -92,13 +99,41 @@ class InMemoryDataModule(pl.LightningDataModule):
             return
         self.splits = {name: (torch.as_tensor(x), torch.as_tensor(y)) for name, (x, y) in self.load_splits().items()}
 
+    def use_global_batch(self, world_size: int) -> None:
+        """Split ``data.batch_size`` (the global batch) over ``world_size`` processes; it must divide evenly."""
+        world_size = max(1, int(world_size))
+        if self.global_batch_size % world_size:
+            raise ConfigError(
+                f"data.batch_size={self.global_batch_size} is the global batch and must be divisible by the "
+                f"{world_size} processes of this run (trainer.devices × trainer.num_nodes), e.g. "
+                f"data.batch_size={max(world_size, self.global_batch_size // world_size * world_size)}.")
+        self.world_size = world_size
+        self.batch_size = self.global_batch_size // world_size
+
+    def _rank(self) -> tuple[int, int]:
+        """(rank, world size) of this process during fit/test (0, 1 when not distributed)."""
+        trainer = self.trainer
+        if trainer is None or trainer.world_size <= 1:
+            return 0, 1
+        return trainer.global_rank, trainer.world_size
+
     def split_size(self, split: str) -> int:
         return len(self.splits[split][1])
 
     # ------------------------------------------------------------------ loaders
     def _index_loader(self, split: str, batch_size: int, sampler=None) -> DataLoader:
         length = self.split_size(split) * (self.train_repeats if split == "train" else 1)
+        rank, world = self._rank()
+        if sampler is None and world > 1:  # each case exactly once: no padding, no repeat
+            sampler = UnrepeatedDistributedSampler(IndexBatches(split, length), num_replicas=world, rank=rank,
+                                                   shuffle=False)
         return batch_loader(IndexBatches(split, length), batch_size, num_workers=0, sampler=sampler)
+
+    def _train_sampler(self, length: int):
+        rank, world = self._rank()
+        if world > 1:
+            return EpochSeededSampler(length, self.seed, self._epoch(), rank=rank, num_replicas=world)
+        return EpochSeededSampler(length, self.seed, self._epoch())
 
     def _epoch(self) -> int:
         """The epoch Lightning is about to run or is running (what it passes to ``set_epoch``). After a resume from
@@ -112,10 +147,10 @@ class InMemoryDataModule(pl.LightningDataModule):
         # the sampler must already stand at the epoch a resumed run continues from.
         if self.augment_backend == "albumentations":
             dataset = self.reference_dataset()
-            sampler = EpochSeededSampler(len(dataset), seed=self.seed, epoch=self._epoch())
+            sampler = self._train_sampler(len(dataset))
             return batch_loader(dataset, self.batch_size, self.num_workers, self.pin_memory, sampler)
         length = self.split_size("train") * self.train_repeats
-        return self._index_loader("train", self.batch_size, EpochSeededSampler(length, self.seed, self._epoch()))
+        return self._index_loader("train", self.batch_size, self._train_sampler(length))
 
     def val_dataloader(self) -> DataLoader:
         return self._index_loader("val", self.eval_batch_size)
@@ -134,14 +169,15 @@ class InMemoryDataModule(pl.LightningDataModule):
             self._resident[key] = (x.to(device), y.to(device))
         return self._resident[key]
 
-    def materialise(self, batch: dict[str, Any], epoch: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Index batch → (images, targets) on the index tensor's device; training batches are augmented."""
+    def materialise(self, batch: dict[str, Any], epoch: int = 0) -> tuple[torch.Tensor, ...]:
+        """Index batch → (images, targets) on the index tensor's device; training batches are augmented, evaluation
+        batches also carry their case indices: (images, targets, index)."""
         split, index = batch["split"], batch["index"]
         x, y = self.resident(split, index.device)
         index = index % len(y)  # train_repeats: every image several times per epoch
         images, targets = x[index], y[index]
         if split != "train":
-            return images, targets
+            return images, targets, index
         if self._batch_augment is None:
             self._batch_augment = self.batch_augment()
         key = zlib.crc32(batch["index"].cpu().numpy().astype(np.int64).tobytes())

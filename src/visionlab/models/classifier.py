@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from visionlab.distributed import gather_objects
 from visionlab.errors import ConfigError
 from visionlab.models.base import VisionModule
 from visionlab.models.cnn import SeedCNN
@@ -47,7 +48,7 @@ class ClassificationModule(VisionModule):
         return self.net(self.prepare_images(images))
 
     def _step(self, batch, label_smoothing: float = 0.0):
-        images, labels = batch
+        images, labels = batch[0], batch[1]
         logits = self(images)
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
         return loss, logits.argmax(dim=1), labels
@@ -72,19 +73,29 @@ class ClassificationModule(VisionModule):
         self.val_loss(loss, weight=len(labels))
         self.val_acc(preds, labels)
         self.val_confusion(preds, labels)
-        self._keep_misclassified(self.val_misclassified, batch[0], preds, labels)
+        self._keep_misclassified(self.val_misclassified, batch, preds, labels)
 
-    def _keep_misclassified(self, kept: list, images, preds, labels) -> None:
+    def _keep_misclassified(self, kept: list, batch, preds, labels) -> None:
+        """The first ``max_misclassified`` mistakes in case order, as (case index, image, true, pred)."""
+        images = batch[0]
+        index = batch[2] if len(batch) > 2 else None
         wrong = (preds != labels).nonzero().flatten()
         for i in wrong[: self.max_misclassified - len(kept)].tolist():
-            kept.append((images[i].cpu(), int(labels[i]), int(preds[i])))
+            case = int(index[i]) if index is not None else len(kept)
+            kept.append((case, images[i].cpu(), int(labels[i]), int(preds[i])))
+
+    def _all_misclassified(self, kept: list) -> list:
+        """The first mistakes over every rank, in case order (what a single process keeps)."""
+        merged = sorted((item for part in gather_objects(kept) for item in part), key=lambda item: item[0])
+        return [item[1:] for item in merged[: self.max_misclassified]]
 
     def on_validation_epoch_end(self) -> None:
         accuracy = float(self.val_acc.compute())
+        misclassified = self._all_misclassified(self.val_misclassified)  # every rank takes part in the gather
         if not self.trainer.sanity_checking and (self.val_results is None or accuracy > self.val_results["acc"]):
             confusion = self.val_confusion.compute().cpu()
             self.val_results = {"acc": accuracy, "epoch": self.current_epoch, "confusion": confusion,
-                                "misclassified": list(self.val_misclassified)}
+                                "misclassified": misclassified}
         self.log_validation_epoch(keys.VAL_LOSS, self.val_loss.compute(), keys.VAL_ACC, self.val_acc.compute(),
                                   keys.VAL_ACC_BEST, self.val_acc_best)
 
@@ -99,12 +110,13 @@ class ClassificationModule(VisionModule):
         self.test_confusion(preds, labels)
         self.log(keys.TEST_LOSS, self.test_loss, on_step=False, on_epoch=True)
         self.log(keys.TEST_ACC, self.test_acc, on_step=False, on_epoch=True)
-        self._keep_misclassified(self.misclassified, batch[0], preds, labels)
+        self._keep_misclassified(self.misclassified, batch, preds, labels)
 
     def on_test_epoch_end(self) -> None:
-        confusion = self.test_confusion.compute().cpu()
+        confusion = self.test_confusion.compute().cpu()  # summed over ranks by torchmetrics
         per_class = confusion.diag() / confusion.sum(dim=1).clamp(min=1)
-        self.test_results = {"confusion": confusion, "per_class_acc": per_class, "misclassified": self.misclassified}
+        self.test_results = {"confusion": confusion, "per_class_acc": per_class,
+                             "misclassified": self._all_misclassified(self.misclassified)}
 
     # ------------------------------------------------------------------ run-record hooks (interfaces.TaskModel)
     def media_callback(self):

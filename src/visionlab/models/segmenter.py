@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 
+from visionlab.distributed import gather_objects
 from visionlab.errors import ConfigError, DataError
 from visionlab.interfaces import TaskDataModule
 from visionlab.models.base import VisionModule
@@ -18,6 +19,7 @@ from visionlab.run_record import metric_keys as keys
 from visionlab.run_record.folder import RunFolder
 
 LOSSES = ("bce", "dice", "bce_dice")
+CASE_INDEX = "case_index"
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
@@ -87,7 +89,7 @@ class SegmentationModule(VisionModule):
         return bce + soft_dice_loss(logits, target) if self.loss_name == "bce_dice" else bce
 
     def _step(self, batch):
-        images, masks = batch
+        images, masks = batch[0], batch[1]
         masks = masks.reshape(len(masks), *masks.shape[-2:])  # N×H×W or N×1×H×W → N×H×W
         logits = self(images).float()
         loss = self.compute_loss(logits, masks[:, None].float())
@@ -136,19 +138,23 @@ class SegmentationModule(VisionModule):
         loss, preds, masks, scores = self._step(batch)
         f1, iou = scores[keys.CASE_F1], scores[keys.CASE_IOU]
         self.test_loss(loss, weight=len(masks))
-        start = sum(len(s[keys.CASE_F1]) for s in self._test_scores)  # test loader is not shuffled: case = position
-        self._test_scores.append({name: value.cpu() for name, value in scores.items()})
+        if len(batch) > 2:  # the case indices (under DDP each rank scores its own share of the cases)
+            index = batch[2].cpu()
+        else:  # a plain (images, masks) loader, not shuffled: case = position
+            start = sum(len(s[CASE_INDEX]) for s in self._test_scores)
+            index = torch.arange(start, start + len(masks))
+        self._test_scores.append({CASE_INDEX: index, **{name: value.cpu() for name, value in scores.items()}})
 
         def keep(name: str, i: int) -> None:
             image = batch[0][i].cpu()
             image = image.numpy() if image.dtype == torch.uint8 else (image.permute(1, 2, 0) * 255).byte().numpy()
-            self._test_cases[name] = {"index": start + i, "f1": float(f1[i]), "iou": float(iou[i]),
+            self._test_cases[name] = {"index": int(index[i]), "f1": float(f1[i]), "iou": float(iou[i]),
                                       "image": image[..., 0] if image.shape[-1] == 1 else image,
                                       "mask": masks[i].to(torch.uint8).cpu().numpy(),
                                       "pred": preds[i].cpu().numpy()}
 
-        if start == 0:
-            keep("fixed", 0)
+        if (first := (index == 0).nonzero().flatten()).numel():
+            keep("fixed", int(first[0]))
         worst, best = int(f1.argmin()), int(f1.argmax())
         if "worst" not in self._test_cases or f1[worst] < self._test_cases["worst"]["f1"]:
             keep("worst", worst)
@@ -156,17 +162,25 @@ class SegmentationModule(VisionModule):
             keep("best", best)
 
     def on_test_epoch_end(self) -> None:
-        if not self._test_scores:
+        """Per-case scores and the kept cases from every rank, each case once and in case order, so a DDP test
+        gives the same table and statistics as a single process."""
+        parts = gather_objects((self._test_scores, self._test_cases))
+        scores = [s for part, _ in parts for s in part]
+        if not scores:
             return
-        cases = {name: torch.cat([s[name] for s in self._test_scores]).double() for name in keys.CASE_SCORES}
+        index = torch.cat([s[CASE_INDEX] for s in scores])
+        order = torch.argsort(index, stable=True)
+        if len(torch.unique(index)) != len(index):
+            raise RuntimeError("a test case was scored twice: the test loader must not repeat cases under DDP")
+        cases = {name: torch.cat([s[name] for s in scores])[order].double() for name in keys.CASE_SCORES}
         stats = {keys.TEST_LOSS: self.test_loss.compute(), keys.TEST_CASES: float(len(cases[keys.CASE_F1]))}
         stats.update({key: cases[name].mean() for name, key in keys.CASE_SCORES.items()})
         for name, (std_key, min_key) in keys.CASE_SPREAD.items():
             stats.update({std_key: cases[name].std(unbiased=False), min_key: cases[name].min()})
-        for name, value in stats.items():
+        for name, value in stats.items():  # identical on every rank after the gather
             self.log(name, torch.as_tensor(value, dtype=torch.float32))
         self.test_results = {"scores": {name: value.numpy() for name, value in cases.items()},
-                             "cases": dict(self._test_cases)}
+                             "cases": _merge_kept_cases([kept for _, kept in parts])}
 
     # ------------------------------------------------------------------ run-record hooks (interfaces.TaskModel)
     def media_callback(self):
@@ -192,3 +206,17 @@ class SegmentationModule(VisionModule):
             return
         folder.write_test_cases(self.test_results["scores"])
         folder.write_qualitative(self.test_results["cases"])
+
+
+def _merge_kept_cases(per_rank: list[dict[str, dict]]) -> dict[str, dict]:
+    """The fixed case (index 0), the worst and the best over every rank; ties go to the lowest case index, as in
+    a single process that sees the cases in order."""
+    merged: dict[str, dict] = {}
+    candidates = {name: [kept[name] for kept in per_rank if name in kept] for name in ("fixed", "worst", "best")}
+    if candidates["fixed"]:
+        merged["fixed"] = candidates["fixed"][0]
+    if candidates["worst"]:
+        merged["worst"] = min(candidates["worst"], key=lambda case: (case["f1"], case["index"]))
+    if candidates["best"]:
+        merged["best"] = min(candidates["best"], key=lambda case: (-case["f1"], case["index"]))
+    return merged

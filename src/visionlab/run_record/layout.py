@@ -17,6 +17,7 @@ VAL_PER_CLASS_ACCURACY = "val_per_class_accuracy.csv"
 VAL_MISCLASSIFIED = "val_misclassified.npz"
 WANDB_RUN_ID = "wandb_run_id.txt"  # lets a resumed run continue the same W&B run
 CHECKPOINTS = "checkpoints"  # folder: best.ckpt and last.ckpt
+LAST_CHECKPOINT = "last.ckpt"  # inside checkpoints/: the end of the last finished epoch
 HYDRA = ".hydra"  # folder: Hydra's copy of the config and the overrides
 HYDRA_CONFIG = "config.yaml"  # inside .hydra/
 HYDRA_OVERRIDES = "overrides.yaml"  # inside .hydra/

@@ -5,6 +5,9 @@
   epochs before the one training restarts at (``epochs_to_keep``).
 - Evaluating a checkpoint (train=false) always gets a fresh folder and a fresh W&B run.
 - A re-run sweep skips a job whose run record is complete, unless ``force=true`` (``completed_run_to_skip``).
+- A job that restarts in a folder holding an unfinished run with ``checkpoints/last.ckpt`` continues from it
+  (``checkpoint_to_continue``): a sweep job run again, or a SLURM job restarted after a requeue or preemption.
+  ``resume=false`` starts over instead; ``force=true`` reruns a complete job from scratch.
 - A run that fails while it is set up records that in its folder, but never over an earlier run's record that
   it was resuming or that is complete (``may_record_setup_failure``).
 """
@@ -55,3 +58,15 @@ def may_record_setup_failure(folder: RunFolder, ckpt_path: str | None, train: bo
         return folder.read_summary().get("status") != layout.Status.COMPLETED
     except (OSError, ValueError):
         return True
+
+
+def checkpoint_to_continue(folder: RunFolder, resume: bool, train: bool, ckpt_path: str | None) -> str | None:
+    """The folder's own ``last.ckpt`` when this run should continue the unfinished run recorded there: training,
+    no checkpoint given, ``resume`` on, and the record there not complete (a complete sweep job is skipped, or
+    rerun from scratch with ``force=true``)."""
+    if not resume or not train or ckpt_path:
+        return None
+    last = folder.checkpoints / layout.LAST_CHECKPOINT
+    if not last.is_file() or folder.completed_summary() is not None:
+        return None
+    return str(last)

@@ -9,6 +9,7 @@ import time
 import pytorch_lightning as pl
 import torch
 
+from visionlab.distributed import sum_over_ranks
 from visionlab.run_record import metric_keys as keys
 from visionlab.run_record.folder import RunFolder
 from visionlab.run_record.resume import epochs_to_keep
@@ -25,7 +26,8 @@ def _scalar(value):
 
 
 class EpochRecord(pl.Callback):
-    """Appends one row per epoch to the run folder's metrics.csv and measures training images per second."""
+    """Appends one row per epoch to the run folder's metrics.csv and measures training images per second
+    (summed over the ranks of a DDP run: images of all ranks per wall second of rank 0)."""
 
     def __init__(self, folder: RunFolder):
         self.folder = folder
@@ -60,10 +62,12 @@ class EpochRecord(pl.Callback):
         self._epoch_images += len(batch[1])
         self._epoch_last_end = time.perf_counter()
 
-    def _close_epoch(self) -> None:
+    def _close_epoch(self, device="cpu") -> None:
+        # every rank takes part in the sum (a collective under DDP), even one that trained no batch
+        images = sum_over_ranks(self._epoch_images, device)
         if self._epoch_start is not None and self._epoch_last_end is not None:
             self.train_seconds += self._epoch_last_end - self._epoch_start
-            self.train_images += self._epoch_images
+            self.train_images += images
         self._epoch_start = self._epoch_last_end = None
         self._epoch_images = 0
 
@@ -72,7 +76,7 @@ class EpochRecord(pl.Callback):
         return self.train_images / self.train_seconds if self.train_seconds > 0 else None
 
     def on_train_epoch_end(self, trainer, pl_module):
-        self._close_epoch()
+        self._close_epoch(pl_module.device)
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
         row = {keys.EPOCH: trainer.current_epoch, keys.STEP: trainer.global_step}

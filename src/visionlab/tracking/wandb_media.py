@@ -24,7 +24,9 @@ def wandb_loggers(trainer) -> list[WandbLogger]:
 def _misclassified(wrong: list) -> list:
     import wandb
 
-    return [wandb.Image(to_display(img[None])[0], caption=f"true {t} → pred {p}") for img, t, p in wrong]
+    # items are (image, true, pred), or (case index, image, true, pred) while an epoch's mistakes are collected
+    return [wandb.Image(to_display(img[None])[0], caption=f"true {t} → pred {p}")
+            for img, t, p in (item[-3:] for item in wrong)]
 
 
 class ClassificationMedia(pl.Callback):
