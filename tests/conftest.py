@@ -24,3 +24,18 @@ def tiny_gtsrb_dir(tmp_path: Path) -> Path:
     folder.mkdir()
     np.savez(folder / "part1.npz", **arrays)
     return folder
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory):
+    """A real single-node SLURM (``slurm_cluster``): reused when one answers, else started and, at the end of
+    the session, stopped by pid. Skips with the reason when it cannot run here."""
+    import slurm_cluster
+
+    if (reason := slurm_cluster.why_unavailable()) is not None:
+        pytest.skip(reason)
+    pids = [] if slurm_cluster.answers() else slurm_cluster.start(tmp_path_factory.mktemp("slurm-pids"))
+    slurm_cluster.cancel_leftovers()
+    yield
+    slurm_cluster.cancel_leftovers()
+    slurm_cluster.stop(pids)

@@ -87,7 +87,10 @@ def build_trainer(cfg: DictConfig, model: TaskModel, loggers: list, record: pl.C
         callbacks.append(media)
     plugins = [AtomicCheckpointIO()]
     if SLURMEnvironment.detect():  # our SIGUSR1 handler requeues; Lightning's saves a mid-epoch checkpoint
-        plugins.append(SLURMEnvironment(auto_requeue=False))
+        try:
+            plugins.append(SLURMEnvironment(auto_requeue=False))
+        except RuntimeError as exc:  # e.g. `--ntasks` without `--ntasks-per-node`: Lightning says what to use
+            raise ConfigError(f"SLURM job settings: {exc}") from None
     return instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, plugins=plugins)
 
 

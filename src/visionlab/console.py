@@ -40,21 +40,24 @@ def quiet_library_noise() -> None:
 def print_result(summary: dict) -> None:
     """Status, run folder, best/final/test metrics, errors and the W&B sync command."""
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console(highlight=False, soft_wrap=True)
     status = summary["status"]
     colour = "green" if status == Status.COMPLETED else "red"
-    console.print(f"[bold {colour}]{status}[/]: {summary['experiment']} (seed {summary['seed']})")
-    console.print(f"run folder: {summary['output_dir']}")
+    # every value is escaped: "[...]" in a name, path or error message is text, not rich markup
+    console.print(f"[bold {colour}]{escape(str(status))}[/]: {escape(str(summary['experiment']))} "
+                  f"(seed {escape(str(summary['seed']))})")
+    console.print(f"run folder: {escape(str(summary['output_dir']))}")
     for section in ("best", "final", "test"):
         metrics = summary.get(section)
         if metrics:
             shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
-            console.print(f"{section}: {shown}")
+            console.print(f"{section}: {escape(shown)}")
     if summary.get("test_split") == "unavailable":
         console.print("test: no test split available (see summary.json)")
     if summary.get("error"):
-        console.print(f"[red]error:[/] {summary['error']}")
+        console.print(f"[red]error:[/] {escape(str(summary['error']))}")
     wandb_info = summary.get("wandb") or {}
     if wandb_info.get("sync_command"):
-        console.print(f"upload to W&B later with: {wandb_info['sync_command']}")
+        console.print(f"upload to W&B later with: {escape(str(wandb_info['sync_command']))}")

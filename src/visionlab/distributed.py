@@ -60,3 +60,17 @@ def sum_over_ranks(value: float, device: torch.device | str = "cpu") -> float:
     tensor = torch.tensor([float(value)], dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return float(tensor.item())
+
+
+LAUNCHER_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+def end_process_group(launched_ranks: bool) -> None:
+    """After a run: leave no process group (and, in the process whose Lightning launcher started the other ranks,
+    none of the launcher's variables) behind, so the next job of a multirun in this process starts its own DDP
+    instead of reusing one whose other ranks have exited."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    if launched_ranks:
+        for name in LAUNCHER_VARIABLES:
+            os.environ.pop(name, None)

@@ -22,10 +22,10 @@ from visionlab.assembly import (build_datamodule, build_model, build_trainer, in
 from visionlab.checkpoints import check_checkpoint
 from visionlab.config_checks import check_config
 from visionlab.console import print_result
-from visionlab.errors import ConfigError, UserError
+from visionlab.errors import UserError
 from visionlab.hydra_runtime import cpu_threads, hydra_files, is_multirun, point_ddp_children_at_job
 from visionlab.interfaces import TaskDataModule, TaskModel
-from visionlab.distributed import is_rank_zero
+from visionlab.distributed import end_process_group, is_rank_zero
 from visionlab.interruption import describe as describe_interruption
 from visionlab.interruption import is_interruption, stop_signals
 from visionlab.recording import finish_record, setup_failure_summary, start_summary
@@ -52,14 +52,18 @@ def run(cfg: DictConfig) -> dict:
     ckpt = OmegaConf.select(cfg, "ckpt_path", default=None, throw_on_missing=False, throw_on_resolution_failure=False)
     recordable = may_record_setup_failure(folder, ckpt if isinstance(ckpt, str) else None, cfg.get("train") is not False)
     with stop_signals():
+        checked = False
         try:
             check_config(cfg)
             if cfg.ckpt_path:
                 check_checkpoint(cfg.ckpt_path, model_for_checking(cfg), cfg.experiment_name, cfg.train,
                                  cfg.get("trust_checkpoint", False))
+            checked = True
             parts = _set_up(cfg, folder)
         except BaseException as exc:
-            if recordable and is_rank_zero():  # one rank records; the others follow it
+            if not checked and isinstance(exc, UserError):  # refused before anything is written: no record, and
+                folder.discard_if_empty()  # no folder (Hydra made it, empty)
+            elif recordable and is_rank_zero():  # one rank records; the others follow it
                 status = Status.INTERRUPTED if is_interruption(exc) else Status.FAILED
                 folder.create().write_summary(setup_failure_summary(cfg, folder, status, _describe(exc), started))
             raise
@@ -75,6 +79,7 @@ class _Parts:
     record: EpochRecord
     summary: dict
     wandb_logger: object | None
+    launches_ranks: bool = False  # Lightning starts the other DDP ranks from this process
 
 
 def _set_up(cfg: DictConfig, folder: RunFolder) -> _Parts:
@@ -92,7 +97,8 @@ def _set_up(cfg: DictConfig, folder: RunFolder) -> _Parts:
     loggers = instantiate_group(cfg.get("logger"), "logger")
     record = EpochRecord(folder)
     trainer = build_trainer(cfg, model, loggers, record)
-    if spawns_ranks(trainer) and is_multirun():
+    launches_ranks = spawns_ranks(trainer)  # asked before fit: Lightning's launcher then sets LOCAL_RANK here
+    if launches_ranks and is_multirun():
         point_ddp_children_at_job(str(folder.path), cfg.ckpt_path)
     datamodule.use_global_batch(trainer.world_size)
     summary = start_summary(cfg, model, datamodule, folder, trainer)
@@ -101,7 +107,7 @@ def _set_up(cfg: DictConfig, folder: RunFolder) -> _Parts:
         folder.write_wandb_id(wandb_policy.start(wandb_logger).id)
     for logger in loggers:
         logger.log_hyperparams({**resolved, N_PARAMS: summary[N_PARAMS]})
-    return _Parts(folder, datamodule, model, trainer, record, summary, wandb_logger)
+    return _Parts(folder, datamodule, model, trainer, record, summary, wandb_logger, launches_ranks)
 
 
 def _fit_test_record(cfg: DictConfig, parts: _Parts, started: float) -> dict:
@@ -124,6 +130,8 @@ def _fit_test_record(cfg: DictConfig, parts: _Parts, started: float) -> dict:
             finish_record(summary, cfg, trainer, model, parts.record, test_metrics, started, parts.wandb_logger,
                           error)
             print_result(summary)
+        if is_multirun():
+            end_process_group(launched_ranks=parts.launches_ranks)
     if error is not None:
         raise error
     return summary
@@ -131,8 +139,6 @@ def _fit_test_record(cfg: DictConfig, parts: _Parts, started: float) -> dict:
 
 def _prepare(cfg: DictConfig, folder: RunFolder) -> None:
     """Seed, size the CPU threads, pick the precision, name the W&B run."""
-    if not cfg.train and not cfg.ckpt_path:
-        raise ConfigError("train=false evaluates a checkpoint: also pass ckpt_path=<run>/checkpoints/best.ckpt")
     pl.seed_everything(cfg.seed, workers=True)
     if threads := cpu_threads(cfg.get("threads")):
         torch.set_num_threads(threads)

@@ -1,0 +1,161 @@
+"""Runs on a real single-node SLURM (the ``slurm`` fixture starts it): a DDP sweep job with 2 tasks, a DDP run
+under ``srun -n2``, and the three ways a cluster stops a job (``scontrol requeue`` = preemption, Lightning's USR1,
+submitit's USR2 at the time limit), each of which must resume in its own folder to the uninterrupted numbers.
+
+Everything is submitted at once by one module fixture, so the jobs' waits overlap; the tests read the outcome."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import slurm_cluster
+from helpers import REPO, TINY_SIGNS
+from seg_helpers import TINY_SEG
+
+pytestmark = pytest.mark.slurm
+
+STOPS = {"requeue": ["scontrol", "requeue"], "usr1": ["scancel", "--signal=USR1"],
+         "usr2": ["scancel", "--signal=USR2"]}
+SIGNS = [*(o for o in TINY_SIGNS if not o.startswith("trainer.max_epochs")), "seed=5", "trainer.max_epochs=3", "logger=csv", "threads=1"]
+SEG = [o for o in TINY_SEG if not o.startswith(("trainer.accelerator", "trainer.devices", "data.n_test",
+                                                  "data.eval_batch_size"))]
+SEG += ["experiment=unet_baseline", "data.n_test=7", "data.eval_batch_size=2", "seed=1", "logger=csv", "threads=1"]
+SLURM_LAUNCHER = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", f"hydra.launcher.name={slurm_cluster.TEST_JOB_NAME}"]
+TIMEOUT = 420
+
+
+def _env() -> dict:
+    # the jobs import the tests' helper callbacks; SLURM passes the submitting environment on
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
+
+
+def _train(args: list[str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, env=_env(),
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def _jobs(sweep: Path) -> dict:
+    try:
+        return json.loads((sweep / "sweep_index.json").read_text())["jobs"]
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def _stop_each_after_its_first_checkpoint(sweep: Path, deadline: float) -> dict[str, str]:
+    """Send each job its stop once it paused after epoch 0 (its last.ckpt written); release the requeued jobs."""
+    stopped: dict[str, str] = {}
+    while len(stopped) < len(STOPS):
+        assert time.monotonic() < deadline, f"jobs did not reach their first checkpoint: {_jobs(sweep)}"
+        for entry in _jobs(sweep).values():
+            name = next(o.split("=", 1)[1] for o in entry["overrides"] if o.startswith("run_name="))
+            run = Path(entry["run_dir"])
+            if name in stopped or not (run / "paused").exists() or not entry.get("slurm_job_id"):
+                continue
+            assert (run / "checkpoints" / "last.ckpt").is_file()
+            subprocess.run([*STOPS[name], entry["slurm_job_id"]], check=True, timeout=30)
+            stopped[name] = entry["slurm_job_id"]
+        time.sleep(0.5)
+    for job in stopped.values():
+        slurm_cluster.release_when_requeued(job)
+    return stopped
+
+
+@pytest.fixture(scope="module")
+def cluster_runs(slurm, tmp_path_factory):
+    root = tmp_path_factory.mktemp("slurm")
+    logs = root / "logs"
+    started = time.monotonic()
+    deadline = started + TIMEOUT
+    stops = _train(["-m", *SLURM_LAUNCHER, "hydra.launcher.timeout_min=10", *SIGNS, "run_name=requeue,usr1,usr2",
+                    "+callbacks.pause._target_=helpers.PauseOnce", "+callbacks.pause.marker=${paths.output_dir}/paused",
+                    f"paths.log_dir={logs}", "sweep_name=stops"], root / "stops.log")
+    ddp = _train(["-m", *SLURM_LAUNCHER, "hydra.launcher.tasks_per_node=2", "trainer=ddp_sim", *SEG,
+                  f"paths.log_dir={logs}", "sweep_name=ddp"], root / "ddp.log")
+    reference = _train([*SIGNS, f"paths.log_dir={logs}", "hydra.run.dir=" + str(root / "reference")],
+                       root / "reference.log")
+    stopped = _stop_each_after_its_first_checkpoint(logs / "sweeps" / "stops", deadline)
+    codes = {name: proc.wait(timeout=max(1, deadline - time.monotonic()))
+             for name, proc in (("stops", stops), ("ddp", ddp), ("reference", reference))}
+    # the DDP sweep's best checkpoint, tested again: by one process here, and by 2 tasks as one run under srun
+    (ddp_job,) = _jobs(logs / "sweeps" / "ddp").values()
+    best = Path(ddp_job["run_dir"]) / "checkpoints" / "best.ckpt"
+    evaluate = [*SEG, "train=false", f"ckpt_path='{best}'", f"paths.log_dir={root / 'eval'}"]
+    single = _train([*evaluate, "hydra.run.dir=" + str(root / "single_eval")], root / "single_eval.log")
+    srun = subprocess.run(["srun", "--nodes=1", "--ntasks-per-node=2", "-c1", f"--job-name={slurm_cluster.TEST_JOB_NAME}", "--time=10",
+                           sys.executable, str(REPO / "train.py"), *evaluate, "trainer=ddp_sim"],
+                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    codes["single_eval"] = single.wait(timeout=TIMEOUT)
+    codes["srun"] = srun.returncode
+    print(f"SLURM scenarios took {time.monotonic() - started:.0f} s")
+    return {"root": root, "logs": logs, "codes": codes, "stopped": stopped, "srun": srun, "best": best}
+
+
+def _log_tail(runs, name: str) -> str:
+    return (runs["root"] / f"{name}.log").read_text()[-3000:]
+
+
+def _summary(folder: Path) -> dict:
+    return json.loads((folder / "summary.json").read_text())
+
+
+def _rows(path: Path) -> list[dict]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_ddp_sweep_job_with_two_tasks_records_one_run_that_equals_one_process(cluster_runs):
+    assert cluster_runs["codes"]["ddp"] == 0, _log_tail(cluster_runs, "ddp")
+    sweep = cluster_runs["logs"] / "sweeps" / "ddp"
+    (job,) = _jobs(sweep).values()
+    assert job["status"] == "completed"
+    run = Path(job["run_dir"])
+    assert [p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")] == [run.name]
+    summary = _summary(run)
+    assert summary["status"] == "completed" and summary["world_size"] == 2
+    assert summary["batch_size"] == {"global": 4, "per_process": 2}
+    assert summary["slurm"]["ntasks"] == 2
+    cases = _rows(run / "test_cases.csv")
+    assert [int(r["case"]) for r in cases] == list(range(7))  # 7 cases on 2 ranks: each exactly once
+    # the same checkpoint tested by one process scores every case the same
+    assert cluster_runs["codes"]["single_eval"] == 0, _log_tail(cluster_runs, "single_eval")
+    assert _rows(cluster_runs["root"] / "single_eval" / "test_cases.csv") == cases
+
+
+def test_ddp_under_srun_is_one_run_folder_and_equals_one_process(cluster_runs):
+    srun = cluster_runs["srun"]
+    assert srun.returncode == 0, srun.stdout[-3000:] + srun.stderr[-3000:]
+    runs = list((cluster_runs["root"] / "eval" / "runs" / "unet_baseline").iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("slurm-"), runs  # both ranks wrote into one folder
+    assert _summary(runs[0])["world_size"] == 2
+    assert _rows(runs[0] / "test_cases.csv") == _rows(cluster_runs["root"] / "single_eval" / "test_cases.csv")
+
+
+@pytest.mark.parametrize("stop", list(STOPS))
+def test_a_stopped_job_is_recorded_interrupted_then_resumes_in_its_folder_to_the_same_numbers(cluster_runs, stop):
+    assert cluster_runs["codes"]["stops"] == 0, _log_tail(cluster_runs, "stops")
+    assert cluster_runs["codes"]["reference"] == 0, _log_tail(cluster_runs, "reference")
+    (job,) = [j for j in _jobs(cluster_runs["logs"] / "sweeps" / "stops").values() if f"run_name={stop}" in j["overrides"]]
+    assert job["status"] == "completed"
+    run = Path(job["run_dir"])
+    summary = _summary(run)
+    assert summary["status"] == "completed" and summary["slurm"]["restart_count"] >= 1
+    assert summary["resumed_from"] == str(run / "checkpoints" / "last.ckpt")
+    (interruption,) = summary["interruptions"]
+    assert interruption["status"] == "interrupted" and interruption["epochs"] == 1
+    expected = {"requeue": "terminated by SIGTERM", "usr1": "SIGUSR1 (SLURM requeue signal): SLURM job",
+                "usr2": "SIGUSR2 (SLURM preemption or time limit): requeued by submitit"}[stop]
+    assert expected in interruption["cause"]
+    assert not list(run.glob("hpc_ckpt_*.ckpt"))  # Lightning's mid-epoch checkpoint is not used
+    rows, reference = _rows(run / "metrics.csv"), _rows(cluster_runs["root"] / "reference" / "metrics.csv")
+    assert [r["epoch"] for r in rows] == ["0", "1", "2"]
+    for row, ref in zip(rows, reference):
+        for key in ("train/loss", "train/acc", "val/loss", "val/acc"):
+            assert float(row[key]) == pytest.approx(float(ref[key]), rel=1e-6), (stop, row["epoch"], key)
+    assert summary["test"] == pytest.approx(_summary(cluster_runs["root"] / "reference")["test"], rel=1e-6)
