@@ -176,3 +176,43 @@ def test_a_local_ddp_sweep_runs_each_job_once_with_two_processes(tmp_path):
         assert summary["world_size"] == 2 and summary["batch_size"] == {"global": 64, "per_process": 32}
         assert summary["steps"] == 11  # 645 training images / 64 per global step: as one process
     assert not (tmp_path / "runs").exists()  # no rank made a folder of its own
+
+
+@pytest.mark.parametrize("name", ["../../../esc", "a/b", "</script><b>x", "..", ".hidden"])
+def test_run_folders_named_from_user_text_stay_one_folder_under_the_log_folder(clean_env, tmp_path, name):
+    folder = Path(resolvers.run_dir(str(tmp_path / "logs"), name)).resolve()
+    assert folder.parent.parent == (tmp_path / "logs" / "runs").resolve()  # runs/<one safe name>/<run>
+    assert folder.parent.name not in ("", ".", "..") and not folder.parent.name.startswith(".")
+
+
+def test_a_sweep_job_killed_with_sigkill_reads_as_interrupted_not_running(tmp_path):
+    from visionlab.run_record.sweep_index import read_index
+
+    pause = ["+callbacks.pause._target_=helpers.PauseOnce", "+callbacks.pause.marker=${paths.output_dir}/paused"]
+    sweep = tmp_path / "sweeps" / "s"
+    proc = _sweep(tmp_path, *pause)
+    deadline = time.monotonic() + 120
+    while not list(sweep.glob("*/paused")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0][-3000:]
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait(timeout=30)
+    index = sweep / "sweep_index.json"
+    assert json.loads(index.read_text())["counts"] == {"running": 1}  # what the dead process left
+    (job,) = read_index(index)
+    assert job.status == "interrupted" and "killed" in job.error
+
+
+def test_last_ckpt_is_written_at_every_epoch_even_when_the_score_does_not_improve(tmp_path):
+    """What a preempted job resumes from: Lightning 2.6 alone rewrites last.ckpt only with a new best."""
+    import torch
+    from helpers import compose
+
+    from visionlab.runner import run
+
+    # val/loss falls while the model learns, so with mode=max the best checkpoint stays at epoch 0
+    run(compose(tmp_path, [*TINY_SIGNS, "trainer.max_epochs=3", "test=false", "logger=csv", "monitor=val/loss",
+                           "monitor_mode=max"]))
+    best = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", weights_only=True, map_location="cpu")
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    assert best["epoch"] == 0 and last["epoch"] == 2

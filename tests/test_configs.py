@@ -100,3 +100,18 @@ def test_an_installed_wheel_finds_its_configs_from_any_directory(tmp_path):
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert f"package {site}" in shown.stdout and f"configs {site / 'visionlab' / 'conf'}" in shown.stdout
     assert "experiment_name: unet_elu" in shown.stdout and "activation: elu" in shown.stdout
+
+
+@pytest.mark.parametrize(("overrides", "name"), [
+    ([], "cnn_synthetic"),
+    (["data=gtsrb"], "cnn_gtsrb"),
+    (["model=unet", "data=synthetic_seg", "monitor=val/f1"], "unet_synthetic_seg"),
+    (["experiment=cnn_baseline"], "cnn_baseline"),
+    (["experiment=cnn_sgd", "data=synthetic_signs"], "cnn_sgd"),
+    (["experiment=unet_baseline", "data=synthetic_seg"], "unet_baseline"),
+], ids=lambda value: ",".join(value) if isinstance(value, list) else value)
+def test_the_experiment_name_says_what_runs(tmp_path, overrides, name):
+    """Without a preset the run is named (and recorded and W&B-grouped) by its model and data; a preset keeps its
+    own name whatever data it runs on."""
+    cfg = compose(tmp_path, overrides)
+    assert cfg.experiment_name == name and name in cfg.tags and cfg.run_name == f"{name}_seed{cfg.seed}"

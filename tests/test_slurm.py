@@ -48,53 +48,67 @@ def _jobs(sweep: Path) -> dict:
         return {}
 
 
-def _stop_each_after_its_first_checkpoint(sweep: Path, deadline: float) -> dict[str, str]:
-    """Send each job its stop once it paused after epoch 0 (its last.ckpt written); release the requeued jobs."""
-    stopped: dict[str, str] = {}
-    while len(stopped) < len(STOPS):
-        assert time.monotonic() < deadline, f"jobs did not reach their first checkpoint: {_jobs(sweep)}"
-        for entry in _jobs(sweep).values():
+class _Stops:
+    """Sends each job of the stops sweep its stop once it paused after epoch 0 (its last.ckpt written), then
+    releases it from the requeue wait; ``step`` does what is due and returns at once."""
+
+    def __init__(self, sweep: Path):
+        self.sweep, self.stopped, self.released = sweep, {}, set()
+
+    def step(self) -> bool:
+        for entry in _jobs(self.sweep).values():
             name = next(o.split("=", 1)[1] for o in entry["overrides"] if o.startswith("run_name="))
             run = Path(entry["run_dir"])
-            if name in stopped or not (run / "paused").exists() or not entry.get("slurm_job_id"):
+            if name in self.stopped or not (run / "paused").exists() or not entry.get("slurm_job_id"):
                 continue
             assert (run / "checkpoints" / "last.ckpt").is_file()
             subprocess.run([*STOPS[name], entry["slurm_job_id"]], check=True, timeout=30)
-            stopped[name] = entry["slurm_job_id"]
-        time.sleep(0.5)
-    for job in stopped.values():
-        slurm_cluster.release_when_requeued(job)
-    return stopped
+            self.stopped[name] = entry["slurm_job_id"]
+        for job in self.stopped.values():
+            if job not in self.released and slurm_cluster.squeue_state(job) == "PENDING":
+                subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True,
+                               timeout=20)
+                self.released.add(job)
+        return len(self.released) == len(STOPS)
 
 
 @pytest.fixture(scope="module")
 def cluster_runs(slurm, tmp_path_factory):
+    """Everything at once: the stops sweep (3 jobs), the DDP sweep, the uninterrupted reference; once the DDP
+    sweep is done, its best checkpoint tested by one process and by 2 tasks under srun."""
     root = tmp_path_factory.mktemp("slurm")
     logs = root / "logs"
     started = time.monotonic()
     deadline = started + TIMEOUT
-    stops = _train(["-m", *SLURM_LAUNCHER, "hydra.launcher.timeout_min=10", *SIGNS, "run_name=requeue,usr1,usr2",
-                    "+callbacks.pause._target_=helpers.PauseOnce", "+callbacks.pause.marker=${paths.output_dir}/paused",
-                    f"paths.log_dir={logs}", "sweep_name=stops"], root / "stops.log")
-    ddp = _train(["-m", *SLURM_LAUNCHER, "hydra.launcher.tasks_per_node=2", "trainer=ddp_sim", *SEG,
-                  f"paths.log_dir={logs}", "sweep_name=ddp"], root / "ddp.log")
-    reference = _train([*SIGNS, f"paths.log_dir={logs}", "hydra.run.dir=" + str(root / "reference")],
-                       root / "reference.log")
-    stopped = _stop_each_after_its_first_checkpoint(logs / "sweeps" / "stops", deadline)
-    codes = {name: proc.wait(timeout=max(1, deadline - time.monotonic()))
-             for name, proc in (("stops", stops), ("ddp", ddp), ("reference", reference))}
-    # the DDP sweep's best checkpoint, tested again: by one process here, and by 2 tasks as one run under srun
-    (ddp_job,) = _jobs(logs / "sweeps" / "ddp").values()
-    best = Path(ddp_job["run_dir"]) / "checkpoints" / "best.ckpt"
-    evaluate = [*SEG, "train=false", f"ckpt_path='{best}'", f"paths.log_dir={root / 'eval'}"]
-    single = _train([*evaluate, "hydra.run.dir=" + str(root / "single_eval")], root / "single_eval.log")
-    srun = subprocess.run(["srun", "--nodes=1", "--ntasks-per-node=2", "-c1", f"--job-name={slurm_cluster.TEST_JOB_NAME}", "--time=10",
-                           sys.executable, str(REPO / "train.py"), *evaluate, "trainer=ddp_sim"],
-                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
-    codes["single_eval"] = single.wait(timeout=TIMEOUT)
-    codes["srun"] = srun.returncode
+    procs = {
+        "stops": _train(["-m", *SLURM_LAUNCHER, "hydra.launcher.timeout_min=10", *SIGNS, "run_name=requeue,usr1,usr2",
+                         "+callbacks.pause._target_=helpers.PauseOnce",
+                         "+callbacks.pause.marker=${paths.output_dir}/paused", f"paths.log_dir={logs}",
+                         "sweep_name=stops"], root / "stops.log"),
+        "ddp": _train(["-m", *SLURM_LAUNCHER, "hydra.launcher.tasks_per_node=2", "trainer=ddp_sim", *SEG,
+                       f"paths.log_dir={logs}", "sweep_name=ddp"], root / "ddp.log"),
+        "reference": _train([*SIGNS, f"paths.log_dir={logs}", "hydra.run.dir=" + str(root / "reference")],
+                            root / "reference.log"),
+    }
+    stops, best = _Stops(logs / "sweeps" / "stops"), None
+    while True:
+        assert time.monotonic() < deadline, f"SLURM scenarios unfinished after {TIMEOUT} s: {_jobs(stops.sweep)}"
+        stops.step()
+        if best is None and procs["ddp"].poll() is not None:
+            (ddp_job,) = _jobs(logs / "sweeps" / "ddp").values() or [{"run_dir": str(root / "missing")}]
+            best = Path(ddp_job["run_dir"]) / "checkpoints" / "best.ckpt"
+            evaluate = [*SEG, "train=false", f"ckpt_path='{best}'", f"paths.log_dir={root / 'eval'}"]
+            procs["single_eval"] = _train([*evaluate, "hydra.run.dir=" + str(root / "single_eval")],
+                                          root / "single_eval.log")
+            procs["srun"] = subprocess.Popen(
+                ["srun", "--nodes=1", "--ntasks-per-node=2", "-c1", f"--job-name={slurm_cluster.TEST_JOB_NAME}",
+                 "--time=10", sys.executable, str(REPO / "train.py"), *evaluate, "trainer=ddp_sim"],
+                cwd=REPO, env=_env(), stdout=(root / "srun.log").open("w"), stderr=subprocess.STDOUT)
+        if best is not None and all(p.poll() is not None for p in procs.values()):
+            break
+        time.sleep(0.5)
     print(f"SLURM scenarios took {time.monotonic() - started:.0f} s")
-    return {"root": root, "logs": logs, "codes": codes, "stopped": stopped, "srun": srun, "best": best}
+    return {"root": root, "logs": logs, "codes": {name: p.returncode for name, p in procs.items()}}
 
 
 def _log_tail(runs, name: str) -> str:
@@ -129,8 +143,7 @@ def test_ddp_sweep_job_with_two_tasks_records_one_run_that_equals_one_process(cl
 
 
 def test_ddp_under_srun_is_one_run_folder_and_equals_one_process(cluster_runs):
-    srun = cluster_runs["srun"]
-    assert srun.returncode == 0, srun.stdout[-3000:] + srun.stderr[-3000:]
+    assert cluster_runs["codes"]["srun"] == 0, _log_tail(cluster_runs, "srun")
     runs = list((cluster_runs["root"] / "eval" / "runs" / "unet_baseline").iterdir())
     assert len(runs) == 1 and runs[0].name.startswith("slurm-"), runs  # both ranks wrote into one folder
     assert _summary(runs[0])["world_size"] == 2

@@ -5,6 +5,7 @@ SIGTERM is recorded as an interruption."""
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -41,9 +42,19 @@ class _Payload:
         return (Path.touch, (self.marker,))
 
 
-def cli(args: list[str], cwd: Path, timeout: int = 240) -> subprocess.CompletedProcess:
+class _SystemPayload:
+    """Unpickling this runs a shell command (torch names the refused global ``posix.system``)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def cli(args: list[str], cwd: Path, timeout: int = 240, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +74,21 @@ def world(tmp_path_factory) -> dict:
                                          + data[member + 64:])
     (inputs / "notes.ckpt").write_text("not a checkpoint, just text\n")
     torch.save({"state_dict": {}, "payload": _Payload(inputs / "code_ran")}, inputs / "evil.ckpt")
+    torch.save({"state_dict": {}, "payload": _SystemPayload(inputs / "code_ran")}, inputs / "evil_system.ckpt")
+    _as_if_trained_with_sgd(run / "checkpoints" / "last.ckpt", inputs / "sgd.ckpt")
     return {"root": root, "run": run, "ckpt": run / "checkpoints" / "last.ckpt", "inputs": inputs}
+
+
+def _as_if_trained_with_sgd(ckpt: Path, out: Path) -> None:
+    """The run's checkpoint with the optimizer state an SGD run (model/optimizer=sgd) saves, and no optimizer
+    stamp (as a checkpoint of an older visionlab): the optimizer is named from the state's settings."""
+    state = torch.load(ckpt, weights_only=True)
+    (saved,) = state["optimizer_states"]
+    sgd = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.01, momentum=0.9).state_dict()["param_groups"]
+    saved["param_groups"] = [{**sgd[0], "params": group["params"]} for group in saved["param_groups"]]
+    saved["state"] = {}
+    state["visionlab"].pop("optimizer", None)
+    torch.save(state, out)
 
 
 @dataclass(frozen=True)
@@ -72,9 +97,12 @@ class Case:
     args: tuple[str, ...]
     message: str  # regex the one error line must match
     via: str = "inprocess"  # inprocess: composed here, through train.py's error path; cli: a real process
-    fresh: bool = True  # the run gets a new folder, which records the failure
+    # False: refused by the checks before anything is written, so no run folder at all; True: refused while the
+    # run is set up (e.g. its data is read), so a new run folder records the failure in summary.json
+    recorded: bool = False
     config: str = "train"
     base: tuple[str, ...] = tuple(QUICK)  # overrides every case starts from
+    env: tuple[tuple[str, str], ...] = ()  # environment variables of the run
 
 
 CASES = [
@@ -83,24 +111,54 @@ CASES = [
          via="cli"),
     Case("batch_size_zero", ("data.batch_size=0",), r"data\.batch_size=0 is not valid: expected an integer ≥ 1"),
     Case("negative_lr", ("model.optimizer.lr=-1",), r"model\.optimizer\.lr=-1 is not valid: expected a number > 0"),
+    Case("seed_negative", ("seed=-5",), r"seed=-5 is not valid: expected an integer in \[0, 4294967295\]", via="cli"),
+    Case("seed_too_large", ("seed=99999999999",), r"seed=99999999999 is not valid: expected an integer in \[0, 4294967295\]"),
+    Case("flip_class_out_of_range", ("data.flip_classes=[99]",),
+         r"data\.flip_classes=\[99\] is not valid: 99 is not a class id; class ids are in \[0, 43\) \(model\.num_classes=43\)"),
+    Case("crop_not_the_model_input", ("data.crop=40",),
+         r"data\.crop=40 does not match model\.input_size=28: .*Set them equal, e\.g\. data\.crop=28"),
+    Case("crop_larger_than_images", ("data.crop=40", "model.input_size=40"),
+         r"data\.crop=40 is larger than the 32×32 images of synthetic signs: set data\.crop ≤ 32", recorded=True),
+    Case("wandb_mode_env", (), r"WANDB_MODE=banana \(environment variable\) is not a W&B mode: it must be one of "
+         r"online, offline or disabled", via="cli", env=(("WANDB_MODE", "banana"),)),
     Case("eval_without_ckpt", (), r"train=false evaluates a checkpoint: also pass ckpt_path=", config="eval"),
+    Case("train_false_without_ckpt", ("train=false",), r"train=false evaluates a checkpoint: also pass ckpt_path=",
+         via="cli"),
+    Case("log_dir_not_writable", ("paths.log_dir=/sys/visionlab_logs",),
+         r"paths\.log_dir: cannot create the run folder /sys/visionlab_logs.*\(\w[^)]*: /sys/visionlab_logs\)\. "
+         r"Set paths\.log_dir=<a folder you can write to>", via="cli"),
+    Case("unknown_key", ("nosuchkey=1",),
+         r"nosuchkey: no such config key .*Check its spelling .*add it as a new key with \+nosuchkey=1", via="cli"),
+    Case("unknown_experiment", ("experiment=nope",),
+         r"experiment=nope: no such config \(conf/experiment/nope\.yaml\); experiment is one of cnn_baseline, ",
+         via="cli"),
     Case("truncated_npz", ("data.data_dir={inputs}/truncated.npz",),
-         r"truncated\.npz: cannot read as a \.npz file \(BadZipFile: .*\); re-create it", base=SEG_NPZ),
+         r"truncated\.npz: cannot read as a \.npz file \(BadZipFile: .*\); re-create it", base=SEG_NPZ, recorded=True),
     Case("corrupt_npz", ("data.data_dir={inputs}/corrupt.npz",),
-         r"corrupt\.npz: cannot read as a \.npz file \(\w+: .*\); re-create it", base=SEG_NPZ),
+         r"corrupt\.npz: cannot read as a \.npz file \(\w+: .*\); re-create it", base=SEG_NPZ, recorded=True),
     Case("not_a_checkpoint", ("train=false", "ckpt_path={inputs}/notes.ckpt"),
-         r"ckpt_path=.*notes\.ckpt: not a checkpoint visionlab can load as data only \(UnpicklingError"),
+         r"ckpt_path=.*notes\.ckpt is not a checkpoint: it is not a file torch\.save wrote"),
     Case("crafted_ckpt_eval", ("train=false", "ckpt_path={inputs}/evil.ckpt"),
-         r"evil\.ckpt: not a checkpoint visionlab can load as data only \(WeightsUnpickler error: Unsupported global"),
+         r"evil\.ckpt: not a checkpoint visionlab can load as data only \(it holds the pickled Python object getattr,"),
+    Case("crafted_ckpt_names_its_global", ("train=false", "ckpt_path={inputs}/evil_system.ckpt"),
+         r"evil_system\.ckpt: not a checkpoint visionlab can load as data only \(it holds the pickled Python object "
+         r"(posix|nt)\.system,"),
     Case("crafted_ckpt_resume", ("ckpt_path={inputs}/evil.ckpt",),
          r"evil\.ckpt: not a checkpoint visionlab can load as data only .*trust_checkpoint=true", via="cli"),
+    Case("other_optimizer_resume", ("ckpt_path={inputs}/sgd.ckpt",),
+         r"sgd\.ckpt was trained with torch\.optim\.SGD, but this config's optimizer is torch\.optim\.Adam "
+         r"\(model\.optimizer\): the saved optimizer state lacks its betas, eps, .*model/optimizer=sgd"),
     Case("other_model_eval", ("train=false", "ckpt_path={ckpt}"),
          r"is a checkpoint of experiment 'cnn_synthetic' whose weights do not fit this config's model "
-         r"\(experiment 'unet_elu'\): \d+ differ, e\.g\. .*Pass experiment=cnn_synthetic", base=UNET_ON_CNN),
+         r"\(experiment 'unet_elu'\): \d+ differ, e\.g\. .*Pass experiment_name=cnn_synthetic", base=UNET_ON_CNN),
     Case("foreign_resume", ("ckpt_path={ckpt}", "trainer.max_epochs=1", "logger=none"),
-         r"is a checkpoint of experiment 'cnn_synthetic' whose weights do not fit", via="cli", fresh=False,
-         base=UNET_ON_CNN),
+         r"is a checkpoint of experiment 'cnn_synthetic' whose weights do not fit", via="cli", base=UNET_ON_CNN),
 ]
+
+
+def _run_folders(root: Path) -> set[Path]:
+    """The run folders under the CLI's log dir and the in-process cases' folder."""
+    return {p for p in (*root.glob("logs/runs/*/*"), *root.glob("inprocess/*")) if p.is_dir()}
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -108,17 +166,20 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_bad_input_is_one_line_exit_2_and_changes_nothing_that_exists(world, case, capsys):
+def test_bad_input_is_one_line_exit_2_and_changes_nothing_that_exists(world, case, capsys, monkeypatch):
     root, inputs = world["root"], world["inputs"]
     args = [a.format(inputs=inputs, ckpt=world["ckpt"]) for a in case.args]
     run_folders = {p.parent for p in root.rglob("summary.json")}
+    folders_before = _run_folders(root)
     before = _files(root)
     if case.via == "cli":
-        result = cli([*case.base, *args, f"paths.log_dir={root / 'logs'}"], root)
+        result = cli([*case.base, f"paths.log_dir={root / 'logs'}", *args], root, env=dict(case.env))
         code, stderr, stdout = result.returncode, result.stderr, result.stdout
     else:
         from visionlab.train import _run_reporting_errors
 
+        for name, value in case.env:
+            monkeypatch.setenv(name, value)
         cfg = compose(root, [*case.base, *args], config_name=case.config, output=f"inprocess/{case.name}")
         with pytest.raises(SystemExit) as exited:
             _run_reporting_errors(cfg, multirun=False)
@@ -131,13 +192,14 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing_that_exists(world, cas
     assert {k: v for k, v in after.items() if k in before} == before  # inputs and earlier records untouched
     new = [root / k for k in after if k not in before]
     assert not [p for p in new if any(folder in p.parents for folder in run_folders)]  # nothing added to one
-    records = [p for p in new if p.name == "summary.json"]
-    if case.fresh:
-        (record,) = records
-        summary = json.loads(record.read_text())
+    new_folders = _run_folders(root) - folders_before
+    if case.recorded:
+        (folder,) = new_folders
+        assert [p.relative_to(folder).as_posix() for p in new if p.name == "summary.json"] == ["summary.json"]
+        summary = json.loads((folder / "summary.json").read_text())
         assert summary["status"] == "failed" and summary["error"] == errors[0].removeprefix("error: ")
-    else:
-        assert records == []
+    else:  # refused before anything was written: no folder, no file
+        assert new_folders == set() and new == []
     assert not (inputs / "code_ran").exists()
 
 
@@ -151,7 +213,7 @@ def test_trust_checkpoint_is_the_explicit_opt_in_for_a_checkpoint_holding_object
     ckpt = tmp_path / "older.ckpt"
     torch.save(state, ckpt)
     common = [*QUICK, "logger=none", "train=false", f"ckpt_path={ckpt}"]
-    with pytest.raises(ConfigError, match=r"Unsupported global: GLOBAL pathlib.PurePosixPath.*trust_checkpoint=true"):
+    with pytest.raises(ConfigError, match=r"pickled Python object pathlib\.PurePosixPath.*trust_checkpoint=true"):
         run(compose(tmp_path, common, output="refused"))
     summary = run(compose(tmp_path, [*common, "trust_checkpoint=true"], output="trusted"))
     assert summary["status"] == "completed" and summary["evaluated_checkpoint"] == str(ckpt)
@@ -238,3 +300,109 @@ def test_gtsrb_test_split_may_sit_in_its_own_file(tmp_path):
     loaded = load_gtsrb(tmp_path, tmp_path / "cache")
     assert np.array_equal(loaded["x_test"], arrays["x_test"]) and np.array_equal(loaded["y_test"], arrays["y_test"])
     assert len(loaded["x_train"]) == len(arrays["x_train"])
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_checkpoint_naming_files_outside_its_folder_deletes_nothing_and_still_resumes(world, tmp_path):
+    """Lightning restores ModelCheckpoint's paths from the checkpoint and later deletes the "previous" last and
+    k-th best files they name. A copied run whose last.ckpt names files outside its folder (through ``..``)
+    resumes from its weights and continues its epochs; every file outside stays, and the leftover of a save
+    killed mid-write goes."""
+    from visionlab.runner import run
+
+    copy = Path(os.path.realpath(tmp_path)) / "copy"
+    shutil.copytree(world["run"], copy)
+    victims = copy.parent / "victims"
+    victims.mkdir()
+    up = "/".join([".."] * len((copy / "checkpoints").parts))
+
+    def outside(name: str) -> str:
+        (victims / name).write_text("precious\n")
+        return f"{copy}/checkpoints/{up}{victims}/{name}"
+
+    ckpt = copy / "checkpoints" / "last.ckpt"
+    state = torch.load(ckpt, weights_only=True)
+    (key,) = [k for k in state["callbacks"] if k.startswith("ModelCheckpoint{")]
+    kth = outside("kth.txt")
+    state["callbacks"][key].update(
+        dirpath=str(copy / "checkpoints"), last_model_path=outside("last.txt"), best_model_path=outside("best.txt"),
+        best_model_score=torch.tensor(-1.0), kth_best_model_path=kth, kth_value=torch.tensor(-1.0),
+        best_k_models={kth: torch.tensor(-1.0)})
+    torch.save(state, ckpt)
+    stale = copy / "checkpoints" / f".last.ckpt.{_dead_pid()}.tmp"  # a save killed before its rename
+    stale.write_bytes(b"half a checkpoint")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+
+    summary = run(compose(copy.parent, [*QUICK, "logger=none", "seed=7", "trainer.max_epochs=3", f"ckpt_path={ckpt}"],
+                          output="copy"))
+
+    assert sorted(p.name for p in victims.iterdir()) == ["best.txt", "kth.txt", "last.txt"]
+    assert all(p.read_text() == "precious\n" for p in victims.iterdir())
+    assert summary["status"] == "completed" and summary["epochs"] == 3  # epoch 0 restored, 1 and 2 trained
+    assert [int(line.split(",")[0]) for line in (copy / "metrics.csv").read_text().splitlines()[1:]] == [0, 1, 2]
+    resumed = torch.load(ckpt, weights_only=True)
+    assert resumed["epoch"] >= 1 and resumed["global_step"] > state["global_step"]  # saved by the resumed training
+    assert sorted(p.name for p in (copy / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    (saved,) = [v for k, v in resumed["callbacks"].items() if k.startswith("ModelCheckpoint{")]
+    paths = [saved["last_model_path"], saved["best_model_path"], saved["kth_best_model_path"], *saved["best_k_models"]]
+    assert {Path(p).resolve().parent for p in paths} == {copy / "checkpoints"}
+    assert summary["evaluated_checkpoint"] == str(copy / "checkpoints" / "best.ckpt")
+
+
+def test_a_save_removes_what_killed_saves_left_and_makes_its_rename_durable(tmp_path, monkeypatch):
+    import stat
+
+    from visionlab.checkpoint_io import AtomicCheckpointIO
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    dead, hour_ago = _dead_pid(), time.time() - 3600
+    stale = folder / f".last.ckpt.{dead}.tmp"  # killed an hour ago: removed
+    recent = folder / f".best.ckpt.{dead}.tmp"  # written just now (e.g. by another machine sharing the folder): kept
+    running = folder / f".best.ckpt.{os.getppid()}.tmp"  # its process still runs: kept
+    for path in (stale, recent, running):
+        path.write_bytes(b"half a checkpoint")
+    for path in (stale, running):
+        os.utime(path, (hour_ago, hour_ago))
+    synced, fsync = [], os.fsync
+
+    def recording_fsync(fd):
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    AtomicCheckpointIO().save_checkpoint({"w": torch.ones(2)}, folder / "last.ckpt")
+    monkeypatch.undo()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["last.ckpt", recent.name, running.name])
+    assert synced == [False, True]  # the file's bytes, then the folder holding its new name
+    assert torch.equal(torch.load(folder / "last.ckpt", weights_only=True)["w"], torch.ones(2))
+
+
+def test_a_run_folder_that_cannot_be_made_is_one_line_naming_it(tmp_path, capsys):
+    from visionlab.train import _run_reporting_errors
+
+    (tmp_path / "a_file").write_text("not a folder\n")
+    cfg = compose(tmp_path, [*QUICK, "logger=none"], output="a_file/run")
+    with pytest.raises(SystemExit) as exited:
+        _run_reporting_errors(cfg, multirun=False)
+    stderr = capsys.readouterr().err
+    assert exited.value.code == 2 and "Traceback" not in stderr
+    (line,) = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert re.search(rf"paths\.log_dir: cannot create the run folder {re.escape(str(tmp_path))}/a_file/run .*"
+                     r"Set paths\.log_dir=<a folder you can write to>", line), line
+    assert (tmp_path / "a_file").read_text() == "not a folder\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into a read-only folder")
+def test_a_read_only_log_dir_is_one_line_from_the_cli(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir(mode=0o555)
+    result = cli([*QUICK, "logger=none", f"paths.log_dir={logs}"], tmp_path, timeout=120)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr
+    assert f"cannot create the run folder {logs}" in errors[0] and list(logs.iterdir()) == []

@@ -1,15 +1,58 @@
-"""Checkpoints written whole or not at all: into a temporary file beside the target, then renamed over it
-(Lightning's own writer stages the file in ``TMPDIR``, possibly another filesystem, and a kill mid-copy left a
-truncated ``last.ckpt``)."""
+"""Checkpoints written whole or not at all: into a temporary file beside the target, then renamed over it and the
+rename made durable (Lightning's own writer stages the file in ``TMPDIR``, possibly another filesystem, and a kill
+mid-copy left a truncated ``last.ckpt``). A save killed before its rename leaves ``.<name>.<pid>.tmp``: the next
+save into that folder (and the start of training) removes the ones of processes that are gone."""
 
 from __future__ import annotations
 
+import os
+import re
+import time
 from pathlib import Path
 
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from visionlab.run_record.files import write_bytes
+
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.tmp$")  # write_bytes' temporary name: .<name>.<pid>.tmp
+STALE_AFTER_S = 60.0  # a temporary untouched this long, of a pid not running here, is a dead save's leftover
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, under another user
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path, stale_after_s: float = STALE_AFTER_S) -> list[Path]:
+    """Remove the temporary files that killed saves left in ``folder``: their pid no longer runs and they were
+    not written to for ``stale_after_s`` seconds (a save on another machine sharing the folder keeps its file
+    fresh). Returns what was removed."""
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    now = time.time()
+    for path in entries:
+        match = _TEMPORARY.match(path.name)
+        if match is None or _running(int(match.group(1))):
+            continue
+        try:
+            if not path.is_file() or now - path.stat().st_mtime < stale_after_s:
+                continue
+            path.unlink()
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -18,4 +61,5 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError(f"{type(self).__name__} takes no storage_options")
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(target.parent)
         write_bytes(target, lambda fh: torch.save(checkpoint, fh))

@@ -2,7 +2,8 @@
 ``ConfigError`` naming the key, the value and what to do, never an exception from deep inside a library.
 
 One table (``RULES``) of the values a run depends on; a key the composed config does not have (e.g. a data option
-of the other task family) is not checked.
+of the other task family) is not checked. Then the values that must agree with each other or with the environment
+(``CROSS_CHECKS``). A refused run writes nothing: these checks run before its folder is made.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from visionlab.errors import ConfigError
 
 _ABSENT = object()
+SEED_MAX = 2**32 - 1  # seed_everything (numpy) takes seeds in [0, 2**32 - 1]
 
 
 def _integer(value) -> bool:
@@ -50,7 +52,7 @@ def _positive(v) -> bool:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("seed", _integer, "an integer", "seed=1"),
+    Rule("seed", lambda v: _integer(v) and 0 <= v <= SEED_MAX, f"an integer in [0, {SEED_MAX}]", "seed=1"),
     Rule("train", lambda v: isinstance(v, bool), "true or false", "train=true"),
     Rule("test", lambda v: isinstance(v, bool), "true or false", "test=true"),
     Rule("monitor_mode", lambda v: v in ("min", "max"), "min or max", "monitor_mode=max"),
@@ -79,6 +81,7 @@ RULES: tuple[Rule, ...] = (
     Rule("data.image_size", _int(1), "an integer ≥ 1, or null to keep the stored size", "data.image_size=256",
          nullable=True),
     Rule("data.train_repeats", _int(1), "an integer ≥ 1", "data.train_repeats=1"),
+    Rule("data.crop", _int(1), "an integer ≥ 1 (pixels)", "data.crop=28"),
     Rule("model.optimizer.lr", _positive, "a number > 0", "model.optimizer.lr=0.001"),
     Rule("model.optimizer.weight_decay", lambda v: _number(v) and v >= 0, "a number ≥ 0",
          "model.optimizer.weight_decay=0.0"),
@@ -100,11 +103,62 @@ def _value(cfg: DictConfig, key: str):
                           f"{key}=<value>.") from None
 
 
+def _evaluation_has_a_checkpoint(cfg: DictConfig) -> None:
+    if _value(cfg, "train") is False and not _value(cfg, "ckpt_path"):
+        raise ConfigError("train=false evaluates a checkpoint: also pass ckpt_path=<run>/checkpoints/best.ckpt")
+
+
+def _flip_classes_are_classes(cfg: DictConfig) -> None:
+    flip, classes = _value(cfg, "data.flip_classes"), _value(cfg, "model.num_classes")
+    if flip is _ABSENT or flip is None:
+        return
+    shown = list(flip) if isinstance(flip, (list, tuple, ListConfig)) else flip
+    if not isinstance(flip, (list, tuple, ListConfig)) or not all(_integer(c) for c in flip):
+        raise ConfigError(f"data.flip_classes={shown!r} is not valid: expected a list of class ids; "
+                          "e.g. data.flip_classes=[11,12,13] (or [] to flip none).")
+    upper = classes if _integer(classes) else None
+    bad = [c for c in flip if c < 0 or (upper is not None and c >= upper)]
+    if bad:
+        within = f"[0, {upper}) (model.num_classes={upper})" if upper is not None else "≥ 0"
+        raise ConfigError(f"data.flip_classes={shown!r} is not valid: {', '.join(map(str, bad))} "
+                          f"{'is not a class id' if len(bad) == 1 else 'are not class ids'}; class ids are in "
+                          f"{within}. Pass only the ids of mirror-symmetric classes, e.g. data.flip_classes=[11,12,13].")
+
+
+def _crop_is_the_model_input(cfg: DictConfig) -> None:
+    crop, size = _value(cfg, "data.crop"), _value(cfg, "model.input_size")
+    if _integer(crop) and _integer(size) and crop != size:
+        raise ConfigError(f"data.crop={crop} does not match model.input_size={size}: the CNN is built for "
+                          f"{size}×{size} inputs and is fed data.crop×data.crop crops. Set them equal, e.g. "
+                          f"data.crop={size} (a crop must also fit inside the images).")
+
+
+def _wandb_mode_from_the_environment(cfg: DictConfig) -> None:
+    """WANDB_MODE wins over logger.wandb.mode: a value wandb would refuse is refused here, naming the variable."""
+    wandb = _value(cfg, "logger.wandb")
+    if wandb is _ABSENT or not isinstance(wandb, DictConfig) or "_target_" not in wandb:
+        return
+    from visionlab.tracking.wandb_logger import environment_mode
+
+    environment_mode()
+
+
+CROSS_CHECKS: tuple[Callable[[DictConfig], None], ...] = (
+    _evaluation_has_a_checkpoint,
+    _flip_classes_are_classes,
+    _crop_is_the_model_input,
+    _wandb_mode_from_the_environment,
+)
+
+
 def check_config(cfg: DictConfig, rules: tuple[Rule, ...] = RULES) -> None:
-    """Raise a ConfigError for the first value that breaks its rule (keys the config lacks are skipped)."""
+    """Raise a ConfigError for the first value that breaks its rule (keys the config lacks are skipped), then for
+    the first disagreement ``CROSS_CHECKS`` find."""
     for rule in rules:
         value = _value(cfg, rule.key)
         if value is _ABSENT or (value is None and rule.nullable):
             continue
         if not rule.valid(value):
             raise ConfigError(f"{rule.key}={value!r} is not valid: expected {rule.expected}; e.g. {rule.example}.")
+    for check in CROSS_CHECKS:
+        check(cfg)

@@ -15,6 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from visionlab import resolvers  # noqa: F401  (registers ${vl.*})
+from visionlab.cli_errors import one_line_errors
 from visionlab.configs import config_dir
 
 log = logging.getLogger("visionlab")
@@ -95,11 +96,13 @@ def _run_reporting_errors(cfg: DictConfig, multirun: bool) -> float | None:
     return summary.get("objective")
 
 
+@one_line_errors
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     return _task(cfg)
 
 
+@one_line_errors
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval")
 def eval_main(cfg: DictConfig) -> float | None:
     return _task(cfg)

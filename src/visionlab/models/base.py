@@ -24,8 +24,11 @@ class VisionModule(pl.LightningModule):
         mean: Sequence[float] = (0.5,),
         std: Sequence[float] = (0.5,),
         channels_last: bool = True,
+        name: str | None = None,
     ):
+        """``name``: the model config's short name (``model.name``, part of the default experiment name)."""
         super().__init__()
+        self.config_name = name
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.scheduler_monitor = scheduler_monitor

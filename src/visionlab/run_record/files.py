@@ -24,7 +24,8 @@ def write_json(path: Path, data: dict) -> None:
 
 def write_bytes(path: Path, write) -> None:
     """``write(file)`` fills a temporary file beside ``path`` (same filesystem), flushed to disk, then renamed
-    over ``path``: killed at any moment, ``path`` is the old file or the new one, whole, never a truncated one."""
+    over ``path`` and the rename flushed too: killed at any moment (or on a power cut after it returned), ``path``
+    is the old file or the new one, whole, never a truncated one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with tmp.open("wb") as fh:
@@ -32,8 +33,23 @@ def write_bytes(path: Path, write) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        fsync_folder(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make the entries of ``folder`` (a rename into it) durable; a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def read_json(path: Path):

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from visionlab.errors import ConfigError
 from visionlab.run_record import layout
 from visionlab.run_record.files import read_csv, read_json, write_csv, write_json
 from visionlab.run_record.metric_keys import CASE, CASE_SCORES, LEGACY_KEYS
@@ -21,6 +22,14 @@ TEST, VALIDATION = "test", "validation"  # the splits a classification run recor
 _SPLIT_FILES = {TEST: (layout.CONFUSION, layout.PER_CLASS_ACCURACY, layout.MISCLASSIFIED),
                 VALIDATION: (layout.VAL_CONFUSION, layout.VAL_PER_CLASS_ACCURACY, layout.VAL_MISCLASSIFIED)}
 QUALITATIVE_FIELDS = ("image", "mask", "pred")
+
+
+def unwritable_folder_error(folder: Path, exc: OSError) -> ConfigError:
+    """The one-line error for a run folder that cannot be created (read-only file system, no permission)."""
+    where = Path(exc.filename) if exc.filename else folder
+    reason = exc.strerror or type(exc).__name__
+    return ConfigError(f"paths.log_dir: cannot create the run folder {folder} ({reason}: {where}). Set "
+                       "paths.log_dir=<a folder you can write to> (or the VISIONLAB_LOG_DIR environment variable).")
 
 
 def _normalise_legacy(summary: dict) -> dict:
@@ -60,8 +69,20 @@ class RunFolder:
 
     # ------------------------------------------------------------------ writers
     def create(self) -> RunFolder:
-        self.path.mkdir(parents=True, exist_ok=True)
+        """Make the folder (and its parents); one that cannot be made is a ConfigError naming it."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise unwritable_folder_error(self.path, exc) from None
         return self
+
+    def discard_if_empty(self) -> None:
+        """Remove the folder if nothing is in it (Hydra makes a run's folder before the run's checks: a refused
+        run leaves none behind); a folder holding anything stays as it is."""
+        try:
+            self.path.rmdir()
+        except OSError:
+            pass
 
     def write_config(self, resolved: dict) -> None:
         self.file(layout.CONFIG).write_text(yaml.safe_dump(resolved, sort_keys=False))

@@ -4,6 +4,8 @@ headline metrics and error of every job, updated under a file lock as jobs start
 from __future__ import annotations
 
 import fcntl
+import os
+import socket
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,14 +49,45 @@ def _locked(path: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def ended_without_record(job: dict) -> bool:
+    """A "running" job whose process, on this machine, is gone (killed with -9, out of memory): nothing will
+    record its end. Jobs of other machines are left as they are (their processes cannot be seen from here)."""
+    pid = job.get("pid")
+    return (job.get("status") == layout.Status.RUNNING and job.get("host") == socket.gethostname()
+            and isinstance(pid, int) and pid != os.getpid() and not _process_alive(pid))
+
+
+KILLED = "its process ended without recording an end (killed, e.g. kill -9 or out of memory)"
+
+
+def _mark_killed(jobs: dict) -> None:
+    for job in jobs.values():
+        if isinstance(job, dict) and ended_without_record(job):
+            job.update(status=layout.Status.INTERRUPTED, error=KILLED)
+
+
 def update_index(sweep_dir: Path, job_key: str, entry: dict[str, Any]) -> None:
-    """Insert or update one job's entry, and recount the jobs per status."""
+    """Insert or update one job's entry (a running one with this machine and process, so a reader can tell when
+    it was killed), mark jobs whose process died unrecorded, and recount the jobs per status."""
     path = sweep_dir / layout.SWEEP_INDEX
     with _locked(path):
         try:
             index = read_json(path)
         except (OSError, ValueError):
             index = {"jobs": {}}
+        if entry.get("status") == layout.Status.RUNNING:
+            entry = {**entry, "host": socket.gethostname(), "pid": os.getpid()}
+        _mark_killed(index["jobs"])
         job = index["jobs"].setdefault(job_key, {})
         job.update(entry, updated=time.strftime("%Y-%m-%d %H:%M:%S"))
         index["jobs"] = dict(sorted(index["jobs"].items()))
@@ -72,8 +105,10 @@ def read_index(path: Path) -> list[SweepJob]:
         jobs = [jobs[key] for key in sorted(jobs, key=lambda k: (len(str(k)), str(k)))]
     if not isinstance(jobs, list):
         raise ValueError(f"{path}: not a list of jobs")
+    jobs = [job for job in jobs if isinstance(job, dict)]
+    _mark_killed(dict(enumerate(jobs)))  # on the copies read here; the file is corrected by the next update
     return [SweepJob(list(job.get("overrides") or []), str(job.get("status", layout.Status.UNKNOWN)),
-                     job.get("run_dir"), job.get("error"), path) for job in jobs if isinstance(job, dict)]
+                     job.get("run_dir"), job.get("error"), path) for job in jobs]
 
 
 def find_indexes(root: Path) -> list[Path]:

@@ -15,6 +15,8 @@ from visionlab.errors import ConfigError
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "online", "offline", "disabled")
+# what wandb takes from WANDB_MODE (dryrun = offline; run and shared are wandb's own online variants)
+ENVIRONMENT_MODES = ("online", "offline", "disabled", "dryrun", "run", "shared")
 PROBE_TIMEOUT_S = 2.0
 
 
@@ -59,10 +61,23 @@ def server_answers(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
     return bool(answered)
 
 
+def environment_mode() -> str | None:
+    """WANDB_MODE (lower case), or None when unset; a value wandb would refuse is a ConfigError naming it."""
+    raw = os.environ.get("WANDB_MODE", "")
+    env = raw.strip().lower()
+    if not env:
+        return None
+    if env not in ENVIRONMENT_MODES:
+        raise ConfigError(f"WANDB_MODE={raw} (environment variable) is not a W&B mode: it must be one of online, "
+                          "offline or disabled; or unset it to let logger.wandb.mode decide (logger=none runs "
+                          "without W&B).")
+    return env
+
+
 def resolve_mode(mode: str = "auto") -> str:
     """WANDB_MODE wins (``dryrun`` = offline); ``auto`` is online only with credentials for wandb's configured
     server and an HTTP answer from it within 2 s."""
-    env = os.environ.get("WANDB_MODE", "").strip().lower()
+    env = environment_mode()
     if env:
         return "offline" if env == "dryrun" else env
     if mode not in MODES:

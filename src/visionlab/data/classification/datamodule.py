@@ -22,6 +22,7 @@ from visionlab.data.classification.sources import NUM_CLASSES, load_gtsrb
 from visionlab.data.classification.synthetic import make_synthetic_signs
 from visionlab.data.in_memory import InMemoryDataModule
 from visionlab.data.splits import group_split
+from visionlab.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,11 @@ class TrafficSignDataModule(InMemoryDataModule):
 
     def __init__(self, batch_size: int, eval_batch_size: int, num_workers: int, val_fraction: float,
                  split_seed: int, seed: int, crop: int, rotation: float, brightness: float, contrast: float,
-                 flip_classes: list[int], augment_backend: str = "batched", pin_memory: bool = False):
+                 flip_classes: list[int], augment_backend: str = "batched", pin_memory: bool = False,
+                 name: str | None = None):
+        """``name``: the data config's short name (``data.name``, part of the default experiment name)."""
         super().__init__(batch_size, eval_batch_size, num_workers, seed, augment_backend, pin_memory)
+        self.name = name
         self.val_fraction, self.split_seed, self.crop = val_fraction, split_seed, int(crop)
         self.recipe = {"crop": int(crop), "rotation": float(rotation), "brightness": float(brightness),
                        "contrast": float(contrast), "flip_classes": [int(c) for c in flip_classes]}
@@ -93,6 +97,7 @@ class TrafficSignDataModule(InMemoryDataModule):
 
     def load_splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         arrays = self.load_arrays()
+        self._check_crop(arrays["x_train"].shape[1:3])
         self.arrays = arrays
         train_idx, val_idx = group_split(arrays["y_train"], arrays["track_train"], self.val_fraction,
                                          self.split_seed)
@@ -107,6 +112,14 @@ class TrafficSignDataModule(InMemoryDataModule):
             f"{len(arrays['y_test'])} images" if "test" in splits else "not available",
         )
         return splits
+
+    def _check_crop(self, size: tuple[int, int]) -> None:
+        """Training crops and evaluation centre crops are data.crop×data.crop: they must fit in the images."""
+        height, width = (int(n) for n in size)
+        if self.crop > min(height, width):
+            raise DataError(f"data.crop={self.crop} is larger than the {height}×{width} images of "
+                            f"{self.description}: set data.crop ≤ {min(height, width)} (and model.input_size to "
+                            f"the same value), e.g. data.crop=28 model.input_size=28.")
 
     def batch_augment(self) -> SignBatchAugment:
         return SignBatchAugment(**self.recipe)

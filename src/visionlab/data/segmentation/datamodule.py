@@ -88,8 +88,10 @@ class SegmentationDataModule(InMemoryDataModule):
         p_intensity: float,
         augment_backend: str = "batched",
         pin_memory: bool = False,
+        name: str | None = None,  # the data config's short name (data.name, part of the default experiment name)
     ):
         super().__init__(batch_size, eval_batch_size, num_workers, seed, augment_backend, pin_memory, train_repeats)
+        self.name = name
         self.requested_channels, self.image_size, self.augment = channels, image_size, bool(augment)
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
         self.split_mode = split_mode

@@ -1,0 +1,119 @@
+"""Hydra's own user errors as visionlab's: one line ``error: ...`` on stderr and exit code 2.
+
+Before a run starts, Hydra reports an unknown key (``nosuchkey=1``), an unknown config option (``experiment=nope``),
+an override it cannot parse, or a run folder it cannot create (a read-only ``paths.log_dir``) in several lines and
+exits with code 1, from inside ``hydra.main``. ``one_line_errors`` wraps a ``@hydra.main`` function so these end
+like every other user error (``errors.UserError``). ``HYDRA_FULL_ERROR=1`` keeps Hydra's full report; any other
+exception is Hydra's to report, as before.
+
+    @one_line_errors
+    @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
+    def main(cfg): ...
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+_APPEND_HINT = re.compile(r"use (\+\S+)")
+
+
+def one_line_errors(main: Callable[..., Any]) -> Callable[..., Any]:
+    """``main`` (a ``@hydra.main`` function) with Hydra's user errors as one line and exit code 2."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        import hydra._internal.utils as hydra_utils
+
+        report = getattr(hydra_utils, "run_and_report", None)  # what hydra.main calls around composing and running
+        if report is None:  # another Hydra: its own report, as before
+            return main(*args, **kwargs)
+
+        def run_and_report(func):
+            return report(lambda: _one_line(func))
+
+        hydra_utils.run_and_report = run_and_report
+        try:
+            return main(*args, **kwargs)
+        finally:
+            hydra_utils.run_and_report = report
+
+    return wrapper
+
+
+def _one_line(func: Callable[[], Any]) -> Any:
+    try:
+        return func()
+    except Exception as exc:
+        message = user_message(exc)
+        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def user_message(exc: BaseException) -> str | None:
+    """The one-line message for a Hydra error the user can fix, or None for any other exception."""
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    if isinstance(exc, MissingConfigException):
+        return _missing_config(exc)
+    if isinstance(exc, OverrideParseException):
+        return f"cannot parse the override {exc.override!r}: {_first_line(exc.message)}; see python train.py --help."
+    if isinstance(exc, ConfigCompositionException):
+        text = str(exc)
+        override = re.search(r"Could not override '([^']+)'", text)
+        if override and isinstance(exc.__cause__, (ConfigAttributeError, ConfigKeyError)):
+            key = override.group(1)
+            append = _APPEND_HINT.search(text)
+            add = f", or add it as a new key with {append.group(1)}" if append else ""
+            return (f"{key}: no such config key ({_first_line(str(exc.__cause__))}). Check its spelling (python "
+                    f"train.py --cfg job lists every key){add}.")
+        cause = f" ({_first_line(str(exc.__cause__))})" if exc.__cause__ is not None else ""
+        return f"{_first_line(text)}{cause}"
+    if isinstance(exc, OSError) and _raised_by_hydra(exc):
+        from visionlab.run_record.folder import unwritable_folder_error
+
+        return str(unwritable_folder_error(Path(exc.filename or "."), exc))
+    return None
+
+
+def _missing_config(exc) -> str:
+    missing = str(exc.missing_cfg_file or "")
+    group, _, option = missing.rpartition("/")
+    if group and exc.options:
+        return (f"{group}={option}: no such config (conf/{missing}.yaml); {group} is one of "
+                f"{', '.join(exc.options)}.")
+    return f"cannot find the config {missing!r}: {_first_line(str(exc))}"
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), text).rstrip(".")
+
+
+def _raised_by_hydra(exc: OSError) -> bool:
+    """Whether Hydra itself raised ``exc`` (making the run or sweep folder), not the task it runs."""
+    import hydra
+
+    root = Path(hydra.__file__).resolve().parent
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(Path(tb.tb_frame.f_code.co_filename))
+        tb = tb.tb_next
+    # the innermost frame outside the standard library's file code (pathlib, os) is the one that asked for it
+    for file in reversed(frames):
+        if file.name in ("pathlib.py", "os.py", "genericpath.py") or "pathlib" in file.parts:
+            continue
+        try:
+            return file.resolve().is_relative_to(root)
+        except OSError:
+            return False
+    return False
