@@ -125,7 +125,7 @@ def test_training_batches_are_augmented_crops_and_reproducible_per_epoch(backend
     dm.setup("fit")
 
     def first_batch(loader):
-        x, y = dm.on_after_batch_transfer(next(iter(loader)), 0)
+        x, y = dm.on_after_batch_transfer(next(iter(loader)), 0)[:2]  # evaluation batches also carry case indices
         return (to_display(x) * 255).round().to(torch.uint8), y
 
     loader = dm.train_dataloader()
@@ -135,7 +135,7 @@ def test_training_batches_are_augmented_crops_and_reproducible_per_epoch(backend
     assert torch.equal(images, again[0])  # same seed, same epoch → same batch
     loader.sampler.set_epoch(1)
     assert not torch.equal(labels, first_batch(loader)[1])
-    val_x, _ = dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)
+    val_x = dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)[0]  # (images, labels, case index)
     assert val_x.shape[1:] == (28, 28, 3) and val_x.dtype == torch.uint8
     # each augmented image differs from its source's plain centre crop (the sampler's first 16 indices)
     order = list(dm.train_dataloader().sampler)[:16]

@@ -57,8 +57,7 @@ def test_report_tables_hold_the_runs_numbers(sweep, tmp_path):
 
     # one row per run with its test accuracy, % with 2 decimals
     for s in summaries:
-        assert f"| {s['experiment']} | {s['seed']} | completed | ok | test | " in markdown
-        assert f"{100 * s['test']['test/acc']:.2f} %" in markdown
+        assert f"| {s['experiment']} | {s['seed']} | completed | {100 * s['test']['test/acc']:.2f} % |" in markdown
 
     by_variant = {v["variant"]: v for v in numbers["tasks"]["classification"]["variants"]}
     assert numbers["tasks"]["classification"]["baseline"] == "cnn_baseline"
@@ -115,13 +114,13 @@ def test_report_over_failed_and_missing_runs(sweep, tmp_path):
 
     markdown, numbers, _ = _report(tmp_path, str(runs))
     assert "excluded, **failed**: cnn_baseline seed 2" in markdown and "Training loss became nan" in markdown
-    assert "| cnn_baseline | 2 | failed | **diverged** at epoch ? | test | — |" in markdown
+    assert "| cnn_baseline | 2 | failed; **diverged** at epoch ? | — |" in markdown
     assert "**no summary**" in markdown and "summary.json unreadable" in markdown
     assert "sweep job **failed** without a run folder: `seed=9`: launcher lost the job" in markdown
     assert "seed=1`" not in markdown.split("## Caveats")[1].split("##")[0]  # the indexed job that has its run
     (variant,) = numbers["tasks"]["classification"]["variants"]
     assert variant["n"] == 1 and variant["n_runs"] == 3 and variant["std"] is None
-    assert "| cnn_baseline | test | 1 of 3 |" in markdown and "± n/a %" in markdown
+    assert "| cnn_baseline | 1 of 3 |" in markdown and "± n/a %" in markdown
 
 
 def _segmentation_run(folder: Path, experiment: str, seed: int, f1: list[float], health: dict | None = None,
@@ -143,11 +142,10 @@ def test_report_over_mixed_tasks(sweep, tmp_path):
     markdown, numbers, _ = _report(tmp_path, str(sweep), str(tmp_path / "seg"))
     assert "The runs mix tasks: classification (4 runs), segmentation (2 runs)" in markdown
     assert "## Results: classification" in markdown and "## Results: segmentation" in markdown
-    # test cases, mean F1, std F1 (over cases), min F1, 4 decimals; best per column in bold
-    # no value is bolded for being the best or the lowest std
-    # variant, seed, status, health, split, cases, mean/std/min F1, background F1 (not recorded), best epoch
-    assert "| unet_baseline | 1 | completed | ok | test | 3 | 0.7000 | 0.1633 | 0.5000 | — | — | — | 1 |" in markdown
-    assert "| unet_baseline | 2 | completed | ok | test | 2 | 0.7500 | 0.1500 | 0.6000 | — | — | — | 1 |" in markdown
+    # test cases, then mean ± std (min) of F1 over the cases, 4 decimals; no value is bolded for being the best
+    # variant, seed, state, cases, F1 over cases, best epoch / epochs (not recorded)
+    assert "| unet_baseline | 1 | completed | 3 | 0.7000 ± 0.1633 (min 0.5000) | 1 / — |" in markdown
+    assert "| unet_baseline | 2 | completed | 2 | 0.7500 ± 0.1500 (min 0.6000) | 1 / — |" in markdown
     (variant,) = numbers["tasks"]["segmentation"]["variants"]
     assert variant["metric"] == "test/f1" and variant["values"] == pytest.approx([0.7, 0.75])
     assert f"0.7250 ± {np.std([0.7, 0.75], ddof=1):.4f}" in markdown
@@ -163,21 +161,24 @@ def test_stuck_and_diverged_runs_are_flagged_and_never_averaged(tmp_path):
                       health={"status": "stuck", "epoch": 4, "reason": "best epoch 4 predicts one class",
                               "collapsed_epochs": 9})
     markdown, numbers, _ = _report(tmp_path, str(tmp_path / "seg"))
-    (variant,) = numbers["tasks"]["segmentation"]["variants"]
+    measures = {m["key"]: m for m in numbers["tasks"]["segmentation"]["measures"]}
+    (variant,) = measures["test/f1"]["variants"]
     assert variant["seeds"] == [1, 2] and variant["values"] == pytest.approx([0.95, 0.9])  # seed 3 left out
-    assert "| unet_elu | test | 2 of 3 | 0.9250 ± 0.0354 |" in markdown  # no bold for a std or a lone variant
-    # the membranes and the trivial score over the same seeds, beside the headline
+    assert "| unet_elu | 2 of 3 | 0.9250 ± 0.0354 |" in markdown  # no bold for a std or a lone variant
+    # the background class is aggregated over the same seeds, and comes first: the trivial all-foreground
+    # prediction (F1 0.87: 77 % foreground) makes the background the minority class
+    (background,) = measures["test/f1_bg"]["variants"]
+    assert background["values"] == [0.75, 0.75] and list(measures) == ["test/f1_bg", "test/f1"]
     assert variant["also"] == {"test/f1_bg": [0.75, 0.75], "test/f1_trivial": [0.87, 0.87]}
-    assert "| mean F1 background mean ± std | F1 all-foreground mean ± std |" in markdown
-    assert "| 0.7500 ± 0.0000 | 0.8700 ± 0.0000 |" in markdown
+    assert "| unet_elu | 2 of 3 | 0.7500 ± 0.0000 |" in markdown
     # epochs are numbered from 1 on the page: the record's epoch 4 is the page's epoch 5
-    assert "| unet_elu | 3 | completed | **stuck** at epoch 5 | test | 2 | 0.8700 |" in markdown
+    assert "| unet_elu | 3 | completed; **stuck** at epoch 5 | 2 | 0.0000 (min 0.7000) | 0.8700 ± 0.0000 (min 0.8700) |" \
+        in markdown
     caveats = markdown.split("## Caveats")[1].split("\n## ")[0]
     assert "**stuck** at epoch 5: unet_elu seed 3 (best epoch 4 predicts one class" in caveats
     assert "excluded from every average" in caveats
-    # both classes and the trivial all-foreground score per run, never bolded
-    assert "| unet_elu | 1 | completed | ok | test | 2 | 0.9500 | 0.0500 | 0.9000 | 0.7500 | 0.7000 | 0.8700 |" \
-        in markdown
+    # both classes per run, never bolded
+    assert "| unet_elu | 1 | completed | 2 | 0.7500 (min 0.7000) | 0.9500 ± 0.0500 (min 0.9000) |" in markdown
     assert [r["health"]["status"] for r in numbers["runs"]] == ["ok", "ok", "stuck"]
 
 
@@ -225,7 +226,7 @@ def test_wandb_runs_become_run_records(tmp_path, monkeypatch):
     markdown, numbers, _ = _report(tmp_path, "--wandb-project", "team/signs", "--wandb-group", "cnn_baseline")
     (variant,) = numbers["tasks"]["classification"]["variants"]
     assert variant["values"] == [0.8, 0.9] and variant["n_runs"] == 3
-    assert "| cnn_baseline | 3 | failed | ok | test | — |" in markdown and "W&B state: crashed" in markdown
+    assert "| cnn_baseline | 3 | failed | — |" in markdown and "W&B state: crashed" in markdown
     assert "train/loss" in (tmp_path / "report" / "wandb_runs" / "a" / "metrics.csv").read_text()
 
 
@@ -290,7 +291,7 @@ def test_older_segmentation_records_are_read_under_todays_names(tmp_path):
         "segmentation": {"test/cases": 4, "test/f1_mean": 0.9, "test/f1_std": 0.02, "test/f1_min": 0.85}}))
     (folder / "metrics.csv").write_text("epoch,train/loss,val/loss,train/f1,val/f1\n0,0.7,0.6,0.4,0.5\n")
     markdown, _, _ = _report(tmp_path, str(tmp_path / "old"))
-    assert "| unet_baseline | 1 | completed | ok | test | 4 | 0.9000 | 0.0200 | 0.8500 |" in markdown
+    assert "| unet_baseline | 1 | completed | 4 | 0.9000 ± 0.0200 (min 0.8500) |" in markdown
 
 
 def test_a_sweep_folder_copied_off_the_machine_that_ran_it_keeps_its_jobs(sweep, tmp_path):

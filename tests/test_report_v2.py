@@ -58,23 +58,24 @@ def test_summary_contents_and_caveats_come_first(cls_report):
     assert "- [Caveats](#caveats)" in markdown and '<a href="#caveats">' in page and 'id="caveats"' in page
     caveats = _section(markdown, "Caveats")
     assert "have **no test split**" in caveats and "**picked on that same split**" in caveats
-    assert "cnn_baseline: trained 3 epochs (cap 3); **still improving**: the best epoch is the last one in 3 of 3" \
-        in caveats
+    assert "cnn_baseline: trained 3 epochs (cap 3); 3 too short (or without a curve) to judge." in caveats
     assert "**diverged** at epoch 2: cnn_rprop seed 3 (val/loss = inf at epoch 1;" in caveats
     assert "The runs come from 2 commits: `aaaaaaaaaa`, `bbbbbbbbbb`" in caveats
     assert "1 of 9 runs ran on a **dirty** working tree" in caveats
-    assert "does not state its training length" in caveats
+    assert "Training length: not stated, so how long this study trained against it is unknown" in caveats
     assert numbers["caveats"] and all(escape.no_tags(item) in markdown for item in numbers["caveats"])
     summary = _section(markdown, "Summary")
-    assert "cnn_sgd: 95.50 ± 0.50 % accuracy on validation (n = 3); Δ +45.17 pp [+39.22, +51.11] pp" in summary
-    assert "**significant** (Welch p < 0.05)" in summary and "not significant at p < 0.05" in summary
+    assert "cnn_sgd: 95.50 ± 0.50 % accuracy (n = 3); Δ +45.17 pp [+39.22, +51.11] pp, **significant** (Holm p" \
+        in summary
+    assert "cnn_rprop: 52.50 ± 10.61 % accuracy (n = 2); Δ +2.17 pp [-80.16, +84.49] pp, not significant (Holm p" \
+        in summary
 
 
 def test_best_and_final_side_by_side_and_bold_only_for_significance(cls_report):
     _, markdown, numbers, _ = cls_report
-    assert ("| cnn_sgd | 1 | completed | ok | validation (track-held-out) | 95.00 % | 2 | 94.00 % | 3 | "
-            "validation, **the same split it is reported on** (optimistic) |") in markdown
-    assert "| cnn_rprop | 3 | completed | **diverged** at epoch 2 |" in markdown
+    assert "| cnn_sgd | 1 | completed | 95.00 % | 2 / 3 | 94.00 % | too short to judge |" in markdown
+    assert "Every score is on validation (track-held-out), at the best epoch **picked on that same split**" in markdown
+    assert "| cnn_rprop | 3 | completed; **diverged** at epoch 2 |" in markdown
     by = {v["variant"]: v for v in numbers["tasks"]["classification"]["variants"]}
     base, sgd, rprop = (by[v] for v in ("cnn_baseline", "cnn_sgd", "cnn_rprop"))
     assert rprop["n"] == 2 and rprop["n_runs"] == 3 and rprop["values"] == [0.45, 0.6]  # diverged seed left out
@@ -87,34 +88,39 @@ def test_best_and_final_side_by_side_and_bold_only_for_significance(cls_report):
     assert sgd["p_value"] < 0.05 <= rprop["p_value"] and sgd["significant"] and not rprop["significant"]
     over = _section(markdown, "Results (classification)").split("### Over seeds")[1].split("###")[0]
     rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in over.splitlines() if line.startswith("| cnn")}
-    assert rows["cnn_sgd"][6] == "**+45.17 pp**" and "**" not in rows["cnn_rprop"][6]
-    assert not any("**" in row[3] for row in rows.values())  # never a mean or a std
-    assert rows["cnn_rprop"][2] == "2 of 3"
-    assert [c.strip(" |") for c in rows["cnn_baseline"][9:13]] == ["102 s", "1,000", "CPU (2 threads)", "bf16-mixed"]  # cost per variant
+    assert rows["cnn_sgd"][5].startswith("**+45.17 pp**") and "**" not in rows["cnn_rprop"][5]
+    assert not any("**" in row[2] for row in rows.values())  # never a mean or a std
+    assert rows["cnn_rprop"][1] == "2 of 3"
+    assert "| cnn_baseline | CPU (2 threads) | 3 | 102 s (101 s–103 s) | 1,000 (1,000–1,000) | — | bf16-mixed |" \
+        in markdown  # cost per variant and device
 
 
 def test_reference_trials_beside_this_study(cls_report):
     _, markdown, numbers, _ = cls_report
-    assert ("| cnn_baseline | accuracy (test/acc) | reference: seed study (GTSRB CNN ablation) | 95.89 % | 95.82 % "
-            "| 95.88 % | 95.86 % |") in markdown
-    row = next(r for r in numbers["tasks"]["classification"]["reference"] if r["variant"] == "cnn_sgd")
-    assert row["reference"] == [0.9089] and row["ours"] == [0.95, 0.96, 0.955]
-    assert row["delta"] == pytest.approx(0.955 - 0.9089)
-    ours = np.array(row["ours"])  # one reference trial: taken as exact, this study's t interval
-    half = stats.t.ppf(0.975, 2) * ours.std(ddof=1) / np.sqrt(3)
-    assert row["ci"] == pytest.approx([row["delta"] - half, row["delta"] + half])
-    assert "| this study (validation (track-held-out)) | 95.00 % | 96.00 % | 95.50 % | 95.50 % | +4.61 pp |" \
-        in markdown
+    assert ("| cnn_baseline | seed study | accuracy on the seed's test images | 95.89 % | 95.82 % | 95.88 % | 95.86 % |"
+            in markdown)
+    reference = numbers["tasks"]["classification"]["reference"]
+    row = next(r for r in reference["side_by_side"] if r["variant"] == "cnn_sgd")
+    assert row["reference"] == [0.9089] and row["ours"] == [0.95, 0.96, 0.955] and row["ours_key"] == "val/acc"
+    # validation scores against the seed's test images: side by side, never a difference between them
+    assert reference["comparable"] is False and reference["absolute"] == []
+    assert "Δ this study − reference" not in markdown
+    assert ("| cnn_sgd | this study | accuracy (val/acc; validation (track-held-out), best epoch picked on it) | "
+            "95.00 % | 96.00 % | 95.50 % | 95.50 % |") in markdown
+    effect = next(r for r in reference["effects"] if r["variant"] == "cnn_sgd")
+    assert effect["reference_delta"] == pytest.approx(0.9089 - np.mean([0.9589, 0.9582, 0.9588]))
+    assert effect["reference_ci"] is None  # one seed trial: no spread, no interval
+    assert effect["delta"] == pytest.approx(0.955 - np.mean([0.50, 0.48, 0.53]))
 
 
 def test_classification_detail_on_validation_and_collapsed_card(cls_report):
     out, markdown, numbers, _ = cls_report
-    assert "cnn_sgd: worst classes on validation (best epoch): class 7 (" in markdown
+    assert "cnn_sgd: worst classes on validation (best epoch): 7 Speed limit (100km/h) (" in markdown
     detail = numbers["tasks"]["classification"]["detail"]["cnn_sgd"]
     assert detail["split"] == "validation" and detail["seeds_summed"] == 3
     assert detail["worst_classes"][0]["class"] == 7
     assert (out / "figures" / "misclassified_cnn_sgd.png").stat().st_size > 0
-    assert "misclassified validation (best epoch) images, true → predicted class" in markdown
+    assert "misclassified validation (best epoch) images, true → predicted class (seed)" in markdown
     (card,) = numbers["cards"]
     assert card["variants"] == ["cnn_baseline", "cnn_rprop", "cnn_sgd"] and card["traits"]["activation"] == "ReLU"
     assert "### cnn_baseline, cnn_rprop, cnn_sgd" in markdown and "One card for 3 variants" in markdown
@@ -143,7 +149,7 @@ def test_run_record_text_is_escaped(tmp_path):
     assert r"\*\*b\*\*\`c" in markdown
 
 
-def test_segmentation_both_classes_trivial_rows_paired_test_and_overlays(tmp_path):
+def test_segmentation_both_classes_trivial_rows_per_case_and_overlays(tmp_path):
     trivial = [0.88, 0.90, 0.86, 0.92]
     cases = {"unet_baseline": ([0.90, 0.93, 0.91, 0.95], [0.60, 0.70, 0.65, 0.72]),
              "unet_elu": ([0.92, 0.94, 0.93, 0.96], [0.65, 0.71, 0.70, 0.75])}
@@ -159,14 +165,15 @@ def test_segmentation_both_classes_trivial_rows_paired_test_and_overlays(tmp_pat
     assert detail["classes"]["all-foreground (trivial)"]["test/f1_bg"] == 0
     assert detail["classes"]["all-background (trivial)"]["test/f1_bg"] == pytest.approx(np.mean(2 * b / (1 + b)))
     assert detail["classes"]["unet_elu"]["test/f1_bg"] == pytest.approx(np.mean(cases["unet_elu"][1]))
-    assert f"| all-foreground (trivial) | {f.mean():.4f} | {m.mean():.4f} | 0.0000 | 0.0000 |" in markdown
-    (paired,) = detail["per_case"]["paired"]
-    p = stats.ttest_rel(cases["unet_elu"][0], cases["unet_baseline"][0]).pvalue
-    assert paired["p_value"] == pytest.approx(p) and paired["n_cases"] == 4
-    assert "| 3 | 0.9500 | 0.9600 | 0.9200 |" in markdown  # case, baseline, elu, all-foreground
+    assert f"| everything foreground (trivial) | {f.mean():.4f} | {m.mean():.4f} | 0.0000 | 0.0000 |" in markdown
+    # per case: both classes of each variant, then the trivial score; how often a variant is above, no p-value
+    assert "| 3 | 0.7200 | 0.9500 | 0.7500 | 0.9600 | 0.9200 |" in markdown
+    versus = {(r["variant"], r["class"]): r for r in detail["per_case"]["versus"]}
+    assert versus[("unet_elu", 1)]["higher"] == 4 and versus[("unet_elu", 1)]["mean_delta"] == pytest.approx(0.015)
+    assert "paired" not in json.dumps(detail) and "p (paired" not in markdown
     assert detail["cases_shown"]["unet_elu"]["worst"] == {"index": 0, "f1": 0.92}
-    assert "false positives red, false negatives blue" in markdown
-    assert (tmp_path / "out" / "figures" / "segmentation_cases.png").stat().st_size > 0
+    assert "red = predicted foreground where the truth is background" in markdown
+    assert (tmp_path / "out" / "figures" / "segmentation_cases_unet_elu.png").stat().st_size > 0
 
 
 def test_curves_use_log_loss_axes_labelled_epochs_from_one():
@@ -175,9 +182,9 @@ def test_curves_use_log_loss_axes_labelled_epochs_from_one():
     from visionlab.report.figures import _panel
 
     fig, ax = plt.subplots()
-    band = (np.array([0, 1, 2]), np.array([1.0, 0.5, 0.2]), np.array([0.9, 0.4, 0.1]), np.array([1.1, 0.6, 0.3]))
-    _panel(ax, {"v": {"train/loss": band}}, ["train/loss"], "loss (log scale)", log=True)
-    assert ax.get_yscale() == "log" and ax.get_ylabel() == "loss (log scale)" and "epoch" in ax.get_xlabel()
+    seed = (1, np.array([0, 1, 2]), np.array([1.0, 0.5, 0.2]))
+    _panel(ax, {"v": [seed]}, {"v": "C0"}, "-", log=True)
+    assert ax.get_yscale() == "log" and "epoch" in ax.get_xlabel()
     assert list(ax.lines[0].get_xdata()) == [1, 2, 3]
     plt.close(fig)
 
@@ -199,9 +206,8 @@ def test_page_layout_in_a_headless_browser(cls_report, tmp_path, width):
              f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={width},1000"]
     dom = subprocess.run([browser, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True,
                          timeout=60).stdout
-    assert 'data-overflow="false"' in dom  # nothing wider than the window: wide tables scroll in their box
-    if width == 900:
-        assert 'data-scrolls="true"' in dom
+    assert 'data-overflow="false"' in dom  # nothing wider than the window
+    assert 'data-scrolls="false"' in dom  # and no table needs its scroll box: every column is on screen
     shot = tmp_path / f"report_{width}.png"
     subprocess.run([browser, *flags, f"--screenshot={shot}", (out / "report.html").as_uri()], capture_output=True,
                    timeout=60)
@@ -217,7 +223,7 @@ def test_devices_are_a_caveat_and_mixed_devices_are_named_per_variant(tmp_path):
     classification_run(tmp_path / "two", "cnn_fast", 2, [0.7, 0.8])
     markdown, _, _ = _report(tmp_path / "out2", str(tmp_path / "two"))
     assert ("The runs ran on **different devices**: 1x NVIDIA H200, bf16-mixed: cnn_fast; CPU (2 threads), "
-            "bf16-mixed: cnn_baseline, cnn_fast. Compare wall time and images/s only within one device.") \
+            "bf16-mixed: cnn_baseline, cnn_fast. Compare wall time and images/s only within one device") \
         in _section(markdown, "Caveats")
 
 

@@ -189,8 +189,9 @@ def test_synthetic_set_is_deterministic_and_eval_splits_are_not_augmented():
     assert not np.array_equal(dm.arrays["x_train"], other.arrays["x_train"])
     fg = dm.arrays["y_train"].mean()
     assert 0.15 < fg < 0.85  # blobs, neither empty nor full
-    x, y = dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)
+    x, y, case = dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)
     assert x.dtype == torch.uint8 and x.shape == (2, 64, 64, 1)
+    assert case.tolist() == list(range(len(y)))  # the case indices, for gathering results under DDP
     np.testing.assert_array_equal(x.numpy(), dm.arrays["x_val"])
     np.testing.assert_array_equal(y.numpy(), dm.arrays["y_val"])
     # foreground is brighter on average, but not separable by one threshold

@@ -1,8 +1,13 @@
 """Architecture card: per layer output shape, parameters, multiply-accumulates and receptive field.
 
-Shapes, parameter counts and the execution order of the layers come from torchinfo. MACs are counted
-here as weight multiply-accumulates only (conv: output elements × k·k·cin/groups, linear: in × out):
-torchinfo's ``mult_adds`` also counts the bias additions, which is not what a MAC is.
+Shapes, parameter counts and the execution order of the layers come from one forward pass of a single input
+with a hook on every leaf module (a module called twice counts its parameters once). MACs are counted here as
+weight multiply-accumulates only (conv: output elements × k·k·cin/groups, linear: in × out).
+
+A card built from a run's config (``card_from_config``) never allocates real weights: the network is built on
+PyTorch's meta device (shapes only) from bounded, type-checked arguments (``MODEL_LIMITS``), so a crafted config
+(``model.width: 40``, ``num_classes: 10**9``) costs the report no memory; only visionlab's own networks are built,
+never anything a config's ``_target_`` names.
 
 Receptive field (along the height axis; all kernels in visionlab are square) follows the exact recursion
 r ← r + (k − 1)·d·j, j ← j·s over conv and pooling layers in execution order, starting at r = j = 1.
@@ -14,10 +19,10 @@ where skip connections join features of different receptive fields) it is report
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
-import torchinfo
 from torch import nn
 
 WHOLE_INPUT = "whole input"
@@ -78,10 +83,10 @@ def _first(value) -> int:
 def weight_macs(module: nn.Module, input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> int:
     """Multiply-accumulates of one sample through ``module`` (shapes without the batch dimension)."""
     if isinstance(module, _CONV):
-        kernel = int(torch.tensor(module.kernel_size).prod())
+        kernel = math.prod(module.kernel_size)
         return _numel(output_shape) * kernel * module.in_channels // module.groups
     if isinstance(module, nn.modules.conv._ConvTransposeNd):
-        kernel = int(torch.tensor(module.kernel_size).prod())
+        kernel = math.prod(module.kernel_size)
         return _numel(input_shape) * kernel * module.out_channels // module.groups
     if isinstance(module, nn.Linear):
         return _numel(output_shape) * module.in_features
@@ -122,25 +127,46 @@ class ReceptiveField:
         return self.r
 
 
+def _shape_of(value) -> tuple[int, ...]:
+    if isinstance(value, (tuple, list)):
+        value = next((v for v in value if isinstance(v, torch.Tensor)), None)
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else ()
+
+
+def _device(model: nn.Module) -> torch.device:
+    tensor = next((t for t in (*model.parameters(), *model.buffers())), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
+
+
 def architecture_card(model: nn.Module, input_shape: tuple[int, ...], title: str = "") -> ArchCard:
-    """Card for ``model`` applied to one float input of ``input_shape`` (C×H×W, no batch dimension)."""
+    """Card for ``model`` applied to one float input of ``input_shape`` (C×H×W, no batch dimension), on the
+    model's device (the meta device for a card built from a config: no memory, no arithmetic)."""
     names = {id(module): name for name, module in model.named_modules()}
-    stats = torchinfo.summary(model, input_size=(1, *input_shape), depth=100, verbose=0,
-                              col_names=("output_size", "num_params", "mult_adds"), device="cpu")
+    calls: list[tuple[nn.Module, tuple, tuple]] = []
+    leaves = [m for m in model.modules() if next(m.children(), None) is None]
+    hooks = [m.register_forward_hook(lambda m, args, out: calls.append((m, _shape_of(args), _shape_of(out))))
+             for m in leaves]
+    training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros((1, *input_shape), device=_device(model)))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(training)
     card = ArchCard(title or type(model).__name__, tuple(input_shape))
-    rf = ReceptiveField()
-    for layer in stats.summary_list:
-        if not layer.is_leaf_layer or not layer.executed:
-            continue
-        out_shape = tuple(layer.output_size[1:])
-        in_shape = tuple(layer.input_size[1:])
+    rf, seen = ReceptiveField(), set()
+    for module, in_shape, out_shape in calls:
+        params = 0 if id(module) in seen else sum(p.numel() for p in module.parameters())
+        seen.add(id(module))
         card.layers.append(LayerRow(
-            name=names.get(id(layer.module), layer.var_name),
-            kind=layer.class_name,
-            output_shape=out_shape,
-            params=0 if layer.is_recursive else layer.num_params,
-            macs=weight_macs(layer.module, in_shape, out_shape),
-            receptive_field=rf.step(layer.module),
+            name=names.get(id(module)) or type(module).__name__,
+            kind=type(module).__name__,
+            output_shape=out_shape[1:],
+            params=params,
+            macs=weight_macs(module, in_shape[1:], out_shape[1:]),
+            receptive_field=rf.step(module),
         ))
     card.traits = network_traits(model)
     card.total_params = sum(p.numel() for p in model.parameters())
@@ -161,39 +187,75 @@ def network_traits(model: nn.Module) -> dict[str, str]:
 
 def model_input_shape(cfg: dict) -> tuple[int, int, int]:
     """C×H×W the run's network sees, from its resolved config (model first, then data, then task default)."""
-    model_cfg, data_cfg = cfg.get("model", {}), cfg.get("data", {})
+    model_cfg = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
+    data_cfg = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
     segmentation = "segment" in str(model_cfg.get("_target_", "")).lower()
     channels = model_cfg.get("in_channels", 1 if segmentation else 3)
     size = next((c[key] for c in (model_cfg, data_cfg) for key in ("input_size", "image_size", "size")
-                 if isinstance(c.get(key), int)), 256 if segmentation else 28)
-    return int(channels), int(size), int(size)
+                 if _is_int(c.get(key))), 256 if segmentation else 28)
+    return _bounded("in_channels", channels), _bounded("input_size", size), _bounded("input_size", size)
 
 
-# The only classes a report builds from a run's config.yaml (a run folder is input, not code to run).
-REPORTABLE_MODELS = {
-    "visionlab.models.classifier.ClassificationModule": ("visionlab.models.classifier", "ClassificationModule"),
-    "visionlab.models.segmenter.SegmentationModule": ("visionlab.models.segmenter", "SegmentationModule"),
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# What a config may ask a card to build: (type, low, high) per argument; anything else is refused with a message.
+MODEL_LIMITS = {
+    "in_channels": (int, 1, 64), "input_size": (int, 8, 8192), "num_classes": (int, 1, 100_000),
+    "width": ((int, float), 1 / 64, 64), "batch_norm": (bool, None, None), "activation": (str, None, None),
+    "features_start": (int, 1, 4096), "depth": (int, 1, 10), "up_mode": (str, None, None),
 }
 
 
-def _holds_target(value) -> bool:
-    if isinstance(value, dict):
-        return "_target_" in value or any(_holds_target(v) for v in value.values())
-    return isinstance(value, list) and any(_holds_target(v) for v in value)
+def _bounded(name: str, value):
+    kind, low, high = MODEL_LIMITS[name]
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"model.{name}={value!r} must be true or false")
+        return value
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError(f"model.{name}={value!r} has the wrong type for an architecture card")
+    if low is not None and not low <= value <= high:
+        raise ValueError(f"model.{name}={value!r} is outside what a report builds a card for ({low}–{high})")
+    return value
+
+
+def _classifier_net(model_cfg: dict, input_shape: tuple[int, int, int]) -> nn.Module:
+    from visionlab.models.cnn import SeedCNN
+
+    args = {"num_classes": 43, "activation": "relu", "batch_norm": False, "width": 1.0}
+    args.update({k: _bounded(k, model_cfg[k]) for k in args if k in model_cfg})
+    return SeedCNN(args["num_classes"], input_shape[0], args["activation"], args["batch_norm"], input_shape[1],
+                   float(args["width"]))
+
+
+def _segmenter_net(model_cfg: dict, input_shape: tuple[int, int, int]) -> nn.Module:
+    from visionlab.models.unet import UNet
+
+    args = {"features_start": 64, "depth": 5, "up_mode": "bilinear", "activation": "relu", "batch_norm": False}
+    args.update({k: _bounded(k, model_cfg[k]) for k in args if k in model_cfg})
+    return UNet(input_shape[0], 1, args["features_start"], args["depth"], args["up_mode"], args["activation"],
+                args["batch_norm"])
+
+
+# The only networks a report builds from a run's config.yaml (a run folder is input, not code to run): the
+# network of each visionlab model class, from its plain arguments; nothing named by a ``_target_`` is built.
+REPORTABLE_MODELS = {
+    "visionlab.models.classifier.ClassificationModule": _classifier_net,
+    "visionlab.models.segmenter.SegmentationModule": _segmenter_net,
+}
 
 
 def card_from_config(cfg: dict, title: str = "") -> ArchCard:
-    """Build the run's model (a visionlab model class only, from its plain arguments; nested ``_target_`` nodes
-    such as the optimizer are left out, nothing is instantiated from the config) and describe its network."""
-    import importlib
-
-    model_cfg = cfg.get("model") or {}
+    """Describe the run's network, built on the meta device from its config's plain, bounded model arguments
+    (nested ``_target_`` nodes such as the optimizer are ignored; nothing is instantiated from the config)."""
+    model_cfg = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
     target = model_cfg.get("_target_")
-    if target not in REPORTABLE_MODELS:
+    if not isinstance(target, str) or target not in REPORTABLE_MODELS:
         raise ValueError(f"model._target_={target!r} is not a visionlab model; a report builds only "
                          f"{', '.join(sorted(REPORTABLE_MODELS))}")
-    module_name, class_name = REPORTABLE_MODELS[target]
-    kwargs = {k: v for k, v in model_cfg.items() if not str(k).startswith("_") and not _holds_target(v)}
-    module = getattr(importlib.import_module(module_name), class_name)(**kwargs)
-    net = getattr(module, "net", module)
-    return architecture_card(net, model_input_shape(cfg), title or type(net).__name__)
+    input_shape = model_input_shape(cfg)
+    with torch.device("meta"):
+        net = REPORTABLE_MODELS[target](model_cfg, input_shape)
+    return architecture_card(net, input_shape, title or type(net).__name__)

@@ -12,20 +12,31 @@ import json
 import os
 from pathlib import Path
 
-from visionlab.report import figures
-from visionlab.report.caveats import caveats
+from visionlab.report import convergence, figures
 from visionlab.report.cards import cards
+from visionlab.report.caveats import adjacent_cases, caveats
+from visionlab.report.classes import ClassNames, class_names
 from visionlab.report.classification import classification_detail
 from visionlab.report.collect import Collection, Run
 from visionlab.report.escape import md
-from visionlab.report.format import SIGNIFICANCE, fmt, fmt_ci, fmt_delta, fmt_mean_std, significant
+from visionlab.report.format import SIGNIFICANCE, fmt_ci, fmt_delta, fmt_mean_std, fmt_p, significant
 from visionlab.report.provenance import provenance
 from visionlab.report.reference import Reference
 from visionlab.report.render import Bullets, Contents, Document, Figure, Heading, Paragraph, page_data
 from visionlab.report.run_health import health
 from visionlab.report.segmentation import segmentation_detail
-from visionlab.report.stats import TASKS, TaskStats, aggregate
-from visionlab.report.tables import aggregate_table, reference_comparison, trial_table, variant_cost
+from visionlab.report.stats import TASKS, TEST, TaskStats, aggregate, counted, run_values
+from visionlab.report.tables import (
+    aggregate_table,
+    concurrency,
+    cost_table,
+    measure_numbers,
+    reference_tables,
+    split_name,
+    time_to_table,
+    trial_table,
+    uniform_split,
+)
 from visionlab.run_record.metric_keys import CLASSIFICATION
 
 
@@ -42,63 +53,178 @@ def _monitor(task: TaskStats) -> str:
                  if r.summary.get("monitor")), "the monitored metric")
 
 
-def _results(task: TaskStats, heading: str, reference: Reference | None) -> tuple[list, dict]:
+def _name_measures(task: TaskStats, names: ClassNames) -> None:
+    """Segmentation measures named by their class (``membrane F1``), the minority class said to be one."""
+    if task.spec.task == CLASSIFICATION.task:
+        return
+    for measure in task.measures:
+        label = 0 if measure.key == "test/f1_bg" else 1
+        measure.label = f"{names.name(label) or ('background', 'foreground')[label]} F1"
+
+
+def _split_words(task: TaskStats, split: str) -> str:
+    return ("test, at the epoch picked on validation" if split == TEST else
+            f"{task.spec.validation_name}, at the best epoch **picked on that same split** (optimistic)")
+
+
+def _measure_note(task: TaskStats, measure, names: ClassNames) -> str:
+    if task.spec.task == CLASSIFICATION.task:
+        return f"**{md(measure.label)}**"
+    label = 0 if measure.key == "test/f1_bg" else 1
+    share = task.foreground_fraction
+    if share is None:
+        return f"**{md(measure.label)}** (label {label})"
+    fraction = share if label else 1 - share
+    role = "minority" if fraction < 0.5 else "majority"
+    note = f"**{md(measure.label)}** (label {label}, the {role} class: {100 * fraction:.0f} % of the test pixels"
+    trivial = [run_values(r, TEST).get("test/f1_trivial") for runs in task.runs_by_variant.values() for r in runs
+               if counted(r)]
+    trivial = [float(x) for x in trivial if isinstance(x, (int, float))]
+    if label == 1 and trivial:
+        note += f"; predicting everything as {md(measure.label[:-3])} already scores {sum(trivial) / len(trivial):.4f}"
+    return note + ")"
+
+
+def _panels(task: TaskStats, smoothing: dict[str, float]) -> list[tuple[list[str], str, bool]]:
+    keys = list(task.spec.curve_keys)
+    metric = task.measures[0].label if task.spec.task == CLASSIFICATION.task else next(
+        (m.label for m in task.measures if m.key == task.spec.metrics.headline), task.spec.headline)
+    train = "training loss (log), as optimised"
+    if smoothing:
+        train += "\nwith label smoothing: " + ", ".join(sorted(smoothing))
+    panels = [([keys[0]], train, True), ([keys[1]], "validation loss (log), plain", True),
+              (keys[2:4], f"{metric}: train solid, validation dashed", False)]
+    other = next((m.label for m in task.measures if m.key == "test/f1_bg"), None)
+    panels += [([k], f"{other or task.spec.metrics.metric(k).label} (validation)", False) for k in keys[4:]]
+    return panels
+
+
+def _curves(task: TaskStats) -> list:
+    smoothing = {v: float(r.config["model"]["label_smoothing"]) for v, runs in task.runs_by_variant.items()
+                 for r in runs[:1] if isinstance(r.config.get("model"), dict)
+                 and isinstance(r.config["model"].get("label_smoothing"), (int, float))
+                 and r.config["model"]["label_smoothing"] > 0}
+    png, lr_words = figures.curves(task, _panels(task, smoothing))
+    if png is None:
+        return [Paragraph("No run recorded per-epoch metrics.")]
+    caption = ("Per epoch, counted runs only: each seed a thin line; the thick line is the mean over seeds, drawn only "
+               "up to the last epoch every seed reached (after an early stop a mean would be over the surviving seeds "
+               "only). Losses on a log scale.")
+    if smoothing:
+        caption += (" The training loss is the loss as optimised: with label smoothing ("
+                    + ", ".join(f"{md(v)} {s:g}" for v, s in sorted(smoothing.items()))
+                    + ") it cannot approach 0, so it is not comparable with the validation loss (plain cross-entropy) "
+                    "or with other variants' training loss.")
+    if lr_words:
+        caption += " Learning rate: " + "; ".join(md(w) for w in lr_words) + "."
+    return [Figure(f"{task.spec.task}_curves.png", png, caption)]
+
+
+def _results(task: TaskStats, heading: str, reference: Reference | None, names: ClassNames,
+             conv: dict, together: dict[int, int]) -> tuple[list, dict]:
     spec = task.spec
+    one_split = uniform_split(task)
+    where = (f" Every score is on {_split_words(task, one_split)}." if one_split else
+             " The split column names where each variant is scored.")
     blocks = [Heading(2, heading), Heading(3, "Runs"), Paragraph(
-        "One row per run (variant × seed). The reported score is on the named split: the test split where every "
-        f"completed run of the variant has one, else the {spec.validation_name} split at the best epoch "
-        f"(monitor `{md(_monitor(task))}`). Epochs are counted from 1. The final epoch's validation score "
-        "stands beside the best, and the last column says where the epoch was picked."), trial_table(task),
-        Heading(3, "Over seeds"), Paragraph(
-        f"Baseline: **{md(task.baseline)}**. n = completed runs with a score (diverged or stuck runs left out). "
-        "Δ is the difference of means to the baseline with its 95 % interval (Welch), p the two-sided Welch "
-        f"t-test over seeds; a Δ is bold only where p < {SIGNIFICANCE}. Cost: mean wall time and training "
-        "images/s per run."), aggregate_table(task)]
-    numbers = {"baseline": task.baseline, "variants": [
-        {"variant": v.variant, "split": v.split, "metric": spec.headline_column(v.split).key, "n": v.n,
-         "n_runs": v.n_runs, "seeds": v.seeds, "values": v.values, "mean": v.mean, "std": v.std, "min": v.min,
-         "max": v.max, "finals": v.finals, "delta": v.delta, "ci": list(v.ci) if v.ci else None,
-         "p_value": v.p_value, "significant": significant(v.p_value), "also": v.also,
-         "cost": variant_cost(task.runs_by_variant[v.variant])} for v in task.variants]}
+        "One row per run (variant × seed): its scores, best epoch (counted from 1), the final epoch's validation "
+        f"score and how its training ended (see the caveats).{where} Monitor: `{md(_monitor(task))}`."),
+        trial_table(task, conv), Heading(3, "Over seeds"), Paragraph(
+        f"Baseline: **{md(task.baseline)}**. n = counted runs (diverged or stuck runs left out). Δ is the difference "
+        "of means to the baseline with its 95 % interval (Welch); p: the two-sided Welch t-test over seeds, then "
+        f"that p Holm-adjusted over all {task.comparisons} comparisons of this section; a Δ is bold only where "
+        f"the Holm-adjusted p < {SIGNIFICANCE}. Training: how the variant's runs ended; **budget-limited** runs were still "
+        "rising at their epoch cap, so their Δ is not a converged one.")]
+    numbers: dict = {"baseline": task.baseline, "comparisons": task.comparisons, "measures": []}
+    for measure in task.measures:
+        split = uniform_split(task)
+        on = f" on {_split_words(task, split)}" if split else ""
+        blocks += [Paragraph(f"{_measure_note(task, measure, names)}{on}:"), aggregate_table(task, measure, conv)]
+        numbers["measures"].append({"key": measure.key, "label": measure.label,
+                                    "variants": measure_numbers(measure, task, conv)})
+    numbers["variants"] = numbers["measures"][0]["variants"]
+    blocks += [Heading(3, "Cost"), Paragraph(
+        "Per variant and device (never averaged across devices): wall time of the whole run and training images/s, "
+        "mean with the range over runs, and how many runs of these records ran on that device at the same moment "
+        "(from epoch timestamps and wall times: concurrent jobs share the device, so their times are not those of "
+        "a run alone)."), cost_table(task, together)]
+    table, numbers["time_to"] = time_to_table(task)
+    if table is not None:
+        blocks += [Paragraph("Time to accuracy: wall seconds from the run's start (data loading included) until its "
+                             "validation score first reached each threshold (summary.json `time_to`), per variant and "
+                             "device: mean (range) over the runs that reached it, and how many did."), table]
     if reference is not None and reference.task == spec.task and not set(reference.variants) & set(
             task.runs_by_variant):
         blocks += [Heading(3, "Against the reference"), Paragraph(
             f"No variant of this study is named in the reference ({', '.join(map(md, reference.variants))}).")]
     elif reference is not None and reference.task == spec.task:
-        table, numbers["reference"] = reference_comparison(task, reference)
+        tables, numbers["reference"] = reference_tables(task, reference, conv)
+        ours = split_name(spec, one_split) if one_split else "the split named per row"
         blocks += [Heading(3, "Against the reference"), Paragraph(
-            f"The reference's per-trial numbers ({md(reference.name)}; {md(reference.source)}) with this study's "
-            "beside them, trial by trial (this study's trials in seed order). Δ = this study − reference with "
-            "a 95 % interval (Welch; a side with one trial is taken as exact)."), table]
-    curves = figures.curves(task)
-    blocks.append(Heading(3, "Curves"))
-    blocks.append(Figure(f"{spec.task}_curves.png", curves, "Loss (log scale), metric and learning rate per "
-                         "epoch: mean over seeds with min–max band.") if curves
-                  else Paragraph("No run recorded per-epoch metrics."))
-    blocks.append(Heading(3, "Detail"))
-    detail, numbers["detail"] = (classification_detail(task) if spec.task == CLASSIFICATION.task
-                                 else segmentation_detail(task))
+            f"The reference's trials ({md(reference.name)}: {md(reference.source)}; its split: "
+            f"{md(reference.split.words())}; its data: {md(reference.data.words())}) beside this study's "
+            f"({ours}), each row labelled with the quantity it holds. "
+            + ("They measured the same split of the same data, so absolute differences follow below."
+               if numbers["reference"].get("comparable") else
+               "They are not measurements of the same thing, so no difference between them is computed.")),
+            tables[0]]
+        if len(tables) > 1:
+            blocks += [Paragraph(
+                "Effects: each variant's difference to its own study's baseline, the reference's (from its trials; an "
+                "interval only where it has ≥ 2 trials on both sides) beside this study's (Welch interval, Holm p). "
+                "Effects can be compared across studies where absolute scores cannot; agreement is judged only for "
+                "a significant effect of ours."), tables[1]]
+        if len(tables) > 2:
+            blocks += [Paragraph("Absolute differences (same split, same data): this study − reference."), tables[2]]
+    blocks += [Heading(3, "Curves"), *_curves(task), Heading(3, "Detail")]
+    detail, numbers["detail"] = (classification_detail(task, names) if spec.task == CLASSIFICATION.task
+                                 else segmentation_detail(task, names, adjacent_cases(task)))
     return blocks + detail, numbers
 
 
-def _summary(collection: Collection, stats: dict[str, TaskStats], reference_numbers: dict, n_caveats: int) -> list:
+def _test_cases_words(task: TaskStats) -> str:
+    counts = sorted({int(run_values(r, TEST)["test/cases"]) for runs in task.runs_by_variant.values() for r in runs
+                     if counted(r) and isinstance(run_values(r, TEST).get("test/cases"), (int, float))})
+    if not counts:
+        return ""
+    return (f" ({'/'.join(map(str, counts))} test cases" + (": adjacent slices of one volume, see the caveats"
+                                                             if adjacent_cases(task) else "") + ")")
+
+
+def _summary(collection: Collection, stats: dict[str, TaskStats], numbers: dict, n_caveats: int) -> list:
     done = sum(r.completed for r in collection.runs)
-    items = [f"{len(collection.runs)} runs ({done} completed) of {len({r.variant for r in collection.runs})} "
-             f"variants; {n_caveats} caveats below, read them first."]
+    items = [(f"{len(collection.runs)} runs ({done} completed) of {len({r.variant for r in collection.runs})} "
+              f"variants; {n_caveats} caveats below, read them first.")]
     for name, task in stats.items():
-        for v in task.variants:
-            kind = task.spec.headline_column(v.split).kind
-            claim = "" if v.is_baseline or v.delta is None else (
-                f"; Δ {fmt_delta(v.delta, kind)} {fmt_ci(v.ci, kind)} vs {md(task.baseline)}, "
-                + ("**significant** (Welch p < 0.05)" if significant(v.p_value) else "not significant at p < 0.05"))
-            items.append(f"{name}: {md(v.variant)}: {fmt_mean_std(v.mean, v.std, kind)} {task.spec.headline} on "
-                         f"{'test' if v.split == 'test' else 'validation'} (n = {v.n}){claim}.")
-        for row in reference_numbers.get(name, []):
-            if row["delta"] is not None:
-                kind = task.spec.metrics.metric(row["ours_key"]).kind
-                items.append(f"{name}: {md(row['variant'])} against the reference: Δ {fmt_delta(row['delta'], kind)} "
-                             f"{fmt_ci(row['ci'], kind)} ({fmt(sum(row['ours']) / len(row['ours']), kind)} vs "
-                             f"{fmt(sum(row['reference']) / len(row['reference']), kind)}).")
+        for i, measure in enumerate(task.measures):
+            per_variant = {v["variant"]: v for v in numbers[name]["measures"][i]["variants"]}
+            split = uniform_split(task)
+            where = (f" on {_split_words(task, split)}" if split else "")
+            cases = _test_cases_words(task)
+            items.append(f"{name}: {_measure_note(task, measure, ClassNames((), ''))}{where}{cases}, mean ± std over "
+                         f"seeds; Δ vs "
+                         f"{md(task.baseline)} with its 95 % interval, significance after Holm's correction over "
+                         f"{task.comparisons} comparisons:")
+            for v in measure.variants:
+                on = "" if split else (" on test" if v.split == TEST else f" on {task.spec.validation_name}")
+                claim = "" if v.is_baseline or v.delta is None else (
+                    f"; Δ {fmt_delta(v.delta, measure.kind)} {fmt_ci(v.ci, measure.kind)}, "
+                    + (f"**significant** (Holm p = {fmt_p(v.p_holm)})" if significant(v.p_holm)
+                       else f"not significant (Holm p = {fmt_p(v.p_holm)})"))
+                limited = per_variant[v.variant]["budget_limited"]
+                runs = len(per_variant[v.variant]["training"])
+                budget = f"; **budget-limited** ({limited} of {runs} runs still rising at the cap)" if limited else ""
+                items.append(f"{md(v.variant)}: {fmt_mean_std(v.mean, v.std, measure.kind)} {md(measure.label)}{on} "
+                             f"(n = {v.n}){claim}{budget}.")
+        for row in (numbers[name].get("reference") or {}).get("effects", []):
+            kind = task.measures[0].kind if task.spec.task == CLASSIFICATION.task else "score"
+            if row["reference_delta"] is not None and row["delta"] is not None:
+                items.append(f"{name}: {md(row['variant'])}'s effect vs its baseline on "
+                             f"{md(row['label'])}"
+                             ", the reference's "
+                             f"{fmt_delta(row['reference_delta'], kind)} beside ours "
+                             f"{fmt_delta(row['delta'], kind)} {fmt_ci(row['ci'], kind)}: {row['verdict']}"
+                             + (" (ours budget-limited)" if row["budget_limited"] else "") + ".")
     return [Heading(2, "Summary"), Bullets(items), Paragraph("Contents:"), Contents()]
 
 
@@ -115,12 +241,17 @@ def build(collection: Collection, baseline: str | None = None, title: str = "Exp
                       + "."))
     reportable = {t: runs for t, runs in sorted(tasks.items()) if t in TASKS}
     stats = {name: aggregate(TASKS[name], runs, baseline) for name, runs in reportable.items()}
+    class_of = {name: class_names(runs) for name, runs in reportable.items()}
+    conv = {name: {v: convergence.variant_convergence(runs, task.spec.metrics.validation_headline)
+                   for v, runs in task.runs_by_variant.items()} for name, task in stats.items()}
+    together = concurrency([r for r in collection.runs if counted(r)])
     numbers: dict = {"title": title, "generated": stamp, "reference": reference.as_dict() if reference else None,
                      "runs": [_run_record(r, names) for r in collection.runs], "tasks": {}}
     body = []
     for name, task in stats.items():
+        _name_measures(task, class_of[name])
         heading = f"Results: {name}" if len(reportable) > 1 else f"Results ({name})"
-        blocks, numbers["tasks"][name] = _results(task, heading, reference)
+        blocks, numbers["tasks"][name] = _results(task, heading, reference, class_of[name], conv[name], together)
         body += blocks
     extra = list(collection.problems)
     if len(reportable) > 1:
@@ -132,14 +263,14 @@ def build(collection: Collection, baseline: str | None = None, title: str = "Exp
     for run in collection.runs:
         runs_by_variant.setdefault(run.variant, []).append(run)
     if runs_by_variant:
-        card_blocks, numbers["cards"] = cards(runs_by_variant, extra)
+        first = next((t.baseline for t in stats.values() if t.baseline), None)
+        card_blocks, numbers["cards"] = cards(runs_by_variant, extra, first)
         by_task: dict[str, dict[str, list[Run]]] = {}
         for run in collection.runs:
             by_task.setdefault(run.task, {}).setdefault(run.variant, []).append(run)
-        body += card_blocks + provenance(collection.runs, by_task, names)
-    items = caveats(collection, stats, reference, names, extra)
-    ref_numbers = {name: n.get("reference", []) for name, n in numbers["tasks"].items()}
-    doc.add(*_summary(collection, stats, ref_numbers, len(items)))
+        body += card_blocks + provenance(collection.runs, by_task, names, together)
+    items = caveats(collection, stats, reference, names, extra, conv)
+    doc.add(*_summary(collection, stats, numbers["tasks"], len(items)))
     doc.add(Heading(2, "Caveats"), Bullets(items) if items else Paragraph("None found."), *body)
     numbers["caveats"] = numbers["warnings"] = items
     numbers["page"] = page_data(doc)

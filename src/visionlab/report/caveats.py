@@ -1,18 +1,21 @@
-"""What a reviewer must know before reading a number, shown first on the page: the split and how it was made,
-whether the epoch was picked on the split it is reported on, training length (against the reference's), runs that
-are still improving, diverged or stuck runs, mixed or dirty commits, and everything excluded."""
+"""What a reviewer must know before reading a number, shown first on the page: the split and how it was made (and,
+for a small or contiguous test split, that its cases are correlated), whether the epoch was picked on the split it
+is reported on, whether each variant converged or was budget-limited (``convergence``), how the reference was
+measured (stated vs inferred), diverged or stuck runs, mixed or dirty commits, hand corrections to the records,
+and everything excluded."""
 
 from __future__ import annotations
 
+from visionlab.report import convergence
 from visionlab.report.collect import Collection, Run
 from visionlab.report.escape import code, md
 from visionlab.report.format import SIGNIFICANCE, fmt_epoch
-from visionlab.report.provenance import commit_of
+from visionlab.report.provenance import commit_of, corrections
 from visionlab.report.reference import Reference
 from visionlab.report.run_health import UNHEALTHY, health
-from visionlab.report.stats import TEST, TaskStats, counted
+from visionlab.report.stats import TEST, TaskStats, counted, run_values
 from visionlab.run_record.layout import METRICS, SUMMARY
-from visionlab.run_record.metric_keys import EPOCH
+from visionlab.run_record.metric_keys import TEST_CASES
 
 
 def _split(task: TaskStats) -> list[str]:
@@ -32,25 +35,33 @@ def _split(task: TaskStats) -> list[str]:
     return items
 
 
-def _length(task: TaskStats, reference: Reference | None) -> list[str]:
-    items = []
-    for variant, runs in sorted(task.runs_by_variant.items()):
-        done = [r for r in runs if counted(r)]
-        epochs = sorted({int(r.summary["epochs"]) for r in done if isinstance(r.summary.get("epochs"), int)})
-        caps = sorted({((r.config.get("trainer") or {}).get("max_epochs")) for r in done} - {None})
-        rising = [r for r in done if (r.summary.get("best") or {}).get(EPOCH) is not None
-                  and r.summary.get("epochs") and r.summary["best"][EPOCH] + 1 >= r.summary["epochs"]]
-        if epochs:
-            span = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}–{epochs[-1]}"
-            cap = f" (cap {', '.join(map(str, caps))})" if caps else ""
-            items.append(f"{md(variant)}: trained {span} epochs{cap}"
-                         + (f"; **still improving**: the best epoch is the last one in {len(rising)} of {len(done)} "
-                            "runs, so these are not converged numbers" if rising else "") + ".")
-    if reference is not None and reference.task == task.spec.task:
-        items.append(f"Reference training length: {reference.epochs} epochs." if reference.epochs else
-                     f"The reference ({md(reference.name)}) does not state its training length, so how long this "
-                     "study trained against it is unknown.")
-    return items
+def _length(task: TaskStats, reference: Reference | None, conv: dict) -> list[str]:
+    kind = task.measures[0].kind if task.spec.task == "classification" else "score"
+    return [convergence.sentence(md(variant), [c for _, c in conv.get(variant, [])], kind)
+            for variant in sorted(task.runs_by_variant) if conv.get(variant)]
+
+
+def adjacent_cases(task: TaskStats) -> bool:
+    """Whether the runs' data description says the test split is a contiguous block of one stack (volume)."""
+    data = " ".join(str(r.summary.get("data") or "") for runs in task.runs_by_variant.values() for r in runs)
+    return "contiguous" in data.lower()
+
+
+def _test_cases(task: TaskStats) -> list[str]:
+    """How many cases the test split has, and that its cases are correlated when they are adjacent slices."""
+    if task.spec.task == "classification" or not any(v.split == TEST for v in task.variants):
+        return []
+    counts = sorted({int(run_values(r, TEST)[TEST_CASES]) for runs in task.runs_by_variant.values() for r in runs
+                     if counted(r) and isinstance(run_values(r, TEST).get(TEST_CASES), (int, float))})
+    if not counts:
+        return []
+    n = "/".join(map(str, counts))
+    where = ("**adjacent slices of one volume** (a contiguous block of the stack), so their scores are correlated "
+             "and the split says little about other parts of the volume or other volumes"
+             if adjacent_cases(task) else "cases of one test split")
+    return [(f"{task.spec.task}: the test split is **{n} cases**: {where}. Intervals and p-values are over seeds: "
+             "they cover training randomness only, not which cases were tested; per-case differences are shown "
+             "without a test. Margins of a few thousandths over a target are within this uncertainty.")]
 
 
 def _health(runs: list[Run], names: dict) -> list[str]:
@@ -91,7 +102,8 @@ def _devices(runs: list[Run]) -> list[str]:
         return [f"All runs ran on {md(next(iter(by_device)))}."]
     return ["The runs ran on **different devices**: " + "; ".join(
         f"{md(device)}: {', '.join(map(md, sorted(variants)))}" for device, variants in sorted(by_device.items()))
-        + ". Compare wall time and images/s only within one device."]
+        + ". Compare wall time and images/s only within one device: the cost tables give them per device, never "
+        "averaged across devices."]
 
 
 def _excluded(collection: Collection, names: dict) -> list[str]:
@@ -109,18 +121,54 @@ def _excluded(collection: Collection, names: dict) -> list[str]:
     return items
 
 
-def caveats(collection: Collection, stats: dict[str, TaskStats], reference: Reference | None, names: dict,
-            extra: list[str]) -> list[str]:
+def _reference(reference: Reference, stats: dict[str, TaskStats]) -> list[str]:
+    task = stats.get(reference.task)
+    splits = sorted({v.split for v in task.variants}) if task else []
+    data = sorted({str(r.summary.get("data")) for runs in (task.runs_by_variant.values() if task else [])
+                   for r in runs if counted(r) and r.summary.get("data")})
+    same = bool(task) and all(reference.same_measurement(s, data) for s in splits)
+    verdict = ("It measured the same split of the same data, so absolute differences are shown" if same else
+               "It is **not** a measurement of this study's data and split, so no absolute difference or interval "
+               "is computed against it: the page shows its numbers beside this study's and compares effects "
+               "(each variant's difference to its own baseline)")
+    return [f"Reference: {md(reference.name)}, from {md(reference.source)}. Data: {md(reference.data.words())}. "
+            f"Split: {md(reference.split.words())}. Training length: {md(reference.epochs.words())}, so how long this "
+            f"study trained against it is unknown. {verdict}. "
+            + md(reference.note)]
+
+
+def _multiple(stats: dict[str, TaskStats]) -> list[str]:
     items = []
     for task in stats.values():
-        items += _split(task) + _length(task, reference)
+        m = task.comparisons
+        if m > 1:
+            items.append(f"{task.spec.task}: {m} comparisons with the baseline"
+                         + (f" ({len(task.measures)} measures × the variants)" if len(task.measures) > 1 else "")
+                         + f": p-values are Holm-adjusted over all {m} (step-down; controls the chance of any false "
+                         f"positive at {SIGNIFICANCE}), and a difference is called significant only when its adjusted "
+                         "p is below it.")
+    return items
+
+
+def _corrections(runs: list[Run]) -> list[str]:
+    found = corrections(runs)
+    return [f"{len(rs)} of {len(runs)} run records were **corrected by hand** after the run (`{md(field)}`): "
+            f"“{md(note)}”. The page shows the corrected value and marks it in Provenance."
+            for (field, note), rs in sorted(found.items())]
+
+
+def caveats(collection: Collection, stats: dict[str, TaskStats], reference: Reference | None, names: dict,
+            extra: list[str], conv: dict | None = None) -> list[str]:
+    items = []
+    for task in stats.values():
+        items += _split(task) + _test_cases(task) + _length(task, reference, (conv or {}).get(task.spec.task, {}))
         small = [v for v in task.variants if 0 < v.n < 3]
         if small:
             items.append(f"{task.spec.task}: {', '.join(f'{md(v.variant)} n = {v.n}' for v in small)}: with so few "
                          f"seeds a Welch p-value is rough; differences are called significant only at p < "
                          f"{SIGNIFICANCE}.")
+    items += _multiple(stats)
     if reference is not None:
-        items.append(f"Reference: {md(reference.name)} ({md(reference.source)}), data {md(reference.data or '?')}, "
-                     f"split {md(reference.split or '?')}. {md(reference.note)}".strip())
+        items += _reference(reference, stats)
     return (items + _health(collection.runs, names) + _devices(collection.runs) + _commits(collection.runs)
-            + _excluded(collection, names) + extra)
+            + _corrections(collection.runs) + _excluded(collection, names) + extra)

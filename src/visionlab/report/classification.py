@@ -1,9 +1,11 @@
 """Classification detail: per variant the confusion matrix and per-class accuracy (test, or validation at the best
-epoch when there is no test split), the worst classes named, and a grid of misclassified images."""
+epoch when there is no test split), the worst classes named, and a grid of misclassified images sampled across
+classes and seeds."""
 
 from __future__ import annotations
 
 from visionlab.report import figures
+from visionlab.report.classes import ClassNames
 from visionlab.report.escape import md
 from visionlab.report.format import fmt
 from visionlab.report.render import Figure, Paragraph, Table
@@ -11,17 +13,21 @@ from visionlab.report.stats import TaskStats, counted, summed_confusion, weakest
 from visionlab.run_record.folder import TEST
 from visionlab.run_record.layout import MISCLASSIFIED, VAL_MISCLASSIFIED
 
+GRID = 24  # misclassified images shown per variant
+
 
 def slug(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(text))
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(text))[:80]
 
 
 def _split_words(split: str) -> str:
     return "test" if split == TEST else "validation (best epoch)"
 
 
-def classification_detail(task: TaskStats) -> tuple[list, dict]:
+def classification_detail(task: TaskStats, names: ClassNames) -> tuple[list, dict]:
     blocks, numbers = [], {}
+    if names.names:
+        blocks.append(Paragraph(f"Class names: from {names.source}."))
     for variant, runs in sorted(task.runs_by_variant.items()):
         found = summed_confusion(runs)
         if found is None:
@@ -31,26 +37,48 @@ def classification_detail(task: TaskStats) -> tuple[list, dict]:
         where = _split_words(split)
         title = f"{variant}: {where} confusion matrix, summed over {n} seed{'s' * (n != 1)}"
         worst = weakest_classes(matrix)
-        named = ", ".join(f"class {c} ({fmt(acc, 'percent')})" for c, _, acc in worst)
+        named = ", ".join(f"{md(names.label(c))} ({fmt(acc, 'percent')})" for c, _, acc in worst)
+        per_seed = [support // n if support % n == 0 else f"{support / n:.1f}" for _, support, _ in worst]
         blocks += [Figure(f"confusion_{slug(variant)}.png", figures.confusion(matrix, title), md(title)),
-                   Paragraph(f"{md(variant)}: worst classes on {where}: {named}."),
-                   Table(["class", f"{where} images", "accuracy"],
-                         [[str(c), str(support), fmt(acc, "percent")] for c, support, acc in worst])]
+                   Paragraph(f"{md(variant)}: worst classes on {where}: {named}. Accuracy over the {n} seeds' "
+                             f"predictions together; each seed scores the same images, so the images per class "
+                             f"are counted once (the matrix sums {n} × that)."),
+                   Table(["class", "name", f"{where} images (each seed)", "accuracy (all seeds)"],
+                         [[str(c), md(names.name(c) or "—"), str(k), fmt(acc, "percent")]
+                          for (c, _, acc), k in zip(worst, per_seed)], f"worst-classes:{variant}")]
         support = matrix.sum(axis=1)
         numbers[variant] = {"split": split, "seeds_summed": n, "confusion": matrix.tolist(),
                             "per_class_accuracy": [float(matrix[c, c] / support[c]) if support[c] else None
                                                    for c in range(len(matrix))],
-                            "worst_classes": [{"class": c, "support": s, "accuracy": a} for c, s, a in worst]}
-        blocks += _mistakes(variant, runs, split)
+                            "worst_classes": [{"class": c, "name": names.name(c), "support": s,
+                                               "images_per_seed": s / n, "accuracy": a} for c, s, a in worst]}
+        blocks += _mistakes(variant, runs, split, names)
     return blocks, numbers
 
 
-def _mistakes(variant: str, runs, split: str) -> list:
+def _mistakes(variant: str, runs, split: str, names: ClassNames) -> list:
     name = MISCLASSIFIED if split == TEST else VAL_MISCLASSIFIED
-    run = next((r for r in runs if counted(r) and r.folder.has(name)), None)
-    wrong = run.read(name, lambda: run.folder.read_misclassified(split)) if run else None
-    if not wrong or not len(wrong.get("images", [])):
+    records = []
+    for run in runs:
+        if counted(run) and run.folder.has(name):
+            wrong = run.read(name, lambda run=run: run.folder.read_misclassified(split))
+            if wrong and len(wrong.get("images", [])) and len(wrong.get("true", [])) == len(wrong["images"]) == len(
+                    wrong.get("pred", [])):
+                records.append((run.seed, wrong))
+    if not records:
         return [Paragraph(f"{md(variant)}: no misclassified images recorded.")]
-    caption = f"{variant} seed {run.seed}: misclassified {_split_words(split)} images, true → predicted class"
+    picked = figures.sample_mistakes(records, GRID)
+    by_seed = dict(records)
+    images = [by_seed[s]["images"][i] for s, i in picked]
+    true = [int(by_seed[s]["true"][i]) for s, i in picked]
+    pred = [int(by_seed[s]["pred"][i]) for s, i in picked]
+    captions = [f"{t} → {p} (s{s})" for (s, _), t, p in zip(picked, true, pred)]
+    kept = sum(len(w["images"]) for _, w in records)
+    classes = len(set(true))
+    caption = (f"{variant}: {len(picked)} misclassified {_split_words(split)} images, true → predicted class (seed), "
+               f"sampled across {classes} true classes and {len(records)} seeds from the {kept} the records keep. "
+               "A run keeps its first mistakes in data order and no track ids, so images of one class may still be "
+               "frames of one track.")
     return [Figure(f"misclassified_{slug(variant)}.png",
-                   figures.misclassified(wrong["images"], wrong["true"], wrong["pred"], caption), md(caption))]
+                   figures.misclassified(images, true, pred, captions, f"{variant}: misclassified, true → predicted"),
+                   md(caption))]

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from visionlab.report.limits import MAX_CONFIG_NODES, check_file, check_text, config_within_bounds
 from visionlab.run_record.folder import RunFolder, find_run_folders
-from visionlab.run_record.layout import CONFIG, METRICS, SUMMARY, Status
+from visionlab.run_record.layout import CONFIG, HYDRA_CONFIG, METRICS, SUMMARY, Status
 from visionlab.run_record.metric_keys import TASKS
 from visionlab.run_record.sweep_index import SweepJob, find_indexes, read_index
 
@@ -54,8 +55,10 @@ class Run:
         return self.status == Status.COMPLETED
 
     def read(self, name: str, reader):
-        """``reader()`` of the run folder, or None when the file is absent; an unreadable file is a problem."""
+        """``reader()`` of the run folder, or None when the file is absent; an unreadable file, or one over the
+        report's bounds (``limits``), is a problem."""
         try:
+            check_file(self.folder.file(name))
             return reader()
         except FileNotFoundError:
             return None
@@ -74,15 +77,23 @@ class Collection:
 def load_run(folder: RunFolder) -> Run:
     run = Run(folder)
     try:
+        check_text(folder.file(SUMMARY))
         run.summary = folder.read_summary()
     except FileNotFoundError:
         run.problems.append(f"{SUMMARY} missing")
     except (OSError, ValueError) as exc:
         run.problems.append(f"{SUMMARY} unreadable: {exc}")
     try:
+        check_text(folder.file(CONFIG))
+        check_text(folder.hydra / HYDRA_CONFIG)
         run.config = folder.read_config()
     except FileNotFoundError:
         run.problems.append(f"{CONFIG} missing or unreadable")
+    except ValueError as exc:
+        run.problems.append(f"{CONFIG} unreadable: {exc}")
+    if not isinstance(run.config, dict) or not config_within_bounds(run.config):
+        run.problems.append(f"{CONFIG} not used: more than {MAX_CONFIG_NODES:,} entries (or not a mapping)")
+        run.config = {}
     run.overrides = list(run.summary.get("overrides") or folder.read_overrides())
     metrics = run.read(METRICS, folder.read_metrics)
     if metrics is None:

@@ -1,105 +1,239 @@
-"""Report figures as PNG bytes (matplotlib, Agg backend: no display needed), written to figures/ and embedded in HTML."""
+"""Report figures as PNG bytes (matplotlib, Agg backend: no display needed), written to figures/ and embedded in HTML.
+
+Every figure is at most ``WIDTH_IN`` × ``DPI`` = 840 px wide, so a 900 px window shows it at full size (text stays
+readable); panels sit two to a row.
+"""
 
 from __future__ import annotations
 
 import io
+import math
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from visionlab.report.stats import TaskStats, curve_band
-from visionlab.run_record.metric_keys import lr_column
+from visionlab.report.stats import TaskStats, counted
+from visionlab.run_record.metric_keys import EPOCH, lr_column
+
+DPI = 100
+WIDTH_IN = 8.4
 
 
 def _png(fig) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=DPI)
     plt.close(fig)
     return buffer.getvalue()
 
 
-def _panel(ax, bands: dict, keys: list[str], ylabel: str, log: bool = False) -> None:
-    """Mean over seeds (min–max band) per variant; train solid, validation dashed; epochs counted from 1."""
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (variant, per_key) in enumerate(sorted(bands.items())):
-        for key, style in zip(keys, ("-", "--")):
-            band = per_key.get(key)
-            if band is None:
-                continue
-            epochs, mean, low, high = band
-            colour = colours[i % len(colours)]
-            ax.plot(epochs + 1, mean, style, marker="o", markersize=3, color=colour, label=f"{variant} {key}")
-            ax.fill_between(epochs + 1, low, high, color=colour, alpha=0.15, linewidth=0)
-    if log and any(line.get_ydata().min() > 0 for line in ax.lines):
+def run_series(runs, key: str) -> list[tuple[object, np.ndarray, np.ndarray]]:
+    """(seed, epochs, values) of ``key`` for each counted run that logged it, epochs counted from 0."""
+    out = []
+    for run in runs:
+        if not counted(run):
+            continue
+        rows = sorted((int(r[EPOCH]), float(r[key])) for r in run.metrics
+                       if isinstance(r.get(key), (int, float)) and isinstance(r.get(EPOCH), (int, float)))
+        if rows:
+            out.append((run.seed, np.array([e for e, _ in rows]), np.array([v for _, v in rows])))
+    return out
+
+
+def common_mean(series: list[tuple[object, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Mean over the runs at the epochs every run reached (after an early stop a mean would be over the
+    surviving runs only, so it is not drawn there)."""
+    if not series:
+        return None
+    last = min(int(epochs.max()) for _, epochs, _ in series)
+    epochs = np.array([e for e in series[0][1] if e <= last and all(e in s[1] for s in series)])
+    if not len(epochs):
+        return None
+    mean = np.array([np.mean([values[list(ep).index(e)] for _, ep, values in series]) for e in epochs])
+    return epochs, mean
+
+
+def _colours() -> list:
+    return plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _panel(ax, series_by_variant: dict, colours: dict, style: str = "-", log: bool = False) -> None:
+    """Each seed a thin line, the mean over seeds a thick one up to the last epoch every seed reached."""
+    for variant, series in series_by_variant.items():
+        colour = colours[variant]
+        for _, epochs, values in series:
+            ax.plot(epochs + 1, values, style, color=colour, linewidth=0.7, alpha=0.45)
+        mean = common_mean(series)
+        if mean is not None:
+            ax.plot(mean[0] + 1, mean[1], style, color=colour, linewidth=2.0)
+    if log and ax.lines and all(np.min(line.get_ydata()) > 0 for line in ax.lines):
         ax.set_yscale("log")
-    ax.set_xlabel("epoch (counted from 1, as in the tables)")
-    ax.set_ylabel(ylabel)
+    ax.set_xlabel("epoch (from 1)", fontsize=9)
     ax.grid(alpha=0.3, which="both")
+    ax.tick_params(labelsize=8)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def curves(task: TaskStats) -> bytes | None:
-    """Loss (log scale), the task's metric, any validation-only curves (segmentation: the background class) and
-    the learning rate per epoch, one colour per variant."""
-    keys = list(task.spec.curve_keys)
-    lr = lr_column(0)
-    bands = {variant: {key: curve_band(runs, key) for key in [*keys, lr]}
-             for variant, runs in task.runs_by_variant.items()}
-    if not any(band for per_key in bands.values() for band in per_key.values()):
-        return None
-    losses, scores, extra = keys[:2], keys[2:4], keys[4:]  # extra: validation-only curves (e.g. the other class)
-    panels = [(losses, "loss (log scale)", True, "loss: train solid, validation dashed")]
-    metric = task.spec.metrics.metric(scores[0]).label
-    panels.append((scores, metric, False, f"{metric}: train solid, validation dashed"))
-    for key in extra:
-        label = task.spec.metrics.metric(key).label
-        panels.append(([key], label, False, f"{label}: validation"))
-    panels.append(([lr], "learning rate (log scale)", True, "learning rate (parameter group 0)"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.4))
-    for ax, (panel_keys, ylabel, log, title) in zip(axes, panels):
-        _panel(ax, bands, panel_keys, ylabel, log=log)
-        ax.set_title(title, fontsize=10)
-    handles, labels = axes[0].get_legend_handles_labels()
-    if not handles:
-        handles, labels = next((ax.get_legend_handles_labels() for ax in axes if ax.lines), ([], []))
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), bbox_to_anchor=(0.5, -0.12),
-               fontsize=8)
-    fig.suptitle("mean over seeds, band = min–max over seeds")
-    return _png(fig)
+def _same_lr(series_by_variant: dict) -> list[tuple[tuple, list[str]]]:
+    """Variants grouped by the same learning-rate schedule (each variant's longest run; two schedules are the same
+    when they agree on every epoch both reached), so equal schedules are one line that names them all. Returns
+    (the longest run's (seed, epochs, rates), variants) per group."""
+    groups: list[tuple[tuple, list[str]]] = []
+    for variant, series in sorted(series_by_variant.items()):
+        if not series:
+            continue
+        longest = max(series, key=lambda s: len(s[1]))
+        for i, (rep, names) in enumerate(groups):
+            n = min(len(rep[2]), len(longest[2]))
+            if np.allclose(rep[2][:n], longest[2][:n], rtol=1e-9, atol=0):
+                names.append(variant)
+                if len(longest[2]) > len(rep[2]):
+                    groups[i] = (longest, names)
+                break
+        else:
+            groups.append((longest, [variant]))
+    return groups
+
+
+def curves(task: TaskStats, panels: list[tuple[list[str], str, bool]]) -> tuple[bytes | None, list[str]]:
+    """One panel per entry of ``panels`` (keys: solid for the first, dashed for a second; title; log scale), then
+    the learning rate with identical schedules drawn once. Returns the PNG and the learning-rate groups named."""
+    variants = sorted(task.runs_by_variant)
+    colours = {v: _colours()[i % len(_colours())] for i, v in enumerate(variants)}
+    data = [([{v: run_series(task.runs_by_variant[v], k) for v in variants} for k in keys], title, log)
+            for keys, title, log in panels]
+    data = [d for d in data if any(s for per in d[0] for s in per.values())]
+    lr = {v: run_series(task.runs_by_variant[v], lr_column(0)) for v in variants}
+    if not data:
+        return None, []
+    n_panels = len(data) + (1 if any(lr.values()) else 0)
+    rows = math.ceil(n_panels / 2)
+    height = 2.9 * rows + (0 if n_panels % 2 else 0.9)
+    fig, axes = plt.subplots(rows, 2, figsize=(WIDTH_IN, height), squeeze=False)
+    flat = list(axes.flat)
+    for ax, (per_key, title, log) in zip(flat, data):
+        for series, style in zip(per_key, ("-", "--")):
+            _panel(ax, series, colours, style, log)
+        ax.set_title(title, fontsize=9)
+    lr_words = []
+    if any(lr.values()):
+        ax = flat[len(data)]
+        for (_, epochs, values), names in _same_lr(lr):
+            label = ", ".join(names)
+            ax.plot(epochs + 1, values, "-", color=colours[names[0]] if len(names) == 1 else "0.3",
+                    linewidth=1.6, label=label if len(names) > 1 else None)
+            if len(names) > 1:
+                lr_words.append(f"{label}: one line (the same schedule)")
+        if ax.lines and all(np.min(line.get_ydata()) > 0 for line in ax.lines):
+            ax.set_yscale("log")
+        ax.set_title("learning rate (group 0); equal schedules drawn once", fontsize=9)
+        ax.set_xlabel("epoch (from 1)", fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+        ax.tick_params(labelsize=8)
+        if any(line.get_label() and not line.get_label().startswith("_") for line in ax.lines):
+            ax.legend(fontsize=7, loc="best")
+    for ax in flat[n_panels:]:
+        ax.axis("off")
+    handles = [Line2D([], [], color=colours[v], linewidth=2, label=v) for v in variants]
+    handles += [Line2D([], [], color="0.2", linestyle="-", label="train"),
+                Line2D([], [], color="0.2", linestyle="--", label="validation"),
+                Line2D([], [], color="0.2", linewidth=0.7, alpha=0.5, label="one seed"),
+                Line2D([], [], color="0.2", linewidth=2.0, label="mean over seeds")]
+    if len(flat) > n_panels:  # an empty panel: the legend goes there
+        flat[n_panels].legend(handles=handles, loc="center", fontsize=8, frameon=False, ncol=2)
+        fig.tight_layout()
+    else:
+        fig.legend(handles=handles, loc="lower center", ncol=min(5, len(handles)), fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0.55 / height, 1, 1))
+    return _png(fig), lr_words
 
 
 def confusion(matrix: np.ndarray, title: str) -> bytes:
     """Row-normalised confusion matrix (each row: where a true class's images went)."""
     rates = matrix / np.clip(matrix.sum(axis=1, keepdims=True), 1, None)
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
     image = ax.imshow(rates, cmap="viridis", vmin=0, vmax=1)
-    ticks = np.arange(0, len(matrix), 5)
+    ticks = np.arange(0, len(matrix), max(1, len(matrix) // 9))
     ax.set_xticks(ticks)
     ax.set_yticks(ticks)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
+    fig.tight_layout()
     return _png(fig)
 
 
-def misclassified(images: np.ndarray, true: np.ndarray, pred: np.ndarray, title: str, limit: int = 24) -> bytes:
-    """A grid of wrongly classified images, each captioned true → predicted class."""
-    n = min(len(images), limit)
-    cols = min(n, 8)
-    rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.5 * rows + 0.4), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < n:
-            image = images[i]
-            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", interpolation="nearest")
-            ax.set_title(f"{int(true[i])} → {int(pred[i])}", fontsize=8)
-    fig.suptitle(title, fontsize=9)
+def sample_mistakes(records: list[tuple[object, dict]], limit: int = 24) -> list[tuple[object, int]]:
+    """(seed, index) of up to ``limit`` mistakes spread over true classes and seeds: classes in turn (most
+    mistakes first), within a class the seeds in turn, within a seed's class every few images (neighbours in data
+    order are often frames of one track); an image already picked from another seed is skipped."""
+    per_class: dict[int, list[tuple[object, int]]] = {}
+    for seed, wrong in records:
+        true = np.asarray(wrong.get("true", []))
+        for cls in sorted(set(true.tolist())):
+            idx = np.flatnonzero(true == cls)
+            step = max(1, len(idx) // 4)
+            spread = list(idx[::step]) + [i for i in idx if i not in set(idx[::step])]
+            per_class.setdefault(int(cls), []).append([(seed, int(i)) for i in spread])
+    queues = {c: [item for group in zip_longest_lists(lists) for item in group] for c, lists in per_class.items()}
+    order = sorted(queues, key=lambda c: (-len(queues[c]), c))
+    by_seed = dict(records)
+    picked: list[tuple[object, int]] = []
+    seen: set[bytes] = set()  # the same image misclassified by several seeds is shown once
+    while len(picked) < limit and any(queues[c] for c in order):
+        for c in order:
+            while queues[c] and len(picked) < limit:
+                seed, i = queues[c].pop(0)
+                images = by_seed[seed].get("images")
+                key = np.asarray(images[i]).tobytes() if images is not None and i < len(images) else (seed, i)
+                if key not in seen:
+                    seen.add(key)
+                    picked.append((seed, i))
+                    break
+    return picked
+
+
+def zip_longest_lists(lists: list[list]) -> list[list]:
+    """[[a0, b0], [a1, b1], [a2]] from [[a0, a1, a2], [b0, b1]]."""
+    return [[items[i] for items in lists if i < len(items)] for i in range(max((len(x) for x in lists), default=0))]
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    image = image[..., :3].astype(float)
+    return image / 255.0 if image.max() > 1 else image
+
+
+def misclassified(images: list[np.ndarray], true: list[int], pred: list[int], captions: list[str], title: str) -> bytes:
+    """A grid of wrongly classified images, each captioned with its own text (true → predicted, seed): one mosaic
+    in one axes (fast, whatever the number of images)."""
+    n = len(images)
+    cols = min(max(n, 1), 8)
+    rows = max(1, (n + cols - 1) // cols)
+    side = max((max(np.asarray(im).shape[:2]) for im in images), default=28)
+    gap, label = max(2, side // 10), max(8, side // 2)
+    cell_w, cell_h = side + gap, side + label + gap
+    mosaic = np.ones((rows * cell_h, cols * cell_w, 3))
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, WIDTH_IN * rows * cell_h / (cols * cell_w) + 0.4))
+    for i, image in enumerate(images):
+        r, c = divmod(i, cols)
+        tile = _rgb(image)
+        h, w = tile.shape[:2]
+        mosaic[r * cell_h + label: r * cell_h + label + h, c * cell_w: c * cell_w + w] = tile
+        ax.text(c * cell_w + side / 2, r * cell_h + label * 0.8, captions[i], ha="center", va="bottom", fontsize=7)
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.axis("off")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
     return _png(fig)
 
 
@@ -107,8 +241,8 @@ ERROR_COLOURS = {"false positive": (1.0, 0.1, 0.1), "false negative": (0.1, 0.45
 
 
 def error_overlay(image: np.ndarray, mask: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """The grey input with false positives (predicted foreground, truly background) in red and false negatives
-    (missed foreground) in blue; correct pixels keep the input."""
+    """The grey input with false positives of the foreground class (predicted foreground, truly background) in
+    red and its false negatives (truly foreground, predicted background) in blue; correct pixels keep the input."""
     grey = np.repeat((np.asarray(image, float) / 255.0)[..., None], 3, axis=-1)
     mask, pred = np.asarray(mask).astype(bool), np.asarray(pred).astype(bool)
     for where, colour in ((pred & ~mask, ERROR_COLOURS["false positive"]),
@@ -117,18 +251,32 @@ def error_overlay(image: np.ndarray, mask: np.ndarray, pred: np.ndarray) -> np.n
     return grey
 
 
-def cases(rows: list[tuple[str, dict]]) -> bytes:
-    """Per variant (one row): the fixed, best and worst test case with error overlays, each titled with its F1."""
-    names = ("fixed", "best", "worst")
-    fig, axes = plt.subplots(len(rows), 3, figsize=(9, 3.1 * len(rows)), squeeze=False)
-    for axes_row, (variant, q) in zip(axes, rows):
-        for ax, name in zip(axes_row, names):
-            ax.axis("off")
-            if f"{name}_image" not in q:
-                continue
-            ax.imshow(error_overlay(q[f"{name}_image"], q[f"{name}_mask"], q[f"{name}_pred"]), interpolation="nearest")
-            f1 = f", F1 {float(q[f'{name}_f1']):.4f}" if f"{name}_f1" in q else ""
-            ax.set_title(f"{variant}: {name} case {int(q[f'{name}_index'])}{f1}", fontsize=8)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ERROR_COLOURS.values()]
-    fig.legend(handles, list(ERROR_COLOURS), loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.02))
+def cases(variant: str, q: dict, names: tuple[str, str]) -> bytes:
+    """One variant's fixed, best and worst test case (rows): input, ground truth, prediction and the errors
+    (columns); ``names`` = (label 0, label 1), label 1 shown white in the masks."""
+    background, foreground = names
+    rows = [n for n in ("fixed", "best", "worst") if f"{n}_image" in q]
+    height = 2.1 * max(1, len(rows)) + 0.8
+    fig, axes = plt.subplots(max(1, len(rows)), 4, figsize=(WIDTH_IN, height), squeeze=False)
+    columns = ("input", f"ground truth (white: {foreground})", f"prediction (white: {foreground})", "errors")
+    for axes_row, name in zip(axes, rows):
+        f1 = f"\nF1 {float(q[f'{name}_f1']):.4f}" if f"{name}_f1" in q else ""
+        panels = (q[f"{name}_image"], q[f"{name}_mask"], q[f"{name}_pred"],
+                  error_overlay(q[f"{name}_image"], q[f"{name}_mask"], q[f"{name}_pred"]))
+        for ax, panel, column in zip(axes_row, panels, columns):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            ax.imshow(panel, cmap="gray", interpolation="nearest", vmin=0, vmax=1 if column != "input" else 255)
+            if name == rows[0]:
+                ax.set_title(column, fontsize=8)
+        axes_row[0].set_ylabel(f"{name} case {int(q[f'{name}_index'])}{f1}", fontsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=ERROR_COLOURS["false positive"],
+                             label=f"predicted {foreground}, truly {background}"),
+               plt.Rectangle((0, 0), 1, 1, color=ERROR_COLOURS["false negative"],
+                             label=f"truly {foreground}, predicted {background}")]
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.suptitle(f"{variant} (first counted seed)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.35 / height, 1, 1))
     return _png(fig)

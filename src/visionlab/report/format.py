@@ -7,7 +7,7 @@ from __future__ import annotations
 
 NA = "n/a"
 MISSING = "—"
-SIGNIFICANCE = 0.05  # the only level at which the report marks a difference (bold) or calls it significant
+SIGNIFICANCE = 0.05  # the only level (on Holm-adjusted p) at which the report marks a difference (bold) or calls it significant
 
 
 def fmt(value, kind: str) -> str:
@@ -73,3 +73,19 @@ def fmt_seconds(value) -> str:
 
 def fmt_rate(value) -> str:
     return MISSING if value is None else f"{value:,.0f}"
+
+
+def fmt_time(value) -> str:
+    """Seconds as the cost and time-to tables print them."""
+    return fmt_seconds(value)
+
+
+def fmt_range(values, fmt_one) -> str:
+    """``mean (min–max)`` of several values, or the one value; MISSING when there are none."""
+    values = [v for v in values if isinstance(v, (int, float))]
+    if not values:
+        return MISSING
+    if len(values) == 1:
+        return fmt_one(values[0])
+    mean = sum(values) / len(values)
+    return f"{fmt_one(mean)} ({fmt_one(min(values))}–{fmt_one(max(values))})"

@@ -1,4 +1,5 @@
-"""Provenance: each run's command, commit, hardware, precision and wall time; config differences between variants."""
+"""Provenance: each run's folder, a command that reproduces it (its Hydra overrides plus the data it read), commit
+(with any hand correction of the record shown), hardware and wall time; config differences between variants."""
 
 from __future__ import annotations
 
@@ -8,22 +9,41 @@ import shlex
 from visionlab.report.collect import Run
 from visionlab.report.escape import code, md
 from visionlab.report.format import MISSING, fmt_seconds
+from visionlab.report.limits import MAX_CONFIG_NODES
 from visionlab.report.render import Heading, Paragraph, Table
 from visionlab.run_record.layout import SUMMARY
 
+CORRECTED = "corrected"
+
 
 def commit_of(run: Run) -> str:
-    git = run.summary.get("git") or {}
-    return (git.get("commit") or MISSING)[:10] + (" (dirty)" if git.get("dirty") else "")
+    git = run.summary.get("git") if isinstance(run.summary.get("git"), dict) else {}
+    return str(git.get("commit") or MISSING)[:10] + (" (dirty)" if git.get("dirty") else "")
 
 
-def _flatten(node, prefix: str = "") -> dict[str, str]:
+def corrections(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
+    """(field, note) → runs: every ``corrected`` note a summary.json carries (one level deep, e.g. ``git``)."""
+    found: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        for section, value in run.summary.items():
+            if isinstance(value, dict) and value.get(CORRECTED):
+                found.setdefault((f"{section}.{CORRECTED}", str(value[CORRECTED])), []).append(run)
+            elif section == CORRECTED and value:
+                found.setdefault((CORRECTED, str(value)), []).append(run)
+    return found
+
+
+def _flatten(node, prefix: str = "", budget: list[int] | None = None) -> dict[str, str]:
+    budget = budget if budget is not None else [MAX_CONFIG_NODES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        return {}
     if isinstance(node, dict):
         flat = {}
         for key, value in node.items():
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(_flatten(value, f"{prefix}{key}.", budget))
         return flat
-    return {prefix[:-1]: json.dumps(node, default=str)}
+    return {prefix[:-1]: json.dumps(node, default=str)[:500]}
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -49,24 +69,58 @@ def config_differences(runs_by_variant: dict[str, list[Run]]) -> Table | Paragra
     return Table(["config key", *[md(v) for v in variants]], rows)
 
 
-def provenance(runs: list[Run], by_task: dict[str, dict[str, list[Run]]], names: dict) -> list:
+def command(run: Run) -> str:
+    """The run's Hydra overrides, plus the data folder it read when no override names it (a data folder picked by
+    an environment variable or a default is not in the overrides, so they alone would read other data)."""
+    overrides = [str(o) for o in run.overrides]
+    data = run.config.get("data") if isinstance(run.config.get("data"), dict) else {}
+    if data.get("data_dir") and not any(o.lstrip("+").startswith("data.data_dir=") for o in overrides):
+        overrides.append(f"data.data_dir={data['data_dir']}")
+    return ("python train.py " + " ".join(shlex.quote(o) for o in overrides)).strip()
+
+
+def _versions(runs: list[Run]) -> list:
+    versions = {json.dumps(r.summary.get("versions"), sort_keys=True) for r in runs
+                if isinstance(r.summary.get("versions"), dict)}
+    if len(versions) == 1:
+        listed = json.loads(versions.pop())
+        known = ", ".join(f"{k} {v}" for k, v in listed.items() if v is not None)
+        unknown = [k for k, v in listed.items() if v is None]
+        return [Paragraph(f"Package versions (all runs): {md(known)}."
+                          + (f" Not recorded (not installed as a package where the runs ran; the commit identifies "
+                             f"the code): {md(', '.join(unknown))}." if unknown else ""))]
+    if versions:
+        return [Paragraph(f"Package versions differ between runs; see each run's {SUMMARY}.")]
+    return []
+
+
+def provenance(runs: list[Run], by_task: dict[str, dict[str, list[Run]]], names: dict,
+               together: dict[int, int] | None = None) -> list:
+    fixes = corrections(runs)
+    marks = {id(r): i + 1 for i, (_, rs) in enumerate(sorted(fixes.items())) for r in rs}
     rows = []
     for run in runs:
-        command = "python train.py " + " ".join(shlex.quote(str(o)) for o in run.overrides)
-        rows.append([md(run.variant), md(run.seed), md(run.status), code(names[run.path]), code(command.strip()),
-                     md(commit_of(run)), md(run.summary.get("device", MISSING)),
-                     md(run.summary.get("precision", MISSING)), fmt_seconds(run.summary.get("wall_time_s"))])
-    versions = {json.dumps(r.summary.get("versions"), sort_keys=True) for r in runs if r.summary.get("versions")}
-    blocks = [Heading(2, "Provenance"), Paragraph("Each run's folder, exact command (its Hydra overrides), code "
-                                                  "version, hardware, precision and wall time."),
-              Table(["variant", "seed", "status", "run folder", "command", "git commit", "device", "precision",
-                     "wall time"], rows)]
+        commit = md(commit_of(run)) + (f" (corrected, note {marks[id(run)]})" if id(run) in marks else "")
+        at_once = (together or {}).get(id(run))
+        rows.append([md(run.variant), md(run.seed), f"{code(names[run.path])}: {code(command(run))}", commit,
+                     md(run.summary.get("device", MISSING)), fmt_seconds(run.summary.get("wall_time_s")),
+                     str(at_once) if at_once else MISSING])
+    sweeps = sorted({str(r.config.get("sweep_name")) for r in runs if r.config.get("sweep_name")})
+    launched = (f" The runs were jobs of the multirun {', '.join(map(code, sweeps))}: each command reruns one job "
+                "alone; how many jobs ran at once is not in the records (the launcher's settings are not copied), "
+                "but the last column counts the runs of these records that overlapped in time on the same device "
+                "(from their epoch timestamps and wall times).") if sweeps else ""
+    blocks = [Heading(2, "Provenance"), Paragraph(
+        "Each run's folder and a command that reproduces it: its Hydra overrides, plus `data.data_dir` set to the "
+        "data the run read when no override names it." + launched),
+        Table(["variant", "seed", "folder: command", "git commit", "device", "wall time", "runs at once"], rows,
+              "provenance")]
+    if fixes:
+        blocks.append(Paragraph("Corrections made by hand to the records after the runs, as each summary.json states "
+                                "them: " + "; ".join(f"note {i + 1} ({len(rs)} run{'s' * (len(rs) != 1)}, `{md(field)}`): “{md(note)}”"
+                                                     for i, ((field, note), rs) in enumerate(sorted(fixes.items())))
+                                + "."))
     for task, runs_by_variant in sorted(by_task.items()):
         suffix = f" ({task})" if len(by_task) > 1 else ""
         blocks += [Heading(3, f"Config differences between variants{suffix}"), config_differences(runs_by_variant)]
-    if len(versions) == 1:
-        listed = ", ".join(f"{k} {v}" for k, v in json.loads(versions.pop()).items())
-        blocks.append(Paragraph(f"Package versions (all runs): {md(listed)}."))
-    elif versions:
-        blocks.append(Paragraph(f"Package versions differ between runs; see each run's {SUMMARY}."))
-    return blocks
+    return blocks + _versions(runs)

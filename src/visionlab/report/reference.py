@@ -1,16 +1,25 @@
-"""Published results as an input (``--reference <yaml>``): the reference's per-trial numbers beside this study's.
+"""Published results as an input (``--reference <yaml>``): the reference's per-trial numbers beside this study's, and
+its *effects* (each variant's difference to its own baseline) beside this study's effects.
 
-The file (see ``experiments/reference/*.yaml``) names its source, the data and split it was measured on, its
-training length when the source gives one, the run-record key its numbers correspond to, and per variant (named
-as this study's experiments) a list of trials per key::
+A reference is compared with this study only as far as it measured the same thing. The file says what its source
+states and what is inferred (``measured``): an absolute difference (this study − reference) with an interval is
+computed only when the source states its data and split and this study's scores are on that same split of that
+same data (``Reference.same_measurement``). Otherwise the page shows the two side by side and compares effects,
+never absolute scores. The file (see ``experiments/reference/*.yaml``)::
 
-    name: seed study
-    source: where the numbers were taken from
+    name: seed study (GTSRB CNN ablation)
+    source: the seed study (seed_study_004.txt), section 1.4, table "Accuracy of the Network on Test Images"
     task: classification
-    metric: test/acc            # the key compared (Δ and its 95 % interval)
-    data: ..., split: ..., epochs: null
-    variants:
-      cnn_baseline: {trials: {test/acc: [0.9589, 0.9582, 0.9588]}}
+    metric: test/acc                 # the quantity whose effects are compared
+    baseline: cnn_baseline           # the reference's own baseline (its effects are differences to it)
+    measured:                        # each: what the source states (null: not stated) and what is inferred
+      data: {stated: null, inferred: "GTSRB (43 classes)"}
+      split: {stated: test, inferred: "the official GTSRB test set"}   # stated split: test or validation
+      epochs: {stated: null}
+    quantities:                      # per key: the label the page gives it, and this study's key for the same quantity
+      test/acc: {label: "accuracy on test images", ours: test/acc}
+    variants:                        # named as this study's experiments; ``name``: what the source calls it
+      cnn_baseline: {name: Baseline, trials: {test/acc: [0.9589, 0.9582, 0.9588]}}
 """
 
 from __future__ import annotations
@@ -20,9 +29,34 @@ from pathlib import Path
 
 import yaml
 
+SPLITS = ("test", "validation")
+
 
 class ReferenceFileError(ValueError):
     """A reference file that cannot be used; the message names the file and what is wrong."""
+
+
+@dataclass
+class Fact:
+    """What the source states (None: it does not say) and what is inferred from it (None: nothing)."""
+
+    stated: str | None = None
+    inferred: str | None = None
+
+    def words(self) -> str:
+        if self.stated and self.inferred:
+            return f"{self.stated} (stated); inferred: {self.inferred}"
+        if self.stated:
+            return f"{self.stated} (stated)"
+        if self.inferred:
+            return f"not stated; inferred: {self.inferred}"
+        return "not stated"
+
+
+@dataclass
+class Quantity:
+    label: str
+    ours: str | None  # this study's key for the same quantity, None when this study has no such quantity
 
 
 @dataclass
@@ -31,11 +65,14 @@ class Reference:
     source: str
     task: str
     metric: str
-    data: str = ""
-    split: str = ""
-    epochs: int | None = None
+    baseline: str | None = None
+    data: Fact = field(default_factory=Fact)
+    split: Fact = field(default_factory=Fact)
+    epochs: Fact = field(default_factory=Fact)
     note: str = ""
+    quantities: dict[str, Quantity] = field(default_factory=dict)
     variants: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # variant → key → trials
+    names: dict[str, str] = field(default_factory=dict)  # variant → what the source calls it
 
     def trials(self, variant: str, key: str | None = None) -> list[float]:
         return list((self.variants.get(variant) or {}).get(key or self.metric) or [])
@@ -47,16 +84,37 @@ class Reference:
             found.update(dict.fromkeys(per_key))
         return list(found)
 
+    def label(self, key: str) -> str:
+        return self.quantities[key].label if key in self.quantities else key
+
+    def same_measurement(self, split: str, data: list[str]) -> bool:
+        """Whether an absolute difference to this study is meaningful: the source states its data and its split,
+        this study's scores are on that split, and every run's data names the stated data set."""
+        return bool(self.data.stated and self.split.stated and self.split.stated == split and data
+                    and all(self.data.stated.lower() in str(d).lower() for d in data))
+
     def as_dict(self) -> dict:
         return {"name": self.name, "source": self.source, "task": self.task, "metric": self.metric,
-                "data": self.data, "split": self.split, "epochs": self.epochs, "note": self.note,
+                "baseline": self.baseline, "data": vars(self.data), "split": vars(self.split),
+                "epochs": vars(self.epochs), "note": self.note,
+                "quantities": {k: vars(q) for k, q in self.quantities.items()}, "names": self.names,
                 "variants": self.variants}
 
 
 def _numbers(path: Path, where: str, values) -> list[float]:
-    if not isinstance(values, list) or not all(isinstance(v, (int, float)) for v in values):
+    if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                               for v in values):
         raise ReferenceFileError(f"{path}: {where} must be a list of numbers, one per trial")
     return [float(v) for v in values]
+
+
+def _fact(path: Path, where: str, raw) -> Fact:
+    if raw is None:
+        return Fact()
+    if not isinstance(raw, dict) or set(raw) - {"stated", "inferred"}:
+        raise ReferenceFileError(f"{path}: measured.{where} must be a mapping with 'stated' and/or 'inferred' "
+                                 "(null where the source does not say)")
+    return Fact(*(None if raw.get(k) is None else str(raw[k]) for k in ("stated", "inferred")))
 
 
 def load_reference(path: Path) -> Reference:
@@ -70,13 +128,31 @@ def load_reference(path: Path) -> Reference:
     missing = [k for k in ("name", "source", "task", "metric", "variants") if not raw.get(k)]
     if missing:
         raise ReferenceFileError(f"{path}: missing {', '.join(missing)}")
-    variants = {}
+    if "data" in raw or "split" in raw:
+        raise ReferenceFileError(f"{path}: 'data' and 'split' go under 'measured', each as {{stated: ..., "
+                                 "inferred: ...}} (null where the source does not say)")
+    measured = raw.get("measured") or {}
+    if not isinstance(measured, dict):
+        raise ReferenceFileError(f"{path}: measured must be a mapping (data, split, epochs)")
+    split = _fact(path, "split", measured.get("split"))
+    if split.stated is not None and split.stated not in SPLITS:
+        raise ReferenceFileError(f"{path}: measured.split.stated must be one of {SPLITS} or null")
+    variants, names = {}, {}
     for variant, entry in dict(raw["variants"]).items():
         trials = (entry or {}).get("trials") if isinstance(entry, dict) else None
         if not isinstance(trials, dict) or not trials:
             raise ReferenceFileError(f"{path}: variants.{variant}.trials must map metric keys to per-trial lists")
         variants[str(variant)] = {str(k): _numbers(path, f"variants.{variant}.trials.{k}", v) for k, v in trials.items()}
-    epochs = raw.get("epochs")
+        names[str(variant)] = str(entry.get("name") or variant)
+    quantities = {}
+    for key, entry in dict(raw.get("quantities") or {}).items():
+        if not isinstance(entry, dict) or not entry.get("label"):
+            raise ReferenceFileError(f"{path}: quantities.{key} needs a label (and 'ours': this study's key or null)")
+        quantities[str(key)] = Quantity(str(entry["label"]), None if entry.get("ours") is None else str(entry["ours"]))
+    baseline = raw.get("baseline")
+    if baseline is not None and str(baseline) not in variants:
+        raise ReferenceFileError(f"{path}: baseline {baseline!r} is not one of the variants")
     return Reference(str(raw["name"]), str(raw["source"]), str(raw["task"]), str(raw["metric"]),
-                     str(raw.get("data") or ""), str(raw.get("split") or ""),
-                     int(epochs) if isinstance(epochs, (int, float)) else None, str(raw.get("note") or ""), variants)
+                     None if baseline is None else str(baseline), _fact(path, "data", measured.get("data")), split,
+                     _fact(path, "epochs", measured.get("epochs")), str(raw.get("note") or ""), quantities,
+                     variants, names)

@@ -37,6 +37,7 @@ class Bullets:
 class Table:
     header: list[str]
     rows: list[list[str]]
+    id: str = ""  # names the table in report.json (a study README copies tables by it: ``report.readme``)
 
 
 @dataclass
@@ -121,18 +122,28 @@ def _inline(text: str) -> str:
     return "".join(out)
 
 
-_LONG_CELL = 40  # characters: longer cell text may wrap; shorter (numbers, names) stays on one line
+_LONG_CELL = 16  # characters: longer cell text may wrap; shorter (numbers, names) stays on one line
+_UNIT = re.compile(r"(?<=[\d\]]) (?=%|pp\b|s\b)|(?<=±) | (?=±)|(?<=[\d%]) (?=–)|(?<=–) (?=[\d+-])")
+
+
+def _glued(html_text: str) -> str:
+    """Numbers stay with their units and ranges when a long cell wraps: ``95.35 ± 0.42 %`` never breaks inside."""
+    return _UNIT.sub("\u00a0", html_text)
 
 
 def _cell(text) -> str:
-    return f'<td class="long">{_inline(text)}</td>' if len(str(text)) > _LONG_CELL else f"<td>{_inline(text)}</td>"
+    if len(str(text)) > _LONG_CELL:
+        return f'<td class="long">{_glued(_inline(text))}</td>'
+    return f"<td>{_inline(text)}</td>"
 
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
-td { white-space: nowrap; } td.long { white-space: normal; min-width: 18em; }  /* short cells never squeezed */
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.45em; text-align: left; vertical-align: top; }
+th { white-space: normal; }
+td { white-space: nowrap; } td.long { white-space: normal; min-width: 7em; }  /* short cells never squeezed */
+td.long, td.long code { overflow-wrap: anywhere; }  /* paths, commands and folder names break anywhere */
 th { background: #f2f2f2; }
 tr:nth-child(even) td { background: #fafafa; }
 code { background: #f4f4f4; padding: 0 0.2em; font-size: 0.95em; }

@@ -1,6 +1,7 @@
-"""Segmentation detail: both classes' F1/IoU beside the trivial all-foreground and all-background predictions on
-the same cases, a per-case table with a paired test between variants on the shared cases, and the fixed / best /
-worst case of each variant with its errors overlaid.
+"""Segmentation detail: both classes' F1/IoU (named by what they are) beside the trivial all-foreground and
+all-background predictions on the same cases, a per-case table of both classes with how often each variant is
+above the baseline (no test: the cases are correlated), and the fixed / best / worst case of each variant as
+input, ground truth, prediction and errors.
 
 The trivial rows come from each case's all-foreground F1 f (``test_cases.csv``): with foreground fraction
 m = f / (2 − f), all-foreground scores foreground IoU m and background F1 = IoU = 0, and all-background scores
@@ -12,15 +13,16 @@ from __future__ import annotations
 import numpy as np
 
 from visionlab.report import figures
+from visionlab.report.classes import SEGMENTATION_DEFAULT, ClassNames
+from visionlab.report.classification import slug
 from visionlab.report.escape import md
-from visionlab.report.format import MISSING, fmt, fmt_ci, fmt_delta, fmt_p, mark_significant
+from visionlab.report.format import MISSING, fmt, fmt_delta
 from visionlab.report.render import Figure, Paragraph, Table
-from visionlab.report.stats import TaskStats, counted, paired_test, run_values
+from visionlab.report.stats import TaskStats, counted, run_values
 from visionlab.run_record import metric_keys as keys
 from visionlab.run_record.layout import QUALITATIVE, TEST_CASES
 
 CLASS_KEYS = (keys.TEST_F1, keys.TEST_IOU, keys.TEST_F1_BG, keys.TEST_IOU_BG)
-CLASS_LABELS = ("F1 foreground", "IoU foreground", "F1 background", "IoU background")
 
 
 def _trivial(f: np.ndarray) -> dict[str, tuple[float, ...]]:
@@ -55,7 +57,14 @@ def _per_case(runs) -> dict[int, dict[str, float]]:
     return {case: {c: float(np.mean(v)) for c, v in per.items()} for case, per in sorted(collected.items())}
 
 
-def _class_table(task: TaskStats, cases: dict[str, dict]) -> tuple[Table, dict]:
+def class_labels(names: ClassNames) -> tuple[str, ...]:
+    background, foreground = names.names[:2] if len(names.names) >= 2 else SEGMENTATION_DEFAULT
+    background, foreground = md(background), md(foreground)
+    return (f"F1 {foreground} (label 1)", f"IoU {foreground} (label 1)", f"F1 {background} (label 0)",
+            f"IoU {background} (label 0)")
+
+
+def _class_table(task: TaskStats, cases: dict[str, dict], names: ClassNames) -> tuple[Table, dict]:
     rows, numbers = [], {}
     for v in task.variants:
         runs = [r for r in task.runs_by_variant[v.variant] if counted(r)]
@@ -67,62 +76,78 @@ def _class_table(task: TaskStats, cases: dict[str, dict]) -> tuple[Table, dict]:
     trivial_f = [c[keys.CASE_F1_TRIVIAL] for per in cases.values() for c in per.values() if keys.CASE_F1_TRIVIAL in c]
     baseline_cases = cases.get(task.baseline) or next(iter(cases.values()), {})
     f = [c[keys.CASE_F1_TRIVIAL] for c in baseline_cases.values() if keys.CASE_F1_TRIVIAL in c]
+    background, foreground = (names.names[:2] if len(names.names) >= 2 else SEGMENTATION_DEFAULT)
+    trivial_names = {"all-foreground (trivial)": f"everything {foreground} (trivial)",
+                     "all-background (trivial)": f"everything {background} (trivial)"}
     if f:
         for name, means in _trivial(np.array(f)).items():
             numbers[name] = dict(zip(CLASS_KEYS, means))
-            rows.append([name, *[fmt(m, "score") for m in means]])
+            rows.append([md(trivial_names[name]), *[fmt(m, "score") for m in means]])
     elif not trivial_f:
         logged = [run_values(r, "test").get(keys.TEST_F1_TRIVIAL) for runs in task.runs_by_variant.values()
                   for r in runs if counted(r)]
         logged = [x for x in logged if x is not None]
         if logged:
             numbers["all-foreground (trivial)"] = {keys.TEST_F1: float(np.mean(logged))}
-            rows.append(["all-foreground (trivial)", fmt(float(np.mean(logged)), "score"), MISSING, MISSING,
-                         MISSING])
-    return Table(["prediction", *CLASS_LABELS], rows), numbers
+            rows.append([md(trivial_names["all-foreground (trivial)"]), fmt(float(np.mean(logged)), "score"),
+                         MISSING, MISSING, MISSING])
+    return Table(["prediction", *class_labels(names)], rows, f"classes:{task.spec.task}"), numbers
 
 
-def _case_table(task: TaskStats, cases: dict[str, dict]) -> tuple[Table, Table | None, dict]:
+CASE_COLUMNS = ((keys.CASE_F1_BG, 0), (keys.CASE_F1, 1))  # per-case F1 column and the label it scores
+
+
+def _case_tables(task: TaskStats, cases: dict[str, dict], names: ClassNames) -> tuple[Table, Table | None, dict]:
+    """Per case: each variant's F1 of both classes (means over its seeds), and per variant and class how often it
+    is above the baseline, without a test (the cases are not independent samples)."""
     variants = [v for v in sorted(cases) if cases[v]]
     shared = sorted(set.intersection(*(set(cases[v]) for v in variants))) if variants else []
-    header = ["case", *[f"{md(v)} F1" for v in variants], "all-foreground F1"]
+    columns = [(col, label) for col, label in CASE_COLUMNS
+               if all(col in cases[v][c] for v in variants for c in shared)]
+    header = ["case", *[f"{md(v)} {md(names.name(label) or label)}" for v in variants for _, label in columns],
+              f"F1 of predicting everything {md(names.name(1) or 'foreground')}"]
     base = cases.get(task.baseline, {})
-    rows = [[str(c), *[fmt(cases[v][c].get(keys.CASE_F1), "score") for v in variants],
+    rows = [[str(c), *[fmt(cases[v][c].get(col), "score") for v in variants for col, _ in columns],
              fmt((base.get(c) or cases[variants[0]][c]).get(keys.CASE_F1_TRIVIAL), "score")] for c in shared]
     numbers = {"cases": shared, "f1": {v: [cases[v][c].get(keys.CASE_F1) for c in shared] for v in variants},
-               "paired": []}
+               "f1_bg": {v: [cases[v][c].get(keys.CASE_F1_BG) for c in shared] for v in variants}, "versus": []}
     if task.baseline not in variants or len(variants) < 2:
-        return Table(header, rows), None, numbers
-    paired_rows = []
+        return Table(header, rows, f"cases:{task.spec.task}"), None, numbers
+    versus = []
     for v in variants:
         if v == task.baseline:
             continue
-        a = [cases[v][c][keys.CASE_F1] for c in shared]
-        b = [cases[task.baseline][c][keys.CASE_F1] for c in shared]
-        mean, ci, p = paired_test(a, b)
-        numbers["paired"].append({"variant": v, "n_cases": len(shared), "delta": mean, "ci": list(ci) if ci else None,
-                                  "p_value": p})
-        paired_rows.append([md(v), str(len(shared)), mark_significant(fmt_delta(mean, "score"), p),
-                            fmt_ci(ci, "score"), fmt_p(p)])
-    paired = Table(["variant", "shared cases", f"mean Δ F1 vs {md(task.baseline)}", "95 % CI", "p (paired t)"],
-                   paired_rows)
-    return Table(header, rows), paired, numbers
+        for col, label in columns:
+            diff = np.array([cases[v][c][col] - cases[task.baseline][c][col] for c in shared])
+            higher, lower = int((diff > 0).sum()), int((diff < 0).sum())
+            numbers["versus"].append({"variant": v, "class": label, "mean_delta": float(diff.mean()),
+                                      "higher": higher, "lower": lower, "cases": len(shared)})
+            versus.append([md(v), md(names.label(label)), fmt_delta(float(diff.mean()), "score"),
+                           f"{higher} of {len(shared)}", f"{lower} of {len(shared)}"])
+    table = Table(["variant", "class", f"mean Δ F1 vs {md(task.baseline)} over cases", "cases higher",
+                   "cases lower"], versus, f"cases-versus:{task.spec.task}")
+    return Table(header, rows, f"cases:{task.spec.task}"), table, numbers
 
 
-def segmentation_detail(task: TaskStats) -> tuple[list, dict]:
+def segmentation_detail(task: TaskStats, names: ClassNames, adjacent: bool) -> tuple[list, dict]:
     cases = {variant: _per_case(runs) for variant, runs in task.runs_by_variant.items()}
-    classes, class_numbers = _class_table(task, cases)
-    blocks = [Paragraph("Both classes (means over seeds of each run's mean per-image score on test), and the "
-                        "trivial predictions on the same cases (derived per case from the all-foreground F1; "
-                        "— where the run records do not hold the score)."), classes]
-    numbers = {"classes": class_numbers}
+    classes, class_numbers = _class_table(task, cases, names)
+    background, foreground = (names.names[:2] if len(names.names) >= 2 else SEGMENTATION_DEFAULT)
+    blocks = [Paragraph(f"Class names: from {names.source}. Both classes (means over seeds of each run's mean "
+                        "per-image score on test), and the trivial predictions on the same cases (derived per case "
+                        f"from the everything-{md(foreground)} F1; — where the run records do not hold the score). "
+                        f"A class the trivial prediction already scores high on is the easy one."), classes]
+    numbers = {"classes": class_numbers, "class_names": list(names.names), "class_names_from": names.source}
     if any(cases.values()):
-        table, paired, numbers["per_case"] = _case_table(task, cases)
-        blocks += [Paragraph("Per test case: F1 averaged over each variant's seeds (the test cases are the same "
-                             "for every run)."), table]
-        if paired is not None:
-            blocks += [Paragraph("Paired t-test over the shared test cases (per-case F1, variant − baseline); "
-                                 "bold only where p < 0.05."), paired]
+        table, versus, numbers["per_case"] = _case_tables(task, cases, names)
+        blocks += [Paragraph("Per test case: F1 of each class averaged over each variant's seeds (the test cases "
+                             "are the same for every run)."), table]
+        if versus is not None:
+            why = ("adjacent slices of one volume" if adjacent else "cases of one test split")
+            blocks += [Paragraph(f"Per case, variant − baseline: how often a variant is above or below the baseline. "
+                                 f"No test is run over cases: they are {why}, correlated rather than independent "
+                                 "samples, and the seeds are averaged before the comparison. The only tests on this "
+                                 "page are over seeds (Results, Holm-corrected)."), versus]
     else:
         blocks.append(Paragraph(f"No run recorded per-case scores ({TEST_CASES})."))
     shown = []
@@ -134,9 +159,13 @@ def segmentation_detail(task: TaskStats) -> tuple[list, dict]:
     if shown:
         numbers["cases_shown"] = {v: {n: {"index": int(q[f"{n}_index"]), "f1": float(q[f"{n}_f1"])}
                                       for n in ("fixed", "best", "worst") if f"{n}_f1" in q} for v, q in shown}
-        blocks.append(Figure(f"{task.spec.task}_cases.png", figures.cases(shown),
-                             "Fixed, best and worst test case of each variant (first seed), with its F1: false "
-                             "positives red, false negatives blue."))
+        for variant, q in shown:
+            blocks.append(Figure(
+                f"{task.spec.task}_cases_{slug(variant)}.png", figures.cases(variant, q, (background, foreground)),
+                f"{md(variant)}: fixed, best and worst test case (by {md(foreground)} F1) of its first counted seed: "
+                f"input, ground truth, prediction (white: {md(foreground)}, label 1; black: {md(background)}, "
+                f"label 0) and the errors: red = predicted {md(foreground)} where the truth is {md(background)}, "
+                f"blue = predicted {md(background)} where the truth is {md(foreground)}."))
     else:
         blocks.append(Paragraph(f"No run saved {QUALITATIVE} (test predictions)."))
     return blocks, numbers

@@ -1,7 +1,13 @@
-"""Seed aggregation: which split a variant is scored on, mean ± std over seeds, and Welch's t-test vs the baseline.
+"""Seed aggregation: which split a variant is scored on, mean ± std over seeds, and Welch's t-test vs the baseline,
+Holm-corrected over every comparison of a task.
 
 With a handful of seeds per variant, "ELU beats ReLU" is only worth saying when the difference is large
-against the seed-to-seed spread; the two-sided Welch t-test (unequal variances) puts a number on that.
+against the seed-to-seed spread; the two-sided Welch t-test (unequal variances) puts a number on that. A task
+compares several variants (and, for segmentation, both classes) with one baseline, so each p-value is adjusted
+with Holm's step-down method over all of them before a difference is called significant.
+
+A segmentation task is aggregated on both classes (``measures``): the class the trivial majority prediction
+scores worst on (the minority class; membranes on ISBI) comes first, since the majority class is easy.
 """
 
 from __future__ import annotations
@@ -75,15 +81,17 @@ def choose_split(spec: TaskSpec, runs: list[Run]) -> str:
 class VariantStats:
     variant: str
     split: str
-    values: list[float]  # headline metric of each completed run, in seed order
+    values: list[float]  # the measure of each counted run, in seed order
     seeds: list
     n_runs: int  # all runs of the variant, failed and excluded (diverged, stuck) ones included
     finals: list[float] = field(default_factory=list)  # the same quantity on validation at the last epoch
     delta: float | None = None
     ci: tuple[float, float] | None = None  # 95 % interval of delta (Welch)
-    p_value: float | None = None
+    p_value: float | None = None  # Welch, uncorrected
+    p_holm: float | None = None  # Holm-adjusted over every comparison of the task
     is_baseline: bool = False
     also: dict[str, list[float]] = field(default_factory=dict)  # further test keys of the same runs (test split)
+    key: str = ""  # the run-record key aggregated
 
     def also_mean_std(self, key: str) -> tuple[float | None, float | None]:
         values = self.also.get(key) or []
@@ -111,6 +119,28 @@ class VariantStats:
         return max(self.values) if self.values else None
 
 
+@dataclass
+class Measure:
+    """One quantity aggregated over seeds for every variant (a task has one; segmentation one per class)."""
+
+    key: str  # the test key (the validation key is chosen per variant when it has no test split)
+    label: str
+    kind: str
+    variants: list[VariantStats] = field(default_factory=list)
+
+
+def holm(p_values: list[float | None]) -> list[float | None]:
+    """Holm's step-down adjusted p-values (None stays None and does not count): with m tests sorted ascending,
+    p_(i) becomes max over j ≤ i of min(1, (m − j + 1) · p_(j))."""
+    order = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running, m = 0.0, len(order)
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
 def welch_p_value(a: list[float], b: list[float]) -> float | None:
     """Two-sided Welch t-test; None when either side has fewer than 2 values or both have zero variance."""
     if len(a) < 2 or len(b) < 2:
@@ -120,19 +150,16 @@ def welch_p_value(a: list[float], b: list[float]) -> float | None:
 
 
 def difference_ci(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float] | None:
-    """Interval for mean(a) − mean(b): Welch's when both sides have ≥ 2 values; when one side has a single value
-    it is taken as exact and the other side's one-sample t interval is used; None when neither has 2 values."""
+    """Welch's interval for mean(a) − mean(b); None unless both sides have ≥ 2 values (a single value has no
+    spread of its own, and taking it as exact would understate the uncertainty), or when both have none."""
     a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) == 0 or len(b) == 0 or (len(a) < 2 and len(b) < 2):
+    if len(a) < 2 or len(b) < 2:
         return None
-    var = {side: (x.var(ddof=1) / len(x) if len(x) >= 2 else 0.0) for side, x in (("a", a), ("b", b))}
-    se = math.sqrt(var["a"] + var["b"])
+    var_a, var_b = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(var_a + var_b)
     if se == 0:
         return None
-    if len(a) >= 2 and len(b) >= 2:
-        dof = se ** 4 / (var["a"] ** 2 / (len(a) - 1) + var["b"] ** 2 / (len(b) - 1))
-    else:
-        dof = max(len(a), len(b)) - 1
+    dof = se ** 4 / (var_a ** 2 / (len(a) - 1) + var_b ** 2 / (len(b) - 1))
     half = float(scipy_stats.t.ppf(0.5 + level / 2, dof)) * se
     delta = float(a.mean() - b.mean())
     return delta - half, delta + half
@@ -158,12 +185,56 @@ def choose_baseline(variants: list[str], requested: str | None = None) -> str | 
     return next((v for v in sorted(variants) if v.endswith("baseline")), min(variants))
 
 
+# the validation key of a test quantity (for the "final epoch" column); the headline's comes from the metric table
+VALIDATION_KEYS = {"test/f1_bg": "val/f1_bg"}
+SEGMENTATION_BACKGROUND = "test/f1_bg"
+TRIVIAL = "test/f1_trivial"
+
+
 @dataclass
 class TaskStats:
     spec: TaskSpec
     runs_by_variant: dict[str, list[Run]]
-    variants: list[VariantStats] = field(default_factory=list)
+    variants: list[VariantStats] = field(default_factory=list)  # the first measure's
     baseline: str | None = None
+    measures: list[Measure] = field(default_factory=list)
+    foreground_fraction: float | None = None  # segmentation: mean share of foreground pixels on test, if known
+
+    @property
+    def comparisons(self) -> int:
+        """How many variant-vs-baseline tests the Holm correction runs over."""
+        return sum(v.p_value is not None for m in self.measures for v in m.variants)
+
+
+def _variant_stats(spec: TaskSpec, variant: str, group: list[Run], key_of) -> VariantStats:
+    split = choose_split(spec, group)
+    key = key_of(split)
+    scored = [r for r in group if counted(r) and run_values(r, split).get(key) is not None]
+    final_key = VALIDATION_KEYS.get(key, spec.metrics.validation_headline)
+    finals = [float(r.summary["final"][final_key]) for r in scored if (r.summary.get("final") or {}).get(
+        final_key) is not None]
+    scores = [run_values(r, split) for r in scored]
+    also = {k: [float(v[k]) for v in scores if v.get(k) is not None]
+            for k in spec.metrics.also_over_seeds} if split == TEST else {}
+    return VariantStats(variant, split, [float(v[key]) for v in scores], [r.seed for r in scored], len(group),
+                        finals, also=also, key=key)
+
+
+def _compare(variants: list[VariantStats], baseline: str | None) -> None:
+    base = next((v for v in variants if v.variant == baseline), None)
+    for v in variants:
+        v.is_baseline = v is base
+        if base is not None and not v.is_baseline and v.split == base.split and v.values and base.values:
+            v.delta = v.mean - base.mean
+            v.ci = difference_ci(v.values, base.values)
+            v.p_value = welch_p_value(v.values, base.values)
+
+
+def _foreground_fraction(runs: list[Run]) -> float | None:
+    """Mean foreground share of the test pixels, from the trivial all-foreground F1 f (fraction m = f / (2 − f))."""
+    f = [run_values(r, TEST).get(TRIVIAL) for r in runs if counted(r)]
+    f = [float(x) for x in f if isinstance(x, (int, float))]
+    return float(np.mean([x / (2 - x) for x in f])) if f else None
 
 
 def aggregate(spec: TaskSpec, runs: list[Run], baseline: str | None = None) -> TaskStats:
@@ -171,25 +242,25 @@ def aggregate(spec: TaskSpec, runs: list[Run], baseline: str | None = None) -> T
     for run in runs:
         by_variant.setdefault(run.variant, []).append(run)
     result = TaskStats(spec, by_variant, baseline=choose_baseline(sorted(by_variant), baseline))
-    for variant, group in sorted(by_variant.items()):
-        split = choose_split(spec, group)
-        key = spec.headline_column(split).key
-        scored = [r for r in group if counted(r) and run_values(r, split).get(key) is not None]
-        final_key = spec.metrics.validation_headline
-        finals = [float(r.summary["final"][final_key]) for r in scored if (r.summary.get("final") or {}).get(
-            final_key) is not None]
-        scores = [run_values(r, split) for r in scored]
-        also = {k: [float(v[k]) for v in scores if v.get(k) is not None]
-                for k in spec.metrics.also_over_seeds} if split == TEST else {}
-        result.variants.append(VariantStats(variant, split, [float(v[key]) for v in scores],
-                                            [r.seed for r in scored], len(group), finals, also=also))
-    base = next((v for v in result.variants if v.variant == result.baseline), None)
-    for v in result.variants:
-        v.is_baseline = v is base
-        if base is not None and not v.is_baseline and v.split == base.split and v.values and base.values:
-            v.delta = v.mean - base.mean
-            v.ci = difference_ci(v.values, base.values)
-            v.p_value = welch_p_value(v.values, base.values)
+    headline = Measure(spec.headline_column(TEST).key, spec.headline, spec.headline_column(TEST).kind)
+    headline.variants = [_variant_stats(spec, v, g, lambda split: spec.headline_column(split).key)
+                         for v, g in sorted(by_variant.items())]
+    result.measures = [headline]
+    if spec.task != CLASSIFICATION.task and all(v.split == TEST for v in headline.variants) and all(
+            run_values(r, TEST).get(SEGMENTATION_BACKGROUND) is not None for r in runs if counted(r)):
+        other = spec.metrics.metric(SEGMENTATION_BACKGROUND)
+        background = Measure(other.key, other.label, other.kind,
+                             [_variant_stats(spec, v, g, lambda split: SEGMENTATION_BACKGROUND)
+                              for v, g in sorted(by_variant.items())])
+        result.foreground_fraction = _foreground_fraction(runs)
+        minority_first = result.foreground_fraction is not None and result.foreground_fraction > 0.5
+        result.measures = [background, headline] if minority_first else [headline, background]
+    for measure in result.measures:
+        _compare(measure.variants, result.baseline)
+    tested = [v for m in result.measures for v in m.variants]
+    for v, p in zip(tested, holm([v.p_value for v in tested])):
+        v.p_holm = p
+    result.variants = result.measures[0].variants
     return result
 
 
