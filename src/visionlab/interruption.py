@@ -150,3 +150,30 @@ class KeepStopSignals(pl.Callback):
 
 
 sigterm_raises = stop_signals  # the name older code uses
+
+
+def exit_promptly(code: int, grace_s: float = 3.0) -> None:
+    """Exit now that the run is recorded: give W&B ``grace_s`` to shut its service down, then leave even if it
+    is still waiting on a server (SLURM kills a job ~30 s after SIGTERM; an online start that hangs used to hold
+    the exit for 25 s). Python's exit handlers are skipped: logging and the standard streams are flushed here."""
+    import sys
+
+    if "wandb" in sys.modules:
+        def teardown():
+            try:
+                import wandb
+
+                wandb.teardown()
+            except Exception:  # noqa: BLE001 - best effort: we are leaving anyway
+                pass
+
+        worker = threading.Thread(target=teardown, daemon=True)
+        worker.start()
+        worker.join(grace_s)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)

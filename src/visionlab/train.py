@@ -72,7 +72,7 @@ def _continue_unfinished(cfg: DictConfig, folder) -> None:
 
 def _run_reporting_errors(cfg: DictConfig, multirun: bool) -> float | None:
     from visionlab.errors import UserError
-    from visionlab.interruption import Stopped, describe, exit_code, is_interruption
+    from visionlab.interruption import Stopped, describe, exit_code, exit_promptly, is_interruption
     from visionlab.runner import run
 
     try:
@@ -91,7 +91,7 @@ def _run_reporting_errors(cfg: DictConfig, multirun: bool) -> float | None:
                 record_interrupted_job(describe(exc))
             if isinstance(exc, Stopped) and exc.reraise is not None:
                 raise exc.reraise from None  # the launcher's own verdict (submitit: not requeued)
-            sys.exit(exit_code(exc))
+            exit_promptly(exit_code(exc))
         raise
     return summary.get("objective")
 
