@@ -37,7 +37,7 @@ from visionlab.report.tables import (
     trial_table,
     uniform_split,
 )
-from visionlab.run_record.metric_keys import CLASSIFICATION
+from visionlab.run_record.metric_keys import CLASSIFICATION, TEST_CASES, TEST_F1_BG, TEST_F1_TRIVIAL
 
 
 def run_names(runs: list[Run]) -> dict[Path, str]:
@@ -58,7 +58,7 @@ def _name_measures(task: TaskStats, names: ClassNames) -> None:
     if task.spec.task == CLASSIFICATION.task:
         return
     for measure in task.measures:
-        label = 0 if measure.key == "test/f1_bg" else 1
+        label = 0 if measure.key == TEST_F1_BG else 1
         measure.label = f"{names.name(label) or ('background', 'foreground')[label]} F1"
 
 
@@ -70,14 +70,14 @@ def _split_words(task: TaskStats, split: str) -> str:
 def _measure_note(task: TaskStats, measure, names: ClassNames) -> str:
     if task.spec.task == CLASSIFICATION.task:
         return f"**{md(measure.label)}**"
-    label = 0 if measure.key == "test/f1_bg" else 1
+    label = 0 if measure.key == TEST_F1_BG else 1
     share = task.foreground_fraction
     if share is None:
         return f"**{md(measure.label)}** (label {label})"
     fraction = share if label else 1 - share
     role = "minority" if fraction < 0.5 else "majority"
     note = f"**{md(measure.label)}** (label {label}, the {role} class: {100 * fraction:.0f} % of the test pixels"
-    trivial = [run_values(r, TEST).get("test/f1_trivial") for runs in task.runs_by_variant.values() for r in runs
+    trivial = [run_values(r, TEST).get(TEST_F1_TRIVIAL) for runs in task.runs_by_variant.values() for r in runs
                if counted(r)]
     trivial = [float(x) for x in trivial if isinstance(x, (int, float))]
     if label == 1 and trivial:
@@ -94,7 +94,7 @@ def _panels(task: TaskStats, smoothing: dict[str, float]) -> list[tuple[list[str
         train += "\nwith label smoothing: " + ", ".join(sorted(smoothing))
     panels = [([keys[0]], train, True), ([keys[1]], "validation loss (log), plain", True),
               (keys[2:4], f"{metric}: train solid, validation dashed", False)]
-    other = next((m.label for m in task.measures if m.key == "test/f1_bg"), None)
+    other = next((m.label for m in task.measures if m.key == TEST_F1_BG), None)
     panels += [([k], f"{other or task.spec.metrics.metric(k).label} (validation)", False) for k in keys[4:]]
     return panels
 
@@ -183,8 +183,8 @@ def _results(task: TaskStats, heading: str, reference: Reference | None, names: 
 
 
 def _test_cases_words(task: TaskStats) -> str:
-    counts = sorted({int(run_values(r, TEST)["test/cases"]) for runs in task.runs_by_variant.values() for r in runs
-                     if counted(r) and isinstance(run_values(r, TEST).get("test/cases"), (int, float))})
+    counts = sorted({int(run_values(r, TEST)[TEST_CASES]) for runs in task.runs_by_variant.values() for r in runs
+                     if counted(r) and isinstance(run_values(r, TEST).get(TEST_CASES), (int, float))})
     if not counts:
         return ""
     return (f" ({'/'.join(map(str, counts))} test cases" + (": adjacent slices of one volume, see the caveats"

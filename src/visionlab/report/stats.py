@@ -23,7 +23,8 @@ from visionlab.report.run_health import is_excluded
 from visionlab.run_record.folder import TEST as TEST_SPLIT
 from visionlab.run_record.folder import VALIDATION
 from visionlab.run_record.layout import CONFUSION, VAL_CONFUSION
-from visionlab.run_record.metric_keys import CLASSIFICATION, EPOCH, Metric, TaskMetrics
+from visionlab.run_record.metric_keys import (CLASSIFICATION, EPOCH, TEST_F1_BG, TEST_F1_TRIVIAL, VAL_F1_BG, Metric,
+                                              TaskMetrics)
 from visionlab.run_record.metric_keys import TASKS as METRIC_TABLES
 
 TEST = "test"
@@ -186,9 +187,9 @@ def choose_baseline(variants: list[str], requested: str | None = None) -> str | 
 
 
 # the validation key of a test quantity (for the "final epoch" column); the headline's comes from the metric table
-VALIDATION_KEYS = {"test/f1_bg": "val/f1_bg"}
-SEGMENTATION_BACKGROUND = "test/f1_bg"
-TRIVIAL = "test/f1_trivial"
+VALIDATION_KEYS = {TEST_F1_BG: VAL_F1_BG}
+SEGMENTATION_BACKGROUND = TEST_F1_BG
+TRIVIAL = TEST_F1_TRIVIAL
 
 
 @dataclass
