@@ -135,14 +135,22 @@ def _sweep(tmp_path: Path, *extra: str, seeds: str = "3", epochs: int = 2) -> su
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_a_stopped_sweep_job_is_interrupted_in_the_index_and_continues_when_the_sweep_runs_again(tmp_path):
-    pause = ["+callbacks.pause._target_=helpers.PauseOnce", "+callbacks.pause.marker=${paths.output_dir}/paused"]
-    sweep = tmp_path / "sweeps" / "s"
-    first = _sweep(tmp_path, *pause)
+PAUSE = ["+callbacks.pause._target_=helpers.PauseOnce", "+callbacks.pause.marker=${paths.output_dir}/paused"]
+
+
+def _paused_sweep(tmp_path: Path) -> subprocess.Popen:
+    """A one-job sweep, returned once the job paused after its first epoch (checkpoints written)."""
+    proc = _sweep(tmp_path, *PAUSE)
     deadline = time.monotonic() + 120
-    while not list(sweep.glob("*/paused")):
-        assert first.poll() is None and time.monotonic() < deadline, first.communicate()[0][-3000:]
+    while not list((tmp_path / "sweeps" / "s").glob("*/paused")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0][-3000:]
         time.sleep(0.2)
+    return proc
+
+
+def test_a_stopped_sweep_job_is_interrupted_in_the_index_and_continues_when_the_sweep_runs_again(tmp_path):
+    sweep = tmp_path / "sweeps" / "s"
+    first = _paused_sweep(tmp_path)
     first.send_signal(signal.SIGTERM)
     output = first.communicate(timeout=60)[0]
     assert first.returncode == 143, output[-3000:]
@@ -151,7 +159,7 @@ def test_a_stopped_sweep_job_is_interrupted_in_the_index_and_continues_when_the_
     run = Path(job["run_dir"])
     assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
     # the same sweep again (the pause marker is there now): the job continues from its last.ckpt
-    second = _sweep(tmp_path, *pause)
+    second = _sweep(tmp_path, *PAUSE)
     output = second.communicate(timeout=180)[0]
     assert second.returncode == 0, output[-3000:]
     summary = json.loads((run / "summary.json").read_text())
@@ -188,13 +196,8 @@ def test_run_folders_named_from_user_text_stay_one_folder_under_the_log_folder(c
 def test_a_sweep_job_killed_with_sigkill_reads_as_interrupted_not_running(tmp_path):
     from visionlab.run_record.sweep_index import read_index
 
-    pause = ["+callbacks.pause._target_=helpers.PauseOnce", "+callbacks.pause.marker=${paths.output_dir}/paused"]
     sweep = tmp_path / "sweeps" / "s"
-    proc = _sweep(tmp_path, *pause)
-    deadline = time.monotonic() + 120
-    while not list(sweep.glob("*/paused")):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0][-3000:]
-        time.sleep(0.2)
+    proc = _paused_sweep(tmp_path)
     proc.kill()
     proc.wait(timeout=30)
     index = sweep / "sweep_index.json"
