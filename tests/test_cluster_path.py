@@ -130,7 +130,7 @@ def test_each_stop_signal_ends_the_run_with_its_cause_and_exit_code(clean_env):
 def _sweep(tmp_path: Path, *extra: str, seeds: str = "3", epochs: int = 2) -> subprocess.Popen:
     common = [*(o for o in TINY_SIGNS if not o.startswith("trainer.max_epochs")), f"trainer.max_epochs={epochs}",
               "logger=csv", f"paths.log_dir={tmp_path}", "sweep_name=s", f"seed={seeds}"]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen([sys.executable, str(REPO / "train.py"), "-m", *common, *extra], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
