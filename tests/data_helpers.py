@@ -23,10 +23,11 @@ def data_config(name: str, **overrides):
 
 
 def datamodule(name: str, **overrides):
-    """An instantiated (not yet set-up) datamodule for conf/data/<name>.yaml."""
-    from hydra.utils import instantiate
+    """An instantiated (not yet set-up) datamodule for conf/data/<name>.yaml, built as a run builds it (plain
+    arguments; a value the datamodule refuses is its ConfigError)."""
+    from visionlab.assembly import instantiate
 
-    return instantiate(data_config(name, **overrides))
+    return instantiate(data_config(name, **overrides), "data")
 
 
 def recipe(name: str, **overrides) -> dict:

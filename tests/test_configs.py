@@ -11,6 +11,7 @@ import pytest
 from hydra.utils import get_object
 from omegaconf import OmegaConf
 
+import visionlab.resolvers  # noqa: F401  (registers ${vl.*}: data options list their classes)
 from helpers import CONF, REPO, compose
 from visionlab.run_record.metric_keys import TASKS
 
@@ -18,7 +19,16 @@ NOT_GROUPS = {"data/common"}  # snippets the data options include (`common/signs
 ADDED_GROUPS = {"sweep"}  # not in train.yaml's defaults: selected with +sweep=…
 PLUGINS = {"cnn_optuna": "hydra_plugins.hydra_optuna_sweeper"}  # optional extras
 # an option that only makes sense with the data and monitor of its task is composed on that task's experiment
-TASK_CONTEXT = {("model", "unet"): ["experiment=unet_baseline"]}
+TASK_CONTEXT = {("model", "unet"): ["experiment=unet_baseline"], ("model/net", "unet"): ["experiment=unet_baseline"],
+                ("model/net", "smp"): ["experiment=unet_baseline"]}
+# an option that reads its facts from the data at composition is given a (tiny) folder of that data
+DATA_CONTEXT = {("data", "image_folder"): lambda root: _class_folders(root)}
+
+
+def _class_folders(root):
+    for name in ("cat", "dog"):
+        (root / "images" / name).mkdir(parents=True)
+    return [f"data.data_dir={root / 'images'}"]
 
 
 def _options() -> list[tuple[str, str]]:
@@ -51,7 +61,9 @@ def test_every_option_of_every_group_composes_and_resolves(tmp_path, group, opti
     from hydra import initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = hydra_compose("train", overrides=[*TASK_CONTEXT.get((group, option), []), f"{prefix}{group}={option}", f"paths.root_dir={tmp_path}",
+        context = DATA_CONTEXT[(group, option)](tmp_path) if (group, option) in DATA_CONTEXT else []
+        cfg = hydra_compose("train", overrides=[*TASK_CONTEXT.get((group, option), []), f"{prefix}{group}={option}",
+                                                *context, f"paths.root_dir={tmp_path}",
                                                 f"paths.output_dir={tmp_path / 'run'}"], return_hydra_config=True)
     hydra_node = OmegaConf.to_container(cfg.hydra, resolve=False)
     job = {key: cfg[key] for key in cfg if key != "hydra"}

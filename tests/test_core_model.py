@@ -28,5 +28,5 @@ def test_classifier_takes_uint8_nhwc_and_returns_logits():
 
 
 def test_unknown_activation_names_the_key():
-    with pytest.raises(ValueError, match="model.activation='swish2'"):
+    with pytest.raises(ValueError, match="model.net.activation='swish2'"):
         SeedCNN(activation="swish2")

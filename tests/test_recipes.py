@@ -19,7 +19,7 @@ def test_seed_presets_swap_exactly_the_seeds_optimizers(tmp_path, experiment, ta
     assert cfg.model.optimizer._target_ == target
     for key, value in settings.items():
         assert cfg.model.optimizer[key] == pytest.approx(value), key
-    assert cfg.model.width == 1.0 and cfg.model.get("scheduler") is None
+    assert cfg.model.net.width == 1.0 and cfg.model.get("scheduler") is None
     assert cfg.trainer.max_epochs >= 50 and cfg.callbacks.early_stopping.monitor == "val/acc"
 
 
@@ -43,7 +43,7 @@ def test_per_step_schedule_runs_and_time_to_accuracy_is_recorded(tmp_path):
             assert seconds == pytest.approx(first[keys.TIME] - started, abs=2.0)
 
 
-@pytest.mark.parametrize(("key", "value"), [("model.label_smoothing", "1.5"), ("model.width", "0")])
+@pytest.mark.parametrize(("key", "value"), [("model.label_smoothing", "1.5"), ("model.net.width", "0")])
 def test_bad_recipe_values_are_config_errors(tmp_path, key, value):
     with pytest.raises(ConfigError, match=key):
         run(compose(tmp_path, [*TINY_SIGNS, "logger=none", f"{key}={value}"]))

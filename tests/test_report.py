@@ -86,7 +86,7 @@ def test_report_tables_hold_the_runs_numbers(sweep, tmp_path):
     assert "confusion_cnn_baseline.png" in markdown and "worst classes on test: class " in markdown
     assert "87,403 parameters" in markdown and "87,659 parameters" in markdown  # + BatchNorm's 2 × 128
     assert "python train.py experiment=cnn_baseline data=synthetic_signs seed=1" in markdown
-    assert "| `model.batch_norm` | false | true |" in markdown  # the config difference between the variants
+    assert "| `model.net.batch_norm` | false | true |" in markdown  # the config difference between the variants
     assert "excluded" not in markdown.split("## Caveats")[1].split("## ")[0]
     assert page.count("data:image/png;base64,") >= 3 and "figures/" not in page
 

@@ -47,7 +47,7 @@ def test_same_size_out_for_every_variant(up_mode, activation, batch_norm):
 def test_sizes_not_divisible_by_two_to_the_depth_minus_one_are_refused():
     with pytest.raises(ValueError, match=r"divisible by 8, got 60×64"):
         UNet(features_start=2, depth=4)(torch.rand(1, 1, 60, 64))
-    with pytest.raises(ValueError, match="model.up_mode='bicubic'"):
+    with pytest.raises(ValueError, match="model.net.up_mode='bicubic'"):
         UNet(up_mode="bicubic")
 
 
@@ -90,7 +90,7 @@ def test_scores_of_a_single_image_and_of_the_all_foreground_prediction():
 
 
 def test_losses_and_uint8_nhwc_input():
-    model = SegmentationModule(features_start=4, depth=3, loss="bce_dice")
+    model = SegmentationModule({"type": "unet", "features_start": 4, "depth": 3}, loss="bce_dice")
     images = torch.randint(0, 256, (2, 32, 32, 1), dtype=torch.uint8)
     masks = torch.randint(0, 2, (2, 32, 32), dtype=torch.uint8)
     loss, preds, _, scores = model._step((images, masks))

@@ -32,7 +32,7 @@ def test_every_unet_experiment_composes_and_trains_one_batch(tmp_path, experimen
     assert cfg.experiment_name == experiment and cfg.monitor == "val/f1" and cfg.monitor_mode == "max"
     expected = {"unet_baseline": ("bilinear", "relu"), "unet_nearest": ("nearest", "relu"),
                 "unet_elu": ("bilinear", "elu")}[experiment]
-    assert (cfg.model.up_mode, cfg.model.activation) == expected
+    assert (cfg.model.net.up_mode, cfg.model.net.activation) == expected
     summary = run(cfg)
     assert summary["status"] == "completed" and summary["task"] == "segmentation"
     assert summary["n_params"] == sum(p.numel() for p in UNet(1, 1, 4, 3, *expected, batch_norm=True).parameters())
@@ -48,12 +48,13 @@ def test_the_variants_share_the_baseline_recipe_and_change_only_their_delta(tmp_
         return cfg
 
     base = flat("unet_baseline")
-    assert base["model"]["batch_norm"] is True and base["model"]["loss"] == "bce_dice"
+    assert base["model"]["net"]["batch_norm"] is True and base["model"]["loss"] == "bce_dice"
     assert base["model"]["scheduler"]["_target_"].endswith("warmup_cosine")
     assert base["trainer"]["gradient_clip_val"] > 0 and base["callbacks"]["early_stopping"]["monitor"] == "${monitor}"
     for experiment, delta in (("unet_nearest", {"up_mode": "nearest"}), ("unet_elu", {"activation": "elu"})):
         variant = flat(experiment)
-        assert {k: v for k, v in variant["model"].items() if base["model"][k] != v} == delta
+        assert {k: v for k, v in variant["model"].items() if k != "net" and base["model"][k] != v} == {}
+        assert {k: v for k, v in variant["model"]["net"].items() if base["model"]["net"][k] != v} == delta
         assert {**variant, "model": None} == {**base, "model": None}
 
 
@@ -135,7 +136,7 @@ def test_run_record_per_case_table_and_wandb_offline_agree(tmp_path):
 
 def test_image_size_not_divisible_is_a_clear_error_and_recorded(tmp_path):
     cfg = compose(tmp_path, ["experiment=unet_baseline", *TINY_SEG, "data.image_size=62", "logger=none"])
-    with pytest.raises(DataError, match=r"images are 62×62, but a U-Net with model.depth=3 needs sides divisible "
+    with pytest.raises(DataError, match=r"images are 62×62, but a U-Net with model.net.depth=3 needs sides divisible "
                                         r"by 2\^\(depth-1\)=4"):
         run(cfg)
     saved = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -188,7 +189,7 @@ def test_isbi_file_trains_for_a_few_steps(tmp_path):
 
 @pytest.mark.slow
 def test_synthetic_set_is_learnable(tmp_path):
-    cfg = compose(tmp_path, ["experiment=unet_baseline", *TINY_SEG, "data.n_train=32", "model.features_start=8",
+    cfg = compose(tmp_path, ["experiment=unet_baseline", *TINY_SEG, "data.n_train=32", "model.net.features_start=8",
                              "trainer.max_epochs=15", "model.optimizer.lr=3e-3", "logger=none"])
     summary = run(cfg)
     # predicting all foreground scores F1 ≈ 0.65 on this set (49 % foreground): well above that means learning

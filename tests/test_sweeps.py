@@ -25,7 +25,7 @@ def index(tmp_path: Path, sweep: str) -> dict:
 
 
 def test_rerun_skips_complete_jobs_reruns_the_rest_and_records_failures(tmp_path):
-    first = multirun(tmp_path, ["sweep_name=s", "seed=1,2", "model.activation=relu,nosuch"])
+    first = multirun(tmp_path, ["sweep_name=s", "seed=1,2", "model.net.activation=relu,nosuch"])
     assert first.returncode != 0  # the sweep reports that a job failed ...
     jobs = index(tmp_path, "s")
     assert len(jobs) == 4  # ... but every job ran
@@ -42,7 +42,7 @@ def test_rerun_skips_complete_jobs_reruns_the_rest_and_records_failures(tmp_path
     victim = Path(next(iter(done.values()))["run_dir"])
     record = json.loads((victim / "summary.json").read_text())
     (victim / "summary.json").write_text(json.dumps({**record, "status": "running"}))
-    second = multirun(tmp_path, ["sweep_name=s", "seed=1,2", "model.activation=relu"])
+    second = multirun(tmp_path, ["sweep_name=s", "seed=1,2", "model.net.activation=relu"])
     assert second.returncode == 0, second.stderr[-2000:]
     jobs = index(tmp_path, "s")
     assert sum(j.get("skipped", False) for j in jobs.values()) == 1

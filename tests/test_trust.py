@@ -28,8 +28,8 @@ QUICK = ["data.tracks_per_class=2", "data.frames_per_track=3", "data.test_tracks
          "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
          "callbacks.rich_progress_bar=null"]
 SEG_NPZ = ("experiment=unet_baseline", "data=seg_npz", "data.image_size=64", "data.num_workers=0",
-           "model.features_start=4", "model.depth=3", "logger=none")
-UNET_ON_CNN = ("experiment=unet_elu", "data=synthetic_seg", "data.num_workers=0", "model.features_start=8")
+           "model.net.features_start=4", "model.net.depth=3", "logger=none")
+UNET_ON_CNN = ("experiment=unet_elu", "data=synthetic_seg", "data.num_workers=0", "model.net.features_start=8")
 
 
 class _Payload:
@@ -114,11 +114,25 @@ CASES = [
     Case("seed_negative", ("seed=-5",), r"seed=-5 is not valid: expected an integer in \[0, 4294967295\]", via="cli"),
     Case("seed_too_large", ("seed=99999999999",), r"seed=99999999999 is not valid: expected an integer in \[0, 4294967295\]"),
     Case("flip_class_out_of_range", ("data.flip_classes=[99]",),
-         r"data\.flip_classes=\[99\] is not valid: 99 is not a class id; class ids are in \[0, 43\) \(model\.num_classes=43\)"),
-    Case("crop_not_the_model_input", ("data.crop=40",),
-         r"data\.crop=40 does not match model\.input_size=28: .*Set them equal, e\.g\. data\.crop=28"),
-    Case("crop_larger_than_images", ("data.crop=40", "model.input_size=40"),
+         r"data\.flip_classes=\[99\] is not valid: 99 is not a class id; class ids are in \[0, 43\) \(data\.num_classes=43\)"),
+    Case("model_input_not_the_data", ("model.input_size=40",),
+         r"model\.input_size=40 does not match data\.input_size=28: the model follows the data .*Drop the "
+         r"model\.input_size override"),
+    Case("crop_larger_than_images", ("data.crop=40",),
          r"data\.crop=40 is larger than the 32×32 images of synthetic signs: set data\.crop ≤ 32", recorded=True),
+    Case("val_fraction_zero", ("data.val_fraction=0",),
+         r"data\.val_fraction=0 is not valid: expected a fraction in \(0, 1\); e\.g\. data\.val_fraction=0\.2"),
+    Case("network_argument", ("model.net.width=0",), r"model\.net\.width=0 must be positive"),
+    Case("network_argument_of_another_network", ("+model.net.depth=3",),
+         r"model\.net\.depth: a seed_cnn network takes no 'depth'"),
+    Case("moved_network_key", ("model.batch_norm=true",),
+         r"model\.batch_norm: no such config key: the network's arguments live under model\.net .*use "
+         r"model\.net\.batch_norm", via="cli"),
+    Case("unknown_network", ("model/net=resnet",),
+         r"model/net=resnet: no such config \(conf/model/net/resnet\.yaml\); model/net is one of ", via="cli"),
+    Case("missing_image_folder", ("data=image_folder", "data.data_dir=/nonexistent/images"),
+         r"data\.data_dir=/nonexistent/images does not exist: an image folder holds one sub-folder per class",
+         base=("data.num_workers=0", "logger=none")),
     Case("wandb_mode_env", (), r"WANDB_MODE=banana \(environment variable\) is not a W&B mode: it must be one of "
          r"online, offline or disabled", via="cli", env=(("WANDB_MODE", "banana"),)),
     Case("eval_without_ckpt", (), r"train=false evaluates a checkpoint: also pass ckpt_path=", config="eval"),

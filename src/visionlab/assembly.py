@@ -48,11 +48,19 @@ def _check(obj, protocol: type, key: str, node: DictConfig):
 
 def model_for_checking(cfg: DictConfig):
     """The configured model with its weights' names and shapes only (on the meta device, the random state left
-    as it was), to check a checkpoint against before anything is written."""
+    as it was): built before anything is written, so every value the model (and its network, ``model.net``)
+    checks is refused there, and a checkpoint is checked against it."""
     import torch
 
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
-        return instantiate(cfg.model, "model")
+        model = instantiate(cfg.model, "model")
+    return model.to("meta")  # a third-party network may have made a tensor on the CPU
+
+
+def datamodule_for_checking(cfg: DictConfig):
+    """The configured datamodule, built but not set up (its data is not read): every value it checks is refused
+    before anything is written."""
+    return instantiate(cfg.data, "data")
 
 
 def build_datamodule(cfg: DictConfig) -> TaskDataModule:

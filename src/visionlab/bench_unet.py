@@ -1,12 +1,17 @@
 """Training throughput of the U-Net (forward + backward + Adam step), fp32 vs bf16 autocast, channels_last.
 
-python -m visionlab.bench_unet [--features 64 32] [--size 256] [--batch 4] [--steps 5] [--device cpu]
+python -m visionlab.bench_unet [--features 64 32] [--size 256] [--batch 4] [--steps 5] [--device cpu|cuda]
+                               [--json out.json]
+
+On a GPU the clock is read after ``torch.cuda.synchronize()``; bf16 is autocast on the device the model is on.
+The training loop's share of this speed is ``visionlab-bench --tasks unet``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import time
 
 import torch
@@ -52,18 +57,25 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", help="also write the rows and the environment to this JSON file")
     args = parser.parse_args(argv)
     rows = []
     print(f"U-Net training throughput, {args.size}×{args.size}, batch {args.batch}, {args.device}, "
-          f"{torch.get_num_threads()} threads")
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}, CUDA {torch.version.cuda}")
     print("| features_start | params | precision | img/s |\n|---|---|---|---|")
     for features in args.features:
         params = sum(p.numel() for p in UNet(1, 1, features).parameters())
         for precision in args.precision:
-            ips = measure(features, precision, args.size, args.batch, args.steps, device=args.device)
+            ips = measure(features, precision, args.size, args.batch, args.steps, args.warmup, device=args.device)
             rows.append({"features_start": features, "params": params, "precision": precision, "img_per_s": ips})
             print(f"| {features} | {params:,} | {precision} | {ips:.2f} |", flush=True)
+    if args.json:
+        from visionlab.bench import environment
+
+        with open(args.json, "w") as f:
+            json.dump({"environment": environment(args.device), "args": vars(args), "rows": rows}, f, indent=2)
     return rows
 
 

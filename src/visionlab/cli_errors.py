@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 _APPEND_HINT = re.compile(r"use (\+\S+)")
+# model.<key> of earlier versions that are the network's arguments now (model.net.<key>)
+NETWORK_ARGUMENTS = ("activation", "batch_norm", "width", "features_start", "depth", "up_mode")
 
 
 def one_line_errors(main: Callable[..., Any]) -> Callable[..., Any]:
@@ -74,6 +76,10 @@ def user_message(exc: BaseException) -> str | None:
             key = override.group(1)
             append = _APPEND_HINT.search(text)
             add = f", or add it as a new key with {append.group(1)}" if append else ""
+            moved = key.removeprefix("+").removeprefix("+")
+            if moved.startswith("model.") and moved.split(".", 1)[1] in NETWORK_ARGUMENTS:
+                return (f"{key}: no such config key: the network's arguments live under model.net (the network "
+                        f"model/net names); use model.{'net.' + moved.split('.', 1)[1]}.")
             return (f"{key}: no such config key ({_first_line(str(exc.__cause__))}). Check its spelling (python "
                     f"train.py --cfg job lists every key){add}.")
         cause = f" ({_first_line(str(exc.__cause__))})" if exc.__cause__ is not None else ""

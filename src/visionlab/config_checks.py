@@ -1,9 +1,12 @@
 """Config values checked once, right after composition and before anything runs or is written: a bad value is one
 ``ConfigError`` naming the key, the value and what to do, never an exception from deep inside a library.
 
-One table (``RULES``) of the values a run depends on; a key the composed config does not have (e.g. a data option
-of the other task family) is not checked. Then the values that must agree with each other or with the environment
-(``CROSS_CHECKS``). A refused run writes nothing: these checks run before its folder is made.
+Each value has one home (``checks.py``): a value a visionlab component owns (``data.*``, ``model.*`` but the
+optimizer) is checked by that component when it is built, and the runner builds the model (on the meta device) and
+the datamodule (without its data) right after these checks. Here: one table (``RULES``) of the values that belong
+to no visionlab component (seed, trainer, optimizer, logger); a key the composed config does not have is not
+checked. Then the values that must agree with each other or with the environment (``CROSS_CHECKS``). A refused run
+writes nothing: all of this runs before its folder is made.
 """
 
 from __future__ import annotations
@@ -12,21 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from visionlab.errors import ConfigError
+from visionlab.checks import at_least, expect, is_integer, is_number
+from visionlab.errors import ConfigError, UserError
 
 _ABSENT = object()
 SEED_MAX = 2**32 - 1  # seed_everything (numpy) takes seeds in [0, 2**32 - 1]
 
 
-def _integer(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+_integer, _number = is_integer, is_number
 
 
 def _batch_limit(value) -> bool:
@@ -43,8 +42,7 @@ class Rule:
     nullable: bool = False
 
 
-def _int(lowest: int) -> Callable[[Any], bool]:
-    return lambda v: _integer(v) and v >= lowest
+_int = at_least
 
 
 def _positive(v) -> bool:
@@ -72,32 +70,32 @@ RULES: tuple[Rule, ...] = (
          "trainer.gradient_clip_val=1.0", nullable=True),
     *(Rule(f"trainer.limit_{stage}_batches", _batch_limit, "a batch count (integer ≥ 0) or a fraction in [0, 1]",
            f"trainer.limit_{stage}_batches=0.5", nullable=True) for stage in ("train", "val", "test")),
-    Rule("data.batch_size", _int(1), "an integer ≥ 1", "data.batch_size=64"),
-    Rule("data.eval_batch_size", _int(1), "an integer ≥ 1", "data.eval_batch_size=256", nullable=True),
-    Rule("data.num_workers", _int(0), "an integer ≥ 0", "data.num_workers=0"),
-    Rule("data.val_fraction", lambda v: _number(v) and 0 <= v < 1, "a fraction in [0, 1)", "data.val_fraction=0.2"),
-    Rule("data.test_fraction", lambda v: _number(v) and 0 <= v < 1, "a fraction in [0, 1)",
-         "data.test_fraction=0.2"),
-    Rule("data.image_size", _int(1), "an integer ≥ 1, or null to keep the stored size", "data.image_size=256",
-         nullable=True),
-    Rule("data.train_repeats", _int(1), "an integer ≥ 1", "data.train_repeats=1"),
-    Rule("data.crop", _int(1), "an integer ≥ 1 (pixels)", "data.crop=28"),
     Rule("model.optimizer.lr", _positive, "a number > 0", "model.optimizer.lr=0.001"),
     Rule("model.optimizer.weight_decay", lambda v: _number(v) and v >= 0, "a number ≥ 0",
          "model.optimizer.weight_decay=0.0"),
-    Rule("model.num_classes", _int(2), "an integer ≥ 2", "model.num_classes=43"),
-    Rule("model.features_start", _int(1), "an integer ≥ 1", "model.features_start=64"),
-    Rule("model.depth", _int(1), "an integer ≥ 1", "model.depth=5"),
     Rule("logger.wandb.mode", lambda v: v in ("auto", "online", "offline", "disabled"),
          "one of auto, online, offline, disabled", "logger.wandb.mode=offline"),
     Rule("logger.wandb.init_timeout", _positive, "a number of seconds > 0", "logger.wandb.init_timeout=30"),
 )
 
 
+def _user_error_in(exc: BaseException) -> UserError | None:
+    """The UserError a resolver raised, wherever OmegaConf's chain of resolution errors holds it."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, UserError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def _value(cfg: DictConfig, key: str):
     try:
         return OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=True)
     except OmegaConfBaseException as exc:
+        if (cause := _user_error_in(exc)) is not None:  # a resolver's own message (e.g. a missing image folder)
+            raise cause from None
         reason = str(exc).splitlines()[0]
         raise ConfigError(f"{key}: cannot be resolved ({reason}); set it, e.g. on the command line as "
                           f"{key}=<value>.") from None
@@ -108,29 +106,19 @@ def _evaluation_has_a_checkpoint(cfg: DictConfig) -> None:
         raise ConfigError("train=false evaluates a checkpoint: also pass ckpt_path=<run>/checkpoints/best.ckpt")
 
 
-def _flip_classes_are_classes(cfg: DictConfig) -> None:
-    flip, classes = _value(cfg, "data.flip_classes"), _value(cfg, "model.num_classes")
-    if flip is _ABSENT or flip is None:
-        return
-    shown = list(flip) if isinstance(flip, (list, tuple, ListConfig)) else flip
-    if not isinstance(flip, (list, tuple, ListConfig)) or not all(_integer(c) for c in flip):
-        raise ConfigError(f"data.flip_classes={shown!r} is not valid: expected a list of class ids; "
-                          "e.g. data.flip_classes=[11,12,13] (or [] to flip none).")
-    upper = classes if _integer(classes) else None
-    bad = [c for c in flip if c < 0 or (upper is not None and c >= upper)]
-    if bad:
-        within = f"[0, {upper}) (model.num_classes={upper})" if upper is not None else "≥ 0"
-        raise ConfigError(f"data.flip_classes={shown!r} is not valid: {', '.join(map(str, bad))} "
-                          f"{'is not a class id' if len(bad) == 1 else 'are not class ids'}; class ids are in "
-                          f"{within}. Pass only the ids of mirror-symmetric classes, e.g. data.flip_classes=[11,12,13].")
+# the model's keys that follow the data's facts by interpolation (conf/model/*.yaml)
+FOLLOWS = (("model.num_classes", "data.num_classes"), ("model.in_channels", "data.channels"),
+           ("model.input_size", "data.input_size"))
 
 
-def _crop_is_the_model_input(cfg: DictConfig) -> None:
-    crop, size = _value(cfg, "data.crop"), _value(cfg, "model.input_size")
-    if _integer(crop) and _integer(size) and crop != size:
-        raise ConfigError(f"data.crop={crop} does not match model.input_size={size}: the CNN is built for "
-                          f"{size}×{size} inputs and is fed data.crop×data.crop crops. Set them equal, e.g. "
-                          f"data.crop={size} (a crop must also fit inside the images).")
+def _model_follows_the_data(cfg: DictConfig) -> None:
+    """An override of a model key that follows the data (``model.input_size=40``) builds a network for other data."""
+    for model_key, data_key in FOLLOWS:
+        model, data = _value(cfg, model_key), _value(cfg, data_key)
+        if _integer(model) and _integer(data) and model != data:
+            raise ConfigError(f"{model_key}={model} does not match {data_key}={data}: the model follows the data "
+                              f"({model_key}: ${{{data_key}}}). Drop the {model_key} override, or change the data "
+                              f"(e.g. {'data.crop' if data_key == 'data.input_size' else data_key}={model}).")
 
 
 def _wandb_mode_from_the_environment(cfg: DictConfig) -> None:
@@ -145,8 +133,7 @@ def _wandb_mode_from_the_environment(cfg: DictConfig) -> None:
 
 CROSS_CHECKS: tuple[Callable[[DictConfig], None], ...] = (
     _evaluation_has_a_checkpoint,
-    _flip_classes_are_classes,
-    _crop_is_the_model_input,
+    _model_follows_the_data,
     _wandb_mode_from_the_environment,
 )
 
@@ -158,7 +145,6 @@ def check_config(cfg: DictConfig, rules: tuple[Rule, ...] = RULES) -> None:
         value = _value(cfg, rule.key)
         if value is _ABSENT or (value is None and rule.nullable):
             continue
-        if not rule.valid(value):
-            raise ConfigError(f"{rule.key}={value!r} is not valid: expected {rule.expected}; e.g. {rule.example}.")
+        expect(rule.key, value, rule.valid, rule.expected, rule.example)
     for check in CROSS_CHECKS:
         check(cfg)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
+    from visionlab.data.facts import DataFacts
     from visionlab.run_record.folder import RunFolder
 
 
@@ -36,6 +37,11 @@ class TaskDataModule(Protocol):
     @property
     def channels(self) -> int | None:
         """Channels of the images the model receives."""
+
+    @property
+    def facts(self) -> DataFacts | None:
+        """What the data serves (classes and their names, channels, input size, split policy), recorded as
+        ``summary.json``'s ``data_facts``; the model config follows the data config's copies of them."""
 
 
 @runtime_checkable

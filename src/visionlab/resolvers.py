@@ -84,6 +84,19 @@ def job_dir(override_dirname: str, limit: int = 120) -> str:
     return f"{readable}__{digest}"
 
 
+def class_folders(data_dir) -> list[str]:
+    """``${vl.class_folders:<dir>}``: an image folder's class names (its sub-folders, sorted), listed when the
+    config is resolved so the model can follow ``data.num_classes``; a missing folder is a DataError."""
+    from visionlab.data.classification.folders import class_folders as listing
+
+    return listing(data_dir)
+
+
+def num_class_folders(data_dir) -> int:
+    """``${vl.num_class_folders:<dir>}``: how many classes an image folder holds."""
+    return len(class_folders(data_dir))
+
+
 def register() -> None:
     if not OmegaConf.has_resolver("vl.run_dir"):
         OmegaConf.register_new_resolver("vl.run_dir", run_dir)
@@ -91,6 +104,10 @@ def register() -> None:
         OmegaConf.register_new_resolver("vl.cwd", os.getcwd)
     if not OmegaConf.has_resolver("vl.job_dir"):
         OmegaConf.register_new_resolver("vl.job_dir", job_dir)
+    if not OmegaConf.has_resolver("vl.class_folders"):
+        OmegaConf.register_new_resolver("vl.class_folders", class_folders)
+    if not OmegaConf.has_resolver("vl.num_class_folders"):
+        OmegaConf.register_new_resolver("vl.num_class_folders", num_class_folders)
 
 
 register()

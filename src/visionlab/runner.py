@@ -17,8 +17,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from visionlab.assembly import (build_datamodule, build_model, build_trainer, instantiate_group, model_for_checking,
-                                spawns_ranks)
+from visionlab.assembly import (build_datamodule, build_model, build_trainer, datamodule_for_checking,
+                                instantiate_group, model_for_checking, spawns_ranks)
 from visionlab.checkpoints import check_checkpoint
 from visionlab.config_checks import check_config
 from visionlab.console import print_result
@@ -55,8 +55,10 @@ def run(cfg: DictConfig) -> dict:
         checked = False
         try:
             check_config(cfg)
+            model = model_for_checking(cfg)  # the model and the datamodule check their own values when built
+            datamodule_for_checking(cfg)
             if cfg.ckpt_path:
-                check_checkpoint(cfg.ckpt_path, model_for_checking(cfg), cfg.experiment_name, cfg.train,
+                check_checkpoint(cfg.ckpt_path, model, cfg.experiment_name, cfg.train,
                                  cfg.get("trust_checkpoint", False))
             checked = True
             parts = _set_up(cfg, folder)

@@ -27,6 +27,7 @@ import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
+from visionlab.checks import at_least, choose, expect, is_integer
 from visionlab.data.batched_ops import batch_generator
 from visionlab.data.loading import batch_loader
 from visionlab.data.sampling import EpochSeededSampler
@@ -57,13 +58,13 @@ class InMemoryDataModule(pl.LightningDataModule):
     def __init__(self, batch_size: int, eval_batch_size: int, num_workers: int, seed: int,
                  augment_backend: str = "batched", pin_memory: bool = False, train_repeats: int = 1):
         super().__init__()
-        if augment_backend not in BACKENDS:
-            raise DataError(f"data.augment_backend={augment_backend!r} is not one of {BACKENDS}.")
-        for key, value in (("data.batch_size", batch_size), ("data.eval_batch_size", eval_batch_size)):
-            if not isinstance(value, int) or value < 1:
-                raise DataError(f"{key}={value!r} must be a positive whole number, e.g. {key}=128.")
-        if not isinstance(num_workers, int) or num_workers < 0:
-            raise DataError(f"data.num_workers={num_workers!r} must be 0 or more.")
+        # the one home of these values' checks (ConfigError, one line, before anything is written: checks.py)
+        choose("data.augment_backend", augment_backend, BACKENDS)
+        expect("data.batch_size", batch_size, at_least(1), "an integer ≥ 1", "data.batch_size=64")
+        expect("data.eval_batch_size", eval_batch_size, at_least(1), "an integer ≥ 1", "data.eval_batch_size=256")
+        expect("data.num_workers", num_workers, at_least(0), "an integer ≥ 0", "data.num_workers=0")
+        expect("data.train_repeats", train_repeats, at_least(1), "an integer ≥ 1", "data.train_repeats=1")
+        expect("seed", seed, is_integer, "an integer", "seed=1")
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.global_batch_size, self.world_size = batch_size, 1
         self.seed, self.augment_backend, self.pin_memory = int(seed), augment_backend, pin_memory

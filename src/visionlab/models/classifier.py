@@ -1,4 +1,5 @@
-"""Image classification (traffic signs): loss, accuracy metrics and the test-time artefacts for reports."""
+"""Image classification: loss, accuracy metrics and the test-time artefacts for reports. The network is whatever
+``model.net`` names (``networks``); its inputs and classes follow the data's facts."""
 
 from __future__ import annotations
 
@@ -8,29 +9,31 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from visionlab.distributed import gather_objects
-from visionlab.errors import ConfigError
+from visionlab.checks import at_least, expect, is_number
+from visionlab.errors import DataError
 from visionlab.models.base import VisionModule
-from visionlab.models.cnn import SeedCNN
+from visionlab.models.networks import CLASSIFICATION, NetworkIO, build_network
 from visionlab.run_record import metric_keys as keys
 from visionlab.run_record.folder import VALIDATION, RunFolder
 
 
 class ClassificationModule(VisionModule):
-    """Wraps ``SeedCNN``; logs train/val/test loss and accuracy, best val accuracy and a test confusion matrix."""
+    """Wraps the network ``net`` names (default: the seed CNN); logs train/val/test loss and accuracy, best val
+    accuracy and a test confusion matrix. ``num_classes``, ``in_channels`` and ``input_size`` follow the data
+    (``${data.num_classes}``, ``${data.channels}``, ``${data.input_size}`` in ``conf/model/cnn.yaml``)."""
 
     task = keys.CLASSIFICATION.task
 
-    def __init__(self, num_classes: int = 43, activation: str = "relu", batch_norm: bool = False,
-                 input_size: int = 28, in_channels: int = 3, max_misclassified: int = 32, width: float = 1.0,
-                 label_smoothing: float = 0.0, **base):
+    def __init__(self, net: dict | None = None, num_classes: int = 43, input_size: int = 28, in_channels: int = 3,
+                 max_misclassified: int = 32, label_smoothing: float = 0.0, **base):
         super().__init__(**base)
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ConfigError(f"model.label_smoothing={label_smoothing} must be in [0, 1), e.g. 0.1.")
-        if width <= 0:
-            raise ConfigError(f"model.width={width} must be positive (1 = the seed's network).")
+        expect("model.label_smoothing", label_smoothing, lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)",
+               "model.label_smoothing=0.1")
+        expect("model.num_classes", num_classes, at_least(2), "an integer ≥ 2 (it follows data.num_classes)",
+               "model.num_classes=10")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.label_smoothing = label_smoothing
-        self.net = SeedCNN(num_classes, in_channels, activation, batch_norm, input_size, width)
+        self.net = build_network(net, NetworkIO(CLASSIFICATION, in_channels, num_classes, input_size))
         self.example_input_array = torch.zeros(2, input_size, input_size, in_channels, dtype=torch.uint8)
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         acc = dict(num_classes=num_classes, average="micro")
@@ -43,6 +46,27 @@ class ClassificationModule(VisionModule):
         self.val_misclassified: list[tuple[torch.Tensor, int, int]] = []
         self.test_results: dict | None = None
         self.val_results: dict | None = None  # at the best val/acc epoch so far: what a run without test reports
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        facts = getattr(datamodule, "facts", None)
+        if facts is not None:
+            self.check_data_fits(facts, datamodule.description)
+
+    def check_data_fits(self, facts, description: str) -> None:
+        """The network was built for ``model.num_classes`` classes of ``model.in_channels``×``model.input_size``²
+        images, which follow the data's facts unless overridden: a DataError saying which disagrees."""
+        model = {"num_classes": self.hparams.num_classes, "in_channels": self.hparams.in_channels,
+                 "input_size": self.hparams.input_size}
+        data = {"num_classes": facts.num_classes, "in_channels": facts.channels,
+                "input_size": facts.input_size[0] if facts.input_size[0] == facts.input_size[1] else facts.input_size}
+        data_key = {"num_classes": "data.num_classes", "in_channels": "data.channels", "input_size": "data.input_size"}
+        for key, value in model.items():
+            if value != data[key]:
+                raise DataError(f"{description} serves {key.replace('_', ' ')} {data[key]!r} but model.{key}={value!r}: "
+                                f"the model follows the data (model.{key}: ${{{data_key[key]}}}); drop the "
+                                f"model.{key} override.")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(self.prepare_images(images))

@@ -9,12 +9,13 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 
+from visionlab.checks import choose, expect, is_number
 from visionlab.distributed import gather_objects
 from visionlab.errors import ConfigError, DataError
 from visionlab.interfaces import TaskDataModule
 from visionlab.models.base import VisionModule
 from visionlab.models.seg_scores import EMPTY_MASK_CONVENTION, per_image_scores
-from visionlab.models.unet import UNet
+from visionlab.models.networks import SEGMENTATION, NetworkIO, build_network, size_multiple
 from visionlab.run_record import metric_keys as keys
 from visionlab.run_record.folder import RunFolder
 
@@ -30,21 +31,20 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1
 
 
 class SegmentationModule(VisionModule):
-    """Wraps ``UNet``; logs train/val loss and mean per-image F1, val IoU and best F1, and at test time the
+    """Wraps the network ``net`` names (default: the course U-Net; one output channel of logits); logs train/val loss and mean per-image F1, val IoU and best F1, and at test time the
     per-case F1/IoU (mean, std, min over cases) with the fixed, best and worst case kept for W&B and the report."""
 
     task = keys.SEGMENTATION.task
 
-    def __init__(self, in_channels: int = 1, features_start: int = 64, depth: int = 5, up_mode: str = "bilinear",
-                 activation: str = "relu", batch_norm: bool = False, loss: str = "bce", threshold: float = 0.5,
+    def __init__(self, net: dict | None = None, in_channels: int = 1, loss: str = "bce", threshold: float = 0.5,
                  media_cases: int = 4, media_every_n_epochs: int = 5, **base):
         super().__init__(**base)
-        if loss not in LOSSES:
-            raise ConfigError(f"model.loss={loss!r} is not one of {LOSSES}")
-        if not 0.0 < threshold < 1.0:
-            raise ConfigError(f"model.threshold must be in (0, 1), got {threshold}")
+        choose("model.loss", loss, LOSSES)
+        expect("model.threshold", threshold, lambda v: is_number(v) and 0 < v < 1, "a probability in (0, 1)",
+               "model.threshold=0.5")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
-        self.net = UNet(in_channels, 1, features_start, depth, up_mode, activation, batch_norm)
+        self.net = build_network(net, NetworkIO(SEGMENTATION, in_channels, 1))
+        self.size_multiple, self.size_rule = size_multiple(net)
         self.loss_name = loss
         self.logit_threshold = math.log(threshold / (1.0 - threshold))
         self.media_cases, self.media_every_n_epochs = media_cases, media_every_n_epochs
@@ -66,12 +66,11 @@ class SegmentationModule(VisionModule):
     def check_data_fits(self, datamodule: TaskDataModule) -> None:
         """Image sides divisible by 2^(depth-1) and matching channels, else a DataError saying what to set."""
         shape, channels = datamodule.image_shape, datamodule.channels
-        multiple = self.net.size_multiple
+        multiple = self.size_multiple
         if shape is not None and (shape[0] % multiple or shape[1] % multiple):
             raise DataError(
-                f"{datamodule.description}: images are {shape[0]}×{shape[1]}, but a U-Net with "
-                f"model.depth={self.net.depth} needs sides divisible by 2^(depth-1)={multiple}. Set "
-                f"data.image_size to a multiple of {multiple} (e.g. 256) or lower model.depth."
+                f"{datamodule.description}: images are {shape[0]}×{shape[1]}, but {self.size_rule}. Set "
+                f"data.image_size to a multiple of {multiple} (e.g. 256) or change model.net."
             )
         if channels is not None and channels != self.hparams.in_channels:
             raise DataError(f"{datamodule.description}: images have {channels} channels but "
@@ -92,6 +91,10 @@ class SegmentationModule(VisionModule):
         images, masks = batch[0], batch[1]
         masks = masks.reshape(len(masks), *masks.shape[-2:])  # N×H×W or N×1×H×W → N×H×W
         logits = self(images).float()
+        if logits.shape[-2:] != masks.shape[-2:] or logits.shape[1] != 1:
+            raise ConfigError(f"model.net={self.hparams.net}: the network returns {tuple(logits.shape[1:])} for "
+                              f"{tuple(masks.shape[-2:])} masks; a segmenter needs one logit per pixel at the input's "
+                              "size (pick another architecture or arguments).")
         loss = self.compute_loss(logits, masks[:, None].float())
         preds = (logits[:, 0] > self.logit_threshold).to(torch.uint8)
         return loss, preds, masks, per_image_scores(preds, masks)

@@ -12,6 +12,7 @@ from torch import nn
 
 from visionlab.errors import ConfigError, DataError
 from visionlab.models.layers import activation as make_activation
+from visionlab.models.layers import check_activation, check_flag
 
 UP_MODES = ("bilinear", "nearest", "transposed")
 
@@ -49,12 +50,23 @@ class Up(nn.Module):
             self.upsample = nn.Sequential(
                 nn.Upsample(scale_factor=2, mode=up_mode, **align), nn.Conv2d(in_ch, in_ch // 2, kernel_size=1)
             )
-        else:
-            raise ConfigError(f"model.up_mode={up_mode!r} is not one of {UP_MODES}")
+        else:  # checked once, by UNet
+            raise AssertionError(up_mode)
         self.conv = DoubleConv(in_ch, out_ch, activation, batch_norm)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.conv(torch.cat([skip, self.upsample(x)], dim=1))
+
+
+def check_args(features_start: int, depth: int, up_mode: str, activation: str, batch_norm: bool) -> None:
+    """The one check of a U-Net's arguments (``model.net.*`` of ``model/net=unet``): a ConfigError naming the key."""
+    for key, value, example in (("depth", depth, 5), ("features_start", features_start, 64)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"model.net.{key}={value!r} must be an integer >= 1, e.g. model.net.{key}={example}.")
+    if up_mode not in UP_MODES:
+        raise ConfigError(f"model.net.up_mode={up_mode!r} is not one of {UP_MODES}")
+    check_activation(activation)
+    check_flag("batch_norm", batch_norm)
 
 
 class UNet(nn.Module):
@@ -63,12 +75,7 @@ class UNet(nn.Module):
     def __init__(self, in_channels: int = 1, out_channels: int = 1, features_start: int = 64, depth: int = 5,
                  up_mode: str = "bilinear", activation: str = "relu", batch_norm: bool = False):
         super().__init__()
-        if depth < 1:
-            raise ConfigError(f"model.depth must be >= 1, got {depth}")
-        if features_start < 1:
-            raise ConfigError(f"model.features_start must be >= 1, got {features_start}")
-        if up_mode not in UP_MODES:
-            raise ConfigError(f"model.up_mode={up_mode!r} is not one of {UP_MODES}")
+        check_args(features_start, depth, up_mode, activation, batch_norm)
         self.depth = depth
         feats = [features_start * 2**i for i in range(depth)]
         self.inc = DoubleConv(in_channels, feats[0], activation, batch_norm)
@@ -87,7 +94,7 @@ class UNet(nn.Module):
         if h % self.size_multiple or w % self.size_multiple:
             raise DataError(
                 f"U-Net with depth {self.depth} needs image sides divisible by {self.size_multiple}, got {h}×{w}: "
-                "resize the data (data.image_size) or lower model.depth."
+                "resize the data (data.image_size) or lower model.net.depth."
             )
         skips = [self.inc(x)]
         for down in self.downs:

@@ -6,8 +6,8 @@ weight multiply-accumulates only (conv: output elements × k·k·cin/groups, lin
 
 A card built from a run's config (``card_from_config``) never allocates real weights: the network is built on
 PyTorch's meta device (shapes only) from bounded, type-checked arguments (``MODEL_LIMITS``), so a crafted config
-(``model.width: 40``, ``num_classes: 10**9``) costs the report no memory; only visionlab's own networks are built,
-never anything a config's ``_target_`` names.
+(``model.width: 40``, ``num_classes: 10**9``) costs the report no memory; only networks in visionlab's registry
+(``models.networks``) are built, never anything a config's ``_target_`` names.
 
 Receptive field (along the height axis; all kernels in visionlab are square) follows the exact recursion
 r ← r + (k − 1)·d·j, j ← j·s over conv and pooling layers in execution order, starting at r = j = 1.
@@ -221,41 +221,29 @@ def _bounded(name: str, value):
     return value
 
 
-def _classifier_net(model_cfg: dict, input_shape: tuple[int, int, int]) -> nn.Module:
-    from visionlab.models.cnn import SeedCNN
+def _bounded_spec(model_cfg: dict) -> tuple[dict, "NetworkIO"]:
+    """The run's network spec and data-fixed sizes (``networks.spec_and_io``), every bounded argument checked."""
+    from visionlab.models.networks import NetworkIO, spec_and_io
 
-    args = {"num_classes": 43, "activation": "relu", "batch_norm": False, "width": 1.0}
-    args.update({k: _bounded(k, model_cfg[k]) for k in args if k in model_cfg})
-    return SeedCNN(args["num_classes"], input_shape[0], args["activation"], args["batch_norm"], input_shape[1],
-                   float(args["width"]))
-
-
-def _segmenter_net(model_cfg: dict, input_shape: tuple[int, int, int]) -> nn.Module:
-    from visionlab.models.unet import UNet
-
-    args = {"features_start": 64, "depth": 5, "up_mode": "bilinear", "activation": "relu", "batch_norm": False}
-    args.update({k: _bounded(k, model_cfg[k]) for k in args if k in model_cfg})
-    return UNet(input_shape[0], 1, args["features_start"], args["depth"], args["up_mode"], args["activation"],
-                args["batch_norm"])
-
-
-# The only networks a report builds from a run's config.yaml (a run folder is input, not code to run): the
-# network of each visionlab model class, from its plain arguments; nothing named by a ``_target_`` is built.
-REPORTABLE_MODELS = {
-    "visionlab.models.classifier.ClassificationModule": _classifier_net,
-    "visionlab.models.segmenter.SegmentationModule": _segmenter_net,
-}
+    spec, io = spec_and_io(model_cfg)
+    spec = {key: (_bounded(key, value) if key in MODEL_LIMITS else value) for key, value in spec.items()}
+    io = NetworkIO(io.task, _bounded("in_channels", io.in_channels),
+                   _bounded("num_classes", io.out_channels), io.input_size)
+    return spec, io
 
 
 def card_from_config(cfg: dict, title: str = "") -> ArchCard:
     """Describe the run's network, built on the meta device from its config's plain, bounded model arguments
     (nested ``_target_`` nodes such as the optimizer are ignored; nothing is instantiated from the config)."""
+    from visionlab.models.networks import MODEL_TASKS, NetworkIO, build_on_meta
+
     model_cfg = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
     target = model_cfg.get("_target_")
-    if not isinstance(target, str) or target not in REPORTABLE_MODELS:
+    if not isinstance(target, str) or target not in MODEL_TASKS:
         raise ValueError(f"model._target_={target!r} is not a visionlab model; a report builds only "
-                         f"{', '.join(sorted(REPORTABLE_MODELS))}")
+                         f"{', '.join(sorted(MODEL_TASKS))}")
     input_shape = model_input_shape(cfg)
-    with torch.device("meta"):
-        net = REPORTABLE_MODELS[target](model_cfg, input_shape)
+    spec, io = _bounded_spec(model_cfg)
+    io = NetworkIO(io.task, input_shape[0], io.out_channels, input_shape[1])
+    net = build_on_meta(spec, io)
     return architecture_card(net, input_shape, title or type(net).__name__)

@@ -29,22 +29,22 @@ HOW_TO_GET_DATA = (
 )
 
 
-def _check_split(arrays: dict[str, np.ndarray], split: str, origin: str) -> None:
+def _check_split(arrays: dict[str, np.ndarray], split: str, origin: str, num_classes: int = NUM_CLASSES) -> None:
     x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-    expected = (IMAGE_SIZE, IMAGE_SIZE, 3)
-    if x.ndim != 4 or tuple(x.shape[1:]) != expected:
-        raise DataError(f"{origin}: x_{split} has shape {x.shape}, expected (N, {IMAGE_SIZE}, {IMAGE_SIZE}, 3) RGB.")
+    if x.ndim != 4 or x.shape[1] != x.shape[2] or x.shape[3] != 3:
+        raise DataError(f"{origin}: x_{split} has shape {x.shape}, expected (N, S, S, 3) RGB square images "
+                        f"(S = {IMAGE_SIZE} for GTSRB as visionlab prepares it).")
     if x.dtype != np.uint8:
         raise DataError(f"{origin}: x_{split} has dtype {x.dtype}, expected uint8 (0..255).")
     if y.ndim != 1 or len(y) != len(x):
         raise DataError(f"{origin}: y_{split} has shape {y.shape}, expected ({len(x)},) to match x_{split}.")
     if not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"{origin}: y_{split} has dtype {y.dtype}, expected integer class ids.")
-    if len(y) and (y.min() < 0 or y.max() >= NUM_CLASSES):
-        bad = y[(y < 0) | (y >= NUM_CLASSES)]
+    if len(y) and (y.min() < 0 or y.max() >= num_classes):
+        bad = y[(y < 0) | (y >= num_classes)]
         raise DataError(
-            f"{origin}: y_{split} holds labels outside 0..{NUM_CLASSES - 1} (e.g. {bad[:5].tolist()}); "
-            "GTSRB has 43 classes."
+            f"{origin}: y_{split} holds labels outside 0..{num_classes - 1} (e.g. {bad[:5].tolist()}); "
+            f"data.num_classes={num_classes} (GTSRB has 43 classes)."
         )
 
 
@@ -54,24 +54,25 @@ def _test_only(arrays: dict[str, np.ndarray]) -> bool:
         "x_test" in arrays or "y_test" in arrays)
 
 
-def validate(arrays: dict[str, np.ndarray], origin: str, test_only_allowed: bool = False) -> dict[str, np.ndarray]:
-    """Check shapes, dtypes and label ranges; return arrays with canonical dtypes."""
+def validate(arrays: dict[str, np.ndarray], origin: str, test_only_allowed: bool = False,
+             num_classes: int = NUM_CLASSES) -> dict[str, np.ndarray]:
+    """Check shapes, dtypes and label ranges (0..num_classes-1); return arrays with canonical dtypes."""
     if test_only_allowed and _test_only(arrays):
         if not ("x_test" in arrays and "y_test" in arrays):
             raise DataError(f"{origin}: has only one of x_test/y_test; provide both or neither.")
-        _check_split(arrays, "test", origin)
+        _check_split(arrays, "test", origin, num_classes)
         return {"x_test": arrays["x_test"], "y_test": arrays["y_test"].astype(np.int64)}
     for key in ("x_train", "y_train", "track_train"):
         if key not in arrays:
             raise DataError(f"{origin}: missing key '{key}' (found {sorted(arrays)}). {HOW_TO_GET_DATA}")
-    _check_split(arrays, "train", origin)
+    _check_split(arrays, "train", origin, num_classes)
     if arrays["track_train"].shape != arrays["y_train"].shape:
         raise DataError(f"{origin}: track_train has shape {arrays['track_train'].shape}, expected {arrays['y_train'].shape}.")
     has_test = "x_test" in arrays or "y_test" in arrays
     if has_test:
         if not ("x_test" in arrays and "y_test" in arrays):
             raise DataError(f"{origin}: has only one of x_test/y_test; provide both or neither.")
-        _check_split(arrays, "test", origin)
+        _check_split(arrays, "test", origin, num_classes)
     out = {
         "x_train": arrays["x_train"],
         "y_train": arrays["y_train"].astype(np.int64),
@@ -82,7 +83,7 @@ def validate(arrays: dict[str, np.ndarray], origin: str, test_only_allowed: bool
     return out
 
 
-def load_npz_files(paths: list[Path]) -> dict[str, np.ndarray]:
+def load_npz_files(paths: list[Path], num_classes: int = NUM_CLASSES) -> dict[str, np.ndarray]:
     """Load and concatenate prepared ``.npz`` files in the given order; each is validated on its own first. A file
     may hold only the test split (x_test/y_test); at least one must hold training data."""
     parts: list[dict[str, np.ndarray]] = []
@@ -92,11 +93,15 @@ def load_npz_files(paths: list[Path]) -> dict[str, np.ndarray]:
                 raw = {key: npz[key] for key in npz.files}
         except Exception as exc:  # zipfile/pickle/io errors
             raise DataError(f"{path}: cannot be read as a .npz archive ({exc}). Re-create or remove it.") from exc
-        parts.append(validate(raw, str(path), test_only_allowed=True))
+        parts.append(validate(raw, str(path), test_only_allowed=True, num_classes=num_classes))
     training = [p for p in parts if "x_train" in p]
     if not training:
         raise DataError(f"{paths[0].parent}: the .npz files ({', '.join(p.name for p in paths)}) hold only a test "
                         f"split; add the training files (x_train, y_train, track_train). {HOW_TO_GET_DATA}")
+    sizes = {p[key].shape[1] for p in parts for key in ("x_train", "x_test") if key in p}
+    if len(sizes) > 1:
+        raise DataError(f"{paths[0].parent}: the .npz files hold images of different sizes {sorted(sizes)}; "
+                        "prepare them at one size.")
     merged = {key: np.concatenate([p[key] for p in training]) for key in ("x_train", "y_train", "track_train")}
     tests = [p for p in parts if "x_test" in p]
     if tests:
@@ -132,7 +137,7 @@ def find_official_root(data_dir: Path) -> Path | None:
 _TRACK = re.compile(r"^(\d+)_\d+\.ppm$", re.IGNORECASE)
 
 
-def read_official_layout(root: Path) -> dict[str, np.ndarray]:
+def read_official_layout(root: Path, num_classes: int = NUM_CLASSES) -> dict[str, np.ndarray]:
     """Decode the official layout once via torchvision's GTSRB listing; tracks come from ``TTTTT_FFFFF.ppm``."""
     from torchvision.datasets import GTSRB
 
@@ -160,7 +165,7 @@ def read_official_layout(root: Path) -> dict[str, np.ndarray]:
                     raise DataError(f"{path}: training file name is not TRACK_FRAME.ppm; cannot recover its track.")
                 tracks.append(int(match.group(1)))
             arrays["track_train"] = np.asarray(tracks, np.int64)
-    return validate(arrays, str(root))
+    return validate(arrays, str(root), num_classes=num_classes)
 
 
 def cache_file(cache_dir: Path, source: Path) -> Path:
@@ -168,14 +173,15 @@ def cache_file(cache_dir: Path, source: Path) -> Path:
     return cache_dir / f"gtsrb32_{digest}.npz"
 
 
-def load_gtsrb(data_dir: str | Path, cache_dir: str | Path, download: bool = False) -> dict[str, np.ndarray]:
+def load_gtsrb(data_dir: str | Path, cache_dir: str | Path, download: bool = False,
+               num_classes: int = NUM_CLASSES) -> dict[str, np.ndarray]:
     """Load GTSRB as uint8 arrays, trying prepared ``.npz`` files, then the official layout, then a download."""
     data_dir = Path(data_dir).expanduser()
     cache_dir = Path(cache_dir).expanduser()
     npz_files = sorted(data_dir.glob("*.npz")) if data_dir.is_dir() else []
     if npz_files:
         log.info("Loading GTSRB from %d prepared file(s) in %s", len(npz_files), data_dir)
-        return load_npz_files(npz_files)
+        return load_npz_files(npz_files, num_classes)
 
     root = find_official_root(data_dir) if data_dir.is_dir() else None
     if root is None and download:
@@ -196,9 +202,9 @@ def load_gtsrb(data_dir: str | Path, cache_dir: str | Path, download: bool = Fal
     cached = cache_file(cache_dir, root)
     if cached.exists():
         log.info("Loading GTSRB cache %s", cached)
-        return load_npz_files([cached])
+        return load_npz_files([cached], num_classes)
     log.info("Decoding the official GTSRB layout under %s once; writing cache %s", root, cached)
-    arrays = read_official_layout(root)
+    arrays = read_official_layout(root, num_classes)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(".tmp.npz")
     np.savez(tmp, **arrays)

@@ -23,6 +23,12 @@ GLYPHS = ("hbar", "vbar", "dot")
 CLASS_DEFS = list(itertools.product(SHAPES, SCHEMES, GLYPHS))[:NUM_CLASSES]
 
 
+def class_names() -> list[str]:
+    """What each synthetic class looks like, e.g. "circle red/white hbar" (label order)."""
+    colours = {SCHEMES[0]: "red/white", SCHEMES[1]: "blue", SCHEMES[2]: "yellow/black"}
+    return [f"{shape} {colours[scheme]} {glyph}" for shape, scheme, glyph in CLASS_DEFS]
+
+
 def _shape_mask(shape: str, x: np.ndarray, y: np.ndarray, r: float) -> np.ndarray:
     ax, ay = np.abs(x), np.abs(y)
     if shape == "circle":

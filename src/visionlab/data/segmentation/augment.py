@@ -4,8 +4,9 @@ per-sample reference it is tested against).
 In albumentations' order: flips and 90° turns, shift/scale/rotate (p = ``p_affine``), elastic deformation
 (p = ``elastic.p``), brightness/contrast (p = ``p_intensity``). All geometric steps are folded into one map from
 output to source pixels, sampled once for the image (bilinear) and once for the mask (nearest, so it stays exactly
-binary), with mirrored borders. Parameters keep albumentations' meaning: ``shift`` a fraction of the side,
-``rotate`` degrees, ``scale`` ± fraction per axis, elastic ``alpha`` (strength, px) and ``sigma`` (smoothness, px).
+binary), with mirrored borders; the image comes back channels_last, the layout the model runs in. Parameters keep
+albumentations' meaning: ``shift`` a fraction of the side, ``rotate`` degrees, ``scale`` ± fraction per axis, elastic
+``alpha`` (strength, px) and ``sigma`` (smoothness, px).
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
+import torch.nn.functional as F
 
 from visionlab.data.batched_ops import (
-    apply_affine,
     bernoulli,
-    brightness_contrast_shift,
-    elastic_displacement,
-    pixel_grid,
+    elastic_noise,
+    normalised_theta,
     rotation,
-    sample,
+    separable_affine_grid,
+    smooth_noise,
+    to_device,
     uniform,
 )
 
@@ -66,28 +68,49 @@ class SegmentationBatchAugment:
         matrix = torch.linalg.inv(forward)
         return matrix, centre - torch.einsum("nij,nj->ni", matrix, centre + shift)
 
-    def source_points(self, g: torch.Generator, n: int, height: int, width: int, device) -> torch.Tensor:
-        """(N, H, W, 2) source pixel of every output pixel: dihedral ∘ affine ∘ elastic, as one map."""
+    def theta(self, g: torch.Generator, n: int, height: int, width: int) -> torch.Tensor:
+        """(N, 2, 3) ``affine_grid`` map of dihedral ∘ affine (output → source), composed in float64 on the CPU."""
         d_matrix, d_offset = self.dihedral(g, n, height, width)
         a_matrix, a_offset = self.affine(g, n, height, width)
         matrix = d_matrix @ a_matrix
         offset = torch.einsum("nij,nj->ni", d_matrix, a_offset) + d_offset
-        points = pixel_grid(height, width).to(device).expand(n, height, width, 2)
-        elastic = self.elastic
-        if elastic["p"] > 0 and elastic["alpha"] > 0:
-            applied = bernoulli(g, n, elastic["p"]).to(device)
-            field = elastic_displacement(g, n, height, width, elastic["alpha"], elastic["sigma"], device)
-            points = points + field.to(torch.float64) * applied.view(n, 1, 1, 1)
-        return apply_affine(points, matrix.to(device), offset.to(device))
+        return normalised_theta(matrix, offset, (height, width), (height, width))
 
     def __call__(self, images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator):
+        """Every random number is drawn on the CPU first, in a fixed order (dihedral, affine, elastic, intensity);
+        then the device builds one float32 grid (the affine map plus the elastic field, which is blurred, scaled
+        and mixed into grid units on its coarse grid), samples the image (intensity folded into the uint8 → float
+        conversion: sampling is affine-equivariant, so a·sample(x) + b = sample(a·x + b)) and the mask."""
         n, height, width, _ = images.shape
-        source = self.source_points(generator, n, height, width, images.device)
-        x = images.permute(0, 3, 1, 2).float().div_(255.0)
-        x = sample(x, source, mode="bilinear", padding="reflection")
-        y = sample(masks.reshape(n, 1, height, width).float(), source, mode="nearest", padding="reflection")
-        applied = bernoulli(generator, n, self.p_intensity)
-        contrast = torch.where(applied, uniform(generator, n, -self.contrast, self.contrast), 0.0)
-        brightness = torch.where(applied, uniform(generator, n, -self.brightness, self.brightness), 0.0)
-        x = brightness_contrast_shift(x, contrast, brightness)
+        device, g = images.device, generator
+        theta = self.theta(g, n, height, width)
+        columns = [theta.reshape(n, 6)]
+        noise = None
+        elastic = self.elastic
+        if elastic["p"] > 0 and elastic["alpha"] > 0:
+            applied = bernoulli(g, n, elastic["p"])
+            noise = elastic_noise(g, n, height, width, pin=device.type == "cuda")
+            # field in px = α · blur(noise / max|noise|) (where applied); in the grid it enters as θ_A · field in
+            # [-1, 1] units (the elastic step displaces output pixels before the affine map)
+            gain = torch.where(applied, elastic["alpha"], 0.0)
+            to_unit = torch.tensor([2.0 / width, 2.0 / height], dtype=torch.float64)
+            columns.append((theta[:, :, :2] * to_unit * gain[:, None, None]).reshape(n, 4))
+        applied = bernoulli(g, n, self.p_intensity)
+        contrast = torch.where(applied, uniform(g, n, -self.contrast, self.contrast), 0.0)
+        brightness = torch.where(applied, uniform(g, n, -self.brightness, self.brightness), 0.0)
+        columns += [(255.0 / (1.0 + contrast))[:, None], brightness[:, None]]  # a divisor: v / 255 is exact
+        packed = to_device(torch.cat(columns, 1).to(torch.float32), device)  # one small copy per batch
+
+        grid = separable_affine_grid(packed[:, :6].view(n, 2, 3), height, width)
+        if noise is not None:
+            noise = to_device(noise, device)
+            peak = noise.abs().amax(dim=(1, 2, 3)).clamp(min=1e-6)  # on the device: a reduction, no read-back
+            field = smooth_noise(noise, elastic["sigma"], packed[:, 6:10].view(n, 2, 2) / peak[:, None, None])
+            grid = grid.add_(field.permute(0, 2, 3, 1))
+        divisor, shift = packed[:, -2].view(n, 1, 1, 1), packed[:, -1].view(n, 1, 1, 1)
+        x = torch.addcdiv(shift, images.permute(0, 3, 1, 2), divisor)  # uint8 NHWC → float: v·(1 + c)/255 + b
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        x = torch.clamp(x, 0.0, 1.0, out=torch.empty_like(x, memory_format=torch.channels_last))
+        y = F.grid_sample(masks.reshape(n, 1, height, width).to(grid.dtype), grid, mode="nearest",
+                          padding_mode="reflection", align_corners=False)
         return x, y[:, 0].to(masks.dtype)

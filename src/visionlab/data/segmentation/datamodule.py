@@ -23,8 +23,11 @@ from visionlab.data.loading import TensorPairs
 from visionlab.data.segmentation.albumentations_recipe import train_transform
 from visionlab.data.segmentation.augment import SegmentationBatchAugment
 from visionlab.data.segmentation.download import ensure_isbi2012
-from visionlab.data.segmentation.sources import SPLITS, complete_splits, load_segmentation
+from visionlab.data.segmentation.sources import FORMATS, SPLIT_MODES, SPLITS, complete_splits, load_segmentation
 from visionlab.data.segmentation.synthetic import make_synthetic_seg
+from visionlab.checks import at_least, choose, expect, is_integer, is_number, one_of
+from visionlab.data.facts import DataFacts, class_names_or_ids
+from visionlab.data.splits import check_fraction
 from visionlab.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -89,11 +92,33 @@ class SegmentationDataModule(InMemoryDataModule):
         augment_backend: str = "batched",
         pin_memory: bool = False,
         name: str | None = None,  # the data config's short name (data.name, part of the default experiment name)
+        num_classes: int = 2,
+        class_names: list[str] | None = None,
+        input_size: int | None = None,
     ):
         super().__init__(batch_size, eval_batch_size, num_workers, seed, augment_backend, pin_memory, train_repeats)
         self.name = name
+        # the one home of these values' checks (ConfigError, one line, before anything is written: checks.py)
+        expect("data.num_classes", num_classes, one_of(2), "2: binary masks of 0 and 1", "data.num_classes=2")
+        expect("data.channels", channels, one_of(1, 3), "1 (grey) or 3 (RGB)", "data.channels=1")
+        expect("data.image_size", image_size, at_least(1), "an integer ≥ 1, or null to keep the stored size",
+               "data.image_size=256", nullable=True)
+        expect("data.split_seed", split_seed, is_integer, "an integer", "data.split_seed=0")
+        choose("data.split_mode", split_mode, SPLIT_MODES)
+        for key, value in (("data.shift", shift), ("data.rotate", rotate), ("data.scale", scale),
+                           ("data.brightness", brightness), ("data.contrast", contrast)):
+            expect(key, value, lambda v: is_number(v) and v >= 0, "a number ≥ 0", f"{key}=0.1")
+        for key, value in (("data.p_affine", p_affine), ("data.p_intensity", p_intensity),
+                           ("data.elastic.p", elastic["p"])):
+            expect(key, value, lambda v: is_number(v) and 0 <= v <= 1, "a probability in [0, 1]", f"{key}=0.7")
+        # input_size: the config's statement of the fact (``${.image_size}``); what this module serves is the size
+        # of the images it loaded (``facts.input_size``), and the model checks that it fits
+        self.val_fraction = check_fraction("data.val_fraction", val_fraction, allow_zero=True)
+        self.test_fraction = check_fraction("data.test_fraction", test_fraction, allow_zero=True)
+        self.class_names = class_names_or_ids(class_names, 2)
+        self._facts: DataFacts | None = None
         self.requested_channels, self.image_size, self.augment = channels, image_size, bool(augment)
-        self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
+        self.split_seed = split_seed
         self.split_mode = split_mode
         self.recipe = {"elastic": {k: elastic[k] for k in ("alpha", "sigma", "p")}, "flip": flip, "shift": shift,
                        "rotate": rotate, "scale": scale, "brightness": brightness, "contrast": contrast,
@@ -115,6 +140,10 @@ class SegmentationDataModule(InMemoryDataModule):
     def channels(self) -> int | None:
         return None if self.arrays is None else int(self.arrays["x_train"].shape[-1])
 
+    @property
+    def facts(self) -> DataFacts | None:
+        return self._facts
+
     def load_splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         arrays, notes, self.split_made = complete_splits(self.load_arrays(), self.val_fraction, self.test_fraction,
                                                          self.split_seed, self.description, self.split_mode)
@@ -128,6 +157,9 @@ class SegmentationDataModule(InMemoryDataModule):
         self.arrays = arrays
         self.split_sizes = " / ".join(f"{len(arrays[f'x_{s}'])} {s}" for s in SPLITS if f"x_{s}" in arrays)
         x = arrays["x_train"]
+        self._facts = DataFacts("segmentation", 2, self.class_names, int(x.shape[-1]), tuple(x.shape[1:3]),
+                                self.split_mode if self.split_made else "given",
+                                self.split_made or f"the data's own splits: {self.split_sizes}")
         log.info("%s: %d train / %d val / %s test images of %s", self.description, len(x), len(arrays["x_val"]),
                  len(arrays["x_test"]) if "x_test" in arrays else "no", "×".join(map(str, x.shape[1:])))
         return {s: (arrays[f"x_{s}"], arrays[f"y_{s}"]) for s in SPLITS if f"x_{s}" in arrays}
@@ -151,6 +183,7 @@ class FileSegmentationDataModule(SegmentationDataModule):
 
     def __init__(self, data_dir: str, format: str = "auto", download: bool = False, **kwargs):
         super().__init__(**kwargs)
+        choose("data.format", format, FORMATS)
         self.data_dir, self.format, self.download = Path(data_dir), format, download
         self.source: str | None = None
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from visionlab.checks import choose
 from visionlab.data.splits import contiguous_split, random_split
-from visionlab.errors import ConfigError, DataError
+from visionlab.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -199,10 +200,11 @@ def _load_pair_folder(folder: Path, channels: int, image_size: int | None) -> tu
         mask = to_binary_masks(raw_mask[None], str(mask_path))
         image = to_uint8_images(_grey_or_rgb(_read(image_path), channels, image_path)[None], str(image_path),
                                 channels)
+        if image_size:  # image and mask each resized to the preset's size (they may differ, e.g. half-size masks)
+            image = resize_pair(image, np.zeros((1, *image.shape[1:3]), np.uint8), image_size)[0]
+            mask = resize_pair(np.zeros((1, *mask.shape[1:3], 1), np.uint8), mask, image_size)[1]
         check_pair(image, mask, f"{image_path} / {mask_path.name}")
-        if image_size:
-            image, mask = resize_pair(image, mask, image_size)
-        elif xs and image.shape != xs[0].shape:
+        if not image_size and xs and image.shape != xs[0].shape:
             raise DataError(
                 f"{image_path}: {image.shape[1]}×{image.shape[2]} differs from the first image "
                 f"({xs[0].shape[1]}×{xs[0].shape[2]}); set data.image_size to resize them all."
@@ -238,8 +240,7 @@ def load_folder(path: Path, channels: int = 1, image_size: int | None = 256) -> 
 # --------------------------------------------------------------------------------------------- dispatch
 def detect_format(path: Path, fmt: str = "auto") -> tuple[str, Path]:
     """Which loader a path needs; a folder holding exactly one .npz (and no images/) means that file."""
-    if fmt not in FORMATS:
-        raise DataError(f"data.format={fmt!r} is not one of {FORMATS}.")
+    choose("data.format", fmt, FORMATS)  # FileSegmentationDataModule checks it when built; a direct call the same way
     if not path.exists():
         raise DataError(
             f"data.data_dir={path} does not exist. Three ways out: (1) data.download=true fetches the public "
@@ -300,8 +301,7 @@ def complete_splits(arrays: dict[str, np.ndarray], val_fraction: float, test_fra
     ``random``: a seeded permutation. ``contiguous``: the training cases are an ordered stack (ISBI's 30 slices);
     val and test are blocks of consecutive cases at its end, each after one unused gap case, so no held-out case
     has a neighbour in training (``splits.contiguous_split``); the note names the cases of every split."""
-    if mode not in SPLIT_MODES:
-        raise ConfigError(f"data.split_mode={mode!r} is not one of {SPLIT_MODES}")
+    choose("data.split_mode", mode, SPLIT_MODES)  # the datamodule checked it; a direct call is checked the same way
     notes: list[str] = []
     carve = [s for s, f in (("val", val_fraction), ("test", test_fraction)) if f"x_{s}" not in arrays and f > 0]
     if "x_val" not in arrays and "val" not in carve:
