@@ -9,9 +9,13 @@ global rank 0; the rank is read from the environment because these decisions com
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-import torch
-import torch.distributed as dist
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where it is used: the sweep index's Hydra callback and the CLI's early checks ask only who
+# this process is, before (or without) the training stack.
 
 
 def _int_env(name: str) -> int | None:
@@ -41,9 +45,18 @@ def is_rank_zero() -> bool:
     return global_rank() == 0
 
 
+def slurm_job_id() -> str | None:
+    """The id ``scontrol requeue`` takes (array tasks as ``<array job>_<task>``)."""
+    if array := os.environ.get("SLURM_ARRAY_JOB_ID"):
+        return f"{array}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
 def gather_objects(obj) -> list:
     """``obj`` from every rank, in rank order (``[obj]`` when not distributed). For small results only (per-case
     scores, a few images): it pickles through torch.distributed, between our own processes."""
+    import torch.distributed as dist
+
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return [obj]
     gathered: list = [None] * dist.get_world_size()
@@ -53,6 +66,9 @@ def gather_objects(obj) -> list:
 
 def sum_over_ranks(value: float, device: torch.device | str = "cpu") -> float:
     """The sum of ``value`` over all ranks (``value`` itself when not distributed)."""
+    import torch
+    import torch.distributed as dist
+
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return value
     if dist.get_backend() == "nccl":
@@ -69,6 +85,8 @@ def end_process_group(launched_ranks: bool) -> None:
     """After a run: leave no process group (and, in the process whose Lightning launcher started the other ranks,
     none of the launcher's variables) behind, so the next job of a multirun in this process starts its own DDP
     instead of reusing one whose other ranks have exited."""
+    import torch.distributed as dist
+
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
     if launched_ranks:

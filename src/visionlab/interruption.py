@@ -24,7 +24,7 @@ from contextlib import contextmanager
 
 import pytorch_lightning as pl
 
-from visionlab.distributed import is_rank_zero
+from visionlab.distributed import is_rank_zero, slurm_job_id
 
 log = logging.getLogger(__name__)
 SIGTERM_EXIT, SIGINT_EXIT = 128 + signal.SIGTERM, 128 + signal.SIGINT
@@ -54,13 +54,6 @@ def describe(exc: BaseException) -> str:
 
 def exit_code(exc: BaseException) -> int:
     return 128 + int(exc.signum) if isinstance(exc, Stopped) else SIGINT_EXIT
-
-
-def slurm_job_id() -> str | None:
-    """The id ``scontrol requeue`` takes (array tasks as ``<array job>_<task>``)."""
-    if array := os.environ.get("SLURM_ARRAY_JOB_ID"):
-        return f"{array}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
-    return os.environ.get("SLURM_JOB_ID")
 
 
 def _requeue() -> str:

@@ -13,8 +13,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from visionlab.distributed import is_rank_zero
-from visionlab.interruption import slurm_job_id
+from visionlab.distributed import is_rank_zero, slurm_job_id
 from visionlab.run_record.folder import RunFolder
 from visionlab.run_record.layout import Status
 from visionlab.run_record.resume import completed_run_to_skip
