@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO, TINY_SIGNS
 
+from helpers import REPO, TINY_SIGNS
 from visionlab import distributed, resolvers
 from visionlab.data.sampling import EpochSeededSampler
 from visionlab.interruption import Stopped, stop_signals
@@ -211,8 +211,8 @@ def test_a_sweep_job_killed_with_sigkill_reads_as_interrupted_not_running(tmp_pa
 def test_last_ckpt_is_written_at_every_epoch_even_when_the_score_does_not_improve(tmp_path):
     """What a preempted job resumes from: Lightning 2.6 alone rewrites last.ckpt only with a new best."""
     import torch
-    from helpers import compose
 
+    from helpers import compose
     from visionlab.runner import run
 
     # val/loss falls while the model learns, so with mode=max the best checkpoint stays at epoch 0

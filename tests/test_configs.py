@@ -66,6 +66,9 @@ def test_every_option_of_every_group_composes_and_resolves(tmp_path, group, opti
                                                 *context, f"paths.root_dir={tmp_path}",
                                                 f"paths.output_dir={tmp_path / 'run'}"], return_hydra_config=True)
     hydra_node = OmegaConf.to_container(cfg.hydra, resolve=False)
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().set_config(cfg)  # as a run has it: ${hydra:runtime.choices.*} resolves
     job = {key: cfg[key] for key in cfg if key != "hydra"}
     resolved = OmegaConf.to_container(OmegaConf.create(job), resolve=True)  # every interpolation resolves
     for target in _targets(resolved) + _targets(hydra_node):

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 import slurm_cluster
 from helpers import REPO, TINY_SIGNS
 from seg_helpers import TINY_SEG

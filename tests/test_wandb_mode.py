@@ -94,14 +94,20 @@ def test_online_start_against_a_silent_server_ends_in_one_line_and_keeps_the_rec
 
 def test_auto_mode_without_any_wandb_setting_trains_offline_end_to_end(tmp_path):
     """The README's first command on a fresh machine: no WANDB_MODE, no key, no netrc. Auto mode picks offline,
-    and the run must really start offline (not try to log in) and leave offline files that `wandb sync` takes."""
+    and the run must really start offline (not try to log in) and leave offline files that `wandb sync` takes; the
+    console shows visionlab's lines, not the libraries' noise."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HOME=str(tmp_path), NETRC=str(tmp_path / "netrc"), WANDB_SILENT="true")
     result = subprocess.run(
         [sys.executable, str(REPO / "train.py"), "data.tracks_per_class=2", "data.frames_per_track=3",
          "data.test_tracks_per_class=1", "data.num_workers=0", "trainer.max_epochs=1", f"paths.log_dir={tmp_path}"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    # the console shows our lines, not library noise
+    assert "completed: cnn_synthetic (seed 12345)" in output and "run folder:" in output
+    for noise in ("litlogger", "anonymous setting", "LeafSpec", "not supported by the model summary"):
+        assert noise not in output, noise
     (summary_path,) = tmp_path.glob("runs/*/*/summary.json")
     summary = json.loads(summary_path.read_text())
     assert summary["status"] == "completed" and summary["wandb"]["mode"] == "offline"

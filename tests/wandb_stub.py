@@ -56,7 +56,7 @@ def silent_server(lifetime_s: float = 120.0):
 
 
 class _Answer(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server's name
+    def do_GET(self):
         self.send_response(200)
         self.end_headers()
         self.wfile.write(b"ok")

@@ -16,8 +16,8 @@ from pytorch_lightning.plugins.environments import SLURMEnvironment
 from visionlab.checkpoint_io import AtomicCheckpointIO
 from visionlab.checkpoints import CheckpointOrigin
 from visionlab.errors import ConfigError, UserError
-from visionlab.interruption import KeepStopSignals
 from visionlab.interfaces import TaskDataModule, TaskModel, missing_members
+from visionlab.interruption import KeepStopSignals
 from visionlab.run_record.metric_keys import TASKS
 
 

@@ -14,7 +14,6 @@ from omegaconf import OmegaConf
 
 from visionlab.run_record.resume import run_folder_to_resume
 
-
 _UNSAFE = re.compile(r"[^A-Za-z0-9=,._+\-@]")
 
 

@@ -17,15 +17,22 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from visionlab.assembly import (build_datamodule, build_model, build_trainer, datamodule_for_checking,
-                                instantiate_group, model_for_checking, spawns_ranks)
+from visionlab.assembly import (
+    build_datamodule,
+    build_model,
+    build_trainer,
+    datamodule_for_checking,
+    instantiate_group,
+    model_for_checking,
+    spawns_ranks,
+)
 from visionlab.checkpoints import check_checkpoint
 from visionlab.config_checks import check_config
 from visionlab.console import print_result
+from visionlab.distributed import end_process_group, is_rank_zero
 from visionlab.errors import UserError
 from visionlab.hydra_runtime import cpu_threads, hydra_files, is_multirun, point_ddp_children_at_job
 from visionlab.interfaces import TaskDataModule, TaskModel
-from visionlab.distributed import end_process_group, is_rank_zero
 from visionlab.interruption import describe as describe_interruption
 from visionlab.interruption import is_interruption, stop_signals
 from visionlab.recording import finish_record, setup_failure_summary, start_summary

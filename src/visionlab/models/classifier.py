@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from visionlab.distributed import gather_objects
 from visionlab.checks import at_least, expect, is_number
+from visionlab.distributed import gather_objects
 from visionlab.errors import DataError
 from visionlab.models.base import VisionModule
 from visionlab.models.networks import CLASSIFICATION, NetworkIO, build_network

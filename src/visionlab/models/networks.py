@@ -251,7 +251,7 @@ def _timm(args: dict, io: NetworkIO) -> nn.Module:
                                 in_chans=io.in_channels, **dict(args["args"]))
     except TypeError as exc:
         raise ConfigError(f"model.net.args: timm model {args['name']} refused its arguments ({exc}).") from None
-    except Exception as exc:  # noqa: BLE001 - a download that fails offline, a hub error
+    except Exception as exc:
         if args["pretrained"]:
             raise _pretrained_failed("timm", exc) from None
         raise
@@ -323,7 +323,7 @@ def _smp(args: dict, io: NetworkIO) -> nn.Module:
     except (ValueError, KeyError) as exc:  # e.g. an encoder that does not support this architecture or depth
         raise ConfigError(f"model.net: smp {cls.__name__} with encoder {args['encoder']} cannot be built "
                           f"({exc}).") from None
-    except Exception as exc:  # noqa: BLE001 - a download that fails offline
+    except Exception as exc:
         if args["pretrained"]:
             raise _pretrained_failed("smp", exc) from None
         raise

@@ -14,8 +14,8 @@ from visionlab.distributed import gather_objects
 from visionlab.errors import ConfigError, DataError
 from visionlab.interfaces import TaskDataModule
 from visionlab.models.base import VisionModule
-from visionlab.models.seg_scores import EMPTY_MASK_CONVENTION, per_image_scores
 from visionlab.models.networks import SEGMENTATION, NetworkIO, build_network, size_multiple
+from visionlab.models.seg_scores import EMPTY_MASK_CONVENTION, per_image_scores
 from visionlab.run_record import metric_keys as keys
 from visionlab.run_record.folder import RunFolder
 

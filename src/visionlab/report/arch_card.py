@@ -21,9 +21,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from visionlab.models.networks import NetworkIO
 
 WHOLE_INPUT = "whole input"
 UNDEFINED = "—"
@@ -221,7 +225,7 @@ def _bounded(name: str, value):
     return value
 
 
-def _bounded_spec(model_cfg: dict) -> tuple[dict, "NetworkIO"]:
+def _bounded_spec(model_cfg: dict) -> tuple[dict, NetworkIO]:
     """The run's network spec and data-fixed sizes (``networks.spec_and_io``), every bounded argument checked."""
     from visionlab.models.networks import NetworkIO, spec_and_io
 

@@ -23,8 +23,15 @@ from visionlab.report.run_health import is_excluded
 from visionlab.run_record.folder import TEST as TEST_SPLIT
 from visionlab.run_record.folder import VALIDATION
 from visionlab.run_record.layout import CONFUSION, VAL_CONFUSION
-from visionlab.run_record.metric_keys import (CLASSIFICATION, EPOCH, TEST_F1_BG, TEST_F1_TRIVIAL, VAL_F1_BG, Metric,
-                                              TaskMetrics)
+from visionlab.run_record.metric_keys import (
+    CLASSIFICATION,
+    EPOCH,
+    TEST_F1_BG,
+    TEST_F1_TRIVIAL,
+    VAL_F1_BG,
+    Metric,
+    TaskMetrics,
+)
 from visionlab.run_record.metric_keys import TASKS as METRIC_TABLES
 
 TEST = "test"

@@ -34,7 +34,7 @@ class CIFAR10DataModule(ClassificationDataModule):
         for split, train in (("train", True), ("test", False)):
             try:  # torchvision checks every file's md5 before it reads it
                 dataset = CIFAR10(str(self.data_dir), train=train, download=self.download)
-            except Exception as exc:  # noqa: BLE001 - RuntimeError (not found/corrupted), URLError offline
+            except Exception as exc:
                 raise DataError(f"{self.description}: cannot load the {split} split ({type(exc).__name__}: "
                                 f"{str(exc).splitlines()[0] if str(exc) else ''}). {HOW_TO_GET_DATA}.") from exc
             arrays[f"x_{split}"] = resize_square(np.asarray(dataset.data, np.uint8), self.image_size)

@@ -98,7 +98,7 @@ def decode(path: Path, size: int, channels: int) -> np.ndarray:
             img = img.convert("RGB" if channels == 3 else "L")
             img = ImageOps.fit(img, (size, size), method=Image.Resampling.BILINEAR)
             return np.asarray(img, np.uint8).reshape(size, size, channels)
-    except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for a broken file
+    except Exception as exc:
         raise DataError(f"{path}: not a readable image ({type(exc).__name__}: {exc}). Remove or replace it.") from exc
 
 

@@ -17,16 +17,22 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from visionlab.checks import at_least, choose, expect, is_integer, is_number, one_of
 from visionlab.data.albumentations_backend import keep_opencv_single_threaded, reseed
+from visionlab.data.facts import DataFacts, class_names_or_ids
 from visionlab.data.in_memory import InMemoryDataModule
 from visionlab.data.loading import TensorPairs
 from visionlab.data.segmentation.albumentations_recipe import train_transform
 from visionlab.data.segmentation.augment import SegmentationBatchAugment
 from visionlab.data.segmentation.download import ensure_isbi2012
-from visionlab.data.segmentation.sources import FORMATS, SPLIT_MODES, SPLITS, complete_splits, load_segmentation
+from visionlab.data.segmentation.sources import (
+    FORMATS,
+    SPLIT_MODES,
+    SPLITS,
+    complete_splits,
+    load_segmentation,
+)
 from visionlab.data.segmentation.synthetic import make_synthetic_seg
-from visionlab.checks import at_least, choose, expect, is_integer, is_number, one_of
-from visionlab.data.facts import DataFacts, class_names_or_ids
 from visionlab.data.splits import check_fraction
 from visionlab.errors import DataError
 

@@ -123,7 +123,7 @@ def load_npz(path: Path, channels: int = 1) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as npz:
             raw = {k: npz[k] for k in npz.files}
-    except Exception as exc:  # noqa: BLE001 - BadZipFile, zlib.error, EOFError, OSError, ValueError: all unreadable
+    except Exception as exc:
         raise DataError(f"{path}: cannot read as a .npz file ({type(exc).__name__}: {exc}); re-create it or point "
                         "data.data_dir at another file.") from exc
     if "x_train" not in raw or "y_train" not in raw:
