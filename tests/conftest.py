@@ -10,6 +10,11 @@ import pytest
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ["WANDB_MODE"] = "offline"
 os.environ.setdefault("WANDB_SILENT", "true")
+# Under pytest-xdist every core already runs a worker: one torch thread per test process (and the runs it starts).
+# Several multi-threaded processes on few cores make torch's spinning thread pools wait on each other (a 20 s
+# sweep test took 105 s).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture

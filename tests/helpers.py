@@ -101,3 +101,24 @@ class PauseOnce(pl.Callback):
         deadline = time.monotonic() + self.seconds
         while time.monotonic() < deadline:
             time.sleep(0.2)
+
+
+def finished_wandb_run(run_dir: Path, timeout: float = 30.0) -> dict:
+    """The run's W&B offline record once W&B wrote its final ``exit`` record: wandb's service process may still be
+    writing the file when ``wandb.finish`` (or the training process) has returned."""
+    import time
+
+    from visionlab.tracking.wandb_offline import read_offline_run
+
+    folders = sorted((Path(run_dir) / "wandb").glob("offline-run-*"))
+    assert folders, f"no W&B offline run under {run_dir}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            record = read_offline_run(folders[-1])
+        except Exception:  # noqa: BLE001 - a record cut mid-write: read again
+            record = None
+        if record is not None and record["exited"]:
+            return record
+        assert time.monotonic() < deadline, f"W&B never finished its offline file in {folders[-1]}"
+        time.sleep(0.2)

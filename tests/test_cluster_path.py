@@ -126,6 +126,21 @@ def test_each_stop_signal_ends_the_run_with_its_cause_and_exit_code(clean_env):
     assert "not requeued: Job not requeued because: timed-out too many times." in refused.cause
     assert isinstance(refused.reraise, RuntimeError)  # raised again for submitit once the run is recorded
 
+    def submitit_requeue_brings_sigterm(signum, frame):
+        os.kill(os.getpid(), signal.SIGTERM)  # SLURM answers `scontrol requeue` with SIGTERM, maybe at once
+        time.sleep(0.05)  # ... delivered while submitit's handler still runs
+        sys.exit(-1)
+
+    raced = _raise_in_handler(signal.SIGUSR2, submitit_requeue_brings_sigterm)
+    assert "requeued by submitit" in raced.cause and raced.signum == signal.SIGUSR2  # one stop, its real cause
+
+    def rank_one_goes_on(signum, frame):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+
+    late = _raise_in_handler(signal.SIGUSR2, rank_one_goes_on)  # the SIGTERM that came meanwhile still stops it
+    assert late.cause == "terminated by SIGTERM" and exit_code(late) == 143
+
 
 def _sweep(tmp_path: Path, *extra: str, seeds: str = "3", epochs: int = 2) -> subprocess.Popen:
     common = [*(o for o in TINY_SIGNS if not o.startswith("trainer.max_epochs")), f"trainer.max_epochs={epochs}",

@@ -69,8 +69,11 @@ def test_every_option_of_every_group_composes_and_resolves(tmp_path, group, opti
     from hydra.core.hydra_config import HydraConfig
 
     HydraConfig.instance().set_config(cfg)  # as a run has it: ${hydra:runtime.choices.*} resolves
-    job = {key: cfg[key] for key in cfg if key != "hydra"}
-    resolved = OmegaConf.to_container(OmegaConf.create(job), resolve=True)  # every interpolation resolves
+    try:
+        job = {key: cfg[key] for key in cfg if key != "hydra"}
+        resolved = OmegaConf.to_container(OmegaConf.create(job), resolve=True)  # every interpolation resolves
+    finally:
+        HydraConfig.instance().cfg = None  # the process's later in-process runs are not Hydra jobs
     for target in _targets(resolved) + _targets(hydra_node):
         get_object(target)  # every _target_ names something that exists
     task = get_object(resolved["model"]["_target_"]).task

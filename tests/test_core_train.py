@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CONF, QUIET_SHORT, REPO, TINY_SIGNS, compose
+from helpers import CONF, QUIET_SHORT, REPO, TINY_SIGNS, compose, finished_wandb_run
 from visionlab.runner import run
-from visionlab.tracking.wandb_offline import read_offline_run
 
 
 def metrics_rows(run_dir: Path) -> list[dict]:
@@ -20,9 +19,7 @@ def metrics_rows(run_dir: Path) -> list[dict]:
 
 
 def offline_run(run_dir: Path) -> dict:
-    folders = sorted((run_dir / "wandb").glob("offline-run-*"))
-    assert folders, f"no W&B offline run under {run_dir}"
-    return read_offline_run(folders[-1])
+    return finished_wandb_run(run_dir)
 
 
 # each preset's own parameter count: the seed CNN, plus 2 × (64 + 32 + 32) BatchNorm affine parameters

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, TINY_SIGNS, compose
+from helpers import REPO, TINY_SIGNS, compose, finished_wandb_run
 from seg_helpers import TINY_SEG
 from visionlab.errors import ConfigError
 from visionlab.run_record import layout
@@ -54,7 +54,6 @@ def test_the_metric_tables_give_every_quantity_one_key():
 
 def test_classification_run_logs_exactly_its_table(tmp_path):
     """metrics.csv, summary.json and the W&B run of one run use the table's keys and nothing renamed."""
-    from visionlab.tracking.wandb_offline import read_offline_run
 
     summary = run(compose(tmp_path, [*TINY_SIGNS, "trainer.max_epochs=1"]))
     folder = RunFolder(tmp_path / "run")
@@ -62,7 +61,7 @@ def test_classification_run_logs_exactly_its_table(tmp_path):
     columns = set(folder.read_metrics()[0])
     assert {m.key for m in table.per_epoch} == {c for c in columns if keys.is_metric(c)}
     assert set(summary["test"]) == {m.key for m in table.test}
-    wb = read_offline_run(next((tmp_path / "run" / "wandb").glob("offline-run-*")))
+    wb = finished_wandb_run(tmp_path / "run")
     for key, value in summary["test"].items():
         assert wb["summary"][key] == pytest.approx(value), key
     for key, value in summary["best"].items():

@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import CONF, compose, run_if, shared_data_dir
+from helpers import CONF, compose, finished_wandb_run, run_if, shared_data_dir
 from seg_helpers import TINY_SEG, f1_iou
 from visionlab.errors import DataError
 from visionlab.models.unet import UNet
 from visionlab.runner import run
-from visionlab.tracking.wandb_offline import read_offline_run
 
 UNET_EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("unet_*.yaml"))
 
@@ -111,7 +110,7 @@ def test_run_record_per_case_table_and_wandb_offline_agree(tmp_path):
     np.testing.assert_array_equal(q["fixed_image"], image)
     np.testing.assert_array_equal(q["fixed_mask"], mask)
 
-    wb = read_offline_run(next((run_dir / "wandb").glob("offline-run-*")))
+    wb = finished_wandb_run(run_dir)
     logged_val = [h["val/f1"] for h in wb["history"] if "val/f1" in h]
     assert logged_val == pytest.approx([float(r["val/f1"]) for r in rows])
     logged_train = [h["train/f1"] for h in wb["history"] if "train/f1" in h]

@@ -80,12 +80,15 @@ def stop_signals():
         yield
         return
     fired: list[int] = []
+    in_launcher: list[int] = []  # signals that came while submitit's USR2 handler ran (its requeue sends SIGTERM)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)}
 
     def on_sigterm(signum, frame):
         if not fired:
             fired.append(signum)
             raise Stopped(signum, "terminated by SIGTERM")
+        if signal.SIGUSR2 in fired:
+            in_launcher.append(signum)
 
     def on_usr1(signum, frame):
         if not fired:
@@ -100,16 +103,21 @@ def stop_signals():
         if not callable(launcher_handler):
             fired.append(signum)
             raise Stopped(signum, "stopped by SIGUSR2")
+        # Marked as fired before submitit's handler runs: its `scontrol requeue` makes SLURM send SIGTERM, which
+        # can arrive while the handler still runs; that SIGTERM is part of this stop, not a second cause.
+        fired.append(signum)
         try:  # submitit's handler: requeues (then exits) or refuses (raises); ranks > 0 return and go on
             launcher_handler(signum, frame)
         except SystemExit:
-            fired.append(signum)
             raise Stopped(signum, "stopped by SIGUSR2 (SLURM preemption or time limit): requeued by submitit; "
                                   "it resumes from checkpoints/last.ckpt when it restarts") from None
         except Exception as exc:  # noqa: BLE001 - submitit's "not requeued" error, raised again after recording
-            fired.append(signum)
             raise Stopped(signum, f"stopped by SIGUSR2 (SLURM preemption or time limit), not requeued: {exc}",
                           reraise=exc) from None
+        fired.remove(signum)
+        if in_launcher:  # SLURM's SIGTERM came while the handler ran: stop for it now
+            fired.append(signal.SIGTERM)
+            raise Stopped(signal.SIGTERM, "terminated by SIGTERM")
         log.info("SIGUSR2: the job is requeued by global rank 0; this rank goes on until SLURM stops it")
 
     ours = {signal.SIGTERM: on_sigterm, signal.SIGUSR1: on_usr1, signal.SIGUSR2: on_usr2}

@@ -56,15 +56,19 @@ def _key(item) -> str:
 
 
 def read_offline_run(run_dir: str | Path) -> dict:
-    """``{"config": {...}, "history": [rows], "summary": {...}}`` from an ``offline-run-*`` folder."""
+    """``{"config": {...}, "history": [rows], "summary": {...}, "exited": bool}`` from an ``offline-run-*`` folder
+    (``exited``: W&B wrote the run's final ``exit`` record; its service process may write the file after
+    ``wandb.finish`` returned)."""
     files = sorted(Path(run_dir).glob("run-*.wandb"))
     if not files:
         raise FileNotFoundError(f"{run_dir}: no run-*.wandb file")
     config: dict = {}
     history: list[dict] = []
     summary: dict = {}
+    exited = False
     for record in read_records(files[0]):
         kind = record.WhichOneof("record_type")
+        exited = exited or kind == "exit"
         if kind == "config":
             for item in record.config.update:
                 config[_key(item)] = json.loads(item.value_json)
@@ -73,7 +77,7 @@ def read_offline_run(run_dir: str | Path) -> dict:
         elif kind == "summary":
             for item in record.summary.update:
                 summary[_key(item)] = json.loads(item.value_json)
-    return {"config": config, "history": history, "summary": summary}
+    return {"config": config, "history": history, "summary": summary, "exited": exited}
 
 
 def last_step(run_dir: str | Path) -> int | None:
