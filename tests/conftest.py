@@ -44,3 +44,9 @@ def slurm(tmp_path_factory):
     yield
     slurm_cluster.cancel_leftovers()
     slurm_cluster.stop(pids)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The SLURM scenarios first: they take ~2 minutes of mostly waiting on the scheduler, so under pytest-xdist they
+    overlap the rest of the suite instead of running alone at its end."""
+    items.sort(key=lambda item: item.get_closest_marker("slurm") is None)
