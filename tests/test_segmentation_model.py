@@ -104,3 +104,22 @@ def test_losses_and_uint8_nhwc_input():
     assert perfect.item() == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="model.loss='focal'"):
         SegmentationModule(loss="focal")
+
+
+def test_flip_tta_is_the_mean_probability_of_the_flipped_predictions_and_flip_invariant():
+    torch.manual_seed(0)
+    model = SegmentationModule({"type": "unet", "features_start": 4, "depth": 3}, tta="flips").eval()
+    images = torch.randint(0, 256, (2, 32, 32, 1), dtype=torch.uint8)
+    with torch.no_grad():
+        x = model.prepare_images(images)
+        manual = torch.stack([torch.sigmoid(model.net(x)), torch.sigmoid(model.net(x.flip(3))).flip(3),
+                              torch.sigmoid(model.net(x.flip(2))).flip(2),
+                              torch.sigmoid(model.net(x.flip((2, 3)))).flip((2, 3))]).mean(0)
+        tta = torch.sigmoid(model.tta_logits(images, ((), (3,), (2,), (2, 3))))
+        torch.testing.assert_close(tta, manual, atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(tta, torch.sigmoid(model(images)), atol=1e-4)  # it changes the prediction
+        # the flip-averaged prediction of a mirrored image is the mirrored prediction
+        mirrored = torch.sigmoid(model.tta_logits(images.flip(2), ((), (3,), (2,), (2, 3))))
+        torch.testing.assert_close(mirrored, tta.flip(3), atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="model.tta='rot90'"):
+        SegmentationModule(tta="rot90")

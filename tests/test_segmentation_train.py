@@ -194,3 +194,22 @@ def test_synthetic_set_is_learnable(tmp_path):
     # predicting all foreground scores F1 ≈ 0.65 on this set (49 % foreground): well above that means learning
     assert summary["best"]["val/f1"] > 0.78
     assert summary["test"]["test/f1"] > 0.75
+
+
+def test_flip_tta_evaluates_a_trained_checkpoint_and_is_recorded(tmp_path):
+    """The same checkpoint tested without and with flip TTA: each record says which, and its per-case table is
+    the one it reports."""
+    common = ["experiment=unet_baseline", *TINY_SEG, "logger=none"]
+    run(compose(tmp_path, [*common, "seed=3", "model.loss=bce_dice", "model.optimizer.lr=1e-2", "trainer.max_epochs=8"],
+                output="trained"))
+    ckpt = tmp_path / "trained" / "checkpoints" / "best.ckpt"
+    results = {}
+    for tta in ("none", "flips"):
+        summary = run(compose(tmp_path, [*common, f"ckpt_path={ckpt}", f"model.tta={tta}"], config_name="eval",
+                              output=f"eval_{tta}"))
+        rows = read_rows(tmp_path / f"eval_{tta}" / "test_cases.csv")
+        assert summary["test"]["test/f1"] == pytest.approx(np.mean([float(r["f1"]) for r in rows]), rel=1e-5)
+        results[tta] = summary
+    assert results["none"]["segmentation"]["test_time_augmentation"] == "none"
+    assert results["flips"]["segmentation"]["test_time_augmentation"].startswith("flips: identity, horizontal")
+    assert 0 < results["none"]["test"]["test/f1"] != results["flips"]["test"]["test/f1"], results

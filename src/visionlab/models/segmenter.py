@@ -20,6 +20,10 @@ from visionlab.run_record import metric_keys as keys
 from visionlab.run_record.folder import RunFolder
 
 LOSSES = ("bce", "dice", "bce_dice")
+# test-time augmentation: the test predictions as the mean probability over these flips of the input (dims of
+# N×C×H×W), each flipped back; validation and training never use it
+TTA = {"none": ((),), "flips": ((), (3,), (2,), (2, 3))}
+TTA_DESCRIPTION = {"none": "none", "flips": "flips: identity, horizontal, vertical and both; probabilities averaged"}
 CASE_INDEX = "case_index"
 
 
@@ -37,15 +41,16 @@ class SegmentationModule(VisionModule):
     task = keys.SEGMENTATION.task
 
     def __init__(self, net: dict | None = None, in_channels: int = 1, loss: str = "bce", threshold: float = 0.5,
-                 media_cases: int = 4, media_every_n_epochs: int = 5, **base):
+                 media_cases: int = 4, media_every_n_epochs: int = 5, tta: str = "none", **base):
         super().__init__(**base)
         choose("model.loss", loss, LOSSES)
+        choose("model.tta", tta, tuple(TTA))
         expect("model.threshold", threshold, lambda v: is_number(v) and 0 < v < 1, "a probability in (0, 1)",
                "model.threshold=0.5")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.net = build_network(net, NetworkIO(SEGMENTATION, in_channels, 1))
         self.size_multiple, self.size_rule = size_multiple(net)
-        self.loss_name = loss
+        self.loss_name, self.tta = loss, tta
         self.logit_threshold = math.log(threshold / (1.0 - threshold))
         self.media_cases, self.media_every_n_epochs = media_cases, media_every_n_epochs
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
@@ -81,16 +86,23 @@ class SegmentationModule(VisionModule):
         """uint8 N×H×W×C (or float N×C×H×W in [0,1]) → logits N×1×H×W."""
         return self.net(self.prepare_images(images))
 
+    def tta_logits(self, images: torch.Tensor, flips) -> torch.Tensor:
+        """The logit of the mean probability over the flipped inputs (each prediction flipped back)."""
+        x = self.prepare_images(images)
+        probs = torch.stack([torch.sigmoid(self.net(x.flip(dims) if dims else x).float()).flip(dims) if dims
+                             else torch.sigmoid(self.net(x).float()) for dims in flips]).mean(0)
+        return torch.logit(probs, eps=1e-6)
+
     def compute_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.loss_name == "dice":
             return soft_dice_loss(logits, target)
         bce = F.binary_cross_entropy_with_logits(logits, target)
         return bce + soft_dice_loss(logits, target) if self.loss_name == "bce_dice" else bce
 
-    def _step(self, batch):
+    def _step(self, batch, tta: str = "none"):
         images, masks = batch[0], batch[1]
         masks = masks.reshape(len(masks), *masks.shape[-2:])  # N×H×W or N×1×H×W → N×H×W
-        logits = self(images).float()
+        logits = self(images).float() if tta == "none" else self.tta_logits(images, TTA[tta])
         if logits.shape[-2:] != masks.shape[-2:] or logits.shape[1] != 1:
             raise ConfigError(f"model.net={self.hparams.net}: the network returns {tuple(logits.shape[1:])} for "
                               f"{tuple(masks.shape[-2:])} masks; a segmenter needs one logit per pixel at the input's "
@@ -138,7 +150,7 @@ class SegmentationModule(VisionModule):
         self.test_results = None
 
     def test_step(self, batch, batch_idx):
-        loss, preds, masks, scores = self._step(batch)
+        loss, preds, masks, scores = self._step(batch, self.tta)
         f1, iou = scores[keys.CASE_F1], scores[keys.CASE_IOU]
         self.test_loss(loss, weight=len(masks))
         if len(batch) > 2:  # the case indices (under DDP each rank scores its own share of the cases)
@@ -197,7 +209,8 @@ class SegmentationModule(VisionModule):
             return {}
         f1 = self.test_results["scores"][keys.CASE_F1]
         return {"worst_case": int(f1.argmin()), "best_case": int(f1.argmax()),
-                "threshold": float(self.hparams.threshold), "empty_mask_convention": EMPTY_MASK_CONVENTION}
+                "threshold": float(self.hparams.threshold), "empty_mask_convention": EMPTY_MASK_CONVENTION,
+                "test_time_augmentation": TTA_DESCRIPTION[self.tta]}
 
     def save_fit_artifacts(self, folder: RunFolder) -> None:
         """Nothing beyond metrics.csv: validation cases are shown in W&B during training."""
