@@ -39,9 +39,12 @@ def test_warmup_then_half_cosine_to_the_final_fraction():
         _lrs(10, steps_per_epoch=1, warmup_epochs=1, final_lr_fraction=2.0, warmup_start_fraction=0.1)
 
 
-def test_a_run_steps_the_schedule_every_batch(tmp_path):
-    """2 batches per epoch, warm-up of 1 epoch: epoch 1 starts at the full LR (per-epoch stepping would not)."""
-    cfg = compose(tmp_path, ["experiment=unet_baseline", *TINY_SEG, "logger=none", "trainer.max_epochs=3",
+@pytest.mark.parametrize("budget", [["trainer.max_epochs=3"], ["trainer.max_epochs=-1", "trainer.max_steps=6"]],
+                         ids=["epochs", "optimizer_steps"])
+def test_a_run_steps_the_schedule_every_batch(tmp_path, budget):
+    """2 batches per epoch, warm-up of 1 epoch: epoch 1 starts at the full LR (per-epoch stepping would not); a
+    budget in optimizer steps (trainer.max_steps) gives the same schedule as the same budget in epochs."""
+    cfg = compose(tmp_path, ["experiment=unet_baseline", *TINY_SEG, "logger=none", *budget,
                              "model.scheduler.warmup_epochs=1", "model.optimizer.lr=0.01"])
     from hydra.utils import instantiate
 

@@ -60,6 +60,8 @@ RULES: tuple[Rule, ...] = (
     Rule("trust_checkpoint", lambda v: isinstance(v, bool), "true or false", "trust_checkpoint=false"),
     Rule("trainer.max_epochs", lambda v: _integer(v) and (v >= 1 or v == -1), "an integer ≥ 1 (-1: no limit)",
          "trainer.max_epochs=10", nullable=True),
+    Rule("trainer.max_steps", lambda v: _integer(v) and (v >= 1 or v == -1), "an integer ≥ 1 (-1: no limit)",
+         "trainer.max_steps=3000", nullable=True),
     Rule("trainer.min_epochs", _int(0), "an integer ≥ 0", "trainer.min_epochs=1", nullable=True),
     Rule("trainer.check_val_every_n_epoch", _int(1), "an integer ≥ 1", "trainer.check_val_every_n_epoch=1",
          nullable=True),

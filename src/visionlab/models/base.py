@@ -70,8 +70,8 @@ class VisionModule(pl.LightningModule):
             return optimizer
         interval = "epoch"
         if is_per_step(self.scheduler_factory):
-            total = self.trainer.estimated_stepping_batches  # inf without max_epochs: the schedule says so
-            per_epoch = max(1, int(total) // max(1, self.trainer.max_epochs or 1)) if math.isfinite(total) else 1
+            total = self.trainer.estimated_stepping_batches  # inf without a budget: the schedule says so
+            per_epoch = self._optimizer_steps_per_epoch(total)
             scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=total, steps_per_epoch=per_epoch)
             interval = "step"
         else:
@@ -80,6 +80,18 @@ class VisionModule(pl.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "monitor": self.scheduler_monitor, "interval": interval},
         }
+
+    def _optimizer_steps_per_epoch(self, total: float) -> int:
+        """Optimizer steps in one epoch, from the training loader (known once ``estimated_stepping_batches`` has
+        loaded it), so epoch-based settings (warm-up epochs) mean the same whether the budget is
+        ``trainer.max_epochs`` or ``trainer.max_steps``."""
+        if self.trainer.train_dataloader is None:  # a budget in steps alone: Lightning did not load it
+            self.trainer.fit_loop.setup_data()
+        batches = self.trainer.num_training_batches
+        if isinstance(batches, int) and batches > 0:
+            return max(1, math.ceil(batches / max(1, self.trainer.accumulate_grad_batches)))
+        epochs = self.trainer.max_epochs
+        return max(1, int(total) // epochs) if math.isfinite(total) and epochs and epochs > 0 else 1
 
     def log_validation_epoch(self, loss_key: str, loss, score_key: str, score, best_key: str, best,
                              extra: dict | None = None) -> None:
