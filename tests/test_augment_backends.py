@@ -102,6 +102,22 @@ def _seg(backend: str, images: np.ndarray, **changes) -> np.ndarray:
     return augment(backend, "synthetic_seg", images, np.zeros(images.shape[:3], np.uint8), 16, **changes)
 
 
+def test_gamma_ranges_match_and_off_by_default():
+    """Only the gamma step on a flat 0.5 grey image: out = 0.5^γ, so γ is read back per image."""
+    n = 64
+    flat = np.full((n, 32, 32, 1), 128, np.uint8)
+    only_gamma = {"elastic": {"alpha": 0.0, "sigma": 1.0, "p": 0.0}, "flip": False, "p_affine": 0.0,
+                  "p_intensity": 0.0, "gamma": 0.4, "p_gamma": 1.0}
+    for backend in ("batched", "albumentations"):
+        out = _seg(backend, flat, **only_gamma)[:, 16, 16, 0] / 255
+        gammas = np.log(out) / np.log(128 / 255)
+        assert gammas.min() < 0.7 and gammas.max() > 1.3, backend  # γ spans [0.6, 1.4]
+        assert 0.6 - 0.02 <= gammas.min() and gammas.max() <= 1.4 + 0.02 and 0.9 < gammas.mean() < 1.1, backend
+        untouched = _seg(backend, flat, **{**only_gamma, "p_gamma": 0.0})[:, 16, 16, 0]
+        np.testing.assert_allclose(untouched, 128, atol=0.51)  # off: the image stays as it was
+    assert recipe("synthetic_seg")["p_gamma"] == 0.0  # the seed recipe has no gamma step
+
+
 @pytest.mark.parametrize(("alpha", "sigma"), [(300.0, 8.0), (120.0, 5.0)])
 def test_elastic_displacement_magnitude_matches(alpha, sigma):
     """Only the elastic step: the displacement of every centre pixel is read back from the coordinate image."""

@@ -14,7 +14,8 @@ MIRROR = cv2.BORDER_REFLECT_101
 
 
 def train_transform(elastic: Mapping, flip: bool, shift: float, rotate: float, scale: float, brightness: float,
-                    contrast: float, p_affine: float, p_intensity: float) -> A.Compose:
+                    contrast: float, p_affine: float, p_intensity: float, gamma: float = 0.0,
+                    p_gamma: float = 0.0) -> A.Compose:
     """``elastic``: {alpha, sigma, p}; alpha is the displacement strength in pixels, sigma the smoothness of the
     displacement field (pixels). ``shift`` is a fraction of the side, ``rotate`` in degrees, ``scale`` ± fraction.
     The values come from ``conf/data/common/seg.yaml`` (no defaults here, so the two backends cannot drift)."""
@@ -38,4 +39,6 @@ def train_transform(elastic: Mapping, flip: bool, shift: float, rotate: float, s
     if brightness or contrast:
         transforms.append(A.RandomBrightnessContrast(brightness_limit=brightness, contrast_limit=contrast,
                                                      p=p_intensity))
+    if gamma and p_gamma:  # gamma_limit in percent: γ in [100(1 − gamma), 100(1 + gamma)] / 100
+        transforms.append(A.RandomGamma(gamma_limit=(100 * (1 - gamma), 100 * (1 + gamma)), p=p_gamma))
     return A.Compose(transforms, seed=0)

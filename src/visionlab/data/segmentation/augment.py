@@ -2,7 +2,7 @@
 per-sample reference it is tested against).
 
 In albumentations' order: flips and 90° turns, shift/scale/rotate (p = ``p_affine``), elastic deformation
-(p = ``elastic.p``), brightness/contrast (p = ``p_intensity``). All geometric steps are folded into one map from
+(p = ``elastic.p``), brightness/contrast (p = ``p_intensity``), gamma (p = ``p_gamma``: x^γ, γ in 1 ± ``gamma``). All geometric steps are folded into one map from
 output to source pixels, sampled once for the image (bilinear) and once for the mask (nearest, so it stays exactly
 binary), with mirrored borders; the image comes back channels_last, the layout the model runs in. Parameters keep
 albumentations' meaning: ``shift`` a fraction of the side, ``rotate`` degrees, ``scale`` ± fraction per axis, elastic
@@ -32,11 +32,12 @@ class SegmentationBatchAugment:
     """(uint8 N×H×W×C images, uint8 N×H×W masks, generator) → (float N×C×H×W in [0, 1], uint8 N×H×W masks)."""
 
     def __init__(self, elastic: Mapping, flip: bool, shift: float, rotate: float, scale: float, brightness: float,
-                 contrast: float, p_affine: float, p_intensity: float):
+                 contrast: float, p_affine: float, p_intensity: float, gamma: float = 0.0, p_gamma: float = 0.0):
         self.elastic = {"alpha": float(elastic["alpha"]), "sigma": float(elastic["sigma"]), "p": float(elastic["p"])}
         self.flip, self.shift, self.rotate, self.scale = bool(flip), float(shift), float(rotate), float(scale)
         self.brightness, self.contrast = float(brightness), float(contrast)
         self.p_affine, self.p_intensity = float(p_affine), float(p_intensity)
+        self.gamma, self.p_gamma = float(gamma), float(p_gamma)
 
     def dihedral(self, g: torch.Generator, n: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Backward map of h-flip, v-flip and k·90° turns (turns only on square images), as (matrix, offset)."""
@@ -98,6 +99,11 @@ class SegmentationBatchAugment:
         applied = bernoulli(g, n, self.p_intensity)
         contrast = torch.where(applied, uniform(g, n, -self.contrast, self.contrast), 0.0)
         brightness = torch.where(applied, uniform(g, n, -self.brightness, self.brightness), 0.0)
+        gamma = None
+        if self.p_gamma > 0 and self.gamma > 0:  # drawn last: without it every other draw is as before
+            applied = bernoulli(g, n, self.p_gamma)
+            gamma = torch.where(applied, uniform(g, n, 1.0 - self.gamma, 1.0 + self.gamma), 1.0)
+            columns.append(gamma[:, None])
         columns += [(255.0 / (1.0 + contrast))[:, None], brightness[:, None]]  # a divisor: v / 255 is exact
         packed = to_device(torch.cat(columns, 1).to(torch.float32), device)  # one small copy per batch
 
@@ -111,6 +117,8 @@ class SegmentationBatchAugment:
         x = torch.addcdiv(shift, images.permute(0, 3, 1, 2), divisor)  # uint8 NHWC → float: v·(1 + c)/255 + b
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
         x = torch.clamp(x, 0.0, 1.0, out=torch.empty_like(x, memory_format=torch.channels_last))
+        if gamma is not None:  # as albumentations' RandomGamma: x ** γ on [0, 1], after brightness/contrast
+            x = x.pow_(packed[:, -3].view(n, 1, 1, 1))
         y = F.grid_sample(masks.reshape(n, 1, height, width).to(grid.dtype), grid, mode="nearest",
                           padding_mode="reflection", align_corners=False)
         return x, y[:, 0].to(masks.dtype)

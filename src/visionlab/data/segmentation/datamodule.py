@@ -95,6 +95,8 @@ class SegmentationDataModule(InMemoryDataModule):
         contrast: float,
         p_affine: float,
         p_intensity: float,
+        gamma: float = 0.0,
+        p_gamma: float = 0.0,
         augment_backend: str = "batched",
         pin_memory: bool = False,
         name: str | None = None,  # the data config's short name (data.name, part of the default experiment name)
@@ -114,8 +116,9 @@ class SegmentationDataModule(InMemoryDataModule):
         for key, value in (("data.shift", shift), ("data.rotate", rotate), ("data.scale", scale),
                            ("data.brightness", brightness), ("data.contrast", contrast)):
             expect(key, value, lambda v: is_number(v) and v >= 0, "a number ≥ 0", f"{key}=0.1")
+        expect("data.gamma", gamma, lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)", "data.gamma=0.2")
         for key, value in (("data.p_affine", p_affine), ("data.p_intensity", p_intensity),
-                           ("data.elastic.p", elastic["p"])):
+                           ("data.p_gamma", p_gamma), ("data.elastic.p", elastic["p"])):
             expect(key, value, lambda v: is_number(v) and 0 <= v <= 1, "a probability in [0, 1]", f"{key}=0.7")
         # input_size: the config's statement of the fact (``${.image_size}``); what this module serves is the size
         # of the images it loaded (``facts.input_size``), and the model checks that it fits
@@ -128,7 +131,7 @@ class SegmentationDataModule(InMemoryDataModule):
         self.split_mode = split_mode
         self.recipe = {"elastic": {k: elastic[k] for k in ("alpha", "sigma", "p")}, "flip": flip, "shift": shift,
                        "rotate": rotate, "scale": scale, "brightness": brightness, "contrast": contrast,
-                       "p_affine": p_affine, "p_intensity": p_intensity}
+                       "p_affine": p_affine, "p_intensity": p_intensity, "gamma": gamma, "p_gamma": p_gamma}
         self.arrays: dict[str, np.ndarray] | None = None
         self.notes: list[str] = []
         self.split_sizes = ""
