@@ -140,11 +140,17 @@ def cli(args: list[str], cwd: Path, timeout: int = 240) -> subprocess.CompletedP
                           timeout=timeout)
 
 
-def test_cli_bad_data_dir_is_one_clear_message_and_exit_code_2(tmp_path):
-    result = cli(["experiment=cnn_baseline", f"data.data_dir={tmp_path / 'missing'}", "logger=none"], tmp_path)
-    assert result.returncode == 2
-    assert f"GTSRB data directory {tmp_path / 'missing'} does not exist" in result.stderr + result.stdout
-    assert "Traceback" not in result.stderr
+def test_cli_bad_data_dir_is_one_clear_message_and_exit_code_2(tmp_path, capsys):
+    """What the CLI does with the composed config (in-process: the subprocess CLI path is the trust table's)."""
+    from visionlab.train import _run_reporting_errors
+
+    cfg = compose(tmp_path, ["experiment=cnn_baseline", f"data.data_dir={tmp_path / 'missing'}", "logger=none"])
+    with pytest.raises(SystemExit) as exited:
+        _run_reporting_errors(cfg, multirun=False)
+    stdout, stderr = capsys.readouterr()
+    assert exited.value.code == 2
+    assert f"GTSRB data directory {tmp_path / 'missing'} does not exist" in stderr
+    assert "Traceback" not in stderr + stdout
 
 
 def test_cli_runs_get_unique_folders_and_help_shows_the_config(tmp_path):

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import zipfile
@@ -192,16 +189,19 @@ def test_missing_data_error_offers_the_three_ways_out(tmp_path):
         assert way in str(info.value)
 
 
-def test_cli_download_without_network_is_one_message_and_exit_code_2(tmp_path):
+def test_cli_download_without_network_is_one_message_and_exit_code_2(tmp_path, monkeypatch, capsys):
+    """What the CLI does with the composed config (in-process: the subprocess CLI path is the trust table's)."""
+    from helpers import compose
+    from visionlab.train import _run_reporting_errors
+
     url = closed_port_url()
-    env = {**os.environ, "VISIONLAB_ISBI_URL": url}
-    result = subprocess.run(
-        [sys.executable, str(REPO / "train.py"), "experiment=unet_elu", "data.download=true",
-         f"data.data_dir={tmp_path / 'isbi2012'}", "logger=none"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )
-    output = result.stderr + result.stdout
-    assert result.returncode == 2, output[-3000:]
+    monkeypatch.setenv("VISIONLAB_ISBI_URL", url)
+    cfg = compose(tmp_path, ["experiment=unet_elu", "data.download=true", f"data.data_dir={tmp_path / 'isbi2012'}",
+                             "logger=none"])
+    with pytest.raises(SystemExit) as exited:
+        _run_reporting_errors(cfg, multirun=False)
+    output = "".join(capsys.readouterr())
+    assert exited.value.code == 2, output[-3000:]
     assert "Traceback" not in output
     assert output.count(f"could not fetch the ISBI 2012 training stack from {url}") == 1
     assert "data=synthetic_seg" in output
