@@ -45,6 +45,7 @@ def test_device_defaults_and_a_missing_gpu(capsys):
         assert (gpu.unet_features, gpu.unet_batch) == (64, 16)
 
 
+@pytest.mark.slow  # the default suite keeps the CPU bench run itself (test_cpu_bench_runs_every_loop_and_writes_json)
 def test_paired_design_reports_per_pair_ratios(tmp_path):
     result = bench.main(["--tasks", "cnn", "--paired", "--backends", "batched", "--precision", "fp32",
                          "--batch-size", "32", "--steps", "2", "--warmup", "1"])

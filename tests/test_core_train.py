@@ -162,6 +162,7 @@ def test_cli_runs_get_unique_folders_and_help_shows_the_config(tmp_path):
     assert shown.returncode == 0 and "torch.optim.SGD" in shown.stdout and "experiment_name: cnn_sgd" in shown.stdout
 
 
+@pytest.mark.slow  # the run record and W&B offline agreement stays in the default suite
 def test_csv_and_tensorboard_loggers_record_the_same_validation_accuracy(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
