@@ -88,10 +88,12 @@ class SegmentationModule(VisionModule):
 
     def tta_logits(self, images: torch.Tensor, flips) -> torch.Tensor:
         """The logit of the mean probability over the flipped inputs (each prediction flipped back)."""
+        def flipped(tensor: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+            return tensor.flip(dims) if dims else tensor
+
         x = self.prepare_images(images)
-        probs = torch.stack([torch.sigmoid(self.net(x.flip(dims) if dims else x).float()).flip(dims) if dims
-                             else torch.sigmoid(self.net(x).float()) for dims in flips]).mean(0)
-        return torch.logit(probs, eps=1e-6)
+        probs = [flipped(torch.sigmoid(self.net(flipped(x, dims)).float()), dims) for dims in flips]
+        return torch.logit(torch.stack(probs).mean(0), eps=1e-6)
 
     def compute_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.loss_name == "dice":
