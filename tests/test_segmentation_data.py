@@ -13,7 +13,7 @@ from visionlab.data.segmentation.augment import SegmentationBatchAugment
 from visionlab.data.segmentation.datamodule import AugmentedSegmentation
 from visionlab.data.segmentation.sources import load_segmentation
 from visionlab.data.segmentation.synthetic import make_synthetic_seg
-from visionlab.errors import DataError
+from visionlab.errors import ConfigError, DataError
 
 SMALL = {"image_size": 64, "num_workers": 0, "batch_size": 2, "eval_batch_size": 2}
 
@@ -231,3 +231,31 @@ def test_contiguous_split_errors_name_the_key(tmp_path):
 
     with pytest.raises(ConfigError, match="data.split_mode='blocks' is not one of"):
         file_datamodule(tmp_path / "four.npz", split_mode="blocks").setup("fit")
+
+
+@pytest.mark.parametrize("backend", ["batched", "albumentations"])
+def test_a_fixed_epoch_of_samples_whatever_the_training_set_size(backend):
+    """data.samples_per_epoch: 10 samples per epoch from 4 training images, each image 2–3 times, in both
+    backends, so a small set gets the optimizer steps of a large one."""
+    dm = datamodule("synthetic_seg", data_seed=1, n_train=4, n_val=2, n_test=0, samples_per_epoch=10,
+                    augment_backend=backend, **SMALL)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert len(loader) == 5  # 10 samples / batch 2
+    batches = [dm.on_after_batch_transfer(batch, 0) for batch in loader] if backend == "batched" else list(loader)
+    masks = torch.cat([y for _, y in batches])
+    assert masks.shape[0] == 10
+    truth = torch.from_numpy(dm.arrays["y_train"]).float().mean(dim=(1, 2))
+    seen = torch.tensor([int(torch.isclose(m.float().mean(), truth, atol=0.08).any()) for m in masks])
+    assert seen.all()  # every sample is one of the 4 images (augmented: its foreground share within ±8 points)
+    plain = datamodule("synthetic_seg", data_seed=1, n_train=4, n_val=2, n_test=0, **SMALL)
+    plain.setup("fit")
+    assert len(plain.train_dataloader()) == 2  # without it: one pass over the 4 images
+
+
+def test_samples_per_epoch_and_train_repeats_cannot_both_set_the_epoch():
+    with pytest.raises(ConfigError, match=r"data.samples_per_epoch=10 and data.train_repeats=2"):
+        datamodule("synthetic_seg", data_seed=1, n_train=4, n_val=2, n_test=0, samples_per_epoch=10,
+                   train_repeats=2, **SMALL)
+    with pytest.raises(ConfigError, match=r"data.samples_per_epoch=0"):
+        datamodule("synthetic_seg", data_seed=1, n_train=4, n_val=2, n_test=0, samples_per_epoch=0, **SMALL)

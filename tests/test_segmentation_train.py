@@ -64,8 +64,10 @@ def test_run_record_per_case_table_and_wandb_offline_agree(tmp_path):
     run_dir = tmp_path / "run"
     rows = read_rows(run_dir / "metrics.csv")
     assert [int(r["epoch"]) for r in rows] == [0, 1]
-    for key in ("train/loss", "train/f1", "val/loss", "val/f1", "val/iou", "val/f1_best", "val/f1_bg"):
+    for key in ("train/loss", "train/f1", "val/loss", "val/f1", "val/iou", "val/f1_best", "val/f1_bg", "val/f1_macro"):
         assert all(r[key] != "" for r in rows), key
+    for r in rows:  # the checkpoint score not dominated by the easy class: the mean of both classes' F1
+        assert float(r["val/f1_macro"]) == pytest.approx((float(r["val/f1"]) + float(r["val/f1_bg"])) / 2, rel=1e-5)
     assert float(rows[1]["val/f1_best"]) == max(float(r["val/f1"]) for r in rows)
     saved = json.loads((run_dir / "summary.json").read_text())
     assert saved["status"] == "completed" and saved == json.loads(json.dumps(summary, default=str))

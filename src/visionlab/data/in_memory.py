@@ -56,7 +56,8 @@ class InMemoryDataModule(pl.LightningDataModule):
     """Subclasses fill ``self.splits`` in ``load_splits`` and provide the two augmentation backends."""
 
     def __init__(self, batch_size: int, eval_batch_size: int, num_workers: int, seed: int,
-                 augment_backend: str = "batched", pin_memory: bool = False, train_repeats: int = 1):
+                 augment_backend: str = "batched", pin_memory: bool = False, train_repeats: int = 1,
+                 samples_per_epoch: int | None = None):
         super().__init__()
         # the one home of these values' checks (ConfigError, one line, before anything is written: checks.py)
         choose("data.augment_backend", augment_backend, BACKENDS)
@@ -64,11 +65,17 @@ class InMemoryDataModule(pl.LightningDataModule):
         expect("data.eval_batch_size", eval_batch_size, at_least(1), "an integer ≥ 1", "data.eval_batch_size=256")
         expect("data.num_workers", num_workers, at_least(0), "an integer ≥ 0", "data.num_workers=0")
         expect("data.train_repeats", train_repeats, at_least(1), "an integer ≥ 1", "data.train_repeats=1")
-        expect("seed", seed, is_integer, "an integer", "seed=1")
+        expect("data.samples_per_epoch", samples_per_epoch, at_least(1), "an integer ≥ 1, or null for "
+               "train_repeats × the training set", "data.samples_per_epoch=200", nullable=True)
+        if samples_per_epoch is not None and train_repeats != 1:
+            raise ConfigError(f"data.samples_per_epoch={samples_per_epoch} and data.train_repeats={train_repeats} "
+                              "both set the length of an epoch; keep one (data.train_repeats=1 with "
+                              "data.samples_per_epoch, or data.samples_per_epoch=null).")
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.global_batch_size, self.world_size = batch_size, 1
         self.seed, self.augment_backend, self.pin_memory = int(seed), augment_backend, pin_memory
         self.train_repeats = max(1, int(train_repeats))
+        self.samples_per_epoch = None if samples_per_epoch is None else int(samples_per_epoch)
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._resident: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self._batch_augment = None
@@ -121,9 +128,14 @@ class InMemoryDataModule(pl.LightningDataModule):
     def split_size(self, split: str) -> int:
         return len(self.splits[split][1])
 
+    def train_length(self) -> int:
+        """Training samples per epoch: ``data.samples_per_epoch`` when set (nnU-Net's fixed epoch, so a small
+        data set gets as many optimizer steps as a large one), else ``train_repeats`` × the training set."""
+        return self.samples_per_epoch or self.split_size("train") * self.train_repeats
+
     # ------------------------------------------------------------------ loaders
     def _index_loader(self, split: str, batch_size: int, sampler=None) -> DataLoader:
-        length = self.split_size(split) * (self.train_repeats if split == "train" else 1)
+        length = self.train_length() if split == "train" else self.split_size(split)
         rank, world = self._rank()
         if sampler is None and world > 1:  # each case exactly once: no padding, no repeat
             sampler = UnrepeatedDistributedSampler(IndexBatches(split, length), num_replicas=world, rank=rank,
@@ -150,7 +162,7 @@ class InMemoryDataModule(pl.LightningDataModule):
             dataset = self.reference_dataset()
             sampler = self._train_sampler(len(dataset))
             return batch_loader(dataset, self.batch_size, self.num_workers, self.pin_memory, sampler)
-        length = self.split_size("train") * self.train_repeats
+        length = self.train_length()
         return self._index_loader("train", self.batch_size, self._train_sampler(length))
 
     def val_dataloader(self) -> DataLoader:
@@ -175,7 +187,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         batches also carry their case indices: (images, targets, index)."""
         split, index = batch["split"], batch["index"]
         x, y = self.resident(split, index.device)
-        index = index % len(y)  # train_repeats: every image several times per epoch
+        index = index % len(y)  # an epoch longer than the split (train_length) sees every image several times
         images, targets = x[index], y[index]
         if split != "train":
             return images, targets, index

@@ -140,9 +140,11 @@ class SegmentationModule(VisionModule):
                                 "f1": f1[:k].cpu(), "epoch": self.current_epoch}
 
     def on_validation_epoch_end(self) -> None:
-        self.log_validation_epoch(keys.VAL_LOSS, self.val_loss.compute(), keys.VAL_F1, self.val_f1.compute(),
+        f1, f1_bg = self.val_f1.compute(), self.val_f1_bg.compute()
+        self.log_validation_epoch(keys.VAL_LOSS, self.val_loss.compute(), keys.VAL_F1, f1,
                                   keys.VAL_F1_BEST, self.val_f1_best,
-                                  extra={keys.VAL_IOU: self.val_iou.compute(), keys.VAL_F1_BG: self.val_f1_bg.compute()})
+                                  extra={keys.VAL_IOU: self.val_iou.compute(), keys.VAL_F1_BG: f1_bg,
+                                         keys.VAL_F1_MACRO: (f1 + f1_bg) / 2})
 
     # ------------------------------------------------------------------ test
     def on_test_epoch_start(self) -> None:

@@ -22,6 +22,8 @@ TEST_F1, TEST_F1_STD, TEST_F1_MIN, TEST_IOU = "test/f1", "test/f1_std", "test/f1
 TEST_CASES = "test/cases"
 # the background class (label 0: membranes on ISBI) and the trivial all-foreground prediction on the same cases
 VAL_F1_BG = "val/f1_bg"
+# the mean of both classes' F1 (per image, then over images): a checkpoint choice not dominated by the easy class
+VAL_F1_MACRO = "val/f1_macro"
 TEST_F1_BG, TEST_F1_BG_STD, TEST_F1_BG_MIN, TEST_IOU_BG = "test/f1_bg", "test/f1_bg_std", "test/f1_bg_min", "test/iou_bg"
 TEST_F1_TRIVIAL = "test/f1_trivial"
 # test_cases.csv: one row per test case ("case" = position in the test split), one column per per-image score;
@@ -117,7 +119,8 @@ SEGMENTATION = TaskMetrics(
     per_epoch=(Metric(TRAIN_LOSS, **_LOSS), Metric(TRAIN_F1, "mean F1", better="max"),
                Metric(VAL_LOSS, **_LOSS), Metric(VAL_F1, "mean F1", better="max"),
                Metric(VAL_IOU, "mean IoU", better="max"), Metric(VAL_F1_BEST, "best mean F1", better="max"),
-               Metric(VAL_F1_BG, "mean F1 background", better="max")),
+               Metric(VAL_F1_BG, "mean F1 background", better="max"),
+               Metric(VAL_F1_MACRO, "mean F1 of both classes", better="max")),
     test=(Metric(TEST_LOSS, **_LOSS), Metric(TEST_CASES, "test cases", "count"),
           Metric(TEST_F1, "mean F1", better="max"), Metric(TEST_F1_STD, "std F1", better="min"),
           Metric(TEST_F1_MIN, "min F1", better="max"), Metric(TEST_IOU, "mean IoU", better="max"),

@@ -42,15 +42,16 @@ log = logging.getLogger(__name__)
 class AugmentedSegmentation(Dataset):
     """The albumentations reference backend: the recipe per sample, a whole batch per ``__getitems__`` call,
     seeded from the batch's indices so it depends neither on the worker count nor on where a run was resumed.
-    ``repeats`` > 1 shows every image that many times per epoch (each time differently augmented)."""
+    ``length`` > the number of images shows every image several times per epoch (each time differently augmented)."""
 
-    def __init__(self, images: np.ndarray, masks: np.ndarray, seed: int, recipe: Mapping, repeats: int = 1):
-        self.images, self.masks, self.seed, self.repeats = images, masks, seed, max(1, int(repeats))
+    def __init__(self, images: np.ndarray, masks: np.ndarray, seed: int, recipe: Mapping, length: int | None = None):
+        self.images, self.masks, self.seed = images, masks, seed
+        self.length = len(images) if length is None else int(length)
         keep_opencv_single_threaded()
         self.transform = train_transform(**recipe)
 
     def __len__(self) -> int:
-        return len(self.images) * self.repeats
+        return self.length
 
     def __getitems__(self, indices: list[int]):
         idx = np.asarray(indices, dtype=np.int64)
@@ -97,6 +98,7 @@ class SegmentationDataModule(InMemoryDataModule):
         p_intensity: float,
         gamma: float = 0.0,
         p_gamma: float = 0.0,
+        samples_per_epoch: int | None = None,
         augment_backend: str = "batched",
         pin_memory: bool = False,
         name: str | None = None,  # the data config's short name (data.name, part of the default experiment name)
@@ -104,7 +106,8 @@ class SegmentationDataModule(InMemoryDataModule):
         class_names: list[str] | None = None,
         input_size: int | None = None,
     ):
-        super().__init__(batch_size, eval_batch_size, num_workers, seed, augment_backend, pin_memory, train_repeats)
+        super().__init__(batch_size, eval_batch_size, num_workers, seed, augment_backend, pin_memory, train_repeats,
+                         samples_per_epoch)
         self.name = name
         # the one home of these values' checks (ConfigError, one line, before anything is written: checks.py)
         expect("data.num_classes", num_classes, one_of(2), "2: binary masks of 0 and 1", "data.num_classes=2")
@@ -180,9 +183,10 @@ class SegmentationDataModule(InMemoryDataModule):
 
     def reference_dataset(self) -> Dataset:
         x, y = self.arrays["x_train"], self.arrays["y_train"]
+        order = np.arange(self.train_length()) % len(x)
         if not self.augment:
-            return TensorPairs(np.tile(x, (self.train_repeats, 1, 1, 1)), np.tile(y, (self.train_repeats, 1, 1)))
-        return AugmentedSegmentation(x, y, seed=self.seed, recipe=self.recipe, repeats=self.train_repeats)
+            return TensorPairs(x[order], y[order])
+        return AugmentedSegmentation(x, y, seed=self.seed, recipe=self.recipe, length=len(order))
 
 
 class FileSegmentationDataModule(SegmentationDataModule):

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The U-Net recipe directions, screened at a reduced scale (128×128 images, base 16) because this study ran on
+# 2 CPU cores without native bf16 (a base-32 step at 256² costs ~2.5 s there). Cumulative steps, each a named
+# variant, on ISBI 2012 and on the constructed thin_noisy set (make_sets.py), seeds 1 and 2:
+#   r0_course     the shared recipe as it stands (epochs of the training set: 320 steps on ISBI, 160 on thin_noisy)
+#   r1_steps      + a fixed epoch of 160 samples (40 steps; 1,600 steps over 40 epochs, whatever the set's size)
+#   r2_intensity  + brightness/contrast ±0.25 and gamma 0.6–1.4 (p 0.3), nnU-Net's ranges
+#   r3_macro      + checkpoint and early stopping on val/f1_macro (both classes' F1) instead of foreground F1
+# Resumable: a sweep skips its complete jobs. Usage: SETS=<make_sets.py output> bash screen.sh [seeds]
+set -euo pipefail
+SETS=${SETS:?set SETS to the folder make_sets.py wrote}
+SEEDS=${1:-1,2}
+COMMON=(experiment=unet_baseline logger=none trainer.enable_progress_bar=false data.image_size=128
+        model.net.features_start=16 "seed=$SEEDS" hydra/launcher=local_parallel hydra.launcher.n_jobs=${JOBS:-2}
+        threads=1)
+STEPS=(data.train_repeats=1 data.samples_per_epoch=160)
+INTENSITY=(data.brightness=0.25 data.contrast=0.25 data.gamma=0.4 data.p_gamma=0.3)
+R0=(experiment_name=r0_course)
+R1=(experiment_name=r1_steps "${STEPS[@]}")
+R2=(experiment_name=r2_intensity "${STEPS[@]}" "${INTENSITY[@]}")
+R3=(experiment_name=r3_macro "${STEPS[@]}" "${INTENSITY[@]}" monitor=val/f1_macro)
+for data in isbi thin; do
+  if [ "$data" = isbi ]; then DATA=(data=isbi2012); else DATA=(data=seg_npz "data.data_dir=$SETS/thin_noisy.npz"); fi
+  for recipe in R0 R1 R2 R3; do
+    declare -n overrides=$recipe
+    python train.py -m "${COMMON[@]}" "${DATA[@]}" "${overrides[@]}" "sweep_name=unet_screen_$data"
+  done
+done
