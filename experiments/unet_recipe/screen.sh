@@ -5,7 +5,9 @@
 #   r0_course     the shared recipe as it stands (epochs of the training set: 320 steps on ISBI, 160 on thin_noisy)
 #   r1_steps      + a fixed epoch of 160 samples (40 steps; 1,600 steps over 40 epochs, whatever the set's size)
 #   r2_intensity  + brightness/contrast ±0.25 and gamma 0.6–1.4 (p 0.3), nnU-Net's ranges
-#   r3_macro      + checkpoint and early stopping on val/f1_macro (both classes' F1) instead of foreground F1
+#   and the checkpoint choice: r2_intensity also keeps best_macro.ckpt, the epoch with the best val/f1_macro (both
+#   classes' F1) beside best.ckpt (best foreground F1, the preset's monitor), so both choices come from one
+#   trajectory (evaluate.sh tests it as r2_intensity_macro)
 # Resumable: a sweep skips its complete jobs. Usage: SETS=<make_sets.py output> bash screen.sh [seeds]
 set -euo pipefail
 SETS=${SETS:?set SETS to the folder make_sets.py wrote}
@@ -17,11 +19,14 @@ STEPS=(data.train_repeats=1 data.samples_per_epoch=160)
 INTENSITY=(data.brightness=0.25 data.contrast=0.25 data.gamma=0.4 data.p_gamma=0.3)
 R0=(experiment_name=r0_course)
 R1=(experiment_name=r1_steps "${STEPS[@]}")
-R2=(experiment_name=r2_intensity "${STEPS[@]}" "${INTENSITY[@]}")
-R3=(experiment_name=r3_macro "${STEPS[@]}" "${INTENSITY[@]}" monitor=val/f1_macro)
+MACRO=(+callbacks.best_macro._target_=visionlab.checkpoints.RunModelCheckpoint
+       "+callbacks.best_macro.dirpath=\${paths.output_dir}/checkpoints" +callbacks.best_macro.filename=best_macro
+       +callbacks.best_macro.monitor=val/f1_macro +callbacks.best_macro.mode=max
+       +callbacks.best_macro.auto_insert_metric_name=false)
+R2=(experiment_name=r2_intensity "${STEPS[@]}" "${INTENSITY[@]}" "${MACRO[@]}")
 for data in isbi thin; do
   if [ "$data" = isbi ]; then DATA=(data=isbi2012); else DATA=(data=seg_npz "data.data_dir=$SETS/thin_noisy.npz"); fi
-  for recipe in R0 R1 R2 R3; do
+  for recipe in R0 R1 R2; do
     declare -n overrides=$recipe
     python train.py -m "${COMMON[@]}" "${DATA[@]}" "${overrides[@]}" "sweep_name=unet_screen_$data"
   done
