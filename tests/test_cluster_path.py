@@ -182,6 +182,8 @@ def test_a_stopped_sweep_job_is_interrupted_in_the_index_and_continues_when_the_
     assert summary["status"] == "completed" and summary["epochs"] == 2
     assert summary["resumed_from"] == str(run / "checkpoints" / "last.ckpt")
     assert [i["cause"] for i in summary["interruptions"]] == ["terminated by SIGTERM"]
+    assert summary["wall_time_s"] == pytest.approx(  # the cost of both attempts
+        summary["interruptions"][0]["wall_time_s"] + summary["wall_time_this_attempt_s"], abs=0.02)
     (job,) = json.loads((sweep / "sweep_index.json").read_text())["jobs"].values()
     assert job["status"] == "completed"
     assert [line.split(",")[0] for line in (run / "metrics.csv").read_text().splitlines()[1:]] == ["0", "1"]

@@ -47,3 +47,16 @@ def test_per_step_schedule_runs_and_time_to_accuracy_is_recorded(tmp_path):
 def test_bad_recipe_values_are_config_errors(tmp_path, key, value):
     with pytest.raises(ConfigError, match=key):
         run(compose(tmp_path, [*TINY_SIGNS, "logger=none", f"{key}={value}"]))
+
+
+def test_time_to_accuracy_of_a_continued_run_counts_every_attempt():
+    """Epoch 0 ended 30 s into a first attempt that ran 50 s; the run continued at t=1000 and epoch 1 ended 20 s
+    later: 0.9 was first reached 30 s into training, 0.95 after 50 + 20 s (the pause between attempts is not
+    training time); a record without the first attempt's start counts the current attempt alone, from its start."""
+    from visionlab.run_record.summary import time_to_milestones
+
+    rows = [{keys.EPOCH: 0, keys.VAL_ACC: 0.91, keys.TIME: 130.0}, {keys.EPOCH: 1, keys.VAL_ACC: 0.96, keys.TIME: 1020.0}]
+    both = time_to_milestones(rows, "classification", [(100.0, 50.0), (1000.0, 25.0)])
+    assert both == {"val/acc>=0.9": 30.0, "val/acc>=0.95": 70.0, "val/acc>=0.97": None, "val/acc>=0.99": None}
+    legacy = time_to_milestones(rows, "classification", [(None, 50.0), (1000.0, 25.0)])
+    assert legacy == {"val/acc>=0.9": 20.0, "val/acc>=0.95": 20.0, "val/acc>=0.97": None, "val/acc>=0.99": None}

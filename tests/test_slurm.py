@@ -167,6 +167,10 @@ def test_a_stopped_job_is_recorded_interrupted_then_resumes_in_its_folder_to_the
                 "usr2": "SIGUSR2 (SLURM preemption or time limit): requeued by submitit"}[stop]
     assert expected in interruption["cause"]
     assert not list(run.glob("hpc_ckpt_*.ckpt"))  # Lightning's mid-epoch checkpoint is not used
+    # the record's cost covers both attempts: the interrupted one (its own wall time and start) and this one
+    assert interruption["started_at"] < summary["started_at"] and interruption["wall_time_s"] > 0
+    assert summary["wall_time_s"] == pytest.approx(interruption["wall_time_s"] + summary["wall_time_this_attempt_s"],
+                                                   abs=0.02)
     rows, reference = _rows(run / "metrics.csv"), _rows(cluster_runs["root"] / "reference" / "metrics.csv")
     assert [r["epoch"] for r in rows] == ["0", "1", "2"]
     for row, ref in zip(rows, reference):

@@ -19,6 +19,8 @@ from visionlab.tracking import wandb_policy
 from visionlab.tracking.epoch_record import EpochRecord
 from visionlab.utils.provenance import device_description, git_state, package_versions
 
+ATTEMPT_WALL = "wall_time_this_attempt_s"  # summary.json of a continued run: this attempt alone (wall_time_s: all)
+
 
 def start_summary(cfg: DictConfig, model: TaskModel, datamodule: TaskDataModule, folder: RunFolder,
                   trainer: pl.Trainer | None = None) -> dict:
@@ -61,9 +63,18 @@ def earlier_interruptions(folder: RunFolder) -> list[dict]:
         return []
     history = [item for item in previous.get("interruptions") or [] if isinstance(item, dict)]
     if previous.get("status") in (Status.INTERRUPTED, Status.FAILED):
+        # the attempt's own wall time: a summary that already continued a run holds the total in wall_time_s
+        attempt = previous.get(ATTEMPT_WALL, previous.get("wall_time_s"))
         history.append({"status": previous.get("status"), "cause": previous.get("error"),
-                        "epochs": previous.get("epochs"), "wall_time_s": previous.get("wall_time_s")})
+                        "epochs": previous.get("epochs"), "wall_time_s": attempt,
+                        "started_at": previous.get("started_at")})
     return history
+
+
+def attempts(summary: dict, started: float, now: float) -> list[tuple[float | None, float | None]]:
+    """(start time, wall seconds) of every attempt of this run, the earlier (interrupted) ones first."""
+    earlier = [(item.get("started_at"), item.get("wall_time_s")) for item in summary.get("interruptions") or []]
+    return [*earlier, (started, now - started)]
 
 
 def slurm_record() -> dict | None:
@@ -93,16 +104,23 @@ def finish_record(summary: dict, cfg: DictConfig, trainer: pl.Trainer, model: Ta
                   test_metrics: dict | None, started: float, wandb_logger, error: BaseException | None = None) -> None:
     """Fill in the results and the run's health, write summary.json, and close the W&B run with the same numbers."""
     rows = record.rows
+    now = time.time()
+    runs = attempts(summary, started, now)
+    earlier_wall = sum(wall for _, wall in runs[:-1] if isinstance(wall, (int, float)))
     summary.update(
         epochs=len(rows) and int(rows[-1][EPOCH]) + 1,
         steps=trainer.global_step,
         final=final_metrics(rows),
         best=best_metrics(rows, cfg.monitor, cfg.monitor_mode),
         test={k: float(v) for k, v in test_metrics.items()} if test_metrics else None,
-        wall_time_s=round(time.time() - started, 2),
+        # a run continued after an interruption costs all its attempts: wall_time_s and time_to count them all
+        wall_time_s=round(earlier_wall + now - started, 2),
         train_images_per_s=record.images_per_second and round(record.images_per_second, 1),
+        started_at=round(started, 3),
     )
-    if milestones := time_to_milestones(rows, model.task, started):
+    if len(runs) > 1:
+        summary[ATTEMPT_WALL] = round(now - started, 2)
+    if milestones := time_to_milestones(rows, model.task, runs):
         summary[TIME_TO] = milestones
     if section := model.summary_section():
         summary[model.task] = section

@@ -165,9 +165,10 @@ def _device(run: Run) -> str:
 
 
 def run_interval(run: Run) -> tuple[float, float] | None:
-    """(start, end) in seconds since the epoch: the last epoch's timestamp and the wall time before it."""
+    """(start, end) in seconds since the epoch: the last epoch's timestamp and the wall time before it (of the last
+    attempt, for a run continued after an interruption: its wall_time_s counts every attempt)."""
     times = [float(r["time"]) for r in run.metrics if isinstance(r.get("time"), (int, float))]
-    wall = run.summary.get("wall_time_s")
+    wall = run.summary.get("wall_time_this_attempt_s", run.summary.get("wall_time_s"))
     if not times or not isinstance(wall, (int, float)):
         return None
     return max(times) - float(wall), max(times)
