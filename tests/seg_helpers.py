@@ -15,6 +15,7 @@ TINY_SEG = [
     "data.n_train=8",
     "data.n_val=4",
     "data.n_test=6",
+    "data.samples_per_epoch=null",  # one pass over the 8 images (the presets' fixed epoch is 160 samples)
     "data.num_workers=0",
     "data.batch_size=4",
     "data.eval_batch_size=4",

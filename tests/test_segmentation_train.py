@@ -50,6 +50,9 @@ def test_the_variants_share_the_baseline_recipe_and_change_only_their_delta(tmp_
     assert base["model"]["net"]["batch_norm"] is True and base["model"]["loss"] == "bce_dice"
     assert base["model"]["scheduler"]["_target_"].endswith("warmup_cosine")
     assert base["trainer"]["gradient_clip_val"] > 0 and base["callbacks"]["early_stopping"]["monitor"] == "${monitor}"
+    # a step budget that does not shrink with the data, and the intensity shift between scanners (unet_recipe study)
+    assert base["data"]["samples_per_epoch"] == 160 and base["data"]["train_repeats"] == 1
+    assert base["data"]["gamma"] > 0 and base["data"]["p_gamma"] > 0 and base["data"]["brightness"] >= 0.2
     for experiment, delta in (("unet_nearest", {"up_mode": "nearest"}), ("unet_elu", {"activation": "elu"})):
         variant = flat(experiment)
         assert {k: v for k, v in variant["model"].items() if k != "net" and base["model"][k] != v} == {}

@@ -437,7 +437,7 @@ def main(argv: list[str] | None = None) -> dict:
         label = "cnn_best, " + ("GTSRB" if args.gtsrb_dir else "synthetic signs")
         result["loops"] += loop_ratios(best, label, args, args.steps, "cnn_best")
     seg = ["experiment=unet_baseline", f"{_unet_width_key()}={args.unet_features}",
-           f"data.batch_size={args.unet_batch}", "data.train_repeats=4"]
+           f"data.batch_size={args.unet_batch}"]  # the preset's fixed 160-sample epoch: 10–40 batches
     seg += [f"data.data_dir={args.isbi_dir}"] if args.isbi_dir else ["data=synthetic_seg",
                                                                       f"data.image_size={args.unet_size}"]
     if "unet" in args.tasks:
