@@ -57,8 +57,17 @@ def common_mean(series: list[tuple[object, np.ndarray, np.ndarray]]) -> tuple[np
     return epochs, mean
 
 
-def _colours() -> list:
-    return plt.rcParams["axes.prop_cycle"].by_key()["color"]
+def _colours(n: int = 0) -> list:
+    """The default cycle, or 20 distinct colours when more variants than it has (no two variants share one)."""
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return cycle if n <= len(cycle) else [plt.get_cmap("tab20")(i) for i in range(20)]
+
+
+def _short_label(names: list[str], variants: list[str]) -> str:
+    """A legend label for one schedule line: the names when few, else a count (the caption lists them all)."""
+    if len(names) == len(variants):
+        return f"all {len(names)} variants"
+    return ", ".join(names) if len(names) <= 3 else f"{len(names)} variants ({names[0]}, …)"
 
 
 def _panel(ax, series_by_variant: dict, colours: dict, style: str = "-", log: bool = False) -> None:
@@ -103,7 +112,8 @@ def curves(task: TaskStats, panels: list[tuple[list[str], str, bool]]) -> tuple[
     """One panel per entry of ``panels`` (keys: solid for the first, dashed for a second; title; log scale), then
     the learning rate with identical schedules drawn once. Returns the PNG and the learning-rate groups named."""
     variants = sorted(task.runs_by_variant)
-    colours = {v: _colours()[i % len(_colours())] for i, v in enumerate(variants)}
+    palette = _colours(len(variants))
+    colours = {v: palette[i % len(palette)] for i, v in enumerate(variants)}
     data = [([{v: run_series(task.runs_by_variant[v], k) for v in variants} for k in keys], title, log)
             for keys, title, log in panels]
     data = [d for d in data if any(s for per in d[0] for s in per.values())]
@@ -125,7 +135,7 @@ def curves(task: TaskStats, panels: list[tuple[list[str], str, bool]]) -> tuple[
         for (_, epochs, values), names in _same_lr(lr):
             label = ", ".join(names)
             ax.plot(epochs + 1, values, "-", color=colours[names[0]] if len(names) == 1 else "0.3",
-                    linewidth=1.6, label=label if len(names) > 1 else None)
+                    linewidth=1.6, label=_short_label(names, variants) if len(names) > 1 else None)
             if len(names) > 1:
                 lr_words.append(f"{label}: one line (the same schedule)")
         if ax.lines and all(np.min(line.get_ydata()) > 0 for line in ax.lines):
