@@ -50,7 +50,18 @@ def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def config_differences(runs_by_variant: dict[str, list[Run]]) -> Table | Paragraph:
+def _per_run(key: str) -> bool:
+    """Keys that name this run's own folder, checkpoint or seed: they differ between any two runs, so with one
+    seed per variant they would look like a difference between variants."""
+    leaf = key.rsplit(".", 1)[-1]
+    return (key in ("ckpt_path", "run_name", "seed") or key.startswith(("paths.", "hydra.")) or
+            leaf in ("dirpath", "default_root_dir", "output_dir", "save_dir", "log_dir", "seed"))
+
+
+_WIDE = 4  # more variants than this: variants become rows (and at most this many keys per table)
+
+
+def config_differences(runs_by_variant: dict[str, list[Run]]) -> Table | Paragraph | list[Table]:
     """Keys whose value is constant within each variant but differs between variants (seeds, paths drop out)."""
     flat = {v: [_flatten(r.config) for r in runs if r.config] for v, runs in runs_by_variant.items()}
     flat = {v: configs for v, configs in flat.items() if configs}
@@ -59,14 +70,22 @@ def config_differences(runs_by_variant: dict[str, list[Run]]) -> Table | Paragra
     keys = sorted(set().union(*(c.keys() for configs in flat.values() for c in configs)))
     variants = sorted(flat)
     rows = []
-    for key in keys:
+    for key in (k for k in keys if not _per_run(k)):
         per_variant = {v: {c.get(key, MISSING) for c in flat[v]} for v in variants}
         if all(len(values) == 1 for values in per_variant.values()) and len(
                 {next(iter(values)) for values in per_variant.values()}) > 1:
             rows.append([code(key)] + [md(_short(next(iter(per_variant[v])))) for v in variants])
     if not rows:
         return Paragraph("The variants' resolved configs do not differ (beyond seeds and run folders).")
-    return Table(["config key", *[md(v) for v in variants]], rows)
+    if len(variants) <= _WIDE:
+        return Table(["config key", *[md(v) for v in variants]], rows)
+    # many variants: one row per variant, the differing keys as columns, a few per table so a page stays narrow
+    tables = []
+    for start in range(0, len(rows), _WIDE):
+        part = rows[start:start + _WIDE]
+        tables.append(Table(["variant", *[row[0] for row in part]],
+                            [[md(v), *[row[1 + i] for row in part]] for i, v in enumerate(variants)]))
+    return tables
 
 
 def command(run: Run) -> str:
@@ -122,5 +141,7 @@ def provenance(runs: list[Run], by_task: dict[str, dict[str, list[Run]]], names:
                                 + "."))
     for task, runs_by_variant in sorted(by_task.items()):
         suffix = f" ({task})" if len(by_task) > 1 else ""
-        blocks += [Heading(3, f"Config differences between variants{suffix}"), config_differences(runs_by_variant)]
+        differences = config_differences(runs_by_variant)
+        blocks += [Heading(3, f"Config differences between variants{suffix}"),
+                   *(differences if isinstance(differences, list) else [differences])]
     return blocks + _versions(runs)
