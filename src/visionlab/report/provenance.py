@@ -58,7 +58,8 @@ def _per_run(key: str) -> bool:
             leaf in ("dirpath", "default_root_dir", "output_dir", "save_dir", "log_dir", "seed"))
 
 
-_WIDE = 4  # more variants than this: variants become rows (and at most this many keys per table)
+_WIDE = 6  # more variants than this: variants become rows, at most _KEYS keys (columns) per table
+_KEYS = 3
 
 
 def config_differences(runs_by_variant: dict[str, list[Run]]) -> Table | Paragraph | list[Table]:
@@ -81,8 +82,8 @@ def config_differences(runs_by_variant: dict[str, list[Run]]) -> Table | Paragra
         return Table(["config key", *[md(v) for v in variants]], rows)
     # many variants: one row per variant, the differing keys as columns, a few per table so a page stays narrow
     tables = []
-    for start in range(0, len(rows), _WIDE):
-        part = rows[start:start + _WIDE]
+    for start in range(0, len(rows), _KEYS):
+        part = rows[start:start + _KEYS]
         tables.append(Table(["variant", *[row[0] for row in part]],
                             [[md(v), *[row[1 + i] for row in part]] for i, v in enumerate(variants)]))
     return tables
