@@ -245,3 +245,15 @@ def test_a_committed_study_report_rebuilds_from_its_committed_records(study, tmp
     _, rebuilt, _ = _report(tmp_path / "again", *args)
     assert rebuilt["tasks"] == committed["tasks"] and rebuilt["caveats"] == committed["caveats"]
     assert rebuilt["page"][1:] == committed["page"][1:]
+
+
+def test_many_segmentation_variants_list_cases_as_columns_and_variants_as_rows(tmp_path):
+    """Four variants × two classes would be eight case columns: the table turns around (a row per variant and
+    class, a column per case), so a study of many variants stays readable."""
+    for i, variant in enumerate(("a", "b", "c", "d")):
+        segmentation_run(tmp_path / "runs", variant, 1, [0.90 + i / 100, 0.91, 0.92, 0.93], [0.60, 0.61, 0.62, 0.63 + i / 100],
+                         [0.88, 0.90, 0.86, 0.92])
+    markdown, _, _ = _report(tmp_path / "out", str(tmp_path / "runs"))
+    assert "| variant | class | case 0 | case 1 | case 2 | case 3 |" in markdown
+    assert "| d | background | 0.6000 | 0.6100 | 0.6200 | 0.6600 |" in markdown
+    assert "| d | foreground | 0.9300 | 0.9100 | 0.9200 | 0.9300 |" in markdown

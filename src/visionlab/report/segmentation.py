@@ -109,10 +109,13 @@ def _case_tables(task: TaskStats, cases: dict[str, dict], names: ClassNames) -> 
     base = cases.get(task.baseline, {})
     rows = [[str(c), *[fmt(cases[v][c].get(col), "score") for v in variants for col, _ in columns],
              fmt((base.get(c) or cases[variants[0]][c]).get(keys.CASE_F1_TRIVIAL), "score")] for c in shared]
+    per_case: Table | list[Table] = Table(header, rows, f"cases:{task.spec.task}")
+    if len(variants) * len(columns) > _CASE_COLUMNS_MAX:  # many variants: one row per variant and class instead
+        per_case = _cases_as_rows(task, cases, variants, shared, columns, names, base)
     numbers = {"cases": shared, "f1": {v: [cases[v][c].get(keys.CASE_F1) for c in shared] for v in variants},
                "f1_bg": {v: [cases[v][c].get(keys.CASE_F1_BG) for c in shared] for v in variants}, "versus": []}
     if task.baseline not in variants or len(variants) < 2:
-        return Table(header, rows, f"cases:{task.spec.task}"), None, numbers
+        return per_case, None, numbers
     versus = []
     for v in variants:
         if v == task.baseline:
@@ -126,7 +129,29 @@ def _case_tables(task: TaskStats, cases: dict[str, dict], names: ClassNames) -> 
                            f"{higher} of {len(shared)}", f"{lower} of {len(shared)}"])
     table = Table(["variant", "class", f"mean Δ F1 vs {md(task.baseline)} over cases", "cases higher",
                    "cases lower"], versus, f"cases-versus:{task.spec.task}")
-    return Table(header, rows, f"cases:{task.spec.task}"), table, numbers
+    return per_case, table, numbers
+
+
+_CASE_COLUMNS_MAX = 6  # variants × classes as columns up to this many, else variants × classes as rows
+_CASES_PER_TABLE = 8
+
+
+def _cases_as_rows(task: TaskStats, cases: dict, variants: list[str], shared: list, columns: list, names: ClassNames,
+                   base: dict) -> list[Table]:
+    """The per-case table turned around for many variants: a row per variant and class, the cases as columns, at
+    most eight per table, and the trivial prediction as the last row, so the page stays narrow."""
+    tables = []
+    for start in range(0, len(shared), _CASES_PER_TABLE):
+        part = shared[start:start + _CASES_PER_TABLE]
+        rows = [[md(v), md(names.name(label) or label), *[fmt(cases[v][c].get(col), "score") for c in part]]
+                for v in variants for col, label in columns]
+        rows.append(["predicting everything " + md(names.name(1) or "foreground"), md(names.name(1) or "1"),
+                     *[fmt((base.get(c) or cases[variants[0]][c]).get(keys.CASE_F1_TRIVIAL), "score")
+                       for c in part]])
+        suffix = "" if start == 0 else f":{start // _CASES_PER_TABLE + 1}"
+        tables.append(Table(["variant", "class", *[f"case {c}" for c in part]], rows,
+                            f"cases:{task.spec.task}{suffix}"))
+    return tables
 
 
 def segmentation_detail(task: TaskStats, names: ClassNames, adjacent: bool) -> tuple[list, dict]:
@@ -141,7 +166,7 @@ def segmentation_detail(task: TaskStats, names: ClassNames, adjacent: bool) -> t
     if any(cases.values()):
         table, versus, numbers["per_case"] = _case_tables(task, cases, names)
         blocks += [Paragraph("Per test case: F1 of each class averaged over each variant's seeds (the test cases "
-                             "are the same for every run)."), table]
+                             "are the same for every run)."), *(table if isinstance(table, list) else [table])]
         if versus is not None:
             why = ("adjacent slices of one volume" if adjacent else "cases of one test split")
             blocks += [Paragraph(f"Per case, variant − baseline: how often a variant is above or below the baseline. "
