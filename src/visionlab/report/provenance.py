@@ -54,7 +54,7 @@ def _per_run(key: str) -> bool:
     """Keys that name this run's own folder, checkpoint or seed: they differ between any two runs, so with one
     seed per variant they would look like a difference between variants."""
     leaf = key.rsplit(".", 1)[-1]
-    return (key in ("ckpt_path", "run_name", "seed") or key.startswith(("paths.", "hydra.")) or
+    return (key in ("ckpt_path", "run_name") or key.startswith(("paths.", "hydra.")) or
             leaf in ("dirpath", "default_root_dir", "output_dir", "save_dir", "log_dir", "seed"))
 
 
@@ -62,12 +62,12 @@ _WIDE = 6  # more variants than this: variants become rows, at most _KEYS keys (
 _KEYS = 3
 
 
-def config_differences(runs_by_variant: dict[str, list[Run]]) -> Table | Paragraph | list[Table]:
+def config_differences(runs_by_variant: dict[str, list[Run]]) -> list[Table | Paragraph]:
     """Keys whose value is constant within each variant but differs between variants (seeds, paths drop out)."""
     flat = {v: [_flatten(r.config) for r in runs if r.config] for v, runs in runs_by_variant.items()}
     flat = {v: configs for v, configs in flat.items() if configs}
     if len(flat) < 2:
-        return Paragraph("Fewer than two variants with a resolved config: nothing to compare.")
+        return [Paragraph("Fewer than two variants with a resolved config: nothing to compare.")]
     keys = sorted(set().union(*(c.keys() for configs in flat.values() for c in configs)))
     variants = sorted(flat)
     rows = []
@@ -77,9 +77,9 @@ def config_differences(runs_by_variant: dict[str, list[Run]]) -> Table | Paragra
                 {next(iter(values)) for values in per_variant.values()}) > 1:
             rows.append([code(key)] + [md(_short(next(iter(per_variant[v])))) for v in variants])
     if not rows:
-        return Paragraph("The variants' resolved configs do not differ (beyond seeds and run folders).")
+        return [Paragraph("The variants' resolved configs do not differ (beyond seeds and run folders).")]
     if len(variants) <= _WIDE:
-        return Table(["config key", *[md(v) for v in variants]], rows)
+        return [Table(["config key", *[md(v) for v in variants]], rows)]
     # many variants: one row per variant, the differing keys as columns, a few per table so a page stays narrow
     tables = []
     for start in range(0, len(rows), _KEYS):
@@ -142,7 +142,5 @@ def provenance(runs: list[Run], by_task: dict[str, dict[str, list[Run]]], names:
                                 + "."))
     for task, runs_by_variant in sorted(by_task.items()):
         suffix = f" ({task})" if len(by_task) > 1 else ""
-        differences = config_differences(runs_by_variant)
-        blocks += [Heading(3, f"Config differences between variants{suffix}"),
-                   *(differences if isinstance(differences, list) else [differences])]
+        blocks += [Heading(3, f"Config differences between variants{suffix}"), *config_differences(runs_by_variant)]
     return blocks + _versions(runs)

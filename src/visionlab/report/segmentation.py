@@ -97,7 +97,7 @@ def _class_table(task: TaskStats, cases: dict[str, dict], names: ClassNames) -> 
 CASE_COLUMNS = ((keys.CASE_F1_BG, 0), (keys.CASE_F1, 1))  # per-case F1 column and the label it scores
 
 
-def _case_tables(task: TaskStats, cases: dict[str, dict], names: ClassNames) -> tuple[Table, Table | None, dict]:
+def _case_tables(task: TaskStats, cases: dict[str, dict], names: ClassNames) -> tuple[list[Table], Table | None, dict]:
     """Per case: each variant's F1 of both classes (means over its seeds), and per variant and class how often it
     is above the baseline, without a test (the cases are not independent samples)."""
     variants = [v for v in sorted(cases) if cases[v]]
@@ -109,7 +109,7 @@ def _case_tables(task: TaskStats, cases: dict[str, dict], names: ClassNames) -> 
     base = cases.get(task.baseline, {})
     rows = [[str(c), *[fmt(cases[v][c].get(col), "score") for v in variants for col, _ in columns],
              fmt((base.get(c) or cases[variants[0]][c]).get(keys.CASE_F1_TRIVIAL), "score")] for c in shared]
-    per_case: Table | list[Table] = Table(header, rows, f"cases:{task.spec.task}")
+    per_case = [Table(header, rows, f"cases:{task.spec.task}")]
     if len(variants) * len(columns) > _CASE_COLUMNS_MAX:  # many variants: one row per variant and class instead
         per_case = _cases_as_rows(task, cases, variants, shared, columns, names, base)
     numbers = {"cases": shared, "f1": {v: [cases[v][c].get(keys.CASE_F1) for c in shared] for v in variants},
@@ -166,7 +166,7 @@ def segmentation_detail(task: TaskStats, names: ClassNames, adjacent: bool) -> t
     if any(cases.values()):
         table, versus, numbers["per_case"] = _case_tables(task, cases, names)
         blocks += [Paragraph("Per test case: F1 of each class averaged over each variant's seeds (the test cases "
-                             "are the same for every run)."), *(table if isinstance(table, list) else [table])]
+                             "are the same for every run)."), *table]
         if versus is not None:
             why = ("adjacent slices of one volume" if adjacent else "cases of one test split")
             blocks += [Paragraph(f"Per case, variant − baseline: how often a variant is above or below the baseline. "
