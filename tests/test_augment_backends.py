@@ -84,6 +84,21 @@ def test_rotation_range_matches():
     assert abs(angles["batched"].mean() - angles["albumentations"].mean()) < 0.4
 
 
+def test_zoom_range_matches_and_is_off_in_the_seed_recipe():
+    """With ``scale`` the x-coordinate gradient (8 per source pixel) reads back each sample's zoom z = 8 / gradient."""
+    labels = np.full(N, ASYMMETRIC, dtype=np.int64)
+    zooms = {}
+    for backend in ("batched", "albumentations"):
+        out = signs(backend, coordinate_images(N), labels, rotation=0.0, brightness=0.0, contrast=0.0, scale=0.15)
+        zooms[backend] = z = 8 / (out[:, 8:20, 9:21, 0] - out[:, 8:20, 8:20, 0]).mean(axis=(1, 2))
+        assert z.min() < 0.9 and z.max() > 1.1, backend  # uniform in [0.85, 1.15]
+        assert 0.84 < z.min() and z.max() < 1.16 and 0.97 < z.mean() < 1.03, backend
+    assert abs(zooms["batched"].mean() - zooms["albumentations"].mean()) < 0.02
+    assert recipe("synthetic_signs")["scale"] == 0.0  # the course's recipe has no zoom
+    plain = signs("batched", coordinate_images(64), labels[:64], rotation=0.0, brightness=0.0, contrast=0.0)
+    np.testing.assert_allclose(np.diff(plain[..., 0], axis=2), 8, atol=1e-3)  # scale 0: pixel for pixel
+
+
 def test_brightness_and_contrast_jitter_ranges_match():
     labels = np.full(N, ASYMMETRIC, dtype=np.int64)
     flat = np.full((N, 32, 32, 3), 100, np.uint8)  # contrast leaves a flat image alone: output = 100·brightness

@@ -1,7 +1,8 @@
 """The course's traffic-sign recipe on whole batches (the default backend; ``albumentations_recipe`` is the
 per-sample reference it is tested against).
 
-Rotation ±``rotation``° about the image centre with replicated borders, a random ``crop``×``crop`` window,
+Rotation ±``rotation``° about the image centre with replicated borders, a random ``crop``×``crop`` window, a zoom
+in [1 − ``scale``, 1 + ``scale``] about the window's centre (0 = the course's recipe, which has none),
 brightness/contrast jitter, and a horizontal flip (p = 0.5) only for the mirror-symmetric classes.
 
 Cost (the training loop waits for it every step): rotation, crop and flip are one 2×3 map per image, composed on the
@@ -26,8 +27,8 @@ class SignBatchAugment:
     """(uint8 N×H×W×C images, labels, generator) → (float N×C×crop×crop in [0, 1], channels_last, labels)."""
 
     def __init__(self, crop: int, rotation: float, brightness: float, contrast: float,
-                 flip_classes: Sequence[int]):
-        self.crop, self.rotation = int(crop), float(rotation)
+                 flip_classes: Sequence[int], scale: float = 0.0):
+        self.crop, self.rotation, self.scale = int(crop), float(rotation), float(scale)
         self.brightness, self.contrast = float(brightness), float(contrast)
         self.flip_classes = torch.as_tensor(list(flip_classes), dtype=torch.int64)
         self._classes_on: dict[str, torch.Tensor] = {}
@@ -37,6 +38,7 @@ class SignBatchAugment:
         coin; only the mirror-symmetric classes obey it (``flips``)."""
         return {
             "angle": uniform(generator, n, -self.rotation, self.rotation),
+            "zoom": uniform(generator, n, 1 - self.scale, 1 + self.scale),
             "offset_x": torch.randint(0, width - self.crop + 1, (n,), generator=generator),
             "offset_y": torch.randint(0, height - self.crop + 1, (n,), generator=generator),
             "flip": bernoulli(generator, n, 0.5),
@@ -47,11 +49,13 @@ class SignBatchAugment:
     def thetas(self, p: dict, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """(plain, mirrored) ``affine_grid`` maps as float64 (N, 6) rows of θ: output pixel q → flip inside the
         crop (mirrored only) → shift by the crop offset → rotate R about the image centre c → source pixel, i.e.
-        source = R·F·q + R·(offset + f − c) + c with F = diag(±1, 1), f = (crop − 1, 0) when mirrored; then in
+        source = R·F·q + R·(offset + f − c) + c with F = diag(±1, 1), f = (crop − 1, 0) when mirrored, the zoom z
+        scaling q about the window's centre (R·F becomes R·F / z; the centre's source stays put); then in
         ``grid_sample``'s [-1, 1] units (``batched_ops.normalised_theta``, written out: N numbers, NumPy is ~3×
         faster than torch at this size)."""
         a = np.deg2rad(p["angle"].numpy())
         cos, sin = np.cos(a), np.sin(a)
+        shrink = 1.0 / p["zoom"].numpy()  # a zoom z > 1 magnifies: each output pixel covers 1/z source pixels
         cx, cy = (width - 1) / 2, (height - 1) / 2
         ox, oy = p["offset_x"].numpy() - cx, p["offset_y"].numpy() - cy
         to_x, to_y = 2.0 / width, 2.0 / height  # source pixels → [-1, 1]
@@ -61,8 +65,9 @@ class SignBatchAugment:
             m00, m01, m10, m11 = mirror * cos, -sin, mirror * sin, cos  # R·F
             source_x = cos * (ox + extra) - sin * oy + cx + (m00 + m01) * mid  # where the output centre lands
             source_y = sin * (ox + extra) + cos * oy + cy + (m10 + m11) * mid
-            maps.append(np.stack([to_x * half * m00, to_x * half * m01, to_x * (source_x + 0.5) - 1.0,
-                                  to_y * half * m10, to_y * half * m11, to_y * (source_y + 0.5) - 1.0], 1))
+            k_x, k_y = to_x * half * shrink, to_y * half * shrink
+            maps.append(np.stack([k_x * m00, k_x * m01, to_x * (source_x + 0.5) - 1.0,
+                                  k_y * m10, k_y * m11, to_y * (source_y + 0.5) - 1.0], 1))
         return maps[0], maps[1]
 
     def flips(self, coin: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

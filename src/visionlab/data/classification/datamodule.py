@@ -38,7 +38,7 @@ class AugmentedSigns(Dataset):
     def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int, recipe: dict):
         self.images, self.labels, self.seed = images, labels, seed
         keep_opencv_single_threaded()
-        geometry = {k: recipe[k] for k in ("crop", "rotation", "brightness", "contrast")}
+        geometry = {k: recipe[k] for k in ("crop", "rotation", "brightness", "contrast", "scale")}
         self.plain = train_transform(flip=False, **geometry)
         self.flippable = train_transform(flip=True, **geometry)
         self.symmetric = np.isin(labels, recipe["flip_classes"])
@@ -133,7 +133,8 @@ class ClassificationDataModule(InMemoryDataModule):
                  split_seed: int, seed: int, crop: int, rotation: float, brightness: float, contrast: float,
                  flip_classes: list[int] | str, num_classes: int = 43, class_names: list[str] | None = None,
                  channels: int = 3, input_size: int | None = None, test_fraction: float = 0.0,
-                 augment_backend: str = "batched", pin_memory: bool = False, name: str | None = None):
+                 augment_backend: str = "batched", pin_memory: bool = False, name: str | None = None,
+                 scale: float = 0.0):
         """``name``: the data config's short name (``data.name``, part of the default experiment name)."""
         super().__init__(batch_size, eval_batch_size, num_workers, seed, augment_backend, pin_memory)
         self.name = name
@@ -148,11 +149,13 @@ class ClassificationDataModule(InMemoryDataModule):
         expect("data.num_classes", num_classes, at_least(2), "an integer ≥ 2", "data.num_classes=10")
         for key, value in (("data.rotation", rotation), ("data.brightness", brightness), ("data.contrast", contrast)):
             expect(key, value, lambda v: is_number(v) and v >= 0, "a number ≥ 0", f"{key}=0.2")
+        expect("data.scale", scale, lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1) (zoom ± scale)",
+               "data.scale=0.1")
         self.num_classes, self.requested_channels = num_classes, channels
         self.stated_class_names = None if class_names is None else class_names_or_ids(class_names, num_classes)
         flips = range(num_classes) if flip_classes == FLIP_ALL else check_flip_classes(flip_classes, num_classes)
         self.recipe = {"crop": int(crop), "rotation": float(rotation), "brightness": float(brightness),
-                       "contrast": float(contrast), "flip_classes": [int(c) for c in flips]}
+                       "contrast": float(contrast), "flip_classes": [int(c) for c in flips], "scale": float(scale)}
         self.arrays: dict[str, np.ndarray] | None = None
         self._train_arrays: tuple[np.ndarray, np.ndarray] | None = None
         self._facts: DataFacts | None = None
