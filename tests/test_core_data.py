@@ -143,3 +143,27 @@ def test_training_batches_are_augmented_crops_and_reproducible_per_epoch(backend
     assert torch.equal(dm.splits["train"][1][order], labels)
     changed = (images.int() - plain.int()).abs().float().mean(dim=(1, 2, 3))
     assert (changed > 2.0).all(), changed
+
+
+def _dark(**overrides):
+    """A tiny synthetic sign set as if photographed in the dark: every pixel value divided by 4 (0..63)."""
+    module = datamodule("synthetic_signs", tracks_per_class=2, frames_per_track=3, test_tracks_per_class=1,
+                        **overrides)
+    module.load_arrays = lambda: {k: (v // 4 if k.startswith("x_") else v)
+                                  for k, v in type(module).load_arrays(module).items()}
+    return module
+
+
+@pytest.mark.parametrize("method", ["autocontrast", "equalize"])
+def test_contrast_normalisation_spreads_every_split_of_a_dark_set_and_a_bad_method_is_named(method):
+    """Every split the model sees is stretched to the full range, each image on its own; labels stay put."""
+    from visionlab.errors import ConfigError
+
+    before, after = _dark().load_splits(), _dark(contrast_norm=method).load_splits()
+    for split in ("train", "val", "test"):
+        assert before[split][0].max() < 64
+        per_image_max = after[split][0].reshape(len(after[split][0]), -1).max(1)
+        assert per_image_max.min() >= 250, (split, per_image_max.min())
+        np.testing.assert_array_equal(before[split][1], after[split][1])
+    with pytest.raises(ConfigError, match=r"data.contrast_norm='clahe' is not one of none, autocontrast, equalize"):
+        datamodule("synthetic_signs", contrast_norm="clahe")

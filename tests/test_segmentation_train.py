@@ -11,6 +11,7 @@ from helpers import CONF, compose, finished_wandb_run, run_if, shared_data_dir
 from seg_helpers import TINY_SEG, f1_iou
 from visionlab.errors import DataError
 from visionlab.models.unet import UNet
+from visionlab.report.cli import main as report_main
 from visionlab.runner import run
 
 UNET_EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("unet_*.yaml"))
@@ -218,3 +219,8 @@ def test_flip_tta_evaluates_a_trained_checkpoint_and_is_recorded(tmp_path):
     assert results["none"]["segmentation"]["test_time_augmentation"] == "none"
     assert results["flips"]["segmentation"]["test_time_augmentation"].startswith("flips: identity, horizontal")
     assert 0 < results["none"]["test"]["test/f1"] != results["flips"]["test"]["test/f1"], results
+    # a page of evaluations says what they are, not "metrics.csv missing" or "trained 0 epochs"
+    assert report_main([str(tmp_path / "eval_none"), str(tmp_path / "eval_flips"), "--out", str(tmp_path / "page")]) == 0
+    page = (tmp_path / "page" / "REPORT.md").read_text()
+    assert "unet_baseline: 2 evaluations of a trained checkpoint (`train=false`)" in page
+    assert "metrics.csv missing" not in page and "trained 0 epochs" not in page

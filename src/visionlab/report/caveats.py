@@ -37,8 +37,16 @@ def _split(task: TaskStats) -> list[str]:
 
 def _length(task: TaskStats, reference: Reference | None, conv: dict) -> list[str]:
     kind = task.measures[0].kind if task.spec.task == "classification" else "score"
-    return [convergence.sentence(md(variant), [c for _, c in conv.get(variant, [])], kind)
-            for variant in sorted(task.runs_by_variant) if conv.get(variant)]
+    items = []
+    for variant in sorted(task.runs_by_variant):
+        if conv.get(variant):
+            items.append(convergence.sentence(md(variant), [c for _, c in conv[variant]], kind))
+        elif any(r.evaluation_only for r in task.runs_by_variant[variant]):
+            n = sum(r.evaluation_only for r in task.runs_by_variant[variant])
+            items.append(f"{md(variant)}: {n} evaluation{'s' if n > 1 else ''} of a trained checkpoint "
+                         "(`train=false`): no training of its own; how the checkpoint's run converged is in that "
+                         "run's record (`evaluated_checkpoint` in summary.json).")
+    return items
 
 
 def adjacent_cases(task: TaskStats) -> bool:

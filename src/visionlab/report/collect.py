@@ -54,6 +54,11 @@ class Run:
     def completed(self) -> bool:
         return self.status == Status.COMPLETED
 
+    @property
+    def evaluation_only(self) -> bool:
+        """A ``train=false`` run: it tested a checkpoint and trained nothing, so it has no epochs to record."""
+        return bool(self.summary.get("evaluated_checkpoint")) and not self.summary.get("epochs")
+
     def read(self, name: str, reader):
         """``reader()`` of the run folder, or None when the file is absent; an unreadable file, or one over the
         report's bounds (``limits``), is a problem."""
@@ -96,10 +101,10 @@ def load_run(folder: RunFolder) -> Run:
         run.config = {}
     run.overrides = list(run.summary.get("overrides") or folder.read_overrides())
     metrics = run.read(METRICS, folder.read_metrics)
-    if metrics is None:
+    if metrics is None and not run.evaluation_only:
         run.problems.append(f"{METRICS} missing")
     run.metrics = metrics or []
-    if run.summary and run.completed and not run.metrics:
+    if run.summary and run.completed and not run.metrics and not run.evaluation_only:
         run.problems.append("completed, but no epoch metrics were recorded")
     return run
 

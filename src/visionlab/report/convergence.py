@@ -89,7 +89,7 @@ def monitored_key(runs: list[Run], default: str) -> str:
 
 def variant_convergence(runs: list[Run], default_key: str) -> list[tuple[Run, RunConvergence]]:
     key = monitored_key(runs, default_key)
-    return [(r, run_convergence(r, key)) for r in runs if counted(r)]
+    return [(r, run_convergence(r, key)) for r in runs if counted(r) and not r.evaluation_only]
 
 
 def _amounts(values: list[float], kind: str) -> str:

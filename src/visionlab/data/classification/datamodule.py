@@ -20,6 +20,7 @@ from visionlab.checks import at_least, expect, is_integer, is_number, one_of
 from visionlab.data.albumentations_backend import keep_opencv_single_threaded, reseed
 from visionlab.data.classification.albumentations_recipe import train_transform
 from visionlab.data.classification.augment import SignBatchAugment
+from visionlab.data.classification.contrast import check_method, normalise_contrast
 from visionlab.data.classification.sources import load_gtsrb
 from visionlab.data.classification.synthetic import class_names as synthetic_class_names
 from visionlab.data.classification.synthetic import make_synthetic_signs
@@ -134,8 +135,9 @@ class ClassificationDataModule(InMemoryDataModule):
                  flip_classes: list[int] | str, num_classes: int = 43, class_names: list[str] | None = None,
                  channels: int = 3, input_size: int | None = None, test_fraction: float = 0.0,
                  augment_backend: str = "batched", pin_memory: bool = False, name: str | None = None,
-                 scale: float = 0.0):
-        """``name``: the data config's short name (``data.name``, part of the default experiment name)."""
+                 scale: float = 0.0, contrast_norm: str = "none"):
+        """``name``: the data config's short name (``data.name``, part of the default experiment name);
+        ``contrast_norm``: per-image contrast normalisation of every split at load time (``contrast``)."""
         super().__init__(batch_size, eval_batch_size, num_workers, seed, augment_backend, pin_memory)
         self.name = name
         self.val_fraction = check_fraction("data.val_fraction", val_fraction)
@@ -152,6 +154,7 @@ class ClassificationDataModule(InMemoryDataModule):
         expect("data.scale", scale, lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1) (zoom ± scale)",
                "data.scale=0.1")
         self.num_classes, self.requested_channels = num_classes, channels
+        self.contrast_norm = check_method(contrast_norm)
         self.stated_class_names = None if class_names is None else class_names_or_ids(class_names, num_classes)
         flips = range(num_classes) if flip_classes == FLIP_ALL else check_flip_classes(flip_classes, num_classes)
         self.recipe = {"crop": int(crop), "rotation": float(rotation), "brightness": float(brightness),
@@ -193,7 +196,8 @@ class ClassificationDataModule(InMemoryDataModule):
         arrays = {key: value for key, value in self.load_arrays().items()}
         for split in ("train", "val", "test"):
             if f"x_{split}" in arrays:
-                arrays[f"x_{split}"] = to_channels(arrays[f"x_{split}"], self.requested_channels)
+                arrays[f"x_{split}"] = normalise_contrast(to_channels(arrays[f"x_{split}"], self.requested_channels),
+                                                          self.contrast_norm)
                 arrays[f"y_{split}"] = np.asarray(arrays[f"y_{split}"]).astype(np.int64)
         self._check_labels(arrays)
         self._check_crop(arrays["x_train"].shape[1:3])
