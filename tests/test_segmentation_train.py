@@ -223,4 +223,5 @@ def test_flip_tta_evaluates_a_trained_checkpoint_and_is_recorded(tmp_path):
     assert report_main([str(tmp_path / "eval_none"), str(tmp_path / "eval_flips"), "--out", str(tmp_path / "page")]) == 0
     page = (tmp_path / "page" / "REPORT.md").read_text()
     assert "unet_baseline: 2 evaluations of a trained checkpoint (`train=false`)" in page
-    assert "metrics.csv missing" not in page and "trained 0 epochs" not in page
+    assert "| evaluation of a checkpoint (2 of 2) |" in page
+    assert "metrics.csv missing" not in page and "trained 0 epochs" not in page and "no curve" not in page

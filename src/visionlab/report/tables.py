@@ -117,7 +117,8 @@ def trial_table(task: TaskStats, conv: Conv) -> Table:
                          *([fmt(scores.get(TEST_CASES), "count")] if cases else []), *cells,
                          (f"{fmt_epoch((run.summary.get('best') or {}).get(EPOCH))} / "
                           f"{md(run.summary.get('epochs', MISSING))}"),
-                         fmt(final, primary.kind), state.state if state else MISSING])
+                         fmt(final, primary.kind),
+                         state.state if state else ("evaluation" if run.evaluation_only else MISSING)])
     return Table(header, rows, f"runs:{spec.task}")
 
 
@@ -143,8 +144,17 @@ def aggregate_table(task: TaskStats, measure: Measure, conv: Conv) -> Table:
         rows.append([md(v.variant), *([] if one_split else [split_name(spec, v.split)]), n,
                      fmt_mean_std(v.mean, v.std, kind), span, fmt(_mean(v.finals), kind), delta,
                      NA if v.is_baseline else f"{fmt_p(v.p_value)} / {fmt_p(v.p_holm)}",
-                     convergence.cell([c for _, c in conv.get(v.variant, [])])])
+                     _training_cell(task, v.variant, conv)])
     return Table(header, rows, f"over-seeds:{spec.task}:{measure.label}")
+
+
+def _training_cell(task: TaskStats, variant: str, conv: Conv) -> str:
+    """How the variant's runs ended; a variant of checkpoint evaluations (train=false) says so."""
+    results = [c for _, c in conv.get(variant, [])]
+    evaluations = sum(r.evaluation_only for r in task.runs_by_variant.get(variant, []))
+    if not results and evaluations:
+        return f"evaluation of a checkpoint ({evaluations} of {len(task.runs_by_variant[variant])})"
+    return convergence.cell(results)
 
 
 def measure_numbers(measure: Measure, task: TaskStats, conv: Conv) -> list[dict]:
