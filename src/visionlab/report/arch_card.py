@@ -19,6 +19,8 @@ where skip connections join features of different receptive fields) it is report
 
 from __future__ import annotations
 
+import json
+
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -236,9 +238,11 @@ def _bounded_spec(model_cfg: dict) -> tuple[dict, NetworkIO]:
     return spec, io
 
 
-def card_from_config(cfg: dict, title: str = "") -> ArchCard:
+def card_from_config(cfg: dict, title: str = "", cache: dict | None = None) -> ArchCard:
     """Describe the run's network, built on the meta device from its config's plain, bounded model arguments
-    (nested ``_target_`` nodes such as the optimizer are ignored; nothing is instantiated from the config)."""
+    (nested ``_target_`` nodes such as the optimizer are ignored; nothing is instantiated from the config).
+    ``cache``: cards already built, by network spec and input shape (a study's variants often share one network,
+    and tracing a U-Net costs about a second)."""
     from visionlab.models.networks import MODEL_TASKS, NetworkIO, build_on_meta
 
     model_cfg = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
@@ -249,5 +253,11 @@ def card_from_config(cfg: dict, title: str = "") -> ArchCard:
     input_shape = model_input_shape(cfg)
     spec, io = _bounded_spec(model_cfg)
     io = NetworkIO(io.task, input_shape[0], io.out_channels, input_shape[1])
+    key = json.dumps([target, spec, repr(io), list(input_shape), title], sort_keys=True, default=repr)
+    if cache is not None and key in cache:
+        return cache[key]
     net = build_on_meta(spec, io)
-    return architecture_card(net, input_shape, title or type(net).__name__)
+    card = architecture_card(net, input_shape, title or type(net).__name__)
+    if cache is not None:
+        cache[key] = card
+    return card

@@ -80,7 +80,7 @@ def cards(runs_by_variant: dict[str, list[Run]], warnings: list[str], first: str
     """The cards section and its numbers (variants, parameters, MACs, traits per distinct network). ``first``:
     the variant whose network gets the full card (the baseline), else the first alphabetically."""
     built: dict[tuple, tuple[list[str], ArchCard]] = {}
-    notes = []
+    notes, cache = [], {}
     order = sorted(runs_by_variant, key=lambda v: (v != first, v))
     for variant in order:
         run = next((r for r in runs_by_variant[variant] if isinstance(r.config.get("model"), dict)), None)
@@ -88,7 +88,7 @@ def cards(runs_by_variant: dict[str, list[Run]], warnings: list[str], first: str
             notes.append(Paragraph(f"{md(variant)}: no resolved model config, no card."))
             continue
         try:
-            card = card_from_config(run.config)
+            card = card_from_config(run.config, cache=cache)
         except Exception as exc:  # noqa: BLE001 - a broken or foreign config must not stop the report
             warnings.append(f"{md(variant)}: architecture card failed: {md(type(exc).__name__)}: {md(exc)}")
             notes.append(Paragraph(f"{md(variant)}: the model could not be built from its config, no card."))
