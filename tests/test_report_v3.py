@@ -388,3 +388,21 @@ def test_config_differences_of_many_single_seed_variants_stay_narrow_and_skip_ru
     assert "| v6 | 28 | \"v6\" |" in differences
     assert "ckpt_path" not in differences and "dirpath" not in differences
     assert all(line.count("|") <= 5 for line in differences.splitlines() if line.startswith("|"))
+
+
+def test_a_sweep_over_a_setting_under_one_experiment_name_is_one_variant_per_setting(tmp_path):
+    """`-m experiment=cnn_best data.scale=0,0.1 seed=1,2` keeps the experiment's name: the page must not read it as
+    one variant of four seeds. Keys that only place or show a run (threads, paths) do not split a variant."""
+    for scale, curve in (("0", [0.50, 0.60]), ("0.1", [0.70, 0.80])):
+        for seed in (1, 2):
+            classification_run(tmp_path / "runs" / f"scale{scale}", "cnn_best", seed, curve,
+                               config={"data": {"scale": float(scale)}},
+                               extra_summary={"overrides": ["experiment=cnn_best", f"seed={seed}", f"data.scale={scale}",
+                                                            f"threads={seed}", f"paths.log_dir=/logs/{seed}"]})
+    markdown, numbers, _ = _report(tmp_path / "out", str(tmp_path / "runs"), "--baseline", "cnn_best (data.scale=0.0)")
+    (measure,) = numbers["tasks"]["classification"]["measures"][:1]
+    by_name = {v["variant"]: v for v in measure["variants"]}
+    assert set(by_name) == {"cnn_best (data.scale=0.0)", "cnn_best (data.scale=0.1)"}
+    assert by_name["cnn_best (data.scale=0.0)"]["n"] == 2 and by_name["cnn_best (data.scale=0.1)"]["n"] == 2
+    assert by_name["cnn_best (data.scale=0.1)"]["mean"] == pytest.approx(0.80)
+    assert "| cnn_best (data.scale=0.1) | 2 | 80.00 ± 0.00 %" in markdown

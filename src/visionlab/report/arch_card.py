@@ -20,7 +20,6 @@ where skip connections join features of different receptive fields) it is report
 from __future__ import annotations
 
 import json
-
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from visionlab.report.limits import MAX_CONFIG_NODES, check_file, check_text, config_within_bounds
+from visionlab.report.variants import split_names
 from visionlab.run_record.folder import RunFolder, find_run_folders
 from visionlab.run_record.layout import CONFIG, HYDRA_CONFIG, METRICS, SUMMARY, Status
 from visionlab.run_record.metric_keys import TASKS
@@ -25,6 +26,7 @@ class Run:
     config: dict = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    split_name: str | None = None  # set by ``collect`` when the experiment's runs differ in a setting (``variants``)
 
     @property
     def path(self) -> Path:
@@ -32,6 +34,8 @@ class Run:
 
     @property
     def variant(self) -> str:
+        if self.split_name:
+            return self.split_name
         return str(self.summary.get("experiment") or self.config.get("experiment_name") or self.path.parent.name)
 
     @property
@@ -126,6 +130,9 @@ def collect(paths: list[str | Path]) -> Collection:
             except (OSError, ValueError) as exc:
                 problems.append(f"{index}: unreadable sweep index: {exc}")
     runs = [load_run(folder) for folder in folders.values()]
+    names = split_names(runs)
+    for run in runs:
+        run.split_name = names.get(id(run))
     runs.sort(key=lambda r: (r.variant, str(r.seed), str(r.path)))
     orphans = [job for job in jobs if job.run_path not in folders]
     if not runs and not orphans:

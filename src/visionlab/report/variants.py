@@ -1,0 +1,52 @@
+"""Which runs are one variant. A variant is an experiment name; but a sweep over settings that leaves the name alone
+(``python train.py -m experiment=cnn_best data.scale=0,0.1 seed=1,2``) would otherwise be read as one variant with
+twice the seeds, and its mean would mix two recipes. Runs of one experiment whose command lines set a result-relevant
+key to different values are therefore split, each named after the experiment and those keys' values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# keys that name, place or show a run, or pick its seed: they never make another variant
+PER_RUN = {"seed", "run_name", "sweep_name", "ckpt_path", "threads", "logger", "force", "experiment_name", "train",
+           "test", "data.num_workers", "data.pin_memory"}
+PER_RUN_PREFIXES = ("paths.", "hydra.", "hydra/", "trainer.enable_", "callbacks.rich_progress_bar", "logger.",
+                    "callbacks.pause")
+
+
+def _key_value(override: str) -> tuple[str, str] | None:
+    if "=" not in override:
+        return None
+    key, value = override.split("=", 1)
+    key = key.lstrip("+~")
+    if key in PER_RUN or key.startswith(PER_RUN_PREFIXES):
+        return None
+    return key, value
+
+
+def _resolved(config: dict, key: str, fallback: str):
+    """The run's resolved value of a dotted key (its config.yaml), else the command line's text."""
+    node = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return fallback
+        node = node[part]
+    return node
+
+
+def split_names(runs: Iterable) -> dict[int, str]:
+    """id(run) → its variant name where runs of one experiment differ in a result-relevant override."""
+    groups: dict[str, list] = {}
+    for run in runs:
+        groups.setdefault(run.variant, []).append(run)
+    names: dict[int, str] = {}
+    for experiment, members in groups.items():
+        settings = [dict(kv for kv in map(_key_value, run.overrides) if kv) for run in members]
+        keys = sorted({k for s in settings for k in s})
+        differing = [k for k in keys if len({s.get(k) for s in settings}) > 1]  # absent (None) counts as a value
+        if not differing:
+            continue
+        for run, setting in zip(members, settings):
+            values = [f"{k}={_resolved(run.config, k, setting.get(k, 'default'))}" for k in differing]
+            names[id(run)] = f"{experiment} ({', '.join(values)})"
+    return names
