@@ -25,13 +25,14 @@ def _key_value(override: str) -> tuple[str, str] | None:
 
 
 def _resolved(config: dict, key: str, fallback: str):
-    """The run's resolved value of a dotted key (its config.yaml), else the command line's text."""
+    """The run's resolved value of a dotted key (its config.yaml), else the command line's text (also for a group
+    choice such as ``data=gtsrb``, whose node holds per-run values like the seed)."""
     node = config
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
             return fallback
         node = node[part]
-    return node
+    return fallback if isinstance(node, (dict, list)) else node
 
 
 def split_names(runs: Iterable) -> dict[int, str]:
@@ -43,10 +44,15 @@ def split_names(runs: Iterable) -> dict[int, str]:
     for experiment, members in groups.items():
         settings = [dict(kv for kv in map(_key_value, run.overrides) if kv) for run in members]
         keys = sorted({k for s in settings for k in s})
-        differing = [k for k in keys if len({s.get(k) for s in settings}) > 1]  # absent (None) counts as a value
+        # compared by the runs' resolved values: a run whose command line lacks a key (e.g. one that died before
+        # Hydra saved its overrides) differs only if its config does
+        # (a run with no recorded command line, e.g. one killed before Hydra saved it, is unknown, not "default")
+        values = [{k: str(_resolved(run.config, k, s.get(k))) if run.overrides else None for k in keys}
+                  for run, s in zip(members, settings)]
+        differing = [k for k in keys if len({v[k] for v in values if v[k] is not None}) > 1]
         if not differing:
             continue
-        for run, setting in zip(members, settings):
-            values = [f"{k}={_resolved(run.config, k, setting.get(k, 'default'))}" for k in differing]
-            names[id(run)] = f"{experiment} ({', '.join(values)})"
+        for run, value in zip(members, values):
+            shown = ", ".join(f"{k}={value[k] if value[k] is not None else '?'}" for k in differing)
+            names[id(run)] = f"{experiment} ({shown})"
     return names
