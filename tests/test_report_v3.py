@@ -399,10 +399,10 @@ def test_a_sweep_over_a_setting_under_one_experiment_name_is_one_variant_per_set
                                config={"data": {"scale": float(scale)}},
                                extra_summary={"overrides": ["experiment=cnn_best", f"seed={seed}", f"data.scale={scale}",
                                                             f"threads={seed}", f"paths.log_dir=/logs/{seed}"]})
-    markdown, numbers, _ = _report(tmp_path / "out", str(tmp_path / "runs"), "--baseline", "cnn_best (data.scale=0.0)")
+    markdown, numbers, _ = _report(tmp_path / "out", str(tmp_path / "runs"), "--baseline", "cnn_best (data.scale=0)")
     (measure,) = numbers["tasks"]["classification"]["measures"][:1]
     by_name = {v["variant"]: v for v in measure["variants"]}
-    assert set(by_name) == {"cnn_best (data.scale=0.0)", "cnn_best (data.scale=0.1)"}
-    assert by_name["cnn_best (data.scale=0.0)"]["n"] == 2 and by_name["cnn_best (data.scale=0.1)"]["n"] == 2
+    assert set(by_name) == {"cnn_best (data.scale=0)", "cnn_best (data.scale=0.1)"}
+    assert by_name["cnn_best (data.scale=0)"]["n"] == 2 and by_name["cnn_best (data.scale=0.1)"]["n"] == 2
     assert by_name["cnn_best (data.scale=0.1)"]["mean"] == pytest.approx(0.80)
     assert "| cnn_best (data.scale=0.1) | 2 | 80.00 ± 0.00 %" in markdown

@@ -35,6 +35,18 @@ def _resolved(config: dict, key: str, fallback: str):
     return fallback if isinstance(node, (dict, list)) else node
 
 
+def _text(value) -> str:
+    """One spelling per value: 0, 0.0 and "0" (a command line's text) are the same setting."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:g}"
+    return str(value)
+
+
 def split_names(runs: Iterable) -> dict[int, str]:
     """id(run) → its variant name where runs of one experiment differ in a result-relevant override."""
     groups: dict[str, list] = {}
@@ -47,7 +59,7 @@ def split_names(runs: Iterable) -> dict[int, str]:
         # compared by the runs' resolved values: a run whose command line lacks a key (e.g. one that died before
         # Hydra saved its overrides) differs only if its config does
         # (a run with no recorded command line, e.g. one killed before Hydra saved it, is unknown, not "default")
-        values = [{k: str(_resolved(run.config, k, s.get(k))) if run.overrides else None for k in keys}
+        values = [{k: _text(_resolved(run.config, k, s.get(k))) if run.overrides else None for k in keys}
                   for run, s in zip(members, settings)]
         differing = [k for k in keys if len({v[k] for v in values if v[k] is not None}) > 1]
         if not differing:
