@@ -59,6 +59,7 @@ def _per_run(key: str) -> bool:
 
 
 _WIDE = 6  # more variants than this: variants become rows, at most _KEYS keys (columns) per table
+_WIDE_NAMES = 90  # characters of variant names side by side (names a setting sweep gives, ``variants``): rows too
 _KEYS = 3
 
 
@@ -78,7 +79,7 @@ def config_differences(runs_by_variant: dict[str, list[Run]]) -> list[Table | Pa
             rows.append([code(key)] + [md(_short(next(iter(per_variant[v])))) for v in variants])
     if not rows:
         return [Paragraph("The variants' resolved configs do not differ (beyond seeds and run folders).")]
-    if len(variants) <= _WIDE:
+    if len(variants) <= _WIDE and sum(len(v) for v in variants) <= _WIDE_NAMES:
         return [Table(["config key", *[md(v) for v in variants]], rows)]
     # many variants: one row per variant, the differing keys as columns, a few per table so a page stays narrow
     tables = []

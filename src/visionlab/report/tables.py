@@ -127,12 +127,16 @@ def _mean(values) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+_SHORT_NAME = 24  # a longer baseline name (named above the table) is "baseline" in the Δ column's header
+
+
 def aggregate_table(task: TaskStats, measure: Measure, conv: Conv) -> Table:
     """One row per variant: n, mean ± std, range, the final epoch's value, Δ [95 % CI], p, Holm's p, training."""
     spec = task.spec
     one_split = uniform_split(task)
     header = ["variant", *([] if one_split else ["split"]), "n", "mean ± std", "min – max", "final (validation)",
-              f"Δ vs {md(task.baseline)} [95 % CI]", "p: Welch / Holm", "training"]
+              f"Δ vs {md(task.baseline) if len(task.baseline) <= _SHORT_NAME else 'baseline'} [95 % CI]",
+              "p: Welch / Holm", "training"]
     rows = []
     for v in measure.variants:
         kind = measure.kind
