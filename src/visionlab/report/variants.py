@@ -47,6 +47,13 @@ def _text(value) -> str:
     return str(value)
 
 
+def _value(run, setting: dict, key: str) -> str:
+    if key in setting:
+        return _text(setting[key])
+    resolved = _resolved(run.config, key, None)
+    return "default" if resolved is None else _text(resolved)
+
+
 def split_names(runs: Iterable) -> dict[int, str]:
     """id(run) → its variant name where runs of one experiment differ in a result-relevant override."""
     groups: dict[str, list] = {}
@@ -56,10 +63,10 @@ def split_names(runs: Iterable) -> dict[int, str]:
     for experiment, members in groups.items():
         settings = [dict(kv for kv in map(_key_value, run.overrides) if kv) for run in members]
         keys = sorted({k for s in settings for k in s})
-        # compared by the runs' resolved values: a run whose command line lacks a key (e.g. one that died before
-        # Hydra saved its overrides) differs only if its config does
-        # (a run with no recorded command line, e.g. one killed before Hydra saved it, is unknown, not "default")
-        values = [{k: _text(_resolved(run.config, k, s.get(k))) if run.overrides else None for k in keys}
+        # compared by what the command line said (one text for "${paths.output_dir}/…" in every run); a key a run
+        # did not set counts as its resolved config value, or "default"; a run with no recorded command line (e.g.
+        # one killed before Hydra saved it) is unknown and left out of the comparison
+        values = [{k: _value(run, s, k) for k in keys} if run.overrides else {k: None for k in keys}
                   for run, s in zip(members, settings)]
         differing = [k for k in keys if len({v[k] for v in values if v[k] is not None}) > 1]
         if not differing:
