@@ -24,15 +24,15 @@ def _key_value(override: str) -> tuple[str, str] | None:
     return key, value
 
 
-def _resolved(config: dict, key: str, fallback: str):
-    """The run's resolved value of a dotted key (its config.yaml), else the command line's text (also for a group
-    choice such as ``data=gtsrb``, whose node holds per-run values like the seed)."""
+def _resolved(config: dict, key: str):
+    """The run's resolved scalar value of a dotted key (its config.yaml), else None (also for a group choice such
+    as ``data=gtsrb``, whose node holds per-run values like the seed)."""
     node = config
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
-            return fallback
+            return None
         node = node[part]
-    return fallback if isinstance(node, (dict, list)) else node
+    return None if isinstance(node, (dict, list)) else node
 
 
 def _text(value) -> str:
@@ -50,7 +50,7 @@ def _text(value) -> str:
 def _value(run, setting: dict, key: str) -> str:
     if key in setting:
         return _text(setting[key])
-    resolved = _resolved(run.config, key, None)
+    resolved = _resolved(run.config, key)
     return "default" if resolved is None else _text(resolved)
 
 
