@@ -80,14 +80,3 @@ def cancel_leftovers() -> None:
 def squeue_state(job: str) -> str:
     out = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, timeout=20)
     return out.stdout.strip()
-
-
-def release_when_requeued(job: str, timeout: float = 120) -> None:
-    """A requeued job waits ~2 min for its BeginTime: start it now (``BeginTime=now`` is refused)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if squeue_state(job) == "PENDING":
-            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True, timeout=20)
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"SLURM job {job} was not requeued within {timeout} s")

@@ -2,7 +2,9 @@
 under ``srun -n2``, and the three ways a cluster stops a job (``scontrol requeue`` = preemption, Lightning's USR1,
 submitit's USR2 at the time limit), each of which must resume in its own folder to the uninterrupted numbers.
 
-Everything is submitted at once by one module fixture, so the jobs' waits overlap; the tests read the outcome."""
+Everything is submitted at once by one module fixture, so the jobs' waits overlap; the tests read the outcome. The
+two single-process references run inside the test process, which would otherwise only wait: the suite is
+CPU-bound on 2 cores, and every extra process pays ~10 s of imports."""
 
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ from pathlib import Path
 import pytest
 
 import slurm_cluster
-from helpers import REPO, TINY_SIGNS
+from helpers import REPO, TINY_SIGNS, compose
 from seg_helpers import TINY_SEG
+from visionlab.runner import run
 
 pytestmark = pytest.mark.slurm
 
@@ -51,10 +54,16 @@ def _jobs(sweep: Path) -> dict:
 
 class _Stops:
     """Sends each job of the stops sweep its stop once it paused after epoch 0 (its last.ckpt written), then
-    releases it from the requeue wait; ``step`` does what is due and returns at once."""
+    releases it from the requeue wait; ``step`` does what is due and returns at once.
+
+    A requeued job waits ~2 min for its BeginTime, so it is started at once, but not within the second of its
+    requeue: slurmd refuses a job credential issued in the second its old one was revoked ("Job credential
+    revoked", the job then FAILS), which is why SLURM itself delays requeued jobs."""
+
+    HOLD_S = 2.0
 
     def __init__(self, sweep: Path):
-        self.sweep, self.stopped, self.released = sweep, {}, set()
+        self.sweep, self.stopped, self.released, self.pending_since = sweep, {}, set(), {}
 
     def step(self) -> bool:
         for entry in _jobs(self.sweep).values():
@@ -66,7 +75,10 @@ class _Stops:
             subprocess.run([*STOPS[name], entry["slurm_job_id"]], check=True, timeout=30)
             self.stopped[name] = entry["slurm_job_id"]
         for job in self.stopped.values():
-            if job not in self.released and slurm_cluster.squeue_state(job) == "PENDING":
+            if job in self.released or slurm_cluster.squeue_state(job) != "PENDING":
+                continue
+            since = self.pending_since.setdefault(job, time.monotonic())
+            if time.monotonic() - since >= self.HOLD_S:
                 subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True,
                                timeout=20)
                 self.released.add(job)
@@ -75,8 +87,8 @@ class _Stops:
 
 @pytest.fixture(scope="module")
 def cluster_runs(slurm, tmp_path_factory):
-    """Everything at once: the stops sweep (3 jobs), the DDP sweep, the uninterrupted reference; once the DDP
-    sweep is done, its best checkpoint tested by one process and by 2 tasks under srun."""
+    """Everything at once: the stops sweep (3 jobs) and the DDP sweep on SLURM, the uninterrupted reference here;
+    once the DDP sweep is done, its best checkpoint tested by 2 tasks under srun and by this process."""
     root = tmp_path_factory.mktemp("slurm")
     logs = root / "logs"
     started = time.monotonic()
@@ -88,9 +100,8 @@ def cluster_runs(slurm, tmp_path_factory):
                          "sweep_name=stops"], root / "stops.log"),
         "ddp": _train(["-m", *SLURM_LAUNCHER, "hydra.launcher.tasks_per_node=2", "trainer=ddp_sim", *SEG,
                        f"paths.log_dir={logs}", "sweep_name=ddp"], root / "ddp.log"),
-        "reference": _train([*SIGNS, f"paths.log_dir={logs}", "hydra.run.dir=" + str(root / "reference")],
-                            root / "reference.log"),
     }
+    in_process = {"reference": run(compose(root, [*SIGNS, f"paths.log_dir={logs}"], output="reference"))}
     stops, best = _Stops(logs / "sweeps" / "stops"), None
     while True:
         assert time.monotonic() < deadline, f"SLURM scenarios unfinished after {TIMEOUT} s: {_jobs(stops.sweep)}"
@@ -99,21 +110,26 @@ def cluster_runs(slurm, tmp_path_factory):
             (ddp_job,) = _jobs(logs / "sweeps" / "ddp").values() or [{"run_dir": str(root / "missing")}]
             best = Path(ddp_job["run_dir"]) / "checkpoints" / "best.ckpt"
             evaluate = [*SEG, "train=false", f"ckpt_path='{best}'", f"paths.log_dir={root / 'eval'}"]
-            procs["single_eval"] = _train([*evaluate, "hydra.run.dir=" + str(root / "single_eval")],
-                                          root / "single_eval.log")
             procs["srun"] = subprocess.Popen(
                 ["srun", "--nodes=1", "--ntasks-per-node=2", "-c1", f"--job-name={slurm_cluster.TEST_JOB_NAME}",
                  "--time=10", sys.executable, str(REPO / "train.py"), *evaluate, "trainer=ddp_sim"],
                 cwd=REPO, env=_env(), stdout=(root / "srun.log").open("w"), stderr=subprocess.STDOUT)
+            if best.is_file():
+                in_process["single_eval"] = run(compose(root, evaluate, output="single_eval"))
         if best is not None and all(p.poll() is not None for p in procs.values()):
             break
         time.sleep(0.5)
     print(f"SLURM scenarios took {time.monotonic() - started:.0f} s")
-    return {"root": root, "logs": logs, "codes": {name: p.returncode for name, p in procs.items()}}
+    codes = {name: p.returncode for name, p in procs.items()}
+    codes |= {name: 0 if summary["status"] == "completed" else 1 for name, summary in in_process.items()}
+    return {"root": root, "logs": logs, "codes": codes, "summaries": in_process}
 
 
 def _log_tail(runs, name: str) -> str:
-    return (runs["root"] / f"{name}.log").read_text()[-3000:]
+    if name in runs["summaries"]:
+        return str(runs["summaries"][name].get("error"))
+    log = runs["root"] / f"{name}.log"
+    return log.read_text()[-3000:] if log.is_file() else f"{name} did not run"
 
 
 def _summary(folder: Path) -> dict:
@@ -139,7 +155,7 @@ def test_ddp_sweep_job_with_two_tasks_records_one_run_that_equals_one_process(cl
     cases = _rows(run / "test_cases.csv")
     assert [int(r["case"]) for r in cases] == list(range(7))  # 7 cases on 2 ranks: each exactly once
     # the same checkpoint tested by one process scores every case the same
-    assert cluster_runs["codes"]["single_eval"] == 0, _log_tail(cluster_runs, "single_eval")
+    assert cluster_runs["codes"].get("single_eval") == 0, _log_tail(cluster_runs, "single_eval")
     assert _rows(cluster_runs["root"] / "single_eval" / "test_cases.csv") == cases
 
 

@@ -7,14 +7,18 @@ offset moves with the rotation angle drawn before it. Giving child ``i`` its own
 
 from __future__ import annotations
 
-import albumentations as A
-import cv2
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # albumentations and OpenCV load only when this backend runs (~1.5 s at every start otherwise)
+    import albumentations as A
 
 
 def keep_opencv_single_threaded() -> None:
     """OpenCV's thread pool does not survive ``fork``: once albumentations has run in a process (``num_workers=0``),
     a DataLoader worker forked from it later deadlocks in its first OpenCV call. Per-sample ops on small images
     gain nothing from threads anyway, so the pool is never started."""
+    import cv2
+
     cv2.setNumThreads(1)
 
 

@@ -261,32 +261,54 @@ def error_overlay(image: np.ndarray, mask: np.ndarray, pred: np.ndarray) -> np.n
     return grey
 
 
+def _panel_rgb(panel: np.ndarray, top: float) -> np.ndarray:
+    """A grey (H×W, 0..``top``) or colour (H×W×3, 0..1) panel as H×W×3 floats in 0..1."""
+    panel = np.asarray(panel, float)
+    return panel if panel.ndim == 3 else np.repeat(np.clip(panel / top, 0, 1)[..., None], 3, axis=-1)
+
+
+def case_mosaic(tiles: list[list[np.ndarray]], gap: int) -> np.ndarray:
+    """Rows of RGB tiles as one white-spaced image; a smaller tile sits in the top-left of its cell."""
+    height = max(t.shape[0] for row in tiles for t in row)
+    width = max(t.shape[1] for row in tiles for t in row)
+    columns = max(len(row) for row in tiles)
+    out = np.ones((len(tiles) * (height + gap) - gap, columns * (width + gap) - gap, 3))
+    for r, row in enumerate(tiles):
+        for c, tile in enumerate(row):
+            y, x = r * (height + gap), c * (width + gap)
+            out[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
+    return out
+
+
 def cases(variant: str, q: dict, names: tuple[str, str]) -> bytes:
     """One variant's fixed, best and worst test case (rows): input, ground truth, prediction and the errors
-    (columns); ``names`` = (label 0, label 1), label 1 shown white in the masks."""
+    (columns); ``names`` = (label 0, label 1), label 1 shown white in the masks. The panels are one image in one
+    axes (twelve axes took ~1 s per figure, and a page has a figure per variant)."""
     background, foreground = names
     rows = [n for n in ("fixed", "best", "worst") if f"{n}_image" in q]
-    height = 2.1 * max(1, len(rows)) + 0.8
-    fig, axes = plt.subplots(max(1, len(rows)), 4, figsize=(WIDTH_IN, height), squeeze=False)
     columns = ("input", f"ground truth (white: {foreground})", f"prediction (white: {foreground})", "errors")
-    for axes_row, name in zip(axes, rows):
-        f1 = f"\nF1 {float(q[f'{name}_f1']):.4f}" if f"{name}_f1" in q else ""
-        panels = (q[f"{name}_image"], q[f"{name}_mask"], q[f"{name}_pred"],
-                  error_overlay(q[f"{name}_image"], q[f"{name}_mask"], q[f"{name}_pred"]))
-        for ax, panel, column in zip(axes_row, panels, columns):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            ax.imshow(panel, cmap="gray", interpolation="nearest", vmin=0, vmax=1 if column != "input" else 255)
-            if name == rows[0]:
-                ax.set_title(column, fontsize=8)
-        axes_row[0].set_ylabel(f"{name} case {int(q[f'{name}_index'])}{f1}", fontsize=8)
+    tiles = [[_panel_rgb(q[f"{n}_image"], 255), _panel_rgb(q[f"{n}_mask"], 1), _panel_rgb(q[f"{n}_pred"], 1),
+              error_overlay(q[f"{n}_image"], q[f"{n}_mask"], q[f"{n}_pred"])] for n in rows]
+    height = 2.1 * max(1, len(rows)) + 0.8
+    fig = plt.figure(figsize=(WIDTH_IN, height))
+    ax = fig.add_axes((0.45 / WIDTH_IN, 0.4 / height, 1 - 0.55 / WIDTH_IN, 1 - 0.95 / height))
+    ax.set_axis_off()
+    if tiles:
+        size = max(max(t.shape[:2]) for row in tiles for t in row)
+        gap = max(2, size // 20)
+        ax.imshow(case_mosaic(tiles, gap), interpolation="nearest")
+        cell_h = max(t.shape[0] for row in tiles for t in row) + gap
+        cell_w = max(t.shape[1] for row in tiles for t in row) + gap
+        for c, column in enumerate(columns):
+            ax.text((c + 0.5) * cell_w - gap / 2, -gap, column, ha="center", va="bottom", fontsize=8)
+        for r, name in enumerate(rows):
+            f1 = f"\nF1 {float(q[f'{name}_f1']):.4f}" if f"{name}_f1" in q else ""
+            ax.text(-gap, (r + 0.5) * cell_h - gap / 2, f"{name} case {int(q[f'{name}_index'])}{f1}", ha="right",
+                    va="center", rotation=90, fontsize=8, multialignment="center")
     handles = [plt.Rectangle((0, 0), 1, 1, color=ERROR_COLOURS["false positive"],
                              label=f"predicted {foreground}, truly {background}"),
                plt.Rectangle((0, 0), 1, 1, color=ERROR_COLOURS["false negative"],
                              label=f"truly {foreground}, predicted {background}")]
     fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
     fig.suptitle(f"{variant} (first counted seed)", fontsize=9)
-    fig.tight_layout(rect=(0, 0.35 / height, 1, 1))
     return _png(fig)

@@ -18,7 +18,6 @@ from torch.utils.data import Dataset
 
 from visionlab.checks import at_least, expect, is_integer, is_number, one_of
 from visionlab.data.albumentations_backend import keep_opencv_single_threaded, reseed
-from visionlab.data.classification.albumentations_recipe import train_transform
 from visionlab.data.classification.augment import SignBatchAugment
 from visionlab.data.classification.contrast import check_method, normalise_contrast
 from visionlab.data.classification.sources import load_gtsrb
@@ -38,6 +37,8 @@ class AugmentedSigns(Dataset):
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int, recipe: dict):
         self.images, self.labels, self.seed = images, labels, seed
+        from visionlab.data.classification.albumentations_recipe import train_transform  # lazily (~1.5 s)
+
         keep_opencv_single_threaded()
         geometry = {k: recipe[k] for k in ("crop", "rotation", "brightness", "contrast", "scale")}
         self.plain = train_transform(flip=False, **geometry)

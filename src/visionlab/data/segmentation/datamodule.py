@@ -22,7 +22,6 @@ from visionlab.data.albumentations_backend import keep_opencv_single_threaded, r
 from visionlab.data.facts import DataFacts, class_names_or_ids
 from visionlab.data.in_memory import InMemoryDataModule
 from visionlab.data.loading import TensorPairs
-from visionlab.data.segmentation.albumentations_recipe import train_transform
 from visionlab.data.segmentation.augment import SegmentationBatchAugment
 from visionlab.data.segmentation.download import ensure_isbi2012
 from visionlab.data.segmentation.sources import (
@@ -47,6 +46,8 @@ class AugmentedSegmentation(Dataset):
     def __init__(self, images: np.ndarray, masks: np.ndarray, seed: int, recipe: Mapping, length: int | None = None):
         self.images, self.masks, self.seed = images, masks, seed
         self.length = len(images) if length is None else int(length)
+        from visionlab.data.segmentation.albumentations_recipe import train_transform  # lazily (~1.5 s)
+
         keep_opencv_single_threaded()
         self.transform = train_transform(**recipe)
 
