@@ -176,6 +176,40 @@ def test_segmentation_both_classes_trivial_rows_per_case_and_overlays(tmp_path):
     assert (tmp_path / "out" / "figures" / "segmentation_cases_unet_elu.png").stat().st_size > 0
 
 
+def test_case_figure_tiles_every_panel_and_colours_only_the_errors():
+    """The case figure is one mosaic: every row's input, truth, prediction and errors at their place (tiles of
+    different sizes top-left in equal cells), false positives red and false negatives blue, nothing else coloured."""
+    import io
+
+    from matplotlib.image import imread
+
+    from visionlab.report import figures
+
+    big, small = np.zeros((8, 8), np.uint8), np.zeros((4, 6), np.uint8)
+    tiles = [[figures._panel_rgb(big, 255)], [figures._panel_rgb(small + 255, 255), figures._panel_rgb(big, 255)]]
+    mosaic = figures.case_mosaic(tiles, gap=2)
+    assert mosaic.shape == (18, 18, 3)  # 2 rows × 2 cells of 8 px, 2 px apart
+    assert (mosaic[10:14, 0:6] == 1).all() and (mosaic[14:18, 0:8] == 1).all()  # small tile top-left, white pad
+    assert (mosaic[0:8, 10:18] == 1).all()  # the first row has no second tile: white
+    assert (mosaic[10:18, 10:18] == 0).all() and (mosaic[8:10] == 1).all()
+
+    image = np.full((32, 32), 128, np.uint8)
+    mask, pred = np.zeros((32, 32), bool), np.zeros((32, 32), bool)
+    mask[:, :16], pred[:, 8:24] = True, True  # columns 0-7 missed, 16-23 false alarms
+    q = {f"worst_{k}": v for k, v in (("image", image), ("mask", mask), ("pred", pred), ("index", 3), ("f1", 0.5))}
+    png = imread(io.BytesIO(figures.cases("v", q, ("background", "foreground"))))[..., :3]
+    red = (png[..., 0] > 0.6) & (png[..., 1] < 0.45) & (png[..., 2] < 0.45)
+    blue = (png[..., 2] > 0.6) & (png[..., 0] < 0.45)
+    above_legend = png.shape[0] - 45  # the bottom 0.4 in holds the legend's two colour patches
+    errors = (slice(None, above_legend), slice(png.shape[1] * 3 // 4, None))
+    _, red_cols = np.nonzero(red[errors])
+    _, blue_cols = np.nonzero(blue[errors])
+    assert len(red_cols) and len(blue_cols)
+    assert blue_cols.max() < red_cols.min()  # missed columns 0-7 lie left of the false alarms in 16-23
+    others = (slice(None, above_legend), slice(None, png.shape[1] * 3 // 4))
+    assert not red[others].any() and not blue[others].any()  # input, truth and prediction stay grey
+
+
 def test_curves_use_log_loss_axes_labelled_epochs_from_one():
     import matplotlib.pyplot as plt
 
