@@ -41,7 +41,8 @@ def cell(runs: dict, key: str) -> str:
 
 def main(root: str) -> None:
     data = load(Path(root))
-    print("ISBI 2012, membrane F1 (test/f1_bg), seeds 1 / 2:\n")
+    seeds = " / ".join(str(s) for s in sorted({seed for runs in data.values() for seed in runs}))
+    print(f"ISBI 2012, membrane F1 (test/f1_bg), seeds {seeds}:\n")
     shifts = [("", "plain"), ("tta", "plain + TTA"), ("dark", "darker"), ("dark_tta", "darker + TTA"),
               ("bright", "brighter"), ("bright_tta", "brighter + TTA")]
     print("| recipe | steps | " + " | ".join(label for _, label in shifts) + " |")
