@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,16 @@ def slurm(tmp_path_factory):
     slurm_cluster.stop(pids)
 
 
+def pytest_configure(config):
+    """Keep the order below under ``--dist loadfile``: pytest-xdist would otherwise send the files with the most
+    tests first, and the SLURM file (5 tests) would start last."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(config, items):
     """The SLURM scenarios first: they take ~2 minutes of mostly waiting on the scheduler, so under pytest-xdist they
-    overlap the rest of the suite instead of running alone at its end."""
-    items.sort(key=lambda item: item.get_closest_marker("slurm") is None)
+    overlap the rest of the suite instead of running alone at its end. Then the files with the most tests, as
+    xdist's own order does (the short ones fill in at the end)."""
+    sizes = Counter(item.path for item in items)
+    items.sort(key=lambda item: (item.get_closest_marker("slurm") is None, -sizes[item.path], str(item.path)))
