@@ -142,7 +142,7 @@ body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; 
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.45em; text-align: left; vertical-align: top; }
 th { white-space: normal; }
-td { white-space: nowrap; } td.long { white-space: normal; min-width: 7em; }  /* short cells never squeezed */
+td { white-space: nowrap; } td.long { white-space: normal; min-width: 6em; }  /* short cells never squeezed */
 td.long, td.long code { overflow-wrap: anywhere; }  /* paths, commands and folder names break anywhere */
 th { background: #f2f2f2; }
 tr:nth-child(even) td { background: #fafafa; }
