@@ -267,15 +267,18 @@ def _panel_rgb(panel: np.ndarray, top: float) -> np.ndarray:
     return panel if panel.ndim == 3 else np.repeat(np.clip(panel / top, 0, 1)[..., None], 3, axis=-1)
 
 
+MOSAIC_GAP = 0.8  # grey between the panels: an all-white mask panel would melt into a white page
+
+
 def case_mosaic(tiles: list[list[np.ndarray]], gap: int) -> np.ndarray:
-    """Rows of RGB tiles as one white-spaced image; a smaller tile sits in the top-left of its cell."""
+    """Rows of RGB tiles as one image on grey; a smaller tile sits in the top-left of its cell."""
     height = max(t.shape[0] for row in tiles for t in row)
     width = max(t.shape[1] for row in tiles for t in row)
     columns = max(len(row) for row in tiles)
-    out = np.ones((len(tiles) * (height + gap) - gap, columns * (width + gap) - gap, 3))
+    out = np.full((len(tiles) * (height + gap) + gap, columns * (width + gap) + gap, 3), MOSAIC_GAP)
     for r, row in enumerate(tiles):
         for c, tile in enumerate(row):
-            y, x = r * (height + gap), c * (width + gap)
+            y, x = gap + r * (height + gap), gap + c * (width + gap)
             out[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
     return out
 
@@ -300,10 +303,10 @@ def cases(variant: str, q: dict, names: tuple[str, str]) -> bytes:
         cell_h = max(t.shape[0] for row in tiles for t in row) + gap
         cell_w = max(t.shape[1] for row in tiles for t in row) + gap
         for c, column in enumerate(columns):
-            ax.text((c + 0.5) * cell_w - gap / 2, -gap, column, ha="center", va="bottom", fontsize=8)
+            ax.text(gap / 2 + (c + 0.5) * cell_w, -gap, column, ha="center", va="bottom", fontsize=8)
         for r, name in enumerate(rows):
             f1 = f"\nF1 {float(q[f'{name}_f1']):.4f}" if f"{name}_f1" in q else ""
-            ax.text(-gap, (r + 0.5) * cell_h - gap / 2, f"{name} case {int(q[f'{name}_index'])}{f1}", ha="right",
+            ax.text(-gap, gap / 2 + (r + 0.5) * cell_h, f"{name} case {int(q[f'{name}_index'])}{f1}", ha="right",
                     va="center", rotation=90, fontsize=8, multialignment="center")
     handles = [plt.Rectangle((0, 0), 1, 1, color=ERROR_COLOURS["false positive"],
                              label=f"predicted {foreground}, truly {background}"),
