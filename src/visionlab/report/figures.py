@@ -297,11 +297,10 @@ def cases(variant: str, q: dict, names: tuple[str, str]) -> bytes:
     ax = fig.add_axes((0.45 / WIDTH_IN, 0.4 / height, 1 - 0.55 / WIDTH_IN, 1 - 0.95 / height))
     ax.set_axis_off()
     if tiles:
-        size = max(max(t.shape[:2]) for row in tiles for t in row)
-        gap = max(2, size // 20)
-        ax.imshow(case_mosaic(tiles, gap), interpolation="nearest")
-        cell_h = max(t.shape[0] for row in tiles for t in row) + gap
-        cell_w = max(t.shape[1] for row in tiles for t in row) + gap
+        gap = max(2, max(max(t.shape[:2]) for row in tiles for t in row) // 20)
+        mosaic = case_mosaic(tiles, gap)
+        ax.imshow(mosaic, interpolation="nearest")
+        cell_h, cell_w = (mosaic.shape[0] - gap) / len(rows), (mosaic.shape[1] - gap) / len(columns)
         for c, column in enumerate(columns):
             ax.text(gap / 2 + (c + 0.5) * cell_w, -gap, column, ha="center", va="bottom", fontsize=8)
         for r, name in enumerate(rows):
