@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from visionlab.report.cli import main as report_main
+from report_fixtures import write_report
 from visionlab.report.stats import choose_baseline, welch_p_value
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,15 +41,12 @@ def _summaries(root: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(root.rglob("summary.json"))]
 
 
-def _report(tmp_path: Path, *args: str) -> tuple[str, dict, str]:
-    out = tmp_path / "report"
-    assert report_main([*args, "--out", str(out)]) == 0
-    return ((out / "REPORT.md").read_text(), json.loads((out / "report.json").read_text()),
-            (out / "report.html").read_text())
+def _report(tmp_path: Path, *args: str, figures: bool = False) -> tuple[str, dict, str]:
+    return write_report(tmp_path / "report", *args, figures=figures)
 
 
 def test_report_tables_hold_the_runs_numbers(sweep, tmp_path):
-    markdown, numbers, page = _report(tmp_path, str(sweep))
+    markdown, numbers, page = _report(tmp_path, str(sweep), figures=True)
     summaries = _summaries(sweep)
     assert len(summaries) == 4 and all(s["status"] == "completed" for s in summaries)
     acc = {v: [s["test"]["test/acc"] for s in sorted(summaries, key=lambda s: s["seed"]) if s["experiment"] == v]

@@ -14,9 +14,8 @@ import pytest
 from scipy import stats
 
 from helpers import REPO
-from report_fixtures import classification_run, segmentation_run
+from report_fixtures import classification_run, segmentation_run, write_report
 from visionlab.report import escape
-from visionlab.report.cli import main as report_main
 
 REFERENCE = REPO / "experiments" / "reference" / "seed_gtsrb_cnn.yaml"
 BASELINE = {1: [0.20, 0.35, 0.50], 2: [0.20, 0.30, 0.48], 3: [0.25, 0.40, 0.53]}  # still rising at the last epoch
@@ -36,16 +35,14 @@ def cls_sweep(tmp_path_factory) -> Path:
     return root
 
 
-def _report(out: Path, *args: str) -> tuple[str, dict, str]:
-    assert report_main([*args, "--out", str(out)]) == 0
-    return ((out / "REPORT.md").read_text(), json.loads((out / "report.json").read_text()),
-            (out / "report.html").read_text())
+_report = write_report
 
 
 @pytest.fixture(scope="module")
 def cls_report(cls_sweep, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
-    return (out, *_report(out, str(cls_sweep), "--reference", str(REFERENCE), "--copy-records", str(out / "runs")))
+    return (out, *_report(out, str(cls_sweep), "--reference", str(REFERENCE), "--copy-records", str(out / "runs"),
+                          figures=True))
 
 
 def _section(markdown: str, heading: str) -> str:
@@ -134,19 +131,29 @@ def test_every_number_on_the_page_is_in_report_json(cls_report):
         assert number in held, number
 
 
-def test_the_report_rebuilds_from_the_copied_records(cls_report, tmp_path):
-    out, _, numbers, _ = cls_report
+def test_the_report_rebuilds_from_the_copied_records_and_without_figures_holds_the_same_numbers(cls_report, tmp_path):
+    out, markdown, numbers, _ = cls_report
     assert not list((out / "runs").rglob("*.ckpt"))
-    _, rebuilt, _ = _report(tmp_path / "again", str(out / "runs"), "--reference", str(REFERENCE))
+    again = tmp_path / "again"
+    text, rebuilt, page = _report(again, str(out / "runs"), "--reference", str(REFERENCE))  # --no-figures
     assert rebuilt["tasks"] == numbers["tasks"] and rebuilt["page"][1:] == numbers["page"][1:]
+    # no figure is drawn, and each one's place says so with its caption
+    figures = [block for block in numbers["page"] if "figure" in block]
+    assert len(figures) >= 3 and all(f"figures/{f['figure']}" in markdown for f in figures)
+    assert not (again / "figures").exists() and "<img" not in page and "figures/" not in text
+    assert text.count("Figure not drawn (the report was written with `--no-figures`): ") == len(figures)
+    assert page.count('<p class="figure-skipped">') == len(figures)
+    assert all(f["caption"] in text for f in figures)
 
 
-def test_run_record_text_is_escaped(tmp_path):
+@pytest.mark.parametrize("figures", [True, False], ids=["figures", "no_figures"])
+def test_run_record_text_is_escaped(tmp_path, figures):
     name = "x<script>alert(1)</script>**b**`c"
     classification_run(tmp_path / "runs", name, 1, [0.5, 0.6])
-    markdown, _, page = _report(tmp_path / "out", str(tmp_path / "runs"))
+    markdown, _, page = _report(tmp_path / "out", str(tmp_path / "runs"), figures=figures)
     assert "<script>" not in page and "&lt;script&gt;" in page and "<strong>b</strong>" not in page
     assert r"\*\*b\*\*\`c" in markdown
+    assert ("<img" in page) is figures  # both figure paths: the caption under a figure, or in its place
 
 
 def test_segmentation_both_classes_trivial_rows_per_case_and_overlays(tmp_path):
@@ -156,7 +163,7 @@ def test_segmentation_both_classes_trivial_rows_per_case_and_overlays(tmp_path):
     for variant, (f1, bg) in cases.items():
         for seed in (1, 2):
             segmentation_run(tmp_path / "runs", variant, seed, f1, bg, trivial)
-    markdown, numbers, _ = _report(tmp_path / "out", str(tmp_path / "runs"))
+    markdown, numbers, _ = _report(tmp_path / "out", str(tmp_path / "runs"), figures=True)
     detail = numbers["tasks"]["segmentation"]["detail"]
     f = np.array(trivial)
     m = f / (2 - f)

@@ -16,9 +16,8 @@ import pytest
 import yaml
 
 from helpers import REPO
-from report_fixtures import classification_run, segmentation_run
+from report_fixtures import classification_run, segmentation_run, write_report
 from visionlab.report import convergence, readme
-from visionlab.report.cli import main as report_main
 from visionlab.report.reference import load_reference
 from visionlab.report.stats import holm
 
@@ -27,10 +26,7 @@ RISING = [0.10 + 0.01 * e for e in range(20)]  # +1 pp per epoch to the cap, con
 COSINE = [0.5 * (1 + np.cos(np.pi * e / 19)) * 1e-3 + 1e-5 for e in range(20)]  # decays to 1 % of its peak
 
 
-def _report(out: Path, *args: str) -> tuple[str, dict, str]:
-    assert report_main([*args, "--out", str(out)]) == 0
-    return ((out / "REPORT.md").read_text(), json.loads((out / "report.json").read_text()),
-            (out / "report.html").read_text())
+_report = write_report
 
 
 def _section(markdown: str, heading: str) -> str:

@@ -220,7 +220,8 @@ def test_flip_tta_evaluates_a_trained_checkpoint_and_is_recorded(tmp_path):
     assert results["flips"]["segmentation"]["test_time_augmentation"].startswith("flips: identity, horizontal")
     assert 0 < results["none"]["test"]["test/f1"] != results["flips"]["test"]["test/f1"], results
     # a page of evaluations says what they are, not "metrics.csv missing" or "trained 0 epochs"
-    assert report_main([str(tmp_path / "eval_none"), str(tmp_path / "eval_flips"), "--out", str(tmp_path / "page")]) == 0
+    assert report_main([str(tmp_path / "eval_none"), str(tmp_path / "eval_flips"), "--out", str(tmp_path / "page"),
+                        "--no-figures"]) == 0
     page = (tmp_path / "page" / "REPORT.md").read_text()
     assert "unet_baseline: 2 evaluations of a trained checkpoint (`train=false`)" in page
     assert "| evaluation of a checkpoint (2 of 2) |" in page

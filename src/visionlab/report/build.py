@@ -104,8 +104,8 @@ def _curves(task: TaskStats) -> list:
                  for r in runs[:1] if isinstance(r.config.get("model"), dict)
                  and isinstance(r.config["model"].get("label_smoothing"), (int, float))
                  and r.config["model"]["label_smoothing"] > 0}
-    png, lr_words = figures.curves(task, _panels(task, smoothing))
-    if png is None:
+    draw, lr_words = figures.curves(task, _panels(task, smoothing))
+    if draw is None:
         return [Paragraph("No run recorded per-epoch metrics.")]
     caption = ("Per epoch, counted runs only: each seed a thin line; the thick line is the mean over seeds, drawn only "
                "up to the last epoch every seed reached (after an early stop a mean would be over the surviving seeds "
@@ -117,7 +117,7 @@ def _curves(task: TaskStats) -> list:
                     "or with other variants' training loss.")
     if lr_words:
         caption += " Learning rate: " + "; ".join(md(w) for w in lr_words) + "."
-    return [Figure(f"{task.spec.task}_curves.png", png, caption)]
+    return [Figure(f"{task.spec.task}_curves.png", draw, caption)]
 
 
 def _results(task: TaskStats, heading: str, reference: Reference | None, names: ClassNames,

@@ -4,6 +4,8 @@ classes and seeds."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from visionlab.report import figures
 from visionlab.report.classes import ClassNames
 from visionlab.report.escape import md
@@ -39,7 +41,7 @@ def classification_detail(task: TaskStats, names: ClassNames) -> tuple[list, dic
         worst = weakest_classes(matrix)
         named = ", ".join(f"{md(names.label(c))} ({fmt(acc, 'percent')})" for c, _, acc in worst)
         per_seed = [support // n if support % n == 0 else f"{support / n:.1f}" for _, support, _ in worst]
-        blocks += [Figure(f"confusion_{slug(variant)}.png", figures.confusion(matrix, title), md(title)),
+        blocks += [Figure(f"confusion_{slug(variant)}.png", partial(figures.confusion, matrix, title), md(title)),
                    Paragraph(f"{md(variant)}: worst classes on {where}: {named}. Accuracy over the {n} seeds' "
                              f"predictions together; each seed scores the same images, so the images per class "
                              f"are counted once (the matrix sums {n} × that)."),
@@ -80,5 +82,6 @@ def _mistakes(variant: str, runs, split: str, names: ClassNames) -> list:
                "A run keeps its first mistakes in data order and no track ids, so images of one class may still be "
                "frames of one track.")
     return [Figure(f"misclassified_{slug(variant)}.png",
-                   figures.misclassified(images, true, pred, captions, f"{variant}: misclassified, true → predicted"),
+                   partial(figures.misclassified, images, true, pred, captions,
+                           f"{variant}: misclassified, true → predicted"),
                    md(caption))]

@@ -25,6 +25,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--baseline", help="variant the others are compared with (default: *baseline, "
                                            "else the first alphabetically)")
     parser.add_argument("--title", default="Experiment report")
+    parser.add_argument("--no-figures", dest="figures", action="store_false",
+                        help="tables and text only: no figure is drawn (drawing is most of a report's time; each "
+                             "figure's caption stays, and report.json is the same)")
     parser.add_argument("--reference", type=Path, help="YAML of published per-trial results to print beside this "
                                                        "study's (e.g. experiments/reference/seed_gtsrb_cnn.yaml)")
     parser.add_argument("--copy-records", type=Path, help="copy the small part of each run record (config, "
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     doc, numbers = build(collection, baseline=args.baseline, title=args.title, reference=reference,
                          records_note=note)
     args.out.mkdir(parents=True, exist_ok=True)
-    markdown, page = render.write(doc, args.out)
+    markdown, page = render.write(doc, args.out, figures=args.figures)
     write_numbers(numbers, args.out)
     print(f"{len(collection.runs)} runs, {len(numbers['caveats'])} caveats")
     print(f"wrote {markdown} and {page}")

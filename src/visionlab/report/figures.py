@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
+from functools import partial
 
 import matplotlib
 
@@ -108,9 +110,11 @@ def _same_lr(series_by_variant: dict) -> list[tuple[tuple, list[str]]]:
     return groups
 
 
-def curves(task: TaskStats, panels: list[tuple[list[str], str, bool]]) -> tuple[bytes | None, list[str]]:
+def curves(task: TaskStats, panels: list[tuple[list[str], str, bool]]
+           ) -> tuple[Callable[[], bytes] | None, list[str]]:
     """One panel per entry of ``panels`` (keys: solid for the first, dashed for a second; title; log scale), then
-    the learning rate with identical schedules drawn once. Returns the PNG and the learning-rate groups named."""
+    the learning rate with identical schedules drawn once. Returns what draws the PNG (None: nothing to draw) and
+    the learning-rate groups named."""
     variants = sorted(task.runs_by_variant)
     palette = _colours(len(variants))
     colours = {v: palette[i % len(palette)] for i, v in enumerate(variants)}
@@ -120,7 +124,13 @@ def curves(task: TaskStats, panels: list[tuple[list[str], str, bool]]) -> tuple[
     lr = {v: run_series(task.runs_by_variant[v], lr_column(0)) for v in variants}
     if not data:
         return None, []
-    n_panels = len(data) + (1 if any(lr.values()) else 0)
+    same_lr = _same_lr(lr) if any(lr.values()) else []
+    lr_words = [f"{', '.join(names)}: one line (the same schedule)" for _, names in same_lr if len(names) > 1]
+    return partial(_draw_curves, variants, colours, data, same_lr), lr_words
+
+
+def _draw_curves(variants: list[str], colours: dict, data: list, same_lr: list) -> bytes:
+    n_panels = len(data) + (1 if same_lr else 0)
     rows = math.ceil(n_panels / 2)
     height = 2.9 * rows + (0 if n_panels % 2 else 0.9)
     fig, axes = plt.subplots(rows, 2, figsize=(WIDTH_IN, height), squeeze=False)
@@ -129,15 +139,11 @@ def curves(task: TaskStats, panels: list[tuple[list[str], str, bool]]) -> tuple[
         for series, style in zip(per_key, ("-", "--")):
             _panel(ax, series, colours, style, log)
         ax.set_title(title, fontsize=9)
-    lr_words = []
-    if any(lr.values()):
+    if same_lr:
         ax = flat[len(data)]
-        for (_, epochs, values), names in _same_lr(lr):
-            label = ", ".join(names)
+        for (_, epochs, values), names in same_lr:
             ax.plot(epochs + 1, values, "-", color=colours[names[0]] if len(names) == 1 else "0.3",
                     linewidth=1.6, label=_short_label(names, variants) if len(names) > 1 else None)
-            if len(names) > 1:
-                lr_words.append(f"{label}: one line (the same schedule)")
         if ax.lines and all(np.min(line.get_ydata()) > 0 for line in ax.lines):
             ax.set_yscale("log")
         ax.set_title("learning rate (group 0); equal schedules drawn once", fontsize=9)
@@ -159,7 +165,7 @@ def curves(task: TaskStats, panels: list[tuple[list[str], str, bool]]) -> tuple[
     else:
         fig.legend(handles=handles, loc="lower center", ncol=min(5, len(handles)), fontsize=8, frameon=False)
         fig.tight_layout(rect=(0, 0.55 / height, 1, 1))
-    return _png(fig), lr_words
+    return _png(fig)
 
 
 def confusion(matrix: np.ndarray, title: str) -> bytes:

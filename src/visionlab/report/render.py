@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,9 +43,22 @@ class Table:
 
 @dataclass
 class Figure:
+    """Drawn only when a page is written with figures (``draw`` returns the PNG): drawing is most of a report's
+    time, and a report written without figures (``--no-figures``) never pays it."""
+
     name: str  # file name under figures/
-    png: bytes
+    draw: Callable[[], bytes]
     caption: str
+    _png: bytes | None = field(default=None, repr=False)
+
+    @property
+    def png(self) -> bytes:
+        if self._png is None:
+            self._png = self.draw()
+        return self._png
+
+
+NOT_DRAWN = "Figure not drawn (the report was written with `--no-figures`): "
 
 
 @dataclass
@@ -80,7 +94,7 @@ def _contents(doc: Document) -> list[Heading]:
     return [b for b in doc.blocks if isinstance(b, Heading) and b.level == 2]
 
 
-def to_markdown(doc: Document) -> str:
+def to_markdown(doc: Document, figures: bool = True) -> str:
     out = [f"# {_md_text(doc.title)}", ""]
     for block in doc.blocks:
         if isinstance(block, Contents):
@@ -96,6 +110,8 @@ def to_markdown(doc: Document) -> str:
             out.append("|" + "|".join("---" for _ in block.header) + "|")
             out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
             out.append("")
+        elif isinstance(block, Figure) and not figures:
+            out += [f"*{_md_text(NOT_DRAWN + block.caption)}*", ""]
         elif isinstance(block, Figure):
             caption = _md_text(block.caption)
             out += [f"![{caption}]({FIGURES}/{block.name})", "", f"*{caption}*", ""]
@@ -153,7 +169,7 @@ figure { margin: 1em 0 2em; } figure img { max-width: 100%; } figcaption { color
 """
 
 
-def to_html(doc: Document) -> str:
+def to_html(doc: Document, figures: bool = True) -> str:
     """Self-contained: inline CSS, figures embedded as base64 PNG."""
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            f"<title>{html.escape(doc.title)}</title><style>{_STYLE}</style></head><body>",
@@ -172,6 +188,8 @@ def to_html(doc: Document) -> str:
             head = "".join(f"<th>{_inline(h)}</th>" for h in block.header)
             body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in block.rows)
             out.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>')
+        elif isinstance(block, Figure) and not figures:
+            out.append(f'<p class="figure-skipped"><em>{_inline(NOT_DRAWN + block.caption)}</em></p>')
         elif isinstance(block, Figure):
             data = base64.b64encode(block.png).decode("ascii")
             out.append(f'<figure><img alt="{html.escape(block.caption)}" src="data:image/png;base64,{data}">'
@@ -180,16 +198,18 @@ def to_html(doc: Document) -> str:
     return "\n".join(out)
 
 
-def write(doc: Document, out_dir: Path) -> tuple[Path, Path]:
-    """REPORT.md with its figures/ folder, and report.html; returns both paths."""
-    figures = out_dir / FIGURES
-    figures.mkdir(parents=True, exist_ok=True)
-    for block in doc.blocks:
-        if isinstance(block, Figure):
-            (figures / block.name).write_bytes(block.png)
+def write(doc: Document, out_dir: Path, figures: bool = True) -> tuple[Path, Path]:
+    """REPORT.md with its figures/ folder, and report.html; returns both paths. Without ``figures`` nothing is
+    drawn and each figure's place says so (its caption stays)."""
+    if figures:
+        folder = out_dir / FIGURES
+        folder.mkdir(parents=True, exist_ok=True)
+        for block in doc.blocks:
+            if isinstance(block, Figure):
+                (folder / block.name).write_bytes(block.png)
     markdown, page = out_dir / "REPORT.md", out_dir / "report.html"
-    markdown.write_text(to_markdown(doc))
-    page.write_text(to_html(doc))
+    markdown.write_text(to_markdown(doc, figures))
+    page.write_text(to_html(doc, figures))
     return markdown, page
 
 

@@ -10,6 +10,8 @@ record's convention)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from visionlab.report import figures
@@ -186,7 +188,7 @@ def segmentation_detail(task: TaskStats, names: ClassNames, adjacent: bool) -> t
                                       for n in ("fixed", "best", "worst") if f"{n}_f1" in q} for v, q in shown}
         for variant, q in shown:
             blocks.append(Figure(
-                f"{task.spec.task}_cases_{slug(variant)}.png", figures.cases(variant, q, (background, foreground)),
+                f"{task.spec.task}_cases_{slug(variant)}.png", partial(figures.cases, variant, q, (background, foreground)),
                 f"{md(variant)}: fixed, best and worst test case (by {md(foreground)} F1) of its first counted seed: "
                 f"input, ground truth, prediction (white: {md(foreground)}, label 1; black: {md(background)}, "
                 f"label 0) and the errors: red = predicted {md(foreground)} where the truth is {md(background)}, "
