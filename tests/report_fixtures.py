@@ -63,8 +63,9 @@ def classification_run(root: Path, variant: str, seed: int, curve: list[float], 
 
 def segmentation_run(root: Path, variant: str, seed: int, f1: list[float], f1_bg: list[float],
                      trivial: list[float], *, data: str = "synthetic blobs: 8 train / 4 val / 4 test",
-                     config: dict | None = None) -> RunFolder:
-    """A segmentation run with per-case scores of both classes, the trivial score and fixed/best/worst cases."""
+                     config: dict | None = None, worst: int = 1) -> RunFolder:
+    """A segmentation run with per-case scores of both classes, the trivial score and the fixed, best and ``worst``
+    worst cases (1: a record from before the three worst were kept)."""
     folder = RunFolder(root / f"{variant}_s{seed}").create()
     f1, f1_bg = np.array(f1), np.array(f1_bg)
     folder.write_metrics([{keys.EPOCH: e, keys.TRAIN_LOSS: 0.5 / (e + 1), keys.VAL_LOSS: 0.6 / (e + 1),
@@ -85,7 +86,9 @@ def segmentation_run(root: Path, variant: str, seed: int, f1: list[float], f1_bg
     mask[4:12, 4:12] = 1
     pred = np.roll(mask, 2, axis=1)
     case = {"image": np.full((16, 16), 120, np.uint8), "mask": mask, "pred": pred}
+    ranked = np.argsort(f1, kind="stable")[:worst]
     folder.write_qualitative({"fixed": {"index": 0, "f1": float(f1[0]), **case},
                               "best": {"index": int(f1.argmax()), "f1": float(f1.max()), **case},
-                              "worst": {"index": int(f1.argmin()), "f1": float(f1.min()), **case}})
+                              **{name: {"index": int(i), "f1": float(f1[i]), **case}
+                                 for name, i in zip(layout.WORST_CASES, ranked)}})
     return folder

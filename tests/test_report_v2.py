@@ -183,6 +183,23 @@ def test_segmentation_both_classes_trivial_rows_per_case_and_overlays(tmp_path):
     assert (tmp_path / "out" / "figures" / "segmentation_cases_unet_elu.png").stat().st_size > 0
 
 
+def test_a_record_with_the_three_worst_cases_shows_them_and_an_older_record_its_one(tmp_path):
+    f1 = [0.91, 0.62, 0.95, 0.58, 0.88, 0.62]
+    segmentation_run(tmp_path / "runs", "new", 1, f1, [0.9] * 6, [0.8] * 6, worst=3)
+    segmentation_run(tmp_path / "runs", "old", 1, f1, [0.9] * 6, [0.8] * 6)
+    markdown, numbers, _ = _report(tmp_path / "out", str(tmp_path / "runs"), figures=True)
+    shown = numbers["tasks"]["segmentation"]["detail"]["cases_shown"]
+    assert {n: c["index"] for n, c in shown["new"].items()} == {"fixed": 0, "best": 2, "worst": 3, "worst_2": 1,
+                                                                "worst_3": 5}
+    assert {n: c["index"] for n, c in shown["old"].items()} == {"fixed": 0, "best": 2, "worst": 3}
+    assert "new: fixed, best and 3 worst test cases (by foreground F1)" in markdown
+    assert "old: fixed, best and worst test case (by foreground F1)" in markdown
+    from matplotlib.image import imread
+
+    heights = {v: imread(tmp_path / "out" / "figures" / f"segmentation_cases_{v}.png").shape[0] for v in shown}
+    assert heights["new"] == pytest.approx(heights["old"] * (2.1 * 5 + 0.8) / (2.1 * 3 + 0.8), abs=2)  # 5 rows, 3
+
+
 def test_case_figure_tiles_every_panel_and_colours_only_the_errors():
     """The case figure is one mosaic: every row's input, truth, prediction and errors at their place (tiles of
     different sizes top-left in equal cells), false positives red and false negatives blue, nothing else coloured."""

@@ -104,8 +104,11 @@ def test_run_record_per_case_table_and_wandb_offline_agree(tmp_path):
     assert not any("/" in key for key in saved["segmentation"])  # no second copy of a metric under another name
 
     q = np.load(run_dir / "qualitative.npz")
-    assert int(q["fixed_index"]) == 0 and int(q["worst_index"]) == int(f1.argmin())
-    for name in ("fixed", "worst", "best"):
+    # the three worst cases over all test batches, worst first (ties: the lower case index)
+    worst_first = np.lexsort((np.arange(len(f1)), np.array([float(c["f1"]) for c in cases])))
+    assert [int(q[f"{n}_index"]) for n in ("worst", "worst_2", "worst_3")] == worst_first[:3].tolist()
+    assert int(q["fixed_index"]) == 0 and int(q["best_index"]) == int(f1.argmax())
+    for name in ("fixed", "best", "worst", "worst_2", "worst_3"):
         assert q[f"{name}_image"].shape == (64, 64) and q[f"{name}_image"].dtype == np.uint8
         assert set(np.unique(q[f"{name}_mask"])) <= {0, 1} and set(np.unique(q[f"{name}_pred"])) <= {0, 1}
         case = int(q[f"{name}_index"])
@@ -226,3 +229,27 @@ def test_flip_tta_evaluates_a_trained_checkpoint_and_is_recorded(tmp_path):
     assert "unet_baseline: 2 evaluations of a trained checkpoint (`train=false`)" in page
     assert "| evaluation of a checkpoint (2 of 2) |" in page
     assert "metrics.csv missing" not in page and "trained 0 epochs" not in page and "no curve" not in page
+
+
+def test_the_kept_worst_cases_are_those_one_process_keeps_whatever_the_ranks():
+    """Under DDP each rank keeps the worst of its share; merged, they are the three worst of all cases, ties to
+    the lower case index, as one process that scores every case keeps them."""
+    from visionlab.models.segmenter import _merge_kept_cases
+
+    f1 = [0.9, 0.2, 0.5, 0.2, 0.7, 0.1, 0.5]
+
+    def case(i):
+        return {"index": i, "f1": f1[i]}
+
+    def worst_of(share):
+        return sorted((case(i) for i in share), key=lambda c: (c["f1"], c["index"]))[:3]
+
+    one = _merge_kept_cases([{"fixed": case(0), "best": case(0)}], [worst_of(range(7))])
+    assert [one[n]["index"] for n in ("worst", "worst_2", "worst_3")] == [5, 1, 3]
+    for shares in ([range(0, 7, 2), range(1, 7, 2)], [range(4), range(4, 7)], [[6], [5, 4], [3, 2, 1, 0]]):
+        per_rank = [{"fixed": case(0)} if 0 in share else {} for share in shares]
+        for kept, share in zip(per_rank, shares):
+            kept["best"] = min((case(i) for i in share), key=lambda c: (-c["f1"], c["index"]))
+        assert _merge_kept_cases(per_rank, [worst_of(share) for share in shares]) == one, shares
+    two = _merge_kept_cases([{}], [worst_of([4, 6])])  # fewer cases than three: as many as there are
+    assert [two[n]["index"] for n in ("worst", "worst_2")] == [6, 4] and "worst_3" not in two

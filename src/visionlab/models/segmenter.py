@@ -18,6 +18,7 @@ from visionlab.models.networks import SEGMENTATION, NetworkIO, build_network, si
 from visionlab.models.seg_scores import EMPTY_MASK_CONVENTION, per_image_scores
 from visionlab.run_record import metric_keys as keys
 from visionlab.run_record.folder import RunFolder
+from visionlab.run_record.layout import WORST_CASES
 
 LOSSES = ("bce", "dice", "bce_dice")
 # test-time augmentation: the test predictions as the mean probability over these flips of the input (dims of
@@ -36,7 +37,8 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1
 
 class SegmentationModule(VisionModule):
     """Wraps the network ``net`` names (default: the course U-Net; one output channel of logits); logs train/val loss and mean per-image F1, val IoU and best F1, and at test time the
-    per-case F1/IoU (mean, std, min over cases) with the fixed, best and worst case kept for W&B and the report."""
+    per-case F1/IoU (mean, std, min over cases) with the fixed case, the best and the three worst kept for W&B and
+    the report."""
 
     task = keys.SEGMENTATION.task
 
@@ -59,6 +61,7 @@ class SegmentationModule(VisionModule):
         self.media_batch: dict | None = None
         self._test_scores: list[dict[str, torch.Tensor]] = []
         self._test_cases: dict[str, dict] = {}
+        self._test_worst: list[dict] = []
         self.test_results: dict | None = None
 
     # ------------------------------------------------------------------ set-up checks
@@ -151,6 +154,7 @@ class SegmentationModule(VisionModule):
         self.test_loss.reset()
         self._test_scores = []
         self._test_cases = {}
+        self._test_worst = []
         self.test_results = None
 
     def test_step(self, batch, batch_idx):
@@ -164,27 +168,31 @@ class SegmentationModule(VisionModule):
             index = torch.arange(start, start + len(masks))
         self._test_scores.append({CASE_INDEX: index, **{name: value.cpu() for name, value in scores.items()}})
 
-        def keep(name: str, i: int) -> None:
+        def case(i: int) -> dict:
             image = batch[0][i].cpu()
             image = image.numpy() if image.dtype == torch.uint8 else (image.permute(1, 2, 0) * 255).byte().numpy()
-            self._test_cases[name] = {"index": int(index[i]), "f1": float(f1[i]), "iou": float(iou[i]),
-                                      "image": image[..., 0] if image.shape[-1] == 1 else image,
-                                      "mask": masks[i].to(torch.uint8).cpu().numpy(),
-                                      "pred": preds[i].cpu().numpy()}
+            return {"index": int(index[i]), "f1": float(f1[i]), "iou": float(iou[i]),
+                    "image": image[..., 0] if image.shape[-1] == 1 else image,
+                    "mask": masks[i].to(torch.uint8).cpu().numpy(), "pred": preds[i].cpu().numpy()}
 
         if (first := (index == 0).nonzero().flatten()).numel():
-            keep("fixed", int(first[0]))
-        worst, best = int(f1.argmin()), int(f1.argmax())
-        if "worst" not in self._test_cases or f1[worst] < self._test_cases["worst"]["f1"]:
-            keep("worst", worst)
+            self._test_cases["fixed"] = case(int(first[0]))
+        best = int(f1.argmax())
         if "best" not in self._test_cases or f1[best] > self._test_cases["best"]["f1"]:
-            keep("best", best)
+            self._test_cases["best"] = case(best)
+        worst = self._test_worst  # the worst cases so far, worst first
+        for i in sorted(range(len(f1)), key=lambda i: (float(f1[i]), int(index[i])))[:len(WORST_CASES)]:
+            if len(worst) == len(WORST_CASES) and (float(f1[i]), int(index[i])) >= _rank(worst[-1]):
+                break
+            worst.append(case(i))
+            worst.sort(key=_rank)
+            del worst[len(WORST_CASES):]
 
     def on_test_epoch_end(self) -> None:
         """Per-case scores and the kept cases from every rank, each case once and in case order, so a DDP test
         gives the same table and statistics as a single process."""
-        parts = gather_objects((self._test_scores, self._test_cases))
-        scores = [s for part, _ in parts for s in part]
+        parts = gather_objects((self._test_scores, self._test_cases, self._test_worst))
+        scores = [s for part, _, _ in parts for s in part]
         if not scores:
             return
         index = torch.cat([s[CASE_INDEX] for s in scores])
@@ -199,7 +207,8 @@ class SegmentationModule(VisionModule):
         for name, value in stats.items():  # identical on every rank after the gather
             self.log(name, torch.as_tensor(value, dtype=torch.float32))
         self.test_results = {"scores": {name: value.numpy() for name, value in cases.items()},
-                             "cases": _merge_kept_cases([kept for _, kept in parts])}
+                             "cases": _merge_kept_cases([kept for _, kept, _ in parts],
+                                                        [worst for _, _, worst in parts])}
 
     # ------------------------------------------------------------------ run-record hooks (interfaces.TaskModel)
     def media_callback(self):
@@ -221,22 +230,28 @@ class SegmentationModule(VisionModule):
 
     def save_test_artifacts(self, folder: RunFolder) -> None:
         """Per-case scores of both classes and of the trivial prediction (the std over them, ddof=0, is the logged
-        std) and the fixed case 0, the best and the worst case (image H×W uint8, mask and prediction H×W uint8)."""
+        std) and the fixed case 0, the best and the three worst cases (image H×W uint8, mask and prediction H×W
+        uint8)."""
         if not self.test_results or not self.trainer.is_global_zero:
             return
         folder.write_test_cases(self.test_results["scores"])
         folder.write_qualitative(self.test_results["cases"])
 
 
-def _merge_kept_cases(per_rank: list[dict[str, dict]]) -> dict[str, dict]:
-    """The fixed case (index 0), the worst and the best over every rank; ties go to the lowest case index, as in
-    a single process that sees the cases in order."""
+def _rank(case: dict) -> tuple[float, int]:
+    """Worst first; among equal scores the lowest case index, as a single process that sees the cases in order."""
+    return case["f1"], case["index"]
+
+
+def _merge_kept_cases(per_rank: list[dict[str, dict]], worst_per_rank: list[list[dict]]) -> dict[str, dict]:
+    """The fixed case (index 0), the best and the ``WORST_CASES`` worst over every rank (named worst, worst_2, …),
+    the same cases a single process keeps."""
     merged: dict[str, dict] = {}
-    candidates = {name: [kept[name] for kept in per_rank if name in kept] for name in ("fixed", "worst", "best")}
+    candidates = {name: [kept[name] for kept in per_rank if name in kept] for name in ("fixed", "best")}
     if candidates["fixed"]:
         merged["fixed"] = candidates["fixed"][0]
-    if candidates["worst"]:
-        merged["worst"] = min(candidates["worst"], key=lambda case: (case["f1"], case["index"]))
     if candidates["best"]:
         merged["best"] = min(candidates["best"], key=lambda case: (-case["f1"], case["index"]))
+    worst = sorted((case for ranked in worst_per_rank for case in ranked), key=_rank)
+    merged.update(zip(WORST_CASES, worst))
     return merged

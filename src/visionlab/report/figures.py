@@ -20,6 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from visionlab.report.stats import TaskStats, counted
+from visionlab.run_record.layout import QUALITATIVE_CASES
 from visionlab.run_record.metric_keys import EPOCH, lr_column
 
 DPI = 100
@@ -289,12 +290,15 @@ def case_mosaic(tiles: list[list[np.ndarray]], gap: int) -> np.ndarray:
     return out
 
 
+CASE_LABELS = {"fixed": "fixed", "best": "best", "worst": "worst", "worst_2": "2nd worst", "worst_3": "3rd worst"}
+
+
 def cases(variant: str, q: dict, names: tuple[str, str]) -> bytes:
-    """One variant's fixed, best and worst test case (rows): input, ground truth, prediction and the errors
-    (columns); ``names`` = (label 0, label 1), label 1 shown white in the masks. The panels are one image in one
-    axes (twelve axes took ~1 s per figure, and a page has a figure per variant)."""
+    """One variant's kept test cases (rows: fixed, best, the worst ones): input, ground truth, prediction and the
+    errors (columns); ``names`` = (label 0, label 1), label 1 shown white in the masks. The panels are one image
+    in one axes (twelve axes took ~1 s per figure, and a page has a figure per variant)."""
     background, foreground = names
-    rows = [n for n in ("fixed", "best", "worst") if f"{n}_image" in q]
+    rows = [n for n in QUALITATIVE_CASES if f"{n}_image" in q]
     columns = ("input", f"ground truth (white: {foreground})", f"prediction (white: {foreground})", "errors")
     tiles = [[_panel_rgb(q[f"{n}_image"], 255), _panel_rgb(q[f"{n}_mask"], 1), _panel_rgb(q[f"{n}_pred"], 1),
               error_overlay(q[f"{n}_image"], q[f"{n}_mask"], q[f"{n}_pred"])] for n in rows]
@@ -311,7 +315,8 @@ def cases(variant: str, q: dict, names: tuple[str, str]) -> bytes:
             ax.text(gap / 2 + (c + 0.5) * cell_w, -gap, column, ha="center", va="bottom", fontsize=8)
         for r, name in enumerate(rows):
             f1 = f"\nF1 {float(q[f'{name}_f1']):.4f}" if f"{name}_f1" in q else ""
-            ax.text(-gap, gap / 2 + (r + 0.5) * cell_h, f"{name} case {int(q[f'{name}_index'])}{f1}", ha="right",
+            ax.text(-gap, gap / 2 + (r + 0.5) * cell_h, f"{CASE_LABELS[name]} case {int(q[f'{name}_index'])}{f1}",
+                    ha="right",
                     va="center", rotation=90, fontsize=8, multialignment="center")
     handles = [plt.Rectangle((0, 0), 1, 1, color=ERROR_COLOURS["false positive"],
                              label=f"predicted {foreground}, truly {background}"),

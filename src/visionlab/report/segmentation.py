@@ -22,7 +22,7 @@ from visionlab.report.format import MISSING, fmt, fmt_delta
 from visionlab.report.render import Figure, Paragraph, Table
 from visionlab.report.stats import TaskStats, counted, run_values
 from visionlab.run_record import metric_keys as keys
-from visionlab.run_record.layout import QUALITATIVE, TEST_CASES
+from visionlab.run_record.layout import QUALITATIVE, QUALITATIVE_CASES, TEST_CASES, WORST_CASES
 
 CLASS_KEYS = (keys.TEST_F1, keys.TEST_IOU, keys.TEST_F1_BG, keys.TEST_IOU_BG)
 
@@ -185,14 +185,20 @@ def segmentation_detail(task: TaskStats, names: ClassNames, adjacent: bool) -> t
             shown.append((variant, q))
     if shown:
         numbers["cases_shown"] = {v: {n: {"index": int(q[f"{n}_index"]), "f1": float(q[f"{n}_f1"])}
-                                      for n in ("fixed", "best", "worst") if f"{n}_f1" in q} for v, q in shown}
+                                      for n in QUALITATIVE_CASES if f"{n}_f1" in q} for v, q in shown}
         for variant, q in shown:
             blocks.append(Figure(
                 f"{task.spec.task}_cases_{slug(variant)}.png", partial(figures.cases, variant, q, (background, foreground)),
-                f"{md(variant)}: fixed, best and worst test case (by {md(foreground)} F1) of its first counted seed: "
+                f"{md(variant)}: {_kept_words(q)} (by {md(foreground)} F1) of its first counted seed: "
                 f"input, ground truth, prediction (white: {md(foreground)}, label 1; black: {md(background)}, "
                 f"label 0) and the errors: red = predicted {md(foreground)} where the truth is {md(background)}, "
                 f"blue = predicted {md(background)} where the truth is {md(foreground)}."))
     else:
         blocks.append(Paragraph(f"No run saved {QUALITATIVE} (test predictions)."))
     return blocks, numbers
+
+
+def _kept_words(q: dict) -> str:
+    """Which cases a record kept: the worst one only in records from before the three worst were kept."""
+    worst = sum(f"{name}_image" in q for name in WORST_CASES)
+    return "fixed, best and worst test case" if worst <= 1 else f"fixed, best and {worst} worst test cases"

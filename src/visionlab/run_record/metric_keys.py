@@ -65,7 +65,7 @@ MEDIA_TEST_CASES_TABLE = "test/cases_table"
 
 
 def media_test_case(name: str) -> str:
-    """W&B image of a named test case: ``fixed``, ``best`` or ``worst``."""
+    """W&B image of a named test case (``layout.QUALITATIVE_CASES``: fixed, best, worst, worst_2, worst_3)."""
     return f"test/{name}_case"
 
 
