@@ -133,3 +133,27 @@ def test_the_experiment_name_says_what_runs(tmp_path, overrides, name):
     own name whatever data it runs on."""
     cfg = compose(tmp_path, overrides)
     assert cfg.experiment_name == name and name in cfg.tags and cfg.run_name == f"{name}_seed{cfg.seed}"
+
+
+def test_a_network_argument_of_earlier_versions_is_forwarded_to_model_net(tmp_path):
+    """``model.features_start=32`` (the key before networks moved under model.net) runs as model.net.features_start,
+    with one line that says so; a sweep over it too. The new keys and every other override pass unchanged."""
+    from visionlab.moved_keys import forward
+
+    given = ["-m", "experiment=unet_baseline", "model.features_start=32", "++model.depth=3", "model.activation=relu,elu",
+             "model.net.up_mode=nearest", "model.optimizer.lr=0.01", "~model.batch_norm", "data.width=3"]
+    forwarded, notes = forward(given)
+    assert forwarded == ["-m", "experiment=unet_baseline", "model.net.features_start=32", "++model.net.depth=3",
+                         "model.net.activation=relu,elu", "model.net.up_mode=nearest", "model.optimizer.lr=0.01",
+                         "~model.net.batch_norm", "data.width=3"]
+    assert len(notes) == 4 and notes[0] == ("note: model.features_start is model.net.features_start now (the "
+                                            "network's arguments live under model.net); running with "
+                                            "model.net.features_start=32")
+    # the CLI (--cfg job answers before the training stack is imported: a second or two)
+    shown = subprocess.run([sys.executable, str(REPO / "train.py"), "experiment=unet_baseline",
+                            "model.features_start=32", "--cfg", "job"], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=120, check=False)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    net = OmegaConf.create(shown.stdout)["model"]["net"]
+    assert net["type"] == "unet" and net["features_start"] == 32
+    assert shown.stderr.count("note: model.features_start is model.net.features_start now") == 1

@@ -125,9 +125,6 @@ CASES = [
     Case("network_argument", ("model.net.width=0",), r"model\.net\.width=0 must be positive"),
     Case("network_argument_of_another_network", ("+model.net.depth=3",),
          r"model\.net\.depth: a seed_cnn network takes no 'depth'"),
-    Case("moved_network_key", ("model.batch_norm=true",),
-         r"model\.batch_norm: no such config key: the network's arguments live under model\.net .*use "
-         r"model\.net\.batch_norm", via="cli"),
     Case("unknown_network", ("model/net=resnet",),
          r"model/net=resnet: no such config \(conf/model/net/resnet\.yaml\); model/net is one of ", via="cli"),
     Case("missing_image_folder", ("data=image_folder", "data.data_dir=/nonexistent/images"),

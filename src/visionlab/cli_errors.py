@@ -21,9 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from visionlab.moved_keys import NETWORK_ARGUMENTS
+
 _APPEND_HINT = re.compile(r"use (\+\S+)")
-# model.<key> of earlier versions that are the network's arguments now (model.net.<key>)
-NETWORK_ARGUMENTS = ("activation", "batch_norm", "width", "features_start", "depth", "up_mode")
 
 
 def one_line_errors(main: Callable[..., Any]) -> Callable[..., Any]:

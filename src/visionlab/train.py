@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from visionlab import resolvers  # noqa: F401  (registers ${vl.*})
 from visionlab.cli_errors import one_line_errors
 from visionlab.configs import config_dir
+from visionlab.moved_keys import accepts_moved_keys
 
 log = logging.getLogger("visionlab")
 CONFIG_PATH = str(config_dir())
@@ -115,12 +116,14 @@ def _run_reporting_errors(cfg: DictConfig, multirun: bool) -> float | None:
     return summary.get("objective")
 
 
+@accepts_moved_keys
 @one_line_errors
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     return _task(cfg)
 
 
+@accepts_moved_keys
 @one_line_errors
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval")
 def eval_main(cfg: DictConfig) -> float | None:
