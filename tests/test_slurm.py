@@ -1,6 +1,7 @@
 """Runs on a real single-node SLURM (the ``slurm`` fixture starts it): a DDP sweep job with 2 tasks, a DDP run
 under ``srun -n2``, and the three ways a cluster stops a job (``scontrol requeue`` = preemption, Lightning's USR1,
-submitit's USR2 at the time limit), each of which must resume in its own folder to the uninterrupted numbers.
+submitit's USR2 at the time limit), sent one after the other to one sweep job, which must resume in its own folder
+each time and end with the uninterrupted numbers (one job stopped three times: 4 process starts instead of 6).
 
 Everything is submitted at once by one module fixture, so the jobs' waits overlap; the tests read the outcome. The
 two single-process references run inside the test process, which would otherwise only wait: the suite is
@@ -26,8 +27,12 @@ from visionlab.runner import run
 pytestmark = pytest.mark.slurm
 
 STOPS = {"requeue": ["scontrol", "requeue"], "usr1": ["scancel", "--signal=USR1"],
-         "usr2": ["scancel", "--signal=USR2"]}
-SIGNS = [*(o for o in TINY_SIGNS if not o.startswith("trainer.max_epochs")), "seed=5", "trainer.max_epochs=3", "logger=csv", "threads=1"]
+         "usr2": ["scancel", "--signal=USR2"]}  # in this order, at the start of epochs 1, 2 and 3
+SIGNS = [*(o for o in TINY_SIGNS if not o.startswith("trainer.max_epochs")), "seed=5", f"trainer.max_epochs={len(STOPS) + 1}",
+         "logger=csv", "threads=1"]
+PAUSES = [o for epoch in range(1, len(STOPS) + 1) for o in (
+    f"+callbacks.pause{epoch}._target_=helpers.PauseOnce", f"+callbacks.pause{epoch}.epoch={epoch}",
+    f"+callbacks.pause{epoch}.marker=${{paths.output_dir}}/paused_{epoch}")]
 SEG = [o for o in TINY_SEG if not o.startswith(("trainer.accelerator", "trainer.devices", "data.n_test",
                                                   "data.eval_batch_size"))]
 SEG += ["experiment=unet_baseline", "data.n_test=7", "data.eval_batch_size=2", "seed=1", "logger=csv", "threads=1"]
@@ -53,8 +58,9 @@ def _jobs(sweep: Path) -> dict:
 
 
 class _Stops:
-    """Sends each job of the stops sweep its stop once it paused after epoch 0 (its last.ckpt written), then
-    releases it from the requeue wait; ``step`` does what is due and returns at once.
+    """Sends the stops sweep's job its next stop once it paused at the start of the next epoch (the previous
+    epoch's last.ckpt written), then releases it from the requeue wait; ``step`` does what is due and returns at
+    once.
 
     A requeued job waits ~2 min for its BeginTime, so it is started at once, but not within the second of its
     requeue: slurmd refuses a job credential issued in the second its old one was revoked ("Job credential
@@ -63,41 +69,41 @@ class _Stops:
     HOLD_S = 2.0
 
     def __init__(self, sweep: Path):
-        self.sweep, self.stopped, self.released, self.pending_since = sweep, {}, set(), {}
+        self.sweep, self.sent, self.released, self.pending_since = sweep, [], 0, None
 
     def step(self) -> bool:
-        for entry in _jobs(self.sweep).values():
-            name = next(o.split("=", 1)[1] for o in entry["overrides"] if o.startswith("run_name="))
-            run = Path(entry["run_dir"])
-            if name in self.stopped or not (run / "paused").exists() or not entry.get("slurm_job_id"):
-                continue
-            assert (run / "checkpoints" / "last.ckpt").is_file()
-            subprocess.run([*STOPS[name], entry["slurm_job_id"]], check=True, timeout=30)
-            self.stopped[name] = entry["slurm_job_id"]
-        for job in self.stopped.values():
-            if job in self.released or slurm_cluster.squeue_state(job) != "PENDING":
-                continue
-            since = self.pending_since.setdefault(job, time.monotonic())
-            if time.monotonic() - since >= self.HOLD_S:
+        (entry,) = _jobs(self.sweep).values() or [None]
+        if entry is None or not entry.get("slurm_job_id"):
+            return False
+        job, run = entry["slurm_job_id"], Path(entry["run_dir"])
+        if self.released < len(self.sent):  # stopped, not yet released
+            if slurm_cluster.squeue_state(job) != "PENDING":
+                return False
+            self.pending_since = self.pending_since or time.monotonic()
+            if time.monotonic() - self.pending_since >= self.HOLD_S:
                 subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True,
                                timeout=20)
-                self.released.add(job)
-        return len(self.released) == len(STOPS)
+                self.released, self.pending_since = self.released + 1, None
+            return False
+        if len(self.sent) < len(STOPS) and (run / f"paused_{len(self.sent) + 1}").exists():
+            assert (run / "checkpoints" / "last.ckpt").is_file()
+            stop = list(STOPS)[len(self.sent)]
+            subprocess.run([*STOPS[stop], job], check=True, timeout=30)
+            self.sent.append(stop)
+        return self.released == len(STOPS)
 
 
 @pytest.fixture(scope="module")
 def cluster_runs(slurm, tmp_path_factory):
-    """Everything at once: the stops sweep (3 jobs) and the DDP sweep on SLURM, the uninterrupted reference here;
+    """Everything at once: the stops sweep (1 job) and the DDP sweep on SLURM, the uninterrupted reference here;
     once the DDP sweep is done, its best checkpoint tested by 2 tasks under srun and by this process."""
     root = tmp_path_factory.mktemp("slurm")
     logs = root / "logs"
     started = time.monotonic()
     deadline = started + TIMEOUT
     procs = {
-        "stops": _train(["-m", *SLURM_LAUNCHER, "hydra.launcher.timeout_min=10", *SIGNS, "run_name=requeue,usr1,usr2",
-                         "+callbacks.pause._target_=helpers.PauseOnce",
-                         "+callbacks.pause.marker=${paths.output_dir}/paused", f"paths.log_dir={logs}",
-                         "sweep_name=stops"], root / "stops.log"),
+        "stops": _train(["-m", *SLURM_LAUNCHER, "hydra.launcher.timeout_min=10", *SIGNS, "run_name=stopped",
+                         *PAUSES, f"paths.log_dir={logs}", "sweep_name=stops"], root / "stops.log"),
         "ddp": _train(["-m", *SLURM_LAUNCHER, "hydra.launcher.tasks_per_node=2", "trainer=ddp_sim", *SEG,
                        f"paths.log_dir={logs}", "sweep_name=ddp"], root / "ddp.log"),
     }
@@ -167,29 +173,32 @@ def test_ddp_under_srun_is_one_run_folder_and_equals_one_process(cluster_runs):
     assert _rows(runs[0] / "test_cases.csv") == _rows(cluster_runs["root"] / "single_eval" / "test_cases.csv")
 
 
-@pytest.mark.parametrize("stop", list(STOPS))
-def test_a_stopped_job_is_recorded_interrupted_then_resumes_in_its_folder_to_the_same_numbers(cluster_runs, stop):
+def test_a_job_stopped_three_ways_is_recorded_interrupted_each_time_and_resumes_to_the_same_numbers(cluster_runs):
     assert cluster_runs["codes"]["stops"] == 0, _log_tail(cluster_runs, "stops")
     assert cluster_runs["codes"]["reference"] == 0, _log_tail(cluster_runs, "reference")
-    (job,) = [j for j in _jobs(cluster_runs["logs"] / "sweeps" / "stops").values() if f"run_name={stop}" in j["overrides"]]
+    (job,) = _jobs(cluster_runs["logs"] / "sweeps" / "stops").values()
     assert job["status"] == "completed"
     run = Path(job["run_dir"])
     summary = _summary(run)
-    assert summary["status"] == "completed" and summary["slurm"]["restart_count"] >= 1
+    assert summary["status"] == "completed" and summary["slurm"]["restart_count"] >= len(STOPS)
     assert summary["resumed_from"] == str(run / "checkpoints" / "last.ckpt")
-    (interruption,) = summary["interruptions"]
-    assert interruption["status"] == "interrupted" and interruption["epochs"] == 1
-    expected = {"requeue": "terminated by SIGTERM", "usr1": "SIGUSR1 (SLURM requeue signal): SLURM job",
-                "usr2": "SIGUSR2 (SLURM preemption or time limit): requeued by submitit"}[stop]
-    assert expected in interruption["cause"]
+    interruptions = summary["interruptions"]
+    assert [i["status"] for i in interruptions] == ["interrupted"] * len(STOPS)
+    assert [i["epochs"] for i in interruptions] == [1, 2, 3]  # each attempt resumed where the last one stopped
+    causes = ["terminated by SIGTERM", "SIGUSR1 (SLURM requeue signal): SLURM job",
+              "SIGUSR2 (SLURM preemption or time limit): requeued by submitit"]  # requeue, USR1, USR2 in turn
+    for interruption, cause in zip(interruptions, causes):
+        assert cause in interruption["cause"], (cause, interruption["cause"])
     assert not list(run.glob("hpc_ckpt_*.ckpt"))  # Lightning's mid-epoch checkpoint is not used
-    # the record's cost covers both attempts: the interrupted one (its own wall time and start) and this one
-    assert interruption["started_at"] < summary["started_at"] and interruption["wall_time_s"] > 0
-    assert summary["wall_time_s"] == pytest.approx(interruption["wall_time_s"] + summary["wall_time_this_attempt_s"],
-                                                   abs=0.02)
+    # the record's cost covers every attempt: each interrupted one (its own wall time and start) and this one
+    starts = [i["started_at"] for i in interruptions] + [summary["started_at"]]
+    assert starts == sorted(starts) and len(set(starts)) == len(starts)
+    assert all(i["wall_time_s"] > 0 for i in interruptions)
+    assert summary["wall_time_s"] == pytest.approx(
+        sum(i["wall_time_s"] for i in interruptions) + summary["wall_time_this_attempt_s"], abs=0.02 * len(STOPS))
     rows, reference = _rows(run / "metrics.csv"), _rows(cluster_runs["root"] / "reference" / "metrics.csv")
-    assert [r["epoch"] for r in rows] == ["0", "1", "2"]
+    assert [r["epoch"] for r in rows] == [r["epoch"] for r in reference] == ["0", "1", "2", "3"]
     for row, ref in zip(rows, reference):
         for key in ("train/loss", "train/acc", "val/loss", "val/acc"):
-            assert float(row[key]) == pytest.approx(float(ref[key]), rel=1e-6), (stop, row["epoch"], key)
+            assert float(row[key]) == pytest.approx(float(ref[key]), rel=1e-6), (row["epoch"], key)
     assert summary["test"] == pytest.approx(_summary(cluster_runs["root"] / "reference")["test"], rel=1e-6)
