@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import slurm_cluster
@@ -163,6 +164,11 @@ def test_ddp_sweep_job_with_two_tasks_records_one_run_that_equals_one_process(cl
     # the same checkpoint tested by one process scores every case the same
     assert cluster_runs["codes"].get("single_eval") == 0, _log_tail(cluster_runs, "single_eval")
     assert _rows(cluster_runs["root"] / "single_eval" / "test_cases.csv") == cases
+    # and keeps the same cases to show: case 0, the best and the three worst, gathered from both ranks
+    with np.load(run / "qualitative.npz") as two, np.load(cluster_runs["root"] / "single_eval" / "qualitative.npz") as one:
+        assert sorted(two.files) == sorted(one.files) and "worst_3_index" in one.files
+        for key in one.files:
+            np.testing.assert_array_equal(two[key], one[key], err_msg=key)
 
 
 def test_ddp_under_srun_is_one_run_folder_and_equals_one_process(cluster_runs):
