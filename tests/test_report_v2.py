@@ -234,6 +234,34 @@ def test_case_figure_tiles_every_panel_and_colours_only_the_errors():
     assert blue_cols.max() < red_cols.min()  # missed columns 0-7 lie left of the false alarms in 16-23
 
 
+@pytest.mark.parametrize("n_variants", [2, 14])
+@pytest.mark.parametrize("panels", [3, 4])
+def test_the_curves_legend_lies_inside_the_figure_and_clear_of_the_panels(n_variants, panels):
+    """Many variants with long names (a sweep over a setting names each one after it) used to push the legend
+    past the figure's edges and over the axis labels: every entry must be on the page, clear of every panel."""
+    import matplotlib.pyplot as plt
+
+    from visionlab.report import figures
+
+    variants = [f"cnn_rprop_b{2 ** i} (trainer.max_epochs={10 * i})" for i in range(n_variants)]
+    colours = dict(zip(variants, figures._colours(len(variants)) * 3))
+    series = {v: [(1, np.arange(5), np.linspace(1.0, 0.2, 5))] for v in variants}
+    data = [([series], f"panel {i}", True) for i in range(panels - 1)]
+    same_lr = figures._same_lr({v: [(1, np.arange(5), np.full(5, 1e-3))] for v in variants})
+    fig = figures.curves_figure(variants, colours, data, same_lr)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    page = fig.bbox
+    (legend,) = fig.legends or [ax.get_legend() for ax in fig.axes if ax.get_legend() and not ax.has_data()]
+    box = legend.get_window_extent(renderer)
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1, (box, page)
+    assert len(legend.get_texts()) == n_variants + 4
+    for ax in fig.axes:
+        if ax.has_data():  # a panel with its tick and axis labels
+            assert not box.overlaps(ax.get_tightbbox(renderer)), ax.get_title()
+    plt.close(fig)
+
+
 def test_curves_use_log_loss_axes_labelled_epochs_from_one():
     import matplotlib.pyplot as plt
 

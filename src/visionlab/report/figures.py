@@ -131,9 +131,35 @@ def curves(task: TaskStats, panels: list[tuple[list[str], str, bool]]
 
 
 def _draw_curves(variants: list[str], colours: dict, data: list, same_lr: list) -> bytes:
+    return _png(curves_figure(variants, colours, data, same_lr))
+
+
+LEGEND_ROW_IN, CHAR_PX, HANDLE_PX = 0.17, 6.2, 48  # fontsize 8 at DPI 100: a legend row's height, a character's width
+
+
+def _legend_layout(labels: list[str], width_in: float, max_columns: int) -> tuple[int, float]:
+    """(columns, height in inches) of a legend of ``labels`` that fits ``width_in``: as many columns as the
+    longest label allows, as many rows as it then needs (a long list of long variant names gets more rows, never
+    labels cut off at the figure's edge)."""
+    column_px = CHAR_PX * max(map(len, labels)) + HANDLE_PX
+    columns = max(1, min(max_columns, int(width_in * DPI // column_px), len(labels)))
+    return columns, LEGEND_ROW_IN * math.ceil(len(labels) / columns) + 0.2
+
+
+def curves_figure(variants: list[str], colours: dict, data: list, same_lr: list):
+    """The curves figure (see ``curves``); its legend goes into an empty panel where it fits there, else below
+    the panels with the room its rows need."""
     n_panels = len(data) + (1 if same_lr else 0)
     rows = math.ceil(n_panels / 2)
-    height = 2.9 * rows + (0 if n_panels % 2 else 0.9)
+    handles = [Line2D([], [], color=colours[v], linewidth=2, label=v) for v in variants]
+    handles += [Line2D([], [], color="0.2", linestyle="-", label="train"),
+                Line2D([], [], color="0.2", linestyle="--", label="validation"),
+                Line2D([], [], color="0.2", linewidth=0.7, alpha=0.5, label="one seed"),
+                Line2D([], [], color="0.2", linewidth=2.0, label="mean over seeds")]
+    labels = [h.get_label() for h in handles]
+    in_panel = n_panels % 2 == 1 and _legend_layout(labels, WIDTH_IN / 2 - 0.3, 2)[1] <= 2.7
+    columns, legend_h = _legend_layout(labels, WIDTH_IN - 0.2, 2 if in_panel else 5)
+    height = 2.9 * rows + (0 if in_panel else legend_h)
     fig, axes = plt.subplots(rows, 2, figsize=(WIDTH_IN, height), squeeze=False)
     flat = list(axes.flat)
     for ax, (per_key, title, log) in zip(flat, data):
@@ -155,18 +181,13 @@ def _draw_curves(variants: list[str], colours: dict, data: list, same_lr: list) 
             ax.legend(fontsize=7, loc="best")
     for ax in flat[n_panels:]:
         ax.axis("off")
-    handles = [Line2D([], [], color=colours[v], linewidth=2, label=v) for v in variants]
-    handles += [Line2D([], [], color="0.2", linestyle="-", label="train"),
-                Line2D([], [], color="0.2", linestyle="--", label="validation"),
-                Line2D([], [], color="0.2", linewidth=0.7, alpha=0.5, label="one seed"),
-                Line2D([], [], color="0.2", linewidth=2.0, label="mean over seeds")]
-    if len(flat) > n_panels:  # an empty panel: the legend goes there
-        flat[n_panels].legend(handles=handles, loc="center", fontsize=8, frameon=False, ncol=2)
+    if in_panel:  # the empty panel holds the legend
+        flat[n_panels].legend(handles=handles, loc="center", fontsize=8, frameon=False, ncol=columns)
         fig.tight_layout()
     else:
-        fig.legend(handles=handles, loc="lower center", ncol=min(5, len(handles)), fontsize=8, frameon=False)
-        fig.tight_layout(rect=(0, 0.55 / height, 1, 1))
-    return _png(fig)
+        fig.legend(handles=handles, loc="lower center", ncol=columns, fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, legend_h / height, 1, 1))
+    return fig
 
 
 def confusion(matrix: np.ndarray, title: str) -> bytes:
