@@ -209,6 +209,27 @@ def test_significance_marks_use_holm_adjusted_p(tmp_path):
     assert "Holm-adjusted over all 3" in _section(markdown, "Caveats")
 
 
+def test_a_comparison_without_a_test_is_called_untested_not_insignificant(tmp_path):
+    """One seed on a side (or no spread) runs no Welch test: the summary gives the Δ and says it is untested."""
+    runs = tmp_path / "runs"
+    for seed in (1, 2):
+        classification_run(runs, "cnn_baseline", seed, [0.1, 0.50 + seed / 100])
+        classification_run(runs, "cnn_tested", seed, [0.1, 0.70 + seed / 100])
+    classification_run(runs, "cnn_once", 1, [0.1, 0.60])
+    summary = _section(_report(tmp_path / "out", str(runs))[0], "Summary")
+    assert "significance after Holm's correction over 1 comparison:" in summary
+    assert "cnn_once: 60.00 ± n/a % accuracy (n = 1); Δ +8.50 pp, untested (one seed on a side" in summary
+    assert "cnn_tested: 71.50 ± 0.71 % accuracy (n = 2); Δ +20.00 pp [+16.96, +23.04] pp, **significant** (Holm p = " \
+        in summary
+    assert "p = n/a" not in summary and "pp n/a" not in summary
+    single = tmp_path / "single"
+    classification_run(single, "cnn_baseline", 1, [0.1, 0.5])
+    classification_run(single, "cnn_once", 1, [0.1, 0.6])
+    summary = _section(_report(tmp_path / "out2", str(single))[0], "Summary")
+    assert "no significance test (each comparison has one seed on a side, or no spread)" in summary
+    assert "over 0 comparisons" not in summary and "not significant" not in summary
+
+
 # ------------------------------------------------------------------ segmentation: classes, correlated cases
 def test_segmentation_names_classes_puts_the_minority_class_first_and_says_cases_are_correlated(tmp_path):
     config = {"experiment_name": "unet", "data": {"class_names": ["membrane", "cell <b>interior</b>"]},

@@ -201,16 +201,14 @@ def _summary(collection: Collection, stats: dict[str, TaskStats], numbers: dict,
             split = uniform_split(task)
             where = (f" on {_split_words(task, split)}" if split else "")
             cases = _test_cases_words(task)
+            n = task.comparisons
+            tests = (f"significance after Holm's correction over {n} comparison{'s' * (n != 1)}" if n
+                     else "no significance test (each comparison has one seed on a side, or no spread)")
             items.append(f"{name}: {_measure_note(task, measure, ClassNames((), ''))}{where}{cases}, mean ± std over "
-                         f"seeds; Δ vs "
-                         f"{md(task.baseline)} with its 95 % interval, significance after Holm's correction over "
-                         f"{task.comparisons} comparisons:")
+                         f"seeds; Δ vs {md(task.baseline)} with its 95 % interval, {tests}:")
             for v in measure.variants:
                 on = "" if split else (" on test" if v.split == TEST else f" on {task.spec.validation_name}")
-                claim = "" if v.is_baseline or v.delta is None else (
-                    f"; Δ {fmt_delta(v.delta, measure.kind)} {fmt_ci(v.ci, measure.kind)}, "
-                    + (f"**significant** (Holm p = {fmt_p(v.p_holm)})" if significant(v.p_holm)
-                       else f"not significant (Holm p = {fmt_p(v.p_holm)})"))
+                claim = "" if v.is_baseline or v.delta is None else _claim(v, measure.kind)
                 limited = per_variant[v.variant]["budget_limited"]
                 runs = len(per_variant[v.variant]["training"])
                 budget = f"; **budget-limited** ({limited} of {runs} runs still rising at the cap)" if limited else ""
@@ -226,6 +224,15 @@ def _summary(collection: Collection, stats: dict[str, TaskStats], numbers: dict,
                              f"{fmt_delta(row['delta'], kind)} {fmt_ci(row['ci'], kind)}: {row['verdict']}"
                              + (" (ours budget-limited)" if row["budget_limited"] else "") + ".")
     return [Heading(2, "Summary"), Bullets(items), Paragraph("Contents:"), Contents()]
+
+
+def _claim(v, kind: str) -> str:
+    """A variant's Δ in the summary: with its interval and Holm p where the Welch test runs (≥ 2 seeds on both
+    sides, some spread), else plainly untested (never "not significant" for a test that was not run)."""
+    if v.p_holm is None:
+        return f"; Δ {fmt_delta(v.delta, kind)}, untested (one seed on a side, or no spread: no interval, no p)"
+    verdict = "**significant**" if significant(v.p_holm) else "not significant"
+    return f"; Δ {fmt_delta(v.delta, kind)} {fmt_ci(v.ci, kind)}, {verdict} (Holm p = {fmt_p(v.p_holm)})"
 
 
 def build(collection: Collection, baseline: str | None = None, title: str = "Experiment report",
