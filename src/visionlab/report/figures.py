@@ -336,9 +336,9 @@ def cases(variant: str, q: dict, names: tuple[str, str]) -> bytes:
             ax.text(gap / 2 + (c + 0.5) * cell_w, -gap, column, ha="center", va="bottom", fontsize=8)
         for r, name in enumerate(rows):
             f1 = f"\nF1 {float(q[f'{name}_f1']):.4f}" if f"{name}_f1" in q else ""
-            ax.text(-gap, gap / 2 + (r + 0.5) * cell_h, f"{CASE_LABELS[name]} case {int(q[f'{name}_index'])}{f1}",
-                    ha="right",
-                    va="center", rotation=90, fontsize=8, multialignment="center")
+            label = f"{CASE_LABELS[name]} case {int(q[f'{name}_index'])}{f1}"
+            ax.text(-gap, gap / 2 + (r + 0.5) * cell_h, label, ha="right", va="center", rotation=90, fontsize=8,
+                    multialignment="center")
     handles = [plt.Rectangle((0, 0), 1, 1, color=ERROR_COLOURS["false positive"],
                              label=f"predicted {foreground}, truly {background}"),
                plt.Rectangle((0, 0), 1, 1, color=ERROR_COLOURS["false negative"],
