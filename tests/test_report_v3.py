@@ -345,8 +345,8 @@ def test_oversized_and_crafted_record_files_are_problems_not_crashes(tmp_path):
     (other.path / "config.yaml").write_text(bomb + "model: *i\n")
     markdown, _, _ = _report(tmp_path / "out", str(runs))
     caveats = _section(markdown, "Caveats")
-    assert "val_misclassified.npz unpacks to more than" in caveats
-    assert "config.yaml not used: more than 20,000 entries" in caveats
+    assert "val_misclassified.npz not read: unpacks to more than" in caveats
+    assert "run cnn_sgd_s1 skipped: config.yaml: more than 20,000 entries" in caveats  # issue 28: skipped, named
     assert "cnn_baseline: no misclassified images recorded." in markdown
 
 

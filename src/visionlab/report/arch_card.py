@@ -7,7 +7,11 @@ weight multiply-accumulates only (conv: output elements × k·k·cin/groups, lin
 A card built from a run's config (``card_from_config``) never allocates real weights: the network is built on
 PyTorch's meta device (shapes only) from bounded, type-checked arguments (``MODEL_LIMITS``), so a crafted config
 (``model.width: 40``, ``num_classes: 10**9``) costs the report no memory; only networks in visionlab's registry
-(``models.networks``) are built, never anything a config's ``_target_`` names.
+(``models.networks``) are built, never anything a config's ``_target_`` names. The spec is allow-listed
+(``CARD_ARGS``): never ``pretrained`` (a card never fetches weights), no free-form library ``args`` beyond a few
+harmless, bounded ones (``CARD_LIBRARY_ARGS``: no cache folder, no URL, no size), no model name a hub or a path
+names; what was left out is named on the card (``ArchCard.left_out``). While a card is built no socket can
+connect.
 
 Receptive field (along the height axis; all kernels in visionlab are square) follows the exact recursion
 r ← r + (k − 1)·d·j, j ← j·s over conv and pooling layers in execution order, starting at r = j = 1.
@@ -19,8 +23,12 @@ where skip connections join features of different receptive fields) it is report
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
+import socket
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -59,6 +67,7 @@ class ArchCard:
     total_params: int = 0
     trainable_params: int = 0
     traits: dict[str, str] = field(default_factory=dict)  # e.g. upsampling mode and activation
+    left_out: list[str] = field(default_factory=list)  # what of the record's spec the card was not built from
 
     @property
     def total_macs(self) -> int:
@@ -206,35 +215,123 @@ def _is_int(value) -> bool:
 
 
 # What a config may ask a card to build: (type, low, high) per argument; anything else is refused with a message.
+# ``None`` in a type means null is allowed (timm and smp take null for "the network's own" activation and norm).
 MODEL_LIMITS = {
     "in_channels": (int, 1, 64), "input_size": (int, 8, 8192), "num_classes": (int, 1, 100_000),
     "width": ((int, float), 1 / 64, 64), "batch_norm": (bool, None, None), "activation": (str, None, None),
     "features_start": (int, 1, 4096), "depth": (int, 1, 10), "up_mode": (str, None, None),
+    "encoder_depth": (int, 1, 5), "name": (str, None, None), "arch": (str, None, None), "encoder": (str, None, None),
+    "drop_rate": ((int, float), 0, 1), "drop_path_rate": ((int, float), 0, 1),
+    "decoder_attention_type": (str, None, None),
 }
+# Per registered network, the arguments a card builds it from (all in MODEL_LIMITS); ``nullable``: those that may be
+# null. Any other key of ``model.net``, ``pretrained`` (a card never fetches weights) and every ``args`` key not in
+# CARD_LIBRARY_ARGS are left out, and the card names them.
+CARD_ARGS = {
+    "seed_cnn": ("activation", "batch_norm", "width"),
+    "unet": ("features_start", "depth", "up_mode", "activation", "batch_norm"),
+    "timm": ("name", "activation", "batch_norm"),
+    "smp": ("arch", "encoder", "encoder_depth", "activation", "batch_norm"),
+}
+NULLABLE = {"timm": ("activation", "batch_norm"), "smp": ("activation", "batch_norm")}
+# library keyword arguments (``model.net.args``) a card keeps: they change no download, no path, no size
+CARD_LIBRARY_ARGS = {"timm": ("drop_rate", "drop_path_rate"), "smp": ("decoder_attention_type",)}
+_LIBRARY_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,100}")  # a model, architecture or encoder name: no hub, no path
 
 
-def _bounded(name: str, value):
+def _bounded(name: str, value, prefix: str = "model.", nullable: bool = False):
     kind, low, high = MODEL_LIMITS[name]
+    if value is None and nullable:
+        return None
     if kind is bool:
         if not isinstance(value, bool):
-            raise TypeError(f"model.{name}={value!r} must be true or false")
+            raise TypeError(f"{prefix}{name}={_short(value)} must be true or false" + (" or null" * nullable))
         return value
     if isinstance(value, bool) or not isinstance(value, kind):
-        raise TypeError(f"model.{name}={value!r} has the wrong type for an architecture card")
+        raise TypeError(f"{prefix}{name}={_short(value)} has the wrong type for an architecture card")
     if low is not None and not low <= value <= high:
-        raise ValueError(f"model.{name}={value!r} is outside what a report builds a card for ({low}–{high})")
+        raise ValueError(f"{prefix}{name}={_short(value)} is outside what a report builds a card for ({low}–{high})")
+    if kind is str and not _LIBRARY_NAME.fullmatch(value):
+        raise ValueError(f"{prefix}{name}={_short(value)} is not a plain name (letters, digits, _ . -)")
     return value
 
 
-def _bounded_spec(model_cfg: dict) -> tuple[dict, NetworkIO]:
-    """The run's network spec and data-fixed sizes (``networks.spec_and_io``), every bounded argument checked."""
-    from visionlab.models.networks import NetworkIO, spec_and_io
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
-    spec, io = spec_and_io(model_cfg)
-    spec = {key: (_bounded(key, value) if key in MODEL_LIMITS else value) for key, value in spec.items()}
+
+def _library_name_check(kind: str, spec: dict, prefix: str) -> None:
+    """A timm model (or smp's ``tu-`` encoder) must be one timm lists by that name: nothing a hub or a path names."""
+    name = spec.get("name") if kind == "timm" else spec.get("encoder", "")
+    if kind == "smp" and not name.startswith("tu-"):
+        return
+    try:
+        import timm
+    except ImportError:
+        return  # the build says the extra is missing
+    plain = name[3:] if kind == "smp" else name
+    if not timm.is_model(plain):
+        raise ValueError(f"{prefix}{'name' if kind == 'timm' else 'encoder'}={_short(name)} is not a model timm "
+                         "lists by that name")
+
+
+def card_spec(model_cfg: dict) -> tuple[dict, NetworkIO, list[str]]:
+    """The network spec a card builds (allow-listed, bounded: ``CARD_ARGS``), the data-fixed sizes, and what of the
+    record's spec was left out (``model.net.pretrained=true``, other keys, ``args`` keys not kept)."""
+    from visionlab.models.networks import REGISTRY, NetworkIO, spec_and_io
+
+    prefix = "model.net." if isinstance(model_cfg.get("net"), dict) else "model."
+    raw, io = spec_and_io(model_cfg)
+    kind = raw.get("type")
+    if not isinstance(kind, str) or kind not in CARD_ARGS or kind not in REGISTRY:
+        raise ValueError(f"{prefix}type={_short(kind)} is not a network a report builds a card for "
+                         f"({', '.join(sorted(CARD_ARGS))})")
+    spec, left_out = {"type": kind}, []
+    for key, value in raw.items():
+        if key in ("type", "label"):
+            continue
+        if key in CARD_ARGS[kind]:
+            spec[key] = _bounded(key, value, prefix, key in NULLABLE.get(kind, ()))
+        elif key == "pretrained":
+            if value is not False and value is not None:
+                left_out.append(f"{prefix}pretrained={_short(value, 20)} (a card never fetches weights)")
+        elif key == "args" and kind in CARD_LIBRARY_ARGS:
+            if not isinstance(value, dict):
+                if value not in (None, {}):
+                    left_out.append(f"{prefix}args (not a mapping)")
+                continue
+            kept = {}
+            for arg, arg_value in value.items():
+                if arg in CARD_LIBRARY_ARGS[kind]:
+                    kept[arg] = _bounded(arg, arg_value, f"{prefix}args.")
+                else:
+                    left_out.append(f"{prefix}args.{_short(arg, 40).strip(chr(39))}")
+            spec["args"] = kept
+        else:
+            left_out.append(f"{prefix}{_short(key, 40).strip(chr(39))}")
+    if kind in ("timm", "smp"):
+        spec["pretrained"] = False
+        _library_name_check(kind, {**REGISTRY[kind].defaults, **spec}, prefix)
     io = NetworkIO(io.task, _bounded("in_channels", io.in_channels),
                    _bounded("num_classes", io.out_channels), io.input_size)
-    return spec, io
+    return spec, io, left_out
+
+
+@contextmanager
+def _no_network():
+    """While a card is built: any socket connect fails (a library must not fetch anything for a card, whatever a
+    record's config says); restored afterwards."""
+    def refuse(*args, **kwargs):
+        raise OSError("an architecture card never uses the network")
+
+    saved = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+    socket.socket.connect = socket.socket.connect_ex = refuse
+    socket.getaddrinfo = refuse
+    try:
+        yield
+    finally:
+        socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = saved
 
 
 def card_from_config(cfg: dict, title: str = "", cache: dict | None = None) -> ArchCard:
@@ -250,13 +347,14 @@ def card_from_config(cfg: dict, title: str = "", cache: dict | None = None) -> A
         raise ValueError(f"model._target_={target!r} is not a visionlab model; a report builds only "
                          f"{', '.join(sorted(MODEL_TASKS))}")
     input_shape = model_input_shape(cfg)
-    spec, io = _bounded_spec(model_cfg)
+    spec, io, left_out = card_spec(model_cfg)
     io = NetworkIO(io.task, input_shape[0], io.out_channels, input_shape[1])
     key = json.dumps([target, spec, repr(io), list(input_shape), title], sort_keys=True, default=repr)
     if cache is not None and key in cache:
-        return cache[key]
-    net = build_on_meta(spec, io)
-    card = architecture_card(net, input_shape, title or type(net).__name__)
+        return dataclasses.replace(cache[key], left_out=left_out)
+    with _no_network():
+        net = build_on_meta(spec, io)
+        card = architecture_card(net, input_shape, title or type(net).__name__)
     if cache is not None:
         cache[key] = card
-    return card
+    return dataclasses.replace(card, left_out=left_out)

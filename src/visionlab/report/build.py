@@ -37,6 +37,7 @@ from visionlab.report.tables import (
     trial_table,
     uniform_split,
 )
+from visionlab.run_record.files import write_bytes
 from visionlab.run_record.metric_keys import CLASSIFICATION, TEST_CASES, TEST_F1_BG, TEST_F1_TRIVIAL
 
 
@@ -260,7 +261,7 @@ def build(collection: Collection, baseline: str | None = None, title: str = "Exp
         heading = f"Results: {name}" if len(reportable) > 1 else f"Results ({name})"
         blocks, numbers["tasks"][name] = _results(task, heading, reference, class_of[name], conv[name], together)
         body += blocks
-    extra = list(collection.problems)
+    extra = [md(problem) for problem in collection.problems]  # paths and file names from the records: text
     if len(reportable) > 1:
         extra.append("The runs mix tasks: " + ", ".join(f"{t} ({len(r)} runs)" for t, r in reportable.items())
                      + "; each task is reported in its own section.")
@@ -290,6 +291,8 @@ def _run_record(run: Run, names: dict) -> dict:
 
 
 def write_numbers(numbers: dict, out_dir: Path) -> Path:
+    """report.json alone, atomically (``render.write`` writes it with the page)."""
     path = out_dir / "report.json"
-    path.write_text(json.dumps(numbers, indent=2, default=str))
+    text = json.dumps(numbers, indent=2, default=str).encode("utf-8")
+    write_bytes(path, lambda fh: fh.write(text))
     return path

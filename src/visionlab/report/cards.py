@@ -26,13 +26,26 @@ CARD_NOTE = (
 
 
 def _identity(card: ArchCard) -> tuple:
-    return card.title, card.input_shape, tuple(map(tuple, card.to_rows())), tuple(sorted(card.traits.items()))
+    return (card.title, card.input_shape, tuple(map(tuple, card.to_rows())), tuple(sorted(card.traits.items())),
+            tuple(card.left_out))
+
+
+MAX_LEFT_OUT = 6  # keys named per card; more are counted
+
+
+def _left_out(card: ArchCard) -> str:
+    if not card.left_out:
+        return ""
+    named = ", ".join(code(key) for key in card.left_out[:MAX_LEFT_OUT])
+    more = len(card.left_out) - MAX_LEFT_OUT
+    return (f" Left out of this card (a card is built from an allow-listed, bounded spec only, and never fetches "
+            f"anything): {named}" + (f" and {more} more" if more > 0 else "") + ".")
 
 
 def _summary(card: ArchCard) -> str:
     traits = "; ".join(f"{k}: {md(v)}" for k, v in sorted(card.traits.items()))
     return (f"{code(card.title)} on a {'×'.join(map(str, card.input_shape))} input: {card.total_params:,} parameters "
-            f"({card.trainable_params:,} trainable), {card.total_macs:,} MACs; {traits}.")
+            f"({card.trainable_params:,} trainable), {card.total_macs:,} MACs; {traits}.{_left_out(card)}")
 
 
 def _shape(row: LayerRow) -> str:
@@ -99,7 +112,8 @@ def cards(runs_by_variant: dict[str, list[Run]], warnings: list[str], first: str
     for i, (variants, card) in enumerate(groups):
         same = f" One card for {len(variants)} variants: the same network." if len(variants) > 1 else ""
         numbers.append({"variants": variants, "title": card.title, "parameters": card.total_params,
-                        "trainable": card.trainable_params, "macs": card.total_macs, "traits": card.traits})
+                        "trainable": card.trainable_params, "macs": card.total_macs, "traits": card.traits,
+                        **({"left_out": card.left_out} if card.left_out else {})})
         blocks.append(Heading(3, ", ".join(md(v) for v in variants)))
         if i == 0:
             blocks += [Paragraph(_summary(card) + same), Table(list(card.HEADER), card.to_rows())]

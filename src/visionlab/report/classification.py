@@ -4,6 +4,8 @@ classes and seeds."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from functools import partial
 
 from visionlab.report import figures
@@ -18,8 +20,24 @@ from visionlab.run_record.layout import MISCLASSIFIED, VAL_MISCLASSIFIED
 GRID = 24  # misclassified images shown per variant
 
 
-def slug(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(text))[:80]
+SLUG_LENGTH = 80
+
+
+def _readable(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(text))
+
+
+def slug(text: str, among: Iterable[str] = ()) -> str:
+    """A file-name part for ``text`` (a variant's name), unique among ``among`` (the other names of its figures):
+    the name itself where it is a plain name of at most ``SLUG_LENGTH`` characters that no other name of ``among``
+    shares once spelled so; else its first characters and a short hash of the whole name (two variants whose names
+    share their first 80 characters, or differ only in punctuation, never share a figure)."""
+    readable = _readable(text)
+    clash = any(other != text and _readable(other) == readable for other in among)
+    if len(readable) <= SLUG_LENGTH and not clash:
+        return readable
+    digest = hashlib.sha256(str(text).encode("utf-8")).hexdigest()[:10]
+    return f"{readable[: SLUG_LENGTH - 11]}_{digest}"
 
 
 def _split_words(split: str) -> str:
@@ -41,7 +59,7 @@ def classification_detail(task: TaskStats, names: ClassNames) -> tuple[list, dic
         worst = weakest_classes(matrix)
         named = ", ".join(f"{md(names.label(c))} ({fmt(acc, 'percent')})" for c, _, acc in worst)
         per_seed = [support // n if support % n == 0 else f"{support / n:.1f}" for _, support, _ in worst]
-        blocks += [Figure(f"confusion_{slug(variant)}.png", partial(figures.confusion, matrix, title), md(title)),
+        blocks += [Figure(f"confusion_{slug(variant, task.runs_by_variant)}.png", partial(figures.confusion, matrix, title), md(title)),
                    Paragraph(f"{md(variant)}: worst classes on {where}: {named}. Accuracy over the {n} seeds' "
                              f"predictions together; each seed scores the same images, so the images per class "
                              f"are counted once (the matrix sums {n} × that)."),
@@ -54,11 +72,11 @@ def classification_detail(task: TaskStats, names: ClassNames) -> tuple[list, dic
                                                    for c in range(len(matrix))],
                             "worst_classes": [{"class": c, "name": names.name(c), "support": s,
                                                "images_per_seed": s / n, "accuracy": a} for c, s, a in worst]}
-        blocks += _mistakes(variant, runs, split, names)
+        blocks += _mistakes(variant, runs, split, names, slug(variant, task.runs_by_variant))
     return blocks, numbers
 
 
-def _mistakes(variant: str, runs, split: str, names: ClassNames) -> list:
+def _mistakes(variant: str, runs, split: str, names: ClassNames, name_part: str) -> list:
     name = MISCLASSIFIED if split == TEST else VAL_MISCLASSIFIED
     records = []
     for run in runs:
@@ -81,7 +99,7 @@ def _mistakes(variant: str, runs, split: str, names: ClassNames) -> list:
                f"sampled across {classes} true classes and {len(records)} seeds from the {kept} the records keep. "
                "A run keeps its first mistakes in data order and no track ids, so images of one class may still be "
                "frames of one track.")
-    return [Figure(f"misclassified_{slug(variant)}.png",
+    return [Figure(f"misclassified_{name_part}.png",
                    partial(figures.misclassified, images, true, pred, captions,
                            f"{variant}: misclassified, true → predicted"),
                    md(caption))]

@@ -7,11 +7,12 @@ as run records first and reported like local ones.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from visionlab.report import render
-from visionlab.report.build import build, run_names, write_numbers
+from visionlab.report.build import build, run_names
 from visionlab.report.collect import collect
 from visionlab.report.reference import ReferenceFileError, load_reference
 
@@ -41,9 +42,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _error(message: str) -> int:
+    """A user error: one line on stderr, exit code 2 (as ``cli_errors``)."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _unwritable(folder: Path, flag: str) -> str | None:
+    """Why ``folder`` (an output folder, made if needed) cannot be written, or None; checked before any work."""
+    if folder.exists() and not folder.is_dir():
+        return f"{flag} {folder} is a file, not a folder; give a folder (it is created if needed)"
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        return f"{flag} {folder}: {existing} is a file, so no folder can be made there; give another folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{flag} {folder}: {existing} is not writable; give a folder you can write to"
+    return None
+
+
+def _missing_paths(paths: list[str]) -> str | None:
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            return f"{raw}: no such folder; give sweep folders, run folders or any folder above them"
+        if not path.is_dir():
+            return f"{raw} is a file, not a folder; give the run folder that holds it"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     paths = list(args.paths)
+    for folder, flag in ((args.out, "--out"), (args.copy_records, "--copy-records")):
+        if folder is not None and (why := _unwritable(folder, flag)):
+            return _error(why)
+    if why := _missing_paths(paths):
+        return _error(why)
     if args.wandb_project:
         from visionlab.report.wandb_source import download_runs
 
@@ -56,21 +90,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         reference = load_reference(args.reference) if args.reference else None
     except ReferenceFileError as exc:
-        print(exc)
-        return 2
+        return _error(str(exc))
     collection = collect(paths)
     note = None
-    if args.copy_records:
-        for run, name in run_names(collection.runs).items():
-            next(r for r in collection.runs if r.path == run).folder.copy_audit_files(args.copy_records / name)
-        note = f"their reviewable part is copied to `{args.copy_records}`"
-    doc, numbers = build(collection, baseline=args.baseline, title=args.title, reference=reference,
-                         records_note=note)
-    args.out.mkdir(parents=True, exist_ok=True)
-    markdown, page = render.write(doc, args.out, figures=args.figures)
-    write_numbers(numbers, args.out)
-    print(f"{len(collection.runs)} runs, {len(numbers['caveats'])} caveats")
-    print(f"wrote {markdown} and {page}")
+    try:
+        if args.copy_records:
+            for run, name in run_names(collection.runs).items():
+                next(r for r in collection.runs if r.path == run).folder.copy_audit_files(args.copy_records / name)
+            note = f"their reviewable part is copied to `{args.copy_records}`"
+        doc, numbers = build(collection, baseline=args.baseline, title=args.title, reference=reference,
+                             records_note=note)
+        replacing = any((args.out / name).is_file() for name in render.REPORT_FILES)
+        args.out.mkdir(parents=True, exist_ok=True)
+        markdown, page = render.write(doc, args.out, figures=args.figures, numbers=numbers)
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile: nothing half-written is left
+        where = exc.filename or args.out
+        print(f"error: cannot write the report to {args.out} ({exc.strerror or type(exc).__name__}: {where}); "
+              "its report files are as they were", file=sys.stderr)
+        return 1
+    print(f"{len(collection.runs)} runs, {len(numbers['caveats'])} caveats"
+          + (f", {len(collection.skipped)} skipped (named in the caveats)" if collection.skipped else ""))
+    print(f"{'replaced the earlier report: ' if replacing else 'wrote '}{markdown} and {page}")
     return 0
 
 

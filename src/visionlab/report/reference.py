@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from visionlab.run_record.files import RefusedFile, parse_yaml, read_text
 
 SPLITS = ("test", "validation")
 
@@ -118,11 +118,25 @@ def _fact(path: Path, where: str, raw) -> Fact:
 
 
 def load_reference(path: Path) -> Reference:
-    """Read and check a reference file (YAML, data only)."""
+    """Read and check a reference file (YAML, data only), through the record reader's bounds: a regular file of at
+    most ``files.MAX_RECORD_BYTES``, nested at most ``files.MAX_DEPTH`` levels; every error is one line naming it."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ReferenceFileError(f"{path}: cannot read the reference file: {exc}") from exc
+        raw = parse_yaml(read_text(Path(path)), Path(path).name)
+    except RefusedFile as exc:
+        raise ReferenceFileError(f"{path}: not read: {exc.why}") from None
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).split(": ", 1)[-1]
+        raise ReferenceFileError(f"{path}: cannot read the reference file: {why}") from None
+    try:
+        return _checked(path, raw)
+    except (TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, ReferenceFileError):
+            raise
+        raise ReferenceFileError(f"{path}: not a reference file: a value has the wrong type "
+                                 f"({type(exc).__name__})") from None
+
+
+def _checked(path: Path, raw) -> Reference:
     if not isinstance(raw, dict):
         raise ReferenceFileError(f"{path}: expected a mapping with name, source, task, metric and variants")
     missing = [k for k in ("name", "source", "task", "metric", "variants") if not raw.get(k)]

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import base64
 import html
+import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from visionlab.report import escape
+from visionlab.run_record.files import fsync_folder
 
 FIGURES = "figures"
 
@@ -198,18 +201,68 @@ def to_html(doc: Document, figures: bool = True) -> str:
     return "\n".join(out)
 
 
-def write(doc: Document, out_dir: Path, figures: bool = True) -> tuple[Path, Path]:
-    """REPORT.md with its figures/ folder, and report.html; returns both paths. Without ``figures`` nothing is
-    drawn and each figure's place says so (its caption stays)."""
-    if figures:
-        folder = out_dir / FIGURES
-        folder.mkdir(parents=True, exist_ok=True)
-        for block in doc.blocks:
-            if isinstance(block, Figure):
-                (folder / block.name).write_bytes(block.png)
-    markdown, page = out_dir / "REPORT.md", out_dir / "report.html"
-    markdown.write_text(to_markdown(doc, figures))
-    page.write_text(to_html(doc, figures))
+REPORT_FILES = ("REPORT.md", "report.html", "report.json")
+_TEMPORARY = re.compile(r"^\.(.+)\.\d+\.tmp$")
+
+
+def _stage(path: Path, data: bytes, staged: list[tuple[Path, Path]]) -> None:
+    """Write ``data`` in full under a temporary name beside ``path``, flushed to disk (renamed later)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    staged.append((tmp, path))
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Temporary files of a writer that was killed before it could rename or remove them."""
+    for path in folder.glob(".*.tmp") if folder.is_dir() else ():
+        if _TEMPORARY.match(path.name) and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+
+
+def write(doc: Document, out_dir: Path, figures: bool = True, numbers: dict | None = None) -> tuple[Path, Path]:
+    """REPORT.md with its figures/ folder, report.html and (with ``numbers``) report.json; returns the first two.
+    Without ``figures`` nothing is drawn and each figure's place says so (its caption stays).
+
+    Atomic per file, and all or nothing on failure: every file is first written in full under a temporary name
+    (``.<name>.<pid>.tmp``) in its own folder and flushed, and only when all are written are they renamed over
+    the old ones. A failure while writing (a full disk) removes the temporary files and leaves the old report as
+    it was; killed at any moment, no report file is ever half-written (a kill between two renames can leave
+    whole files of both reports, and its temporary files, which the next write removes). Over an earlier report
+    (``out_dir`` holds one of ``REPORT_FILES``), the figures in ``figures/`` that this one does not show are removed
+    once the new report is in place, so no stale figure is left beside the page."""
+    folder = out_dir / FIGURES
+    for place in (out_dir, folder):
+        _remove_leftovers(place)
+    replacing = any((out_dir / name).is_file() for name in REPORT_FILES)
+    markdown, page, data = out_dir / "REPORT.md", out_dir / "report.html", out_dir / "report.json"
+    texts = [(markdown, to_markdown(doc, figures)), (page, to_html(doc, figures))]
+    if numbers is not None:
+        texts.append((data, json.dumps(numbers, indent=2, default=str)))
+    shown = [block for block in doc.blocks if isinstance(block, Figure)] if figures else []
+    staged: list[tuple[Path, Path]] = []
+    try:
+        if shown:
+            folder.mkdir(parents=True, exist_ok=True)
+        for block in shown:
+            _stage(folder / block.name, block.png, staged)
+        for path, text in texts:
+            _stage(path, text.encode("utf-8"), staged)
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, path in staged:
+        os.replace(tmp, path)
+    for place in {path.parent for _, path in staged}:
+        fsync_folder(place)
+    if replacing and folder.is_dir():
+        kept = {block.name for block in shown}
+        for old in folder.glob("*.png"):
+            if old.name not in kept and old.is_file() and not old.is_symlink():
+                old.unlink(missing_ok=True)
     return markdown, page
 
 

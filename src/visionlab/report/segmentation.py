@@ -188,7 +188,8 @@ def segmentation_detail(task: TaskStats, names: ClassNames, adjacent: bool) -> t
                                       for n in QUALITATIVE_CASES if f"{n}_f1" in q} for v, q in shown}
         for variant, q in shown:
             blocks.append(Figure(
-                f"{task.spec.task}_cases_{slug(variant)}.png", partial(figures.cases, variant, q, (background, foreground)),
+                f"{task.spec.task}_cases_{slug(variant, task.runs_by_variant)}.png",
+                partial(figures.cases, variant, q, (background, foreground)),
                 f"{md(variant)}: {_kept_words(q)} (by {md(foreground)} F1) of its first counted seed: "
                 f"input, ground truth, prediction (white: {md(foreground)}, label 1; black: {md(background)}, "
                 f"label 0) and the errors: red = predicted {md(foreground)} where the truth is {md(background)}, "

@@ -1,11 +1,13 @@
 """``RunFolder``: the readers and writers of one run folder, so no other module spells a run-record file name.
 
 Readers raise ``FileNotFoundError`` when a file is absent and ``ValueError``/``OSError`` when it is unreadable;
-the report turns those into warnings. Files a user hands us are read as data only (no pickles).
+the report turns those into warnings. Files a user hands us are read as data only (no pickles), and only through
+``files.read_bounded``: regular files inside this folder, bounded in size and depth (``files.RefusedFile``).
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +16,19 @@ import yaml
 
 from visionlab.errors import ConfigError
 from visionlab.run_record import layout
-from visionlab.run_record.files import read_csv, read_json, write_csv, write_json
+from visionlab.run_record.files import (
+    MAX_NODES,
+    RefusedFile,
+    check_record_file,
+    parse_yaml,
+    read_bounded,
+    read_csv,
+    read_json,
+    read_npz,
+    read_text,
+    write_csv,
+    write_json,
+)
 from visionlab.run_record.metric_keys import CASE, CASE_SCORES, LEGACY_KEYS
 
 TEST_CASE_COLUMNS = (CASE, *CASE_SCORES)
@@ -136,7 +150,7 @@ class RunFolder:
 
     # ------------------------------------------------------------------ readers
     def read_summary(self) -> dict:
-        summary = read_json(self.file(layout.SUMMARY))
+        summary = read_json(self.file(layout.SUMMARY), self.path)
         if not isinstance(summary, dict):
             raise ValueError(f"{layout.SUMMARY} does not hold a JSON object")
         return _normalise_legacy(summary)
@@ -149,49 +163,86 @@ class RunFolder:
             return None
         return summary if summary.get("status") == layout.Status.COMPLETED else None
 
-    def read_config(self) -> dict:
-        """The resolved config, or Hydra's copy for a run that died before writing it."""
+    def read_config(self, max_nodes: int = MAX_NODES) -> dict:
+        """The resolved config, or Hydra's copy for a run that died before writing it. A copy that is refused
+        (``RefusedFile``: a link out of the folder, too large, more than ``max_nodes`` entries, too deep) raises;
+        an unparsable one is skipped."""
         for path in (self.file(layout.CONFIG), self.hydra / layout.HYDRA_CONFIG):
             try:
-                return yaml.safe_load(path.read_text()) or {}
-            except (OSError, yaml.YAMLError):
+                name = str(path.relative_to(self.path))
+                return parse_yaml(read_text(path, self.path), name, max_nodes) or {}
+            except RefusedFile:
+                raise
+            except (OSError, ValueError):
                 continue
         raise FileNotFoundError(f"{layout.CONFIG} missing or unreadable")
 
     def read_overrides(self) -> list[str]:
+        """Hydra's overrides of the run (a list of strings); a refused file raises ``RefusedFile``, an absent or
+        unparsable one is no overrides."""
+        path = self.hydra / layout.HYDRA_OVERRIDES
         try:
-            return list(yaml.safe_load((self.hydra / layout.HYDRA_OVERRIDES).read_text()) or [])
-        except (OSError, yaml.YAMLError):
+            overrides = parse_yaml(read_text(path, self.path), f"{layout.HYDRA}/{layout.HYDRA_OVERRIDES}")
+        except RefusedFile:
+            raise
+        except (OSError, ValueError):
             return []
+        if overrides is None:
+            return []
+        if not isinstance(overrides, list) or not all(isinstance(item, str) for item in overrides):
+            raise RefusedFile(f"{layout.HYDRA}/{layout.HYDRA_OVERRIDES}", "not a list of overrides (strings)")
+        return overrides
 
     def read_metrics(self) -> list[dict]:
-        return read_csv(self.file(layout.METRICS))
+        return read_csv(self.file(layout.METRICS), self.path)
 
     def read_test_cases(self) -> list[dict]:
-        return read_csv(self.file(layout.TEST_CASES))
+        return read_csv(self.file(layout.TEST_CASES), self.path)
 
     def read_qualitative(self) -> dict[str, np.ndarray]:
-        with np.load(self.file(layout.QUALITATIVE), allow_pickle=False) as data:
-            return dict(data)
+        return read_npz(self.file(layout.QUALITATIVE), self.path)
 
     def read_confusion(self, split: str = TEST) -> np.ndarray:
-        return np.loadtxt(self.file(_SPLIT_FILES[split][0]), delimiter=",", dtype=np.int64, ndmin=2)
+        """A square matrix of non-negative counts (numpy's own parse errors quote the file: not repeated)."""
+        name = _SPLIT_FILES[split][0]
+        text = read_text(self.file(name), self.path)
+        try:
+            matrix = np.loadtxt(io.StringIO(text), delimiter=",", dtype=np.int64, ndmin=2)
+        except (ValueError, OverflowError):
+            raise ValueError(f"{name}: not a table of whole numbers separated by commas") from None
+        if matrix.shape[0] != matrix.shape[1] or (matrix < 0).any():
+            raise ValueError(f"{name}: not a square matrix of counts ({matrix.shape[0]}×{matrix.shape[1]})")
+        return matrix
 
     def read_misclassified(self, split: str = TEST) -> dict[str, np.ndarray]:
-        with np.load(self.file(_SPLIT_FILES[split][2]), allow_pickle=False) as data:
-            return dict(data)
+        return read_npz(self.file(_SPLIT_FILES[split][2]), self.path)
+
+    def check_files(self) -> None:
+        """Raise ``RefusedFile`` for the first file of the record a reader would refuse (a link out of the
+        folder, a FIFO or device, a file over the size bound); nothing is read."""
+        for name in (*layout.AUDIT_FILES, layout.WANDB_RUN_ID, f"{layout.HYDRA}/{layout.HYDRA_CONFIG}",
+                     f"{layout.HYDRA}/{layout.HYDRA_OVERRIDES}"):
+            check_record_file(self.file(name), self.path)
 
     def copy_audit_files(self, target: Path) -> list[str]:
-        """Copy the small, reviewable part of the record (``layout.AUDIT_FILES``) to ``target``; names copied."""
+        """Copy the small, reviewable part of the record (``layout.AUDIT_FILES``) to ``target``; names copied.
+        Only regular files inside the folder are copied (their bytes, never a link or what it points to)."""
         target.mkdir(parents=True, exist_ok=True)
-        copied = [name for name in layout.AUDIT_FILES if self.file(name).is_file()]
-        for name in copied:
-            (target / name).write_bytes(self.file(name).read_bytes())
+        copied = []
+        for name in layout.AUDIT_FILES:
+            try:
+                data = read_bounded(self.file(name), self.path)
+            except (OSError, ValueError):
+                continue
+            (target / name).write_bytes(data)
+            copied.append(name)
         return copied
 
     def read_wandb_id(self) -> str | None:
-        path = self.file(layout.WANDB_RUN_ID)
-        return path.read_text().strip() or None if path.is_file() else None
+        try:
+            return read_text(self.file(layout.WANDB_RUN_ID), self.path, limit=4096).strip() or None
+        except (OSError, ValueError):
+            return None
 
 
 def find_run_folders(root: Path) -> list[RunFolder]:

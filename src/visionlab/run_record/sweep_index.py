@@ -32,10 +32,13 @@ class SweepJob:
         if not self.run_dir:
             return None
         path = Path(self.run_dir)
-        if not path.is_absolute():
-            return (self.index.parent / path).resolve()
-        moved = self.index.parent / path.name
-        return moved.resolve() if not path.exists() and moved.is_dir() else path.resolve()
+        try:
+            if not path.is_absolute():
+                return (self.index.parent / path).resolve()
+            moved = self.index.parent / path.name
+            return moved.resolve() if not path.exists() and moved.is_dir() else path.resolve()
+        except (OSError, ValueError):  # a name too long for the file system: no such folder here
+            return path
 
 
 @contextmanager
@@ -97,18 +100,44 @@ def update_index(sweep_dir: Path, job_key: str, entry: dict[str, Any]) -> None:
         write_json(path, index)
 
 
-def read_index(path: Path) -> list[SweepJob]:
-    """The jobs of one index file: a list, or a mapping from job key (raises ValueError when it is neither)."""
-    data = read_json(path)
+def _job_problem(job) -> str | None:
+    """Why an index entry cannot be read as a job (a crafted or damaged index), or None."""
+    if not isinstance(job, dict):
+        return "not a mapping"
+    overrides = job.get("overrides")
+    if overrides is not None and not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
+        return "overrides is not a list of strings"
+    for key in ("status", "run_dir", "error"):
+        if job.get(key) is not None and not isinstance(job[key], str):
+            return f"{key} is not a string"
+    if "\x00" in (job.get("run_dir") or ""):
+        return "run_dir is not a path"
+    return None
+
+
+def read_index(path: Path, problems: list[str] | None = None) -> list[SweepJob]:
+    """The jobs of one index file: a list, or a mapping from job key (raises ValueError when it is neither; the
+    file is read through ``files.read_bounded`` inside its own folder). An entry of the wrong shape is left out,
+    with a line naming it appended to ``problems``."""
+    data = read_json(path, path.parent)
     jobs = data.get("jobs") if isinstance(data, dict) else data
     if isinstance(jobs, dict):  # keyed by Hydra job number or folder name
-        jobs = [jobs[key] for key in sorted(jobs, key=lambda k: (len(str(k)), str(k)))]
-    if not isinstance(jobs, list):
-        raise ValueError(f"{path}: not a list of jobs")
-    jobs = [job for job in jobs if isinstance(job, dict)]
-    _mark_killed(dict(enumerate(jobs)))  # on the copies read here; the file is corrected by the next update
-    return [SweepJob(list(job.get("overrides") or []), str(job.get("status", layout.Status.UNKNOWN)),
-                     job.get("run_dir"), job.get("error"), path) for job in jobs]
+        keys = sorted(jobs, key=lambda k: (len(str(k)), str(k)))
+        jobs = [jobs[key] for key in keys]
+    elif isinstance(jobs, list):
+        keys = list(range(len(jobs)))
+    else:
+        raise ValueError(f"{path.name}: not a list of jobs")
+    kept = []
+    for key, job in zip(keys, jobs):
+        why = _job_problem(job)
+        if why is None:
+            kept.append(job)
+        elif problems is not None:
+            problems.append(f"{path.name}: job {str(key)[:40]} skipped: {why}")
+    _mark_killed(dict(enumerate(kept)))  # on the copies read here; the file is corrected by the next update
+    return [SweepJob(list(job.get("overrides") or []), str(job.get("status") or layout.Status.UNKNOWN),
+                     job.get("run_dir"), job.get("error"), path) for job in kept]
 
 
 def find_indexes(root: Path) -> list[Path]:
