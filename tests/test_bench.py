@@ -10,13 +10,18 @@ import torch
 from visionlab import bench
 
 
-def test_cpu_bench_runs_every_loop_and_writes_json(tmp_path):
+def test_cpu_bench_runs_every_loop_and_writes_json(tmp_path, capsys):
+    """Through the console script's ``main``: exit code 0 (not the result dict, which ``sys.exit`` would print
+    and turn into exit 1), the table on stdout, the figures as data only in the --json file."""
     out = tmp_path / "bench.json"
-    result = bench.main(["--tasks", "cnn", "cnn_best", "unet", "--backends", "batched", "--precision", "fp32",
-                         "--batch-size", "32", "--steps", "2", "--unet-steps", "1", "--warmup", "1",
-                         "--unet-features", "8", "--unet-batch", "2", "--unet-size", "64", "--json", str(out)])
+    code = bench.main(["--tasks", "cnn", "cnn_best", "unet", "--backends", "batched", "--precision", "fp32",
+                       "--batch-size", "32", "--steps", "2", "--unet-steps", "1", "--warmup", "1",
+                       "--unet-features", "8", "--unet-batch", "2", "--unet-size", "64", "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr()
+    assert "| data | backend | precision | bare img/s |" in printed.out and f"wrote {out}" in printed.out
+    assert "'loops'" not in printed.out + printed.err and '"loops"' not in printed.out + printed.err
     saved = json.loads(out.read_text())
-    assert saved["loops"] == json.loads(json.dumps(result["loops"]))
     assert [row["task"] for row in saved["loops"]] == ["cnn", "cnn_best", "unet"]
     for row in saved["loops"]:
         assert row["backend"] == "batched" and row["precision"] == "fp32"
@@ -47,7 +52,7 @@ def test_device_defaults_and_a_missing_gpu(capsys):
 
 @pytest.mark.slow  # the default suite keeps the CPU bench run itself (test_cpu_bench_runs_every_loop_and_writes_json)
 def test_paired_design_reports_per_pair_ratios(tmp_path):
-    result = bench.main(["--tasks", "cnn", "--paired", "--backends", "batched", "--precision", "fp32",
+    result = bench.run_bench(["--tasks", "cnn", "--paired", "--backends", "batched", "--precision", "fp32",
                          "--batch-size", "32", "--steps", "2", "--warmup", "1"])
     (row,) = result["loops"]
     assert row["design"] == "paired" and row["bare_img_s"] > 0 and row["full_img_s"] > 0
