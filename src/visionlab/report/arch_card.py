@@ -235,7 +235,8 @@ CARD_ARGS = {
 }
 NULLABLE = {"timm": ("activation", "batch_norm"), "smp": ("activation", "batch_norm")}
 # library keyword arguments (``model.net.args``) a card keeps: they change no download, no path, no size
-CARD_LIBRARY_ARGS = {"timm": ("drop_rate", "drop_path_rate"), "smp": ("decoder_attention_type",)}
+CARD_LIBRARY_ARGS = {"timm": ("drop_rate", "drop_path_rate"), "smp": ("decoder_attention_type", "decoder_channels")}
+MAX_DECODER_STAGES, MAX_CHANNELS = 5, 4096
 _LIBRARY_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,100}")  # a model, architecture or encoder name: no hub, no path
 
 
@@ -259,6 +260,14 @@ def _bounded(name: str, value, prefix: str = "model.", nullable: bool = False):
 def _short(value, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _channels(value, key: str) -> list[int]:
+    """smp's decoder channels: one whole number per decoder stage, each bounded."""
+    if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= MAX_DECODER_STAGES or not all(
+            isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= MAX_CHANNELS for c in value):
+        raise ValueError(f"{key}={_short(value)} is not 1–{MAX_DECODER_STAGES} channel counts of 1–{MAX_CHANNELS}")
+    return list(value)
 
 
 def _library_name_check(kind: str, spec: dict, prefix: str) -> None:
@@ -303,7 +312,9 @@ def card_spec(model_cfg: dict) -> tuple[dict, NetworkIO, list[str]]:
                 continue
             kept = {}
             for arg, arg_value in value.items():
-                if arg in CARD_LIBRARY_ARGS[kind]:
+                if arg == "decoder_channels":
+                    kept[arg] = _channels(arg_value, f"{prefix}args.{arg}")
+                elif arg in CARD_LIBRARY_ARGS[kind]:
                     kept[arg] = _bounded(arg, arg_value, f"{prefix}args.")
                 else:
                     left_out.append(f"{prefix}args.{_short(arg, 40).strip(chr(39))}")
