@@ -12,8 +12,6 @@ import sys
 from pathlib import Path
 
 from visionlab.report import render
-from visionlab.report.build import build, run_names
-from visionlab.report.collect import collect
 from visionlab.report.reference import ReferenceFileError, load_reference
 
 
@@ -91,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         reference = load_reference(args.reference) if args.reference else None
     except ReferenceFileError as exc:
         return _error(str(exc))
+    # imported once the arguments passed their checks: a refused argument answers at once, without torch
+    from visionlab.report.build import build, run_names
+    from visionlab.report.collect import collect
+
     collection = collect(paths)
     note = None
     try:
