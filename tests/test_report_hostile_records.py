@@ -63,9 +63,16 @@ def _run(study: Path, name: str, **kwargs) -> RunFolder:
 def _url_card(tmp, study):
     cache = tmp / "outside" / "timm_cache"
     cache.mkdir(parents=True)
-    net = {"type": "timm", "name": "resnet18", "pretrained": True,
-           "args": {"cache_dir": str(cache), "depth": 20_000,
-                    "pretrained_cfg_overlay": {"url": "http://127.0.0.1:9/evil.pth"}}}
+    net = {
+        "type": "timm",
+        "name": "resnet18",
+        "pretrained": True,
+        "args": {
+            "cache_dir": str(cache),
+            "depth": 20_000,
+            "pretrained_cfg_overlay": {"url": "http://127.0.0.1:9/evil.pth"},
+        },
+    }
     _run(study, "url_card", config={"model": {**TIMM_MODEL, "net": net}})
 
 
@@ -73,6 +80,7 @@ def _linked(name):
     def make(tmp, study):
         folder = _run(study, f"link_{name.split('.')[0]}")
         _link(folder.file(name), _outside(tmp, name))
+
     return make
 
 
@@ -111,6 +119,7 @@ def _inf(column):
         row[header.index(column)] = "inf"
         lines[2] = ",".join(row)
         folder.file("metrics.csv").write_text("\n".join(lines) + "\n")
+
     return make
 
 
@@ -133,10 +142,20 @@ def _slug_clash(tmp, study):
 
 
 def _sweep_indexes(tmp, study):
-    for sweep, text in (("deep_index", "[" * DEEP + "]" * DEEP),
-                        ("typed_index", json.dumps({"jobs": {"0": {"overrides": 5, "status": "failed", "run_dir": 7},
-                                                             "1": {"overrides": ["seed=9"], "status": "failed",
-                                                                   "run_dir": None, "error": "lost"}}}))):
+    for sweep, text in (
+        ("deep_index", "[" * DEEP + "]" * DEEP),
+        (
+            "typed_index",
+            json.dumps(
+                {
+                    "jobs": {
+                        "0": {"overrides": 5, "status": "failed", "run_dir": 7},
+                        "1": {"overrides": ["seed=9"], "status": "failed", "run_dir": None, "error": "lost"},
+                    }
+                }
+            ),
+        ),
+    ):
         (study / sweep).mkdir()
         (study / sweep / "sweep_index.json").write_text(text)
     (study / "linked_index").mkdir()
@@ -191,10 +210,23 @@ def _report(tmp: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[st
     """``python -m visionlab.report`` under the caps and the network guard; (the process, connects seen)."""
     guard = _guard(tmp)
     marker = tmp / "connects.txt"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(guard), os.environ.get("PYTHONPATH", "")]),
-           "NETWORK_MARKER": str(marker), "PYTHONDONTWRITEBYTECODE": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
-    done = subprocess.run([sys.executable, "-m", "visionlab.report", *args], capture_output=True, text=True,
-                          timeout=TIME_LIMIT, env=env, preexec_fn=_limits, cwd=tmp, check=False)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(guard), os.environ.get("PYTHONPATH", "")]),
+        "NETWORK_MARKER": str(marker),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "NO_ALBUMENTATIONS_UPDATE": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "visionlab.report", *args],
+        capture_output=True,
+        text=True,
+        timeout=TIME_LIMIT,
+        env=env,
+        preexec_fn=_limits,
+        cwd=tmp,
+        check=False,
+    )
     connects = marker.read_text().splitlines() if marker.exists() else []
     marker.unlink(missing_ok=True)
     return done, connects
@@ -202,12 +234,20 @@ def _report(tmp: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[st
 
 def test_the_network_guard_catches_a_connect(tmp_path):
     """The guard the tests below rely on really fails a connect (and records it)."""
-    script = "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 9), timeout=2)\nexcept OSError as e:\n" \
-             "    print('refused:', e)\n"
+    script = (
+        "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 9), timeout=2)\nexcept OSError as e:\n"
+        "    print('refused:', e)\n"
+    )
     marker = tmp_path / "connects.txt"
-    env = {**os.environ, "PYTHONPATH": str(_guard(tmp_path)), "NETWORK_MARKER": str(marker), "PYTHONDONTWRITEBYTECODE": "1"}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env,
-                          check=False)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(_guard(tmp_path)),
+        "NETWORK_MARKER": str(marker),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env, check=False
+    )
     assert "refused: network use refused by the test" in done.stdout
     assert marker.read_text().splitlines() == ["(('127.0.0.1', 9),)"]
 
@@ -220,8 +260,9 @@ def test_a_report_over_every_crafted_record_skips_each_one_and_reports_the_rest(
     out = tmp_path / "out"
     _guard(tmp_path)
     before = _snapshot(tmp_path, out)
-    done, connects = _report(tmp_path, str(study), "--out", str(out), "--no-figures", "--copy-records",
-                             str(out / "records"))
+    done, connects = _report(
+        tmp_path, str(study), "--out", str(out), "--no-figures", "--copy-records", str(out / "records")
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Traceback" not in done.stdout + done.stderr
     assert connects == []  # the URL card fetched nothing
@@ -236,8 +277,14 @@ def test_a_report_over_every_crafted_record_skips_each_one_and_reports_the_rest(
             assert f"- run {name} skipped: {file}: " in caveats, name
     skipped = [line for line in caveats.splitlines() if " skipped: " in line and line.startswith("- run ")]
     assert len(skipped) == sum(file is not None for _, _, file in CRAFTED)
-    assert "- run link_metrics_s2 skipped: metrics.csv: a link to a file outside the run folder; not read" in caveats
-    assert "- run dev_zero_s2 skipped: summary.json: a link to a file outside the run folder; not read" in caveats
+    assert (
+        "- run link_metrics_s2 skipped: metrics.csv: a link to a file outside the run folder; not read"
+        in caveats
+    )
+    assert (
+        "- run dev_zero_s2 skipped: summary.json: a link to a file outside the run folder; not read"
+        in caveats
+    )
     assert "- run fifo_s2 skipped: metrics.csv: a FIFO, not a regular file; not read" in caveats
     assert "- run deep_summary_s2 skipped: summary.json: nested more than 64 levels deep" in caveats
     assert "- run inf_epoch_s2 skipped: metrics.csv: line 3: epoch is not a finite whole number" in caveats
@@ -248,11 +295,19 @@ def test_a_report_over_every_crafted_record_skips_each_one_and_reports_the_rest(
     assert "sweep job **failed** without a run folder: `seed=9`: lost" in caveats
     assert "linked_index/sweep_index.json not read: a link to a file outside the run folder" in caveats
     # the rest is reported: the good runs, the URL card's run with what its card left out
-    assert {r["name"] for r in numbers["runs"]} == {"baseline_s2", "url_card_s2", "v" * 85 + "one_s2",
-                                                   "v" * 85 + "two_s2"}
+    assert {r["name"] for r in numbers["runs"]} == {
+        "baseline_s2",
+        "url_card_s2",
+        "v" * 85 + "one_s2",
+        "v" * 85 + "two_s2",
+    }
     (timm,) = [c for c in numbers["cards"] if c["variants"] == ["url_card"]]
-    assert timm["left_out"] == ["model.net.pretrained=True (a card never fetches weights)", "model.net.args.cache_dir",
-                                "model.net.args.depth", "model.net.args.pretrained_cfg_overlay"]
+    assert timm["left_out"] == [
+        "model.net.pretrained=True (a card never fetches weights)",
+        "model.net.args.cache_dir",
+        "model.net.args.depth",
+        "model.net.args.pretrained_cfg_overlay",
+    ]
     assert timm["parameters"] == 11_198_571  # resnet18 for 43 classes, built without the crafted depth
     assert not list((tmp_path / "outside" / "timm_cache").iterdir())
     figures = [block["figure"] for block in numbers["page"] if "figure" in block]
@@ -278,20 +333,28 @@ def test_a_refused_argument_is_one_line_and_exit_2_before_any_work(tmp_path, cas
     done, connects = _report(tmp_path, *args)
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
-    expected = {"out_is_a_file": f"error: --out {out} is a file, not a folder",
-                "missing_path": f"error: {tmp_path / 'no_such_folder'}: no such folder",
-                "deep_reference": f"error: {tmp_path / 'reference.yaml'}: not read: nested more than 64 levels deep"}
+    expected = {
+        "out_is_a_file": f"error: --out {out} is a file, not a folder",
+        "missing_path": f"error: {tmp_path / 'no_such_folder'}: no such folder",
+        "deep_reference": f"error: {tmp_path / 'reference.yaml'}: not read: nested more than 64 levels deep",
+    }
     assert lines[0].startswith(expected[case])
-    assert connects == [] and _snapshot(tmp_path, tmp_path / "nothing") == before  # nothing made, nothing changed
+    assert (
+        connects == [] and _snapshot(tmp_path, tmp_path / "nothing") == before
+    )  # nothing made, nothing changed
 
 
 # ------------------------------------------------------------------ the reader, the copy and the slugs in-process
 def test_copy_records_copies_bytes_of_files_inside_the_folder_never_a_links_target(tmp_path):
     folder = _run(tmp_path / "runs", "cnn")
     _link(folder.file("per_class_accuracy.csv"), _outside(tmp_path, "pca.csv"))
-    _link(folder.file("test_cases.csv"), folder.file("metrics.csv"))  # a link inside the folder: its bytes copied
+    _link(
+        folder.file("test_cases.csv"), folder.file("metrics.csv")
+    )  # a link inside the folder: its bytes copied
     copied = folder.copy_audit_files(tmp_path / "copy")
-    assert "per_class_accuracy.csv" not in copied and not (tmp_path / "copy" / "per_class_accuracy.csv").exists()
+    assert (
+        "per_class_accuracy.csv" not in copied and not (tmp_path / "copy" / "per_class_accuracy.csv").exists()
+    )
     assert (tmp_path / "copy" / "test_cases.csv").read_bytes() == folder.file("metrics.csv").read_bytes()
     assert not any(p.is_symlink() for p in (tmp_path / "copy").iterdir())
 
@@ -303,7 +366,9 @@ def test_the_reader_counts_what_it_reads_not_what_stat_says(tmp_path, monkeypatc
     path = tmp_path / "grows.json"
     path.write_text("x" * 200)
     real_fstat = os.fstat
-    monkeypatch.setattr(files.os, "fstat", lambda fd: os.stat_result((*real_fstat(fd)[:6], 10, *real_fstat(fd)[7:])))
+    monkeypatch.setattr(
+        files.os, "fstat", lambda fd: os.stat_result((*real_fstat(fd)[:6], 10, *real_fstat(fd)[7:]))
+    )
     with pytest.raises(files.TooLarge, match="more than the 100 bytes a report reads"):
         files.read_bounded(path, tmp_path, limit=100)
     assert files.read_bounded(path, tmp_path, limit=200) == b"x" * 200
@@ -314,7 +379,9 @@ def test_slugs_are_unique_where_names_share_their_start_or_differ_in_punctuation
     assert slug(long_one, [long_one, long_two]) != slug(long_two, [long_one, long_two])
     assert len(slug(long_one)) == 80
     assert slug("a b", ["a b", "a_b"]) != slug("a_b", ["a b", "a_b"])
-    assert slug("cnn_best (data.scale=0)", ["cnn_best (data.scale=0)", "cnn_sgd"]) == "cnn_best__data_scale_0_"
+    assert (
+        slug("cnn_best (data.scale=0)", ["cnn_best (data.scale=0)", "cnn_sgd"]) == "cnn_best__data_scale_0_"
+    )
 
 
 # ------------------------------------------------------------------ writing: atomic, all or nothing
@@ -328,7 +395,9 @@ def test_a_second_report_replaces_the_first_whole_and_removes_its_stale_figures(
     render.write(_doc("first", {"a.png": b"A1", "b.png": b"B1"}), tmp_path, numbers={"n": 1})
     render.write(_doc("second", {"a.png": b"A2"}), tmp_path, numbers={"n": 2})
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["a.png"]
-    assert (tmp_path / "figures" / "a.png").read_bytes() == b"A2" and "second" in (tmp_path / "REPORT.md").read_text()
+    assert (tmp_path / "figures" / "a.png").read_bytes() == b"A2" and "second" in (
+        tmp_path / "REPORT.md"
+    ).read_text()
     assert json.loads((tmp_path / "report.json").read_text()) == {"n": 2}
     assert not list(tmp_path.rglob("*.tmp"))
 
@@ -353,8 +422,16 @@ def test_a_full_disk_leaves_the_old_report_whole_and_says_so_in_one_line(tmp_pat
     monkeypatch.setattr(render, "_stage", full)
     assert main([str(study), "--out", str(out), "--no-figures", "--title", "new"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"error: cannot write the report to {out} (No space left on device")
-    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == old  # nothing half-written, no temp file
+    assert len(err) == 1 and err[0].startswith(
+        f"error: cannot write the report to {out} (No space left on device"
+    )
+    assert {
+        p: p.read_bytes() for p in out.rglob("*") if p.is_file()
+    } == old  # nothing half-written, no temp file
+    monkeypatch.undo()
+    assert main([str(study), "--out", str(out), "--no-figures", "--title", "new"]) == 0
+    assert f"replaced the earlier report: {out / 'REPORT.md'}" in capsys.readouterr().out  # said, not silent
+    assert (out / "REPORT.md").read_text().startswith("# new")
 
 
 _KILLED_WRITE = """
@@ -386,14 +463,22 @@ def test_killed_while_writing_no_report_file_is_ever_half_written(tmp_path, kill
     file whole, old or new); the next write removes the temporary files the killed one left."""
     render.write(_doc("old " * 5000, {"a.png": b"A1" * 5000}), tmp_path, numbers={"new": False})
     old = {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    done = subprocess.run([sys.executable, "-c", _KILLED_WRITE, str(kill_at), when, str(tmp_path)], timeout=120,
-                          check=False, capture_output=True, env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_WRITE, str(kill_at), when, str(tmp_path)],
+        timeout=120,
+        check=False,
+        capture_output=True,
+        env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"},
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr
     now = {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and not p.name.endswith(".tmp")}
     new = {"a.png": b"A2" * 5000, "report.json": json.dumps({"new": True}, indent=2).encode()}
     for name, data in now.items():
-        assert data == old[name] or (name in new and data == new[name]) or (
-            name == "REPORT.md" and data.startswith(b"# new")), name
+        assert (
+            data == old[name]
+            or (name in new and data == new[name])
+            or (name == "REPORT.md" and data.startswith(b"# new"))
+        ), name
     if when == "stage":
         assert now == old
     else:

@@ -152,7 +152,6 @@ def _config(folder: RunFolder, run: Run) -> None:
     if not isinstance(run.config, dict):
         run.problems.append(f"{CONFIG} not used: not a mapping")
         run.config = {}
-        return
 
 
 def load_run(folder: RunFolder) -> Run:
