@@ -171,9 +171,21 @@ def parse_json(text: str, name: str, max_nodes: int = MAX_NODES):
     return data
 
 
+def _flow_depth(text: str) -> int:
+    """An upper bound of how deep YAML flow collections (``[``, ``{``) nest in ``text``: brackets inside quoted
+    strings count too (no real record nests 64 of them)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return 0
+    codes = np.frombuffer(text.encode("utf-8", "replace"), np.uint8)
+    steps = np.isin(codes, (ord("["), ord("{"))).astype(np.int32) - np.isin(codes, (ord("]"), ord("}")))
+    return int(np.cumsum(steps, dtype=np.int32).max())
+
+
 def parse_yaml(text: str, name: str, max_nodes: int = MAX_NODES):
     """YAML (safe loader: data only) of a record file, its depth and size bounded (``RefusedFile``); a ValueError
     when it is not YAML. The parser's own message is not used: it quotes the offending line."""
+    if _flow_depth(text) > MAX_DEPTH:  # refused in milliseconds (the parser takes seconds to hit its recursion limit)
+        raise RefusedFile(name, f"nested more than {MAX_DEPTH} levels deep")
     try:
         data = yaml.safe_load(text)
     except RecursionError:
