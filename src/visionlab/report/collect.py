@@ -161,17 +161,16 @@ def load_run(folder: RunFolder) -> Run:
     _summary(folder, run)
     _config(folder, run)
     run.overrides = list(run.summary.get("overrides") or folder.read_overrides())
+    metrics = None
     try:
         metrics = folder.read_metrics()
     except FileNotFoundError:
-        metrics = None
+        if not run.evaluation_only:
+            run.problems.append(f"{METRICS} missing")
     except RefusedFile:
         raise
     except (OSError, ValueError) as exc:
         run.problems.append(f"{METRICS} unreadable: {_reason(exc, METRICS)}")
-        metrics = None
-    if metrics is None and not run.evaluation_only:
-        run.problems.append(f"{METRICS} missing")
     run.metrics = metrics or []
     if run.summary and run.completed and not run.metrics and not run.evaluation_only:
         run.problems.append("completed, but no epoch metrics were recorded")
