@@ -179,14 +179,15 @@ def _finish_record_despite_full_disk(summary: dict, cfg: DictConfig, parts: _Par
 def _record_lost(error: BaseException | None, full: DiskFullError, folder: RunFolder) -> BaseException | None:
     """The error a run ends with when the full disk kept its summary.json from being written: one line that says
     how the run ended and that the folder does not record it (an interruption keeps its exit code, said here)."""
-    unrecorded = f"{layout.SUMMARY} was not written, so {folder.path} does not record this attempt"
+    unrecorded = f"its {layout.SUMMARY} was not written, so {folder.path} does not record this attempt"
     if error is None:
         return DiskFullError(f"{full} The run completed, but {unrecorded}.")
     if is_interruption(error):
         print(f"error: {full} The run was interrupted, and {unrecorded}.", file=sys.stderr)
         return error
     if isinstance(error, DiskFullError):
-        return DiskFullError(f"{error} {unrecorded[0].upper()}{unrecorded[1:]} either.")
+        return DiskFullError(f"{error} Its {layout.SUMMARY} was not written either, so {folder.path} does not "
+                             "record this attempt.")
     return DiskFullError(f"{full} The run failed ({_describe(error)}), and {unrecorded}.")
 
 

@@ -74,21 +74,27 @@ def _leaving_link(path: Path, data_dir: Path, inside: Path) -> Path:
     return path
 
 
+def _where(link: Path, data_dir: Path, inside: Path) -> Path:
+    """``link`` named where it lies (not through another link that leads to its folder), under ``data_dir``."""
+    parent = Path(os.path.realpath(link.parent))
+    return data_dir / parent.relative_to(inside) / link.name if _inside(parent, inside) else link
+
+
 def _refuse_outside(path: Path, data_dir: Path, inside: Path) -> None:
     """A DataError naming the link when ``path`` resolves outside the data folder (real path ``inside``)."""
     if _inside(path, inside):
         return
-    link = _leaving_link(path, data_dir, inside)
+    link = _where(_leaving_link(path, data_dir, inside), data_dir, inside)
     raise DataError(f"{link}: a symbolic link to {os.path.realpath(link)}, outside the data folder {data_dir}; "
                     "images are read only from inside data.data_dir. Replace the link by what it points to, or set "
                     "data.follow_symlinks=true to follow links that leave the folder.")
 
 
-def _refuse_cycle(link: Path, parent: str) -> None:
+def _refuse_cycle(link: Path, parent: str, data_dir: Path, inside: Path) -> None:
     """A DataError for a link to a folder that holds it (its images would be listed again, under another class)."""
     target = os.path.realpath(link)
     if parent == target or Path(parent).is_relative_to(target):
-        raise DataError(f"{Path(parent, link.name)}: a symbolic link to {target}, a folder that holds the link "
+        raise DataError(f"{_where(link, data_dir, inside)}: a symbolic link to {target}, a folder that holds the link "
                         "itself (a cycle); remove the link.")
 
 
@@ -125,7 +131,7 @@ def _images(folder: Path, data_dir: Path, follow_symlinks: bool = False) -> list
                     if not follow_symlinks:
                         _refuse_outside(path, data_dir, inside)
                     if entry.is_dir():
-                        _refuse_cycle(path, real)
+                        _refuse_cycle(path, real, data_dir, inside)
                 if entry.is_dir():
                     pending.append(path)
                 elif entry.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
