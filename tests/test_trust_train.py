@@ -166,3 +166,27 @@ def test_follow_symlinks_is_a_config_key_checked_as_a_boolean(tmp_path):
         run(compose(tmp_path, ["data=image_folder", f"data.data_dir={data}", "data.follow_symlinks=yes",
                                "logger=none"], output="refused"))
     assert not (tmp_path / "refused").exists()
+
+
+def test_a_job_that_would_continue_its_unfinished_run_in_a_read_only_folder_is_one_line(tmp_path, monkeypatch,
+                                                                                         capsys):
+    """A sweep job run again (or a requeued SLURM job) continues the unfinished run in its folder: checked before
+    the first log line would open train.log there."""
+    from visionlab.run_record.folder import RunFolder
+    from visionlab.train import _continue_unfinished
+
+    folder = tmp_path / "job"
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / "checkpoints").mkdir()
+    (folder / "checkpoints" / "last.ckpt").write_bytes(b"an unfinished run's checkpoint")
+    (folder / "summary.json").write_text('{"status": "interrupted"}')
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    hostile.read_only(folder, monkeypatch)
+    with pytest.raises(SystemExit) as exited:
+        _continue_unfinished(compose(tmp_path, [*QUICK, "logger=none"], output="job"), RunFolder(folder))
+    stderr = capsys.readouterr().err
+    (line,) = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert exited.value.code == 2 and "Traceback" not in stderr
+    assert line.startswith(f"error: this job continues the unfinished run in {folder} (from {folder}/checkpoints/"
+                           "last.ckpt), but that folder cannot be written (")
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before

@@ -71,23 +71,27 @@ def _copy_interrupted(world: dict, name: str) -> Path:
     return copy
 
 
-def prepare_read_only_run(world: dict, monkeypatch) -> dict:
-    """A run folder that cannot be written: read-only modes; as root (who writes through them) the file system's
-    refusal (EROFS, as on a read-only mount) is simulated for temporary files created in that folder, which is how
+def read_only(folder: Path, monkeypatch) -> None:
+    """``folder`` cannot be written: read-only modes; as root (who writes through them) the file system's refusal
+    (EROFS, as on a read-only mount) is simulated for temporary files created in that folder, which is how
     visionlab asks before it writes there."""
-    copy = _copy_interrupted(world, "read_only_run")
     if IS_ROOT:
         mkstemp = tempfile.mkstemp
 
         def read_only_mount(*args, dir=None, **kwargs):
-            if dir is not None and Path(dir).resolve().is_relative_to(copy.resolve()):
+            if dir is not None and Path(dir).resolve().is_relative_to(folder.resolve()):
                 raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dir))
             return mkstemp(*args, dir=dir, **kwargs)
 
         monkeypatch.setattr(tempfile, "mkstemp", read_only_mount)
     else:
-        for path in [copy, *copy.rglob("*")]:
+        for path in [folder, *folder.rglob("*")]:
             path.chmod(path.stat().st_mode & ~0o222)
+
+
+def prepare_read_only_run(world: dict, monkeypatch) -> dict:
+    copy = _copy_interrupted(world, "read_only_run")
+    read_only(copy, monkeypatch)
     return {"run": copy}
 
 

@@ -46,18 +46,25 @@ def _room(path: Path) -> str:
 
 
 def disk_full_error(
-    exc: BaseException, path: str | os.PathLike | None = None, kept: str = ""
+    exc: BaseException,
+    path: str | os.PathLike | None = None,
+    kept: str = "",
+    folder: str | os.PathLike | None = None,
 ) -> DiskFullError | None:
     """The one-line error for ``exc`` when a full disk caused it (else None): ``path`` (or the file the OSError
-    names) could not be written; ``kept`` says what stayed whole."""
+    names, or else ``folder``, where the write went) could not be written; ``kept`` says what stayed whole."""
     full = no_space(exc)
     if full is None:
         return None
     if isinstance(exc, DiskFullError):
         return exc
-    where = Path(path if path is not None else (full.filename or "."))
     reason = full.strerror or os.strerror(full.errno)
-    message = f"disk full: cannot write {where} ({reason}; {_room(where.parent)})."
+    if path is not None or full.filename:
+        where = Path(path if path is not None else full.filename)
+        message = f"disk full: cannot write {where} ({reason}; {_room(where.parent)})."
+    else:  # a write that names no file (a file object's write): say where it went
+        where = Path(folder if folder is not None else ".").absolute()
+        message = f"disk full: cannot write into {where} ({reason}; {_room(where)})."
     if kept:
         message += f" {kept}."
     return DiskFullError(f"{message} {ADVICE}.")

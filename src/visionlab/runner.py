@@ -76,7 +76,7 @@ def run(cfg: DictConfig) -> dict:
             checked = True
             parts = _set_up(cfg, folder)
         except BaseException as exc:
-            failure = disk_full_error(exc) or exc  # a full disk said as such
+            failure = disk_full_error(exc, folder=folder.path) or exc  # a full disk said as such
             if not checked and isinstance(failure, UserError):  # refused before anything is written: no record,
                 folder.discard_if_empty()  # and no folder (Hydra made it, empty)
             elif recordable and is_rank_zero():  # one rank records; the others follow it
@@ -148,7 +148,7 @@ def _fit_test_record(cfg: DictConfig, parts: _Parts, started: float) -> dict:
             test_metrics = _test(cfg, trainer, model, datamodule, summary, parts.folder)
         summary["status"] = Status.COMPLETED
     except BaseException as exc:  # noqa: BLE001 - recorded in summary.json, then raised again
-        error = disk_full_error(exc) or exc  # a full disk said as such, not as the library's own error
+        error = disk_full_error(exc, folder=parts.folder.path) or exc  # said as such, not in a library's words
         summary.update(status=Status.INTERRUPTED if is_interruption(exc) else Status.FAILED, error=_describe(error))
     finally:
         if is_rank_zero():

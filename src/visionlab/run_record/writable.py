@@ -47,14 +47,19 @@ def _unwritable(folder: RunFolder) -> tuple[Path, str] | None:
     return None
 
 
-def refuse_unwritable_folder_to_continue(folder: RunFolder, ckpt_path: str) -> None:
-    """A ConfigError when training would continue in ``folder`` (an existing run folder) and cannot write there."""
+def refuse_unwritable_folder_to_continue(folder: RunFolder, ckpt_path: str, found: bool = False) -> None:
+    """A ConfigError when training would continue in ``folder`` (an existing run folder) and cannot write there.
+    ``found``: the job found the unfinished run's checkpoint in its own folder (no ``ckpt_path`` was given)."""
     if not folder.is_run_folder() or (problem := _unwritable(folder)) is None:
         return
     where, why = problem
+    how = (
+        f"this job continues the unfinished run in {folder.path} (from {ckpt_path}), but that folder cannot be written"
+        if found
+        else f"ckpt_path={ckpt_path}: training continues in its run folder {folder.path}, which cannot be written"
+    )
     raise ConfigError(
-        f"ckpt_path={ckpt_path}: training continues in its run folder {folder.path}, which cannot be written "
-        f"({why}: {where}); nothing was changed. Make the folder writable, or copy it somewhere writable and "
-        f"resume from the copy's {layout.CHECKPOINTS}/{layout.LAST_CHECKPOINT} (train=false evaluates the "
+        f"{how} ({why}: {where}); nothing was changed. Make the folder writable, or copy it somewhere writable "
+        f"and resume from the copy's {layout.CHECKPOINTS}/{layout.LAST_CHECKPOINT} (train=false evaluates the "
         "checkpoint into a new folder)."
     )
