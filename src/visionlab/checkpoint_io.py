@@ -16,6 +16,7 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from visionlab.disk_full import disk_full_error
 from visionlab.run_record.files import write_bytes
+from visionlab.run_record.layout import LAST_CHECKPOINT
 
 _TEMPORARY = re.compile(r"^\..+\.(\d+)\.tmp$")  # write_bytes' temporary name: .<name>.<pid>.tmp
 STALE_AFTER_S = 60.0  # a temporary untouched this long, of a pid not running here, is a dead save's leftover
@@ -60,7 +61,7 @@ def remove_stale_temporaries(folder: Path, stale_after_s: float = STALE_AFTER_S)
 def _what_was_kept(target: Path) -> str:
     """After a failed save of ``target``: the checkpoint that stayed whole, and how to continue from it."""
     kept = f"the previous {target.name} is whole" if target.is_file() else f"no {target.name} was written"
-    last = target.with_name("last.ckpt")
+    last = target.with_name(LAST_CHECKPOINT)
     if last.is_file():
         return f"{kept[0].upper()}{kept[1:]}; continue later with ckpt_path={last}"
     return f"{kept[0].upper()}{kept[1:]}"
