@@ -121,15 +121,19 @@ def test_a_huge_16_bit_image_is_reduced_while_decoded_in_bounded_memory(tmp_path
     assert (image[:, :15] == 0).all() and (image[:, 17:] == 255).all()
 
 
-def test_a_small_16_bit_image_decodes_as_before(tmp_path):
-    """Below 4× the target size nothing is reduced first: value / maximum × 255, then the antialiased resize."""
+@pytest.mark.parametrize("mode", ["I;16", "I;16B"])
+def test_a_small_16_bit_image_decodes_as_before(tmp_path, mode):
+    """Below 4× the target size nothing is reduced first: value / maximum × 255, then the antialiased resize; in
+    either byte order (Pillow's getextrema refuses I;16B)."""
     from visionlab.data.classification.folders import decode
 
     array = np.random.default_rng(0).integers(0, 65535, (60, 50), dtype=np.uint16)
-    Image.fromarray(array).save(tmp_path / "small.png")
+    raw = array.astype(">u2" if mode == "I;16B" else "<u2").tobytes()
+    Image.frombytes(mode, (50, 60), raw).save(tmp_path / "small.tif")
+    assert Image.open(tmp_path / "small.tif").mode == mode
     scaled = Image.fromarray(np.clip(array / array.max() * 255.0, 0, 255).astype(np.uint8))
     expected = np.asarray(ImageOps.fit(scaled, (32, 32), method=Image.Resampling.BILINEAR))[..., None]
-    assert np.array_equal(decode(tmp_path / "small.png", 32, 1), expected)
+    assert np.array_equal(decode(tmp_path / "small.tif", 32, 1), expected)
 
 
 def _two_classes(root: Path) -> Path:

@@ -183,8 +183,10 @@ def _high_depth_grey_to_8bit(img, size: int):
     the decoded image is a few MB, not several float64 copies of it (13000×13000 × 16 bit: 4.2 GB before)."""
     from PIL import Image
 
-    top = float(img.getextrema()[1]) or 1.0
     width, height = img.size
+    band = max(1, STRIP_PIXELS // width)  # rows per strip when the maximum is found (getextrema lacks I;16B)
+    top = max(float(np.asarray(img.crop((0, y, width, min(height, y + band)))).max()) for y in range(0, height, band))
+    top = top or 1.0
     factor = reduction_factor(width, height, size)
     out_w, out_h = width // factor, height // factor
     rows = max(1, STRIP_PIXELS // (width * factor))  # output rows per strip
