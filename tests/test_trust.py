@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 import torch
 import yaml
 
+import trust_train_inputs as hostile
 from helpers import REPO, compose
 from seg_helpers import tiny_arrays
 
@@ -103,6 +105,17 @@ class Case:
     config: str = "train"
     base: tuple[str, ...] = tuple(QUICK)  # overrides every case starts from
     env: tuple[tuple[str, str], ...] = ()  # environment variables of the run
+    # makes the case's input (or simulates its condition) before the run: prepare(world, monkeypatch) returns the
+    # extra {name} fields of args
+    prepare: Callable[[dict, pytest.MonkeyPatch], dict] | None = None
+
+
+IMAGES = ("data=image_folder", "data.image_size=32", "data.crop=28", "data.num_workers=0", "logger=none",
+          "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+          "callbacks.rich_progress_bar=null")
+SIGNS_NPZ = ("data=gtsrb", "data.num_workers=0", "logger=none", "trainer.max_epochs=1")
+OUTSIDE = r": a symbolic link to {target}, outside the data folder .*; images are read only from inside " \
+          r"data\.data_dir\. .*set data\.follow_symlinks=true"
 
 
 CASES = [
@@ -164,6 +177,50 @@ CASES = [
          r"\(experiment 'unet_elu'\): \d+ differ, e\.g\. .*Pass experiment_name=cnn_synthetic", base=UNET_ON_CNN),
     Case("foreign_resume", ("ckpt_path={ckpt}", "trainer.max_epochs=1", "logger=none"),
          r"is a checkpoint of experiment 'cnn_synthetic' whose weights do not fit", base=UNET_ON_CNN),
+    # issue 28, training side
+    Case("disk_full_during_checkpoint_save", (),
+         r"^error: disk full: cannot write \S+/checkpoints/(best|last)\.ckpt \(No space left on device; [\d.]+ \w+ "
+         r"free\)\. No (best|last)\.ckpt was written\. Free space there, or set paths\.log_dir=<a folder on a disk "
+         r"with room>\.$", recorded=True, base=(*QUICK, "logger=none"), prepare=hostile.prepare_full_disk),
+    Case("resume_in_a_read_only_run_folder", ("ckpt_path={run}/checkpoints/last.ckpt", "paths.output_dir={run}"),
+         r"ckpt_path=\S+/read_only_run/checkpoints/last\.ckpt: training continues in its run folder "
+         r"\S+/read_only_run, which cannot be written \((Read-only file system|Permission denied): "
+         r"\S+/read_only_run\S*\); nothing was changed\. Make the folder writable, or copy it",
+         base=(*QUICK, "logger=none", "trainer.max_epochs=2"), prepare=hostile.prepare_read_only_run),
+    Case("class_folder_linked_to_root", ("data.data_dir={data}",), r"^error: \S+/link_to_root/c" +
+         OUTSIDE.format(target="/"), recorded=True, base=IMAGES, prepare=hostile.prepare_class_link_to_root),
+    Case("class_folder_linked_to_usr", ("data.data_dir={data}",), r"^error: \S+/link_to_usr/c" +
+         OUTSIDE.format(target="/usr"), recorded=True, base=IMAGES, prepare=hostile.prepare_class_link_to_usr),
+    Case("image_linked_outside_the_folder", ("data.data_dir={data}",), r"^error: \S+/file_link_outside/a/evil\.png" +
+         OUTSIDE.format(target=r"\S+/outside/secret\.png"), recorded=True, base=IMAGES,
+         prepare=hostile.prepare_file_link_outside),
+    Case("image_folder_link_cycle", ("data.data_dir={data}",),
+         r"^error: \S+/link_cycle/a/loop: a symbolic link to \S+/link_cycle, a folder that holds the link itself "
+         r"\(a cycle\); remove the link\.$", recorded=True, base=IMAGES, prepare=hostile.prepare_link_cycle),
+    Case("image_folder_unreadable_sub_folder", ("data.data_dir={data}",),
+         r"^error: \S+/unreadable_folder/a/locked: cannot read this folder \(Permission denied\)\. Make it "
+         r"readable, or remove it from the data folder\.$", recorded=True, base=IMAGES,
+         prepare=hostile.prepare_unreadable_folder),
+    Case("text_file_named_npz", ("data.data_dir={data}",),
+         r"^error: \S+/text_npz/train\.npz: it is not an \.npz archive \(not a zip file as numpy\.savez writes\)\. "
+         r"Re-create it with numpy\.savez, or remove it\.$", recorded=True, base=SIGNS_NPZ,
+         prepare=hostile.prepare_text_named_npz),
+    Case("npy_file_named_npz", ("data.data_dir={data}",),
+         r"^error: \S+/npy_npz/train\.npz: it is a single \.npy array, not an \.npz archive", recorded=True,
+         base=SIGNS_NPZ, prepare=hostile.prepare_npy_named_npz),
+    Case("complex_valued_images", ("data.data_dir={data}",),
+         r"^error: \S+/complex_images/train\.npz: x_train has dtype complex64, expected uint8", recorded=True,
+         base=SIGNS_NPZ, prepare=hostile.prepare_complex_images),
+    Case("complex_valued_track_ids", ("data.data_dir={data}",),
+         r"^error: \S+/complex_tracks/train\.npz: track_train has dtype complex64, expected integer track ids",
+         recorded=True, base=SIGNS_NPZ, prepare=hostile.prepare_complex_tracks),
+    Case("unet_argument_on_the_cnn", ("model.features_start=8",),
+         r"^error: model\.net\.features_start: a seed_cnn network \(model/net=seed_cnn\) takes no 'features_start' "
+         r"\(it takes activation, batch_norm, width\); features_start is an argument of unet \(model/net=unet\)\. "
+         r"Remove it or pick another model/net\.$", via="cli"),
+    Case("own_config_with_a_moved_key", ("hydra.searchpath=[file://{conf}]", "experiment=mine"),
+         r"^error: model\.width: the network's arguments moved under model\.net .*write model\.net\.width instead",
+         via="cli", prepare=hostile.prepare_own_config_with_moved_key),
 ]
 
 
@@ -179,7 +236,8 @@ def _files(root: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_is_one_line_exit_2_and_changes_nothing_that_exists(world, case, capsys, monkeypatch):
     root, inputs = world["root"], world["inputs"]
-    args = [a.format(inputs=inputs, ckpt=world["ckpt"]) for a in case.args]
+    fields = case.prepare(world, monkeypatch) if case.prepare else {}
+    args = [a.format(inputs=inputs, ckpt=world["ckpt"], **fields) for a in case.args]
     run_folders = {p.parent for p in root.rglob("summary.json")}
     folders_before = _run_folders(root)
     before = _files(root)

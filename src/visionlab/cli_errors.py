@@ -77,6 +77,8 @@ def user_message(exc: BaseException) -> str | None:
             append = _APPEND_HINT.search(text)
             add = f", or add it as a new key with {append.group(1)}" if append else ""
             moved = key.removeprefix("+").removeprefix("+")
+            if (other := _argument_of_another_network(moved, exc.__cause__)) is not None:
+                return other
             if moved.startswith("model.") and moved.split(".", 1)[1] in NETWORK_ARGUMENTS:
                 return (f"{key}: no such config key: the network's arguments live under model.net (the network "
                         f"model/net names); use model.{'net.' + moved.split('.', 1)[1]}.")
@@ -89,6 +91,27 @@ def user_message(exc: BaseException) -> str | None:
 
         return str(unwritable_folder_error(Path(exc.filename or "."), exc))
     return None
+
+
+def _argument_of_another_network(key: str, cause: BaseException) -> str | None:
+    """For ``model.net.<arg>`` that the network in use lacks: what that network takes and which networks take
+    ``<arg>`` (never the advice to add it with ``+``, which the network would refuse), else None."""
+    if not key.startswith("model.net.") or key.count(".") != 2:
+        return None
+    net = getattr(cause, "parent_node", None)
+    kind = net.get("type") if net is not None and hasattr(net, "get") else None
+    from visionlab.models.networks import REGISTRY
+
+    if kind not in REGISTRY:
+        return None
+    argument = key.rsplit(".", 1)[1]
+    takes = ", ".join(sorted(REGISTRY[kind].defaults))
+    others = sorted(name for name, network in REGISTRY.items() if argument in network.defaults)
+    where = (f"; {argument} is an argument of {' and '.join(others)} (model/net={others[0]})" if others else
+             f"; further {kind} arguments go in model.net.args, e.g. '+model.net.args.{argument}=<value>'"
+             if "args" in REGISTRY[kind].defaults else "")
+    return (f"{key}: a {kind} network (model/net={kind}) takes no {argument!r} (it takes {takes}){where}. Remove "
+            "it or pick another model/net.")
 
 
 def _missing_config(exc) -> str:

@@ -123,6 +123,21 @@ def _model_follows_the_data(cfg: DictConfig) -> None:
                               f"(e.g. {'data.crop' if data_key == 'data.input_size' else data_key}={model}).")
 
 
+def _no_network_argument_directly_under_model(cfg: DictConfig) -> None:
+    """A config file of an earlier version (the user's own experiment or model config) that sets a network's
+    argument as ``model.<key>``: the model class would fail with a constructor TypeError; name the new key.
+    (On the command line ``moved_keys`` forwards such an override; a file is the user's to change.)"""
+    from visionlab.moved_keys import NETWORK_ARGUMENTS
+
+    model = _value(cfg, "model")
+    if not isinstance(model, DictConfig):
+        return
+    for key in NETWORK_ARGUMENTS:
+        if key in model:
+            raise ConfigError(f"model.{key}: the network's arguments moved under model.net (the network model/net "
+                              f"names): write model.net.{key} instead (in a config file, under model: net:).")
+
+
 def _wandb_mode_from_the_environment(cfg: DictConfig) -> None:
     """WANDB_MODE wins over logger.wandb.mode: a value wandb would refuse is refused here, naming the variable."""
     wandb = _value(cfg, "logger.wandb")
@@ -136,6 +151,7 @@ def _wandb_mode_from_the_environment(cfg: DictConfig) -> None:
 CROSS_CHECKS: tuple[Callable[[DictConfig], None], ...] = (
     _evaluation_has_a_checkpoint,
     _model_follows_the_data,
+    _no_network_argument_directly_under_model,
     _wandb_mode_from_the_environment,
 )
 

@@ -27,3 +27,8 @@ class NonFiniteLossError(UserError, RuntimeError):
 
 class TrackingError(UserError, RuntimeError):
     """The experiment tracker (W&B) cannot start as configured; the message says how to run without it."""
+
+
+class DiskFullError(UserError, RuntimeError):
+    """A write failed because the disk (or the user's quota) is full; the message names the file, the room left
+    and what was kept (``disk_full``)."""

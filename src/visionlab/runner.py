@@ -9,6 +9,7 @@ resume rules (``run_record.resume``), the run record's files and keys (``run_rec
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import dataclass
 
@@ -29,17 +30,20 @@ from visionlab.assembly import (
 from visionlab.checkpoints import check_checkpoint
 from visionlab.config_checks import check_config
 from visionlab.console import print_result
+from visionlab.disk_full import disk_full_error
 from visionlab.distributed import end_process_group, is_rank_zero
-from visionlab.errors import UserError
+from visionlab.errors import DiskFullError, UserError
 from visionlab.hydra_runtime import cpu_threads, hydra_files, is_multirun, point_ddp_children_at_job
 from visionlab.interfaces import TaskDataModule, TaskModel
 from visionlab.interruption import describe as describe_interruption
 from visionlab.interruption import is_interruption, stop_signals
 from visionlab.recording import finish_record, setup_failure_summary, start_summary
+from visionlab.run_record import layout
 from visionlab.run_record.folder import RunFolder
 from visionlab.run_record.layout import Status
 from visionlab.run_record.metric_keys import N_PARAMS
 from visionlab.run_record.resume import may_record_setup_failure, wandb_id_to_resume
+from visionlab.run_record.writable import refuse_unwritable_folder_to_continue
 from visionlab.tracking import wandb_policy
 from visionlab.tracking.epoch_record import EpochRecord
 from visionlab.tracking.wandb_policy import find_wandb_logger, group_and_job_type
@@ -67,15 +71,27 @@ def run(cfg: DictConfig) -> dict:
             if cfg.ckpt_path:
                 check_checkpoint(cfg.ckpt_path, model, cfg.experiment_name, cfg.train,
                                  cfg.get("trust_checkpoint", False))
+            if cfg.train and cfg.ckpt_path:
+                refuse_unwritable_folder_to_continue(folder, cfg.ckpt_path)
             checked = True
             parts = _set_up(cfg, folder)
         except BaseException as exc:
-            if not checked and isinstance(exc, UserError):  # refused before anything is written: no record, and
-                folder.discard_if_empty()  # no folder (Hydra made it, empty)
+            failure = disk_full_error(exc, folder=folder.path) or exc  # a full disk said as such
+            if not checked and isinstance(failure, UserError):  # refused before anything is written: no record,
+                folder.discard_if_empty()  # and no folder (Hydra made it, empty)
             elif recordable and is_rank_zero():  # one rank records; the others follow it
                 status = Status.INTERRUPTED if is_interruption(exc) else Status.FAILED
-                folder.create().write_summary(setup_failure_summary(cfg, folder, status, _describe(exc), started))
-            raise
+                try:
+                    folder.create().write_summary(
+                        setup_failure_summary(cfg, folder, status, _describe(failure), started))
+                except Exception as unwritten:
+                    full = disk_full_error(unwritten, folder.file(layout.SUMMARY))
+                    if full is None:
+                        raise
+                    failure = _record_lost(failure, full, folder)
+            if failure is exc:
+                raise
+            raise failure from None
         return _fit_test_record(cfg, parts, started)
 
 
@@ -132,18 +148,47 @@ def _fit_test_record(cfg: DictConfig, parts: _Parts, started: float) -> dict:
             test_metrics = _test(cfg, trainer, model, datamodule, summary, parts.folder)
         summary["status"] = Status.COMPLETED
     except BaseException as exc:  # noqa: BLE001 - recorded in summary.json, then raised again
-        error = exc
-        summary.update(status=Status.INTERRUPTED if is_interruption(exc) else Status.FAILED, error=_describe(exc))
+        error = disk_full_error(exc, folder=parts.folder.path) or exc  # said as such, not in a library's words
+        summary.update(status=Status.INTERRUPTED if is_interruption(exc) else Status.FAILED, error=_describe(error))
     finally:
         if is_rank_zero():
-            finish_record(summary, cfg, trainer, model, parts.record, test_metrics, started, parts.wandb_logger,
-                          error)
+            error = _finish_record_despite_full_disk(summary, cfg, parts, test_metrics, started, error)
             print_result(summary)
         if is_multirun():
             end_process_group(launched_ranks=parts.launches_ranks)
     if error is not None:
         raise error
     return summary
+
+
+def _finish_record_despite_full_disk(summary: dict, cfg: DictConfig, parts: _Parts, test_metrics: dict | None,
+                                     started: float, error: BaseException | None) -> BaseException | None:
+    """Write the run's record; when the disk is too full even for summary.json, the run's error says so (one
+    line) instead of a traceback from the writer. Returns the error the run ends with."""
+    try:
+        finish_record(summary, cfg, parts.trainer, parts.model, parts.record, test_metrics, started,
+                      parts.wandb_logger, error)
+    except Exception as exc:
+        full = disk_full_error(exc, parts.folder.file(layout.SUMMARY))
+        if full is None:
+            raise
+        return _record_lost(error, full, parts.folder)
+    return error
+
+
+def _record_lost(error: BaseException | None, full: DiskFullError, folder: RunFolder) -> BaseException | None:
+    """The error a run ends with when the full disk kept its summary.json from being written: one line that says
+    how the run ended and that the folder does not record it (an interruption keeps its exit code, said here)."""
+    unrecorded = f"its {layout.SUMMARY} was not written, so {folder.path} does not record this attempt"
+    if error is None:
+        return DiskFullError(f"{full} The run completed, but {unrecorded}.")
+    if is_interruption(error):
+        print(f"error: {full} The run was interrupted, and {unrecorded}.", file=sys.stderr)
+        return error
+    if isinstance(error, DiskFullError):
+        return DiskFullError(f"{error} Its {layout.SUMMARY} was not written either, so {folder.path} does not "
+                             "record this attempt.")
+    return DiskFullError(f"{full} The run failed ({_describe(error)}), and {unrecorded}.")
 
 
 def _prepare(cfg: DictConfig, folder: RunFolder) -> None:

@@ -85,9 +85,26 @@ def _continue_unfinished(cfg: DictConfig, folder) -> None:
     last = checkpoint_to_continue(folder, bool(cfg.get("resume", True)), bool(cfg.get("train", True)),
                                   cfg.get("ckpt_path"))
     if last is not None:
+        _refuse_unwritable_folder(folder, last)  # before the first log line opens train.log there
         log.info("Continuing the unfinished run in %s from %s (resume=false starts over).", folder.path, last)
         with open_dict(cfg):
             cfg.ckpt_path = last
+
+
+def _refuse_unwritable_folder(folder, last: str) -> None:
+    """A folder this job would continue in but cannot write: one line and exit code 2 (a sweep records the job as
+    failed and goes on)."""
+    from visionlab.errors import UserError
+    from visionlab.hydra_runtime import is_multirun
+    from visionlab.run_record.writable import refuse_unwritable_folder_to_continue
+
+    try:
+        refuse_unwritable_folder_to_continue(folder, last, found=True)
+    except UserError as exc:
+        if is_multirun():
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _run_reporting_errors(cfg: DictConfig, multirun: bool) -> float | None:

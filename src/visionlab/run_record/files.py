@@ -203,9 +203,14 @@ def _temporary(path: Path) -> Path:
 
 
 def write_json(path: Path, data: dict) -> None:
+    """Whole or not at all: a write that fails (a full disk) leaves the old file and no temporary behind."""
     tmp = _temporary(path)
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, default=str))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_bytes(path: Path, write) -> None:
@@ -247,11 +252,15 @@ def read_json(path: Path, root: Path | None = None):
 def write_csv(path: Path, rows: list[dict], fieldnames: list[str] | None = None) -> None:
     fieldnames = fieldnames or list(dict.fromkeys(k for row in rows for k in row))
     tmp = _temporary(path)
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fieldnames)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=fieldnames)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
+    except BaseException:  # e.g. a full disk: the old file stays, no temporary is left
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 MAX_COUNTER = 10**9  # an epoch or step beyond this is not one a run recorded

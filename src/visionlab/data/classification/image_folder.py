@@ -23,11 +23,14 @@ SPLIT_POLICIES = ("stratified", "group")
 
 class ImageFolderDataModule(ClassificationDataModule):
     def __init__(self, data_dir: str, cache_dir: str, image_size: int, split_policy: str = "stratified",
-                 group_pattern: str = r"^(.+)_[^_]+$", **kwargs):
+                 group_pattern: str = r"^(.+)_[^_]+$", follow_symlinks: bool = False, **kwargs):
         super().__init__(**kwargs)
         choose("data.split_policy", split_policy, SPLIT_POLICIES)
         expect("data.image_size", image_size, at_least(1), "an integer ≥ 1 (the side images are resized to)",
                "data.image_size=64")
+        expect("data.follow_symlinks", follow_symlinks, lambda v: isinstance(v, bool), "true or false",
+               "data.follow_symlinks=false")
+        self.follow_symlinks = follow_symlinks
         self.data_dir, self.cache_dir = Path(str(data_dir)).expanduser(), Path(str(cache_dir)).expanduser()
         self.image_size, self.split_policy, self.group_pattern = image_size, split_policy, group_pattern
         self.folder_classes: list[str] | None = None
@@ -47,7 +50,7 @@ class ImageFolderDataModule(ClassificationDataModule):
                             f"but data.num_classes={self.num_classes}; leave data.num_classes to the folder (its "
                             "default) or set it to the number of class folders.")
         arrays = load_image_folder(self.data_dir, self.cache_dir, self.image_size, self.requested_channels,
-                                   self.folder_classes)
+                                   self.folder_classes, self.follow_symlinks)
         if self.split_policy == "group":
             arrays["group_train"] = groups_from_names(arrays["files_train"], self.group_pattern)
         return {key: value for key, value in arrays.items() if not key.startswith("files_")}

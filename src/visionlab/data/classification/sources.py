@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from visionlab.data.npz_files import not_an_npz
 from visionlab.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ def validate(arrays: dict[str, np.ndarray], origin: str, test_only_allowed: bool
     _check_split(arrays, "train", origin, num_classes)
     if arrays["track_train"].shape != arrays["y_train"].shape:
         raise DataError(f"{origin}: track_train has shape {arrays['track_train'].shape}, expected {arrays['y_train'].shape}.")
+    if not np.issubdtype(arrays["track_train"].dtype, np.integer):  # a cast would drop fractions or imaginary parts
+        raise DataError(f"{origin}: track_train has dtype {arrays['track_train'].dtype}, expected integer track ids "
+                        "(the images of one physical sign share one).")
     has_test = "x_test" in arrays or "y_test" in arrays
     if has_test:
         if not ("x_test" in arrays and "y_test" in arrays):
@@ -88,6 +92,8 @@ def load_npz_files(paths: list[Path], num_classes: int = NUM_CLASSES) -> dict[st
     may hold only the test split (x_test/y_test); at least one must hold training data."""
     parts: list[dict[str, np.ndarray]] = []
     for path in paths:
+        if (why := not_an_npz(path)) is not None:
+            raise DataError(f"{path}: {why}. Re-create it with numpy.savez, or remove it.")
         try:
             with np.load(path, allow_pickle=False) as npz:
                 raw = {key: npz[key] for key in npz.files}
