@@ -8,6 +8,7 @@ left out of loss and scores, per-class IoU/Dice over the split (torchmetrics' co
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -83,12 +84,11 @@ class SegmentationModule(VisionModule):
         if self.multiclass and loss not in MULTICLASS_LOSSES:
             raise ConfigError(f"model.loss={loss!r} is a binary loss; with data.num_classes={num_classes}"
                               + (f" and data.ignore_index={ignore_index}" if ignore_index is not None else "")
-                              + " use one of {MULTICLASS_LOSSES}, e.g. model.loss=ce_dice.".format(
-                                  MULTICLASS_LOSSES=MULTICLASS_LOSSES))
+                              + f" use one of {MULTICLASS_LOSSES}, e.g. model.loss=ce_dice.")
         if not self.multiclass:
             choose("model.loss", loss, LOSSES)
         expect("model.class_weights", class_weights,
-               lambda v: v == "auto" or (isinstance(v, (list, tuple)) and len(v) == num_classes
+               lambda v: v == "auto" or (isinstance(v, Sequence) and not isinstance(v, str) and len(v) == num_classes
                                          and all(is_number(w) and w >= 0 for w in v) and any(w > 0 for w in v)),
                f"null, auto (inverse pixel frequency in the training masks) or a list of {num_classes} weights ≥ 0",
                "model.class_weights=auto", nullable=True)
@@ -101,9 +101,10 @@ class SegmentationModule(VisionModule):
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.net = build_network(net, NetworkIO(SEGMENTATION, in_channels, num_classes if self.multiclass else 1))
-        weights = [float(w) for w in class_weights] if isinstance(class_weights, (list, tuple)) else [1.0] * num_classes
+        listed = isinstance(class_weights, Sequence) and not isinstance(class_weights, str)
+        weights = [float(w) for w in class_weights] if listed else [1.0] * num_classes
         self.register_buffer("class_weight", torch.tensor(weights), persistent=False)
-        self.class_weights_used: list[float] | None = weights if isinstance(class_weights, (list, tuple)) else None
+        self.class_weights_used: list[float] | None = weights if listed else None
         if self.multiclass:  # the split-level counts (summed over ranks by torchmetrics)
             self.train_confusion, self.val_confusion, self.test_confusion = (
                 MulticlassConfusionMatrix(num_classes, ignore_index=ignore_index, validate_args=False)
@@ -138,7 +139,7 @@ class SegmentationModule(VisionModule):
         seen = freq > 0
         weights = torch.ones_like(freq)
         if bool(seen.any()):
-            weights[seen] = freq[seen].median() / freq[seen]
+            weights[seen] = freq[seen].quantile(0.5) / freq[seen]  # the middle value, or the mean of the two
         self.class_weight = weights.float().to(self.class_weight.device)
         self.class_weights_used = [round(float(w), 6) for w in weights]
 
@@ -232,9 +233,8 @@ class SegmentationModule(VisionModule):
         self.log(keys.TRAIN_F1, self.train_f1, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
-    def on_train_epoch_end(self) -> None:
+    def on_train_epoch_start(self) -> None:
         if self.multiclass:
-            self.log(keys.TRAIN_MIOU, class_scores(self.train_confusion.compute())["miou"].float(), prog_bar=True)
             self.train_confusion.reset()
 
     def on_validation_epoch_start(self) -> None:
@@ -270,6 +270,9 @@ class SegmentationModule(VisionModule):
     def on_validation_epoch_end(self) -> None:
         if self.multiclass:
             scores = class_scores(self.val_confusion.compute())
+            if not self.trainer.sanity_checking:  # validation ends the training epoch: its pixels are all counted
+                train_miou = class_scores(self.train_confusion.compute())["miou"]
+                self.log(keys.TRAIN_MIOU, torch.nan_to_num(train_miou.float()), sync_dist=False)
             extra = {keys.VAL_PIXEL_ACC: scores["pixel_acc"].float(), keys.VAL_DICE: scores["dice_mean"].float()}
             for label, dice in enumerate(scores["dice"].tolist()):  # a class absent from truth and prediction: none
                 if not math.isnan(dice):

@@ -12,22 +12,22 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from visionlab.checks import at_least, choose, expect, is_integer, is_number, one_of
+from visionlab.checks import choose, expect, is_integer, is_number, one_of
 from visionlab.data.albumentations_backend import keep_opencv_single_threaded, reseed
 from visionlab.data.facts import DataFacts, class_names_or_ids
 from visionlab.data.in_memory import InMemoryDataModule
 from visionlab.data.loading import TensorPairs
 from visionlab.data.segmentation.augment import FLIPS, SegmentationBatchAugment
 from visionlab.data.segmentation.crops import RandomCrops
-from visionlab.data.segmentation.masks import MaskSpec, mask_spec
 from visionlab.data.segmentation.download import ensure_isbi2012
+from visionlab.data.segmentation.masks import MaskSpec, mask_spec
 from visionlab.data.segmentation.sources import (
     FORMATS,
     SPLIT_MODES,
@@ -139,7 +139,8 @@ class SegmentationDataModule(InMemoryDataModule):
         expect("data.p_oversample", p_oversample, lambda v: is_number(v) and 0 <= v <= 1,
                "a probability in [0, 1] (the share of crops centred on a rarer class)", "data.p_oversample=0.33")
         expect("data.oversample_classes", oversample_classes,
-               lambda v: isinstance(v, (list, tuple)) and all(is_integer(c) and 0 <= c < num_classes for c in v),
+               lambda v: isinstance(v, Sequence) and not isinstance(v, str)
+               and all(is_integer(c) and 0 <= c < num_classes for c in v),
                f"a list of class indices in 0..{num_classes - 1}, or null for every class but the most frequent",
                "data.oversample_classes=[2, 6, 9, 10]", nullable=True)
         expect("data.flip", flip, one_of(*FLIPS), "true (flips and 90° turns), horizontal (left-right only: "
@@ -285,7 +286,7 @@ def _size_value(value) -> bool:
     """One side or [height, width], each an integer ≥ 1."""
     if is_integer(value):
         return value >= 1
-    return (isinstance(value, (list, tuple)) and len(value) == 2
+    return (isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2
             and all(is_integer(v) and v >= 1 for v in value))
 
 

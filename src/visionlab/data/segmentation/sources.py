@@ -207,7 +207,7 @@ def _read(path: Path) -> np.ndarray:
             return np.array(img)
     except DataError:
         raise
-    except Exception as exc:  # noqa: BLE001 - PIL raises many kinds (OSError, DecompressionBombError, ...)
+    except Exception as exc:
         raise DataError(f"{path}: cannot read the image ({type(exc).__name__}: {exc}); remove or replace it.") from exc
 
 
