@@ -20,8 +20,13 @@ from visionlab.data.segmentation.synthetic import make_synthetic_multiclass
 from visionlab.errors import ConfigError, DataError
 from visionlab.runner import run
 
-K4 = ["data.num_classes=4", "data.class_names=[background,disc,square,triangle]", "model.loss=ce_dice",
-      "monitor=val/miou", "logger=csv"]
+K4 = [
+    "data.num_classes=4",
+    "data.class_names=[background,disc,square,triangle]",
+    "model.loss=ce_dice",
+    "monitor=val/miou",
+    "logger=csv",
+]
 PALETTE4 = [[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]]
 
 
@@ -33,6 +38,7 @@ def read_rows(path: Path) -> list[dict]:
 def numpy_scores(masks: np.ndarray, preds: np.ndarray, k: int, ignore: int | None):
     """Independent reference: per-class IoU/Dice over all pixels, mIoU over present classes, pixel accuracy, and
     per image the same (NaN for a class absent from both)."""
+
     def scores(m, p):
         valid = m != ignore if ignore is not None else np.ones(m.shape, bool)
         m, p = m[valid].astype(np.int64), p[valid].astype(np.int64)
@@ -54,9 +60,23 @@ def numpy_scores(masks: np.ndarray, preds: np.ndarray, k: int, ignore: int | Non
 def k4_run(tmp_path_factory):
     """One tiny K=4 run on the synthetic shapes (shape outlines ignored as 255), 3 epochs, class weights auto."""
     tmp = tmp_path_factory.mktemp("k4")
-    cfg = compose(tmp, ["experiment=unet_baseline", *TINY_SEG, *K4, "data.ignore_index=255", "trainer.max_epochs=3",
-                        "model.class_weights=auto", "model.net.features_start=8", "seed=5", "data.n_train=12",
-                        "model.optimizer.lr=1e-2", "model.scheduler.warmup_epochs=0", "data.augment=false"])
+    cfg = compose(
+        tmp,
+        [
+            "experiment=unet_baseline",
+            *TINY_SEG,
+            *K4,
+            "data.ignore_index=255",
+            "trainer.max_epochs=3",
+            "model.class_weights=auto",
+            "model.net.features_start=8",
+            "seed=5",
+            "data.n_train=12",
+            "model.optimizer.lr=1e-2",
+            "model.scheduler.warmup_epochs=0",
+            "data.augment=false",
+        ],
+    )
     summary = run(cfg)
     return tmp / "run", summary, cfg
 
@@ -72,7 +92,9 @@ def test_k4_per_class_scores_equal_a_numpy_reference_from_the_saved_predictions(
     state = load_checkpoint(str(run_dir / "checkpoints" / "best.ckpt"))["state_dict"]
     model.load_state_dict(state)
     model.eval()
-    data = make_synthetic_multiclass(n_train=12, n_val=4, n_test=6, size=64, seed=0, num_classes=4, ignore_index=255)
+    data = make_synthetic_multiclass(
+        n_train=12, n_val=4, n_test=6, size=64, seed=0, num_classes=4, ignore_index=255
+    )
     with torch.no_grad():
         preds = model(torch.from_numpy(data["x_test"])).argmax(1).numpy().astype(np.uint8)
     masks = data["y_test"]
@@ -155,16 +177,32 @@ def test_index_and_palette_masks_train_and_name_their_cases(tmp_path, layout):
         if layout == "palette_folder":
             extra = [f"data.palette={json.dumps(PALETTE4).replace(' ', '')}"]
     tiny = [o for o in TINY_SEG if not o.startswith(("data=", "data.n_"))]
-    cfg = compose(tmp_path, ["experiment=unet_baseline", *tiny, *data, f"data.data_dir={source}",
-                             "data.image_size=64", *K4, "trainer.max_epochs=1", *extra])
+    cfg = compose(
+        tmp_path,
+        [
+            "experiment=unet_baseline",
+            *tiny,
+            *data,
+            f"data.data_dir={source}",
+            "data.image_size=64",
+            *K4,
+            "trainer.max_epochs=1",
+            *extra,
+        ],
+    )
     summary = run(cfg)
     assert summary["status"] == "completed" and 0 <= summary["test"]["test/miou"] <= 1
     rows = read_rows(tmp_path / "run" / "test_cases.csv")
-    expected = ([f"x_test[{i}]" for i in range(3)] if layout == "index_npz"
-                else [f"test/images/test_{i:02d}.png" for i in range(3)])
+    expected = (
+        [f"x_test[{i}]" for i in range(3)]
+        if layout == "index_npz"
+        else [f"test/images/test_{i:02d}.png" for i in range(3)]
+    )
     assert [r["source"] for r in rows] == expected
     loaded, _ = load_segmentation(source, "auto", 1, 64, mask_spec(4, None, PALETTE4 if extra else None))
-    np.testing.assert_array_equal(loaded["y_test"], arrays["y_test"])  # palette colours map back to the indices
+    np.testing.assert_array_equal(
+        loaded["y_test"], arrays["y_test"]
+    )  # palette colours map back to the indices
 
 
 def _one_line(exc: BaseException) -> str:
@@ -187,7 +225,12 @@ def test_bad_masks_are_refused_in_one_line_naming_file_value_and_what_to_set(tmp
     with pytest.raises(DataError) as err:
         load_segmentation(folder("twelve", bad), "folder", 1, None, k11)
     text = _one_line(err.value)
-    assert "masks/a.png" in text and "value 12" in text and "data.ignore_index=12" in text and "case 0" not in text
+    assert (
+        "masks/a.png" in text
+        and "value 12" in text
+        and "data.ignore_index=12" in text
+        and "case 0" not in text
+    )
     load_segmentation(folder("twelve", bad), "folder", 1, None, mask_spec(11, 12, None))  # 12 ignored: fine
 
     rgb = np.zeros((8, 12, 3), np.uint8)
@@ -200,7 +243,9 @@ def test_bad_masks_are_refused_in_one_line_naming_file_value_and_what_to_set(tmp
     with pytest.raises(DataError) as err:  # another size, no resizing: refused
         load_segmentation(folder("size", np.zeros((8, 10), np.uint8)), "folder", 1, None, k11)
     assert "8×10" in _one_line(err.value) and "8×12" in str(err.value)
-    with pytest.raises(DataError) as err:  # another aspect ratio is refused even when resizing (no silent stretch)
+    with pytest.raises(
+        DataError
+    ) as err:  # another aspect ratio is refused even when resizing (no silent stretch)
         load_segmentation(folder("aspect", np.zeros((12, 8), np.uint8)), "folder", 1, 16, k11)
     assert "aspect" in _one_line(err.value)
     with pytest.raises(DataError) as err:  # a colour mask without a palette
@@ -211,15 +256,19 @@ def test_bad_masks_are_refused_in_one_line_naming_file_value_and_what_to_set(tmp
     assert arrays["y_train"].max() == 1
 
     x = np.zeros((3, 8, 8), np.uint8)
-    for name, y, words in (("nan", np.full((3, 8, 8), np.nan), "NaN"),
-                           ("text", np.full((3, 8, 8), "a"), "dtype"),
-                           ("half", np.full((3, 8, 8), 0.5), "0.5")):
+    for name, y, words in (
+        ("nan", np.full((3, 8, 8), np.nan), "NaN"),
+        ("text", np.full((3, 8, 8), "a"), "dtype"),
+        ("half", np.full((3, 8, 8), 0.5), "0.5"),
+    ):
         np.savez(tmp_path / f"{name}.npz", x_train=x, y_train=y)
         for spec in (MaskSpec(), k11):
             with pytest.raises(DataError) as err:
                 load_segmentation(tmp_path / f"{name}.npz", "npz", 1, None, spec)
             assert words in _one_line(err.value) and f"{name}.npz" in str(err.value)
-    np.savez(tmp_path / "two.npz", x_train=np.zeros((3, 8, 8, 2), np.uint8), y_train=np.zeros((3, 8, 8), np.uint8))
+    np.savez(
+        tmp_path / "two.npz", x_train=np.zeros((3, 8, 8, 2), np.uint8), y_train=np.zeros((3, 8, 8), np.uint8)
+    )
     with pytest.raises(DataError) as err:
         load_segmentation(tmp_path / "two.npz", "npz", 1, None)
     assert "1 (grey) or 3 (RGB)" in _one_line(err.value) and "data.channels=2" not in str(err.value)
@@ -267,16 +316,34 @@ def test_foreground_crops_centre_on_a_rare_class_and_both_backends_keep_the_clas
     from visionlab.data.segmentation.augment import SegmentationBatchAugment
     from visionlab.data.segmentation.datamodule import AugmentedSegmentation
 
-    recipe = {"elastic": {"alpha": 30.0, "sigma": 4.0, "p": 1.0}, "flip": "horizontal", "shift": 0.1, "rotate": 20.0,
-              "scale": 0.1, "brightness": 0.1, "contrast": 0.1, "p_affine": 1.0, "p_intensity": 0.5}
-    arrays = make_synthetic_multiclass(n_train=8, n_val=1, n_test=1, size=32, seed=2, num_classes=4, ignore_index=255)
+    recipe = {
+        "elastic": {"alpha": 30.0, "sigma": 4.0, "p": 1.0},
+        "flip": "horizontal",
+        "shift": 0.1,
+        "rotate": 20.0,
+        "scale": 0.1,
+        "brightness": 0.1,
+        "contrast": 0.1,
+        "p_affine": 1.0,
+        "p_intensity": 0.5,
+    }
+    arrays = make_synthetic_multiclass(
+        n_train=8, n_val=1, n_test=1, size=32, seed=2, num_classes=4, ignore_index=255
+    )
     values = set(np.unique(arrays["y_train"]).tolist())
-    _, augmented = SegmentationBatchAugment(**recipe)(torch.from_numpy(arrays["x_train"]),
-                                                      torch.from_numpy(arrays["y_train"]),
-                                                      torch.Generator().manual_seed(1))
+    _, augmented = SegmentationBatchAugment(**recipe)(
+        torch.from_numpy(arrays["x_train"]),
+        torch.from_numpy(arrays["y_train"]),
+        torch.Generator().manual_seed(1),
+    )
     assert set(torch.unique(augmented).tolist()) <= values  # nearest: no invented class, no fill value
-    dataset = AugmentedSegmentation(arrays["x_train"], arrays["y_train"], seed=0, recipe=recipe,
-                                    crops=RandomCrops((16, 16), 0.5, (1, 2, 3)))
+    dataset = AugmentedSegmentation(
+        arrays["x_train"],
+        arrays["y_train"],
+        seed=0,
+        recipe=recipe,
+        crops=RandomCrops((16, 16), 0.5, (1, 2, 3)),
+    )
     _, reference = dataset.__getitems__(list(range(8)))
     assert reference.shape == (8, 16, 16) and set(torch.unique(reference).tolist()) <= values
 
@@ -284,8 +351,17 @@ def test_foreground_crops_centre_on_a_rare_class_and_both_backends_keep_the_clas
 def test_a_class_whose_validation_dice_never_rises_is_stuck():
     from visionlab.run_record.health import assess
 
-    rows = [{"epoch": e, "val/miou": 0.3 + e / 10, "val/dice_c0": 0.9, "val/dice_c1": 0.5 + e / 10,
-             "val/dice_c2": 0.04, "val/dice_c3": 0.02 if e < 2 else 0.2} for e in range(4)]
+    rows = [
+        {
+            "epoch": e,
+            "val/miou": 0.3 + e / 10,
+            "val/dice_c0": 0.9,
+            "val/dice_c1": 0.5 + e / 10,
+            "val/dice_c2": 0.04,
+            "val/dice_c3": 0.02 if e < 2 else 0.2,
+        }
+        for e in range(4)
+    ]
     section = assess(rows, "multiclass_segmentation", "val/miou", "max")
     assert section["status"] == "ok" and section["stuck_classes"] == [2]
     collapsed = [{"epoch": e, "val/dice_c0": 0.95, "val/dice_c1": 0.0, "val/dice_c2": 0.01} for e in range(3)]
@@ -306,8 +382,15 @@ def test_binary_config_refuses_k_class_settings_in_one_line(tmp_path):
 def test_camvid_loads_as_published_with_void_ignored(tmp_path):
     from hydra.utils import instantiate
 
-    cfg = compose(tmp_path, ["experiment=unet_camvid", f"data.data_dir={shared_data_dir() / 'camvid'}",
-                             "data.image_size=[96,128]", "data.crop=null"])
+    cfg = compose(
+        tmp_path,
+        [
+            "experiment=unet_camvid",
+            f"data.data_dir={shared_data_dir() / 'camvid'}",
+            "data.image_size=[96,128]",
+            "data.crop=null",
+        ],
+    )
     dm = instantiate(cfg.data)
     dm.setup("fit")
     sizes = {s: len(dm.splits[s][1]) for s in ("train", "val", "test")}
@@ -317,3 +400,39 @@ def test_camvid_loads_as_published_with_void_ignored(tmp_path):
     assert dm.case_source("test", 0).startswith("test/images/") and dm.image_shape == (96, 128)
     counts = dm.class_pixel_counts()
     assert counts.argmax() in (0, 1, 3)  # sky, building or road: the large classes
+
+
+def test_the_camvid_preset_composes_and_trains_one_batch_on_synthetic_classes(tmp_path):
+    """The preset's recipe (crops, oversampling, class weights, horizontal flips) on generated 11-class data."""
+    cfg = compose(
+        tmp_path,
+        [
+            "experiment=unet_camvid",
+            "data=synthetic_seg",
+            "data.channels=1",
+            "data.image_size=64",
+            "data.crop=[32,48]",
+            "data.num_classes=11",
+            "data.ignore_index=11",
+            "data.class_names=null",
+            "data.n_train=8",
+            "data.n_val=4",
+            "data.n_test=4",
+            "data.num_workers=0",
+            "data.batch_size=4",
+            "data.eval_batch_size=4",
+            "model.mean=[0.5]",
+            "model.std=[0.25]",
+            "model.net.features_start=4",
+            "logger=none",
+            "+trainer.fast_dev_run=1",
+            "trainer.enable_progress_bar=false",
+            "callbacks.rich_progress_bar=null",
+        ],
+    )
+    assert cfg.monitor == "val/miou" and cfg.data.num_classes == 11 and cfg.data.ignore_index == 11
+    summary = run(cfg)
+    assert summary["status"] == "completed" and summary["task"] == "multiclass_segmentation"
+    assert (
+        summary["test"]["test/cases"] == 4 and len(summary["multiclass_segmentation"]["class_weights"]) == 11
+    )

@@ -48,10 +48,17 @@ def palette_of(task: TaskStats, num_classes: int) -> np.ndarray:
         for run in runs:
             data = run.config.get("data") if isinstance(run.config.get("data"), dict) else {}
             colours = data.get("palette")
-            if (isinstance(colours, list) and num_classes <= len(colours) <= MAX_CLASSES + 1 and all(
-                    isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
-                    for c in colours)):
-                table = np.array(colours[:num_classes + 1], float) / 255.0
+            if (
+                isinstance(colours, list)
+                and num_classes <= len(colours) <= MAX_CLASSES + 1
+                and all(
+                    isinstance(c, list)
+                    and len(c) == 3
+                    and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
+                    for c in colours
+                )
+            ):
+                table = np.array(colours[: num_classes + 1], float) / 255.0
                 return table if len(table) > num_classes else np.vstack([table, np.zeros((1, 3))])
     from matplotlib import colormaps
 
@@ -89,20 +96,38 @@ def _class_table(task: TaskStats, names: ClassNames, k: int) -> tuple[Table, dic
         row = [md(names.label(label))]
         for v in variants:
             runs = [r for r in task.runs_by_variant[v] if counted(r)]
-            iou = [float(x) for r in runs if isinstance(x := run_values(r, "test").get(
-                keys.class_key("test", "iou", label)), (int, float))]
-            dice = [float(x) for r in runs if isinstance(x := run_values(r, "test").get(
-                keys.class_key("test", "dice", label)), (int, float))]
+            iou = [
+                float(x)
+                for r in runs
+                if isinstance(
+                    x := run_values(r, "test").get(keys.class_key("test", "iou", label)), (int, float)
+                )
+            ]
+            dice = [
+                float(x)
+                for r in runs
+                if isinstance(
+                    x := run_values(r, "test").get(keys.class_key("test", "dice", label)), (int, float)
+                )
+            ]
             stuck = sum(label in ((r.summary.get("health") or {}).get("stuck_classes") or []) for r in runs)
-            numbers.setdefault(v, {})[names.label(label)] = {"iou": iou, "dice": dice, "stuck_runs": stuck,
-                                                             "runs": len(runs)}
+            numbers.setdefault(v, {})[names.label(label)] = {
+                "iou": iou,
+                "dice": dice,
+                "stuck_runs": stuck,
+                "runs": len(runs),
+            }
             row += [_mean_std(iou), _mean_std(dice), f"{stuck} of {len(runs)}"]
         rows.append(row)
     row = ["**mean over classes (mIoU / mean Dice)**"]
     for v in variants:
         runs = [r for r in task.runs_by_variant[v] if counted(r)]
-        miou = [float(x) for r in runs if isinstance(x := run_values(r, "test").get(keys.TEST_MIOU), (int, float))]
-        dice = [float(x) for r in runs if isinstance(x := run_values(r, "test").get(keys.TEST_DICE), (int, float))]
+        miou = [
+            float(x) for r in runs if isinstance(x := run_values(r, "test").get(keys.TEST_MIOU), (int, float))
+        ]
+        dice = [
+            float(x) for r in runs if isinstance(x := run_values(r, "test").get(keys.TEST_DICE), (int, float))
+        ]
         numbers.setdefault(v, {})["mean over classes"] = {"miou": miou, "dice": dice}
         row += [_mean_std(miou), _mean_std(dice), ""]
     rows.append(row)
@@ -130,13 +155,26 @@ def _worst_cases(runs, k: int) -> list[list[str]]:
             continue
         for row in run.read(TEST_CASES, run.folder.read_test_cases) or []:
             case, miou = row.get(keys.CASE), row.get(keys.CASE_MIOU)
-            if isinstance(case, int) and isinstance(miou, float) and np.isfinite(miou):
+            if (
+                isinstance(case, (int, float))
+                and float(case).is_integer()
+                and isinstance(miou, float)
+                and np.isfinite(miou)
+            ):
+                case = int(case)
                 per_case.setdefault(case, []).append(miou)
                 if row.get(keys.CASE_SOURCE) not in (None, ""):
                     sources[case] = str(row[keys.CASE_SOURCE])[:200]
     ranked = sorted(per_case, key=lambda c: (float(np.mean(per_case[c])), c))[:WORST_SHOWN]
-    return [[str(c), md(sources.get(c, MISSING)), fmt(float(np.mean(per_case[c])), "score"), str(len(per_case[c]))]
-            for c in ranked]
+    return [
+        [
+            str(c),
+            md(sources.get(c, MISSING)),
+            fmt(float(np.mean(per_case[c])), "score"),
+            str(len(per_case[c])),
+        ]
+        for c in ranked
+    ]
 
 
 def multiclass_detail(task: TaskStats, names: ClassNames) -> tuple[list, dict]:
@@ -147,29 +185,52 @@ def multiclass_detail(task: TaskStats, names: ClassNames) -> tuple[list, dict]:
     class_names = tuple(names.name(i) or f"class {i}" for i in range(k))
     colours = palette_of(task, k)
     table, per_class = _class_table(task, names, k)
-    ignored = (f"; mask value {ignore} is ignored (no loss, no score)" if ignore is not None else "")
-    blocks = [Paragraph(
-        f"Per class on test (class names from {names.source}{ignored}): IoU and Dice of each class over all test "
-        "pixels of a run (its summed confusion matrix, the benchmark's way), mean ± sample std over the variant's "
-        "counted seeds; mIoU is the mean over the classes present in the test truth or predictions. *Stuck in*: the "
-        "seeds in which the class's validation Dice never rose above 0.05 (the class was never learned)."), table]
-    numbers: dict = {"num_classes": k, "ignore_index": ignore, "class_names": list(class_names),
-                     "class_names_from": names.source, "per_class": per_class, "confusion": {}, "worst_cases": {}}
+    ignored = f"; mask value {ignore} is ignored (no loss, no score)" if ignore is not None else ""
+    blocks = [
+        Paragraph(
+            f"Per class on test (class names from {names.source}{ignored}): IoU and Dice of each class over all test "
+            "pixels of a run (its summed confusion matrix, the benchmark's way), mean ± sample std over the variant's "
+            "counted seeds; mIoU is the mean over the classes present in the test truth or predictions. *Stuck in*: the "
+            "seeds in which the class's validation Dice never rose above 0.05 (the class was never learned)."
+        ),
+        table,
+    ]
+    numbers: dict = {
+        "num_classes": k,
+        "ignore_index": ignore,
+        "class_names": list(class_names),
+        "class_names_from": names.source,
+        "per_class": per_class,
+        "confusion": {},
+        "worst_cases": {},
+    }
     for variant, runs in sorted(task.runs_by_variant.items()):
         matrix = _summed_confusion(runs, k)
         if matrix is not None:
             numbers["confusion"][variant] = matrix.tolist()
-            blocks.append(Figure(
-                f"{task.spec.task}_confusion_{slug(variant)}.png",
-                partial(figures.class_confusion, matrix, class_names, f"{variant}: test pixels, summed over seeds"),
-                f"{md(variant)}: where each class's test pixels went (rows: true class, normalised to 1; summed over "
-                "its counted seeds; ignored pixels left out)."))
+            blocks.append(
+                Figure(
+                    f"{task.spec.task}_confusion_{slug(variant)}.png",
+                    partial(
+                        figures.class_confusion,
+                        matrix,
+                        class_names,
+                        f"{variant}: test pixels, summed over seeds",
+                    ),
+                    f"{md(variant)}: where each class's test pixels went (rows: true class, normalised to 1; summed over "
+                    "its counted seeds; ignored pixels left out).",
+                )
+            )
         worst = _worst_cases(runs, k)
         if worst:
             numbers["worst_cases"][variant] = [row[0] for row in worst]
-            blocks += [Paragraph(f"{md(variant)}: the {len(worst)} test cases with the lowest mIoU (mean over "
-                                 "seeds), by name, to find them among the data's files."),
-                       Table(["case", "source", "mIoU", "seeds"], worst, f"worst-cases:{slug(variant)}")]
+            blocks += [
+                Paragraph(
+                    f"{md(variant)}: the {len(worst)} test cases with the lowest mIoU (mean over "
+                    "seeds), by name, to find them among the data's files."
+                ),
+                Table(["case", "source", "mIoU", "seeds"], worst, f"worst-cases:{slug(variant)}"),
+            ]
     if not numbers["confusion"]:
         blocks.append(Paragraph(f"No run saved {CONFUSION} (the test pixels' class-confusion matrix)."))
     shown = 0
@@ -180,12 +241,15 @@ def multiclass_detail(task: TaskStats, names: ClassNames) -> tuple[list, dict]:
             continue
         shown += 1
         kept = [n for n in QUALITATIVE_CASES if f"{n}_image" in q]
-        blocks.append(Figure(
-            f"{task.spec.task}_cases_{slug(variant)}.png",
-            partial(figures.class_cases, variant, q, class_names, colours, ignore),
-            f"{md(variant)}: {', '.join(kept)} test cases (ranked by the image's mIoU) of its first counted seed: "
-            "input, ground truth and prediction in the data's palette (legend below; ignored pixels black), and "
-            "the errors (red: wrong class; ignored pixels not scored)."))
+        blocks.append(
+            Figure(
+                f"{task.spec.task}_cases_{slug(variant)}.png",
+                partial(figures.class_cases, variant, q, class_names, colours, ignore),
+                f"{md(variant)}: {', '.join(kept)} test cases (ranked by the image's mIoU) of its first counted seed: "
+                "input, ground truth and prediction in the data's palette (legend below; ignored pixels black), and "
+                "the errors (red: wrong class; ignored pixels not scored).",
+            )
+        )
     if not shown:
         blocks.append(Paragraph(f"No run saved {QUALITATIVE} (test predictions)."))
     return blocks, numbers

@@ -25,12 +25,17 @@ class RandomCrops:
         """Top-left corner of each crop."""
         n, height, width = masks.shape
         g = generator
-        centred = bernoulli(g, n, self.p_foreground) if self.p_foreground > 0 and self.classes else torch.zeros(
-            n, dtype=torch.bool)
+        centred = (
+            bernoulli(g, n, self.p_foreground)
+            if self.p_foreground > 0 and self.classes
+            else torch.zeros(n, dtype=torch.bool)
+        )
         top = torch.randint(0, height - self.height + 1, (n,), generator=g)
         left = torch.randint(0, width - self.width + 1, (n,), generator=g)
-        pick_class, pick_pixel = torch.rand(n, generator=g, dtype=torch.float64), torch.rand(
-            n, generator=g, dtype=torch.float64)
+        pick_class, pick_pixel = (
+            torch.rand(n, generator=g, dtype=torch.float64),
+            torch.rand(n, generator=g, dtype=torch.float64),
+        )
         corners = []
         for i in range(n):
             y0, x0 = int(top[i]), int(left[i])
@@ -51,5 +56,7 @@ class RandomCrops:
             return images, masks
         corners = self.offsets(masks.cpu() if masks.device.type != "cpu" else masks, generator)
         h, w = self.height, self.width
-        return (torch.stack([images[i, y:y + h, x:x + w] for i, (y, x) in enumerate(corners)]),
-                torch.stack([masks[i, y:y + h, x:x + w] for i, (y, x) in enumerate(corners)]))
+        return (
+            torch.stack([images[i, y : y + h, x : x + w] for i, (y, x) in enumerate(corners)]),
+            torch.stack([masks[i, y : y + h, x : x + w] for i, (y, x) in enumerate(corners)]),
+        )

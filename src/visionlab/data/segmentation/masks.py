@@ -42,13 +42,20 @@ class MaskSpec:
 def mask_spec(num_classes, ignore_index, palette) -> MaskSpec:
     """The data config's mask keys, checked once (ConfigError, one line)."""
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or not 2 <= num_classes <= 255:
-        raise ConfigError(f"data.num_classes={num_classes!r} is not valid: expected an integer in 2..255 (2: binary "
-                          "masks; K ≥ 3: index or palette masks of K classes); e.g. data.num_classes=11.")
-    if ignore_index is not None and (not isinstance(ignore_index, int) or isinstance(ignore_index, bool)
-                                     or not num_classes <= ignore_index <= 255):
-        raise ConfigError(f"data.ignore_index={ignore_index!r} is not valid: expected null or a mask value in "
-                          f"{num_classes}..255 that is no class (data.num_classes={num_classes}); e.g. "
-                          f"data.ignore_index=255.")
+        raise ConfigError(
+            f"data.num_classes={num_classes!r} is not valid: expected an integer in 2..255 (2: binary "
+            "masks; K ≥ 3: index or palette masks of K classes); e.g. data.num_classes=11."
+        )
+    if ignore_index is not None and (
+        not isinstance(ignore_index, int)
+        or isinstance(ignore_index, bool)
+        or not num_classes <= ignore_index <= 255
+    ):
+        raise ConfigError(
+            f"data.ignore_index={ignore_index!r} is not valid: expected null or a mask value in "
+            f"{num_classes}..255 that is no class (data.num_classes={num_classes}); e.g. "
+            f"data.ignore_index=255."
+        )
     colours = None
     if palette is not None:
         expected = num_classes + (ignore_index is not None)
@@ -56,13 +63,20 @@ def mask_spec(num_classes, ignore_index, palette) -> MaskSpec:
             raise ConfigError(
                 f"data.palette must list {expected} colours [r, g, b] (entry k = the colour of class k"
                 + (", the last one the colour of ignored pixels" if ignore_index is not None else "")
-                + f"), got {palette!r:.120}.")
+                + f"), got {palette!r:.120}."
+            )
         colours = []
         for k, colour in enumerate(palette):
-            if (isinstance(colour, (str, bytes)) or not isinstance(colour, Sequence) or len(colour) != 3
-                    or not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in colour)):
-                raise ConfigError(f"data.palette[{k}]={colour!r} is not valid: expected [r, g, b] with integers "
-                                  "0..255; e.g. [128, 64, 128].")
+            if (
+                isinstance(colour, (str, bytes))
+                or not isinstance(colour, Sequence)
+                or len(colour) != 3
+                or not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in colour)
+            ):
+                raise ConfigError(
+                    f"data.palette[{k}]={colour!r} is not valid: expected [r, g, b] with integers "
+                    "0..255; e.g. [128, 64, 128]."
+                )
             colours.append(tuple(int(c) for c in colour))
         if len(set(colours)) != len(colours):
             raise ConfigError("data.palette gives one colour to two classes; every entry must differ.")
@@ -91,20 +105,25 @@ def check_numeric(array: np.ndarray, where: str, single: bool) -> np.ndarray:
     if array.dtype == bool:
         return array.astype(np.uint8)
     if not np.issubdtype(array.dtype, np.integer) and not np.issubdtype(array.dtype, np.floating):
-        raise DataError(f"{where}: masks must hold numbers (class indices), got dtype {array.dtype}; store them as "
-                        "uint8.")
+        raise DataError(
+            f"{where}: masks must hold numbers (class indices), got dtype {array.dtype}; store them as uint8."
+        )
     if np.issubdtype(array.dtype, np.floating) and array.size:
         finite = np.isfinite(array)
         if not finite.all():
             case = _first_case(array, ~finite, single)
-            raise DataError(f"{_where(where, case)}: the mask holds NaN/inf; masks must hold class indices "
-                            "(store them as uint8).")
+            raise DataError(
+                f"{_where(where, case)}: the mask holds NaN/inf; masks must hold class indices "
+                "(store them as uint8)."
+            )
         fractional = array != np.round(array)
         if fractional.any():
             case = _first_case(array, fractional, single)
             value = float(array.reshape(-1)[np.flatnonzero(fractional.reshape(-1))[0]])
-            raise DataError(f"{_where(where, case)}: the mask holds the value {value:g}, which is no class index; "
-                            "masks must hold whole numbers (binarise or round them first, e.g. y = (y > 0.5)).")
+            raise DataError(
+                f"{_where(where, case)}: the mask holds the value {value:g}, which is no class index; "
+                "masks must hold whole numbers (binarise or round them first, e.g. y = (y > 0.5))."
+            )
     return array
 
 
@@ -117,9 +136,11 @@ def to_index_masks(array: np.ndarray, where: str, spec: MaskSpec, single: bool =
     elif array.ndim == 4 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim != 3:
-        raise DataError(f"{where}: index masks must be (N,H,W), (N,1,H,W) or (N,H,W,1) with one channel of class "
-                        f"indices, got shape {array.shape}" + ("; RGB masks need data.palette (the colour of each "
-                                                               "class)." if array.ndim == 4 else "."))
+        raise DataError(
+            f"{where}: index masks must be (N,H,W), (N,1,H,W) or (N,H,W,1) with one channel of class "
+            f"indices, got shape {array.shape}"
+            + ("; RGB masks need data.palette (the colour of each class)." if array.ndim == 4 else ".")
+        )
     array = check_numeric(array, where, single)
     if array.size == 0:
         return np.zeros(array.shape, np.uint8)
@@ -130,18 +151,26 @@ def to_index_masks(array: np.ndarray, where: str, spec: MaskSpec, single: bool =
         case = _first_case(array, ~valid, single)
         value = array.reshape(-1)[np.flatnonzero(~valid.reshape(-1))[0]]
         value = int(value) if float(value).is_integer() else float(value)
-        hint = (f"set data.ignore_index={value} if it marks pixels to ignore, or data.num_classes={value + 1}"
-                if isinstance(value, int) and spec.num_classes <= value <= 255 and spec.ignore_index is None
-                else f"fix the mask or data.num_classes (now {spec.num_classes})")
-        raise DataError(f"{_where(where, case)}: mask value {value} is outside the classes {spec.allowed()} "
-                        f"(data.num_classes={spec.num_classes}, data.ignore_index={spec.ignore_index}); {hint}.")
+        hint = (
+            f"set data.ignore_index={value} if it marks pixels to ignore, or data.num_classes={value + 1}"
+            if isinstance(value, int) and spec.num_classes <= value <= 255 and spec.ignore_index is None
+            else f"fix the mask or data.num_classes (now {spec.num_classes})"
+        )
+        raise DataError(
+            f"{_where(where, case)}: mask value {value} is outside the classes {spec.allowed()} "
+            f"(data.num_classes={spec.num_classes}, data.ignore_index={spec.ignore_index}); {hint}."
+        )
     return np.ascontiguousarray(array, dtype=np.uint8)
 
 
 def colours_to_index(rgb: np.ndarray, where: str, spec: MaskSpec) -> np.ndarray:
     """An (H, W, 3) colour mask → (H, W) uint8 mask values through ``data.palette``; a colour not in the table is
     refused with the colour, one pixel holding it and what to do."""
-    codes = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2].astype(np.int64)
+    codes = (
+        (rgb[..., 0].astype(np.int64) << 16)
+        | (rgb[..., 1].astype(np.int64) << 8)
+        | rgb[..., 2].astype(np.int64)
+    )
     table = np.array([(r << 16) | (g << 8) | b for r, g, b in spec.palette], np.int64)
     order = np.argsort(table)
     position = np.searchsorted(table[order], codes)
@@ -150,8 +179,10 @@ def colours_to_index(rgb: np.ndarray, where: str, spec: MaskSpec) -> np.ndarray:
     if not found.all():
         y, x = (int(v) for v in np.argwhere(~found)[0])
         colour = tuple(int(c) for c in rgb[y, x])
-        raise DataError(f"{where}: colour {list(colour)} at pixel (row {y}, column {x}) is not in data.palette; add "
-                        "it with its class (entry k = the colour of class k) or fix the mask.")
+        raise DataError(
+            f"{where}: colour {list(colour)} at pixel (row {y}, column {x}) is not in data.palette; add "
+            "it with its class (entry k = the colour of class k) or fix the mask."
+        )
     values = np.array([palette_value(spec, p) for p in range(len(table))], np.uint8)
     return values[order][position]
 
@@ -168,8 +199,10 @@ def mask_from_file(raw: np.ndarray, where: str, spec: MaskSpec) -> np.ndarray:
             return colours_to_index(raw, where, spec)
         if not grey:
             what = "binary masks" if spec.binary else "index masks"
-            raise DataError(f"{where}: the mask has colours but data.palette is not set; give {what} of one "
-                            "channel, or set data.palette (the colour of each class) and data.num_classes.")
+            raise DataError(
+                f"{where}: the mask has colours but data.palette is not set; give {what} of one "
+                "channel, or set data.palette (the colour of each class) and data.num_classes."
+            )
         raw = raw[..., 0]
     if raw.ndim != 2:
         raise DataError(f"{where}: a mask must be a one-channel or RGB image, got shape {raw.shape}.")
