@@ -14,7 +14,8 @@ from visionlab.models.unet import UNet
 from visionlab.report.cli import main as report_main
 from visionlab.runner import run
 
-UNET_EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("unet_*.yaml"))
+# the binary seed-study presets (unet_camvid, the K-class CamVid preset, is tested in test_segmentation_multiclass)
+UNET_EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("unet_*.yaml") if p.stem != "unet_camvid")
 
 
 def read_rows(path: Path) -> list[dict]:

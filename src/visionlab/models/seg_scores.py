@@ -41,3 +41,51 @@ def per_image_scores(preds: torch.Tensor, target: torch.Tensor) -> dict[str, tor
     trivial, _ = _f1_iou(tp + fn, tn + fp)  # all foreground: every true pixel a hit, every other an error
     return {keys.CASE_F1: f1, keys.CASE_IOU: iou, keys.CASE_F1_BG: f1_bg, keys.CASE_IOU_BG: iou_bg,
             keys.CASE_F1_TRIVIAL: trivial}
+
+
+# ------------------------------------------------------------------ K classes (index masks, softmax)
+MULTICLASS_CONVENTION = ("a class absent from both mask and prediction has no score (NaN in test_cases.csv); mIoU "
+                         "is the mean over the classes present; ignored pixels are not counted")
+
+
+def confusion_per_image(preds: torch.Tensor, target: torch.Tensor, num_classes: int,
+                        ignore_index: int | None) -> torch.Tensor:
+    """(N, H, W) predicted and true class indices → (N, K, K) pixel counts, rows = true class; pixels whose truth
+    is ``ignore_index`` are not counted."""
+    if preds.shape != target.shape or preds.ndim < 2:
+        raise ValueError(f"predictions {tuple(preds.shape)} and masks {tuple(target.shape)} must both be (N, H, W)")
+    n, k = len(preds), num_classes
+    true, pred = target.reshape(n, -1).long(), preds.reshape(n, -1).long()
+    valid = true != ignore_index if ignore_index is not None else torch.ones_like(true, dtype=torch.bool)
+    valid &= (true >= 0) & (true < k)
+    cell = torch.arange(n, device=true.device)[:, None] * k * k + true * k + pred
+    return torch.bincount(cell[valid], minlength=n * k * k).reshape(n, k, k)
+
+
+def class_scores(confusion: torch.Tensor) -> dict[str, torch.Tensor]:
+    """From (…, K, K) counts (rows = truth): per class ``iou`` and ``dice`` (…, K), NaN for a class absent from
+    truth and prediction; ``recall`` (…, K), NaN for a class absent from the truth; ``miou``, ``dice_mean`` (mean
+    over the present classes), ``pixel_acc`` and ``class_acc`` (mean recall over the classes in the truth)."""
+    confusion = confusion.double()
+    tp = torch.diagonal(confusion, dim1=-2, dim2=-1)
+    truth, predicted = confusion.sum(-1), confusion.sum(-2)
+    union = truth + predicted - tp
+    nan = torch.full_like(tp, float("nan"))
+    iou = torch.where(union > 0, tp / union.clamp(min=1), nan)
+    dice = torch.where(union > 0, 2 * tp / (truth + predicted).clamp(min=1), nan)
+    recall = torch.where(truth > 0, tp / truth.clamp(min=1), nan)
+    total = confusion.sum((-2, -1))
+    return {"iou": iou, "dice": dice, "recall": recall, "miou": iou.nanmean(-1), "dice_mean": dice.nanmean(-1),
+            "pixel_acc": torch.where(total > 0, tp.sum(-1) / total.clamp(min=1), float("nan")),
+            "class_acc": recall.nanmean(-1)}
+
+
+def per_image_multiclass_scores(confusion: torch.Tensor) -> dict[str, torch.Tensor]:
+    """(N, K, K) per-image counts → the per-case columns of test_cases.csv: ``miou``, ``pixel_acc`` and per class
+    ``iou_c<k>``, ``dice_c<k>`` (each (N,) double)."""
+    scores = class_scores(confusion)
+    columns = {keys.CASE_MIOU: scores["miou"], keys.CASE_PIXEL_ACC: scores["pixel_acc"]}
+    for quantity in ("iou", "dice"):
+        for label in range(confusion.shape[-1]):
+            columns[keys.class_key("", quantity, label)] = scores[quantity][:, label]
+    return columns

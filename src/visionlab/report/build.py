@@ -25,6 +25,7 @@ from visionlab.report.reference import Reference
 from visionlab.report.render import Bullets, Contents, Document, Figure, Heading, Paragraph, page_data
 from visionlab.report.run_health import health
 from visionlab.report.segmentation import segmentation_detail
+from visionlab.report.segmentation_classes import multiclass_detail
 from visionlab.report.stats import TASKS, TEST, TaskStats, aggregate, counted, run_values
 from visionlab.report.tables import (
     aggregate_table,
@@ -38,7 +39,13 @@ from visionlab.report.tables import (
     uniform_split,
 )
 from visionlab.run_record.files import write_bytes
-from visionlab.run_record.metric_keys import CLASSIFICATION, TEST_CASES, TEST_F1_BG, TEST_F1_TRIVIAL
+from visionlab.run_record.metric_keys import (
+    CLASSIFICATION,
+    MULTICLASS_TASK,
+    TEST_CASES,
+    TEST_F1_BG,
+    TEST_F1_TRIVIAL,
+)
 
 
 def run_names(runs: list[Run]) -> dict[Path, str]:
@@ -56,7 +63,7 @@ def _monitor(task: TaskStats) -> str:
 
 def _name_measures(task: TaskStats, names: ClassNames) -> None:
     """Segmentation measures named by their class (``membrane F1``), the minority class said to be one."""
-    if task.spec.task == CLASSIFICATION.task:
+    if task.spec.task in (CLASSIFICATION.task, MULTICLASS_TASK):
         return
     for measure in task.measures:
         label = 0 if measure.key == TEST_F1_BG else 1
@@ -71,6 +78,8 @@ def _split_words(task: TaskStats, split: str) -> str:
 def _measure_note(task: TaskStats, measure, names: ClassNames) -> str:
     if task.spec.task == CLASSIFICATION.task:
         return f"**{md(measure.label)}**"
+    if task.spec.task == MULTICLASS_TASK:
+        return f"**{md(measure.label)}** (mean IoU over the classes present; ignored pixels not counted)"
     label = 0 if measure.key == TEST_F1_BG else 1
     share = task.foreground_fraction
     if share is None:
@@ -179,6 +188,7 @@ def _results(task: TaskStats, heading: str, reference: Reference | None, names: 
             blocks += [Paragraph("Absolute differences (same split, same data): this study − reference."), tables[2]]
     blocks += [Heading(3, "Curves"), *_curves(task), Heading(3, "Detail")]
     detail, numbers["detail"] = (classification_detail(task, names) if spec.task == CLASSIFICATION.task
+                                 else multiclass_detail(task, names) if spec.task == MULTICLASS_TASK
                                  else segmentation_detail(task, names, adjacent_cases(task)))
     return blocks + detail, numbers
 

@@ -336,7 +336,8 @@ def cases(variant: str, q: dict, names: tuple[str, str]) -> bytes:
             ax.text(gap / 2 + (c + 0.5) * cell_w, -gap, column, ha="center", va="bottom", fontsize=8)
         for r, name in enumerate(rows):
             f1 = f"\nF1 {float(q[f'{name}_f1']):.4f}" if f"{name}_f1" in q else ""
-            label = f"{CASE_LABELS[name]} case {int(q[f'{name}_index'])}{f1}"
+            source = f"\n{str(q[f'{name}_source'])[:28]}" if f"{name}_source" in q else ""  # file or npz index
+            label = f"{CASE_LABELS[name]} case {int(q[f'{name}_index'])}{source}{f1}"
             ax.text(-gap, gap / 2 + (r + 0.5) * cell_h, label, ha="right", va="center", rotation=90, fontsize=8,
                     multialignment="center")
     handles = [plt.Rectangle((0, 0), 1, 1, color=ERROR_COLOURS["false positive"],
@@ -344,5 +345,82 @@ def cases(variant: str, q: dict, names: tuple[str, str]) -> bytes:
                plt.Rectangle((0, 0), 1, 1, color=ERROR_COLOURS["false negative"],
                              label=f"truly {foreground}, predicted {background}")]
     fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.suptitle(f"{variant} (first counted seed)", fontsize=9)
+    return _png(fig)
+
+
+def class_confusion(matrix: np.ndarray, class_names: tuple[str, ...], title: str) -> bytes:
+    """K-class segmentation: the test pixels' row-normalised confusion matrix with the class names on both axes
+    and each cell's share written in it (K is small: CamVid's 11)."""
+    matrix = np.asarray(matrix, float)
+    rates = matrix / np.clip(matrix.sum(axis=1, keepdims=True), 1, None)
+    k = len(matrix)
+    side = min(9.0, 2.5 + 0.45 * k)
+    fig, ax = plt.subplots(figsize=(side + 1.2, side))
+    image = ax.imshow(rates, cmap="viridis", vmin=0, vmax=1)
+    labels = [str(n)[:18] for n in class_names[:k]]
+    ax.set_xticks(np.arange(k), labels, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(np.arange(k), labels, fontsize=7)
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                if rates[i, j] >= 0.005:
+                    ax.text(j, i, f"{100 * rates[i, j]:.0f}", ha="center", va="center", fontsize=6,
+                            color="black" if rates[i, j] > 0.6 else "white")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class's pixels (cells: %)")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _coloured(mask: np.ndarray, colours: np.ndarray, ignore: int | None) -> np.ndarray:
+    """Class indices → RGB in 0..1 through the palette (last row: ignored pixels / any value outside it)."""
+    mask = np.asarray(mask).astype(np.int64)
+    k = len(colours) - 1
+    index = np.where((mask >= 0) & (mask < k), mask, k)
+    return colours[index]
+
+
+def class_cases(variant: str, q: dict, class_names: tuple[str, ...], colours: np.ndarray,
+                ignore: int | None) -> bytes:
+    """One variant's kept K-class test cases (rows): input, ground truth and prediction in the palette, and the
+    errors (wrong class red over the input; ignored pixels dark), with a legend of the classes."""
+    rows = [n for n in QUALITATIVE_CASES if f"{n}_image" in q]
+    columns = ("input", "ground truth", "prediction", "errors (red)")
+    tiles = []
+    for n in rows:
+        image = np.asarray(q[f"{n}_image"], float) / 255.0
+        image = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=-1)
+        mask, pred = np.asarray(q[f"{n}_mask"]), np.asarray(q[f"{n}_pred"])
+        valid = mask != ignore if ignore is not None else np.ones(mask.shape, bool)
+        errors = image.copy()
+        wrong = valid & (mask != pred)
+        errors[wrong] = 0.35 * errors[wrong] + 0.65 * np.array(ERROR_COLOURS["false positive"])
+        errors[~valid] *= 0.3
+        tiles.append([image, _coloured(mask, colours, ignore), _coloured(pred, colours, ignore), errors])
+    height = 2.1 * max(1, len(rows)) + 1.2
+    fig = plt.figure(figsize=(WIDTH_IN, height))
+    ax = fig.add_axes((0.45 / WIDTH_IN, 0.8 / height, 1 - 0.55 / WIDTH_IN, 1 - 1.35 / height))
+    ax.set_axis_off()
+    if tiles:
+        gap = max(2, max(max(t.shape[:2]) for row in tiles for t in row) // 20)
+        mosaic = case_mosaic(tiles, gap)
+        ax.imshow(mosaic, interpolation="nearest")
+        cell_h, cell_w = (mosaic.shape[0] - gap) / len(rows), (mosaic.shape[1] - gap) / len(columns)
+        for c, column in enumerate(columns):
+            ax.text(gap / 2 + (c + 0.5) * cell_w, -gap, column, ha="center", va="bottom", fontsize=8)
+        for r, name in enumerate(rows):
+            miou = f"\nmIoU {float(q[f'{name}_miou']):.3f}" if f"{name}_miou" in q else ""
+            source = f"\n{str(q[f'{name}_source'])[:28]}" if f"{name}_source" in q else ""
+            label = f"{CASE_LABELS[name]} case {int(q[f'{name}_index'])}{source}{miou}"
+            ax.text(-gap, gap / 2 + (r + 0.5) * cell_h, label, ha="right", va="center", rotation=90, fontsize=7,
+                    multialignment="center")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=tuple(colours[i]), label=str(name)[:18])
+               for i, name in enumerate(class_names)]
+    if ignore is not None:
+        handles.append(plt.Rectangle((0, 0), 1, 1, color=tuple(colours[-1]), label=f"ignored ({ignore})"))
+    fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), fontsize=7, frameon=False)
     fig.suptitle(f"{variant} (first counted seed)", fontsize=9)
     return _png(fig)

@@ -196,6 +196,7 @@ def choose_baseline(variants: list[str], requested: str | None = None) -> str | 
 # the validation key of a test quantity (for the "final epoch" column); the headline's comes from the metric table
 VALIDATION_KEYS = {TEST_F1_BG: VAL_F1_BG}
 SEGMENTATION_BACKGROUND = TEST_F1_BG
+SEGMENTATION_TASK = "segmentation"  # binary: its background F1 is a second measure (K classes: per-class tables)
 TRIVIAL = TEST_F1_TRIVIAL
 
 
@@ -254,7 +255,7 @@ def aggregate(spec: TaskSpec, runs: list[Run], baseline: str | None = None) -> T
     headline.variants = [_variant_stats(spec, v, g, lambda split: spec.headline_column(split).key)
                          for v, g in sorted(by_variant.items())]
     result.measures = [headline]
-    if spec.task != CLASSIFICATION.task and all(v.split == TEST for v in headline.variants) and all(
+    if spec.task == SEGMENTATION_TASK and all(v.split == TEST for v in headline.variants) and all(
             run_values(r, TEST).get(SEGMENTATION_BACKGROUND) is not None for r in runs if counted(r)):
         other = spec.metrics.metric(SEGMENTATION_BACKGROUND)
         background = Measure(other.key, other.label, other.kind,

@@ -30,7 +30,7 @@ INTEGER_COLUMNS = (EPOCH, STEP)
 MAX_RECORD_BYTES = 16 * 2**20  # a text file of a run record (summary, config, metrics, per-case and confusion CSVs)
 MAX_NPZ_BYTES = 64 * 2**20  # an .npz as stored (compressed); what it unpacks to is bounded by ``check_npz``
 MAX_ARRAY_BYTES = 64 * 2**20  # all arrays of an .npz together, once unpacked
-MAX_NPZ_MEMBERS = 32
+MAX_NPZ_MEMBERS = 48  # qualitative.npz: 5 cases × up to 7 fields (K classes add the source and the image mIoU)
 MAX_DEPTH = 64  # nesting levels of a JSON/YAML record (a real one has fewer than 10)
 MAX_NODES = 1_000_000  # entries of a JSON/YAML record, YAML aliases counted each time they are reached
 

@@ -29,7 +29,7 @@ from visionlab.run_record.files import (
     write_csv,
     write_json,
 )
-from visionlab.run_record.metric_keys import CASE, CASE_SCORES, LEGACY_KEYS
+from visionlab.run_record.metric_keys import CASE, CASE_SCORES, CASE_SOURCE, LEGACY_KEYS
 
 TEST_CASE_COLUMNS = (CASE, *CASE_SCORES)
 TEST, VALIDATION = "test", "validation"  # the splits a classification run records its confusion matrix on
@@ -115,10 +115,16 @@ class RunFolder:
         write_csv(self.file(layout.METRICS), rows)
 
     def write_test_cases(self, scores: dict) -> None:
-        """``scores``: per-case arrays keyed by the columns of ``metric_keys.CASE_SCORES`` (all of them)."""
-        n = len(scores[TEST_CASE_COLUMNS[1]])
-        rows = [{CASE: i, **{name: float(scores[name][i]) for name in CASE_SCORES}} for i in range(n)]
-        write_csv(self.file(layout.TEST_CASES), rows, list(TEST_CASE_COLUMNS))
+        """``scores``: per-case arrays keyed by the columns of ``metric_keys.CASE_SCORES`` (all of them), or by
+        the K-class columns (``miou``, ``pixel_acc``, ``iou_c<k>``, ``dice_c<k>``); an optional ``source`` (the
+        file or npz index each case came from) becomes the column after ``case``."""
+        columns = list(CASE_SCORES) if all(name in scores for name in CASE_SCORES) else [
+            name for name in scores if name != CASE_SOURCE]
+        n = len(scores[columns[0]])
+        named = [CASE_SOURCE] if CASE_SOURCE in scores else []
+        rows = [{CASE: i, **{name: str(scores[name][i]) for name in named},
+                 **{name: float(scores[name][i]) for name in columns}} for i in range(n)]
+        write_csv(self.file(layout.TEST_CASES), rows, [CASE, *named, *columns])
 
     def write_qualitative(self, cases: dict[str, dict]) -> None:
         """Named cases (fixed, best, worst), each ``index``, ``f1``, ``image`` (H×W uint8), ``mask``, ``pred``."""
@@ -126,6 +132,10 @@ class RunFolder:
         for name, case in cases.items():
             arrays[f"{name}_index"] = np.int64(case["index"])
             arrays[f"{name}_f1"] = np.float64(case["f1"])
+            if case.get("source"):  # where the case came from (file name or npz index)
+                arrays[f"{name}_source"] = np.array(str(case["source"]))
+            if "rank" in case:  # K classes: the image's mIoU the case was ranked by (NaN: no counted pixel)
+                arrays[f"{name}_miou"] = np.float64(case["iou"])
             for field in QUALITATIVE_FIELDS:
                 arrays[f"{name}_{field}"] = case[field]
         tmp = self.file(f".{layout.QUALITATIVE}.tmp.npz")

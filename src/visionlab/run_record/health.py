@@ -10,6 +10,12 @@ The rule (README, "Run health"), applied when a run ends:
   plateau scores a high ``val/f1`` but ``val/f1_bg`` ≈ 0. ``epoch`` is that best epoch.
 - ``ok`` otherwise (also when no epoch was recorded, e.g. an evaluation-only run).
 
+K-class segmentation (``multiclass_segmentation``) has one collapse score per class, ``val/dice_c<k>``: a class whose
+validation Dice stays at most ``COLLAPSE_SCORE`` in every recorded epoch is listed in ``stuck_classes`` (the collapse
+nnU-Net and smp users report: a rare class the model never learns to predict). The run is ``stuck`` only when at most
+one class is left that is not (the model predicts one class everywhere); otherwise it is ``ok`` and the list says
+which classes never learned.
+
 ``collapsed_epochs`` counts the epochs whose validation scores met the stuck condition (a plateau that training
 left again: the run is ok, but the count shows how long it sat there). The report never averages a diverged or
 stuck run into its tables; it lists it as excluded, with the epoch.
@@ -18,9 +24,10 @@ stuck run into its tables; it lists it as excluded, with the epoch.
 from __future__ import annotations
 
 import math
+import re
 
 from visionlab.errors import NonFiniteLossError
-from visionlab.run_record.metric_keys import EPOCH, TASKS, TRAIN_LOSS, VAL_LOSS
+from visionlab.run_record.metric_keys import EPOCH, MULTICLASS_TASK, TASKS, TRAIN_LOSS, VAL_LOSS
 
 OK, DIVERGED, STUCK = "ok", "diverged", "stuck"
 UNHEALTHY = (DIVERGED, STUCK)
@@ -46,6 +53,8 @@ def assess(rows: list[dict], task: str, monitor: str, mode: str, error: BaseExce
         if bad:
             return {**section, "status": DIVERGED, "epoch": int(row[EPOCH]),
                     "reason": f"{bad[0]} = {row[bad[0]]} at epoch {int(row[EPOCH])}"}
+    if task == MULTICLASS_TASK:
+        return _stuck_classes(rows, section)
     scored = [r for r in rows if r.get(monitor) is not None]
     if not scored or not collapse_keys:
         return section
@@ -56,3 +65,29 @@ def assess(rows: list[dict], task: str, monitor: str, mode: str, error: BaseExce
     return {**section, "status": STUCK, "epoch": int(best[EPOCH]),
             "reason": f"best epoch {int(best[EPOCH])} ({monitor} = {best[monitor]:.4f}) predicts one class: "
                       f"{key} = {best[key]:.4f} <= {COLLAPSE_SCORE}"}
+
+
+_CLASS_DICE = re.compile(r"^val/dice_c(\d+)$")
+
+
+def _stuck_classes(rows: list[dict], section: dict) -> dict:
+    """Classes whose validation Dice stayed ≤ COLLAPSE_SCORE in every epoch that scored them; the run is stuck
+    when at most one class learned anything."""
+    seen: dict[int, list[float]] = {}
+    for row in rows:
+        for key, value in row.items():
+            match = _CLASS_DICE.match(str(key))
+            if match and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                seen.setdefault(int(match.group(1)), []).append(float(value))
+    stuck = sorted(label for label, values in seen.items() if max(values) <= COLLAPSE_SCORE)
+    section = {**section, "stuck_classes": stuck}
+    section["collapsed_epochs"] = sum(
+        1 for row in rows if sum(1 for key, value in row.items() if _CLASS_DICE.match(str(key))
+                                 and isinstance(value, (int, float)) and value > COLLAPSE_SCORE) <= 1
+        and any(_CLASS_DICE.match(str(key)) for key in row))
+    if seen and len(seen) - len(stuck) <= 1:
+        epoch = int(rows[-1][EPOCH]) if rows and rows[-1].get(EPOCH) is not None else None
+        return {**section, "status": STUCK, "epoch": epoch,
+                "reason": f"at most one class ever scored validation Dice > {COLLAPSE_SCORE}: classes {stuck} stayed "
+                          f"<= {COLLAPSE_SCORE} in every epoch (the model predicts one class)"}
+    return section

@@ -135,7 +135,44 @@ SEGMENTATION = TaskMetrics(
     collapse=(VAL_F1, VAL_F1_BG),
 )
 
-TASKS: dict[str, TaskMetrics] = {t.task: t for t in (CLASSIFICATION, SEGMENTATION)}
+# ------------------------------------------------------------------ segmentation with K classes (softmax, index masks)
+# per-image scores in test_cases.csv and, over the whole split (one confusion matrix of every counted pixel, the
+# benchmark's way: CamVid/SegNet), per-class IoU/Dice; mIoU = mean over the classes present in truth or prediction
+TRAIN_MIOU, VAL_MIOU, VAL_MIOU_BEST, VAL_PIXEL_ACC, VAL_DICE = (
+    "train/miou", "val/miou", "val/miou_best", "val/pixel_acc", "val/dice")
+TEST_MIOU, TEST_PIXEL_ACC, TEST_CLASS_ACC, TEST_DICE = "test/miou", "test/pixel_acc", "test/class_acc", "test/dice"
+TEST_MIOU_IMAGE, TEST_MIOU_IMAGE_STD, TEST_MIOU_IMAGE_MIN = "test/miou_image", "test/miou_image_std", "test/miou_image_min"
+CASE_SOURCE, CASE_MIOU, CASE_PIXEL_ACC = "source", "miou", "pixel_acc"  # test_cases.csv columns (besides per class)
+MULTICLASS_TASK = "multiclass_segmentation"
+
+
+def class_key(stage: str, quantity: str, label: int) -> str:
+    """Per-class scores: ``val/dice_c3``, ``test/iou_c3`` (metrics.csv, summary.json, W&B); ``iou_c3`` in
+    test_cases.csv (stage "")."""
+    return f"{stage}/{quantity}_c{label}" if stage else f"{quantity}_c{label}"
+
+
+MULTICLASS_SEGMENTATION = TaskMetrics(
+    task=MULTICLASS_TASK,
+    per_epoch=(Metric(TRAIN_LOSS, **_LOSS), Metric(TRAIN_MIOU, "mIoU", better="max"),
+               Metric(VAL_LOSS, **_LOSS), Metric(VAL_MIOU, "mIoU", better="max"),
+               Metric(VAL_MIOU_BEST, "best mIoU", better="max"), Metric(VAL_PIXEL_ACC, "pixel accuracy", "percent", "max"),
+               Metric(VAL_DICE, "mean Dice over classes", better="max")),
+    test=(Metric(TEST_LOSS, **_LOSS), Metric(TEST_CASES, "test cases", "count"),
+          Metric(TEST_MIOU, "mIoU", better="max"), Metric(TEST_PIXEL_ACC, "pixel accuracy", "percent", "max"),
+          Metric(TEST_CLASS_ACC, "mean class accuracy", "percent", "max"),
+          Metric(TEST_DICE, "mean Dice over classes", better="max"),
+          Metric(TEST_MIOU_IMAGE, "mean per-image mIoU", better="max"),
+          Metric(TEST_MIOU_IMAGE_STD, "std per-image mIoU", better="min"),
+          Metric(TEST_MIOU_IMAGE_MIN, "min per-image mIoU", better="max")),
+    headline=TEST_MIOU,
+    validation_headline=VAL_MIOU,
+    report_test=(TEST_CASES, TEST_MIOU, TEST_PIXEL_ACC, TEST_CLASS_ACC, TEST_DICE, TEST_MIOU_IMAGE_MIN),
+    curves=(TRAIN_LOSS, VAL_LOSS, TRAIN_MIOU, VAL_MIOU, VAL_PIXEL_ACC),
+    also_over_seeds=(TEST_PIXEL_ACC, TEST_CLASS_ACC),
+)
+
+TASKS: dict[str, TaskMetrics] = {t.task: t for t in (CLASSIFICATION, SEGMENTATION, MULTICLASS_SEGMENTATION)}
 
 # names older run records used for the same quantities (read back under today's names)
 LEGACY_KEYS = {"test/f1_mean": TEST_F1, "test/iou_mean": TEST_IOU}

@@ -81,16 +81,31 @@ class ClassificationMedia(pl.Callback):
 SEGMENTATION_CLASSES = {0: "background", 1: "foreground"}
 
 
-def _mask_overlay(image, mask, pred, caption: str):
+def segmentation_class_labels(trainer, pl_module) -> dict[int, str]:
+    """W&B's ``class_labels`` for mask layers: the data's class names (``data.class_names``, index = label) and the
+    ignored value, so a K-class mask reads "Road", "Car", … in the W&B viewer; the binary default otherwise."""
+    facts = getattr(getattr(trainer, "datamodule", None), "facts", None)
+    names = tuple(getattr(facts, "class_names", ()) or ())
+    if len(names) < 2:
+        return dict(SEGMENTATION_CLASSES)
+    labels = {i: str(name) for i, name in enumerate(names)}
+    ignore = getattr(pl_module, "ignore_index", None)
+    if ignore is not None:
+        labels[int(ignore)] = "ignored"
+    return labels
+
+
+def _mask_overlay(image, mask, pred, caption: str, class_labels: dict[int, str] | None = None):
     """A wandb.Image of the input with ground truth and prediction as toggleable mask layers."""
     import numpy as np
     import wandb
 
+    labels = class_labels or SEGMENTATION_CLASSES
     return wandb.Image(
         np.asarray(image),
         masks={
-            "ground_truth": {"mask_data": np.asarray(mask, np.uint8), "class_labels": SEGMENTATION_CLASSES},
-            "prediction": {"mask_data": np.asarray(pred, np.uint8), "class_labels": SEGMENTATION_CLASSES},
+            "ground_truth": {"mask_data": np.asarray(mask, np.uint8), "class_labels": labels},
+            "prediction": {"mask_data": np.asarray(pred, np.uint8), "class_labels": labels},
         },
         caption=caption,
     )
@@ -115,9 +130,10 @@ class SegmentationMedia(pl.Callback):
         if epoch % self.every_n_epochs and not last:
             return
         images = to_display(batch["images"]).mul(255).byte().permute(0, 2, 3, 1).numpy()
+        labels, score = segmentation_class_labels(trainer, pl_module), batch.get("score", "F1")
         overlays = [
             _mask_overlay(img[..., 0] if img.shape[-1] == 1 else img, mask, pred,
-                          f"val case {i}, epoch {epoch}: F1 {float(f1):.4f}")
+                          f"val case {i}, epoch {epoch}: {score} {float(f1):.4f}", labels)
             for i, (img, mask, pred, f1) in enumerate(zip(images, batch["masks"].numpy(), batch["preds"].numpy(),
                                                           batch["f1"]))
         ]
@@ -132,14 +148,20 @@ class SegmentationMedia(pl.Callback):
         import wandb
 
         media = {}
+        labels = segmentation_class_labels(trainer, pl_module)
         for name, case in results["cases"].items():
+            source = f" {case['source']}" if case.get("source") else ""
+            scores_text = (f"mIoU {case['iou']:.4f}, mean Dice {case['f1']:.4f}" if "rank" in case
+                           else f"F1 {case['f1']:.4f}, IoU {case['iou']:.4f}")
             media[keys.media_test_case(name)] = _mask_overlay(
-                case["image"], case["mask"], case["pred"],
-                f"test case {case['index']} ({name}): F1 {case['f1']:.4f}, IoU {case['iou']:.4f}")
+                case["image"], case["mask"], case["pred"], f"test case {case['index']}{source} ({name}): {scores_text}",
+                labels)
         scores = results["scores"]  # the columns of test_cases.csv
-        table = wandb.Table(columns=[keys.CASE, *keys.CASE_SCORES],
-                            data=[[i, *(float(scores[name][i]) for name in keys.CASE_SCORES)]
-                                  for i in range(len(scores[keys.CASE_F1]))])
+        columns = [c for c in scores if c != keys.CASE_SOURCE]
+        named = [keys.CASE_SOURCE] if keys.CASE_SOURCE in scores else []
+        table = wandb.Table(columns=[keys.CASE, *named, *columns],
+                            data=[[i, *(str(scores[c][i]) for c in named), *(float(scores[c][i]) for c in columns)]
+                                  for i in range(len(scores[columns[0]]))])
         media[keys.MEDIA_TEST_CASES_TABLE] = table
         for logger in wandb_loggers(trainer):
             logger.experiment.log(media)

@@ -1,6 +1,6 @@
 """The U-Net paper's augmentation recipe with albumentations: elastic deformation, flips, small shifts/rotations
 (and scaling), brightness/contrast. Geometric transforms are applied identically to image and mask; masks use
-nearest interpolation so they stay exactly binary. Borders are mirrored (no black corners, no invented labels).
+nearest interpolation so they stay exactly binary (or exact class indices, every class warped alike). Borders are mirrored (no black corners, no invented labels).
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ def train_transform(elastic: Mapping, flip: bool, shift: float, rotate: float, s
     The values come from ``conf/data/common/seg.yaml`` (no defaults here, so the two backends cannot drift)."""
     elastic = dict(elastic)
     transforms: list = []
-    if flip:
+    if flip == "horizontal":  # street scenes: left-right only
+        transforms.append(A.HorizontalFlip(p=0.5))
+    elif flip:
         transforms += [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.RandomRotate90(p=0.5)]
     if shift or rotate or scale:
         transforms.append(

@@ -4,7 +4,8 @@ per-sample reference it is tested against).
 In albumentations' order: flips and 90° turns, shift/scale/rotate (p = ``p_affine``), elastic deformation
 (p = ``elastic.p``), brightness/contrast (p = ``p_intensity``), gamma (p = ``p_gamma``: x^γ, γ in 1 ± ``gamma``). All geometric steps are folded into one map from
 output to source pixels, sampled once for the image (bilinear) and once for the mask (nearest, so it stays exactly
-binary), with mirrored borders; the image comes back channels_last, the layout the model runs in. Parameters keep
+binary or class indices exact: every class is warped alike), with mirrored borders, so no pixel is ever filled
+with an invented value (no fill class; ``ignore_index`` pixels move like any other class); the image comes back channels_last, the layout the model runs in. Parameters keep
 albumentations' meaning: ``shift`` a fraction of the side, ``rotate`` degrees, ``scale`` ± fraction per axis, elastic
 ``alpha`` (strength, px) and ``sigma`` (smoothness, px).
 """
@@ -27,6 +28,8 @@ from visionlab.data.batched_ops import (
     uniform,
 )
 
+FLIPS = (True, False, "horizontal")  # data.flip: flips and 90° turns, none, or left-right only (street scenes)
+
 
 class SegmentationBatchAugment:
     """(uint8 N×H×W×C images, uint8 N×H×W masks, generator) → (float N×C×H×W in [0, 1], uint8 N×H×W masks)."""
@@ -34,7 +37,8 @@ class SegmentationBatchAugment:
     def __init__(self, elastic: Mapping, flip: bool, shift: float, rotate: float, scale: float, brightness: float,
                  contrast: float, p_affine: float, p_intensity: float, gamma: float = 0.0, p_gamma: float = 0.0):
         self.elastic = {"alpha": float(elastic["alpha"]), "sigma": float(elastic["sigma"]), "p": float(elastic["p"])}
-        self.flip, self.shift, self.rotate, self.scale = bool(flip), float(shift), float(rotate), float(scale)
+        self.flip = flip if flip == "horizontal" else bool(flip)
+        self.shift, self.rotate, self.scale = float(shift), float(rotate), float(scale)
         self.brightness, self.contrast = float(brightness), float(contrast)
         self.p_affine, self.p_intensity = float(p_affine), float(p_intensity)
         self.gamma, self.p_gamma = float(gamma), float(p_gamma)
@@ -44,8 +48,11 @@ class SegmentationBatchAugment:
         matrix = torch.eye(2, dtype=torch.float64).repeat(n, 1, 1)
         if not self.flip:
             return matrix, torch.zeros(n, 2, dtype=torch.float64)
-        hflip, vflip = bernoulli(g, n, 0.5), bernoulli(g, n, 0.5)
-        turns = torch.where(bernoulli(g, n, 0.5), torch.randint(0, 4, (n,), generator=g), 0)
+        if self.flip == "horizontal":  # left-right only: the sky stays on top
+            hflip, vflip, turns = bernoulli(g, n, 0.5), torch.zeros(n, dtype=torch.bool), torch.zeros(n, dtype=torch.int64)
+        else:
+            hflip, vflip = bernoulli(g, n, 0.5), bernoulli(g, n, 0.5)
+            turns = torch.where(bernoulli(g, n, 0.5), torch.randint(0, 4, (n,), generator=g), 0)
         if height != width:
             turns = turns - turns % 2  # a quarter turn would change the shape: keep only 0° and 180°
         centre = torch.tensor([(width - 1) / 2, (height - 1) / 2], dtype=torch.float64)

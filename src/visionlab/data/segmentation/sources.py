@@ -1,8 +1,9 @@
-"""Loading and validating binary-segmentation data: a course-layout ``.npz``, an ``images/`` + ``masks/`` folder
+"""Loading and validating segmentation data (binary, index or palette masks: ``masks.py``): a course-layout ``.npz``, an ``images/`` + ``masks/`` folder
 pair, or a folder holding one such ``.npz`` (e.g. ``shared/data/isbi2012``).
 
-Whatever the source, the result is ``{"x_<split>": uint8 (N, H, W, C), "y_<split>": uint8 (N, H, W) in {0, 1}}``
-for the splits present. Every problem is a ``DataError`` naming the file, key or value and what to do.
+Whatever the source, the result is ``{"x_<split>": uint8 (N, H, W, C), "y_<split>": uint8 (N, H, W)}`` (binary masks
+in {0, 1}; otherwise class indices and ``ignore_index``) and ``names_<split>``: where each case came from (the file
+relative to the data folder, or ``x_test[3]`` for an npz), so a case can be found by its name. Every problem is a ``DataError`` naming the file, key or value and what to do.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import cv2
 import numpy as np
 
 from visionlab.checks import choose
+from visionlab.data.segmentation.masks import MaskSpec, check_numeric, mask_from_file, to_index_masks
 from visionlab.data.splits import contiguous_split, random_split
 from visionlab.errors import DataError
 
@@ -22,6 +24,8 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 FORMATS = ("auto", "npz", "folder")
+MAX_PIXELS = 64_000_000  # a larger image file is refused before it is decoded (image_folder's bound)
+BINARY = MaskSpec()
 
 
 # --------------------------------------------------------------------------------------------- arrays
@@ -34,6 +38,11 @@ def to_uint8_images(array: np.ndarray, where: str, channels: int) -> np.ndarray:
         raise DataError(f"{where}: images must be (N,H,W), (N,H,W,C) or (N,C,H,W), got shape {array.shape}.")
     if array.shape[-1] not in (1, 3) and array.shape[1] in (1, 3):
         array = array.transpose(0, 2, 3, 1)  # channels-first → channels-last
+    if array.shape[-1] not in (1, 3):
+        raise DataError(
+            f"{where}: images have {array.shape[-1]} channels (shape {array.shape}); data.channels takes 1 (grey) "
+            "or 3 (RGB): convert them first (e.g. keep the first channel, or drop an alpha channel)."
+        )
     if array.shape[-1] != channels:
         raise DataError(
             f"{where}: images have {array.shape[-1]} channels (shape {array.shape}) but data.channels={channels}: "
@@ -62,8 +71,9 @@ def to_uint8_images(array: np.ndarray, where: str, channels: int) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.uint8)
 
 
-def to_binary_masks(array: np.ndarray, where: str) -> np.ndarray:
-    """(N,H,W) / (N,1,H,W) / (N,H,W,1) with values in {0,1} or {0,255} → uint8 (N,H,W) in {0,1}."""
+def to_binary_masks(array: np.ndarray, where: str, single: bool = False) -> np.ndarray:
+    """(N,H,W) / (N,1,H,W) / (N,H,W,1) with values in {0,1} or {0,255} → uint8 (N,H,W) in {0,1}. ``single``: the
+    array is one file's mask, named by the file alone (not "case 0")."""
     array = np.asarray(array)
     if array.ndim == 4 and array.shape[1] == 1:
         array = array[:, 0]
@@ -74,6 +84,7 @@ def to_binary_masks(array: np.ndarray, where: str) -> np.ndarray:
             f"{where}: masks must be (N,H,W), (N,1,H,W) or (N,H,W,1) with one binary channel, got shape "
             f"{array.shape}."
         )
+    array = check_numeric(array, where, single)
     if array.size == 0:
         return np.zeros(array.shape, np.uint8)
     values = np.unique(array)
@@ -83,12 +94,20 @@ def to_binary_masks(array: np.ndarray, where: str) -> np.ndarray:
         return np.ascontiguousarray(array == 255, dtype=np.uint8)
     bad = values[~np.isin(values, (0, 1, 255))]
     bad = bad[0] if len(bad) else 1  # a mix of 1 and 255
-    case = int(np.argwhere(array == bad)[0][0])
+    case = "" if single else f"e.g. in case {int(np.argwhere(array == bad)[0][0])}; "
     shown = ", ".join(f"{v:g}" for v in values[:8]) + (", ..." if len(values) > 8 else "")
     raise DataError(
-        f"{where}: masks must hold only {{0,1}} or only {{0,255}}; found value {bad:g} (e.g. in case {case}; "
-        f"values present: {shown}). Binarise them first, e.g. y = (y > 127)."
+        f"{where}: masks must hold only {{0,1}} or only {{0,255}}; found value {bad:g} ({case}"
+        f"values present: {shown}). Binarise them first, e.g. y = (y > 127), or set data.num_classes (and "
+        "data.ignore_index) for masks of more classes."
     )
+
+
+def to_masks(array: np.ndarray, where: str, spec: MaskSpec, single: bool = False) -> np.ndarray:
+    """Binary masks as the seed read them, else class indices (``masks.to_index_masks``)."""
+    if spec.binary:
+        return to_binary_masks(array, where, single)
+    return to_index_masks(array, where, spec, single)
 
 
 def check_pair(images: np.ndarray, masks: np.ndarray, where: str) -> None:
@@ -103,22 +122,31 @@ def check_pair(images: np.ndarray, masks: np.ndarray, where: str) -> None:
         )
 
 
-def resize_pair(images: np.ndarray, masks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Images bilinear (area when shrinking), masks nearest so they stay exactly binary."""
-    if images.shape[1:3] == (size, size):
+def size_hw(image_size) -> tuple[int, int]:
+    """``data.image_size``: one side (square) or [height, width]."""
+    if isinstance(image_size, int):
+        return image_size, image_size
+    return int(image_size[0]), int(image_size[1])
+
+
+def resize_pair(images: np.ndarray, masks: np.ndarray, size) -> tuple[np.ndarray, np.ndarray]:
+    """Images bilinear (area when shrinking), masks nearest so they keep exactly their values (binary or class
+    indices); ``size`` one side or (height, width)."""
+    height, width = size_hw(size)
+    if images.shape[1:3] == (height, width):
         return images, masks
-    shrink = images.shape[1] > size or images.shape[2] > size
+    shrink = images.shape[1] > height or images.shape[2] > width
     interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-    out_x = np.empty((len(images), size, size, images.shape[3]), np.uint8)
-    out_y = np.empty((len(masks), size, size), np.uint8)
+    out_x = np.empty((len(images), height, width, images.shape[3]), np.uint8)
+    out_y = np.empty((len(masks), height, width), np.uint8)
     for i in range(len(images)):
-        out_x[i] = cv2.resize(images[i], (size, size), interpolation=interp).reshape(size, size, -1)
-        out_y[i] = cv2.resize(masks[i], (size, size), interpolation=cv2.INTER_NEAREST)
+        out_x[i] = cv2.resize(images[i], (width, height), interpolation=interp).reshape(height, width, -1)
+        out_y[i] = cv2.resize(masks[i], (width, height), interpolation=cv2.INTER_NEAREST)
     return out_x, out_y
 
 
 # --------------------------------------------------------------------------------------------- npz
-def load_npz(path: Path, channels: int = 1) -> dict[str, np.ndarray]:
+def load_npz(path: Path, channels: int = 1, spec: MaskSpec = BINARY) -> dict[str, np.ndarray]:
     """The course layout: x_train/y_train[, x_val/y_val][, x_test/y_test]; other keys are ignored."""
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -142,11 +170,12 @@ def load_npz(path: Path, channels: int = 1) -> dict[str, np.ndarray]:
         if xk not in raw:
             continue
         x = to_uint8_images(raw[xk], f"{path} [{xk}]", channels)
-        y = to_binary_masks(raw[yk], f"{path} [{yk}]")
+        y = to_masks(raw[yk], f"{path} [{yk}]", spec)
         check_pair(x, y, f"{path} [{xk}/{yk}]")
         if len(x) == 0:
             raise DataError(f"{path} [{xk}]: the {split} split is empty; remove the keys or add images.")
         arrays[xk], arrays[yk] = x, y
+        arrays[f"names_{split}"] = np.array([f"{xk}[{i}]" for i in range(len(x))])
     ignored = sorted(set(raw) - {f"{p}_{s}" for p in "xy" for s in SPLITS})
     if ignored:
         log.info("%s: ignoring keys %s", path, ignored)
@@ -165,16 +194,25 @@ def _listing(folder: Path) -> dict[str, Path]:
 
 
 def _read(path: Path) -> np.ndarray:
+    """The file's pixels as stored (a palette PNG gives its indices); one line for a file that is not an image or
+    too large to decode (checked from the header, before decoding)."""
     from PIL import Image
 
     try:
         with Image.open(path) as img:
+            width, height = img.size
+            if width * height > MAX_PIXELS:
+                raise DataError(f"{path}: {width}×{height} pixels is more than this loader decodes "
+                                f"({MAX_PIXELS:,}); shrink the file first (e.g. to the size you train at).")
             return np.array(img)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the image ({exc}).") from exc
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read the image ({type(exc).__name__}: {exc}); remove or replace it.") from exc
 
 
-def _load_pair_folder(folder: Path, channels: int, image_size: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _load_pair_folder(folder: Path, channels: int, image_size, spec: MaskSpec = BINARY,
+                      root: Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     images_dir, masks_dir = folder / "images", folder / "masks"
     for d in (images_dir, masks_dir):
         if not d.is_dir():
@@ -189,17 +227,19 @@ def _load_pair_folder(folder: Path, channels: int, image_size: int | None) -> tu
             + (f"No mask for: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}. " if missing else "")
             + (f"No image for mask: {', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}." if extra else "")
         )
-    xs, ys = [], []
+    xs, ys, names = [], [], []
     for stem, image_path in images.items():
         mask_path = masks[stem]
-        raw_mask = _read(mask_path)
-        if raw_mask.ndim == 3:  # RGB(A) mask: fine if it is grey
-            if not (raw_mask[..., :3] == raw_mask[..., :1]).all():
-                raise DataError(f"{mask_path}: the mask has colours; masks must be single-channel binary images.")
-            raw_mask = raw_mask[..., 0]
-        mask = to_binary_masks(raw_mask[None], str(mask_path))
+        mask = to_masks(mask_from_file(_read(mask_path), str(mask_path), spec)[None], str(mask_path), spec, single=True)
         image = to_uint8_images(_grey_or_rgb(_read(image_path), channels, image_path)[None], str(image_path),
                                 channels)
+        (ih, iw), (mh, mw) = image.shape[1:3], mask.shape[1:3]
+        if (ih, iw) != (mh, mw) and (not image_size or abs(ih * mw - iw * mh) > 0.01 * ih * mw):
+            raise DataError(
+                f"{mask_path}: the mask is {mh}×{mw} but its image {image_path.name} is {ih}×{iw}; a mask must have "
+                "its image's size" + (" (or, with data.image_size set, its aspect ratio)." if image_size else
+                                      ", or set data.image_size to resize masks of the same aspect ratio.")
+            )
         if image_size:  # image and mask each resized to the preset's size (they may differ, e.g. half-size masks)
             image = resize_pair(image, np.zeros((1, *image.shape[1:3]), np.uint8), image_size)[0]
             mask = resize_pair(np.zeros((1, *mask.shape[1:3], 1), np.uint8), mask, image_size)[1]
@@ -211,10 +251,13 @@ def _load_pair_folder(folder: Path, channels: int, image_size: int | None) -> tu
             )
         xs.append(image)
         ys.append(mask)
-    return np.concatenate(xs), np.concatenate(ys)
+        names.append(str(image_path.relative_to(root)) if root is not None else image_path.name)
+    return np.concatenate(xs), np.concatenate(ys), np.array(names)
 
 
 def _grey_or_rgb(image: np.ndarray, channels: int, path: Path) -> np.ndarray:
+    if image.ndim == 3 and image.shape[-1] == 2:  # grey + alpha: grey
+        image = image[..., 0]
     if image.ndim == 2:
         return image if channels == 1 else np.repeat(image[..., None], 3, axis=-1)
     image = image[..., :3]  # drop alpha
@@ -223,15 +266,17 @@ def _grey_or_rgb(image: np.ndarray, channels: int, path: Path) -> np.ndarray:
     return image
 
 
-def load_folder(path: Path, channels: int = 1, image_size: int | None = 256) -> dict[str, np.ndarray]:
+def load_folder(path: Path, channels: int = 1, image_size=256, spec: MaskSpec = BINARY) -> dict[str, np.ndarray]:
     """``path/images`` + ``path/masks`` (all training data), or ``path/{train,val,test}/{images,masks}``."""
     arrays: dict[str, np.ndarray] = {}
     if (path / "images").is_dir():
-        arrays["x_train"], arrays["y_train"] = _load_pair_folder(path, channels, image_size)
+        arrays["x_train"], arrays["y_train"], arrays["names_train"] = _load_pair_folder(path, channels, image_size,
+                                                                                        spec, path)
         return arrays
     for split in SPLITS:
         if (path / split).is_dir():
-            arrays[f"x_{split}"], arrays[f"y_{split}"] = _load_pair_folder(path / split, channels, image_size)
+            arrays[f"x_{split}"], arrays[f"y_{split}"], arrays[f"names_{split}"] = _load_pair_folder(
+                path / split, channels, image_size, spec, path)
     if "x_train" not in arrays:
         raise DataError(f"{path}: expected images/ + masks/ or train/images + train/masks inside it.")
     return arrays
@@ -269,16 +314,17 @@ def detect_format(path: Path, fmt: str = "auto") -> tuple[str, Path]:
     )
 
 
-def load_segmentation(path: Path, fmt: str = "auto", channels: int = 1,
-                      image_size: int | None = 256) -> tuple[dict[str, np.ndarray], str]:
-    """Load, validate and (if ``image_size``) resize; returns (arrays, the source actually read)."""
+def load_segmentation(path: Path, fmt: str = "auto", channels: int = 1, image_size=256,
+                      spec: MaskSpec = BINARY) -> tuple[dict[str, np.ndarray], str]:
+    """Load, validate and (if ``image_size``: one side or [height, width]) resize; returns (arrays, the source
+    actually read)."""
     kind, source = detect_format(Path(path).expanduser(), fmt)
-    arrays = load_npz(source, channels) if kind == "npz" else load_folder(source, channels, image_size)
+    arrays = load_npz(source, channels, spec) if kind == "npz" else load_folder(source, channels, image_size, spec)
     if image_size:
         for split in SPLITS:
-            if f"x_{split}" in arrays and arrays[f"x_{split}"].shape[1:3] != (image_size, image_size):
+            if f"x_{split}" in arrays and arrays[f"x_{split}"].shape[1:3] != size_hw(image_size):
                 log.info("%s: resizing %s from %s to %d×%d", source, split,
-                         "×".join(map(str, arrays[f"x_{split}"].shape[1:3])), image_size, image_size)
+                         "×".join(map(str, arrays[f"x_{split}"].shape[1:3])), *size_hw(image_size))
                 arrays[f"x_{split}"], arrays[f"y_{split}"] = resize_pair(
                     arrays[f"x_{split}"], arrays[f"y_{split}"], image_size)
     return arrays, f"{kind}:{source}"
@@ -325,6 +371,7 @@ def complete_splits(arrays: dict[str, np.ndarray], val_fraction: float, test_fra
     else:
         parts = random_split(n, (keep, *(fractions[s] for s in carve)), seed)
     x, y = arrays.pop("x_train"), arrays.pop("y_train")
+    names = arrays.pop("names_train", None)
     out = dict(arrays)
     for name, idx in zip(("train", *carve), parts):
         if len(idx) == 0:
@@ -333,6 +380,8 @@ def complete_splits(arrays: dict[str, np.ndarray], val_fraction: float, test_fra
                 f"(val_fraction={val_fraction}, test_fraction={test_fraction}); change the fractions or add images."
             )
         out[f"x_{name}"], out[f"y_{name}"] = x[idx], y[idx]
+        if names is not None:
+            out[f"names_{name}"] = names[idx]
     sizes_text = " / ".join(f"{len(i)} {s}" for s, i in zip(("train", *carve), parts))
     how = ("contiguous blocks of the stack: "
            + ", ".join(f"{s} {_ranges(i)}" for s, i in zip(("train", *carve), parts))
