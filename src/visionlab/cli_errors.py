@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from visionlab.errors import UserError
 from visionlab.moved_keys import NETWORK_ARGUMENTS
 
 _APPEND_HINT = re.compile(r"use (\+\S+)")
@@ -84,7 +85,9 @@ def user_message(exc: BaseException) -> str | None:
                     f"train.py --cfg job lists every key){add}.")
         cause = f" ({_first_line(str(exc.__cause__))})" if exc.__cause__ is not None else ""
         return f"{_first_line(text)}{cause}"
-    if isinstance(exc, OSError) and _raised_by_hydra(exc):
+    if isinstance(exc, UserError):  # raised before a run starts (a sweep's launcher settings) or by a sweep job
+        return str(exc)
+    if isinstance(exc, OSError) and exc.filename is not None and _raised_by_hydra(exc):
         from visionlab.run_record.folder import unwritable_folder_error
 
         return str(unwritable_folder_error(Path(exc.filename or "."), exc))
@@ -105,19 +108,23 @@ def _first_line(text: str) -> str:
 
 
 def _raised_by_hydra(exc: OSError) -> bool:
-    """Whether Hydra itself raised ``exc`` (making the run or sweep folder), not the task it runs."""
+    """Whether Hydra itself raised ``exc`` (making the run or sweep folder), not the task it runs. A job's own
+    error that Hydra raises again from its result (``JobReturn.return_value``; from a submitit job with no
+    traceback left, e.g. W&B's ``ConnectionResetError``) is the job's, not Hydra's."""
     import hydra
 
     root = Path(hydra.__file__).resolve().parent
     frames = []
     tb = exc.__traceback__
     while tb is not None:
-        frames.append(Path(tb.tb_frame.f_code.co_filename))
+        frames.append((Path(tb.tb_frame.f_code.co_filename), tb.tb_frame.f_code.co_name))
         tb = tb.tb_next
     # the innermost frame outside the standard library's file code (pathlib, os) is the one that asked for it
-    for file in reversed(frames):
+    for file, function in reversed(frames):
         if file.name in ("pathlib.py", "os.py", "genericpath.py") or "pathlib" in file.parts:
             continue
+        if function == "return_value":  # hydra.core.utils.JobReturn: a job's error, raised again
+            return False
         try:
             return file.resolve().is_relative_to(root)
         except OSError:

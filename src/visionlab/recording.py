@@ -3,6 +3,8 @@ published to W&B under the same keys."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 
 import pytorch_lightning as pl
@@ -10,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from visionlab.hydra_runtime import task_overrides
 from visionlab.interfaces import TaskDataModule, TaskModel
-from visionlab.run_record import health
+from visionlab.run_record import health, layout
 from visionlab.run_record.folder import RunFolder
 from visionlab.run_record.layout import Status
 from visionlab.run_record.metric_keys import EPOCH, N_PARAMS, TIME_TO
@@ -19,6 +21,7 @@ from visionlab.tracking import wandb_policy
 from visionlab.tracking.epoch_record import EpochRecord
 from visionlab.utils.provenance import device_description, git_state, package_versions
 
+log = logging.getLogger(__name__)
 ATTEMPT_WALL = "wall_time_this_attempt_s"  # summary.json of a continued run: this attempt alone (wall_time_s: all)
 
 
@@ -50,8 +53,19 @@ def start_summary(cfg: DictConfig, model: TaskModel, datamodule: TaskDataModule,
         "batch_size": {"global": getattr(datamodule, "global_batch_size", None),
                        "per_process": getattr(datamodule, "batch_size", None)},
         "slurm": slurm_record(),
-        "interruptions": earlier_interruptions(folder) if cfg.train and cfg.ckpt_path else [],
+        "interruptions": earlier_interruptions(folder) if _continues_attempts(cfg, folder) else [],
     }
+
+
+def _continues_attempts(cfg: DictConfig, folder: RunFolder) -> bool:
+    """Whether this training is another attempt of the run recorded in its folder: it resumes a checkpoint
+    there, or (a job restarted by SLURM before its first ``last.ckpt``) it starts again in a folder whose record
+    says interrupted or failed. ``resume=false`` starts over: the earlier attempts are not this run's."""
+    if not cfg.train:
+        return False
+    if cfg.ckpt_path:
+        return True
+    return bool(cfg.get("resume", True)) and folder.completed_summary() is None and folder.has(layout.SUMMARY)
 
 
 def earlier_interruptions(folder: RunFolder) -> list[dict]:
@@ -127,7 +141,56 @@ def finish_record(summary: dict, cfg: DictConfig, trainer: pl.Trainer, model: Ta
     summary["objective"] = (summary["best"] or {}).get(cfg.monitor)
     summary["health"] = health.assess(rows, model.task, cfg.monitor, cfg.monitor_mode, error)
     if wandb_logger is not None:
-        summary["wandb"] = wandb_policy.publish_summary(wandb_logger, summary)
+        summary["wandb"] = _local_wandb_section(wandb_logger)
+    # First: the record must never depend on the tracker. SLURM signals every process of a job, W&B's service
+    # included, so after a stop W&B may be gone and any call to it raise (ConnectionResetError, MailboxClosedError).
     record.folder.write_summary(summary)
     if wandb_logger is not None:
-        wandb_policy.finish(summary["status"] == Status.COMPLETED)
+        problem = _finish_tracker(wandb_logger, summary)
+        if problem is not None:
+            log.warning("W&B run not finished (%s); the run record in %s is complete%s.", problem,
+                        record.folder.path, _sync_hint(summary["wandb"]))
+            summary["wandb"]["not_finished"] = problem
+            record.folder.write_summary(summary)
+
+
+# How long W&B may take to take the summary and finish the run: a stopped job has SLURM's KillWait (30 s by
+# default) between SIGTERM and SIGKILL, and must exit within it; a run that ended by itself may upload for longer.
+TRACKER_FINISH_S = {Status.INTERRUPTED: 10.0}
+TRACKER_FINISH_DEFAULT_S = 300.0
+
+
+def _local_wandb_section(wandb_logger) -> dict:
+    try:
+        return wandb_policy.record_section(wandb_logger)
+    except Exception as exc:  # noqa: BLE001 - the record is written whatever state W&B is in
+        return {"id": None, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _sync_hint(section: dict) -> str:
+    command = section.get("sync_command")
+    return f"; upload what W&B wrote with `{command}`" if command else ""
+
+
+def _finish_tracker(wandb_logger, summary: dict) -> str | None:
+    """Publish the summary to W&B and finish its run, best effort and bounded in time; returns what went wrong
+    (None when W&B took it all). Runs beside the main thread, which waits at most ``TRACKER_FINISH_S``."""
+    outcome: list[str] = []
+    completed = summary["status"] == Status.COMPLETED
+
+    def publish_and_finish():
+        try:
+            wandb_policy.publish_summary(wandb_logger, summary)
+            wandb_policy.finish(completed)
+        except BaseException as exc:  # noqa: BLE001 - W&B's service may be gone (killed with the job's step)
+            outcome.append(f"{type(exc).__name__}: {exc}".strip().rstrip(":"))
+        else:
+            outcome.append("")
+
+    worker = threading.Thread(target=publish_and_finish, name="visionlab-wandb-finish", daemon=True)
+    worker.start()
+    timeout = TRACKER_FINISH_S.get(summary["status"], TRACKER_FINISH_DEFAULT_S)
+    worker.join(timeout)
+    if not outcome:
+        return f"W&B did not finish within {timeout:.0f} s"
+    return outcome[0] or None

@@ -31,10 +31,10 @@ from visionlab.config_checks import check_config
 from visionlab.console import print_result
 from visionlab.distributed import end_process_group, is_rank_zero
 from visionlab.errors import UserError
-from visionlab.hydra_runtime import cpu_threads, hydra_files, is_multirun, point_ddp_children_at_job
+from visionlab.hydra_runtime import close_log_files_in, cpu_threads, hydra_files, is_multirun, point_ddp_children_at_job
 from visionlab.interfaces import TaskDataModule, TaskModel
 from visionlab.interruption import describe as describe_interruption
-from visionlab.interruption import is_interruption, stop_signals
+from visionlab.interruption import is_interruption, stop_behind, stop_signals
 from visionlab.recording import finish_record, setup_failure_summary, start_summary
 from visionlab.run_record.folder import RunFolder
 from visionlab.run_record.layout import Status
@@ -69,13 +69,17 @@ def run(cfg: DictConfig) -> dict:
                                  cfg.get("trust_checkpoint", False))
             checked = True
             parts = _set_up(cfg, folder)
-        except BaseException as exc:
+        except BaseException as caught:
+            exc = stop_behind(caught) or caught  # W&B's service killed by the same stop may fail its start first
             if not checked and isinstance(exc, UserError):  # refused before anything is written: no record, and
-                folder.discard_if_empty()  # no folder (Hydra made it, empty)
+                close_log_files_in(folder.path)  # no folder (Hydra made it, empty; its train.log not yet written)
+                folder.discard_if_empty()
             elif recordable and is_rank_zero():  # one rank records; the others follow it
                 status = Status.INTERRUPTED if is_interruption(exc) else Status.FAILED
                 folder.create().write_summary(setup_failure_summary(cfg, folder, status, _describe(exc), started))
-            raise
+            if exc is caught:
+                raise
+            raise exc from None
         return _fit_test_record(cfg, parts, started)
 
 
@@ -132,7 +136,7 @@ def _fit_test_record(cfg: DictConfig, parts: _Parts, started: float) -> dict:
             test_metrics = _test(cfg, trainer, model, datamodule, summary, parts.folder)
         summary["status"] = Status.COMPLETED
     except BaseException as exc:  # noqa: BLE001 - recorded in summary.json, then raised again
-        error = exc
+        error = stop_behind(exc) or exc  # W&B's service killed by the same stop may fail a call first
         summary.update(status=Status.INTERRUPTED if is_interruption(exc) else Status.FAILED, error=_describe(exc))
     finally:
         if is_rank_zero():
