@@ -54,11 +54,22 @@ def _one_line(func: Callable[[], Any]) -> Any:
     try:
         return func()
     except Exception as exc:
+        if os.environ.get("HYDRA_FULL_ERROR") != "1" and (report := _sweep_report(exc)) is not None:
+            lines, code = report
+            print("\n".join(lines), file=sys.stderr)
+            sys.exit(code)
         message = user_message(exc)
         if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def _sweep_report(exc: BaseException) -> tuple[list[str], int] | None:
+    """A sweep that ended with an error: a line per failed, interrupted or still running job and a summary
+    (``sweeps.sweep_failure_report``), instead of Hydra's traceback of the first failed job."""
+    sweeps = sys.modules.get("visionlab.sweeps")  # loaded by the sweep index callback when a sweep started
+    return None if sweeps is None else sweeps.sweep_failure_report(exc)
 
 
 def user_message(exc: BaseException) -> str | None:

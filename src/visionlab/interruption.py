@@ -153,7 +153,7 @@ def requeued_by_slurm() -> bool:
     if not job:
         return False
     try:
-        shown = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True, timeout=20)
+        shown = subprocess.run(["scontrol", "show", "job", "-o", job], check=False, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired):
         return False
     restarts = re.search(r"\bRestarts=(\d+)", shown.stdout)

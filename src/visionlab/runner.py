@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pytorch_lightning as pl
@@ -29,17 +30,24 @@ from visionlab.assembly import (
 from visionlab.checkpoints import check_checkpoint
 from visionlab.config_checks import check_config
 from visionlab.console import print_result
-from visionlab.distributed import end_process_group, is_rank_zero
+from visionlab.distributed import check_slurm_tasks, end_process_group, is_rank_zero
 from visionlab.errors import UserError
-from visionlab.hydra_runtime import close_log_files_in, cpu_threads, hydra_files, is_multirun, point_ddp_children_at_job
+from visionlab.hydra_runtime import (
+    close_log_files_in,
+    cpu_threads,
+    hydra_files,
+    is_multirun,
+    point_ddp_children_at_job,
+)
 from visionlab.interfaces import TaskDataModule, TaskModel
 from visionlab.interruption import describe as describe_interruption
 from visionlab.interruption import is_interruption, stop_behind, stop_signals
 from visionlab.recording import finish_record, setup_failure_summary, start_summary
+from visionlab.run_record.claim import hold_or_refuse
 from visionlab.run_record.folder import RunFolder
 from visionlab.run_record.layout import Status
 from visionlab.run_record.metric_keys import N_PARAMS
-from visionlab.run_record.resume import may_record_setup_failure, wandb_id_to_resume
+from visionlab.run_record.resume import may_record_setup_failure, run_folder_to_resume, wandb_id_to_resume
 from visionlab.tracking import wandb_policy
 from visionlab.tracking.epoch_record import EpochRecord
 from visionlab.tracking.wandb_policy import find_wandb_logger, group_and_job_type
@@ -58,9 +66,12 @@ def run(cfg: DictConfig) -> dict:
     folder = RunFolder(cfg.paths.output_dir)
     ckpt = OmegaConf.select(cfg, "ckpt_path", default=None, throw_on_missing=False, throw_on_resolution_failure=False)
     recordable = may_record_setup_failure(folder, ckpt if isinstance(ckpt, str) else None, cfg.get("train") is not False)
-    with stop_signals():
+    with stop_signals(), ExitStack() as held:
         checked = False
         try:
+            check_slurm_tasks()
+            if _continues_in_place(cfg, folder, ckpt):  # one process at a time continues a run folder
+                held.enter_context(hold_or_refuse(folder))
             check_config(cfg)
             model = model_for_checking(cfg)  # the model and the datamodule check their own values when built
             datamodule_for_checking(cfg)
@@ -81,6 +92,15 @@ def run(cfg: DictConfig) -> dict:
                 raise
             raise exc from None
         return _fit_test_record(cfg, parts, started)
+
+
+def _continues_in_place(cfg: DictConfig, folder: RunFolder, ckpt) -> bool:
+    """A single run (rank 0) that resumes training in its own folder: it takes the folder's lock. A sweep job
+    holds it already (``run_record.claim``, taken by the process that runs the job)."""
+    if is_multirun() or not is_rank_zero() or cfg.get("train") is False or not isinstance(ckpt, str):
+        return False
+    resumed = run_folder_to_resume(ckpt, True)
+    return resumed is not None and resumed == folder.path.expanduser().resolve()
 
 
 @dataclass
