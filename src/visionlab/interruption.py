@@ -86,6 +86,10 @@ def stop_signals():
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)}
 
     def on_sigterm(signum, frame):
+        if _HOLD and not fired:  # the record is being written: this stop is noted, the record goes on
+            fired.append(signum)
+            _received(Stopped(signum, "terminated by SIGTERM"))
+            return
         if not fired:
             fired.append(signum)
             raise _received(Stopped(signum, "terminated by SIGTERM"))
@@ -93,6 +97,8 @@ def stop_signals():
             in_launcher.append(signum)
 
     def on_usr1(signum, frame):
+        if _HOLD:
+            return
         if not fired:
             fired.append(signum)
             raise _received(Stopped(signum, f"stopped by SIGUSR1 (SLURM requeue signal): {_requeue()}"))
@@ -100,7 +106,7 @@ def stop_signals():
     launcher_handler = previous[signal.SIGUSR2]
 
     def on_usr2(signum, frame):
-        if fired:
+        if fired or _HOLD:
             return
         if not callable(launcher_handler):
             fired.append(signum)
@@ -138,6 +144,20 @@ _ACTIVE: dict = {}
 _RECEIVED: list[Stopped] = []  # the stop this process received inside ``stop_signals`` (at most one)
 REQUEUED_BY_SUBMITIT = ("stopped by SIGUSR2 (SLURM preemption or time limit): requeued by submitit; it resumes "
                         "from checkpoints/last.ckpt when it restarts")
+
+
+_HOLD: list[bool] = []  # non-empty while a run's record is written: a stop signal then does not cut it short
+
+
+@contextmanager
+def hold_stops():
+    """While a run's end is recorded (it failed, or completed): a SIGTERM that comes now (SLURM ending the step
+    after another rank died) is noted, not raised, so the record is written whole."""
+    _HOLD.append(True)
+    try:
+        yield
+    finally:
+        _HOLD.pop()
 
 
 def _received(stop: Stopped) -> Stopped:

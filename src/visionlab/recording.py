@@ -26,7 +26,7 @@ ATTEMPT_WALL = "wall_time_this_attempt_s"  # summary.json of a continued run: th
 
 
 def start_summary(cfg: DictConfig, model: TaskModel, datamodule: TaskDataModule, folder: RunFolder,
-                  trainer: pl.Trainer | None = None) -> dict:
+                  trainer: pl.Trainer | None = None, earlier: list[dict] | None = None) -> dict:
     """Everything known before training: what runs, on what data and hardware, from which code, in how many
     processes (``world_size``) with which batch (``batch_size``: the global batch, the per-process share)."""
     world_size = trainer.world_size if trainer is not None else 1
@@ -53,19 +53,25 @@ def start_summary(cfg: DictConfig, model: TaskModel, datamodule: TaskDataModule,
         "batch_size": {"global": getattr(datamodule, "global_batch_size", None),
                        "per_process": getattr(datamodule, "batch_size", None)},
         "slurm": slurm_record(),
-        "interruptions": earlier_interruptions(folder) if _continues_attempts(cfg, folder) else [],
+        "interruptions": earlier_attempts(cfg, folder) if earlier is None else earlier,
     }
 
 
-def _continues_attempts(cfg: DictConfig, folder: RunFolder) -> bool:
-    """Whether this training is another attempt of the run recorded in its folder: it resumes a checkpoint
-    there, or (a job restarted by SLURM before its first ``last.ckpt``) it starts again in a folder whose record
-    says interrupted or failed. ``resume=false`` starts over: the earlier attempts are not this run's."""
-    if not cfg.train:
-        return False
-    if cfg.ckpt_path:
-        return True
-    return bool(cfg.get("resume", True)) and folder.completed_summary() is None and folder.has(layout.SUMMARY)
+def earlier_attempts(cfg: DictConfig, folder: RunFolder) -> list[dict]:
+    """How the earlier attempts of this run ended, asked before this attempt writes anything: when it resumes a
+    checkpoint in its folder, or (a job restarted by SLURM before its first ``last.ckpt``) starts again in a
+    folder that holds an unfinished attempt (a record that is not complete, or only its ``.hydra``).
+    ``resume=false`` starts over: the earlier attempts are not this run's."""
+    def value(key: str, default):
+        return OmegaConf.select(cfg, key, default=default, throw_on_missing=False,
+                                throw_on_resolution_failure=False)
+
+    if value("train", True) is False:
+        return []
+    unfinished = folder.completed_summary() is None and (folder.has(layout.SUMMARY) or folder.hydra.is_dir())
+    if isinstance(value("ckpt_path", None), str) or (value("resume", True) is not False and unfinished):
+        return earlier_interruptions(folder)
+    return []
 
 
 def earlier_interruptions(folder: RunFolder) -> list[dict]:
@@ -74,7 +80,12 @@ def earlier_interruptions(folder: RunFolder) -> list[dict]:
     try:
         previous = folder.read_summary()
     except (OSError, ValueError):
-        return []
+        previous = None
+    recorded_epochs = _epochs_in_metrics(folder)
+    if previous is None:  # an attempt that died before writing any record (e.g. rank 0 killed with -9)
+        if not folder.hydra.is_dir():
+            return []
+        return [_unrecorded_attempt(recorded_epochs)]
     history = [item for item in previous.get("interruptions") or [] if isinstance(item, dict)]
     if previous.get("status") in (Status.INTERRUPTED, Status.FAILED):
         # the attempt's own wall time: a summary that already continued a run holds the total in wall_time_s
@@ -82,7 +93,29 @@ def earlier_interruptions(folder: RunFolder) -> list[dict]:
         history.append({"status": previous.get("status"), "cause": previous.get("error"),
                         "epochs": previous.get("epochs"), "wall_time_s": attempt,
                         "started_at": previous.get("started_at")})
+        epochs = previous.get("epochs")
+        if isinstance(epochs, int) and recorded_epochs > epochs:  # a later attempt trained on and died unrecorded
+            history.append(_unrecorded_attempt(recorded_epochs))
     return history
+
+
+UNRECORDED = ("the attempt ended without recording an end (a process killed, e.g. kill -9 or out of memory, or "
+              "its node lost)")
+
+
+def _unrecorded_attempt(epochs: int) -> dict:
+    return {"status": Status.INTERRUPTED, "cause": UNRECORDED, "epochs": epochs, "wall_time_s": None,
+            "started_at": None}
+
+
+def _epochs_in_metrics(folder: RunFolder) -> int:
+    """Epochs metrics.csv holds (its rows are written at each epoch's end)."""
+    try:
+        rows = folder.read_metrics()
+    except (OSError, ValueError):
+        return 0
+    epochs = [int(float(row[EPOCH])) for row in rows if str(row.get(EPOCH, "")).strip().lstrip("-").isdigit()]
+    return max(epochs) + 1 if epochs else 0
 
 
 def attempts(summary: dict, started: float, now: float) -> list[tuple[float | None, float | None]]:

@@ -41,8 +41,8 @@ from visionlab.hydra_runtime import (
 )
 from visionlab.interfaces import TaskDataModule, TaskModel
 from visionlab.interruption import describe as describe_interruption
-from visionlab.interruption import is_interruption, stop_behind, stop_signals
-from visionlab.recording import finish_record, setup_failure_summary, start_summary
+from visionlab.interruption import hold_stops, is_interruption, stop_behind, stop_signals
+from visionlab.recording import earlier_attempts, finish_record, setup_failure_summary, start_summary
 from visionlab.run_record.claim import hold_or_refuse
 from visionlab.run_record.folder import RunFolder
 from visionlab.run_record.layout import Status
@@ -66,6 +66,7 @@ def run(cfg: DictConfig) -> dict:
     folder = RunFolder(cfg.paths.output_dir)
     ckpt = OmegaConf.select(cfg, "ckpt_path", default=None, throw_on_missing=False, throw_on_resolution_failure=False)
     recordable = may_record_setup_failure(folder, ckpt if isinstance(ckpt, str) else None, cfg.get("train") is not False)
+    earlier = earlier_attempts(cfg, folder)  # before this attempt writes anything into the folder
     with stop_signals(), ExitStack() as held:
         checked = False
         try:
@@ -79,7 +80,7 @@ def run(cfg: DictConfig) -> dict:
                 check_checkpoint(cfg.ckpt_path, model, cfg.experiment_name, cfg.train,
                                  cfg.get("trust_checkpoint", False))
             checked = True
-            parts = _set_up(cfg, folder)
+            parts = _set_up(cfg, folder, earlier)
         except BaseException as caught:
             exc = stop_behind(caught) or caught  # W&B's service killed by the same stop may fail its start first
             if not checked and isinstance(exc, UserError):  # refused before anything is written: no record, and
@@ -87,7 +88,9 @@ def run(cfg: DictConfig) -> dict:
                 folder.discard_if_empty()
             elif recordable and is_rank_zero():  # one rank records; the others follow it
                 status = Status.INTERRUPTED if is_interruption(exc) else Status.FAILED
-                folder.create().write_summary(setup_failure_summary(cfg, folder, status, _describe(exc), started))
+                with hold_stops():
+                    folder.create().write_summary(setup_failure_summary(cfg, folder, status, _describe(exc),
+                                                                        started))
             if exc is caught:
                 raise
             raise exc from None
@@ -115,7 +118,7 @@ class _Parts:
     launches_ranks: bool = False  # Lightning starts the other DDP ranks from this process
 
 
-def _set_up(cfg: DictConfig, folder: RunFolder) -> _Parts:
+def _set_up(cfg: DictConfig, folder: RunFolder, earlier: list[dict]) -> _Parts:
     """Write the run's config (global rank 0 only: one run = one record), build its parts, start the loggers."""
     writer = is_rank_zero()
     if writer:
@@ -134,7 +137,7 @@ def _set_up(cfg: DictConfig, folder: RunFolder) -> _Parts:
     if launches_ranks and is_multirun():
         point_ddp_children_at_job(str(folder.path), cfg.ckpt_path)
     datamodule.use_global_batch(trainer.world_size)
-    summary = start_summary(cfg, model, datamodule, folder, trainer)
+    summary = start_summary(cfg, model, datamodule, folder, trainer, earlier)
     wandb_logger = find_wandb_logger(loggers)
     if wandb_logger is not None and writer:
         folder.write_wandb_id(wandb_policy.start(wandb_logger).id)
@@ -157,12 +160,14 @@ def _fit_test_record(cfg: DictConfig, parts: _Parts, started: float) -> dict:
         summary["status"] = Status.COMPLETED
     except BaseException as exc:  # noqa: BLE001 - recorded in summary.json, then raised again
         error = stop_behind(exc) or exc  # W&B's service killed by the same stop may fail a call first
-        summary.update(status=Status.INTERRUPTED if is_interruption(exc) else Status.FAILED, error=_describe(exc))
+        summary.update(status=Status.INTERRUPTED if is_interruption(error) else Status.FAILED,
+                       error=_describe(error))
     finally:
         if is_rank_zero():
-            finish_record(summary, cfg, trainer, model, parts.record, test_metrics, started, parts.wandb_logger,
-                          error)
-            print_result(summary)
+            with hold_stops():
+                finish_record(summary, cfg, trainer, model, parts.record, test_metrics, started, parts.wandb_logger,
+                              error)
+                print_result(summary)
         if is_multirun():
             end_process_group(launched_ranks=parts.launches_ranks)
     if error is not None:
