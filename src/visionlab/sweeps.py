@@ -103,7 +103,7 @@ SHORTEST_TIME_LIMIT_MIN = 2  # SLURM checks time limits every ~30 s: a warning s
 def fit_signal_delay_to_time_limit(config: DictConfig) -> None:
     """submitit's ``signal_delay_s`` (SIGUSR2 this long before the time limit) must leave an attempt time to
     train: with a delay as long as the limit, the signal comes at SLURM's first check, the job is requeued every
-    ~30 s and never finishes an epoch. A delay over half the limit is cut to half of it, with one line; a limit
+    ~30 s and never finishes an epoch. A delay over a third of the limit is cut to a third, with one line; a limit
     under ``SHORTEST_TIME_LIMIT_MIN`` minutes is refused (SLURM's checks are ~30 s apart)."""
     from omegaconf import open_dict
 
@@ -120,8 +120,8 @@ def fit_signal_delay_to_time_limit(config: DictConfig) -> None:
                           f"requeued at its time limit (SLURM checks limits ~30 s apart); use "
                           f"hydra.launcher.timeout_min={SHORTEST_TIME_LIMIT_MIN} or more.")
     limit_s = int(timeout_min * 60)
-    if delay > limit_s // 2:
-        fitted = limit_s // 2
+    if delay > limit_s // 3:  # SLURM may send it ~30 s before it is due: keep two thirds of the limit to train
+        fitted = limit_s // 3
         print(f"note: hydra.launcher.signal_delay_s={delay} leaves too little of hydra.launcher.timeout_min="
               f"{timeout_min} ({limit_s} s) to train before the warning signal; using signal_delay_s={fitted}.",
               file=sys.stderr)
