@@ -43,10 +43,10 @@ SEG = [o for o in TINY_SEG if not o.startswith(("trainer.accelerator", "trainer.
 SEG += ["experiment=unet_baseline", "data.n_test=7", "data.eval_batch_size=2", "seed=1", "logger=csv", "threads=1"]
 SLURM_LAUNCHER = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", f"hydra.launcher.name={slurm_cluster.TEST_JOB_NAME}"]
 TIMEOUT = 900
-# A 2-minute limit: the preset's signal_delay_s=120 is cut to 40 s; each epoch takes >= 15 s, so the 5 epochs need
+# A 2-minute limit: the preset's signal_delay_s=120 is cut to 40 s; each epoch takes >= 10 s, so the 5 epochs need
 # more than one attempt's ~50-80 s of training: the job is requeued at its limit (submitit's USR2) until done.
 LIMIT = ["hydra.launcher.timeout_min=2", "+callbacks.slow._target_=cluster_helpers.SlowEpochs",
-         "+callbacks.slow.seconds=15"]
+         "+callbacks.slow.seconds=10"]
 KILLS = ["hydra.launcher.tasks_per_node=2", "trainer=ddp_sim", *SIGNS[:-4], "trainer.max_epochs=2", "logger=csv",
          "threads=1", "+callbacks.kill._target_=cluster_helpers.KillRankOnce", "+callbacks.kill.rank=0,1",
          "+callbacks.kill.marker=${paths.output_dir}/killed"]
@@ -81,7 +81,8 @@ def _release_requeued() -> None:
             continue
         first = _PENDING_SINCE.setdefault(job, now)
         if now - first >= _Stops.HOLD_S:
-            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=False, capture_output=True, timeout=20)
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=False, capture_output=True,
+                           timeout=20)
             _PENDING_SINCE.pop(job)
 
 
@@ -128,8 +129,14 @@ class _Stops:
         return self.released == len(STOPS)
 
 
+SLOW_SCENARIOS = {  # run only when their test is selected (-m slow): minutes of requeues and DDP restarts
+    "limit": "test_a_job_longer_than_its_time_limit_completes_across_requeues_with_every_attempt_recorded",
+    "kills": "test_a_ddp_job_whose_rank_0_or_rank_1_is_killed_is_recorded_and_resumes",
+}
+
+
 @pytest.fixture(scope="module")
-def cluster_runs(slurm, tmp_path_factory):
+def cluster_runs(slurm, tmp_path_factory, request):
     """Everything at once on SLURM: the stops sweep (1 job, W&B), the time-limit sweep (1 job, csv), the DDP sweep,
     the rank-kill sweep (2 DDP jobs) and a sweep with an invalid value; the uninterrupted reference here. Once the
     stops and kill sweeps end, each is run again (the same command), which continues its unfinished jobs; once the
@@ -138,20 +145,24 @@ def cluster_runs(slurm, tmp_path_factory):
     logs = root / "logs"
     started = time.monotonic()
     deadline = started + TIMEOUT
-    commands = {
+    selected = {item.originalname for item in request.session.items}
+    wanted = {name for name, test in SLOW_SCENARIOS.items() if test in selected}
+    commands = {  # each run a second time once it ended with an unfinished job
         "stops": ["-m", *SLURM_LAUNCHER, "hydra.launcher.timeout_min=10", *SIGNS_WANDB, "run_name=stopped",
                   *PAUSES, f"paths.log_dir={logs}", "sweep_name=stops"],
         "kills": ["-m", *SLURM_LAUNCHER, *KILLS, f"paths.log_dir={logs}", "sweep_name=kills"],
     }
-    procs = {
-        **{name: _train(args, root / f"{name}.log") for name, args in commands.items()},
-        "limit": _train(["-m", *SLURM_LAUNCHER, *LIMIT, *SIGNS, "run_name=limited", f"paths.log_dir={logs}",
-                         "sweep_name=limit"], root / "limit.log"),
-        "invalid": _train(["-m", *SLURM_LAUNCHER, *SIGNS, "trainer.max_epochs=-3", f"paths.log_dir={logs}",
-                           "sweep_name=invalid"], root / "invalid.log"),
-        "ddp": _train(["-m", *SLURM_LAUNCHER, "hydra.launcher.tasks_per_node=2", "trainer=ddp_sim", *SEG,
-                       f"paths.log_dir={logs}", "sweep_name=ddp"], root / "ddp.log"),
+    commands = {name: args for name, args in commands.items() if name not in SLOW_SCENARIOS or name in wanted}
+    once = {
+        "limit": ["-m", *SLURM_LAUNCHER, *LIMIT, *SIGNS, "run_name=limited", f"paths.log_dir={logs}",
+                  "sweep_name=limit"],
+        "invalid": ["-m", *SLURM_LAUNCHER, *SIGNS, "trainer.max_epochs=-3", f"paths.log_dir={logs}",
+                    "sweep_name=invalid"],
+        "ddp": ["-m", *SLURM_LAUNCHER, "hydra.launcher.tasks_per_node=2", "trainer=ddp_sim", *SEG,
+                f"paths.log_dir={logs}", "sweep_name=ddp"],
     }
+    once = {name: args for name, args in once.items() if name not in SLOW_SCENARIOS or name in wanted}
+    procs = {name: _train(args, root / f"{name}.log") for name, args in {**commands, **once}.items()}
     in_process = {"reference": run(compose(root, [*SIGNS, f"paths.log_dir={logs}"], output="reference"))}
     stops, best, after_first = _Stops(logs / "sweeps" / "stops"), None, {}
     while True:
@@ -285,6 +296,7 @@ def test_a_job_stopped_four_ways_with_wandb_is_recorded_interrupted_each_time_an
     _same_numbers_as_the_reference(cluster_runs, run, summary)
 
 
+@pytest.mark.slow  # ~5 requeues of ~1.5 min on 2 busy cores
 def test_a_job_longer_than_its_time_limit_completes_across_requeues_with_every_attempt_recorded(cluster_runs):
     log = (cluster_runs["root"] / "limit.log").read_text()
     assert "using signal_delay_s=40" in log  # the preset's 120 s would leave a 2-minute job no time to train
@@ -316,6 +328,7 @@ def test_an_invalid_value_in_a_submitit_sweep_is_that_jobs_one_line_error(cluste
     assert not Path(job["run_dir"]).exists()  # a refused run leaves no folder
 
 
+@pytest.mark.slow  # 4 DDP job starts, and submitit notices a job that died without a result only after ~1 min
 def test_a_ddp_job_whose_rank_0_or_rank_1_is_killed_is_recorded_and_resumes(cluster_runs):
     first = cluster_runs["first"]["kills"]
     assert first["code"] == 1, first["log"][-3000:]
