@@ -74,14 +74,15 @@ def test_a_tracker_error_that_a_stop_signal_caused_counts_as_that_stop():
 
 
 def test_a_stop_signal_while_the_record_is_written_does_not_cut_it_short():
-    from visionlab.interruption import hold_stops, stop_signals
+    from visionlab import interruption
 
-    with stop_signals():
-        with hold_stops():
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(0.1)  # the handler ran here and noted the stop
-            written = True
-    assert written
+    steps = []
+    with interruption.stop_signals(), interruption.hold_stops():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.1)  # the handler ran here: noted, not raised
+        steps.append("record written")
+        (noted,) = interruption._RECEIVED
+    assert steps == ["record written"] and noted.cause == "terminated by SIGTERM"
 
 
 def test_a_jobs_os_error_raised_again_by_hydra_is_not_a_run_folder_error():
@@ -159,6 +160,15 @@ def test_srun_with_tasks_but_no_tasks_per_node_is_refused_before_anything_is_wri
     check_slurm_tasks()  # the form that works
 
 
+HOLD_THE_FOLDER = """import sys, time
+from visionlab.run_record.claim import hold_or_refuse
+from visionlab.run_record.folder import RunFolder
+with hold_or_refuse(RunFolder(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
 def test_a_second_resume_of_one_folder_is_refused_naming_the_process_that_runs_it(tmp_path):
     from visionlab.runner import run
 
@@ -169,9 +179,7 @@ def test_a_second_resume_of_one_folder_is_refused_naming_the_process_that_runs_i
     (folder / "summary.json").write_text(json.dumps({"status": "interrupted", "epochs": 1}))
     before = sorted(p.name for p in folder.iterdir())
     holder = subprocess.Popen(  # the first resume, still running
-        [sys.executable, "-c", "import sys, time; from visionlab.run_record.claim import hold_or_refuse; "
-         "from visionlab.run_record.folder import RunFolder\nwith hold_or_refuse(RunFolder(sys.argv[1])):\n"
-         "    print('held', flush=True); time.sleep(60)", str(folder)],
+        [sys.executable, "-c", HOLD_THE_FOLDER, str(folder)],
         env=ENV, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -256,11 +264,30 @@ def test_a_sweep_that_ends_with_failed_jobs_says_so_in_one_line_each_and_a_summa
         "error: RuntimeError: Job 76_1 has not produced any output (state: FAILED)",
         "error: job seed=2 failed: ConfigError: model.lr=-1 is not valid",
         "job seed=3 is still running (SLURM job 77)",
-        f"sweep {sweep}: 1 completed, 1 failed, 0 interrupted, 1 still running; the errors are in "
-        f"{sweep / 'sweep_index.json'} (and in each run folder's summary.json).",
-        "The sweep command stopped waiting: wait for the running jobs (`squeue -j 77`), then run the same command "
-        "again: completed jobs are skipped, unfinished ones continue.",
+        (f"sweep {sweep}: 1 completed, 1 failed, 0 interrupted, 1 still running; the errors are in "
+         f"{sweep / 'sweep_index.json'} (and in each run folder's summary.json)."),
+        ("The sweep command stopped waiting: wait for the running jobs (`squeue -j 77`), then run the same command "
+         "again: completed jobs are skipped, unfinished ones continue."),
     ]
     # a job's own error raised again by Hydra is not repeated
     lines, _ = sweeps.sweep_failure_report(ConfigError("model.lr=-1 is not valid"))
     assert not lines[0].startswith("error: ConfigError")
+
+
+def test_a_key_missing_from_a_sweeps_base_config_is_explained_with_the_override_that_works(tmp_path, monkeypatch):
+    """A sweep is composed once without its swept options: ``data.data_dir=…`` with ``experiment=glob(*)`` fails on
+    the default data (synthetic, no data_dir). ``+data.data_dir`` would then clash with the jobs' own data_dir;
+    ``++data.data_dir`` sets it for every job."""
+    from hydra.errors import ConfigCompositionException
+
+    from visionlab.cli_errors import user_message
+
+    with pytest.raises(ConfigCompositionException) as raised:
+        compose(tmp_path, ["data.data_dir=/d"])
+    monkeypatch.setattr(sys, "argv", ["train.py", "-m", "experiment=glob(*)", "data.data_dir=/d"])
+    message = user_message(raised.value)
+    assert message.startswith("data.data_dir: no such key in the sweep's base config (")
+    assert "without its swept options (experiment=glob(*))" in message and "++data.data_dir=<value>" in message
+    assert "+data.data_dir=" not in message.replace("++data.data_dir", "")
+    monkeypatch.setattr(sys, "argv", ["train.py", "data.data_dir=/d"])  # a single run: add it, or fix the spelling
+    assert "add it as a new key with +data.data_dir" in user_message(raised.value)

@@ -29,8 +29,11 @@ from visionlab.runner import run
 
 pytestmark = pytest.mark.slurm
 
-STOPS = {"requeue": ["scontrol", "requeue"], "usr1": ["scancel", "--signal=USR1"],
-         "usr2": ["scancel", "--signal=USR2"], "scancel": ["scancel"]}  # in this order, at the start of epochs 1..4
+# in this order, at the start of epochs 1..4. scancel first: the sweep command then ends (submitit polls a job
+# that ended without a result ~every half of the time since it was submitted: soon after, a short wait) and the same
+# command again continues the job, which is then requeued, and stopped by USR1 and USR2 in turn
+STOPS = {"scancel": ["scancel"], "requeue": ["scontrol", "requeue"], "usr1": ["scancel", "--signal=USR1"],
+         "usr2": ["scancel", "--signal=USR2"]}
 # the default logger (W&B, offline in the tests): SLURM signals wandb-core with the job, the record must not care
 SIGNS_WANDB = [*(o for o in TINY_SIGNS if not o.startswith("trainer.max_epochs")), "seed=5",
                f"trainer.max_epochs={len(STOPS) + 1}", "threads=1"]
@@ -264,14 +267,14 @@ def _costs_add_up(summary: dict) -> None:
 def test_a_job_stopped_four_ways_with_wandb_is_recorded_interrupted_each_time_and_resumes_to_the_same_numbers(
         cluster_runs):
     assert cluster_runs["codes"]["reference"] == 0, _log_tail(cluster_runs, "reference")
-    # scancel ends the job for good: the sweep command says which job and how, in lines, and exits 1
+    # scancel (at epoch 1) ends the job for good: the sweep command says which job and how, in lines, and exits 1
     first = cluster_runs["first"]["stops"]
     (key,) = first["jobs"]
     assert first["code"] == 1, first["log"][-3000:]
     assert f"job {key} interrupted: terminated by SIGTERM" in first["log"], first["log"][-3000:]
     assert "Traceback" not in first["log"] and "ConnectionResetError" not in first["log"]
     assert first["jobs"][key]["status"] == "interrupted"
-    # the same command again continues it to the end, in the same folder and W&B run, and exits 0
+    # the same command again continues it (then requeued, USR1, USR2) to the end, in the same folder and W&B run
     assert cluster_runs["codes"]["stops"] == 0, _log_tail(cluster_runs, "stops")
     (job,) = _jobs(cluster_runs["logs"] / "sweeps" / "stops").values()
     assert job["status"] == "completed"
@@ -282,8 +285,8 @@ def test_a_job_stopped_four_ways_with_wandb_is_recorded_interrupted_each_time_an
     interruptions = summary["interruptions"]
     assert [i["status"] for i in interruptions] == ["interrupted"] * len(STOPS)
     assert [i["epochs"] for i in interruptions] == [1, 2, 3, 4]  # each attempt resumed where the last one stopped
-    causes = ["terminated by SIGTERM", "SIGUSR1 (SLURM requeue signal): SLURM job",
-              "SIGUSR2 (SLURM preemption or time limit): requeued by submitit", "terminated by SIGTERM"]
+    causes = ["terminated by SIGTERM", "terminated by SIGTERM", "SIGUSR1 (SLURM requeue signal): SLURM job",
+              "SIGUSR2 (SLURM preemption or time limit): requeued by submitit"]  # scancel, requeue, USR1, USR2
     for interruption, cause in zip(interruptions, causes):
         assert cause in interruption["cause"], (cause, interruption["cause"])
     assert not list(run.glob("hpc_ckpt_*.ckpt"))  # Lightning's mid-epoch checkpoint is not used

@@ -92,6 +92,11 @@ def user_message(exc: BaseException) -> str | None:
             if moved.startswith("model.") and moved.split(".", 1)[1] in NETWORK_ARGUMENTS:
                 return (f"{key}: no such config key: the network's arguments live under model.net (the network "
                         f"model/net names); use model.{'net.' + moved.split('.', 1)[1]}.")
+            if swept := _swept_options():
+                return (f"{key}: no such key in the sweep's base config ({_first_line(str(exc.__cause__))}). Hydra "
+                        f"composes a sweep once without its swept options ({', '.join(swept)}), from the default "
+                        f"config groups; set the key for every job with ++{moved}=<value> (sets it where a job's "
+                        "config has it, adds it where not), or check its spelling (python train.py --cfg job).")
             return (f"{key}: no such config key ({_first_line(str(exc.__cause__))}). Check its spelling (python "
                     f"train.py --cfg job lists every key){add}.")
         cause = f" ({_first_line(str(exc.__cause__))})" if exc.__cause__ is not None else ""
@@ -103,6 +108,17 @@ def user_message(exc: BaseException) -> str | None:
 
         return str(unwritable_folder_error(Path(exc.filename or "."), exc))
     return None
+
+
+_SWEPT = re.compile(r"^[^=]+=(?:.*,.*|(?:glob|range|choice|interval)\(.*)$")
+
+
+def _swept_options() -> list[str]:
+    """The command line's swept overrides (``experiment=glob(*)``, ``seed=1,2``) when it runs a sweep."""
+    args = sys.argv[1:]
+    if "-m" not in args and "--multirun" not in args:
+        return []
+    return [arg for arg in args if not arg.startswith("-") and _SWEPT.match(arg)]
 
 
 def _missing_config(exc) -> str:
