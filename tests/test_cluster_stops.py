@@ -291,3 +291,16 @@ def test_a_key_missing_from_a_sweeps_base_config_is_explained_with_the_override_
     assert "+data.data_dir=" not in message.replace("++data.data_dir", "")
     monkeypatch.setattr(sys, "argv", ["train.py", "data.data_dir=/d"])  # a single run: add it, or fix the spelling
     assert "add it as a new key with +data.data_dir" in user_message(raised.value)
+
+
+def test_a_sweep_whose_time_limit_is_too_short_is_refused_before_anything_is_submitted(tmp_path, capsys):
+    """Hydra turns a callback's exception into a warning: the refusal must end the command itself."""
+    from visionlab.sweeps import SweepIndexCallback
+
+    config = _launcher_config(1, 120)
+    config.hydra.sweep = {"dir": str(tmp_path / "sweep")}
+    with pytest.raises(SystemExit) as exited:
+        SweepIndexCallback().on_multirun_start(config)
+    assert exited.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: hydra.launcher.timeout_min=1: too short") and not (tmp_path / "sweep").exists()

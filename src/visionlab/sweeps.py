@@ -57,7 +57,13 @@ class SweepIndexCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """In the process that starts the sweep, before any job is submitted: fit the launcher's warning signal
         to its time limit, and remember the sweep folder for the report at its end (``sweep_failure_report``)."""
-        fit_signal_delay_to_time_limit(config)
+        from visionlab.errors import UserError
+
+        try:
+            fit_signal_delay_to_time_limit(config)
+        except UserError as exc:  # Hydra turns a callback's exception into a warning and goes on: exit here
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
         _STARTED_SWEEPS.append(Path(str(config.hydra.sweep.dir)))
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
