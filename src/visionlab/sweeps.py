@@ -167,7 +167,7 @@ def sweep_failure_report(exc: BaseException) -> tuple[list[str], int] | None:
     tally = ", ".join(f"{counts.get(s, 0)} {s}" for s in (Status.COMPLETED, Status.FAILED, Status.INTERRUPTED))
     running = counts.get(Status.RUNNING, 0)
     lines.append(f"sweep {sweep_dir}: {tally}" + (f", {running} still running" if running else "")
-                 + f"; the errors are in {path} (and in each run folder's summary.json).")
+                 + f"; the errors are in {path}.")
     if running:
         wait = f"`squeue -j {','.join(running_ids)}`" if running_ids else "their processes"
         lines.append(f"The sweep command stopped waiting: wait for the running jobs ({wait}), then run the same "
