@@ -264,8 +264,8 @@ def test_a_sweep_that_ends_with_failed_jobs_says_so_in_one_line_each_and_a_summa
         "error: RuntimeError: Job 76_1 has not produced any output (state: FAILED)",
         "error: job seed=2 failed: ConfigError: model.lr=-1 is not valid",
         "job seed=3 is still running (SLURM job 77)",
-        f"sweep {sweep}: 1 completed, 1 failed, 0 interrupted, 1 still running; the errors are in "
-        f"{sweep / 'sweep_index.json'}.",
+        (f"sweep {sweep}: 1 completed, 1 failed, 0 interrupted, 1 still running; the errors are in "
+         f"{sweep / 'sweep_index.json'}."),
         ("The sweep command stopped waiting: wait for the running jobs (`squeue -j 77`), then run the same command "
          "again: completed jobs are skipped, unfinished ones continue."),
     ]
