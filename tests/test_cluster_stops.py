@@ -304,3 +304,32 @@ def test_a_sweep_whose_time_limit_is_too_short_is_refused_before_anything_is_sub
     assert exited.value.code == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("error: hydra.launcher.timeout_min=1: too short") and not (tmp_path / "sweep").exists()
+
+
+def test_a_requeue_whose_scontrol_slurm_killed_is_recorded_as_requeued(tmp_path, monkeypatch):
+    """SLURM answers ``scontrol requeue`` with SIGTERM to every process of the job, submitit's ``scontrol`` child
+    too: submitit then reports "not requeued" although SLURM requeued the job. Its restart count says so."""
+    from visionlab.interruption import REQUEUED_BY_SUBMITIT, Stopped, stop_signals
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text("#!/bin/sh\necho 'JobId=5 JobName=x Restarts=1 BatchFlag=1'\n")
+    (bin_dir / "scontrol").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
+    monkeypatch.setenv("SLURM_JOB_ID", "5")
+
+    def submitit_with_its_scontrol_killed(signum, frame):
+        raise subprocess.CalledProcessError(-signal.SIGTERM, ["scontrol", "requeue", "5"])
+
+    old = signal.signal(signal.SIGUSR2, submitit_with_its_scontrol_killed)
+    try:
+        for restarts_before, requeued in (("0", True), ("1", False)):  # 1 before: SLURM did not requeue it now
+            monkeypatch.setenv("SLURM_RESTART_COUNT", restarts_before)
+            with stop_signals(), pytest.raises(Stopped) as caught:
+                os.kill(os.getpid(), signal.SIGUSR2)
+                time.sleep(1)
+            assert (caught.value.cause == REQUEUED_BY_SUBMITIT) == requeued, caught.value.cause
+            assert (caught.value.reraise is None) == requeued
+    finally:
+        signal.signal(signal.SIGUSR2, old)
