@@ -32,8 +32,8 @@ else
   ACCT="AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none"
 fi
-# 8 CPUs declared on a 2-core VM (config_overrides makes slurmd accept it): the tests run 3 one-CPU jobs and a
-# 2-task DDP job at once (they mostly wait). RealMemory must be <= the machine's free memory.
+# 16 CPUs declared on a 2-core VM (config_overrides makes slurmd accept it): the tests run 3 one-CPU jobs and 3
+# 2-task DDP jobs at once (they mostly wait). RealMemory must be <= the machine's free memory.
 cat > /etc/slurm/slurm.conf <<EOF
 ClusterName=ci
 SlurmctldHost=$H
@@ -58,7 +58,7 @@ SlurmctldTimeout=30
 SlurmdTimeout=30
 KillWait=30
 SlurmdParameters=config_overrides
-NodeName=$H CPUs=8 Sockets=1 CoresPerSocket=8 ThreadsPerCore=1 RealMemory=8000 State=UNKNOWN
+NodeName=$H CPUs=16 Sockets=1 CoresPerSocket=16 ThreadsPerCore=1 RealMemory=8000 State=UNKNOWN
 PartitionName=debug Nodes=$H Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 EOF
 

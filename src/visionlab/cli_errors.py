@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from visionlab.errors import UserError
 from visionlab.moved_keys import NETWORK_ARGUMENTS
 
 _APPEND_HINT = re.compile(r"use (\+\S+)")
@@ -53,11 +54,22 @@ def _one_line(func: Callable[[], Any]) -> Any:
     try:
         return func()
     except Exception as exc:
+        if os.environ.get("HYDRA_FULL_ERROR") != "1" and (report := _sweep_report(exc)) is not None:
+            lines, code = report
+            print("\n".join(lines), file=sys.stderr)
+            sys.exit(code)
         message = user_message(exc)
         if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def _sweep_report(exc: BaseException) -> tuple[list[str], int] | None:
+    """A sweep that ended with an error: a line per failed, interrupted or still running job and a summary
+    (``sweeps.sweep_failure_report``), instead of Hydra's traceback of the first failed job."""
+    sweeps = sys.modules.get("visionlab.sweeps")  # loaded by the sweep index callback when a sweep started
+    return None if sweeps is None else sweeps.sweep_failure_report(exc)
 
 
 def user_message(exc: BaseException) -> str | None:
@@ -82,11 +94,18 @@ def user_message(exc: BaseException) -> str | None:
             if moved.startswith("model.") and moved.split(".", 1)[1] in NETWORK_ARGUMENTS:
                 return (f"{key}: no such config key: the network's arguments live under model.net (the network "
                         f"model/net names); use model.{'net.' + moved.split('.', 1)[1]}.")
+            if swept := _swept_options():
+                return (f"{key}: no such key in the sweep's base config ({_first_line(str(exc.__cause__))}). Hydra "
+                        f"composes a sweep once without its swept options ({', '.join(swept)}), from the default "
+                        f"config groups; set the key for every job with ++{moved}=<value> (sets it where a job's "
+                        "config has it, adds it where not), or check its spelling (python train.py --cfg job).")
             return (f"{key}: no such config key ({_first_line(str(exc.__cause__))}). Check its spelling (python "
                     f"train.py --cfg job lists every key){add}.")
         cause = f" ({_first_line(str(exc.__cause__))})" if exc.__cause__ is not None else ""
         return f"{_first_line(text)}{cause}"
-    if isinstance(exc, OSError) and _raised_by_hydra(exc):
+    if isinstance(exc, UserError):  # raised before a run starts (a sweep's launcher settings) or by a sweep job
+        return str(exc)
+    if isinstance(exc, OSError) and exc.filename is not None and _raised_by_hydra(exc):
         from visionlab.run_record.folder import unwritable_folder_error
 
         return str(unwritable_folder_error(Path(exc.filename or "."), exc))
@@ -114,6 +133,17 @@ def _argument_of_another_network(key: str, cause: BaseException) -> str | None:
             "it or pick another model/net.")
 
 
+_SWEPT = re.compile(r"^[^=]+=(?:.*,.*|(?:glob|range|choice|interval)\(.*)$")
+
+
+def _swept_options() -> list[str]:
+    """The command line's swept overrides (``experiment=glob(*)``, ``seed=1,2``) when it runs a sweep."""
+    args = sys.argv[1:]
+    if "-m" not in args and "--multirun" not in args:
+        return []
+    return [arg for arg in args if not arg.startswith("-") and _SWEPT.match(arg)]
+
+
 def _missing_config(exc) -> str:
     missing = str(exc.missing_cfg_file or "")
     group, _, option = missing.rpartition("/")
@@ -128,19 +158,23 @@ def _first_line(text: str) -> str:
 
 
 def _raised_by_hydra(exc: OSError) -> bool:
-    """Whether Hydra itself raised ``exc`` (making the run or sweep folder), not the task it runs."""
+    """Whether Hydra itself raised ``exc`` (making the run or sweep folder), not the task it runs. A job's own
+    error that Hydra raises again from its result (``JobReturn.return_value``; from a submitit job with no
+    traceback left, e.g. W&B's ``ConnectionResetError``) is the job's, not Hydra's."""
     import hydra
 
     root = Path(hydra.__file__).resolve().parent
     frames = []
     tb = exc.__traceback__
     while tb is not None:
-        frames.append(Path(tb.tb_frame.f_code.co_filename))
+        frames.append((Path(tb.tb_frame.f_code.co_filename), tb.tb_frame.f_code.co_name))
         tb = tb.tb_next
     # the innermost frame outside the standard library's file code (pathlib, os) is the one that asked for it
-    for file in reversed(frames):
+    for file, function in reversed(frames):
         if file.name in ("pathlib.py", "os.py", "genericpath.py") or "pathlib" in file.parts:
             continue
+        if function == "return_value":  # hydra.core.utils.JobReturn: a job's error, raised again
+            return False
         try:
             return file.resolve().is_relative_to(root)
         except OSError:

@@ -45,6 +45,22 @@ def is_rank_zero() -> bool:
     return global_rank() == 0
 
 
+def check_slurm_tasks() -> None:
+    """Refuse a SLURM step of several tasks that does not say how many run on each node (``srun -n2``,
+    ``#SBATCH --ntasks=2``): Lightning refuses it too, but only after its imports and once the run's record is
+    started. Here it is refused before anything is written, with the form that works."""
+    from visionlab.errors import ConfigError
+
+    tasks = slurm_tasks()
+    interactive = os.environ.get("SLURM_JOB_NAME") in ("bash", "interactive")  # Lightning ignores SLURM then
+    if tasks > 1 and "SLURM_NTASKS_PER_NODE" not in os.environ and not interactive:
+        raise ConfigError(
+            f"SLURM_NTASKS={tasks}: this SLURM step runs {tasks} tasks without --ntasks-per-node (srun -n{tasks} or "
+            f"--ntasks={tasks}), which Lightning cannot place on devices. Run one task per device with "
+            f"`srun --nodes=1 --ntasks-per-node={tasks} python train.py trainer=ddp trainer.devices={tasks} ...` "
+            "(several nodes: --nodes=N --ntasks-per-node=<devices per node> trainer.num_nodes=N).")
+
+
 def slurm_job_id() -> str | None:
     """The id ``scontrol requeue`` takes (array tasks as ``<array job>_<task>``)."""
     if array := os.environ.get("SLURM_ARRAY_JOB_ID"):

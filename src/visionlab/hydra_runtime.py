@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
@@ -23,6 +24,22 @@ def hydra_files(cfg: DictConfig) -> tuple[str, str, list[str]] | None:
     if not HydraConfig.initialized():
         return None
     return OmegaConf.to_yaml(cfg), OmegaConf.to_yaml({"hydra": HydraConfig.get()}), task_overrides()
+
+
+def close_log_files_in(folder: str | Path) -> None:
+    """Detach and close every logging file handler that writes into ``folder``: Hydra's ``train.log`` handler of
+    a job whose (empty) folder is about to be removed. Left attached, the next line logged (submitit logs after
+    the job) would reopen the file in a folder that no longer exists and fail with FileNotFoundError."""
+    import logging
+
+    root = Path(folder).resolve()
+    loggers = [logging.getLogger(), *(item for item in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(item, logging.Logger))]
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).resolve().is_relative_to(root):
+                logger.removeHandler(handler)
+                handler.close()
 
 
 def cpu_threads(requested: int | None) -> int | None:

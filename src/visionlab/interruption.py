@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import threading
+import time
 from contextlib import contextmanager
 
 import pytorch_lightning as pl
@@ -84,42 +86,50 @@ def stop_signals():
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)}
 
     def on_sigterm(signum, frame):
+        if _HOLD and not fired:  # the record is being written: this stop is noted, the record goes on
+            fired.append(signum)
+            _received(Stopped(signum, "terminated by SIGTERM"))
+            return
         if not fired:
             fired.append(signum)
-            raise Stopped(signum, "terminated by SIGTERM")
+            raise _received(Stopped(signum, "terminated by SIGTERM"))
         if signal.SIGUSR2 in fired:
             in_launcher.append(signum)
 
     def on_usr1(signum, frame):
+        if _HOLD:
+            return
         if not fired:
             fired.append(signum)
-            raise Stopped(signum, f"stopped by SIGUSR1 (SLURM requeue signal): {_requeue()}")
+            raise _received(Stopped(signum, f"stopped by SIGUSR1 (SLURM requeue signal): {_requeue()}"))
 
     launcher_handler = previous[signal.SIGUSR2]
 
     def on_usr2(signum, frame):
-        if fired:
+        if fired or _HOLD:
             return
         if not callable(launcher_handler):
             fired.append(signum)
-            raise Stopped(signum, "stopped by SIGUSR2")
+            raise _received(Stopped(signum, "stopped by SIGUSR2"))
         # Marked as fired before submitit's handler runs: its `scontrol requeue` makes SLURM send SIGTERM, which
         # can arrive while the handler still runs; that SIGTERM is part of this stop, not a second cause.
         fired.append(signum)
         try:  # submitit's handler: requeues (then exits) or refuses (raises); ranks > 0 return and go on
             launcher_handler(signum, frame)
         except SystemExit:
-            raise Stopped(signum, "stopped by SIGUSR2 (SLURM preemption or time limit): requeued by submitit; "
-                                  "it resumes from checkpoints/last.ckpt when it restarts") from None
+            raise _received(Stopped(signum, REQUEUED_BY_SUBMITIT)) from None
         except Exception as exc:  # noqa: BLE001 - submitit's "not requeued" error, raised again after recording
-            raise Stopped(signum, f"stopped by SIGUSR2 (SLURM preemption or time limit), not requeued: {exc}",
-                          reraise=exc) from None
+            if requeued_by_slurm():  # SLURM's requeue SIGTERM killed submitit's own `scontrol requeue` child
+                raise _received(Stopped(signum, REQUEUED_BY_SUBMITIT)) from None
+            raise _received(Stopped(signum, "stopped by SIGUSR2 (SLURM preemption or time limit), not requeued: "
+                                            f"{exc}", reraise=exc)) from None
         fired.remove(signum)
         if in_launcher:  # SLURM's SIGTERM came while the handler ran: stop for it now
             fired.append(signal.SIGTERM)
-            raise Stopped(signal.SIGTERM, "terminated by SIGTERM")
+            raise _received(Stopped(signal.SIGTERM, "terminated by SIGTERM"))
         log.info("SIGUSR2: the job is requeued by global rank 0; this rank goes on until SLURM stops it")
 
+    _RECEIVED.clear()
     ours = {signal.SIGTERM: on_sigterm, signal.SIGUSR1: on_usr1, signal.SIGUSR2: on_usr2}
     _ACTIVE.update(ours)
     _install(ours)
@@ -131,6 +141,71 @@ def stop_signals():
 
 
 _ACTIVE: dict = {}
+_RECEIVED: list[Stopped] = []  # the stop this process received inside ``stop_signals`` (at most one)
+REQUEUED_BY_SUBMITIT = ("stopped by SIGUSR2 (SLURM preemption or time limit): requeued by submitit; it resumes "
+                        "from checkpoints/last.ckpt when it restarts")
+
+
+_HOLD: list[bool] = []  # non-empty while a run's record is written: a stop signal then does not cut it short
+
+
+@contextmanager
+def hold_stops():
+    """While a run's end is recorded (it failed, or completed): a SIGTERM that comes now (SLURM ending the step
+    after another rank died) is noted, not raised, so the record is written whole."""
+    _HOLD.append(True)
+    try:
+        yield
+    finally:
+        _HOLD.pop()
+
+
+def _received(stop: Stopped) -> Stopped:
+    _RECEIVED.append(stop)
+    return stop
+
+
+def requeued_by_slurm() -> bool:
+    """Whether SLURM requeued this job since this attempt started: its restart count (``scontrol show job``)
+    is higher than the one this attempt started with. submitit's ``scontrol requeue`` can succeed and still be
+    reported as failed: SLURM's requeue sends SIGTERM to every process of the job, that command included."""
+    job = slurm_job_id()
+    if not job:
+        return False
+    try:
+        shown = subprocess.run(["scontrol", "show", "job", "-o", job], check=False, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    restarts = re.search(r"\bRestarts=(\d+)", shown.stdout)
+    started_with = os.environ.get("SLURM_RESTART_COUNT", "0")
+    return bool(restarts) and int(restarts.group(1)) > (int(started_with) if started_with.isdigit() else 0)
+
+
+def _tracker_lost(exc: BaseException) -> bool:
+    """An error of a lost connection to a tracker's service (W&B's wandb-core killed with the job's step)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, ConnectionError) or type(exc).__module__.startswith("wandb"):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def stop_behind(exc: BaseException, wait_s: float = 2.0) -> Stopped | None:
+    """The stop signal behind ``exc``, when ``exc`` is a tracker's lost connection: SLURM signals every process
+    of a job at once, and W&B's service may die (and a W&B call fail) before this process runs its handler.
+    Waits up to ``wait_s`` for that signal; None when none comes (then ``exc`` is a failure of its own)."""
+    if isinstance(exc, Stopped):
+        return exc
+    if not _ACTIVE or not _tracker_lost(exc):
+        return None
+    try:
+        deadline = time.monotonic() + wait_s
+        while not _RECEIVED and time.monotonic() < deadline:
+            time.sleep(0.05)
+    except Stopped as stop:
+        return stop
+    return _RECEIVED[0] if _RECEIVED else None
 
 
 def _install(handlers: dict) -> None:

@@ -69,7 +69,9 @@ def job_dir(override_dirname: str, limit: int = 120) -> str:
     """A sweep job's folder name from its overrides, one folder per job and stable across re-runs (so a re-run
     finds its jobs): experiment and seed first for readability. A name that is too long or holds any other
     character (a path separator, a space) keeps a readable prefix and ends with ``__`` and a hash of the full
-    overrides; a plain name never holds ``__``, so two jobs never map to one folder."""
+    overrides; a plain name never holds ``__``, so two jobs never map to one folder. The shortened name keeps
+    experiment and seed, then the short plain overrides (the ones a sweep varies, e.g. ``model.optimizer.lr=0.01``)
+    before long or path-like ones."""
     if not override_dirname:
         return "default"
     first = ("experiment=", "seed=")
@@ -78,7 +80,13 @@ def job_dir(override_dirname: str, limit: int = 120) -> str:
     name = ",".join(items)
     if len(name) <= limit and "__" not in name and all(_PLAIN.fullmatch(c) for c in name):
         return name
-    readable = "".join(c if _PLAIN.fullmatch(c) else "_" for c in name)[: limit - 12]
+    # shortened: the short plain overrides first (what a sweep varies, lr=0.01, is rarely a path or a long text),
+    # so the name still shows them; the hash of all the overrides tells the jobs apart
+    def plain(item: str) -> bool:
+        return all(_PLAIN.fullmatch(c) for c in item)
+
+    ordered = sorted(items, key=lambda item: (item.startswith(first) is False, not plain(item), len(item)))
+    readable = "".join(c if _PLAIN.fullmatch(c) else "_" for c in ",".join(ordered))[: limit - 12]
     digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:10]
     return f"{readable}__{digest}"
 

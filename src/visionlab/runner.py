@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pytorch_lightning as pl
@@ -31,18 +32,25 @@ from visionlab.checkpoints import check_checkpoint
 from visionlab.config_checks import check_config
 from visionlab.console import print_result
 from visionlab.disk_full import disk_full_error
-from visionlab.distributed import end_process_group, is_rank_zero
+from visionlab.distributed import check_slurm_tasks, end_process_group, is_rank_zero
 from visionlab.errors import DiskFullError, UserError
-from visionlab.hydra_runtime import cpu_threads, hydra_files, is_multirun, point_ddp_children_at_job
+from visionlab.hydra_runtime import (
+    close_log_files_in,
+    cpu_threads,
+    hydra_files,
+    is_multirun,
+    point_ddp_children_at_job,
+)
 from visionlab.interfaces import TaskDataModule, TaskModel
 from visionlab.interruption import describe as describe_interruption
-from visionlab.interruption import is_interruption, stop_signals
-from visionlab.recording import finish_record, setup_failure_summary, start_summary
+from visionlab.interruption import hold_stops, is_interruption, stop_behind, stop_signals
+from visionlab.recording import earlier_attempts, finish_record, setup_failure_summary, start_summary
 from visionlab.run_record import layout
+from visionlab.run_record.claim import hold_or_refuse
 from visionlab.run_record.folder import RunFolder
 from visionlab.run_record.layout import Status
 from visionlab.run_record.metric_keys import N_PARAMS
-from visionlab.run_record.resume import may_record_setup_failure, wandb_id_to_resume
+from visionlab.run_record.resume import may_record_setup_failure, run_folder_to_resume, wandb_id_to_resume
 from visionlab.run_record.writable import refuse_unwritable_folder_to_continue
 from visionlab.tracking import wandb_policy
 from visionlab.tracking.epoch_record import EpochRecord
@@ -62,9 +70,13 @@ def run(cfg: DictConfig) -> dict:
     folder = RunFolder(cfg.paths.output_dir)
     ckpt = OmegaConf.select(cfg, "ckpt_path", default=None, throw_on_missing=False, throw_on_resolution_failure=False)
     recordable = may_record_setup_failure(folder, ckpt if isinstance(ckpt, str) else None, cfg.get("train") is not False)
-    with stop_signals():
+    earlier = earlier_attempts(cfg, folder)  # before this attempt writes anything into the folder
+    with stop_signals(), ExitStack() as held:
         checked = False
         try:
+            check_slurm_tasks()
+            if _continues_in_place(cfg, folder, ckpt):  # one process at a time continues a run folder
+                held.enter_context(hold_or_refuse(folder))
             check_config(cfg)
             model = model_for_checking(cfg)  # the model and the datamodule check their own values when built
             datamodule_for_checking(cfg)
@@ -74,25 +86,37 @@ def run(cfg: DictConfig) -> dict:
             if cfg.train and cfg.ckpt_path:
                 refuse_unwritable_folder_to_continue(folder, cfg.ckpt_path)
             checked = True
-            parts = _set_up(cfg, folder)
-        except BaseException as exc:
+            parts = _set_up(cfg, folder, earlier)
+        except BaseException as caught:
+            exc = stop_behind(caught) or caught  # W&B's service killed by the same stop may fail its start first
             failure = disk_full_error(exc, folder=folder.path) or exc  # a full disk said as such
             if not checked and isinstance(failure, UserError):  # refused before anything is written: no record,
-                folder.discard_if_empty()  # and no folder (Hydra made it, empty)
+                close_log_files_in(folder.path)  # and no folder (Hydra made it, empty; its train.log not yet written)
+                folder.discard_if_empty()
             elif recordable and is_rank_zero():  # one rank records; the others follow it
                 status = Status.INTERRUPTED if is_interruption(exc) else Status.FAILED
                 try:
-                    folder.create().write_summary(
-                        setup_failure_summary(cfg, folder, status, _describe(failure), started))
+                    with hold_stops():
+                        folder.create().write_summary(
+                            setup_failure_summary(cfg, folder, status, _describe(failure), started))
                 except Exception as unwritten:
                     full = disk_full_error(unwritten, folder.file(layout.SUMMARY))
                     if full is None:
                         raise
                     failure = _record_lost(failure, full, folder)
-            if failure is exc:
+            if failure is caught:
                 raise
             raise failure from None
         return _fit_test_record(cfg, parts, started)
+
+
+def _continues_in_place(cfg: DictConfig, folder: RunFolder, ckpt) -> bool:
+    """A single run (rank 0) that resumes training in its own folder: it takes the folder's lock. A sweep job
+    holds it already (``run_record.claim``, taken by the process that runs the job)."""
+    if is_multirun() or not is_rank_zero() or cfg.get("train") is False or not isinstance(ckpt, str):
+        return False
+    resumed = run_folder_to_resume(ckpt, True)
+    return resumed is not None and resumed == folder.path.expanduser().resolve()
 
 
 @dataclass
@@ -107,7 +131,7 @@ class _Parts:
     launches_ranks: bool = False  # Lightning starts the other DDP ranks from this process
 
 
-def _set_up(cfg: DictConfig, folder: RunFolder) -> _Parts:
+def _set_up(cfg: DictConfig, folder: RunFolder, earlier: list[dict]) -> _Parts:
     """Write the run's config (global rank 0 only: one run = one record), build its parts, start the loggers."""
     writer = is_rank_zero()
     if writer:
@@ -126,7 +150,7 @@ def _set_up(cfg: DictConfig, folder: RunFolder) -> _Parts:
     if launches_ranks and is_multirun():
         point_ddp_children_at_job(str(folder.path), cfg.ckpt_path)
     datamodule.use_global_batch(trainer.world_size)
-    summary = start_summary(cfg, model, datamodule, folder, trainer)
+    summary = start_summary(cfg, model, datamodule, folder, trainer, earlier)
     wandb_logger = find_wandb_logger(loggers)
     if wandb_logger is not None and writer:
         folder.write_wandb_id(wandb_policy.start(wandb_logger).id)
@@ -148,12 +172,15 @@ def _fit_test_record(cfg: DictConfig, parts: _Parts, started: float) -> dict:
             test_metrics = _test(cfg, trainer, model, datamodule, summary, parts.folder)
         summary["status"] = Status.COMPLETED
     except BaseException as exc:  # noqa: BLE001 - recorded in summary.json, then raised again
-        error = disk_full_error(exc, folder=parts.folder.path) or exc  # said as such, not in a library's words
-        summary.update(status=Status.INTERRUPTED if is_interruption(exc) else Status.FAILED, error=_describe(error))
+        error = stop_behind(exc) or exc  # W&B's service killed by the same stop may fail a call first
+        error = disk_full_error(error, folder=parts.folder.path) or error  # said as such, not in a library's words
+        summary.update(status=Status.INTERRUPTED if is_interruption(error) else Status.FAILED,
+                       error=_describe(error))
     finally:
         if is_rank_zero():
-            error = _finish_record_despite_full_disk(summary, cfg, parts, test_metrics, started, error)
-            print_result(summary)
+            with hold_stops():
+                error = _finish_record_despite_full_disk(summary, cfg, parts, test_metrics, started, error)
+                print_result(summary)
         if is_multirun():
             end_process_group(launched_ranks=parts.launches_ranks)
     if error is not None:

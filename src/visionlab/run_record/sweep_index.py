@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import socket
+import subprocess
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,21 +64,82 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def ended_without_record(job: dict) -> bool:
-    """A "running" job whose process, on this machine, is gone (killed with -9, out of memory): nothing will
-    record its end. Jobs of other machines are left as they are (their processes cannot be seen from here)."""
+def ended_without_record(job: dict, slurm_alive: set[str] | None = None) -> bool:
+    """A "running" job that nothing will record the end of (a process killed with -9, out of memory): a SLURM
+    job that SLURM no longer runs or holds (``slurm_alive``: the ids SLURM still has, None when it cannot be
+    asked), else a process of this machine that is gone. Other machines' processes are left as they are."""
+    if job.get("status") != layout.Status.RUNNING:
+        return False
+    if slurm_alive is not None and job.get("slurm_job_id"):
+        return str(job["slurm_job_id"]) not in slurm_alive
     pid = job.get("pid")
-    return (job.get("status") == layout.Status.RUNNING and job.get("host") == socket.gethostname()
-            and isinstance(pid, int) and pid != os.getpid() and not _process_alive(pid))
+    return (job.get("host") == socket.gethostname() and isinstance(pid, int) and pid != os.getpid()
+            and not _process_alive(pid))
 
 
 KILLED = "its process ended without recording an end (killed, e.g. kill -9 or out of memory)"
+# SLURM states of a job that still runs or will run again (a requeued job passes through COMPLETING)
+_SLURM_ALIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
+                "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT"}
 
 
-def _mark_killed(jobs: dict) -> None:
-    for job in jobs.values():
-        if isinstance(job, dict) and ended_without_record(job):
-            job.update(status=layout.Status.INTERRUPTED, error=KILLED)
+def _slurm_alive(jobs: list[dict]) -> set[str] | None:
+    """Which of the running jobs' SLURM ids SLURM still runs or holds; None when no job has one or SLURM
+    cannot be asked here (then the process check applies)."""
+    ids = sorted({str(job["slurm_job_id"]) for job in jobs
+                  if job.get("status") == layout.Status.RUNNING and job.get("slurm_job_id")})
+    if not ids or shutil.which("squeue") is None:
+        return None
+    try:
+        out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i %T", "-j", ",".join(ids)],
+                             check=False, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:  # every id unknown to SLURM (long gone) reads "Invalid job id"; anything else: unsure
+        return set() if "invalid job id" in out.stderr.lower() else None
+    alive = set()
+    for line in out.stdout.splitlines():
+        job_id, _, state = line.strip().partition(" ")
+        if state.strip() in _SLURM_ALIVE:
+            alive.add(job_id)
+    return alive
+
+
+def _mark_killed(jobs: dict, ask_slurm: bool = True) -> None:
+    """``ask_slurm``: only where this process is on the sweep's cluster (the sweep command, its jobs); a reader
+    elsewhere (a report over a copied sweep) must not ask another cluster about these ids."""
+    entries = [job for job in jobs.values() if isinstance(job, dict)]
+    alive = _slurm_alive(entries) if ask_slurm else None
+    for job in entries:
+        if ended_without_record(job, alive):
+            cause = (f"its SLURM job {job['slurm_job_id']} ended without recording an end (a process killed, e.g. "
+                     "kill -9 or out of memory); run the sweep again to continue it"
+                     if alive is not None and job.get("slurm_job_id") else KILLED)
+            job.update(status=layout.Status.INTERRUPTED, error=cause)
+
+
+def settle_index(path: Path) -> None:
+    """Mark the index's running jobs that ended without a record (see ``ended_without_record``), e.g. when the
+    sweep command learns that a job died."""
+    if not path.is_file():
+        return
+    with _locked(path):
+        try:
+            index = read_json(path)
+        except (OSError, ValueError):
+            return
+        if not isinstance(index, dict) or not isinstance(index.get("jobs"), dict):
+            return
+        _mark_killed(index["jobs"])
+        _recount(index)
+        write_json(path, index)
+
+
+def _recount(index: dict) -> None:
+    index["counts"] = {}
+    for item in index["jobs"].values():
+        if isinstance(item, dict):
+            index["counts"][item.get("status")] = index["counts"].get(item.get("status"), 0) + 1
 
 
 def update_index(sweep_dir: Path, job_key: str, entry: dict[str, Any]) -> None:
@@ -94,9 +157,7 @@ def update_index(sweep_dir: Path, job_key: str, entry: dict[str, Any]) -> None:
         job = index["jobs"].setdefault(job_key, {})
         job.update(entry, updated=time.strftime("%Y-%m-%d %H:%M:%S"))
         index["jobs"] = dict(sorted(index["jobs"].items()))
-        index["counts"] = {}
-        for item in index["jobs"].values():
-            index["counts"][item["status"]] = index["counts"].get(item["status"], 0) + 1
+        _recount(index)
         write_json(path, index)
 
 
@@ -135,7 +196,7 @@ def read_index(path: Path, problems: list[str] | None = None) -> list[SweepJob]:
             kept.append(job)
         elif problems is not None:
             problems.append(f"{path.name}: job {str(key)[:40]} skipped: {why}")
-    _mark_killed(dict(enumerate(kept)))  # on the copies read here; the file is corrected by the next update
+    _mark_killed(dict(enumerate(kept)), ask_slurm=False)  # on the copies read here; the file is corrected by the next update
     return [SweepJob(list(job.get("overrides") or []), str(job.get("status") or layout.Status.UNKNOWN),
                      job.get("run_dir"), job.get("error"), path) for job in kept]
 

@@ -45,6 +45,15 @@ def start(logger: WandbLogger):
     return run
 
 
+def record_section(logger: WandbLogger) -> dict:
+    """The ``wandb`` section of summary.json (run id, mode, how to upload), from local state only: it is
+    written before W&B is asked anything, so it holds even when W&B's service is gone."""
+    run = logger.experiment
+    folders = offline_run_dirs(logger)
+    return {"id": run.id, "mode": "offline" if logger._offline else "online",
+            "sync_command": f"wandb sync {' '.join(map(str, folders))}" if folders else None}
+
+
 def publish_summary(logger: WandbLogger, summary: dict) -> dict:
     """Adds the best epoch's metrics (``best/<key>``) and the parameter count to the W&B summary (test metrics
     are there already, logged under the same keys); returns the ``wandb`` section of summary.json."""
@@ -53,9 +62,7 @@ def publish_summary(logger: WandbLogger, summary: dict) -> dict:
         if keys.is_metric(key):
             run.summary[keys.best_key(key)] = value
     run.summary[keys.N_PARAMS] = summary.get(keys.N_PARAMS)
-    folders = offline_run_dirs(logger)
-    return {"id": run.id, "mode": "offline" if logger._offline else "online",
-            "sync_command": f"wandb sync {' '.join(map(str, folders))}" if folders else None}
+    return record_section(logger)
 
 
 def finish(completed: bool) -> None:
