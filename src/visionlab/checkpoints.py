@@ -24,7 +24,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from visionlab.checkpoint_io import remove_stale_temporaries
 from visionlab.errors import ConfigError
 from visionlab.run_record.folder import RunFolder
-from visionlab.run_record.resume import run_folder_to_resume
+from visionlab.run_record.resume import run_folder_of_checkpoint
 
 ORIGIN = "visionlab"  # checkpoint entry: {"experiment": ..., "task": ..., "optimizer": ...}
 _SHOWN = 3  # mismatching weights named in the message
@@ -164,7 +164,7 @@ def origin_experiment(checkpoint: dict, path: str) -> str | None:
     stamp = checkpoint.get(ORIGIN)
     if isinstance(stamp, dict) and stamp.get("experiment"):
         return str(stamp["experiment"])
-    if (folder := run_folder_to_resume(path)) is not None:
+    if (folder := run_folder_of_checkpoint(path)) is not None:
         try:
             return RunFolder(folder).read_config().get("experiment_name")
         except (OSError, ValueError, AttributeError):

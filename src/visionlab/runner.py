@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pytorch_lightning as pl
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint
 
@@ -31,7 +32,8 @@ from visionlab.config_checks import check_config
 from visionlab.console import print_result
 from visionlab.distributed import end_process_group, is_rank_zero
 from visionlab.errors import UserError
-from visionlab.hydra_runtime import cpu_threads, hydra_files, is_multirun, point_ddp_children_at_job
+from visionlab.hydra_runtime import cpu_threads, hydra_files, is_multirun, point_ddp_children_at_job, task_overrides
+from visionlab.inference.run_config import adopt_run, load_initial_weights
 from visionlab.interfaces import TaskDataModule, TaskModel
 from visionlab.interruption import describe as describe_interruption
 from visionlab.interruption import is_interruption, stop_signals
@@ -61,12 +63,15 @@ def run(cfg: DictConfig) -> dict:
     with stop_signals():
         checked = False
         try:
+            adopt_run(cfg, task_overrides() if HydraConfig.initialized() else None)  # ckpt_path=<run> defines it
             check_config(cfg)
             model = model_for_checking(cfg)  # the model and the datamodule check their own values when built
             datamodule_for_checking(cfg)
             if cfg.ckpt_path:
                 check_checkpoint(cfg.ckpt_path, model, cfg.experiment_name, cfg.train,
                                  cfg.get("trust_checkpoint", False))
+            if cfg.get("init_from"):
+                check_checkpoint(cfg.init_from, model, cfg.experiment_name, False, cfg.get("trust_checkpoint", False))
             checked = True
             parts = _set_up(cfg, folder)
         except BaseException as exc:
@@ -103,6 +108,8 @@ def _set_up(cfg: DictConfig, folder: RunFolder) -> _Parts:
     if writer:
         folder.write_config(resolved)
     datamodule, model = build_datamodule(cfg), build_model(cfg)
+    if cfg.get("init_from"):
+        load_initial_weights(model, cfg.init_from, cfg.get("trust_checkpoint", False))
     loggers = instantiate_group(cfg.get("logger"), "logger")
     record = EpochRecord(folder)
     trainer = build_trainer(cfg, model, loggers, record)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,7 +115,7 @@ def read_summary(folder: Path) -> dict:
 @functools.cache
 def allowed_targets() -> dict[str, frozenset[str]]:
     """The ``_target_`` a run record may name, per place: those visionlab's own configs name (conf/data,
-    conf/model, conf/model/optimizer, conf/model/scheduler), and torch.optim's optimizers."""
+    conf/model, conf/model/optimizer, conf/model/scheduler); and any torch.optim optimizer (``_allowed``)."""
     import yaml
 
     from visionlab.configs import config_dir
@@ -130,12 +131,16 @@ def allowed_targets() -> dict[str, frozenset[str]]:
                 continue
             if isinstance(node, dict) and isinstance(node.get("_target_"), str):
                 found[place].add(node["_target_"])
-    import torch
-
-    found["optimizer"] |= {f"torch.optim.{name}" for name in dir(torch.optim)
-                           if isinstance(getattr(torch.optim, name), type)
-                           and issubclass(getattr(torch.optim, name), torch.optim.Optimizer)}
     return {place: frozenset(targets) for place, targets in found.items()}
+
+
+_TORCH_OPTIMIZER = re.compile(r"torch\.optim\.[A-Z][A-Za-z0-9]*")  # a class torch.optim exports (no import here)
+
+
+def _allowed(place: str, target) -> bool:
+    allowed = allowed_targets()[place]
+    return isinstance(target, str) and (target in allowed or (place == "optimizer"
+                                                                and _TORCH_OPTIMIZER.fullmatch(target) is not None))
 
 
 _TARGET_PLACES = {("data",): "data", ("model",): "model", ("model", "optimizer"): "optimizer",
@@ -145,8 +150,6 @@ _TARGET_PLACES = {("data",): "data", ("model",): "model", ("model", "optimizer")
 def checked_record(config: dict, where: Path) -> dict:
     """``config`` if its ``model`` and ``data`` parts are safe to compose and build: every ``_target_`` in them
     one of ``allowed_targets`` at its place, and no interpolation anywhere in them; else a ConfigError."""
-    allowed = allowed_targets()
-
     def walk(node, path: tuple[str, ...], depth: int) -> None:
         if depth > 40:
             raise ConfigError(f"{where}: {'.'.join(path)} is nested deeper than any visionlab config.")
@@ -161,7 +164,7 @@ def checked_record(config: dict, where: Path) -> dict:
         target = node.get("_target_")
         if target is not None:
             place = _TARGET_PLACES.get(path)
-            if place is None or target not in allowed[place]:
+            if place is None or not _allowed(place, target):
                 raise ConfigError(f"{where}: {'.'.join((*path, '_target_'))}={str(target)[:120]!r} is not one "
                                   "visionlab's configs build; a run folder is data and builds only visionlab's "
                                   "own parts.")
