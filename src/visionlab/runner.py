@@ -71,7 +71,8 @@ def run(cfg: DictConfig) -> dict:
                 check_checkpoint(cfg.ckpt_path, model, cfg.experiment_name, cfg.train,
                                  cfg.get("trust_checkpoint", False))
             if cfg.get("init_from"):
-                check_checkpoint(cfg.init_from, model, cfg.experiment_name, False, cfg.get("trust_checkpoint", False))
+                check_checkpoint(cfg.init_from, model, cfg.experiment_name, False, cfg.get("trust_checkpoint", False),
+                                 "init_from")
             checked = True
             parts = _set_up(cfg, folder)
         except BaseException as exc:
