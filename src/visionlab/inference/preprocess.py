@@ -31,18 +31,33 @@ class Input:
     conversion: str  # what was done to channels/mode ("none" when the file already was what the model takes)
 
 
-def describe_conversion(mode: str, channels: int) -> str:
-    """How training converted an image of ``mode`` to ``channels`` channels, in words."""
+def describe_conversion(mode: str, channels: int, reader: str = "fit") -> str:
+    """How training converted an image of PIL ``mode`` to ``channels`` channels, in words."""
     wanted = "L" if channels == 1 else "RGB"
     if mode == wanted:
         return "none"
-    notes = {"RGBA": "alpha dropped", "LA": "alpha dropped", "P": "palette expanded", "PA": "palette expanded",
-             "I;16": "16-bit scaled to 8-bit", "I": "32-bit scaled to 8-bit", "F": "float scaled to 8-bit",
-             "1": "bilevel to 8-bit", "CMYK": "CMYK to RGB"}
-    how = "grey repeated to RGB" if channels == 3 and mode in ("L", "LA", "I;16", "I", "F", "1") else \
-        "to grey (ITU-R 601 luma)" if channels == 1 else "to RGB"
-    extra = notes.get(mode)
-    return f"{mode}→{wanted} ({how}{', ' + extra if extra else ''})"
+    greyish = mode in ("L", "LA", "P", "PA", "I;16", "I", "F", "1")
+    notes = []
+    if reader == "segmentation":  # training took the file's stored values (np.array of the image)
+        if channels == 1 and mode in ("RGB", "RGBA"):
+            notes.append("to grey (ITU-R 601 luma)")
+        if channels == 3 and greyish:
+            notes.append("grey repeated to RGB")
+        if mode in ("P", "PA"):
+            notes.append("palette indices taken as grey levels")
+        if mode in ("I;16", "I", "F"):
+            notes.append("values kept: 0..255 only")
+    else:
+        notes.append("grey repeated to RGB" if channels == 3 and greyish else
+                     "to grey (ITU-R 601 luma)" if channels == 1 else "to RGB")
+        extra = {"P": "palette expanded", "PA": "palette expanded", "I;16": "16-bit scaled to 8-bit",
+                 "I": "32-bit scaled to 8-bit", "F": "float scaled to 8-bit", "1": "bilevel to 8-bit",
+                 "CMYK": "CMYK to RGB"}.get(mode)
+        if extra:
+            notes.append(extra)
+    if mode in ("RGBA", "LA", "PA"):
+        notes.append("alpha dropped")
+    return f"{mode}→{wanted} ({', '.join(notes)})" if notes else f"{mode}→{wanted}"
 
 
 def _file_facts(path: Path) -> tuple[int, int, str]:
@@ -62,7 +77,7 @@ def read_input(path: Path, facts: InputFacts) -> Input:
         image = _segmentation_image(path, facts)
     else:
         image = _classification_image(path, facts)
-    return Input(image, width, height, mode, describe_conversion(mode, facts.channels))
+    return Input(image, width, height, mode, describe_conversion(mode, facts.channels, facts.reader))
 
 
 def _classification_image(path: Path, facts: InputFacts) -> np.ndarray:

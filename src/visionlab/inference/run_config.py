@@ -157,7 +157,7 @@ def _refuse_rewriting_a_completed_run(source: RunSource, value: str) -> None:
 
 def _agree(cfg: DictConfig, source: RunSource, what: str) -> None:
     """Composed in-process: every defining value the composed config and the run both hold must be the same."""
-    for part, keys in (("model", MODEL_DEFINING), ("data", DATA_DEFINING)):
+    for part, keys in (("data", DATA_DEFINING), ("model", MODEL_DEFINING)):  # the data first: the model follows it
         theirs = source.config[part]
         for name in keys:
             mine = _composed(cfg, f"{part}.{name}")
