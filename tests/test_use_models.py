@@ -25,21 +25,46 @@ from visionlab.errors import ConfigError
 from visionlab.runner import run
 
 CLASSES = ("circle", "square", "stripes")
-QUIET = ["logger=none", "data.num_workers=0", "trainer.enable_progress_bar=false",
-         "trainer.enable_model_summary=false", "callbacks.rich_progress_bar=null"]
+QUIET = [
+    "logger=none",
+    "data.num_workers=0",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "callbacks.rich_progress_bar=null",
+]
 # image_size/crop other than the image_folder defaults (64/56): forgetting them is what scored 8 % in the issue
-CLS = ["data=image_folder", "data.image_size=36", "data.crop=32", "data.batch_size=16", "trainer.max_epochs=2", *QUIET]
+CLS = [
+    "data=image_folder",
+    "data.image_size=36",
+    "data.crop=32",
+    "data.batch_size=16",
+    "trainer.max_epochs=2",
+    *QUIET,
+]
 # a U-Net that learns the blobs in a few seconds (so few pixels sit near the threshold), 32×32, no augmentation
-SEG = ["experiment=unet_baseline", *TINY_SEG, "data.image_size=32", "data.augment=false", "data.samples_per_epoch=32",
-       "model.net.features_start=8", "model.loss=bce", "model.optimizer.lr=0.01", "~model/scheduler",
-       "trainer.max_epochs=4", "logger=none"]
+SEG = [
+    "experiment=unet_baseline",
+    *TINY_SEG,
+    "data.image_size=32",
+    "data.augment=false",
+    "data.samples_per_epoch=32",
+    "model.net.features_start=8",
+    "model.loss=bce",
+    "model.optimizer.lr=0.01",
+    "~model/scheduler",
+    "trainer.max_epochs=4",
+    "logger=none",
+]
 
 
 def _image(label: int, height: int, width: int, rng) -> Image.Image:
     yy, xx = np.mgrid[:height, :width]
     yy, xx = yy - height / 2, xx - width / 2
-    shape = [(yy ** 2 + xx ** 2) < (min(height, width) / 3.5) ** 2, (abs(yy) < height / 4) & (abs(xx) < width / 4),
-             (xx // 6) % 2 == 0][label]
+    shape = [
+        (yy**2 + xx**2) < (min(height, width) / 3.5) ** 2,
+        (abs(yy) < height / 4) & (abs(xx) < width / 4),
+        (xx // 6) % 2 == 0,
+    ][label]
     pixels = rng.integers(0, 60, (height, width, 3), dtype=np.uint8)
     pixels[shape] = (200, 170, 60)
     return Image.fromarray(pixels)
@@ -66,7 +91,11 @@ def image_folder(tmp_path_factory) -> Path:
         for label, name in enumerate(CLASSES):
             (root / split / name).mkdir(parents=True)
             for i in range(count):
-                _save(_image(label, 40 + 7 * (i % 3), 44 + 5 * (i % 4), rng), root / split / name / f"{name}_{i}", i % 4)
+                _save(
+                    _image(label, 40 + 7 * (i % 3), 44 + 5 * (i % 4), rng),
+                    root / split / name / f"{name}_{i}",
+                    i % 4,
+                )
     return root
 
 
@@ -82,13 +111,21 @@ def cls_run(tmp_path_factory, image_folder) -> tuple[Path, dict]:
 def seg_run(tmp_path_factory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("seg")
     summary = run(compose(root, SEG, output="run"))
-    assert summary["status"] == "completed" and summary["test"]["test/f1"] > 0.3  # it learned: masks are not trivial
+    assert (
+        summary["status"] == "completed" and summary["test"]["test/f1"] > 0.3
+    )  # it learned: masks are not trivial
     return root / "run", summary
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args],
+        check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _errors(stderr: str) -> list[str]:
@@ -96,23 +133,32 @@ def _errors(stderr: str) -> list[str]:
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha1(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha1(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 # --------------------------------------------------------------------------------------------- ckpt_path=<run>
-def test_a_run_folder_alone_evaluates_as_trained_and_a_contradiction_is_refused(cls_run, image_folder, tmp_path):
+def test_a_run_folder_alone_evaluates_as_trained_and_a_contradiction_is_refused(
+    cls_run, image_folder, tmp_path
+):
     """The issue's 77 % → 8 % case: evaluated with only ckpt_path=<run> (the images moved: data.data_dir may
     change), the same test numbers; another data.image_size is refused with one line and writes no run folder."""
     folder, trained = cls_run
     moved = tmp_path / "moved"
     shutil.copytree(image_folder, moved)
     logs = tmp_path / "logs"
-    done = _cli(["train=false", f"ckpt_path={folder}", f"data.data_dir={moved}", f"paths.log_dir={logs}",
-                 *QUIET], tmp_path)
+    done = _cli(
+        ["train=false", f"ckpt_path={folder}", f"data.data_dir={moved}", f"paths.log_dir={logs}", *QUIET],
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (evaluation,) = (logs / "runs").glob("*/*/summary.json")
-    assert evaluation.parent.parent.name == trained["experiment"] == "cnn_image_folder"  # named after the model
+    assert (
+        evaluation.parent.parent.name == trained["experiment"] == "cnn_image_folder"
+    )  # named after the model
     summary = json.loads(evaluation.read_text())
     assert summary["evaluated_checkpoint"] == str(folder / "checkpoints" / "best.ckpt")
     for key in ("test/acc", "test/loss"):
@@ -120,19 +166,33 @@ def test_a_run_folder_alone_evaluates_as_trained_and_a_contradiction_is_refused(
     config = (evaluation.parent / "config.yaml").read_text()
     assert "image_size: 36" in config and "crop: 32" in config and f"data_dir: {moved}" in config
 
-    refused = _cli(["train=false", f"ckpt_path={folder}", "data.image_size=64", f"paths.log_dir={tmp_path / 'logs2'}",
-                    *QUIET], tmp_path)
+    refused = _cli(
+        [
+            "train=false",
+            f"ckpt_path={folder}",
+            "data.image_size=64",
+            f"paths.log_dir={tmp_path / 'logs2'}",
+            *QUIET,
+        ],
+        tmp_path,
+    )
     errors = _errors(refused.stderr)
     assert refused.returncode == 2 and len(errors) == 1, refused.stderr[-3000:]
-    assert re.search(r"data\.image_size=64 contradicts the checkpoint of run .*, trained with data\.image_size=36",
-                     errors[0]), errors[0]
+    assert re.search(
+        r"data\.image_size=64 contradicts the checkpoint of run .*, trained with data\.image_size=36",
+        errors[0],
+    ), errors[0]
     assert "Traceback" not in refused.stderr and not list((tmp_path / "logs2").glob("runs/*/*"))
 
 
 def test_composed_in_process_every_value_that_defines_the_model_must_agree(cls_run, image_folder, tmp_path):
     folder, _ = cls_run
-    cfg = compose(tmp_path, [*CLS, f"data.data_dir={image_folder}", "data.crop=28", f"ckpt_path={folder}"],
-                  config_name="eval", output="refused")
+    cfg = compose(
+        tmp_path,
+        [*CLS, f"data.data_dir={image_folder}", "data.crop=28", f"ckpt_path={folder}"],
+        config_name="eval",
+        output="refused",
+    )
     with pytest.raises(ConfigError, match=r"data\.crop=28 contradicts the checkpoint of run .*data\.crop=32"):
         run(cfg)
     assert not (tmp_path / "refused").exists()
@@ -142,12 +202,26 @@ def test_a_completed_run_is_never_rewritten_and_init_from_starts_a_new_run(cls_r
     folder, trained = cls_run
     before = _digests(folder)
     cfg = compose(tmp_path, [*CLS, f"data.data_dir={image_folder}", f"ckpt_path={folder}"], output="again")
-    with pytest.raises(ConfigError, match=r"is completed, and a completed record is never rewritten\. Fine-tune its "
-                                          r"weights in a new run with init_from="):
+    with pytest.raises(
+        ConfigError,
+        match=r"is completed, and a completed record is never rewritten\. Fine-tune its "
+        r"weights in a new run with init_from=",
+    ):
         run(cfg)
     # its weights in a new run (a learning rate too small to move them: the new run tests what the old one did)
-    tuned = run(compose(tmp_path, [*CLS, f"data.data_dir={image_folder}", f"init_from={folder}",
-                                   "trainer.max_epochs=1", "model.optimizer.lr=1e-12"], output="tuned"))
+    tuned = run(
+        compose(
+            tmp_path,
+            [
+                *CLS,
+                f"data.data_dir={image_folder}",
+                f"init_from={folder}",
+                "trainer.max_epochs=1",
+                "model.optimizer.lr=1e-12",
+            ],
+            output="tuned",
+        )
+    )
     assert tuned["status"] == "completed" and tuned["epochs"] == 1
     assert tuned["test"]["test/acc"] == pytest.approx(trained["test"]["test/acc"], abs=1e-6)
     assert _digests(folder) == before  # the completed record, byte for byte
@@ -159,18 +233,32 @@ def test_best_ckpt_keeps_weights_and_input_facts_and_last_ckpt_the_full_state(se
     last = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)
     assert "optimizer_states" not in best and "lr_schedulers" not in best and best["state_dict"]
     assert last["optimizer_states"] and best["hyper_parameters"]["net"]["features_start"] == 8
-    assert best["visionlab"]["inputs"] == {"task": "segmentation", "channels": 1, "reader": "segmentation",
-                                           "image_size": 32, "crop": None, "mean": [0.5], "std": [0.5],
-                                           "class_names": ["background", "foreground"], "contrast_norm": "none",
-                                           "threshold": 0.5, "tta": "none"}
-    assert (folder / "checkpoints" / "best.ckpt").stat().st_size < (folder / "checkpoints" / "last.ckpt").stat().st_size / 2
+    assert best["visionlab"]["inputs"] == {
+        "task": "segmentation",
+        "channels": 1,
+        "reader": "segmentation",
+        "image_size": 32,
+        "crop": None,
+        "mean": [0.5],
+        "std": [0.5],
+        "class_names": ["background", "foreground"],
+        "contrast_norm": "none",
+        "threshold": 0.5,
+        "tta": "none",
+    }
+    assert (folder / "checkpoints" / "best.ckpt").stat().st_size < (
+        folder / "checkpoints" / "last.ckpt"
+    ).stat().st_size / 2
 
 
 def test_segmentation_data_with_the_default_classifier_is_refused_with_one_line(tmp_path):
     from visionlab.config_checks import check_config
 
-    with pytest.raises(ConfigError, match=r"data=seg_npz is segmentation data, but the model is a classification "
-                                          r"model .*pass experiment=unet_baseline .* or model=unet"):
+    with pytest.raises(
+        ConfigError,
+        match=r"data=seg_npz is segmentation data, but the model is a classification "
+        r"model .*pass experiment=unet_baseline .* or model=unet",
+    ):
         check_config(compose(tmp_path, ["data=seg_npz"]))
 
 
@@ -183,9 +271,17 @@ def test_a_crafted_run_config_builds_nothing(seg_run, tmp_path):
 
     folder, _ = seg_run
     for name, change, message in (
-            ("target", lambda c: c["model"]["optimizer"].update(_target_="os.system"),
-             r"model\.optimizer\._target_='os\.system' is not one visionlab's configs build"),
-            ("interpolation", lambda c: c["data"].update(name="${oc.env:HOME}"), r"data\.name holds an interpolation")):
+        (
+            "target",
+            lambda c: c["model"]["optimizer"].update(_target_="os.system"),
+            r"model\.optimizer\._target_='os\.system' is not one visionlab's configs build",
+        ),
+        (
+            "interpolation",
+            lambda c: c["data"].update(name="${oc.env:HOME}"),
+            r"data\.name holds an interpolation",
+        ),
+    ):
         crafted = tmp_path / name
         shutil.copytree(folder, crafted)
         config = yaml.safe_load((crafted / "config.yaml").read_text())
@@ -193,8 +289,18 @@ def test_a_crafted_run_config_builds_nothing(seg_run, tmp_path):
         (crafted / "config.yaml").write_text(yaml.safe_dump(config))
         with pytest.raises(ConfigError, match=message):
             load_model(crafted)
-        assert predict_main([str(crafted), str(crafted / "config.yaml"), "--out", str(tmp_path / f"{name}_out"),
-                             "--no-progress"]) == 2
+        assert (
+            predict_main(
+                [
+                    str(crafted),
+                    str(crafted / "config.yaml"),
+                    "--out",
+                    str(tmp_path / f"{name}_out"),
+                    "--no-progress",
+                ]
+            )
+            == 2
+        )
         assert not (tmp_path / f"{name}_out").exists()
 
 
@@ -216,7 +322,9 @@ def test_predicting_the_run_test_images_reproduces_its_confusion_matrix(cls_run,
     for row in rows:
         truth = CLASSES.index(row["file"].split("/")[0])
         confusion[truth, CLASSES.index(row["class_1"])] += 1
-        true_probability.append(next(float(row[f"prob_{k}"]) for k in (1, 2, 3) if row[f"class_{k}"] == CLASSES[truth]))
+        true_probability.append(
+            next(float(row[f"prob_{k}"]) for k in (1, 2, 3) if row[f"class_{k}"] == CLASSES[truth])
+        )
     recorded = np.loadtxt(folder / "confusion_matrix.csv", delimiter=",", dtype=np.int64)
     assert (confusion == recorded).all()
     assert np.trace(confusion) / confusion.sum() == pytest.approx(trained["test"]["test/acc"], abs=1e-6)
@@ -233,13 +341,17 @@ def test_segmentation_masks_reproduce_test_cases_and_keep_each_input_size(seg_ru
     from visionlab.run_record.metric_keys import CASE_SCORES
 
     folder, _ = seg_run
-    arrays = make_synthetic_seg(n_train=8, n_val=4, n_test=6, size=32, seed=0)  # the run's data (TINY_SEG, seed 0)
+    arrays = make_synthetic_seg(
+        n_train=8, n_val=4, n_test=6, size=32, seed=0
+    )  # the run's data (TINY_SEG, seed 0)
     test_images = tmp_path / "test_images"
     test_images.mkdir()
     for i, image in enumerate(arrays["x_test"]):
         Image.fromarray(image[..., 0]).save(test_images / f"case{i}.png")
     predict(str(folder), [str(test_images)], tmp_path / "faithful", batch_size=4, progress=False)
-    masks = np.stack([np.asarray(Image.open(tmp_path / "faithful" / "masks" / f"case{i}.png")) for i in range(6)])
+    masks = np.stack(
+        [np.asarray(Image.open(tmp_path / "faithful" / "masks" / f"case{i}.png")) for i in range(6)]
+    )
     assert set(np.unique(masks)) <= {0, 255}
     scores = per_image_scores(torch.from_numpy(masks // 255), torch.from_numpy(arrays["y_test"]))
     recorded = _rows(folder / "test_cases.csv")
@@ -250,14 +362,19 @@ def test_segmentation_masks_reproduce_test_cases_and_keep_each_input_size(seg_ru
     mixed.mkdir()
     rng = np.random.default_rng(2)
     pixels = rng.integers(0, 255, (80, 96, 3), dtype=np.uint8)
-    files = {"wide.jpg": Image.fromarray(pixels[:37, :53]), "rgba.png": Image.fromarray(pixels[:80, :40]).convert("RGBA"),
-             "palette.png": Image.fromarray(pixels[:32, :32]).convert("P"),
-             "grey_alpha.png": Image.fromarray(pixels[:50, :50, 0]).convert("LA"),
-             "grey.png": Image.fromarray(pixels[:64, :48, 0])}
+    files = {
+        "wide.jpg": Image.fromarray(pixels[:37, :53]),
+        "rgba.png": Image.fromarray(pixels[:80, :40]).convert("RGBA"),
+        "palette.png": Image.fromarray(pixels[:32, :32]).convert("P"),
+        "grey_alpha.png": Image.fromarray(pixels[:50, :50, 0]).convert("LA"),
+        "grey.png": Image.fromarray(pixels[:64, :48, 0]),
+    }
     for name, img in files.items():
         img.save(mixed / name)
     (mixed / "broken.png").write_bytes(b"not an image")
-    outcome = predict(str(folder), [str(mixed)], tmp_path / "out", probabilities=True, overlays=True, progress=False)
+    outcome = predict(
+        str(folder), [str(mixed)], tmp_path / "out", probabilities=True, overlays=True, progress=False
+    )
     assert outcome.predicted == 5 and [name for name, _ in outcome.skipped] == ["broken.png"]
     rows = {row["file"]: row for row in _rows(tmp_path / "out" / "predictions.csv")}
     for name, img in files.items():
@@ -271,13 +388,19 @@ def test_segmentation_masks_reproduce_test_cases_and_keep_each_input_size(seg_ru
     assert _rows(tmp_path / "out" / "skipped.csv")[0]["file"] == "broken.png"
 
     before = _digests(tmp_path / "out")
-    assert main([str(folder), str(mixed), "--out", str(tmp_path / "out"), "--no-progress"]) == 2  # no --overwrite
+    assert (
+        main([str(folder), str(mixed), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    )  # no --overwrite
     assert _digests(tmp_path / "out") == before
-    assert main([str(folder), str(mixed / "broken.png"), "--out", str(tmp_path / "none"), "--no-progress"]) == 1
+    assert (
+        main([str(folder), str(mixed / "broken.png"), "--out", str(tmp_path / "none"), "--no-progress"]) == 1
+    )
 
 
 # --------------------------------------------------------------------------------------------- export
-def test_onnx_and_torchscript_exports_match_pytorch_on_the_run_test_images(seg_run, cls_run, image_folder, tmp_path):
+def test_onnx_and_torchscript_exports_match_pytorch_on_the_run_test_images(
+    seg_run, cls_run, image_folder, tmp_path
+):
     ort = pytest.importorskip("onnxruntime", reason="the onnx extra: pip install -e '.[onnx]'")
     from visionlab.data.segmentation.synthetic import make_synthetic_seg
     from visionlab.inference.export import deployable, export
@@ -316,11 +439,19 @@ def test_the_readme_snippet_runs_an_exported_model_with_only_onnxruntime_numpy_a
     readme = (REPO / "README.md").read_text()
     snippet = re.search(r"<!-- onnx-snippet -->\n```python\n(.*?)```", readme, re.DOTALL).group(1)
     model = export(load_model(seg_run[0]), "onnx", tmp_path / "model.onnx")
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (45, 70), dtype=np.uint8)).save(tmp_path / "new.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (45, 70), dtype=np.uint8)).save(
+        tmp_path / "new.png"
+    )
     blocked = "import sys\nfor name in ('torch', 'visionlab'):\n    sys.modules[name] = None\n"
-    done = subprocess.run([sys.executable, "-c", blocked + snippet, str(model), str(tmp_path / "new.png")],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    done = subprocess.run(
+        check=False,
+        args=[sys.executable, "-c", blocked + snippet, str(model), str(tmp_path / "new.png")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "masks (1, 45, 70) uint8" in done.stdout
     assert Image.open(tmp_path / "mask.png").size == (70, 45)

@@ -32,7 +32,13 @@ from visionlab.config_checks import check_config
 from visionlab.console import print_result
 from visionlab.distributed import end_process_group, is_rank_zero
 from visionlab.errors import UserError
-from visionlab.hydra_runtime import cpu_threads, hydra_files, is_multirun, point_ddp_children_at_job, task_overrides
+from visionlab.hydra_runtime import (
+    cpu_threads,
+    hydra_files,
+    is_multirun,
+    point_ddp_children_at_job,
+    task_overrides,
+)
 from visionlab.inference.run_config import adopt_run, load_initial_weights
 from visionlab.interfaces import TaskDataModule, TaskModel
 from visionlab.interruption import describe as describe_interruption

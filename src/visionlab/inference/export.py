@@ -67,11 +67,11 @@ class Deployable(nn.Module):
         if self.fit:  # image_folder: the centre square first (ImageOps.fit)
             side = torch.minimum(torch.as_tensor(height), torch.as_tensor(width))
             top, left = (height - side) // 2, (width - side) // 2
-            x = x[:, :, top:top + side, left:left + side]
+            x = x[:, :, top : top + side, left : left + side]
         x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
         if self.crop > 0:
             offset = (self.size - self.crop) // 2
-            x = x[:, :, offset:offset + self.crop, offset:offset + self.crop]
+            x = x[:, :, offset : offset + self.crop, offset : offset + self.crop]
         x = (x - self.mean) / self.std
         return (torch.softmax(self.net(x), dim=1),)
 
@@ -79,23 +79,32 @@ class Deployable(nn.Module):
         if not self.flips:
             return self.net(x)
         # the test's flips: the mean probability over identity, horizontal, vertical and both, as its logit
-        mean = (torch.sigmoid(self.net(x)) + torch.sigmoid(self.net(x.flip(3))).flip(3)
-                + torch.sigmoid(self.net(x.flip(2))).flip(2) + torch.sigmoid(self.net(x.flip([2, 3]))).flip([2, 3]))
+        mean = (
+            torch.sigmoid(self.net(x))
+            + torch.sigmoid(self.net(x.flip(3))).flip(3)
+            + torch.sigmoid(self.net(x.flip(2))).flip(2)
+            + torch.sigmoid(self.net(x.flip([2, 3]))).flip([2, 3])
+        )
         return torch.logit(mean / 4.0, eps=1e-6)
 
 
 def _per_channel(values, channels: int) -> torch.Tensor:
     tensor = torch.tensor([float(v) for v in values], dtype=torch.float32)
-    return tensor.expand(channels).clone().view(1, channels, 1, 1) if tensor.numel() == 1 else \
-        tensor.view(1, -1, 1, 1)
+    return (
+        tensor.expand(channels).clone().view(1, channels, 1, 1)
+        if tensor.numel() == 1
+        else tensor.view(1, -1, 1, 1)
+    )
 
 
 def deployable(loaded: LoadedModel) -> Deployable:
     """The loaded model's network in the wrapper that does what training did to images."""
     facts = loaded.facts
     if facts.contrast_norm != "none":
-        raise ConfigError(f"data.contrast_norm={facts.contrast_norm}: the per-image contrast normalisation is not part "
-                          "of an exported file; export a model trained with data.contrast_norm=none.")
+        raise ConfigError(
+            f"data.contrast_norm={facts.contrast_norm}: the per-image contrast normalisation is not part "
+            "of an exported file; export a model trained with data.contrast_norm=none."
+        )
     if facts.task == "segmentation" and facts.tta not in ("none", "flips"):
         raise ConfigError(f"model.tta={facts.tta}: not one the exported file can do (none, flips).")
     net = loaded.module.net.float().eval()
@@ -122,13 +131,31 @@ def export(loaded: LoadedModel, fmt: str, out: Path) -> Path:
     names = output_names(loaded)
     out.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the tracer's notes on shape arithmetic (dynamic axes keep it general)
+        warnings.simplefilter(
+            "ignore"
+        )  # the tracer's notes on shape arithmetic (dynamic axes keep it general)
         if fmt == "onnx":
             axes = {"images": {0: "batch", 1: "height", 2: "width"}}
-            axes.update({name: ({0: "batch"} if name == "probabilities" and len(names) == 1
-                                else {0: "batch", 1: "height", 2: "width"}) for name in names})
-            torch.onnx.export(model, (example,), str(out), dynamo=False, input_names=["images"], output_names=names,
-                              dynamic_axes=axes, opset_version=OPSET)
+            axes.update(
+                {
+                    name: (
+                        {0: "batch"}
+                        if name == "probabilities" and len(names) == 1
+                        else {0: "batch", 1: "height", 2: "width"}
+                    )
+                    for name in names
+                }
+            )
+            torch.onnx.export(
+                model,
+                (example,),
+                str(out),
+                dynamo=False,
+                input_names=["images"],
+                output_names=names,
+                dynamic_axes=axes,
+                opset_version=OPSET,
+            )
         else:
             torch.jit.save(torch.jit.trace(model, (example,), check_trace=False), str(out))
     return out
@@ -145,13 +172,22 @@ def log_to_wandb(file: Path, loaded: LoadedModel) -> str:
     folder = loaded.source.folder
     run_id = RunFolder(folder).read_wandb_id() if folder is not None else None
     if mode in ("offline", "disabled", "dryrun") or run_id is None:
-        return ("W&B: not logged (" + ("no W&B run recorded in the run folder" if run_id is None else f"WANDB_MODE={mode}")
-                + f"); to log it later: wandb artifact put --type model --name {file.stem} {file}")
+        return (
+            "W&B: not logged ("
+            + ("no W&B run recorded in the run folder" if run_id is None else f"WANDB_MODE={mode}")
+            + f"); to log it later: wandb artifact put --type model --name {file.stem} {file}"
+        )
     try:
         import wandb
 
-        run = wandb.init(id=run_id, resume="allow", project=None, job_type="export")
-        artifact = wandb.Artifact(name=f"model-{run_id}", type="model", metadata={"format": file.suffix.lstrip(".")})
+        settings = ((loaded.source.config or {}).get("logger") or {}).get("wandb") or {}
+        project, entity = (
+            settings.get(key) if isinstance(settings.get(key), str) else None for key in ("project", "entity")
+        )
+        run = wandb.init(id=run_id, resume="allow", project=project, entity=entity, job_type="export")
+        artifact = wandb.Artifact(
+            name=f"model-{run_id}", type="model", metadata={"format": file.suffix.lstrip(".")}
+        )
         artifact.add_file(str(file))
         run.log_artifact(artifact)
         run.finish()
@@ -161,15 +197,25 @@ def log_to_wandb(file: Path, loaded: LoadedModel) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="visionlab-export", description="Export a trained model (a run folder or its "
-                                "checkpoint) as one ONNX or TorchScript file taking uint8 images (N, H, W, C).")
+    p = argparse.ArgumentParser(
+        prog="visionlab-export",
+        description="Export a trained model (a run folder or its "
+        "checkpoint) as one ONNX or TorchScript file taking uint8 images (N, H, W, C).",
+    )
     p.add_argument("run", help="a run folder (its best.ckpt) or a checkpoint file")
     p.add_argument("--format", required=True, choices=tuple(FORMATS))
-    p.add_argument("--out", default=None, help="the file to write (default: <run>/export/model.onnx or model.pt)")
+    p.add_argument(
+        "--out", default=None, help="the file to write (default: <run>/export/model.onnx or model.pt)"
+    )
     p.add_argument("--overwrite", action="store_true", help="write over an existing file")
-    p.add_argument("--wandb", action="store_true", help="log the file to the run's W&B run as a model artifact")
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help="load a checkpoint that holds pickled objects (it may run code): only one you trust")
+    p.add_argument(
+        "--wandb", action="store_true", help="log the file to the run's W&B run as a model artifact"
+    )
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="load a checkpoint that holds pickled objects (it may run code): only one you trust",
+    )
     return p
 
 
@@ -182,7 +228,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         loaded = load_model(args.run, args.trust_checkpoint)
-        default = (loaded.source.folder or loaded.source.checkpoint.parent) / "export" / f"model{FORMATS[args.format]}"
+        default = (
+            (loaded.source.folder or loaded.source.checkpoint.parent)
+            / "export"
+            / f"model{FORMATS[args.format]}"
+        )
         out = Path(args.out).expanduser() if args.out else default
         if out.exists() and not args.overwrite:
             raise ConfigError(f"--out {out} exists; pass another file, or --overwrite to replace it.")
@@ -190,8 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {str(exc).splitlines()[0] if str(exc) else exc}", file=sys.stderr)
         return 2
-    print(f"exported {loaded.facts.task} model to {out} ({out.stat().st_size / 1e6:.1f} MB): uint8 images (N, H, W, "
-          f"{loaded.facts.channels}) → {', '.join(output_names(loaded))}", file=sys.stderr)
+    print(
+        f"exported {loaded.facts.task} model to {out} ({out.stat().st_size / 1e6:.1f} MB): uint8 images (N, H, W, "
+        f"{loaded.facts.channels}) → {', '.join(output_names(loaded))}",
+        file=sys.stderr,
+    )
     if args.wandb:
         print(log_to_wandb(out, loaded), file=sys.stderr)
     return 0

@@ -61,9 +61,11 @@ def checkpoint_in(folder: Path, preferred: tuple[str, ...] = (BEST, layout.LAST_
     for name in preferred:
         if (candidate := folder / layout.CHECKPOINTS / name).is_file():
             return candidate
-    raise ConfigError(f"ckpt_path={folder}: the run folder holds no {' or '.join(preferred)} in "
-                      f"{layout.CHECKPOINTS}/ (its training may have failed before the first epoch ended); pass "
-                      "another run folder or a checkpoint file.")
+    raise ConfigError(
+        f"ckpt_path={folder}: the run folder holds no {' or '.join(preferred)} in "
+        f"{layout.CHECKPOINTS}/ (its training may have failed before the first epoch ended); pass "
+        "another run folder or a checkpoint file."
+    )
 
 
 def _inside(folder: Path, name: str, limit: int) -> Path:
@@ -74,10 +76,14 @@ def _inside(folder: Path, name: str, limit: int) -> Path:
     except (OSError, RuntimeError) as exc:
         raise FileNotFoundError(str(path)) from exc
     if real.parent != root or not real.is_file():
-        raise ConfigError(f"{path}: not a regular file inside the run folder (a link out of it or a special file); "
-                          "a run folder's records are read only from the folder itself.")
+        raise ConfigError(
+            f"{path}: not a regular file inside the run folder (a link out of it or a special file); "
+            "a run folder's records are read only from the folder itself."
+        )
     if real.stat().st_size > limit:
-        raise ConfigError(f"{path}: {real.stat().st_size} bytes, more than a run record's {limit}; it is not one.")
+        raise ConfigError(
+            f"{path}: {real.stat().st_size} bytes, more than a run record's {limit}; it is not one."
+        )
     return real
 
 
@@ -89,15 +95,19 @@ def _read_yaml(path: Path, limit: int) -> object:
         return yaml.safe_load(real.read_text(encoding="utf-8"))
     except (yaml.YAMLError, RecursionError, UnicodeDecodeError, ValueError) as exc:
         reason = type(exc).__name__ if isinstance(exc, RecursionError) else str(exc).splitlines()[0]
-        raise ConfigError(f"{path}: not a readable config ({reason}); pass a run folder visionlab wrote.") from None
+        raise ConfigError(
+            f"{path}: not a readable config ({reason}); pass a run folder visionlab wrote."
+        ) from None
 
 
 def read_run_config(folder: Path) -> dict:
     """The run's resolved ``config.yaml``, as data, checked (``checked_record``)."""
     config = _read_yaml(folder / layout.CONFIG, CONFIG_BYTES)
     if not isinstance(config, dict):
-        raise ConfigError(f"{folder / layout.CONFIG}: does not hold a config (a mapping); pass a run folder "
-                          "visionlab wrote.")
+        raise ConfigError(
+            f"{folder / layout.CONFIG}: does not hold a config (a mapping); pass a run folder "
+            "visionlab wrote."
+        )
     return checked_record(config, folder / layout.CONFIG)
 
 
@@ -122,8 +132,12 @@ def allowed_targets() -> dict[str, frozenset[str]]:
 
     conf = config_dir()
     found: dict[str, set[str]] = {"data": set(), "model": set(), "optimizer": set(), "scheduler": set()}
-    for place, pattern in (("data", "data/*.yaml"), ("model", "model/*.yaml"),
-                           ("optimizer", "model/optimizer/*.yaml"), ("scheduler", "model/scheduler/*.yaml")):
+    for place, pattern in (
+        ("data", "data/*.yaml"),
+        ("model", "model/*.yaml"),
+        ("optimizer", "model/optimizer/*.yaml"),
+        ("scheduler", "model/scheduler/*.yaml"),
+    ):
         for file in conf.glob(pattern):
             try:
                 node = yaml.safe_load(file.read_text()) or {}
@@ -134,28 +148,38 @@ def allowed_targets() -> dict[str, frozenset[str]]:
     return {place: frozenset(targets) for place, targets in found.items()}
 
 
-_TORCH_OPTIMIZER = re.compile(r"torch\.optim\.[A-Z][A-Za-z0-9]*")  # a class torch.optim exports (no import here)
+_TORCH_OPTIMIZER = re.compile(
+    r"torch\.optim\.[A-Z][A-Za-z0-9]*"
+)  # a class torch.optim exports (no import here)
 
 
 def _allowed(place: str, target) -> bool:
     allowed = allowed_targets()[place]
-    return isinstance(target, str) and (target in allowed or (place == "optimizer"
-                                                                and _TORCH_OPTIMIZER.fullmatch(target) is not None))
+    return isinstance(target, str) and (
+        target in allowed or (place == "optimizer" and _TORCH_OPTIMIZER.fullmatch(target) is not None)
+    )
 
 
-_TARGET_PLACES = {("data",): "data", ("model",): "model", ("model", "optimizer"): "optimizer",
-                  ("model", "scheduler"): "scheduler"}
+_TARGET_PLACES = {
+    ("data",): "data",
+    ("model",): "model",
+    ("model", "optimizer"): "optimizer",
+    ("model", "scheduler"): "scheduler",
+}
 
 
 def checked_record(config: dict, where: Path) -> dict:
     """``config`` if its ``model`` and ``data`` parts are safe to compose and build: every ``_target_`` in them
     one of ``allowed_targets`` at its place, and no interpolation anywhere in them; else a ConfigError."""
+
     def walk(node, path: tuple[str, ...], depth: int) -> None:
         if depth > 40:
             raise ConfigError(f"{where}: {'.'.join(path)} is nested deeper than any visionlab config.")
         if isinstance(node, str) and "${" in node:
-            raise ConfigError(f"{where}: {'.'.join(path)} holds an interpolation; a run's config.yaml is resolved "
-                              "and holds none. Pass a run folder visionlab wrote.")
+            raise ConfigError(
+                f"{where}: {'.'.join(path)} holds an interpolation; a run's config.yaml is resolved "
+                "and holds none. Pass a run folder visionlab wrote."
+            )
         if isinstance(node, list):
             for i, item in enumerate(node):
                 walk(item, (*path, str(i)), depth + 1)
@@ -165,9 +189,11 @@ def checked_record(config: dict, where: Path) -> dict:
         if target is not None:
             place = _TARGET_PLACES.get(path)
             if place is None or not _allowed(place, target):
-                raise ConfigError(f"{where}: {'.'.join((*path, '_target_'))}={str(target)[:120]!r} is not one "
-                                  "visionlab's configs build; a run folder is data and builds only visionlab's "
-                                  "own parts.")
+                raise ConfigError(
+                    f"{where}: {'.'.join((*path, '_target_'))}={str(target)[:120]!r} is not one "
+                    "visionlab's configs build; a run folder is data and builds only visionlab's "
+                    "own parts."
+                )
         for key, value in node.items():
             walk(value, (*path, str(key)), depth + 1)
 
@@ -186,13 +212,17 @@ def locate(path: str | Path, preferred: tuple[str, ...] = (BEST, layout.LAST_CHE
     run folder), for evaluation and prediction."""
     given = Path(str(path)).expanduser()
     if not given.exists():
-        raise ConfigError(f"{path}: no such run folder or checkpoint; pass a run folder (logs/runs/<experiment>/"
-                          "<run>) or its checkpoints/best.ckpt.")
+        raise ConfigError(
+            f"{path}: no such run folder or checkpoint; pass a run folder (logs/runs/<experiment>/"
+            "<run>) or its checkpoints/best.ckpt."
+        )
     folder = run_folder_of(given)
     if given.is_dir():
         if folder is None:
-            raise ConfigError(f"{path}: not a run folder (it has no {layout.CONFIG}); pass a run folder "
-                              "(logs/runs/<experiment>/<run>) or a checkpoint file.")
+            raise ConfigError(
+                f"{path}: not a run folder (it has no {layout.CONFIG}); pass a run folder "
+                "(logs/runs/<experiment>/<run>) or a checkpoint file."
+            )
         checkpoint = checkpoint_in(folder, preferred)
     else:
         checkpoint = given
@@ -225,20 +255,35 @@ class InputFacts:
 
     def record(self) -> dict:
         """Plain values, for a checkpoint's ``visionlab`` stamp (loads with weights_only=True)."""
-        return {"task": self.task, "channels": self.channels, "reader": self.reader, "image_size": self.image_size,
-                "crop": self.crop, "mean": list(self.mean), "std": list(self.std),
-                "class_names": list(self.class_names), "contrast_norm": self.contrast_norm,
-                "threshold": self.threshold, "tta": self.tta}
+        return {
+            "task": self.task,
+            "channels": self.channels,
+            "reader": self.reader,
+            "image_size": self.image_size,
+            "crop": self.crop,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "class_names": list(self.class_names),
+            "contrast_norm": self.contrast_norm,
+            "threshold": self.threshold,
+            "tta": self.tta,
+        }
 
     @classmethod
     def from_record(cls, record: Mapping) -> InputFacts:
-        return cls(task=str(record["task"]), channels=int(record["channels"]), reader=str(record["reader"]),
-                   image_size=None if record.get("image_size") is None else int(record["image_size"]),
-                   crop=None if record.get("crop") is None else int(record["crop"]),
-                   mean=tuple(float(v) for v in record["mean"]), std=tuple(float(v) for v in record["std"]),
-                   class_names=tuple(str(n) for n in record["class_names"]),
-                   contrast_norm=str(record.get("contrast_norm", "none")),
-                   threshold=float(record.get("threshold", 0.5)), tta=str(record.get("tta", "none")))
+        return cls(
+            task=str(record["task"]),
+            channels=int(record["channels"]),
+            reader=str(record["reader"]),
+            image_size=None if record.get("image_size") is None else int(record["image_size"]),
+            crop=None if record.get("crop") is None else int(record["crop"]),
+            mean=tuple(float(v) for v in record["mean"]),
+            std=tuple(float(v) for v in record["std"]),
+            class_names=tuple(str(n) for n in record["class_names"]),
+            contrast_norm=str(record.get("contrast_norm", "none")),
+            threshold=float(record.get("threshold", 0.5)),
+            tta=str(record.get("tta", "none")),
+        )
 
 
 READERS = {  # the data config's class → how its training read an image file
@@ -259,21 +304,35 @@ def input_facts(model: Mapping, data: Mapping, class_names=None) -> InputFacts:
         raise ConfigError(f"model._target_={model.get('_target_')!r} is not a visionlab model.")
     reader = READERS.get(str(data.get("_target_", "")).rsplit(".", 1)[-1])
     if reader is None:
-        raise ConfigError(f"data._target_={data.get('_target_')!r}: visionlab does not know how its training read "
-                          "image files, so it cannot feed the model new ones.")
+        raise ConfigError(
+            f"data._target_={data.get('_target_')!r}: visionlab does not know how its training read "
+            "image files, so it cannot feed the model new ones."
+        )
     names = class_names if class_names is not None else data.get("class_names")
     if task == "classification":
         count = int(model.get("num_classes") or data.get("num_classes") or 0)
-        names = names if isinstance(names, (list, tuple)) and len(names) == count else [str(i) for i in range(count)]
+        names = (
+            names
+            if isinstance(names, (list, tuple)) and len(names) == count
+            else [str(i) for i in range(count)]
+        )
         crop = data.get("crop")
     else:
         names = names if isinstance(names, (list, tuple)) else ["background", "foreground"]
         crop = None
-    return InputFacts(task=task, channels=int(data.get("channels") or model.get("in_channels") or 3), reader=reader,
-                      image_size=data.get("image_size"), crop=crop, mean=_floats(model.get("mean", (0.5,))),
-                      std=_floats(model.get("std", (0.5,))), class_names=tuple(str(n) for n in names),
-                      contrast_norm=str(data.get("contrast_norm") or "none"),
-                      threshold=float(model.get("threshold", 0.5)), tta=str(model.get("tta") or "none"))
+    return InputFacts(
+        task=task,
+        channels=int(data.get("channels") or model.get("in_channels") or 3),
+        reader=reader,
+        image_size=data.get("image_size"),
+        crop=crop,
+        mean=_floats(model.get("mean", (0.5,))),
+        std=_floats(model.get("std", (0.5,))),
+        class_names=tuple(str(n) for n in names),
+        contrast_norm=str(data.get("contrast_norm") or "none"),
+        threshold=float(model.get("threshold", 0.5)),
+        tta=str(model.get("tta") or "none"),
+    )
 
 
 def _floats(values) -> tuple[float, ...]:
@@ -285,7 +344,8 @@ def model_arguments(cls: type, hparams: Mapping) -> dict:
     """The constructor arguments of ``cls`` among ``hparams`` (plain values), the network with ``pretrained`` off
     (the weights come from the checkpoint)."""
     accepted = set(inspect.signature(cls.__init__).parameters) | set(
-        inspect.signature(cls.__mro__[1].__init__).parameters)
+        inspect.signature(cls.__mro__[1].__init__).parameters
+    )
     args = {key: value for key, value in hparams.items() if key in accepted and key not in TRAINING_ONLY}
     if isinstance(args.get("net"), Mapping) and "pretrained" in args["net"]:
         args["net"] = {**args["net"], "pretrained": False}
@@ -321,15 +381,21 @@ def load_model(path: str | Path, trusted: bool = False) -> LoadedModel:
         facts = InputFacts.from_record(stamp["inputs"])
         target = CLASSIFIER if facts.task == "classification" else SEGMENTER
     else:
-        raise ConfigError(f"{path}: a checkpoint outside a run folder and without visionlab's input facts (written "
-                          "by an older visionlab); pass its run folder, which holds the config it was trained with.")
+        raise ConfigError(
+            f"{path}: a checkpoint outside a run folder and without visionlab's input facts (written "
+            "by an older visionlab); pass its run folder, which holds the config it was trained with."
+        )
     cls = _model_class(target)
     module = cls(**model_arguments(cls, hparams))
     missing, unexpected = module.load_state_dict(checkpoint["state_dict"], strict=False)
     if missing or unexpected:
-        shown = ", ".join([*(f"{k} missing" for k in missing[:3]), *(f"{k} unexpected" for k in unexpected[:3])])
-        raise ConfigError(f"{source.checkpoint}: its weights do not fit the model its config describes ({shown}); "
-                          "pass the run folder it was trained in.")
+        shown = ", ".join(
+            [*(f"{k} missing" for k in missing[:3]), *(f"{k} unexpected" for k in unexpected[:3])]
+        )
+        raise ConfigError(
+            f"{source.checkpoint}: its weights do not fit the model its config describes ({shown}); "
+            "pass the run folder it was trained in."
+        )
     module.eval()
     return LoadedModel(module, facts, source, stamp)
 

@@ -26,8 +26,13 @@ import numpy as np
 from visionlab.errors import DataError, UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".gif")
-PREDICTIONS, SKIPPED, MASKS, PROBABILITIES, OVERLAYS = ("predictions.csv", "skipped.csv", "masks", "probabilities",
-                                                       "overlays")
+PREDICTIONS, SKIPPED, MASKS, PROBABILITIES, OVERLAYS = (
+    "predictions.csv",
+    "skipped.csv",
+    "masks",
+    "probabilities",
+    "overlays",
+)
 OVERLAY_COLOUR = np.array([255, 0, 0], np.float32)
 OVERLAY_ALPHA = 0.4
 
@@ -54,8 +59,13 @@ def find_inputs(specs: Iterable[str]) -> list[InputFile]:
     for spec in specs:
         path = Path(spec).expanduser()
         if path.is_dir():
-            images = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            images = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in IMAGE_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
             if not images:
                 raise DataError(f"{spec}: a folder without image files ({', '.join(IMAGE_SUFFIXES)}).")
             for image in images:
@@ -81,8 +91,10 @@ def output_names(inputs: list[InputFile]) -> dict[Path, str]:
     counts: dict[str, int] = {}
     for name in plain.values():
         counts[name] = counts.get(name, 0) + 1
-    return {path: (name if counts[name] == 1 else f"{Path(item.name.lstrip('/'))}.png")
-            for (path, name), item in zip(plain.items(), inputs)}
+    return {
+        path: (name if counts[name] == 1 else f"{Path(item.name.lstrip('/'))}.png")
+        for (path, name), item in zip(plain.items(), inputs)
+    }
 
 
 def best_device() -> str:
@@ -127,12 +139,14 @@ def to_size(logits: np.ndarray, height: int, width: int) -> np.ndarray:
         return logits
     import cv2
 
-    return np.stack([cv2.resize(channel, (width, height), interpolation=cv2.INTER_LINEAR) for channel in logits])
+    return np.stack(
+        [cv2.resize(channel, (width, height), interpolation=cv2.INTER_LINEAR) for channel in logits]
+    )
 
 
 def _batches(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 # --------------------------------------------------------------------------------------------- the command
@@ -140,16 +154,25 @@ def _progress(total: int, enabled: bool):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    return Progress(TextColumn("predicting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=Console(stderr=True), disable=not enabled, transient=True)
+    return Progress(
+        TextColumn("predicting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+        transient=True,
+    )
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise DataError(f"--out {out}: a file, not a folder; pass a folder to write into.")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise DataError(f"--out {out}: the folder is not empty; pass another folder, or --overwrite to write over "
-                        "its predictions.")
+        raise DataError(
+            f"--out {out}: the folder is not empty; pass another folder, or --overwrite to write over "
+            "its predictions."
+        )
 
 
 @dataclass
@@ -159,12 +182,22 @@ class Outcome:
     out: Path
 
 
-def predict(run: str, specs: list[str], out: str | Path, top_k: int = 5, batch_size: int = 32,
-            device: str | None = None, tta: str | None = None, probabilities: bool = False, overlays: bool = False,
-            overwrite: bool = False, progress: bool = True, trust_checkpoint: bool = False) -> Outcome:
+def predict(
+    run: str,
+    specs: list[str],
+    out: str | Path,
+    top_k: int = 5,
+    batch_size: int = 32,
+    device: str | None = None,
+    tta: str | None = None,
+    probabilities: bool = False,
+    overlays: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    trust_checkpoint: bool = False,
+) -> Outcome:
     """Predict every input file (see the module's docstring); returns how many were predicted and what was
     skipped. Bad arguments are a UserError before anything is written."""
-    import torch
 
     from visionlab.inference.loading import load_model
     from visionlab.inference.preprocess import read_input
@@ -198,16 +231,36 @@ def predict(run: str, specs: list[str], out: str | Path, top_k: int = 5, batch_s
             for group in _same_shape(read):
                 answers = model_outputs(module, np.stack([x.image for _, x in group]), facts.task, tta)
                 for (item, x), answer in zip(group, answers):
-                    row = {"file": item.name, "width": x.width, "height": x.height, "mode": x.mode,
-                           "conversion": x.conversion}
+                    row = {
+                        "file": item.name,
+                        "width": x.width,
+                        "height": x.height,
+                        "mode": x.mode,
+                        "conversion": x.conversion,
+                    }
                     if facts.task == "classification":
                         order = np.argsort(-answer, kind="stable")[:k]
                         for rank, index in enumerate(order, start=1):
-                            row.update({f"class_{rank}": facts.class_names[index], f"index_{rank}": int(index),
-                                        f"prob_{rank}": float(answer[index])})
+                            row.update(
+                                {
+                                    f"class_{rank}": facts.class_names[index],
+                                    f"index_{rank}": int(index),
+                                    f"prob_{rank}": float(answer[index]),
+                                }
+                            )
                     else:
-                        row.update(_write_segmentation(out, names[item.path], item.path, x, answer, logit_threshold,
-                                                       probabilities, overlays))
+                        row.update(
+                            _write_segmentation(
+                                out,
+                                names[item.path],
+                                item.path,
+                                x,
+                                answer,
+                                logit_threshold,
+                                probabilities,
+                                overlays,
+                            )
+                        )
                     rows.append(row)
             bar.advance(task, len(chunk))
     _write_csv(out / PREDICTIONS, rows)
@@ -223,8 +276,16 @@ def _same_shape(read: list) -> list[list]:
     return list(groups.values())
 
 
-def _write_segmentation(out: Path, name: str, path: Path, x, logits: np.ndarray, logit_threshold: float,
-                        probabilities: bool, overlays: bool) -> dict:
+def _write_segmentation(
+    out: Path,
+    name: str,
+    path: Path,
+    x,
+    logits: np.ndarray,
+    logit_threshold: float,
+    probabilities: bool,
+    overlays: bool,
+) -> dict:
     from PIL import Image
 
     logits = to_size(logits, x.height, x.width)
@@ -267,21 +328,38 @@ def _write_csv(path: Path, rows: list[dict], columns: list[str] | None = None) -
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="visionlab-predict", description="Apply a trained model (a run folder or its checkpoint) to image files.")
-    p.add_argument("run", help="a run folder (logs/runs/<experiment>/<run>: its best.ckpt) or a checkpoint file")
+        prog="visionlab-predict",
+        description="Apply a trained model (a run folder or its checkpoint) to image files.",
+    )
+    p.add_argument(
+        "run", help="a run folder (logs/runs/<experiment>/<run>: its best.ckpt) or a checkpoint file"
+    )
     p.add_argument("inputs", nargs="+", help="image files, folders (searched recursively) or quoted globs")
     p.add_argument("--out", required=True, help="the folder to write predictions into (must be new or empty)")
-    p.add_argument("--overwrite", action="store_true", help="write into a folder that holds earlier predictions")
-    p.add_argument("--top-k", type=int, default=5, help="classification: classes per image in predictions.csv")
+    p.add_argument(
+        "--overwrite", action="store_true", help="write into a folder that holds earlier predictions"
+    )
+    p.add_argument(
+        "--top-k", type=int, default=5, help="classification: classes per image in predictions.csv"
+    )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
-    p.add_argument("--tta", default="as-trained", choices=("as-trained", "none", "flips"),
-                   help="segmentation: test-time flips (default: as the run was tested, model.tta)")
+    p.add_argument(
+        "--tta",
+        default="as-trained",
+        choices=("as-trained", "none", "flips"),
+        help="segmentation: test-time flips (default: as the run was tested, model.tta)",
+    )
     p.add_argument("--probabilities", action="store_true", help="segmentation: also write probability maps")
-    p.add_argument("--overlays", action="store_true", help="segmentation: also write the masks over the images")
+    p.add_argument(
+        "--overlays", action="store_true", help="segmentation: also write the masks over the images"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help="load a checkpoint that holds pickled objects (it may run code): only one you trust")
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="load a checkpoint that holds pickled objects (it may run code): only one you trust",
+    )
     return p
 
 
@@ -293,16 +371,33 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("visionlab").setLevel(logging.WARNING)
     args = parser().parse_args(argv)
     try:
-        outcome = predict(args.run, args.inputs, args.out, args.top_k, args.batch_size, args.device, args.tta,
-                          args.probabilities, args.overlays, args.overwrite, not args.no_progress,
-                          args.trust_checkpoint)
+        outcome = predict(
+            args.run,
+            args.inputs,
+            args.out,
+            args.top_k,
+            args.batch_size,
+            args.device,
+            args.tta,
+            args.probabilities,
+            args.overlays,
+            args.overwrite,
+            not args.no_progress,
+            args.trust_checkpoint,
+        )
     except UserError as exc:
         print(f"error: {str(exc).splitlines()[0] if str(exc) else exc}", file=sys.stderr)
         return 2
     total = outcome.predicted + len(outcome.skipped)
-    print(f"predicted {outcome.predicted} of {total} file(s) into {outcome.out}"
-          + (f"; {len(outcome.skipped)} skipped (unreadable), listed in {outcome.out / SKIPPED}"
-             if outcome.skipped else ""), file=sys.stderr)
+    print(
+        f"predicted {outcome.predicted} of {total} file(s) into {outcome.out}"
+        + (
+            f"; {len(outcome.skipped)} skipped (unreadable), listed in {outcome.out / SKIPPED}"
+            if outcome.skipped
+            else ""
+        ),
+        file=sys.stderr,
+    )
     for name, reason in outcome.skipped[:5]:
         print(f"  skipped {name}: {reason}", file=sys.stderr)
     return 1 if outcome.predicted == 0 else 0

@@ -48,11 +48,22 @@ def describe_conversion(mode: str, channels: int, reader: str = "fit") -> str:
         if mode in ("I;16", "I", "F"):
             notes.append("values kept: 0..255 only")
     else:
-        notes.append("grey repeated to RGB" if channels == 3 and greyish else
-                     "to grey (ITU-R 601 luma)" if channels == 1 else "to RGB")
-        extra = {"P": "palette expanded", "PA": "palette expanded", "I;16": "16-bit scaled to 8-bit",
-                 "I": "32-bit scaled to 8-bit", "F": "float scaled to 8-bit", "1": "bilevel to 8-bit",
-                 "CMYK": "CMYK to RGB"}.get(mode)
+        notes.append(
+            "grey repeated to RGB"
+            if channels == 3 and greyish
+            else "to grey (ITU-R 601 luma)"
+            if channels == 1
+            else "to RGB"
+        )
+        extra = {
+            "P": "palette expanded",
+            "PA": "palette expanded",
+            "I;16": "16-bit scaled to 8-bit",
+            "I": "32-bit scaled to 8-bit",
+            "F": "float scaled to 8-bit",
+            "1": "bilevel to 8-bit",
+            "CMYK": "CMYK to RGB",
+        }.get(mode)
         if extra:
             notes.append(extra)
     if mode in ("RGBA", "LA", "PA"):
@@ -93,15 +104,19 @@ def _classification_image(path: Path, facts: InputFacts) -> np.ndarray:
 
         try:
             with Image.open(path) as img:  # GTSRB's own reader (sources._decode), any mode
-                image = np.asarray(img.convert("RGB").resize((GTSRB_SIDE, GTSRB_SIDE), Image.BILINEAR), np.uint8)
+                image = np.asarray(
+                    img.convert("RGB").resize((GTSRB_SIDE, GTSRB_SIDE), Image.BILINEAR), np.uint8
+                )
         except Exception as exc:  # noqa: BLE001
             raise DataError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
         image = resize_square(image[None], facts.image_size)[0] if facts.image_size else image
         image = to_channels(image[None], facts.channels)[0]
     image = normalise_contrast(image[None], facts.contrast_norm)
     if facts.crop is not None and facts.crop > min(image.shape[1:3]):
-        raise DataError(f"{path}: {image.shape[2]}×{image.shape[1]} after reading, smaller than the model's "
-                        f"{facts.crop}×{facts.crop} crop")
+        raise DataError(
+            f"{path}: {image.shape[2]}×{image.shape[1]} after reading, smaller than the model's "
+            f"{facts.crop}×{facts.crop} crop"
+        )
     return center_crop(image, facts.crop)[0] if facts.crop else image[0]
 
 
@@ -110,8 +125,9 @@ def _segmentation_image(path: Path, facts: InputFacts) -> np.ndarray:
 
     try:
         raw = sources._read(path)
-        image = sources.to_uint8_images(sources._grey_or_rgb(raw, facts.channels, path)[None], str(path),
-                                        facts.channels)
+        image = sources.to_uint8_images(
+            sources._grey_or_rgb(raw, facts.channels, path)[None], str(path), facts.channels
+        )
     except DataError as exc:
         raise DataError(str(exc).splitlines()[0]) from None
     except Exception as exc:  # noqa: BLE001 - e.g. an image PIL opens but numpy cannot convert

@@ -30,7 +30,14 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from visionlab.errors import ConfigError
-from visionlab.inference.loading import BEST, MODEL_TASKS, RunSource, checkpoint_in, read_run_config, read_summary
+from visionlab.inference.loading import (
+    BEST,
+    MODEL_TASKS,
+    RunSource,
+    checkpoint_in,
+    read_run_config,
+    read_summary,
+)
 from visionlab.run_record import layout
 
 # the values that define the model and its inputs: given, they must agree with the run's
@@ -50,17 +57,24 @@ def source_for(value: str, key: str, train: bool) -> RunSource | None:
     names its checkpoint: best.ckpt to evaluate or initialise, last.ckpt to resume."""
     given = Path(str(value)).expanduser()
     if not given.exists():
-        raise ConfigError(f"{key}={value} does not exist; pass a run folder (logs/runs/<experiment>/<run>) or a "
-                          "checkpoint file.")
+        raise ConfigError(
+            f"{key}={value} does not exist; pass a run folder (logs/runs/<experiment>/<run>) or a "
+            "checkpoint file."
+        )
     folder = _run_folder(given)
     if folder is None:
         if given.is_dir():
-            raise ConfigError(f"{key}={value}: not a run folder (it has no {layout.CONFIG}); pass a run folder or "
-                              "a checkpoint file.")
+            raise ConfigError(
+                f"{key}={value}: not a run folder (it has no {layout.CONFIG}); pass a run folder or "
+                "a checkpoint file."
+            )
         return None
     resuming = key == "ckpt_path" and train
-    checkpoint = given if given.is_file() else checkpoint_in(
-        folder, (layout.LAST_CHECKPOINT,) if resuming else (BEST, layout.LAST_CHECKPOINT))
+    checkpoint = (
+        given
+        if given.is_file()
+        else checkpoint_in(folder, (layout.LAST_CHECKPOINT,) if resuming else (BEST, layout.LAST_CHECKPOINT))
+    )
     return RunSource(checkpoint, folder, read_run_config(folder), read_summary(folder))
 
 
@@ -94,8 +108,9 @@ def _composed(cfg: DictConfig, key: str):
     except OmegaConfBaseException as exc:
         if (cause := _user_error_in(exc)) is not None:
             raise cause from None
-        raise ConfigError(f"{key}: cannot be resolved ({str(exc).splitlines()[0]}); set it on the command "
-                          "line.") from None
+        raise ConfigError(
+            f"{key}: cannot be resolved ({str(exc).splitlines()[0]}); set it on the command line."
+        ) from None
 
 
 def _shown(value) -> str:
@@ -104,9 +119,11 @@ def _shown(value) -> str:
 
 
 def _refuse(key: str, given, theirs, source: RunSource, what: str) -> ConfigError:
-    return ConfigError(f"{key}={_shown(given)} contradicts {what} {source.folder}, trained with {key}="
-                       f"{_shown(theirs)}: its config defines the model and its inputs. Drop {key} (ckpt_path=<run> "
-                       "alone is enough), or train a new model for it.")
+    return ConfigError(
+        f"{key}={_shown(given)} contradicts {what} {source.folder}, trained with {key}="
+        f"{_shown(theirs)}: its config defines the model and its inputs. Drop {key} (ckpt_path=<run> "
+        "alone is enough), or train a new model for it."
+    )
 
 
 def adopt_run(cfg: DictConfig, overrides: list[str] | None) -> RunSource | None:
@@ -117,8 +134,10 @@ def adopt_run(cfg: DictConfig, overrides: list[str] | None) -> RunSource | None:
     ckpt, init = OmegaConf.select(cfg, "ckpt_path"), OmegaConf.select(cfg, "init_from")
     train = OmegaConf.select(cfg, "train") is not False
     if ckpt and init:
-        raise ConfigError(f"ckpt_path={ckpt} and init_from={init}: pass one. ckpt_path evaluates (train=false) or "
-                          "resumes a run; init_from starts a new run from a run's weights.")
+        raise ConfigError(
+            f"ckpt_path={ckpt} and init_from={init}: pass one. ckpt_path evaluates (train=false) or "
+            "resumes a run; init_from starts a new run from a run's weights."
+        )
     key, value = ("ckpt_path", ckpt) if ckpt else ("init_from", init)
     if not value or not isinstance(value, str):
         return None
@@ -152,12 +171,16 @@ def _refuse_rewriting_a_completed_run(source: RunSource, value: str) -> None:
         f"ckpt_path={value}: run {source.folder} is completed, and a completed record is never rewritten. "
         f"Fine-tune its weights in a new run with init_from={value} (instead of ckpt_path), train it on in a new "
         f"folder with ckpt_path={source.folder / layout.CHECKPOINTS / layout.LAST_CHECKPOINT} and a larger "
-        "trainer.max_epochs, or evaluate it with train=false.")
+        "trainer.max_epochs, or evaluate it with train=false."
+    )
 
 
 def _agree(cfg: DictConfig, source: RunSource, what: str) -> None:
     """Composed in-process: every defining value the composed config and the run both hold must be the same."""
-    for part, keys in (("data", DATA_DEFINING), ("model", MODEL_DEFINING)):  # the data first: the model follows it
+    for part, keys in (
+        ("data", DATA_DEFINING),
+        ("model", MODEL_DEFINING),
+    ):  # the data first: the model follows it
         theirs = source.config[part]
         for name in keys:
             mine = _composed(cfg, f"{part}.{name}")
@@ -183,9 +206,11 @@ def _take(cfg: DictConfig, source: RunSource, keys: list[str], what: str) -> Non
     run = source.config
     if _given(keys, "experiment") or _given(keys, "experiment_name"):
         if cfg.experiment_name != run.get("experiment_name"):
-            raise ConfigError(f"experiment_name={_shown(cfg.experiment_name)} contradicts {what} {source.folder} "
-                              f"(experiment {run.get('experiment_name')!r}): its config defines the model and its "
-                              "inputs. Drop experiment=/experiment_name= (ckpt_path=<run> alone is enough).")
+            raise ConfigError(
+                f"experiment_name={_shown(cfg.experiment_name)} contradicts {what} {source.folder} "
+                f"(experiment {run.get('experiment_name')!r}): its config defines the model and its "
+                "inputs. Drop experiment=/experiment_name= (ckpt_path=<run> alone is enough)."
+            )
     elif isinstance(run.get("experiment_name"), str):
         cfg.experiment_name = run["experiment_name"]
     for name in TOP_LEVEL:
@@ -204,9 +229,18 @@ def _take(cfg: DictConfig, source: RunSource, keys: list[str], what: str) -> Non
         cfg.data = _merged(cfg, "data", copy.deepcopy(run["data"]), DATA_DEFINING, keys, source, what)
 
 
-def _merged(cfg: DictConfig, part: str, base: dict, defining: tuple[str, ...], keys: list[str], source: RunSource,
-            what: str) -> dict:
-    given = {k.split(".")[1] for k in keys if k.startswith(part + ".")} | (set(base) if part in keys else set())
+def _merged(
+    cfg: DictConfig,
+    part: str,
+    base: dict,
+    defining: tuple[str, ...],
+    keys: list[str],
+    source: RunSource,
+    what: str,
+) -> dict:
+    given = {k.split(".")[1] for k in keys if k.startswith(part + ".")} | (
+        set(base) if part in keys else set()
+    )
     for name in sorted(given):
         mine = _composed(cfg, f"{part}.{name}")
         if mine is _MISSING:
@@ -279,14 +313,26 @@ def _groups(run: dict) -> dict[str, str]:
 
     groups = {}
     name = run["data"].get("name")
-    if isinstance(name, str) and name.isidentifier() and (conf / "data" / f"{name}.yaml").is_file() \
-            and target(conf / "data" / f"{name}.yaml") == run["data"].get("_target_"):
+    if (
+        isinstance(name, str)
+        and name.isidentifier()
+        and (conf / "data" / f"{name}.yaml").is_file()
+        and target(conf / "data" / f"{name}.yaml") == run["data"].get("_target_")
+    ):
         groups["data"] = name
-    model = next((f.stem for f in sorted((conf / "model").glob("*.yaml"))
-                  if target(f) == run["model"].get("_target_")), None)
+    model = next(
+        (
+            f.stem
+            for f in sorted((conf / "model").glob("*.yaml"))
+            if target(f) == run["model"].get("_target_")
+        ),
+        None,
+    )
     if model is not None:
         groups["model"] = model
-        net = (run["model"].get("net") or {}).get("type") if isinstance(run["model"].get("net"), dict) else None
+        net = (
+            (run["model"].get("net") or {}).get("type") if isinstance(run["model"].get("net"), dict) else None
+        )
         if isinstance(net, str) and net.isidentifier() and (conf / "model" / "net" / f"{net}.yaml").is_file():
             groups["model/net"] = net
     return groups
