@@ -217,7 +217,9 @@ def _take(cfg: DictConfig, source: RunSource, keys: list[str], what: str) -> Non
         if not _given(keys, name) and name in run:
             cfg[name] = run[name]
     cfg.model = _merged(cfg, "model", copy.deepcopy(run["model"]), MODEL_DEFINING, keys, source, what)
-    if "data" in keys:  # another data config: its values, with the run's defining ones
+    # another data config (not the one the run used: choosing that one again changes nothing): its values, with
+    # the run's defining ones
+    if "data" in keys and _composed(cfg, "data._target_") != run["data"].get("_target_"):
         base = _composed(cfg, "data")
         for name in DATA_DEFINING:
             if name in base and name in run["data"]:
@@ -238,8 +240,9 @@ def _merged(
     source: RunSource,
     what: str,
 ) -> dict:
+    # the group chosen again (model=cnn) is structure, not a value: only another model class contradicts
     given = {k.split(".")[1] for k in keys if k.startswith(part + ".")} | (
-        set(base) if part in keys else set()
+        {"_target_"} if part in keys else set()
     )
     for name in sorted(given):
         mine = _composed(cfg, f"{part}.{name}")
