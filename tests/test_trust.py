@@ -174,7 +174,8 @@ CASES = [
          r"\(model\.optimizer\): the saved optimizer state lacks its betas, eps, .*model/optimizer=sgd"),
     Case("other_model_eval", ("train=false", "ckpt_path={ckpt}"),
          r"is a checkpoint of experiment 'cnn_synthetic' whose weights do not fit this config's model "
-         r"\(experiment 'unet_elu'\): \d+ differ, e\.g\. .*Pass experiment_name=cnn_synthetic", base=UNET_ON_CNN),
+         r"\(experiment 'unet_elu'\): \d+ differ, e\.g\. .*Pass ckpt_path=\S+ alone \(its config\.yaml defines the "
+         r"model and its inputs\)", base=UNET_ON_CNN),
     Case("foreign_resume", ("ckpt_path={ckpt}", "trainer.max_epochs=1", "logger=none"),
          r"is a checkpoint of experiment 'cnn_synthetic' whose weights do not fit", base=UNET_ON_CNN),
     # issue 28, training side

@@ -85,8 +85,8 @@ def build_trainer(cfg: DictConfig, model: TaskModel, loggers: list, record: pl.C
     """The configured callbacks plus the run record and, with W&B, the model's media callback."""
     from visionlab.tracking.wandb_policy import find_wandb_logger
 
-    callbacks = [*instantiate_group(cfg.get("callbacks"), "callbacks"), record, CheckpointOrigin(cfg.experiment_name),
-                 KeepStopSignals()]
+    callbacks = [*instantiate_group(cfg.get("callbacks"), "callbacks"), record,
+                 CheckpointOrigin(cfg.experiment_name, stamped_inputs(cfg)), KeepStopSignals()]
     if not loggers:  # Lightning refuses an LR monitor without a logger; metrics.csv records the LR anyway
         callbacks = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
     if cfg.trainer.get("enable_progress_bar") is False:  # the user's "no bar" wins over the callbacks group's bar
@@ -100,6 +100,19 @@ def build_trainer(cfg: DictConfig, model: TaskModel, loggers: list, record: pl.C
         except RuntimeError as exc:  # e.g. `--ntasks` without `--ntasks-per-node`: Lightning says what to use
             raise ConfigError(f"SLURM job settings: {exc}") from None
     return instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, plugins=plugins)
+
+
+def stamped_inputs(cfg: DictConfig) -> dict | None:
+    """The facts of the model's inputs for the checkpoints' stamp (None for data visionlab cannot read files of)."""
+    from omegaconf import OmegaConf
+
+    from visionlab.inference.loading import input_facts
+
+    try:
+        return input_facts(OmegaConf.to_container(cfg.model, resolve=True),
+                           OmegaConf.to_container(cfg.data, resolve=True)).record()
+    except (UserError, ValueError, TypeError):
+        return None
 
 
 def spawns_ranks(trainer: pl.Trainer) -> bool:

@@ -16,6 +16,7 @@ import contextlib
 import re
 import zipfile
 from pathlib import Path
+from weakref import proxy
 
 import pytorch_lightning as pl
 import torch
@@ -24,10 +25,11 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from visionlab.checkpoint_io import remove_stale_temporaries
 from visionlab.errors import ConfigError
 from visionlab.run_record.folder import RunFolder
-from visionlab.run_record.resume import run_folder_to_resume
+from visionlab.run_record.resume import run_folder_of_checkpoint
 
 ORIGIN = "visionlab"  # checkpoint entry: {"experiment": ..., "task": ..., "optimizer": ...}
 _SHOWN = 3  # mismatching weights named in the message
+FULL_STATE_ONLY = ("optimizer_states", "lr_schedulers")  # resume-only entries: in last.ckpt, not in best.ckpt
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")  # torch names the pickled global it refused this way
 _PICKLE = b"\x80"  # a legacy (pre-zip) torch file is a pickle from its first byte
 # param-group keys every optimizer has (or torch fills in when a state is loaded): they do not tell optimizers apart
@@ -42,15 +44,21 @@ def optimizer_name(cls: type) -> str:
 
 
 class CheckpointOrigin(pl.Callback):
-    """Stamps every checkpoint with the experiment, task and optimizer that wrote it."""
+    """Stamps every checkpoint with the experiment, task and optimizer that wrote it, and the facts of the model's
+    inputs (``inference.loading.InputFacts``: channels, size, crop, normalisation, class names), so a checkpoint
+    away from its run folder can still be evaluated, predicted with and exported."""
 
-    def __init__(self, experiment: str):
-        self.experiment = experiment
+    def __init__(self, experiment: str, inputs: dict | None = None):
+        self.experiment, self.inputs = experiment, inputs
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         optimizers = getattr(trainer, "optimizers", None) or []
         checkpoint[ORIGIN] = {"experiment": self.experiment, "task": getattr(pl_module, "task", None),
                               "optimizer": optimizer_name(type(optimizers[0])) if optimizers else None}
+        if self.inputs is not None:
+            facts = getattr(getattr(trainer, "datamodule", None), "facts", None)
+            names = list(facts.class_names) if facts is not None else self.inputs["class_names"]
+            checkpoint[ORIGIN]["inputs"] = {**self.inputs, "class_names": names}
 
 
 class RunModelCheckpoint(ModelCheckpoint):
@@ -103,6 +111,24 @@ class RunModelCheckpoint(ModelCheckpoint):
             else:
                 self.kth_best_model_path = ""
                 self.kth_value = torch.tensor(torch.inf if self.mode == "min" else -torch.inf)
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        """``last.ckpt``: the full state (optimizer, schedulers, callbacks) for an exact resume. Every other file
+        (``best.ckpt``): what evaluation and prediction need, without the optimizer's and schedulers' state (Adam
+        keeps two more copies of the weights: a third of the size)."""
+        if Path(filepath).name == self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION:
+            return super()._save_checkpoint(trainer, filepath)
+        with trainer.profiler.profile("save_checkpoint"):
+            checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)  # with the stamps
+            for key in FULL_STATE_ONLY:
+                checkpoint.pop(key, None)
+            trainer.strategy.save_checkpoint(checkpoint, filepath)
+            trainer.strategy.barrier("Trainer.save_checkpoint")
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
 
     def _should_remove_checkpoint(self, trainer: pl.Trainer, previous: str, current: str) -> bool:
         return self._own(previous) and super()._should_remove_checkpoint(trainer, previous, current)
@@ -164,7 +190,7 @@ def origin_experiment(checkpoint: dict, path: str) -> str | None:
     stamp = checkpoint.get(ORIGIN)
     if isinstance(stamp, dict) and stamp.get("experiment"):
         return str(stamp["experiment"])
-    if (folder := run_folder_to_resume(path)) is not None:
+    if (folder := run_folder_of_checkpoint(path)) is not None:
         try:
             return RunFolder(folder).read_config().get("experiment_name")
         except (OSError, ValueError, AttributeError):
@@ -248,8 +274,9 @@ def _check_optimizer(path: str, checkpoint: dict, model: torch.nn.Module) -> Non
         return
     groups = _saved_param_groups(checkpoint)
     if groups is None:
-        raise ConfigError(f"ckpt_path={path} holds no usable optimizer state (optimizer_states), so training cannot "
-                          "resume from it. Evaluate it with train=false, or resume from <run>/checkpoints/last.ckpt.")
+        raise ConfigError(f"ckpt_path={path} holds no usable optimizer state (optimizer_states; best.ckpt keeps the "
+                          "weights only), so training cannot resume from it. Evaluate it with train=false, fine-tune "
+                          "its weights in a new run with init_from=<it>, or resume from <run>/checkpoints/last.ckpt.")
     try:
         probes = [factory(params=[torch.zeros(1, requires_grad=True)]) for _ in groups]
     except Exception:  # noqa: BLE001 - a bad optimizer config is reported where the optimizer is built
@@ -270,31 +297,39 @@ def _check_optimizer(path: str, checkpoint: dict, model: torch.nn.Module) -> Non
         f"with{example}, or evaluate the checkpoint with train=false.")
 
 
-def _selecting(experiment: str) -> str:
-    """The override that names ``experiment``: its preset, else its name (a run without a preset)."""
+def _selecting(experiment: str, path: str) -> str:
+    """What to pass to get the model of ``experiment``'s checkpoint ``path``: its run folder alone (the folder's
+    config.yaml defines the model and its inputs), else its preset; a run without either was composed from
+    overrides nobody kept, and naming its experiment (``experiment_name=``) would not rebuild it."""
     from visionlab.configs import config_dir
+    from visionlab.inference.run_config import _run_folder
 
-    preset = (config_dir() / "experiment" / f"{experiment}.yaml").is_file()
-    return f"experiment={experiment}" if preset else f"experiment_name={experiment}"
+    if (folder := _run_folder(Path(path).expanduser())) is not None:
+        return f"ckpt_path={folder} alone (its config.yaml defines the model and its inputs)"
+    if (config_dir() / "experiment" / f"{experiment}.yaml").is_file():
+        return f"experiment={experiment} (and its overrides)"
+    return "the overrides it was trained with (its run folder's config.yaml holds them)"
 
 
-def check_checkpoint(path: str, model: torch.nn.Module, experiment: str, train: bool, trusted: bool) -> None:
+def check_checkpoint(path: str, model: torch.nn.Module, experiment: str, train: bool, trusted: bool,
+                     key: str = "ckpt_path") -> None:
     """Refuse a checkpoint of another model, or (when resuming training) of another experiment or optimizer."""
     if not Path(path).is_file():
-        raise ConfigError(f"ckpt_path={path} does not exist or is not a file.")
+        raise ConfigError(f"{key}={path} does not exist or is not a file.")
     checkpoint = load_checkpoint(path, trusted)
     origin = origin_experiment(checkpoint, path)
     written_by = f"experiment {origin!r}" if origin else "an unknown experiment"
     problems = _mismatches(model.state_dict(), checkpoint["state_dict"])
     if problems:
         raise ConfigError(
-            f"ckpt_path={path} is a checkpoint of {written_by} whose weights do not fit this config's model "
+            f"{key}={path} is a checkpoint of {written_by} whose weights do not fit this config's model "
             f"(experiment {experiment!r}): {len(problems)} differ, e.g. {'; '.join(problems[:_SHOWN])}. "
-            + (f"Pass {_selecting(origin)} (and its overrides), or a checkpoint of {experiment!r}." if origin
+            + (f"Pass {_selecting(origin, path)}, or a checkpoint of {experiment!r}." if origin
                else f"Pass a checkpoint of {experiment!r}."))
     if train and origin and origin != experiment:
         raise ConfigError(
             f"ckpt_path={path} is a checkpoint of experiment {origin!r}, but this run is {experiment!r}: resuming "
-            f"would continue that run's record. Resume it with {_selecting(origin)}, or evaluate it with train=false.")
+            f"would continue that run's record. Resume it with {_selecting(origin, path)}, or evaluate it with "
+            "train=false.")
     if train:
         _check_optimizer(path, checkpoint, model)

@@ -138,6 +138,27 @@ def _no_network_argument_directly_under_model(cfg: DictConfig) -> None:
                               f"names): write model.net.{key} instead (in a config file, under model: net:).")
 
 
+DATA_TASKS = {"visionlab.data.segmentation.": "segmentation", "visionlab.data.classification.": "classification"}
+MODEL_FOR = {"segmentation": "experiment=unet_baseline (the U-Net with its loss and val/f1), or model=unet "
+                             "monitor=val/f1 monitor_mode=max",
+             "classification": "model=cnn (or an experiment=cnn_* preset), monitor=val/acc"}
+
+
+def _model_solves_the_data_task(cfg: DictConfig) -> None:
+    """Segmentation data (``data=seg_folder``) with the default classifier would fail deep inside torch after
+    the data was loaded: one line naming the model that solves it."""
+    from visionlab.models.networks import MODEL_TASKS
+
+    data_target, model_target = _value(cfg, "data._target_"), _value(cfg, "model._target_")
+    data_task = next((task for prefix, task in DATA_TASKS.items() if str(data_target).startswith(prefix)), None)
+    model_task = MODEL_TASKS.get(str(model_target))
+    if data_task is None or model_task is None or data_task == model_task:
+        return
+    name = _value(cfg, "data.name")
+    raise ConfigError(f"data={name if isinstance(name, str) else data_target} is {data_task} data, but the model is "
+                      f"a {model_task} model (model._target_={model_target}): pass {MODEL_FOR[data_task]}.")
+
+
 def _wandb_mode_from_the_environment(cfg: DictConfig) -> None:
     """WANDB_MODE wins over logger.wandb.mode: a value wandb would refuse is refused here, naming the variable."""
     wandb = _value(cfg, "logger.wandb")
@@ -150,6 +171,7 @@ def _wandb_mode_from_the_environment(cfg: DictConfig) -> None:
 
 CROSS_CHECKS: tuple[Callable[[DictConfig], None], ...] = (
     _evaluation_has_a_checkpoint,
+    _model_solves_the_data_task,
     _model_follows_the_data,
     _no_network_argument_directly_under_model,
     _wandb_mode_from_the_environment,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pytorch_lightning as pl
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint
 
@@ -40,7 +41,9 @@ from visionlab.hydra_runtime import (
     hydra_files,
     is_multirun,
     point_ddp_children_at_job,
+    task_overrides,
 )
+from visionlab.inference.run_config import adopt_run, load_initial_weights
 from visionlab.interfaces import TaskDataModule, TaskModel
 from visionlab.interruption import describe as describe_interruption
 from visionlab.interruption import hold_stops, is_interruption, stop_behind, stop_signals
@@ -74,6 +77,8 @@ def run(cfg: DictConfig) -> dict:
     with stop_signals(), ExitStack() as held:
         checked = False
         try:
+            adopt_run(cfg, task_overrides() if HydraConfig.initialized() else None)  # ckpt_path=<run> defines it
+            ckpt = cfg.get("ckpt_path")  # a run folder given as ckpt_path is its checkpoint from here on
             check_slurm_tasks()
             if _continues_in_place(cfg, folder, ckpt):  # one process at a time continues a run folder
                 held.enter_context(hold_or_refuse(folder))
@@ -85,6 +90,9 @@ def run(cfg: DictConfig) -> dict:
                                  cfg.get("trust_checkpoint", False))
             if cfg.train and cfg.ckpt_path:
                 refuse_unwritable_folder_to_continue(folder, cfg.ckpt_path)
+            if cfg.get("init_from"):
+                check_checkpoint(cfg.init_from, model, cfg.experiment_name, False, cfg.get("trust_checkpoint", False),
+                                 "init_from")
             checked = True
             parts = _set_up(cfg, folder, earlier)
         except BaseException as caught:
@@ -143,6 +151,8 @@ def _set_up(cfg: DictConfig, folder: RunFolder, earlier: list[dict]) -> _Parts:
     if writer:
         folder.write_config(resolved)
     datamodule, model = build_datamodule(cfg), build_model(cfg)
+    if cfg.get("init_from"):
+        load_initial_weights(model, cfg.init_from, cfg.get("trust_checkpoint", False))
     loggers = instantiate_group(cfg.get("logger"), "logger")
     record = EpochRecord(folder)
     trainer = build_trainer(cfg, model, loggers, record)

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from visionlab import resolvers  # noqa: F401  (registers ${vl.*})
 from visionlab.cli_errors import one_line_errors
 from visionlab.configs import config_dir
+from visionlab.inference.run_config import names_runs_after_their_model
 from visionlab.moved_keys import accepts_moved_keys
 
 log = logging.getLogger("visionlab")
@@ -67,9 +68,12 @@ def _refuse_bad_values_at_once(cfg: DictConfig) -> None:
     for the run is removed. ``run`` checks the same again (and the model, data and checkpoint) for every path in."""
     from visionlab.config_checks import check_config
     from visionlab.errors import UserError
+    from visionlab.hydra_runtime import task_overrides
+    from visionlab.inference.run_config import adopt_run
     from visionlab.run_record.folder import RunFolder
 
     try:
+        adopt_run(cfg, task_overrides())  # ckpt_path=<run>: the run's config defines the model and its inputs
         check_config(cfg)
     except UserError as exc:
         RunFolder(cfg.paths.output_dir).discard_if_empty()
@@ -134,6 +138,7 @@ def _run_reporting_errors(cfg: DictConfig, multirun: bool) -> float | None:
 
 
 @accepts_moved_keys
+@names_runs_after_their_model
 @one_line_errors
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> float | None:
@@ -141,6 +146,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 @accepts_moved_keys
+@names_runs_after_their_model
 @one_line_errors
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval")
 def eval_main(cfg: DictConfig) -> float | None:

@@ -1,8 +1,9 @@
 """When a run continues an earlier one, and what it keeps: all resume rules in one place.
 
-- Resuming training from ``<run>/checkpoints/<name>.ckpt`` of a visionlab run folder continues in that folder
-  (``run_folder_to_resume``) under the same W&B run (``wandb_id_to_resume``); ``metrics.csv`` keeps only the
-  epochs before the one training restarts at (``epochs_to_keep``).
+- Resuming training from ``<run>/checkpoints/<name>.ckpt`` (or ``<run>`` itself) of an unfinished visionlab run
+  continues in that folder (``run_folder_to_resume``) under the same W&B run (``wandb_id_to_resume``);
+  ``metrics.csv`` keeps only the epochs before the one training restarts at (``epochs_to_keep``). A completed
+  run's record is never rewritten: training on from its ``last.ckpt`` gets a new folder.
 - Evaluating a checkpoint (train=false) always gets a fresh folder and a fresh W&B run.
 - A re-run sweep skips a job whose run record is complete, unless ``force=true`` (``completed_run_to_skip``).
 - A job that restarts in a folder holding an unfinished run with ``checkpoints/last.ckpt`` continues from it
@@ -21,15 +22,27 @@ from visionlab.run_record.folder import RunFolder
 from visionlab.run_record.metric_keys import EPOCH
 
 
-def run_folder_to_resume(ckpt_path: str | None, train: bool = True) -> Path | None:
-    """The run folder a training checkpoint belongs to, when it is a visionlab run folder."""
-    if not train or not ckpt_path:
+def run_folder_of_checkpoint(ckpt_path: str | None) -> Path | None:
+    """The visionlab run folder (one with ``.hydra/``) a checkpoint lies in (``<run>/checkpoints/<file>``), or the
+    run folder itself when ``ckpt_path`` names one."""
+    if not ckpt_path:
         return None
-    ckpt = Path(ckpt_path).expanduser().resolve()
-    run = ckpt.parent.parent
-    if ckpt.parent.name == layout.CHECKPOINTS and RunFolder(run).hydra.is_dir():
+    path = Path(ckpt_path).expanduser().resolve()
+    run = path if path.is_dir() else path.parent.parent if path.parent.name == layout.CHECKPOINTS else None
+    if run is not None and RunFolder(run).hydra.is_dir():
         return run
     return None
+
+
+def run_folder_to_resume(ckpt_path: str | None, train: bool = True) -> Path | None:
+    """The run folder training from a checkpoint continues in: the checkpoint's own run folder, unless that run
+    is complete. A completed record is never rewritten: training on from its ``last.ckpt`` gets a new folder."""
+    if not train:
+        return None
+    run = run_folder_of_checkpoint(ckpt_path)
+    if run is None or RunFolder(run).completed_summary() is not None:
+        return None
+    return run
 
 
 def wandb_id_to_resume(folder: RunFolder, ckpt_path: str | None, train: bool) -> str | None:
