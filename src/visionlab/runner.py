@@ -80,6 +80,8 @@ def run(cfg: DictConfig) -> dict:
             adopt_run(cfg, task_overrides() if HydraConfig.initialized() else None)  # ckpt_path=<run> defines it
             ckpt = cfg.get("ckpt_path")  # a run folder given as ckpt_path is its checkpoint from here on
             check_slurm_tasks()
+            if cfg.train and cfg.ckpt_path:  # before the lock, which would leave its file beside a refused folder
+                refuse_unwritable_folder_to_continue(folder, cfg.ckpt_path)
             if _continues_in_place(cfg, folder, ckpt):  # one process at a time continues a run folder
                 held.enter_context(hold_or_refuse(folder))
             check_config(cfg)
