@@ -35,9 +35,10 @@ def _num_classes(task: TaskStats) -> int:
             n = section.get("num_classes") if isinstance(section, dict) else None
             if isinstance(n, int) and not isinstance(n, bool) and 2 <= n <= MAX_CLASSES:
                 found = max(found, n)
+            prefix = keys.class_key("test", "iou", 0)[:-1]  # the per-class IoU keys, without the class number
             for key in run_values(run, "test"):
-                if str(key).startswith("test/iou_c") and str(key)[10:].isdigit():
-                    found = max(found, min(MAX_CLASSES, int(str(key)[10:]) + 1))
+                if str(key).startswith(prefix) and str(key)[len(prefix):].isdigit():
+                    found = max(found, min(MAX_CLASSES, int(str(key)[len(prefix):]) + 1))
     return found
 
 
