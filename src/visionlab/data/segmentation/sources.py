@@ -234,7 +234,7 @@ def _load_pair_folder(folder: Path, channels: int, image_size, spec: MaskSpec = 
         image = to_uint8_images(_grey_or_rgb(_read(image_path), channels, image_path)[None], str(image_path),
                                 channels)
         (ih, iw), (mh, mw) = image.shape[1:3], mask.shape[1:3]
-        if (ih, iw) != (mh, mw) and (not image_size or abs(ih * mw - iw * mh) > 0.01 * ih * mw):
+        if (ih, iw) != (mh, mw) and (not image_size or abs(ih * mw - iw * mh) > max(ih, iw, mh, mw)):  # rounding
             raise DataError(
                 f"{mask_path}: the mask is {mh}×{mw} but its image {image_path.name} is {ih}×{iw}; a mask must have "
                 "its image's size" + (" (or, with data.image_size set, its aspect ratio)." if image_size else
