@@ -125,7 +125,8 @@ def finish_record(summary: dict, cfg: DictConfig, trainer: pl.Trainer, model: Ta
     if section := model.summary_section():
         summary[model.task] = section
     summary["objective"] = (summary["best"] or {}).get(cfg.monitor)
-    summary["health"] = health.assess(rows, model.task, cfg.monitor, cfg.monitor_mode, error)
+    summary["health"] = health.assess(rows, model.task, cfg.monitor, cfg.monitor_mode, error,
+                                      num_classes=(summary.get("data_facts") or {}).get("num_classes"))
     if wandb_logger is not None:
         summary["wandb"] = wandb_policy.publish_summary(wandb_logger, summary)
     record.folder.write_summary(summary)

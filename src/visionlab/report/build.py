@@ -131,7 +131,7 @@ def _results(task: TaskStats, heading: str, reference: Reference | None, names: 
         f"score and how its training ended (see the caveats).{where} Monitor: `{md(_monitor(task))}`."),
         trial_table(task, conv), Heading(3, "Over seeds"), Paragraph(
         f"Baseline: **{md(task.baseline)}**. n = counted runs (diverged or stuck runs left out). Δ is the difference "
-        "of means to the baseline with its 95 % interval (Welch); p: the two-sided Welch t-test over seeds, then "
+        f"of means to {_compared_words(task)} with its 95 % interval (Welch); p: the two-sided Welch t-test over seeds, then "
         f"that p Holm-adjusted over all {task.comparisons} comparisons of this section; a Δ is bold only where "
         f"the Holm-adjusted p < {SIGNIFICANCE}. Training: how the variant's runs ended; **budget-limited** runs were still "
         "rising at their epoch cap, so their Δ is not a converged one.")]
@@ -233,6 +233,16 @@ def _claim(v, kind: str) -> str:
         return f"; Δ {fmt_delta(v.delta, kind)}, untested (one seed on a side, or no spread: no interval, no p)"
     verdict = "**significant**" if significant(v.p_holm) else "not significant"
     return f"; Δ {fmt_delta(v.delta, kind)} {fmt_ci(v.ci, kind)}, {verdict} (Holm p = {fmt_p(v.p_holm)})"
+
+
+def _compared_words(task: TaskStats) -> str:
+    """What each Δ is taken against: the baseline, or (when variants are evaluated on several data sets or with
+    test-time options) the baseline's model on the same data, named in the cell (``pairing``)."""
+    if task.pairing is None or task.pairing.uniform:
+        return "the baseline"
+    return ("the baseline's model evaluated on the same data with the same test-time options (like with like; the "
+            "cell names that variant where it is not the baseline, and \"reference on its data\" marks the baseline's "
+            "model on another data set)")
 
 
 def build(collection: Collection, baseline: str | None = None, title: str = "Experiment report",
