@@ -128,3 +128,22 @@ def test_curves_are_drawn_by_step_when_epochs_differ_in_length_and_evaluations_h
     same = {v: rs for v, rs in task.runs_by_variant.items() if v == "short"}
     assert figures.curve_axis(same) == keys.EPOCH
     assert list(figures.run_series(same["short"], keys.VAL_ACC)[0][1]) == [1, 2, 3]
+
+
+def test_pages_show_paths_relative_to_named_roots_never_the_hosts_own(tmp_path):
+    from visionlab.report.portable import portable
+
+    assert portable("GTSRB (/root/data/gtsrb32)") == "GTSRB ($DATA/gtsrb32)"
+    assert portable("paths.log_dir=/tmp/cpustudy/logs") == "paths.log_dir=$LOGS"
+    assert portable("hydra.run.dir=/srv/screen/logs/evals/r0/eval_s1") == "hydra.run.dir=$LOGS/evals/r0/eval_s1"
+    assert portable("data.data_dir=/srv/constructed/thin.npz") == "data.data_dir=$DATA/thin.npz"
+    assert portable("ckpt_path=logs/sweeps/x/best.ckpt lr=1e-3/2") == "ckpt_path=logs/sweeps/x/best.ckpt lr=1e-3/2"
+    for seed in (1, 2):
+        classification_run(tmp_path, "base", seed, [0.5, 0.7], extra_summary={
+            "data": "GTSRB (/home/alice/secret_project/data/gtsrb32)", "output_dir": "/home/alice/logs/sweeps/b",
+            "overrides": ["experiment=base", f"seed={seed}", "paths.log_dir=/home/alice/logs",
+                          "data.data_dir=/home/alice/secret_project/data/gtsrb32"]})
+    doc, numbers, page = write_report(tmp_path / "out", str(tmp_path))
+    for text in (doc, page, str(numbers)):
+        assert "/home/alice" not in text and "secret_project" not in text
+    assert "$DATA/gtsrb32" in doc

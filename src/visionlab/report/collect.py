@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from visionlab.report.portable import make_portable
 from visionlab.report.limits import MAX_CONFIG_NODES, check_file, check_text, config_within_bounds
 from visionlab.report.variants import split_names
 from visionlab.run_record.folder import RunFolder, find_run_folders
@@ -110,6 +111,7 @@ def load_run(folder: RunFolder) -> Run:
     run.metrics = metrics or []
     if run.summary and run.completed and not run.metrics and not run.evaluation_only:
         run.problems.append("completed, but no epoch metrics were recorded")
+    make_portable(run)
     return run
 
 
