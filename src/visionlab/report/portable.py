@@ -39,9 +39,23 @@ def portable(text: str) -> str:
     return _ABSOLUTE.sub(_named, text) if "/" in text else text
 
 
+def _config_paths(node, depth: int = 0):
+    """The config with every string value that is an absolute path made portable (a bounded config: the report
+    checks its size before it gets here; the depth limit only guards the recursion)."""
+    if depth > 64:
+        return node
+    if isinstance(node, dict):
+        return {k: _config_paths(v, depth + 1) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_config_paths(v, depth + 1) for v in node]
+    return portable(node) if isinstance(node, str) and node.startswith("/") else node
+
+
 def make_portable(run) -> None:
-    """Rewrite the page-facing copies of a run's paths (summary fields and command-line overrides) in place."""
+    """Rewrite the page-facing copies of a run's paths (summary fields, command-line overrides, config values) in
+    place."""
     for key in SUMMARY_PATHS:
         if isinstance(run.summary.get(key), str):
             run.summary[key] = portable(run.summary[key])
     run.overrides = [portable(o) if isinstance(o, str) else o for o in run.overrides]
+    run.config = _config_paths(run.config)
