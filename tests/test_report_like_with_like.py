@@ -147,3 +147,26 @@ def test_pages_show_paths_relative_to_named_roots_never_the_hosts_own(tmp_path):
     for text in (doc, page, str(numbers)):
         assert "/home/alice" not in text and "secret_project" not in text
     assert "$DATA/gtsrb32" in doc
+
+
+def test_a_long_figure_title_is_wrapped_inside_the_figure():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from visionlab.report import figures
+
+    title = "Confusion matrix of cnn_rprop_b1024 (trainer.max_epochs=50) on validation (track-held-out), 1 seed"
+    png = figures.confusion(np.eye(43, dtype=int) * 5 + 1, title)
+    assert png.startswith(b"\x89PNG")
+    def extent(text):  # the confusion figure's layout: a matrix with its colour bar
+        fig, ax = plt.subplots(figsize=(6.4, 5.6))
+        fig.colorbar(ax.imshow(np.eye(43)), ax=ax, fraction=0.046)
+        ax.set_title(text, fontsize=9)
+        fig.tight_layout()
+        fig.canvas.draw()
+        box, page = ax.title.get_window_extent(fig.canvas.get_renderer()), fig.bbox
+        plt.close(fig)
+        return page.x0 <= box.x0 and box.x1 <= page.x1
+
+    assert not extent(title)  # as drawn before: clipped at the left edge
+    assert extent(figures.fitted_title(title, 6.4 * 0.75))

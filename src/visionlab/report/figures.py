@@ -27,6 +27,18 @@ DPI = 100
 WIDTH_IN = 8.4
 
 
+TITLE_CHAR_PX = 6.0  # a fontsize-9 character at DPI 100, on average (DejaVu Sans)
+
+
+def fitted_title(title: str, width_in: float) -> str:
+    """``title`` wrapped onto as many lines as it needs to fit ``width_in`` (a long variant or class name used to be
+    clipped at the figure's edge)."""
+    import textwrap
+
+    width = max(20, int(width_in * DPI * 0.9 // TITLE_CHAR_PX))
+    return "\n".join(textwrap.wrap(title, width, break_long_words=True, break_on_hyphens=False)) or title
+
+
 def _png(fig) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)
@@ -194,7 +206,7 @@ def curves_figure(variants: list[str], colours: dict, data: list, same_lr: list,
     for ax, (per_key, title, log) in zip(flat, data):
         for series, style in zip(per_key, ("-", "--")):
             _panel(ax, series, colours, style, log, axis)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(fitted_title(title, WIDTH_IN / 2), fontsize=9)
     if same_lr:
         ax = flat[len(data)]
         for (_, x, values), names in same_lr:
@@ -229,7 +241,7 @@ def confusion(matrix: np.ndarray, title: str) -> bytes:
     ax.set_yticks(ticks)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(fitted_title(title, 6.4 * 0.75), fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
     fig.tight_layout()
     return _png(fig)
@@ -299,7 +311,7 @@ def misclassified(images: list[np.ndarray], true: list[int], pred: list[int], ca
         ax.text(c * cell_w + side / 2, r * cell_h + label * 0.8, captions[i], ha="center", va="bottom", fontsize=7)
     ax.imshow(mosaic, interpolation="nearest")
     ax.axis("off")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(fitted_title(title, fig.get_figwidth()), fontsize=9)
     fig.tight_layout()
     return _png(fig)
 
