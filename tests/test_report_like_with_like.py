@@ -170,3 +170,14 @@ def test_a_long_figure_title_is_wrapped_inside_the_figure():
 
     assert not extent(title)  # as drawn before: clipped at the left edge
     assert extent(figures.fitted_title(title, 6.4 * 0.75))
+
+
+def test_an_effect_in_the_same_direction_but_of_another_size_is_not_called_alike():
+    from visionlab.report.stats import VariantStats
+    from visionlab.report.tables import _verdict
+
+    ours = VariantStats("cnn_sgd", "test", [0.5, 0.52], [1, 2], 2, delta=-0.40, ci=(-0.45, -0.35), p_holm=0.001)
+    assert _verdict(-0.05, ours) == "same direction, 8.0× the reference's size"
+    assert _verdict(-0.42, ours) == "same direction and size"
+    assert _verdict(+0.05, ours) == "**opposite direction**"
+    assert _verdict(-0.05, VariantStats("x", "test", [], [], 2, delta=-0.4, p_holm=0.3)).startswith("ours not")

@@ -7,6 +7,8 @@ Bold marks only a difference whose Holm-adjusted p-value is below ``format.SIGNI
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from visionlab.report import convergence
@@ -386,4 +388,12 @@ def _verdict(theirs: float | None, ours: VariantStats) -> str:
     if not significant(ours.p_holm):
         return "ours not resolved (p Holm ≥ 0.05)"
     same = (theirs > 0) == (ours.delta > 0)
-    return "same direction" if same else "**opposite direction**"
+    if not same:
+        return "**opposite direction**"
+    ratio = abs(ours.delta) / abs(theirs) if theirs else math.inf
+    if ratio >= SIZE_APART or ratio <= 1 / SIZE_APART:  # one sign, but not one effect
+        return f"same direction, {ratio:.1f}× the reference's size" if ratio < math.inf else "same direction"
+    return "same direction and size" if ours.ci and ours.ci[0] <= theirs <= ours.ci[1] else "same direction"
+
+
+SIZE_APART = 2.0  # effects whose sizes differ by this factor or more are not called alike
