@@ -117,7 +117,7 @@ def test_report_over_failed_and_missing_runs(sweep, tmp_path):
     assert "seed=1`" not in markdown.split("## Caveats")[1].split("##")[0]  # the indexed job that has its run
     (variant,) = numbers["tasks"]["classification"]["variants"]
     assert variant["n"] == 1 and variant["n_runs"] == 3 and variant["std"] is None
-    assert "| cnn_baseline | 1 of 3 |" in markdown and "± n/a %" in markdown
+    assert "| cnn_baseline | 1 of 3 |" in markdown and "% (1 run)" in markdown
 
 
 def _segmentation_run(folder: Path, experiment: str, seed: int, f1: list[float], health: dict | None = None,

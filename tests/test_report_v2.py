@@ -269,7 +269,7 @@ def test_curves_use_log_loss_axes_labelled_epochs_from_one():
     from visionlab.report.figures import _panel
 
     fig, ax = plt.subplots()
-    seed = (1, np.array([0, 1, 2]), np.array([1.0, 0.5, 0.2]))
+    seed = (1, np.array([1, 2, 3]), np.array([1.0, 0.5, 0.2]))  # run_series counts epochs from 1
     _panel(ax, {"v": [seed]}, {"v": "C0"}, "-", log=True)
     assert ax.get_yscale() == "log" and "epoch" in ax.get_xlabel()
     assert list(ax.lines[0].get_xdata()) == [1, 2, 3]

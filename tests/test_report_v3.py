@@ -218,7 +218,7 @@ def test_a_comparison_without_a_test_is_called_untested_not_insignificant(tmp_pa
     classification_run(runs, "cnn_once", 1, [0.1, 0.60])
     summary = _section(_report(tmp_path / "out", str(runs))[0], "Summary")
     assert "significance after Holm's correction over 1 comparison:" in summary
-    assert "cnn_once: 60.00 ± n/a % accuracy (n = 1); Δ +8.50 pp, untested (one seed on a side" in summary
+    assert "cnn_once: 60.00 % accuracy (n = 1); Δ +8.50 pp, untested (one seed on a side" in summary
     assert "cnn_tested: 71.50 ± 0.71 % accuracy (n = 2); Δ +20.00 pp [+16.96, +23.04] pp, **significant** (Holm p = " \
         in summary
     assert "p = n/a" not in summary and "pp n/a" not in summary
@@ -265,7 +265,7 @@ def test_provenance_shows_corrections_the_data_a_run_read_and_unrecorded_version
                             {"versions": {"torch": "2.11.0", "visionlab": None}})
     markdown, _, _ = _report(tmp_path / "out", str(runs))
     provenance = _section(markdown, "Provenance")
-    assert "`python train.py experiment=cnn_baseline seed=1 data.data_dir=/data/gtsrb32`" in provenance
+    assert "`python train.py experiment=cnn_baseline seed=1 data.data_dir=$DATA/gtsrb32`" in provenance
     assert "ffffffffff (corrected, note 1)" in provenance and "note 1 (1 run, `git.corrected`): “was 0a3ad91”" \
         in provenance
     assert "1 of 2 run records were **corrected by hand**" in _section(markdown, "Caveats")

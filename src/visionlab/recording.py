@@ -172,7 +172,8 @@ def finish_record(summary: dict, cfg: DictConfig, trainer: pl.Trainer, model: Ta
     if section := model.summary_section():
         summary[model.task] = section
     summary["objective"] = (summary["best"] or {}).get(cfg.monitor)
-    summary["health"] = health.assess(rows, model.task, cfg.monitor, cfg.monitor_mode, error)
+    summary["health"] = health.assess(rows, model.task, cfg.monitor, cfg.monitor_mode, error,
+                                      num_classes=(summary.get("data_facts") or {}).get("num_classes"))
     if wandb_logger is not None:
         summary["wandb"] = _local_wandb_section(wandb_logger)
     # First: the record must never depend on the tracker. SLURM signals every process of a job, W&B's service

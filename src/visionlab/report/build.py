@@ -19,7 +19,7 @@ from visionlab.report.classes import ClassNames, class_names
 from visionlab.report.classification import classification_detail
 from visionlab.report.collect import Collection, Run
 from visionlab.report.escape import md
-from visionlab.report.format import SIGNIFICANCE, fmt_ci, fmt_delta, fmt_mean_std, fmt_p, significant
+from visionlab.report.format import SIGNIFICANCE, fmt, fmt_ci, fmt_delta, fmt_mean_std, fmt_p, significant
 from visionlab.report.provenance import provenance
 from visionlab.report.reference import Reference
 from visionlab.report.render import Bullets, Contents, Document, Figure, Heading, Paragraph, page_data
@@ -141,7 +141,7 @@ def _results(task: TaskStats, heading: str, reference: Reference | None, names: 
         f"score and how its training ended (see the caveats).{where} Monitor: `{md(_monitor(task))}`."),
         trial_table(task, conv), Heading(3, "Over seeds"), Paragraph(
         f"Baseline: **{md(task.baseline)}**. n = counted runs (diverged or stuck runs left out). Δ is the difference "
-        "of means to the baseline with its 95 % interval (Welch); p: the two-sided Welch t-test over seeds, then "
+        f"of means to {_compared_words(task)} with its 95 % interval (Welch); p: the two-sided Welch t-test over seeds, then "
         f"that p Holm-adjusted over all {task.comparisons} comparisons of this section; a Δ is bold only where "
         f"the Holm-adjusted p < {SIGNIFICANCE}. Training: how the variant's runs ended; **budget-limited** runs were still "
         "rising at their epoch cap, so their Δ is not a converged one.")]
@@ -219,12 +219,12 @@ def _summary(collection: Collection, stats: dict[str, TaskStats], numbers: dict,
                          f"seeds; Δ vs {md(task.baseline)} with its 95 % interval, {tests}:")
             for v in measure.variants:
                 on = "" if split else (" on test" if v.split == TEST else f" on {task.spec.validation_name}")
-                claim = "" if v.is_baseline or v.delta is None else _claim(v, measure.kind)
+                claim = "" if v.is_baseline or v.delta is None else _claim(v, measure.kind, task.baseline)
                 limited = per_variant[v.variant]["budget_limited"]
                 runs = len(per_variant[v.variant]["training"])
                 budget = f"; **budget-limited** ({limited} of {runs} runs still rising at the cap)" if limited else ""
-                items.append(f"{md(v.variant)}: {fmt_mean_std(v.mean, v.std, measure.kind)} {md(measure.label)}{on} "
-                             f"(n = {v.n}){claim}{budget}.")
+                value = fmt(v.mean, measure.kind) if v.std is None else fmt_mean_std(v.mean, v.std, measure.kind)
+                items.append(f"{md(v.variant)}: {value} {md(measure.label)}{on} (n = {v.n}){claim}{budget}.")
         for row in (numbers[name].get("reference") or {}).get("effects", []):
             kind = task.measures[0].kind if task.spec.task == CLASSIFICATION.task else "score"
             if row["reference_delta"] is not None and row["delta"] is not None:
@@ -237,13 +237,27 @@ def _summary(collection: Collection, stats: dict[str, TaskStats], numbers: dict,
     return [Heading(2, "Summary"), Bullets(items), Paragraph("Contents:"), Contents()]
 
 
-def _claim(v, kind: str) -> str:
+def _claim(v, kind: str, baseline: str | None = None) -> str:
     """A variant's Δ in the summary: with its interval and Holm p where the Welch test runs (≥ 2 seeds on both
-    sides, some spread), else plainly untested (never "not significant" for a test that was not run)."""
+    sides, some spread), else plainly untested (never "not significant" for a test that was not run). It names
+    what it is taken against where that is not the baseline, and a difference in training budget."""
+    against = [] if v.compared_with in (None, baseline) else [f"vs {md(v.compared_with)}"]
+    against += [f"at {md(v.budget_note)}"] if v.budget_note else []
+    delta = f"Δ{' (' + '; '.join(against) + ')' if against else ''} {fmt_delta(v.delta, kind)}"
     if v.p_holm is None:
-        return f"; Δ {fmt_delta(v.delta, kind)}, untested (one seed on a side, or no spread: no interval, no p)"
+        return f"; {delta}, untested (one seed on a side, or no spread: no interval, no p)"
     verdict = "**significant**" if significant(v.p_holm) else "not significant"
-    return f"; Δ {fmt_delta(v.delta, kind)} {fmt_ci(v.ci, kind)}, {verdict} (Holm p = {fmt_p(v.p_holm)})"
+    return f"; {delta} {fmt_ci(v.ci, kind)}, {verdict} (Holm p = {fmt_p(v.p_holm)})"
+
+
+def _compared_words(task: TaskStats) -> str:
+    """What each Δ is taken against: the baseline, or (when variants are evaluated on several data sets or with
+    test-time options) the baseline's model on the same data, named in the cell (``pairing``)."""
+    if task.pairing is None or task.pairing.uniform:
+        return "the baseline"
+    return ("the baseline's model evaluated on the same data with the same test-time options (like with like; the "
+            "cell names that variant where it is not the baseline, and \"reference on its data\" marks the baseline's "
+            "model on another data set)")
 
 
 def build(collection: Collection, baseline: str | None = None, title: str = "Experiment report",

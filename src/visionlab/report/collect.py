@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from visionlab.report.limits import MAX_CONFIG_NODES, RefusedFile
+from visionlab.report.portable import make_portable
 from visionlab.report.variants import split_names
 from visionlab.run_record.folder import RunFolder, find_run_folders
 from visionlab.run_record.layout import CONFIG, METRICS, SUMMARY, Status
@@ -174,6 +175,7 @@ def load_run(folder: RunFolder) -> Run:
     run.metrics = metrics or []
     if run.summary and run.completed and not run.metrics and not run.evaluation_only:
         run.problems.append("completed, but no epoch metrics were recorded")
+    make_portable(run)
     return run
 
 

@@ -21,10 +21,22 @@ from matplotlib.ticker import MaxNLocator
 
 from visionlab.report.stats import TaskStats, counted
 from visionlab.run_record.layout import QUALITATIVE_CASES
-from visionlab.run_record.metric_keys import EPOCH, lr_column
+from visionlab.run_record.metric_keys import EPOCH, STEP, lr_column
 
 DPI = 100
 WIDTH_IN = 8.4
+
+
+TITLE_CHAR_PX = 6.0  # a fontsize-9 character at DPI 100, on average (DejaVu Sans)
+
+
+def fitted_title(title: str, width_in: float) -> str:
+    """``title`` wrapped onto as many lines as it needs to fit ``width_in`` (a long variant or class name used to be
+    clipped at the figure's edge)."""
+    import textwrap
+
+    width = max(20, int(width_in * DPI * 0.9 // TITLE_CHAR_PX))
+    return "\n".join(textwrap.wrap(title, width, break_long_words=True, break_on_hyphens=False)) or title
 
 
 def _png(fig) -> bytes:
@@ -34,17 +46,35 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def run_series(runs, key: str) -> list[tuple[object, np.ndarray, np.ndarray]]:
-    """(seed, epochs, values) of ``key`` for each counted run that logged it, epochs counted from 0."""
+def run_series(runs, key: str, by: str = EPOCH) -> list[tuple[object, np.ndarray, np.ndarray]]:
+    """(seed, x, values) of ``key`` for each counted run that logged it; x is the epoch counted from 1, or with
+    ``by=STEP`` the optimizer steps done at the end of that epoch."""
     out = []
     for run in runs:
         if not counted(run):
             continue
-        rows = sorted((int(r[EPOCH]), float(r[key])) for r in run.metrics
-                       if isinstance(r.get(key), (int, float)) and isinstance(r.get(EPOCH), (int, float)))
+        rows = sorted((int(r[EPOCH]), r.get(STEP), float(r[key])) for r in run.metrics
+                      if isinstance(r.get(key), (int, float)) and isinstance(r.get(EPOCH), (int, float)))
+        if by == STEP:
+            rows = [row for row in rows if isinstance(row[1], (int, float))]
         if rows:
-            out.append((run.seed, np.array([e for e, _ in rows]), np.array([v for _, v in rows])))
+            x = [int(step) if by == STEP else epoch + 1 for epoch, step, _ in rows]
+            out.append((run.seed, np.array(x), np.array([v for _, _, v in rows])))
     return out
+
+
+def steps_per_epoch(runs) -> float | None:
+    """Optimizer steps per epoch of the variant's counted runs (from metrics.csv's step column), None if unknown."""
+    rates = [float(r[STEP]) / (int(r[EPOCH]) + 1) for run in runs if counted(run) for r in run.metrics
+             if isinstance(r.get(STEP), (int, float)) and isinstance(r.get(EPOCH), (int, float)) and r[STEP] > 0]
+    return float(np.median(rates)) if rates else None
+
+
+def curve_axis(runs_by_variant: dict) -> str:
+    """``step`` when the variants' epochs hold different numbers of optimizer steps (an 8-step epoch and a 40-step
+    epoch are not the same amount of training), else ``epoch``."""
+    rates = [r for runs in runs_by_variant.values() if (r := steps_per_epoch(runs))]
+    return STEP if rates and max(rates) > 1.05 * min(rates) else EPOCH
 
 
 def common_mean(series: list[tuple[object, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -73,18 +103,22 @@ def _short_label(names: list[str], variants: list[str]) -> str:
     return ", ".join(names) if len(names) <= 3 else f"{len(names)} variants ({names[0]}, …)"
 
 
-def _panel(ax, series_by_variant: dict, colours: dict, style: str = "-", log: bool = False) -> None:
+X_LABELS = {EPOCH: "epoch (from 1)", STEP: "optimizer steps (epochs differ in length)"}
+
+
+def _panel(ax, series_by_variant: dict, colours: dict, style: str = "-", log: bool = False,
+           axis: str = EPOCH) -> None:
     """Each seed a thin line, the mean over seeds a thick one up to the last epoch every seed reached."""
     for variant, series in series_by_variant.items():
         colour = colours[variant]
-        for _, epochs, values in series:
-            ax.plot(epochs + 1, values, style, color=colour, linewidth=0.7, alpha=0.45)
+        for _, x, values in series:
+            ax.plot(x, values, style, color=colour, linewidth=0.7, alpha=0.45)
         mean = common_mean(series)
         if mean is not None:
-            ax.plot(mean[0] + 1, mean[1], style, color=colour, linewidth=2.0)
+            ax.plot(mean[0], mean[1], style, color=colour, linewidth=2.0)
     if log and ax.lines and all(np.min(line.get_ydata()) > 0 for line in ax.lines):
         ax.set_yscale("log")
-    ax.set_xlabel("epoch (from 1)", fontsize=9)
+    ax.set_xlabel(X_LABELS[axis], fontsize=9)
     ax.grid(alpha=0.3, which="both")
     ax.tick_params(labelsize=8)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -116,22 +150,29 @@ def curves(task: TaskStats, panels: list[tuple[list[str], str, bool]]
     """One panel per entry of ``panels`` (keys: solid for the first, dashed for a second; title; log scale), then
     the learning rate with identical schedules drawn once. Returns what draws the PNG (None: nothing to draw) and
     the learning-rate groups named."""
-    variants = sorted(task.runs_by_variant)
-    palette = _colours(len(variants))
-    colours = {v: palette[i % len(palette)] for i, v in enumerate(variants)}
-    data = [([{v: run_series(task.runs_by_variant[v], k) for v in variants} for k in keys], title, log)
+    axis = curve_axis(task.runs_by_variant)
+    every = sorted(task.runs_by_variant)
+    data = [([{v: run_series(task.runs_by_variant[v], k, axis) for v in every} for k in keys], title, log)
             for keys, title, log in panels]
     data = [d for d in data if any(s for per in d[0] for s in per.values())]
-    lr = {v: run_series(task.runs_by_variant[v], lr_column(0)) for v in variants}
+    lr = {v: run_series(task.runs_by_variant[v], lr_column(0), axis) for v in every}
     if not data:
         return None, []
+    # a variant with no curve (checkpoint evaluations, train=false) has no line, so no legend entry or colour
+    variants = [v for v in every if any(per.get(v) for d in data for per in d[0]) or lr.get(v)]
+    palette = _colours(len(variants))
+    colours = {v: palette[i % len(palette)] for i, v in enumerate(variants)}
+    data = [([{v: per[v] for v in variants} for per in per_key], title, log) for per_key, title, log in data]
+    lr = {v: lr[v] for v in variants}
     same_lr = _same_lr(lr) if any(lr.values()) else []
     lr_words = [f"{', '.join(names)}: one line (the same schedule)" for _, names in same_lr if len(names) > 1]
-    return partial(_draw_curves, variants, colours, data, same_lr), lr_words
+    if axis == STEP:
+        lr_words.append("x axis: optimizer steps, since the variants' epochs hold different numbers of steps")
+    return partial(_draw_curves, variants, colours, data, same_lr, axis), lr_words
 
 
-def _draw_curves(variants: list[str], colours: dict, data: list, same_lr: list) -> bytes:
-    return _png(curves_figure(variants, colours, data, same_lr))
+def _draw_curves(variants: list[str], colours: dict, data: list, same_lr: list, axis: str = EPOCH) -> bytes:
+    return _png(curves_figure(variants, colours, data, same_lr, axis))
 
 
 LEGEND_ROW_IN, CHAR_PX, HANDLE_PX = 0.17, 6.2, 48  # fontsize 8 at DPI 100: a legend row's height, a character's width
@@ -146,7 +187,7 @@ def _legend_layout(labels: list[str], width_in: float, max_columns: int) -> tupl
     return columns, LEGEND_ROW_IN * math.ceil(len(labels) / columns) + 0.2
 
 
-def curves_figure(variants: list[str], colours: dict, data: list, same_lr: list):
+def curves_figure(variants: list[str], colours: dict, data: list, same_lr: list, axis: str = EPOCH):
     """The curves figure (see ``curves``); its legend goes into an empty panel where it fits there, else below
     the panels with the room its rows need."""
     n_panels = len(data) + (1 if same_lr else 0)
@@ -164,17 +205,17 @@ def curves_figure(variants: list[str], colours: dict, data: list, same_lr: list)
     flat = list(axes.flat)
     for ax, (per_key, title, log) in zip(flat, data):
         for series, style in zip(per_key, ("-", "--")):
-            _panel(ax, series, colours, style, log)
-        ax.set_title(title, fontsize=9)
+            _panel(ax, series, colours, style, log, axis)
+        ax.set_title(fitted_title(title, WIDTH_IN / 2), fontsize=9)
     if same_lr:
         ax = flat[len(data)]
-        for (_, epochs, values), names in same_lr:
-            ax.plot(epochs + 1, values, "-", color=colours[names[0]] if len(names) == 1 else "0.3",
+        for (_, x, values), names in same_lr:
+            ax.plot(x, values, "-", color=colours[names[0]] if len(names) == 1 else "0.3",
                     linewidth=1.6, label=_short_label(names, variants) if len(names) > 1 else None)
         if ax.lines and all(np.min(line.get_ydata()) > 0 for line in ax.lines):
             ax.set_yscale("log")
         ax.set_title("learning rate (group 0); equal schedules drawn once", fontsize=9)
-        ax.set_xlabel("epoch (from 1)", fontsize=9)
+        ax.set_xlabel(X_LABELS[axis], fontsize=9)
         ax.grid(alpha=0.3, which="both")
         ax.tick_params(labelsize=8)
         if any(line.get_label() and not line.get_label().startswith("_") for line in ax.lines):
@@ -200,7 +241,7 @@ def confusion(matrix: np.ndarray, title: str) -> bytes:
     ax.set_yticks(ticks)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(fitted_title(title, 6.4 * 0.75), fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
     fig.tight_layout()
     return _png(fig)
@@ -270,7 +311,7 @@ def misclassified(images: list[np.ndarray], true: list[int], pred: list[int], ca
         ax.text(c * cell_w + side / 2, r * cell_h + label * 0.8, captions[i], ha="center", va="bottom", fontsize=7)
     ax.imshow(mosaic, interpolation="nearest")
     ax.axis("off")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(fitted_title(title, fig.get_figwidth()), fontsize=9)
     fig.tight_layout()
     return _png(fig)
 

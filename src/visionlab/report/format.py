@@ -38,17 +38,20 @@ def fmt_ci(interval, kind: str) -> str:
 
 
 def fmt_mean_std(mean, std, kind: str) -> str:
+    """``93.31 ± 0.12 %``; one run has no spread, so its value stands alone: ``93.31 % (1 run)``."""
     if mean is None:
         return MISSING
+    if std is None:
+        return f"{fmt(mean, kind)} (1 run)"
     if kind == "percent":
-        return f"{100 * mean:.2f} ± {NA if std is None else f'{100 * std:.2f}'} %"
-    return f"{mean:.4f} ± {NA if std is None else f'{std:.4f}'}"
+        return f"{100 * mean:.2f} ± {100 * std:.2f} %"
+    return f"{mean:.4f} ± {std:.4f}"
 
 
 def fmt_p(p) -> str:
     if p is None:
         return NA
-    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
+    return "≤0.0001" if p < 1e-4 else f"{p:.4f}"  # "<" would be escaped as &lt; in the Markdown
 
 
 def significant(p) -> bool:

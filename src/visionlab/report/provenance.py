@@ -97,7 +97,16 @@ def command(run: Run) -> str:
     data = run.config.get("data") if isinstance(run.config.get("data"), dict) else {}
     if data.get("data_dir") and not any(o.lstrip("+").startswith("data.data_dir=") for o in overrides):
         overrides.append(f"data.data_dir={data['data_dir']}")
-    return ("python train.py " + " ".join(shlex.quote(o) for o in overrides)).strip()
+    return ("python train.py " + " ".join(_quote(o) for o in overrides)).strip()
+
+
+def _quote(override: str) -> str:
+    """Shell quoting that keeps the page's named roots ($DATA, $LOGS: ``portable``) expandable: a reader sets them
+    to their own folders and pastes the command."""
+    plain = override.replace("$DATA", "DATA").replace("$LOGS", "LOGS")
+    if plain == override or "$" in plain or '"' in plain or "`" in plain or "\\" in plain:
+        return shlex.quote(override)
+    return override if shlex.quote(plain) == plain else f'"{override}"'
 
 
 def _versions(runs: list[Run]) -> list:

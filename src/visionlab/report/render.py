@@ -162,7 +162,8 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.45em; text-align: left; vertical-align: top; }
 th { white-space: normal; }
 td { white-space: nowrap; } td.long { white-space: normal; min-width: 6em; }  /* short cells never squeezed */
-td.long, td.long code { overflow-wrap: anywhere; }  /* paths, commands and folder names break anywhere */
+td.long { overflow-wrap: break-word; }  /* words (variant names) break only where nothing else fits */
+td.long code { overflow-wrap: anywhere; }  /* paths and commands break anywhere */
 th { background: #f2f2f2; }
 tr:nth-child(even) td { background: #fafafa; }
 code { background: #f4f4f4; padding: 0 0.2em; font-size: 0.95em; }

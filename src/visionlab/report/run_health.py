@@ -1,11 +1,14 @@
 """Which runs trained badly enough to be left out of every average: ``summary.json``'s ``health`` section
 (written by the trainer: ``{"status": "ok"|"diverged"|"stuck", "epoch": n, "reason": "..."}``), or, for records
-without one, a run that failed on a non-finite loss. Such a run stays in the per-run table, named with its epoch."""
+without one, a run that failed on a non-finite loss. Such a run stays in the per-run table, named with its epoch.
+
+The rule that a run ending far above the chance loss has diverged (``run_record.health.far_above_chance``) is applied
+here too, from the run's own metrics.csv, so that records written before the rule existed are judged by it."""
 
 from __future__ import annotations
 
 from visionlab.report.collect import Run
-from visionlab.run_record.health import DIVERGED, OK, STUCK, UNHEALTHY  # noqa: F401  (the trainer's rule)
+from visionlab.run_record.health import DIVERGED, OK, STUCK, UNHEALTHY, far_above_chance  # noqa: F401
 from visionlab.run_record.metric_keys import EPOCH
 
 HEALTH = "health"
@@ -15,6 +18,12 @@ _NON_FINITE = "NonFiniteLossError"
 def health(run: Run) -> dict:
     """The run's health section; a record without one is ok unless it stopped on a NaN/inf loss."""
     section = run.summary.get(HEALTH)
+    if isinstance(section, dict) and section.get("status") in UNHEALTHY:
+        return dict(section)
+    facts = run.summary.get("data_facts")
+    num_classes = facts.get("num_classes") if isinstance(facts, dict) else None
+    if (far := far_above_chance(run.metrics, str(run.summary.get("task") or ""), num_classes)) is not None:
+        return {**(section if isinstance(section, dict) else {}), **far}
     if isinstance(section, dict) and section.get("status"):
         return dict(section)
     error = str(run.summary.get("error") or "")

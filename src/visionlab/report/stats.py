@@ -19,6 +19,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from visionlab.report.collect import Run
+from visionlab.report.pairing import Pairing, pair
 from visionlab.report.run_health import is_excluded
 from visionlab.run_record.folder import TEST as TEST_SPLIT
 from visionlab.run_record.folder import VALIDATION
@@ -100,6 +101,9 @@ class VariantStats:
     is_baseline: bool = False
     also: dict[str, list[float]] = field(default_factory=dict)  # further test keys of the same runs (test split)
     key: str = ""  # the run-record key aggregated
+    compared_with: str | None = None  # the variant delta is taken against (``pairing``)
+    budget_note: str | None = None  # e.g. "50 epochs vs 5 epochs" when the two budgets differ
+    reference: bool = False  # the baseline's model on another evaluation set: that set's reference, no delta
 
     def also_mean_std(self, key: str) -> tuple[float | None, float | None]:
         values = self.also.get(key) or []
@@ -208,6 +212,7 @@ class TaskStats:
     baseline: str | None = None
     measures: list[Measure] = field(default_factory=list)
     foreground_fraction: float | None = None  # segmentation: mean share of foreground pixels on test, if known
+    pairing: Pairing | None = None  # which variant each one is compared with (like with like)
 
     @property
     def comparisons(self) -> int:
@@ -229,11 +234,15 @@ def _variant_stats(spec: TaskSpec, variant: str, group: list[Run], key_of) -> Va
                         finals, also=also, key=key)
 
 
-def _compare(variants: list[VariantStats], baseline: str | None) -> None:
-    base = next((v for v in variants if v.variant == baseline), None)
+def _compare(variants: list[VariantStats], baseline: str | None, pairing: Pairing) -> None:
+    by_name = {v.variant: v for v in variants}
     for v in variants:
-        v.is_baseline = v is base
-        if base is not None and not v.is_baseline and v.split == base.split and v.values and base.values:
+        v.is_baseline = v.variant == baseline
+        v.reference = v.variant in pairing.references
+        v.compared_with = pairing.compared_with.get(v.variant)
+        v.budget_note = pairing.budget_note.get(v.variant)
+        base = by_name.get(v.compared_with) if v.compared_with else None
+        if base is not None and v.split == base.split and v.values and base.values:
             v.delta = v.mean - base.mean
             v.ci = difference_ci(v.values, base.values)
             v.p_value = welch_p_value(v.values, base.values)
@@ -264,8 +273,9 @@ def aggregate(spec: TaskSpec, runs: list[Run], baseline: str | None = None) -> T
         result.foreground_fraction = _foreground_fraction(runs)
         minority_first = result.foreground_fraction is not None and result.foreground_fraction > 0.5
         result.measures = [background, headline] if minority_first else [headline, background]
+    result.pairing = pair(by_variant, result.baseline)
     for measure in result.measures:
-        _compare(measure.variants, result.baseline)
+        _compare(measure.variants, result.baseline, result.pairing)
     tested = [v for m in result.measures for v in m.variants]
     for v, p in zip(tested, holm([v.p_value for v in tested])):
         v.p_holm = p

@@ -7,6 +7,8 @@ Bold marks only a difference whose Holm-adjusted p-value is below ``format.SIGNI
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from visionlab.report import convergence
@@ -142,14 +144,21 @@ def aggregate_table(task: TaskStats, measure: Measure, conv: Conv) -> Table:
         kind = measure.kind
         span = f"{fmt(v.min, kind)} – {fmt(v.max, kind)}" if v.values else MISSING
         n = f"{v.n}" if v.n == v.n_runs else f"{v.n} of {v.n_runs}"
-        delta = "baseline" if v.is_baseline else (
-            f"{mark_significant(fmt_delta(v.delta, kind), v.p_holm)} {fmt_ci(v.ci, kind)}" if v.delta is not None
-            else NA)
+        delta = "baseline" if v.is_baseline else "reference on its data" if v.reference else (
+            f"{mark_significant(fmt_delta(v.delta, kind), v.p_holm)} {fmt_ci(v.ci, kind)}{_against(task, v)}"
+            if v.delta is not None else NA)
         rows.append([md(v.variant), *([] if one_split else [split_name(spec, v.split)]), n,
                      fmt_mean_std(v.mean, v.std, kind), span, fmt(_mean(v.finals), kind), delta,
                      NA if v.is_baseline else f"{fmt_p(v.p_value)} / {fmt_p(v.p_holm)}",
                      _training_cell(task, v.variant, conv)])
     return Table(header, rows, f"over-seeds:{spec.task}:{measure.label}")
+
+
+def _against(task: TaskStats, v) -> str:
+    """What a Δ is taken against where that is not simply the baseline under the same budget."""
+    parts = [] if v.compared_with in (None, task.baseline) else [f"vs {md(v.compared_with)}"]
+    parts += [f"at {md(v.budget_note)}"] if v.budget_note else []
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def _training_cell(task: TaskStats, variant: str, conv: Conv) -> str:
@@ -165,7 +174,8 @@ def measure_numbers(measure: Measure, task: TaskStats, conv: Conv) -> list[dict]
     spec = task.spec
     return [{"variant": v.variant, "split": v.split, "metric": v.key, "n": v.n, "n_runs": v.n_runs, "seeds": v.seeds,
              "values": v.values, "mean": v.mean, "std": v.std, "min": v.min, "max": v.max, "finals": v.finals,
-             "delta": v.delta, "ci": list(v.ci) if v.ci else None, "p_value": v.p_value, "p_holm": v.p_holm,
+             "delta": v.delta, "compared_with": v.compared_with, "budget_note": v.budget_note,
+             "ci": list(v.ci) if v.ci else None, "p_value": v.p_value, "p_holm": v.p_holm,
              "significant": significant(v.p_holm), "also": v.also,
              "training": [vars(c) for _, c in conv.get(v.variant, [])],
              "budget_limited": sum(c.budget_limited for _, c in conv.get(v.variant, [])),
@@ -378,4 +388,12 @@ def _verdict(theirs: float | None, ours: VariantStats) -> str:
     if not significant(ours.p_holm):
         return "ours not resolved (p Holm ≥ 0.05)"
     same = (theirs > 0) == (ours.delta > 0)
-    return "same direction" if same else "**opposite direction**"
+    if not same:
+        return "**opposite direction**"
+    ratio = abs(ours.delta) / abs(theirs) if theirs else math.inf
+    if ratio >= SIZE_APART or ratio <= 1 / SIZE_APART:  # one sign, but not one effect
+        return f"same direction, {ratio:.1f}× the reference's size" if ratio < math.inf else "same direction"
+    return "same direction and size" if ours.ci and ours.ci[0] <= theirs <= ours.ci[1] else "same direction"
+
+
+SIZE_APART = 2.0  # effects whose sizes differ by this factor or more are not called alike

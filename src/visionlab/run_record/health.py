@@ -8,6 +8,10 @@ The rule (README, "Run health"), applied when a run ends:
   constant: for a task with collapse keys (segmentation: ``val/f1`` and ``val/f1_bg``) one of them is at most
   ``COLLAPSE_SCORE``, i.e. the model marks (almost) every validation pixel as one class — the all-foreground
   plateau scores a high ``val/f1`` but ``val/f1_bg`` ≈ 0. ``epoch`` is that best epoch.
+- ``diverged`` too when the last epoch's training loss is more than ``FAR_ABOVE_CHANCE`` times the chance loss of
+  the task (classification: ln K, the cross-entropy of a uniform guess over K classes). No healthy run ends there:
+  a loss far above chance means confidently wrong predictions (Rprop at batch 4 on GTSRB ends near 75 against
+  ln 43 = 3.76 while its accuracy sits at 21 %). ``epoch`` is that last epoch.
 - ``ok`` otherwise (also when no epoch was recorded, e.g. an evaluation-only run).
 
 K-class segmentation (``multiclass_segmentation``) has one collapse score per class, ``val/dice_c<k>``: a class whose
@@ -32,6 +36,26 @@ from visionlab.run_record.metric_keys import EPOCH, MULTICLASS_TASK, TASKS, TRAI
 OK, DIVERGED, STUCK = "ok", "diverged", "stuck"
 UNHEALTHY = (DIVERGED, STUCK)
 COLLAPSE_SCORE = 0.05  # a class scored at most this on validation is (almost) never predicted correctly
+FAR_ABOVE_CHANCE = 3.0  # a final training loss above this multiple of the chance loss is a failed run
+
+
+def chance_loss(task: str, num_classes: int | None) -> float | None:
+    """The loss of a uniform guess: ln K for a K-class classifier; None where the task has no such reference."""
+    if task == "classification" and isinstance(num_classes, int) and num_classes >= 2:
+        return math.log(num_classes)
+    return None
+
+
+def far_above_chance(rows: list[dict], task: str, num_classes: int | None) -> dict | None:
+    """The ``diverged`` section when the last epoch's training loss exceeds FAR_ABOVE_CHANCE × the chance loss."""
+    chance = chance_loss(task, num_classes)
+    last = next((r for r in reversed(rows) if r.get(TRAIN_LOSS) is not None and r.get(EPOCH) is not None), None)
+    if chance is None or last is None or not last[TRAIN_LOSS] > FAR_ABOVE_CHANCE * chance:
+        return None
+    loss, epoch = float(last[TRAIN_LOSS]), int(last[EPOCH])
+    return {"status": DIVERGED, "epoch": epoch,
+            "reason": f"{TRAIN_LOSS} = {loss:.3g} at the last epoch ({epoch + 1}) is {loss / chance:.0f}× the chance "
+                      f"loss ln {num_classes} = {chance:.2f}: confidently wrong predictions"}
 
 
 def _collapsed(row: dict, collapse_keys: tuple[str, ...]) -> str | None:
@@ -39,7 +63,8 @@ def _collapsed(row: dict, collapse_keys: tuple[str, ...]) -> str | None:
     return next((k for k in collapse_keys if row.get(k) is not None and row[k] <= COLLAPSE_SCORE), None)
 
 
-def assess(rows: list[dict], task: str, monitor: str, mode: str, error: BaseException | None = None) -> dict:
+def assess(rows: list[dict], task: str, monitor: str, mode: str, error: BaseException | None = None,
+           num_classes: int | None = None) -> dict:
     """The health section for a run's epoch rows and the error that ended it (if any)."""
     spec = TASKS.get(task)
     collapse_keys = spec.collapse if spec else ()
@@ -53,6 +78,8 @@ def assess(rows: list[dict], task: str, monitor: str, mode: str, error: BaseExce
         if bad:
             return {**section, "status": DIVERGED, "epoch": int(row[EPOCH]),
                     "reason": f"{bad[0]} = {row[bad[0]]} at epoch {int(row[EPOCH])}"}
+    if (far := far_above_chance(rows, task, num_classes)) is not None:
+        return {**section, **far}
     if task == MULTICLASS_TASK:
         return _stuck_classes(rows, section)
     scored = [r for r in rows if r.get(monitor) is not None]
