@@ -1,6 +1,6 @@
 """Packaging hook (the project's metadata is in pyproject.toml): ship the repository's one config folder, conf/,
 inside the built package as visionlab/conf, so an installed visionlab finds its configs from any directory.
-Source checkouts and editable installs read conf/ in place (visionlab.configs.config_dir)."""
+Source checkouts and editable installs read conf/ in place (visionlab.config.location.config_dir)."""
 
 import shutil
 from pathlib import Path

@@ -1,6 +1,6 @@
 """Thin entry point: `python train.py [overrides]` (see README). All logic lives in the visionlab package."""
 
-from visionlab.train import main
+from visionlab.cli.train import main
 
 if __name__ == "__main__":
     main()

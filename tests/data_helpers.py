@@ -13,7 +13,7 @@ def data_config(name: str, **overrides):
     """conf/data/<name>.yaml composed as `python train.py data=<name>` would, with ``overrides`` merged in."""
     from hydra import compose, initialize_config_dir
 
-    import visionlab.resolvers  # noqa: F401
+    import visionlab.config.resolvers  # noqa: F401
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[f"data={name}", "paths.root_dir=/nonexistent",
@@ -25,7 +25,7 @@ def data_config(name: str, **overrides):
 def datamodule(name: str, **overrides):
     """An instantiated (not yet set-up) datamodule for conf/data/<name>.yaml, built as a run builds it (plain
     arguments; a value the datamodule refuses is its ConfigError)."""
-    from visionlab.assembly import instantiate
+    from visionlab.run.assembly import instantiate
 
     return instantiate(data_config(name, **overrides), "data")
 

@@ -10,7 +10,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from visionlab.configs import config_dir
+from visionlab.config.location import config_dir
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = config_dir()
@@ -32,7 +32,7 @@ def compose(tmp_path: Path, overrides: list[str], config_name: str = "train", ou
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    import visionlab.resolvers  # noqa: F401
+    import visionlab.config.resolvers  # noqa: F401
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return hydra_compose(
@@ -108,7 +108,7 @@ def finished_wandb_run(run_dir: Path, timeout: float = 30.0) -> dict:
     writing the file when ``wandb.finish`` (or the training process) has returned."""
     import time
 
-    from visionlab.tracking.wandb_offline import read_offline_run
+    from visionlab.tracking.wandb.offline import read_offline_run
 
     folders = sorted((Path(run_dir) / "wandb").glob("offline-run-*"))
     assert folders, f"no W&B offline run under {run_dir}"

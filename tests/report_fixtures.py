@@ -7,23 +7,23 @@ from pathlib import Path
 
 import numpy as np
 
-from visionlab.run_record import layout
-from visionlab.run_record import metric_keys as keys
-from visionlab.run_record.files import write_csv
-from visionlab.run_record.folder import VALIDATION, RunFolder
+from visionlab.record import layout
+from visionlab.record import metric_keys as keys
+from visionlab.record.files import write_csv
+from visionlab.record.folder import VALIDATION, RunFolder
 
 
 def write_report(out: Path, *args: str, figures: bool = False) -> tuple[str, dict, str]:
     """The report of ``args`` written to ``out``: (REPORT.md, report.json, report.html). No figures unless asked:
     drawing is ~97 % of a small report's time, and only the tests that look at figures need them."""
-    from visionlab.report.cli import main
+    from visionlab.cli.report import main
 
     assert main([*args, "--out", str(out), *([] if figures else ["--no-figures"])]) == 0
     return ((out / "REPORT.md").read_text(), json.loads((out / "report.json").read_text()),
             (out / "report.html").read_text())
 
 
-CNN_MODEL = {"_target_": "visionlab.models.classifier.ClassificationModule", "num_classes": 43}
+CNN_MODEL = {"_target_": "visionlab.tasks.classification.module.ClassificationModule", "num_classes": 43}
 
 
 def classification_run(root: Path, variant: str, seed: int, curve: list[float], *, commit: str = "a" * 40,

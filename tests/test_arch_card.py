@@ -3,7 +3,7 @@
 import pytest
 from torch import nn
 
-from visionlab.models.cnn import SeedCNN
+from visionlab.networks.seed_cnn import SeedCNN
 from visionlab.report.arch_card import UNDEFINED, WHOLE_INPUT, architecture_card
 
 
@@ -112,7 +112,7 @@ def test_unet_second_conv_and_decoder_receptive_field():
 
 
 def test_course_unet_card():
-    unet = pytest.importorskip("visionlab.models.unet")
+    unet = pytest.importorskip("visionlab.networks.unet")
     card = architecture_card(unet.UNet(), (1, 256, 256))
     by_name = {row.name: row for row in card.layers}
     assert by_name["downs.0.1.0"].params == 73856  # second level's first conv 64 → 128: 128 × (3·3·64 + 1)
@@ -127,7 +127,7 @@ def test_course_unet_card():
 def test_card_from_run_config(bn):
     from visionlab.report.arch_card import card_from_config
 
-    cfg = {"model": {"_target_": "visionlab.models.classifier.ClassificationModule", "batch_norm": bn,
+    cfg = {"model": {"_target_": "visionlab.tasks.classification.module.ClassificationModule", "batch_norm": bn,
                      "input_size": 28, "in_channels": 3, "num_classes": 43}}
     card = card_from_config(cfg)
     assert card.input_shape == (3, 28, 28)

@@ -15,10 +15,10 @@ import yaml
 
 from helpers import QUIET_SHORT, TINY_SIGNS, compose
 from seg_helpers import TINY_SEG
-from visionlab.models import networks
-from visionlab.models.networks import CLASSIFICATION, REGISTRY
+from visionlab.networks import registry as networks
+from visionlab.networks.registry import CLASSIFICATION, REGISTRY
 from visionlab.report.arch_card import card_from_config, card_spec
-from visionlab.runner import run
+from visionlab.run.execute import run
 
 # the smallest spec of each registered network that still is that network (a run each costs seconds)
 TINY_SPECS = {
@@ -77,7 +77,7 @@ def test_a_crafted_timm_spec_is_built_without_its_download_and_says_what_it_left
     cache = tmp_path / "cache"
     cache.mkdir()
     model = {
-        "_target_": "visionlab.models.classifier.ClassificationModule",
+        "_target_": "visionlab.tasks.classification.module.ClassificationModule",
         "num_classes": 5,
         "net": {
             "type": "timm",
@@ -125,9 +125,9 @@ def test_a_crafted_timm_spec_is_built_without_its_download_and_says_what_it_left
 def test_a_card_refuses_hub_names_and_unbounded_sizes(net, message):
     pytest.importorskip("timm")
     target = (
-        "visionlab.models.segmenter.SegmentationModule"
+        "visionlab.tasks.segmentation.module.SegmentationModule"
         if net["type"] in ("unet", "smp")
-        else "visionlab.models.classifier.ClassificationModule"
+        else "visionlab.tasks.classification.module.ClassificationModule"
     )
     with pytest.raises((TypeError, ValueError), match=message):
         card_spec({"_target_": target, "net": net})
@@ -150,7 +150,7 @@ def test_a_card_makes_no_socket_connect_whatever_a_library_tries(monkeypatch):
     monkeypatch.setattr(networks, "build_on_meta", build_on_meta)
     before = socket.socket.connect, socket.getaddrinfo
     card = arch_card.card_from_config(
-        {"model": {"_target_": "visionlab.models.classifier.ClassificationModule"}}
+        {"model": {"_target_": "visionlab.tasks.classification.module.ClassificationModule"}}
     )
     assert seen == ["seed_cnn"] and card.total_params == 3 * 28 * 28 * 43 + 43
     assert (socket.socket.connect, socket.getaddrinfo) == before  # restored afterwards

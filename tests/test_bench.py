@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from visionlab import bench
+from visionlab.benchmark import pipeline as bench
 
 
 def test_cpu_bench_runs_every_loop_and_writes_json(tmp_path, capsys):

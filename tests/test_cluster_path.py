@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO, TINY_SIGNS
-from visionlab import distributed, resolvers
+from visionlab.cluster import ranks as distributed
+from visionlab.config import resolvers
 from visionlab.data.sampling import EpochSeededSampler
-from visionlab.interruption import Stopped, stop_signals
+from visionlab.run.signals import Stopped, stop_signals
 
 RANK_VARS = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_JOB_ID", "SLURM_STEP_ID",
              "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT")
@@ -83,7 +84,7 @@ def test_ddp_training_shards_the_same_permutation_with_equal_steps_per_rank(leng
 
 def test_the_global_batch_is_divided_over_the_ranks_or_refused():
     from visionlab.data.classification.datamodule import SyntheticSignsDataModule
-    from visionlab.errors import ConfigError
+    from visionlab.config.errors import ConfigError
 
     datamodule = SyntheticSignsDataModule(batch_size=64, eval_batch_size=64, num_workers=0, val_fraction=0.2,
                                           split_seed=0, seed=1, crop=28, rotation=0, brightness=0, contrast=0,
@@ -107,7 +108,7 @@ def _raise_in_handler(signum: int, previous=None) -> Stopped:
 
 
 def test_each_stop_signal_ends_the_run_with_its_cause_and_exit_code(clean_env):
-    from visionlab.interruption import exit_code
+    from visionlab.run.signals import exit_code
 
     term = _raise_in_handler(signal.SIGTERM)
     assert term.cause == "terminated by SIGTERM" and exit_code(term) == 143
@@ -213,7 +214,7 @@ def test_run_folders_named_from_user_text_stay_one_folder_under_the_log_folder(c
 
 
 def test_a_sweep_job_killed_with_sigkill_reads_as_interrupted_not_running(tmp_path):
-    from visionlab.run_record.sweep_index import read_index
+    from visionlab.cluster.sweep_index import read_index
 
     sweep = tmp_path / "sweeps" / "s"
     proc = _paused_sweep(tmp_path)
@@ -230,7 +231,7 @@ def test_last_ckpt_is_written_at_every_epoch_even_when_the_score_does_not_improv
     import torch
 
     from helpers import compose
-    from visionlab.runner import run
+    from visionlab.run.execute import run
 
     # val/loss falls while the model learns, so with mode=max the best checkpoint stays at epoch 0
     run(compose(tmp_path, [*TINY_SIGNS, "trainer.max_epochs=3", "test=false", "logger=csv", "monitor=val/loss",

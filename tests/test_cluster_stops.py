@@ -20,7 +20,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from helpers import REPO, TINY_SIGNS, compose
-from visionlab.errors import ConfigError
+from visionlab.config.errors import ConfigError
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
 
@@ -59,7 +59,7 @@ def test_sigterm_to_the_process_and_wandb_core_together_still_records_the_interr
 
 
 def test_a_tracker_error_that_a_stop_signal_caused_counts_as_that_stop():
-    from visionlab.interruption import Stopped, stop_behind, stop_signals
+    from visionlab.run.signals import Stopped, stop_behind, stop_signals
 
     with stop_signals():
         threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()  # the signal comes after the error
@@ -74,7 +74,7 @@ def test_a_tracker_error_that_a_stop_signal_caused_counts_as_that_stop():
 
 
 def test_a_stop_signal_while_the_record_is_written_does_not_cut_it_short():
-    from visionlab import interruption
+    from visionlab.run import signals as interruption
 
     steps = []
     with interruption.stop_signals(), interruption.hold_stops():
@@ -90,7 +90,7 @@ def test_a_jobs_os_error_raised_again_by_hydra_is_not_a_run_folder_error():
     result. A W&B ConnectionResetError must not read "paths.log_dir: cannot create the run folder"."""
     from hydra.core.utils import JobReturn, JobStatus
 
-    from visionlab.cli_errors import user_message
+    from visionlab.cli.errors import user_message
 
     job = JobReturn(overrides=["seed=1"], status=JobStatus.FAILED, _return_value=ConnectionResetError("."))
     with pytest.raises(ConnectionResetError) as raised:
@@ -104,8 +104,8 @@ def test_a_jobs_os_error_raised_again_by_hydra_is_not_a_run_folder_error():
 
 
 def test_a_refused_jobs_log_file_is_closed_before_its_folder_is_removed(tmp_path):
-    from visionlab.hydra_runtime import close_log_files_in
-    from visionlab.run_record.folder import RunFolder
+    from visionlab.config.hydra_job import close_log_files_in
+    from visionlab.record.folder import RunFolder
 
     folder = tmp_path / "job"
     folder.mkdir()
@@ -129,7 +129,7 @@ def _launcher_config(timeout_min: int, signal_delay_s: int):
 
 
 def test_a_warning_signal_that_leaves_no_time_to_train_is_cut_with_one_line(capsys):
-    from visionlab.sweeps import fit_signal_delay_to_time_limit
+    from visionlab.cluster.sweep_callback import fit_signal_delay_to_time_limit
 
     config = _launcher_config(2, 120)
     fit_signal_delay_to_time_limit(config)
@@ -144,7 +144,7 @@ def test_a_warning_signal_that_leaves_no_time_to_train_is_cut_with_one_line(caps
 
 
 def test_srun_with_tasks_but_no_tasks_per_node_is_refused_before_anything_is_written(tmp_path, monkeypatch):
-    from visionlab.runner import run
+    from visionlab.run.execute import run
 
     for name in ("SLURM_NTASKS_PER_NODE", "SLURM_PROCID", "RANK", "LOCAL_RANK", "SLURM_JOB_NAME"):
         monkeypatch.delenv(name, raising=False)
@@ -155,14 +155,14 @@ def test_srun_with_tasks_but_no_tasks_per_node_is_refused_before_anything_is_wri
         run(cfg)
     assert not (tmp_path / "run").exists()  # nothing written, and Hydra's empty folder removed
     monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "2")
-    from visionlab.distributed import check_slurm_tasks
+    from visionlab.cluster.ranks import check_slurm_tasks
 
     check_slurm_tasks()  # the form that works
 
 
 HOLD_THE_FOLDER = """import sys, time
-from visionlab.run_record.claim import hold_or_refuse
-from visionlab.run_record.folder import RunFolder
+from visionlab.cluster.claim import hold_or_refuse
+from visionlab.record.folder import RunFolder
 with hold_or_refuse(RunFolder(sys.argv[1])):
     print("held", flush=True)
     time.sleep(60)
@@ -170,7 +170,7 @@ with hold_or_refuse(RunFolder(sys.argv[1])):
 
 
 def test_a_second_resume_of_one_folder_is_refused_naming_the_process_that_runs_it(tmp_path):
-    from visionlab.runner import run
+    from visionlab.run.execute import run
 
     folder = tmp_path / "run"
     (folder / ".hydra").mkdir(parents=True)
@@ -196,8 +196,8 @@ def test_a_second_resume_of_one_folder_is_refused_naming_the_process_that_runs_i
 
 
 def test_attempts_are_kept_before_a_last_ckpt_exists_and_when_one_died_unrecorded(tmp_path):
-    from visionlab.recording import UNRECORDED, earlier_attempts
-    from visionlab.run_record.folder import RunFolder
+    from visionlab.run.record import UNRECORDED, earlier_attempts
+    from visionlab.record.folder import RunFolder
 
     folder = RunFolder(tmp_path / "job")
     cfg = OmegaConf.create({"train": True, "ckpt_path": None, "resume": True})
@@ -231,7 +231,7 @@ def _fake_squeue(tmp_path: Path, monkeypatch, alive: dict[str, str]) -> None:
 
 def test_a_running_job_whose_slurm_job_is_gone_reads_as_interrupted_and_a_pending_one_as_running(tmp_path,
                                                                                                    monkeypatch):
-    from visionlab.run_record.sweep_index import settle_index, update_index
+    from visionlab.cluster.sweep_index import settle_index, update_index
 
     sweep = tmp_path / "sweep"
     for key, job_id in (("a", "41"), ("b", "42")):
@@ -249,8 +249,8 @@ def test_a_running_job_whose_slurm_job_is_gone_reads_as_interrupted_and_a_pendin
 
 
 def test_a_sweep_that_ends_with_failed_jobs_says_so_in_one_line_each_and_a_summary(tmp_path, monkeypatch):
-    from visionlab import sweeps
-    from visionlab.run_record.sweep_index import update_index
+    from visionlab.cluster import sweep_callback as sweeps
+    from visionlab.cluster.sweep_index import update_index
 
     sweep = tmp_path / "sweep"
     update_index(sweep, "seed=1", {"status": "completed"})
@@ -280,7 +280,7 @@ def test_a_key_missing_from_a_sweeps_base_config_is_explained_with_the_override_
     ``++data.data_dir`` sets it for every job."""
     from hydra.errors import ConfigCompositionException
 
-    from visionlab.cli_errors import user_message
+    from visionlab.cli.errors import user_message
 
     with pytest.raises(ConfigCompositionException) as raised:
         compose(tmp_path, ["data.data_dir=/d"])
@@ -295,7 +295,7 @@ def test_a_key_missing_from_a_sweeps_base_config_is_explained_with_the_override_
 
 def test_a_sweep_whose_time_limit_is_too_short_is_refused_before_anything_is_submitted(tmp_path, capsys):
     """Hydra turns a callback's exception into a warning: the refusal must end the command itself."""
-    from visionlab.sweeps import SweepIndexCallback
+    from visionlab.cluster.sweep_callback import SweepIndexCallback
 
     config = _launcher_config(1, 120)
     config.hydra.sweep = {"dir": str(tmp_path / "sweep")}
@@ -309,7 +309,7 @@ def test_a_sweep_whose_time_limit_is_too_short_is_refused_before_anything_is_sub
 def test_a_requeue_whose_scontrol_slurm_killed_is_recorded_as_requeued(tmp_path, monkeypatch):
     """SLURM answers ``scontrol requeue`` with SIGTERM to every process of the job, submitit's ``scontrol`` child
     too: submitit then reports "not requeued" although SLURM requeued the job. Its restart count says so."""
-    from visionlab.interruption import REQUEUED_BY_SUBMITIT, Stopped, stop_signals
+    from visionlab.run.signals import REQUEUED_BY_SUBMITIT, Stopped, stop_signals
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

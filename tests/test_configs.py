@@ -11,9 +11,9 @@ import pytest
 from hydra.utils import get_object
 from omegaconf import OmegaConf
 
-import visionlab.resolvers  # noqa: F401  (registers ${vl.*}: data options list their classes)
+import visionlab.config.resolvers  # noqa: F401  (registers ${vl.*}: data options list their classes)
 from helpers import CONF, REPO, compose
-from visionlab.run_record.metric_keys import TASKS
+from visionlab.record.metric_keys import TASKS
 
 NOT_GROUPS = {"data/common"}  # snippets the data options include (`common/signs@_here_`), not a choice
 ADDED_GROUPS = {"sweep"}  # not in train.yaml's defaults: selected with +sweep=…
@@ -111,9 +111,9 @@ def test_an_installed_wheel_finds_its_configs_from_any_directory(tmp_path):
                    capture_output=True, timeout=300)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    script = ("import sys, visionlab, visionlab.configs as c; print('package', visionlab.__file__); "
+    script = ("import sys, visionlab, visionlab.config.location as c; print('package', visionlab.__file__); "
               "print('configs', c.config_dir()); sys.argv = ['visionlab-train', 'experiment=unet_elu', '--cfg', "
-              "'job']; from visionlab.train import main; main()")
+              "'job']; from visionlab.cli.train import main; main()")
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "NO_ALBUMENTATIONS_UPDATE": "1", "HOME": str(tmp_path)}
     shown = subprocess.run([sys.executable, "-c", script], cwd=elsewhere, env=env, capture_output=True, text=True,
                            timeout=120, check=False)
@@ -140,7 +140,7 @@ def test_the_experiment_name_says_what_runs(tmp_path, overrides, name):
 def test_a_network_argument_of_earlier_versions_is_forwarded_to_model_net(tmp_path):
     """``model.features_start=32`` (the key before networks moved under model.net) runs as model.net.features_start,
     with one line that says so; a sweep over it too. The new keys and every other override pass unchanged."""
-    from visionlab.moved_keys import forward
+    from visionlab.config.moved_keys import forward
 
     given = ["-m", "experiment=unet_baseline", "model.features_start=32", "++model.depth=3", "model.activation=relu,elu",
              "model.net.up_mode=nearest", "model.optimizer.lr=0.01", "~model.batch_norm", "data.width=3"]

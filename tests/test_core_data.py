@@ -7,8 +7,8 @@ from data_helpers import datamodule
 from visionlab.data.classification.sources import cache_file, load_gtsrb
 from visionlab.data.classification.synthetic import make_synthetic_signs
 from visionlab.data.splits import group_split
-from visionlab.errors import DataError
-from visionlab.tracking.wandb_media import to_display
+from visionlab.config.errors import DataError
+from visionlab.tracking.wandb.media import to_display
 
 
 def test_group_split_keeps_every_class_track_on_one_side():
@@ -157,7 +157,7 @@ def _dark(**overrides):
 @pytest.mark.parametrize("method", ["autocontrast", "equalize"])
 def test_contrast_normalisation_spreads_every_split_of_a_dark_set_and_a_bad_method_is_named(method):
     """Every split the model sees is stretched to the full range, each image on its own; labels stay put."""
-    from visionlab.errors import ConfigError
+    from visionlab.config.errors import ConfigError
 
     before, after = _dark().load_splits(), _dark(contrast_norm=method).load_splits()
     for split in ("train", "val", "test"):

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from visionlab.models.classifier import ClassificationModule
-from visionlab.models.cnn import SeedCNN
+from visionlab.tasks.classification.module import ClassificationModule
+from visionlab.networks.seed_cnn import SeedCNN
 
 
 def n_params(module):

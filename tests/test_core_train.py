@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import CONF, QUIET_SHORT, REPO, TINY_SIGNS, compose, finished_wandb_run
-from visionlab.runner import run
+from visionlab.run.execute import run
 
 
 def metrics_rows(run_dir: Path) -> list[dict]:
@@ -95,7 +95,7 @@ def test_resume_from_last_ckpt_reproduces_the_uninterrupted_run(tmp_path, backen
             assert float(row[key]) == pytest.approx(float(reference[key]), rel=1e-6), (row["epoch"], key)
     assert resumed["wandb"]["id"] == first_id
     # the resumed W&B history continues the first one's steps, and the sync line uploads both folders
-    from visionlab.tracking.wandb_offline import last_step, read_records
+    from visionlab.tracking.wandb.offline import last_step, read_records
 
     folders = sorted((part_dir / "wandb").glob(f"offline-run-*-{first_id}"))
     assert len(folders) == 2 and resumed["wandb"]["sync_command"] == "wandb sync " + " ".join(map(str, folders))
@@ -120,7 +120,7 @@ def test_eval_only_tests_a_checkpoint_without_training(tmp_path):
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
-    from visionlab.errors import NonFiniteLossError
+    from visionlab.config.errors import NonFiniteLossError
 
     cfg = compose(tmp_path, [*TINY_SIGNS, "logger=none", "trainer.max_epochs=3",
                              "+callbacks.poison._target_=helpers.PoisonWeightsAtEpoch", "+callbacks.poison.epoch=1"])
@@ -142,7 +142,7 @@ def cli(args: list[str], cwd: Path, timeout: int = 240) -> subprocess.CompletedP
 
 def test_cli_bad_data_dir_is_one_clear_message_and_exit_code_2(tmp_path, capsys):
     """What the CLI does with the composed config (in-process: the subprocess CLI path is the trust table's)."""
-    from visionlab.train import _run_reporting_errors
+    from visionlab.cli.train import _run_reporting_errors
 
     cfg = compose(tmp_path, ["experiment=cnn_baseline", f"data.data_dir={tmp_path / 'missing'}", "logger=none"])
     with pytest.raises(SystemExit) as exited:
@@ -154,7 +154,7 @@ def test_cli_bad_data_dir_is_one_clear_message_and_exit_code_2(tmp_path, capsys)
 
 
 def test_cli_runs_get_unique_folders_and_help_shows_the_config(tmp_path):
-    from visionlab.resolvers import run_dir
+    from visionlab.config.resolvers import run_dir
 
     folders = {run_dir.__wrapped__(str(tmp_path), "x") for _ in range(500)}
     assert len(folders) == 500  # same second, same process: still distinct

@@ -9,11 +9,11 @@ import sys
 import pytest
 import torch
 
-from visionlab.errors import ConfigError
-from visionlab.models import networks
-from visionlab.models.classifier import ClassificationModule
-from visionlab.models.networks import CLASSIFICATION, REGISTRY, NetworkIO, build_network, build_on_meta
-from visionlab.models.segmenter import SegmentationModule
+from visionlab.config.errors import ConfigError
+from visionlab.networks import registry as networks
+from visionlab.tasks.classification.module import ClassificationModule
+from visionlab.networks.registry import CLASSIFICATION, REGISTRY, NetworkIO, build_network, build_on_meta
+from visionlab.tasks.segmentation.module import SegmentationModule
 
 EXAMPLES = [(name, task, spec) for name, net in sorted(REGISTRY.items()) for task in net.tasks
             for spec in net.examples]
@@ -113,15 +113,15 @@ def test_timm_and_smp_specs_are_checked_against_the_libraries():
 def test_a_run_config_gives_its_network_on_the_meta_device_old_records_too():
     """What an architecture card needs: the spec and the data-fixed sizes from a resolved config.yaml's model
     section, with or without ``model.net`` (records written before it); nothing the config names is imported."""
-    new = {"_target_": "visionlab.models.classifier.ClassificationModule", "num_classes": 43, "in_channels": 3,
+    new = {"_target_": "visionlab.tasks.classification.module.ClassificationModule", "num_classes": 43, "in_channels": 3,
            "input_size": 28, "net": {"type": "seed_cnn", "label": "cnn", "activation": "relu", "batch_norm": True,
                                      "width": 1.0}}
-    old = {"_target_": "visionlab.models.classifier.ClassificationModule", "num_classes": 43, "in_channels": 3,
+    old = {"_target_": "visionlab.tasks.classification.module.ClassificationModule", "num_classes": 43, "in_channels": 3,
            "input_size": 28, "activation": "relu", "batch_norm": True, "width": 1.0}
     for cfg in (new, old):
         net = build_on_meta(*networks.spec_and_io(cfg))
         assert sum(p.numel() for p in net.parameters()) == 87_659
-    unet = build_on_meta(*networks.spec_and_io({"_target_": "visionlab.models.segmenter.SegmentationModule",
+    unet = build_on_meta(*networks.spec_and_io({"_target_": "visionlab.tasks.segmentation.module.SegmentationModule",
                                                 "in_channels": 1, "up_mode": "transposed"}))
     assert sum(p.numel() for p in unet.parameters()) == 31_030_593
     with pytest.raises(ConfigError, match="is not a visionlab model"):

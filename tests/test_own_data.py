@@ -22,9 +22,9 @@ from PIL import Image
 
 from helpers import QUIET_SHORT, REPO, compose
 from visionlab.data.classification.folders import class_folders, groups_from_names, load_image_folder
-from visionlab.errors import ConfigError, DataError
-from visionlab.models import networks
-from visionlab.runner import run
+from visionlab.config.errors import ConfigError, DataError
+from visionlab.networks import registry as networks
+from visionlab.run.execute import run
 
 CLASSES = ("circle", "square", "stripes")
 QUIET = ["logger=none", "data.num_workers=0", "trainer.enable_progress_bar=false",

@@ -3,10 +3,10 @@
 import pytest
 
 from helpers import TINY_SIGNS, compose
-from visionlab.errors import ConfigError
-from visionlab.run_record import metric_keys as keys
-from visionlab.run_record.folder import RunFolder
-from visionlab.runner import run
+from visionlab.config.errors import ConfigError
+from visionlab.record import metric_keys as keys
+from visionlab.record.folder import RunFolder
+from visionlab.run.execute import run
 
 
 @pytest.mark.parametrize(("experiment", "target", "settings"), [
@@ -53,7 +53,7 @@ def test_time_to_accuracy_of_a_continued_run_counts_every_attempt():
     """Epoch 0 ended 30 s into a first attempt that ran 50 s; the run continued at t=1000 and epoch 1 ended 20 s
     later: 0.9 was first reached 30 s into training, 0.95 after 50 + 20 s (the pause between attempts is not
     training time); a record without the first attempt's start counts the current attempt alone, from its start."""
-    from visionlab.run_record.summary import time_to_milestones
+    from visionlab.record.summary import time_to_milestones
 
     rows = [{keys.EPOCH: 0, keys.VAL_ACC: 0.91, keys.TIME: 130.0}, {keys.EPOCH: 1, keys.VAL_ACC: 0.96, keys.TIME: 1020.0}]
     both = time_to_milestones(rows, "classification", [(100.0, 50.0), (1000.0, 25.0)])

@@ -202,7 +202,7 @@ class _FakeWandbRun:
     def __init__(self, run_id: str, seed: int, acc: float, state: str = "finished"):
         self.id, self.name, self.group, self.state, self.url = run_id, f"r{seed}", "cnn_baseline", state, ""
         self.config = {"seed": seed, "experiment_name": "cnn_baseline", "monitor": "val/acc",
-                       "model": {"_target_": "visionlab.models.classifier.ClassificationModule"}}
+                       "model": {"_target_": "visionlab.tasks.classification.module.ClassificationModule"}}
         self.summary = {"test/acc": acc, "best/val/acc": acc - 0.1, "n_params": 87403}
         self.metadata = {"cpu_count": 2}
 
@@ -255,7 +255,7 @@ def _report_from_wandb(tmp_path, monkeypatch, runs: list, group: str) -> dict:
 
 def test_wandb_sweep_runs_keep_their_variants_apart(tmp_path, monkeypatch):
     """A multirun groups its W&B runs by the sweep name: the variant must come from experiment_name."""
-    model = "visionlab.models.classifier.ClassificationModule"
+    model = "visionlab.tasks.classification.module.ClassificationModule"
     runs = [_FakeSweepRun(f"{v}{seed}", v, seed, {"test/acc": acc, "best/val/acc": acc - 0.1}, model, "cnn_ablation")
             for v, seed, acc in [("cnn_baseline", 1, 0.80), ("cnn_baseline", 2, 0.82), ("cnn_sgd", 1, 0.60),
                                  ("cnn_sgd", 2, 0.64)]]
@@ -267,7 +267,7 @@ def test_wandb_sweep_runs_keep_their_variants_apart(tmp_path, monkeypatch):
 def test_wandb_segmentation_runs_are_scored_on_their_logged_test_metrics(tmp_path, monkeypatch):
     """W&B holds the test metrics under the logged names (test/f1, ...): the report must find them there instead
     of falling back to the validation scores."""
-    model = "visionlab.models.segmenter.SegmentationModule"
+    model = "visionlab.tasks.segmentation.module.SegmentationModule"
     runs = [_FakeSweepRun(f"u{seed}", "unet_baseline", seed,
                           {"test/f1": f1, "test/f1_std": 0.01, "test/f1_min": f1 - 0.05, "test/cases": 6.0,
                            "test/iou": f1 - 0.1, "test/loss": 0.2, "best/val/f1": 0.5, "best/epoch": 3}, model,

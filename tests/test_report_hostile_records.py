@@ -25,7 +25,7 @@ import pytest
 from report_fixtures import classification_run
 from visionlab.report import render
 from visionlab.report.classification import slug
-from visionlab.run_record.folder import RunFolder
+from visionlab.record.folder import RunFolder
 
 SECRET = "SECRET-8d41c2"  # planted in every file outside the run folders
 MEMORY_CAP = 4 * 2**30  # torch's own libraries map about 3 GB of address space before any work
@@ -40,7 +40,7 @@ def _refuse(self, *args, **kwargs):
 socket.socket.connect = _refuse
 socket.socket.connect_ex = _refuse
 """
-TIMM_MODEL = {"_target_": "visionlab.models.classifier.ClassificationModule", "num_classes": 43}
+TIMM_MODEL = {"_target_": "visionlab.tasks.classification.module.ClassificationModule", "num_classes": 43}
 
 
 def _outside(tmp: Path, name: str) -> Path:
@@ -361,7 +361,7 @@ def test_copy_records_copies_bytes_of_files_inside_the_folder_never_a_links_targ
 
 def test_the_reader_counts_what_it_reads_not_what_stat_says(tmp_path, monkeypatch):
     """A file that grows while read (or a size the file system misreports) cannot get past the bound."""
-    from visionlab.run_record import files
+    from visionlab.record import files
 
     path = tmp_path / "grows.json"
     path.write_text("x" * 200)
@@ -403,7 +403,7 @@ def test_a_second_report_replaces_the_first_whole_and_removes_its_stale_figures(
 
 
 def test_a_full_disk_leaves_the_old_report_whole_and_says_so_in_one_line(tmp_path, monkeypatch, capsys):
-    from visionlab.report.cli import main
+    from visionlab.cli.report import main
 
     study = tmp_path / "study"
     _run(study, "baseline")

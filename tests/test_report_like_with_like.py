@@ -9,7 +9,7 @@ from visionlab.report.collect import collect
 from visionlab.report.convergence import FELL, FLAT, run_convergence
 from visionlab.report.run_health import health
 from visionlab.report.stats import TASKS, aggregate
-from visionlab.run_record import metric_keys as keys
+from visionlab.record import metric_keys as keys
 
 
 def _seg(root, variant, seed, f1, *, data, trained_at=None, tta=None, evaluated=None):
@@ -83,7 +83,7 @@ def test_a_run_ending_far_above_the_chance_loss_is_diverged_and_left_out(tmp_pat
 
 
 def test_the_trainer_records_the_chance_rule_too():
-    from visionlab.run_record.health import assess
+    from visionlab.record.health import assess
 
     rows = [{keys.EPOCH: e, keys.TRAIN_LOSS: loss, keys.VAL_ACC: 0.2} for e, loss in enumerate([3.8, 40.0, 70.0])]
     assert assess(rows, "classification", keys.VAL_ACC, "max", num_classes=43)["status"] == "diverged"

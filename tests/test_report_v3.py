@@ -233,7 +233,7 @@ def test_a_comparison_without_a_test_is_called_untested_not_insignificant(tmp_pa
 # ------------------------------------------------------------------ segmentation: classes, correlated cases
 def test_segmentation_names_classes_puts_the_minority_class_first_and_says_cases_are_correlated(tmp_path):
     config = {"experiment_name": "unet", "data": {"class_names": ["membrane", "cell <b>interior</b>"]},
-              "model": {"_target_": "visionlab.models.segmenter.SegmentationModule", "features_start": 4, "depth": 2}}
+              "model": {"_target_": "visionlab.tasks.segmentation.module.SegmentationModule", "features_start": 4, "depth": 2}}
     trivial = [0.90, 0.88, 0.91]  # foreground (label 1) is ~82 % of the pixels: label 0 is the minority class
     for variant, bg in (("unet_baseline", [0.70, 0.72, 0.71]), ("unet_elu", [0.74, 0.75, 0.73])):
         for seed in (1, 2):
@@ -320,7 +320,7 @@ def test_a_wide_crafted_model_is_carded_on_the_meta_device(tmp_path, monkeypatch
         return original(model, input_shape, title)
 
     monkeypatch.setattr(arch_card, "architecture_card", spy)
-    cfg = {"model": {"_target_": "visionlab.models.classifier.ClassificationModule", "width": 40}}
+    cfg = {"model": {"_target_": "visionlab.tasks.classification.module.ClassificationModule", "width": 40}}
     card = arch_card.card_from_config(cfg)
     assert seen == [{"meta"}]  # no real weights: 97.7 M parameters would be 390 MB
     wide, narrow = 64 * 40, 32 * 40

@@ -2,8 +2,8 @@
 
 import math
 
-from visionlab.errors import NonFiniteLossError
-from visionlab.run_record.health import assess
+from visionlab.config.errors import NonFiniteLossError
+from visionlab.record.health import assess
 
 
 def _rows(*scores):

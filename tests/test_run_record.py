@@ -12,14 +12,14 @@ import pytest
 
 from helpers import REPO, TINY_SIGNS, compose, finished_wandb_run
 from seg_helpers import TINY_SEG
-from visionlab.errors import ConfigError
-from visionlab.run_record import layout
-from visionlab.run_record import metric_keys as keys
-from visionlab.run_record.folder import RunFolder
-from visionlab.runner import run
+from visionlab.config.errors import ConfigError
+from visionlab.record import layout
+from visionlab.record import metric_keys as keys
+from visionlab.record.folder import RunFolder
+from visionlab.run.execute import run
 
 SRC = REPO / "src" / "visionlab"
-CONTRACT = SRC / "run_record"
+CONTRACT = SRC / "record"
 FILE_NAMES = {value for name, value in vars(layout).items() if name.isupper() and isinstance(value, str)}
 METRIC_KEY = re.compile(r"^(train|val|test|best)/")
 
@@ -68,7 +68,7 @@ def test_classification_run_logs_exactly_its_table(tmp_path):
         if keys.is_metric(key):
             assert wb["summary"][keys.best_key(key)] == pytest.approx(value), key
     # validation results of the best epoch for runs without a test split; mistakes also go to W&B during training
-    from visionlab.run_record.folder import VALIDATION
+    from visionlab.record.folder import VALIDATION
 
     assert folder.read_confusion(VALIDATION).shape == (43, 43)
     wrong = folder.read_misclassified(VALIDATION)
@@ -130,7 +130,7 @@ def test_a_checkpoint_is_loaded_as_data_never_as_code(tmp_path):
 
 
 def test_git_state_is_what_the_environment_declares_else_what_git_says(tmp_path, monkeypatch):
-    from visionlab.utils.provenance import git_state
+    from visionlab.record.provenance import git_state
 
     for key in ("VISIONLAB_GIT_COMMIT", "VISIONLAB_GIT_DIRTY"):
         monkeypatch.delenv(key, raising=False)

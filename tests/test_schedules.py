@@ -8,11 +8,11 @@ import torch
 
 from helpers import compose
 from seg_helpers import TINY_SEG
-from visionlab.errors import ConfigError
-from visionlab.models.schedules import is_per_step, warmup_cosine
-from visionlab.run_record.folder import RunFolder
-from visionlab.run_record.metric_keys import lr_column
-from visionlab.runner import run
+from visionlab.config.errors import ConfigError
+from visionlab.tasks.schedules import is_per_step, warmup_cosine
+from visionlab.record.folder import RunFolder
+from visionlab.record.metric_keys import lr_column
+from visionlab.run.execute import run
 
 
 def _lrs(steps: int, **kw) -> list[float]:

@@ -13,7 +13,7 @@ from visionlab.data.segmentation.augment import SegmentationBatchAugment
 from visionlab.data.segmentation.datamodule import AugmentedSegmentation
 from visionlab.data.segmentation.sources import load_segmentation
 from visionlab.data.segmentation.synthetic import make_synthetic_seg
-from visionlab.errors import ConfigError, DataError
+from visionlab.config.errors import ConfigError, DataError
 
 SMALL = {"image_size": 64, "num_workers": 0, "batch_size": 2, "eval_batch_size": 2}
 
@@ -227,7 +227,7 @@ def test_contiguous_split_errors_name_the_key(tmp_path):
     with pytest.raises(DataError, match=r"4 ordered cases cannot hold a training block, held-out blocks of \[1, 1\] "
                                         r"and 2 gap case\(s\).*data.split_mode=random"):
         file_datamodule(tmp_path / "four.npz", split_mode="contiguous").setup("fit")
-    from visionlab.errors import ConfigError
+    from visionlab.config.errors import ConfigError
 
     with pytest.raises(ConfigError, match="data.split_mode='blocks' is not one of"):
         file_datamodule(tmp_path / "four.npz", split_mode="blocks").setup("fit")

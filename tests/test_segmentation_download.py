@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from visionlab.data.segmentation.download import CACHE_NAME, RAW_NAME, Source, ensure_isbi2012
-from visionlab.errors import DataError
+from visionlab.config.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 N, SIDE = 5, 512
@@ -192,7 +192,7 @@ def test_missing_data_error_offers_the_three_ways_out(tmp_path):
 def test_cli_download_without_network_is_one_message_and_exit_code_2(tmp_path, monkeypatch, capsys):
     """What the CLI does with the composed config (in-process: the subprocess CLI path is the trust table's)."""
     from helpers import compose
-    from visionlab.train import _run_reporting_errors
+    from visionlab.cli.train import _run_reporting_errors
 
     url = closed_port_url()
     monkeypatch.setenv("VISIONLAB_ISBI_URL", url)

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from seg_helpers import f1_iou
-from visionlab.models.seg_scores import per_image_scores
-from visionlab.models.segmenter import SegmentationModule, soft_dice_loss
-from visionlab.models.unet import UNet
-from visionlab.run_record import metric_keys as keys
+from visionlab.tasks.segmentation.scores import per_image_scores
+from visionlab.tasks.segmentation.module import SegmentationModule, soft_dice_loss
+from visionlab.networks.unet import UNet
+from visionlab.record import metric_keys as keys
 
 
 def n_params(module) -> int:

@@ -17,8 +17,8 @@ from visionlab.data.segmentation.crops import RandomCrops
 from visionlab.data.segmentation.masks import MaskSpec, mask_spec
 from visionlab.data.segmentation.sources import load_segmentation
 from visionlab.data.segmentation.synthetic import make_synthetic_multiclass
-from visionlab.errors import ConfigError, DataError
-from visionlab.runner import run
+from visionlab.config.errors import ConfigError, DataError
+from visionlab.run.execute import run
 
 K4 = [
     "data.num_classes=4",
@@ -86,7 +86,7 @@ def test_k4_per_class_scores_equal_a_numpy_reference_from_the_saved_predictions(
     assert summary["status"] == "completed" and summary["task"] == "multiclass_segmentation"
     from hydra.utils import instantiate
 
-    from visionlab.checkpoints import load_checkpoint
+    from visionlab.run.checkpoints import load_checkpoint
 
     model = instantiate(cfg.model)
     state = load_checkpoint(str(run_dir / "checkpoints" / "best.ckpt"))["state_dict"]
@@ -137,7 +137,7 @@ def test_k4_per_class_scores_equal_a_numpy_reference_from_the_saved_predictions(
 
 
 def test_the_report_shows_per_class_tables_confusion_and_palette_overlays(k4_run, tmp_path):
-    from visionlab.report.cli import main as report_main
+    from visionlab.cli.report import main as report_main
 
     run_dir = k4_run[0]
     out = tmp_path / "report"
@@ -349,7 +349,7 @@ def test_foreground_crops_centre_on_a_rare_class_and_both_backends_keep_the_clas
 
 
 def test_a_class_whose_validation_dice_never_rises_is_stuck():
-    from visionlab.run_record.health import assess
+    from visionlab.record.health import assess
 
     rows = [
         {

@@ -9,10 +9,10 @@ import pytest
 
 from helpers import CONF, compose, finished_wandb_run, run_if, shared_data_dir
 from seg_helpers import TINY_SEG, f1_iou
-from visionlab.errors import DataError
-from visionlab.models.unet import UNet
-from visionlab.report.cli import main as report_main
-from visionlab.runner import run
+from visionlab.config.errors import DataError
+from visionlab.networks.unet import UNet
+from visionlab.cli.report import main as report_main
+from visionlab.run.execute import run
 
 # the binary seed-study presets (unet_camvid, the K-class CamVid preset, is tested in test_segmentation_multiclass)
 UNET_EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("unet_*.yaml") if p.stem != "unet_camvid")
@@ -155,7 +155,7 @@ def test_image_size_not_divisible_is_a_clear_error_and_recorded(tmp_path):
 def test_nan_loss_stops_with_a_clear_error(tmp_path):
     cfg = compose(tmp_path, ["experiment=unet_baseline", *TINY_SEG, "logger=none",
                              "+callbacks.poison._target_=helpers.PoisonWeightsAtEpoch", "+callbacks.poison.epoch=1"])
-    from visionlab.errors import NonFiniteLossError
+    from visionlab.config.errors import NonFiniteLossError
 
     with pytest.raises(NonFiniteLossError, match="Training loss became nan at epoch 1"):
         run(cfg)
@@ -235,7 +235,7 @@ def test_flip_tta_evaluates_a_trained_checkpoint_and_is_recorded(tmp_path):
 def test_the_kept_worst_cases_are_those_one_process_keeps_whatever_the_ranks():
     """Under DDP each rank keeps the worst of its share; merged, they are the three worst of all cases, ties to
     the lower case index, as one process that scores every case keeps them."""
-    from visionlab.models.segmenter import _merge_kept_cases
+    from visionlab.tasks.segmentation.module import _merge_kept_cases
 
     f1 = [0.9, 0.2, 0.5, 0.2, 0.7, 0.1, 0.5]
 

@@ -26,7 +26,7 @@ def test_ddp_sim_trains_one_epoch_with_two_processes(tmp_path):
 @run_if(shared_data="gtsrb32")
 def test_real_gtsrb_short_run_learns_and_reports_missing_test_split(tmp_path):
     from helpers import compose
-    from visionlab.runner import run
+    from visionlab.run.execute import run
 
     cfg = compose(tmp_path, ["experiment=cnn_baseline", f"data.data_dir={shared_data_dir() / 'gtsrb32'}",
                              "logger=none", *QUIET_SHORT, "data.batch_size=128", "trainer.max_epochs=1",

@@ -25,7 +25,7 @@ import pytest
 import slurm_cluster
 from helpers import REPO, TINY_SIGNS, compose
 from seg_helpers import TINY_SEG
-from visionlab.runner import run
+from visionlab.run.execute import run
 
 pytestmark = pytest.mark.slurm
 

@@ -67,7 +67,7 @@ def test_the_same_sweep_started_twice_at_once_runs_each_job_once_in_its_own_fold
 
 
 def test_job_folders_are_one_to_one_with_jobs():
-    from visionlab.resolvers import job_dir
+    from visionlab.config.resolvers import job_dir
 
     dirnames = ["+note=a/b", "+note=a_b", "data.data_dir=/d/one", "data.data_dir=/d/two", "threads=1", "threads=2",
                 "trainer.devices=1", "trainer.devices=2", "x=" + "a" * 200, "x=" + "a" * 199 + "b", "x=a__0123456789"]

@@ -246,7 +246,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing_that_exists(world, cas
         result = cli([*case.base, f"paths.log_dir={root / 'logs'}", *args], root, env=dict(case.env))
         code, stderr, stdout = result.returncode, result.stderr, result.stdout
     else:
-        from visionlab.train import _run_reporting_errors
+        from visionlab.cli.train import _run_reporting_errors
 
         for name, value in case.env:
             monkeypatch.setenv(name, value)
@@ -275,8 +275,8 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing_that_exists(world, cas
 
 def test_trust_checkpoint_is_the_explicit_opt_in_for_a_checkpoint_holding_objects(world, tmp_path):
     """An otherwise valid checkpoint with one pickled object: refused by default, evaluated when trusted."""
-    from visionlab.errors import ConfigError
-    from visionlab.runner import run
+    from visionlab.config.errors import ConfigError
+    from visionlab.run.execute import run
 
     state = torch.load(world["ckpt"], weights_only=True)
     state["note"] = pathlib.PurePosixPath("made/by/an/older/version")
@@ -291,7 +291,7 @@ def test_trust_checkpoint_is_the_explicit_opt_in_for_a_checkpoint_holding_object
 
 def test_a_crafted_report_config_runs_nothing_and_run_text_stays_text(world, tmp_path):
     """The report builds only visionlab's model classes from plain arguments, and REPORT.md carries no tag."""
-    from visionlab.report.cli import main
+    from visionlab.cli.report import main
 
     markers = [tmp_path / "top_level_ran", tmp_path / "nested_ran"]
     runs = tmp_path / "runs"
@@ -319,7 +319,7 @@ def test_a_crafted_report_config_runs_nothing_and_run_text_stays_text(world, tmp
 
 
 def test_sigterm_records_interrupted_finishes_wandb_and_exits_non_zero(tmp_path):
-    from visionlab.tracking.wandb_offline import read_records
+    from visionlab.tracking.wandb.offline import read_records
 
     process = subprocess.Popen(
         [sys.executable, str(REPO / "train.py"), *QUICK, "trainer.max_epochs=500", "callbacks.early_stopping=null",
@@ -343,7 +343,7 @@ def test_sigterm_records_interrupted_finishes_wandb_and_exits_non_zero(tmp_path)
 
 
 def test_a_checkpoint_killed_mid_write_leaves_the_previous_one_whole(tmp_path, monkeypatch):
-    from visionlab.checkpoint_io import AtomicCheckpointIO
+    from visionlab.record.checkpoint_files import AtomicCheckpointIO
 
     target = tmp_path / "checkpoints" / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"w": torch.ones(3)}, target)
@@ -383,7 +383,7 @@ def test_a_checkpoint_naming_files_outside_its_folder_deletes_nothing_and_still_
     k-th best files they name. A copied run whose last.ckpt names files outside its folder (through ``..``)
     resumes from its weights and continues its epochs; every file outside stays, and the leftover of a save
     killed mid-write goes."""
-    from visionlab.runner import run
+    from visionlab.run.execute import run
 
     copy = Path(os.path.realpath(tmp_path)) / "copy"
     shutil.copytree(world["run"], copy)
@@ -427,7 +427,7 @@ def test_a_checkpoint_naming_files_outside_its_folder_deletes_nothing_and_still_
 def test_a_save_removes_what_killed_saves_left_and_makes_its_rename_durable(tmp_path, monkeypatch):
     import stat
 
-    from visionlab.checkpoint_io import AtomicCheckpointIO
+    from visionlab.record.checkpoint_files import AtomicCheckpointIO
 
     folder = tmp_path / "checkpoints"
     folder.mkdir()
@@ -454,7 +454,7 @@ def test_a_save_removes_what_killed_saves_left_and_makes_its_rename_durable(tmp_
 
 
 def test_a_run_folder_that_cannot_be_made_is_one_line_naming_it(tmp_path, capsys):
-    from visionlab.train import _run_reporting_errors
+    from visionlab.cli.train import _run_reporting_errors
 
     (tmp_path / "a_file").write_text("not a folder\n")
     cfg = compose(tmp_path, [*QUICK, "logger=none"], output="a_file/run")

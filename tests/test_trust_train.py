@@ -21,8 +21,8 @@ from test_trust import QUICK
 
 
 def test_a_checkpoint_save_on_a_full_disk_names_the_file_and_keeps_the_previous_one(tmp_path, monkeypatch):
-    from visionlab.checkpoint_io import AtomicCheckpointIO
-    from visionlab.errors import DiskFullError
+    from visionlab.record.checkpoint_files import AtomicCheckpointIO
+    from visionlab.config.errors import DiskFullError
 
     folder = tmp_path / "checkpoints"
     AtomicCheckpointIO().save_checkpoint({"w": torch.ones(3)}, folder / "last.ckpt")
@@ -41,7 +41,7 @@ def test_a_checkpoint_save_on_a_full_disk_names_the_file_and_keeps_the_previous_
 
 
 def test_a_quota_exceeded_is_a_full_disk_too(tmp_path):
-    from visionlab.disk_full import disk_full_error
+    from visionlab.record.disk_full import disk_full_error
 
     quota = OSError(errno.EDQUOT, os.strerror(errno.EDQUOT), str(tmp_path / "metrics.csv"))
     wrapped = RuntimeError("a library's own words")
@@ -54,8 +54,8 @@ def test_a_quota_exceeded_is_a_full_disk_too(tmp_path):
 def test_when_even_summary_json_cannot_be_written_the_one_line_says_so(tmp_path, monkeypatch, capsys):
     """The disk fills during the checkpoint save and stays full: no summary.json, no temporary left behind, and the
     line says both the checkpoint and the record were not written (exit code 2, no traceback)."""
-    from visionlab.run_record import files
-    from visionlab.train import _run_reporting_errors
+    from visionlab.record import files
+    from visionlab.cli.train import _run_reporting_errors
 
     hostile.full_disk_saves(monkeypatch)
     write_text = Path.write_text
@@ -84,8 +84,8 @@ def test_when_even_summary_json_cannot_be_written_the_one_line_says_so(tmp_path,
 
 def test_a_run_completed_on_a_full_disk_still_records_failed_with_the_cause(tmp_path, monkeypatch):
     """What the table checks in one line, read back from the record: the status, the cause, no library text."""
-    from visionlab.errors import DiskFullError
-    from visionlab.runner import run
+    from visionlab.config.errors import DiskFullError
+    from visionlab.run.execute import run
 
     hostile.full_disk_saves(monkeypatch)
     with pytest.raises(DiskFullError):
@@ -145,7 +145,7 @@ def _two_classes(root: Path) -> Path:
 
 def test_links_inside_the_folder_are_followed_and_outside_ones_only_with_the_flag(tmp_path):
     from visionlab.data.classification.folders import load_image_folder
-    from visionlab.errors import DataError
+    from visionlab.config.errors import DataError
 
     data = _two_classes(tmp_path / "data")
     (data / "a" / "also_b").symlink_to(data / "b")  # inside: followed
@@ -162,8 +162,8 @@ def test_links_inside_the_folder_are_followed_and_outside_ones_only_with_the_fla
 
 
 def test_follow_symlinks_is_a_config_key_checked_as_a_boolean(tmp_path):
-    from visionlab.errors import ConfigError
-    from visionlab.runner import run
+    from visionlab.config.errors import ConfigError
+    from visionlab.run.execute import run
 
     data = _two_classes(tmp_path / "data")
     with pytest.raises(ConfigError, match=r"data\.follow_symlinks='yes' is not valid: expected true or false"):
@@ -176,8 +176,8 @@ def test_a_job_that_would_continue_its_unfinished_run_in_a_read_only_folder_is_o
                                                                                          capsys):
     """A sweep job run again (or a requeued SLURM job) continues the unfinished run in its folder: checked before
     the first log line would open train.log there."""
-    from visionlab.run_record.folder import RunFolder
-    from visionlab.train import _continue_unfinished
+    from visionlab.record.folder import RunFolder
+    from visionlab.cli.train import _continue_unfinished
 
     folder = tmp_path / "job"
     (folder / ".hydra").mkdir(parents=True)

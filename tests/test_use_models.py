@@ -21,8 +21,8 @@ from PIL import Image
 
 from helpers import REPO, compose
 from seg_helpers import TINY_SEG
-from visionlab.errors import ConfigError
-from visionlab.runner import run
+from visionlab.config.errors import ConfigError
+from visionlab.run.execute import run
 
 CLASSES = ("circle", "square", "stripes")
 QUIET = [
@@ -252,7 +252,7 @@ def test_best_ckpt_keeps_weights_and_input_facts_and_last_ckpt_the_full_state(se
 
 
 def test_segmentation_data_with_the_default_classifier_is_refused_with_one_line(tmp_path):
-    from visionlab.config_checks import check_config
+    from visionlab.config.rules import check_config
 
     with pytest.raises(
         ConfigError,
@@ -337,8 +337,8 @@ def test_predicting_the_run_test_images_reproduces_its_confusion_matrix(cls_run,
 def test_segmentation_masks_reproduce_test_cases_and_keep_each_input_size(seg_run, tmp_path):
     from visionlab.data.segmentation.synthetic import make_synthetic_seg
     from visionlab.inference.predict import main, predict
-    from visionlab.models.seg_scores import per_image_scores
-    from visionlab.run_record.metric_keys import CASE_SCORES
+    from visionlab.tasks.segmentation.scores import per_image_scores
+    from visionlab.record.metric_keys import CASE_SCORES
 
     folder, _ = seg_run
     arrays = make_synthetic_seg(

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from helpers import REPO
-from visionlab.tracking import wandb_logger
+from visionlab.tracking.wandb import logger as wandb_logger
 from wandb_stub import answering_server, silent_server
 
 

@@ -22,7 +22,7 @@ COMMON=(experiment=unet_baseline logger=none trainer.enable_progress_bar=false d
 STEPS=(data.train_repeats=1 data.samples_per_epoch=160)
 INTENSITY=(data.brightness=0.25 data.contrast=0.25 data.gamma=0.4 data.p_gamma=0.3)
 BEFORE=(data.brightness=0.1 data.contrast=0.1 data.gamma=0.0 data.p_gamma=0.0)
-MACRO=(+callbacks.best_macro._target_=visionlab.checkpoints.RunModelCheckpoint
+MACRO=(+callbacks.best_macro._target_=visionlab.run.checkpoints.RunModelCheckpoint
        "+callbacks.best_macro.dirpath=\${paths.output_dir}/checkpoints" +callbacks.best_macro.filename=best_macro
        +callbacks.best_macro.monitor=val/f1_macro +callbacks.best_macro.mode=max
        +callbacks.best_macro.auto_insert_metric_name=false)

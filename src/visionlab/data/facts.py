@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from visionlab.errors import ConfigError, DataError
+from visionlab.config.errors import ConfigError, DataError
 
 SPLIT_POLICIES = {
     "group": "whole groups (e.g. a sign's track) stay on one side; stratified by class",

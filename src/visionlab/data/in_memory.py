@@ -27,11 +27,11 @@ import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
-from visionlab.checks import at_least, choose, expect
+from visionlab.config.checks import at_least, choose, expect
 from visionlab.data.batched_ops import batch_generator
 from visionlab.data.loading import batch_loader
 from visionlab.data.sampling import EpochSeededSampler
-from visionlab.errors import ConfigError, DataError
+from visionlab.config.errors import ConfigError, DataError
 
 BACKENDS = ("batched", "albumentations")
 

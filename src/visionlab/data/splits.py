@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from visionlab.errors import ConfigError
+from visionlab.config.errors import ConfigError
 
 
 def check_fraction(key: str, value, allow_zero: bool = False) -> float:

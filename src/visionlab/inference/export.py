@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from visionlab.errors import ConfigError, UserError
+from visionlab.config.errors import ConfigError, UserError
 from visionlab.inference.loading import InputFacts, LoadedModel
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -166,7 +166,7 @@ def log_to_wandb(file: Path, loaded: LoadedModel) -> str:
     folder names one); offline or without W&B: the ``wandb`` command that uploads it later, or why not."""
     import os
 
-    from visionlab.run_record.folder import RunFolder
+    from visionlab.record.folder import RunFolder
 
     mode = os.environ.get("WANDB_MODE", "")
     folder = loaded.source.folder

@@ -18,14 +18,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from visionlab.errors import ConfigError
-from visionlab.run_record import layout
+from visionlab.config.errors import ConfigError
+from visionlab.record import layout
+from visionlab.record.former_names import current_names
 
 CONFIG_BYTES = 4_000_000  # a resolved config.yaml is a few kB; anything far larger is not one
 BEST = "best.ckpt"
 SUMMARY_BYTES = 16_000_000
-CLASSIFIER = "visionlab.models.classifier.ClassificationModule"
-SEGMENTER = "visionlab.models.segmenter.SegmentationModule"
+CLASSIFIER = "visionlab.tasks.classification.module.ClassificationModule"
+SEGMENTER = "visionlab.tasks.segmentation.module.SegmentationModule"
 MODEL_TASKS = {CLASSIFIER: "classification", SEGMENTER: "segmentation"}
 # keys a model config holds that are how it was trained, not what it is (never needed to rebuild it)
 TRAINING_ONLY = ("optimizer", "scheduler", "_target_", "_partial_", "_recursive_", "_convert_")
@@ -108,7 +109,7 @@ def read_run_config(folder: Path) -> dict:
             f"{folder / layout.CONFIG}: does not hold a config (a mapping); pass a run folder "
             "visionlab wrote."
         )
-    return checked_record(config, folder / layout.CONFIG)
+    return checked_record(current_names(config), folder / layout.CONFIG)
 
 
 def read_summary(folder: Path) -> dict:
@@ -128,7 +129,7 @@ def allowed_targets() -> dict[str, frozenset[str]]:
     conf/model, conf/model/optimizer, conf/model/scheduler); and any torch.optim optimizer (``_allowed``)."""
     import yaml
 
-    from visionlab.configs import config_dir
+    from visionlab.config.location import config_dir
 
     conf = config_dir()
     found: dict[str, set[str]] = {"data": set(), "model": set(), "optimizer": set(), "scheduler": set()}
@@ -364,7 +365,7 @@ class LoadedModel:
 
 def load_model(path: str | Path, trusted: bool = False) -> LoadedModel:
     """The model a run folder or checkpoint holds, its weights loaded, in eval mode."""
-    from visionlab.checkpoints import ORIGIN, load_checkpoint
+    from visionlab.run.checkpoints import ORIGIN, load_checkpoint
 
     source = locate(path)
     checkpoint = load_checkpoint(str(source.checkpoint), trusted)
@@ -402,9 +403,9 @@ def load_model(path: str | Path, trusted: bool = False) -> LoadedModel:
 
 def _model_class(target: str) -> type:
     if target == CLASSIFIER:
-        from visionlab.models.classifier import ClassificationModule
+        from visionlab.tasks.classification.module import ClassificationModule
 
         return ClassificationModule
-    from visionlab.models.segmenter import SegmentationModule
+    from visionlab.tasks.segmentation.module import SegmentationModule
 
     return SegmentationModule

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionlab.errors import DataError, UserError
+from visionlab.config.errors import DataError, UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 PREDICTIONS, SKIPPED, MASKS, PROBABILITIES, OVERLAYS = (
@@ -119,7 +119,7 @@ def model_outputs(module, images: np.ndarray, task: str, tta: str = "none"):
         if task == "classification":
             return torch.softmax(module(batch).float(), dim=1).cpu().numpy()
         if tta != "none":
-            from visionlab.models.segmenter import TTA
+            from visionlab.tasks.segmentation.module import TTA
 
             return module.tta_logits(batch, TTA[tta]).float().cpu().numpy()
         return module(batch).float().cpu().numpy()

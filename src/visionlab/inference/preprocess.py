@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionlab.errors import DataError
+from visionlab.config.errors import DataError
 from visionlab.inference.loading import InputFacts
 
 GTSRB_SIDE = 32

@@ -29,7 +29,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from visionlab.errors import ConfigError
+from visionlab.config.errors import ConfigError
 from visionlab.inference.loading import (
     BEST,
     MODEL_TASKS,
@@ -38,7 +38,7 @@ from visionlab.inference.loading import (
     read_run_config,
     read_summary,
 )
-from visionlab.run_record import layout
+from visionlab.record import layout
 
 # the values that define the model and its inputs: given, they must agree with the run's
 MODEL_DEFINING = ("_target_", "net", "num_classes", "in_channels", "input_size", "mean", "std")
@@ -100,7 +100,7 @@ def _composed(cfg: DictConfig, key: str):
     """The composed value of ``key``, resolved (a resolver's own UserError, e.g. a missing image folder, as is)."""
     from omegaconf.errors import OmegaConfBaseException
 
-    from visionlab.config_checks import _user_error_in
+    from visionlab.config.rules import _user_error_in
 
     try:
         value = OmegaConf.select(cfg, key, default=_MISSING, throw_on_missing=True)
@@ -258,7 +258,7 @@ def _merged(
 
 def load_initial_weights(model, path: str, trusted: bool) -> None:
     """``init_from``: the checkpoint's weights into the new run's model (already checked to fit it)."""
-    from visionlab.checkpoints import load_checkpoint
+    from visionlab.run.checkpoints import load_checkpoint
 
     model.load_state_dict(load_checkpoint(path, trusted)["state_dict"], strict=True)
 
@@ -303,7 +303,7 @@ def _groups(run: dict) -> dict[str, str]:
     """The config groups (``data``, ``model``, ``model/net``) whose option builds what the run's config holds."""
     import yaml
 
-    from visionlab.configs import config_dir
+    from visionlab.config.location import config_dir
 
     conf = config_dir()
 

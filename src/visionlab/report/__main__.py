@@ -2,6 +2,6 @@
 
 import sys
 
-from visionlab.report.cli import main
+from visionlab.cli.report import main
 
 sys.exit(main())

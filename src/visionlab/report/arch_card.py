@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from visionlab.models.networks import NetworkIO
+    from visionlab.networks.registry import NetworkIO
 
 WHOLE_INPUT = "whole input"
 UNDEFINED = "—"
@@ -288,7 +288,7 @@ def _library_name_check(kind: str, spec: dict, prefix: str) -> None:
 def card_spec(model_cfg: dict) -> tuple[dict, NetworkIO, list[str]]:
     """The network spec a card builds (allow-listed, bounded: ``CARD_ARGS``), the data-fixed sizes, and what of the
     record's spec was left out (``model.net.pretrained=true``, other keys, ``args`` keys not kept)."""
-    from visionlab.models.networks import REGISTRY, NetworkIO, spec_and_io
+    from visionlab.networks.registry import REGISTRY, NetworkIO, spec_and_io
 
     prefix = "model.net." if isinstance(model_cfg.get("net"), dict) else "model."
     raw, io = spec_and_io(model_cfg)
@@ -350,7 +350,7 @@ def card_from_config(cfg: dict, title: str = "", cache: dict | None = None) -> A
     (nested ``_target_`` nodes such as the optimizer are ignored; nothing is instantiated from the config).
     ``cache``: cards already built, by network spec and input shape (a study's variants often share one network,
     and tracing a U-Net costs about a second)."""
-    from visionlab.models.networks import MODEL_TASKS, NetworkIO, build_on_meta
+    from visionlab.networks.registry import MODEL_TASKS, NetworkIO, build_on_meta
 
     model_cfg = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
     target = model_cfg.get("_target_")

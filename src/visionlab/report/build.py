@@ -38,8 +38,8 @@ from visionlab.report.tables import (
     trial_table,
     uniform_split,
 )
-from visionlab.run_record.files import write_bytes
-from visionlab.run_record.metric_keys import (
+from visionlab.record.files import write_bytes
+from visionlab.record.metric_keys import (
     CLASSIFICATION,
     MULTICLASS_TASK,
     TEST_CASES,

@@ -14,8 +14,8 @@ from visionlab.report.provenance import commit_of, corrections
 from visionlab.report.reference import Reference
 from visionlab.report.run_health import UNHEALTHY, health
 from visionlab.report.stats import TEST, TaskStats, counted, run_values
-from visionlab.run_record.layout import METRICS, SUMMARY
-from visionlab.run_record.metric_keys import TEST_CASES
+from visionlab.record.layout import METRICS, SUMMARY
+from visionlab.record.metric_keys import TEST_CASES
 
 
 def _split(task: TaskStats) -> list[str]:

@@ -14,8 +14,8 @@ from visionlab.report.escape import md
 from visionlab.report.format import fmt
 from visionlab.report.render import Figure, Paragraph, Table
 from visionlab.report.stats import TaskStats, counted, summed_confusion, weakest_classes
-from visionlab.run_record.folder import TEST
-from visionlab.run_record.layout import MISCLASSIFIED, VAL_MISCLASSIFIED
+from visionlab.record.folder import TEST
+from visionlab.record.layout import MISCLASSIFIED, VAL_MISCLASSIFIED
 
 GRID = 24  # misclassified images shown per variant
 

@@ -19,10 +19,10 @@ from pathlib import Path
 from visionlab.report.limits import MAX_CONFIG_NODES, RefusedFile
 from visionlab.report.portable import make_portable
 from visionlab.report.variants import split_names
-from visionlab.run_record.folder import RunFolder, find_run_folders
-from visionlab.run_record.layout import CONFIG, METRICS, SUMMARY, Status
-from visionlab.run_record.metric_keys import TASKS
-from visionlab.run_record.sweep_index import SweepJob, find_indexes, read_index
+from visionlab.record.folder import RunFolder, find_run_folders
+from visionlab.record.layout import CONFIG, METRICS, SUMMARY, Status
+from visionlab.record.metric_keys import TASKS
+from visionlab.cluster.sweep_index import SweepJob, find_indexes, read_index
 
 
 @dataclass

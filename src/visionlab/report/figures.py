@@ -20,8 +20,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from visionlab.report.stats import TaskStats, counted
-from visionlab.run_record.layout import QUALITATIVE_CASES
-from visionlab.run_record.metric_keys import EPOCH, STEP, lr_column
+from visionlab.record.layout import QUALITATIVE_CASES
+from visionlab.record.metric_keys import EPOCH, STEP, lr_column
 
 DPI = 100
 WIDTH_IN = 8.4

@@ -18,13 +18,13 @@ written.
 
 from __future__ import annotations
 
-from visionlab.run_record.files import (  # noqa: F401 - the bounds, in one place for the report
+from visionlab.record.files import (  # noqa: F401 - the bounds, in one place for the report
     MAX_ARRAY_BYTES,
     MAX_DEPTH,
     MAX_NPZ_MEMBERS,
     RefusedFile,
     TooLarge,
 )
-from visionlab.run_record.files import MAX_RECORD_BYTES as MAX_TEXT_BYTES  # noqa: F401
+from visionlab.record.files import MAX_RECORD_BYTES as MAX_TEXT_BYTES  # noqa: F401
 
 MAX_CONFIG_NODES = 20_000

@@ -11,7 +11,7 @@ from visionlab.report.escape import code, md
 from visionlab.report.format import MISSING, fmt_seconds
 from visionlab.report.limits import MAX_CONFIG_NODES
 from visionlab.report.render import Heading, Paragraph, Table
-from visionlab.run_record.layout import SUMMARY
+from visionlab.record.layout import SUMMARY
 
 CORRECTED = "corrected"
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from visionlab.run_record.files import RefusedFile, parse_yaml, read_text
+from visionlab.record.files import RefusedFile, parse_yaml, read_text
 
 SPLITS = ("test", "validation")
 

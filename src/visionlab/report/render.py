@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from visionlab.report import escape
-from visionlab.run_record.files import fsync_folder
+from visionlab.record.files import fsync_folder
 
 FIGURES = "figures"
 

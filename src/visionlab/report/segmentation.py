@@ -21,8 +21,8 @@ from visionlab.report.escape import md
 from visionlab.report.format import MISSING, fmt, fmt_delta
 from visionlab.report.render import Figure, Paragraph, Table
 from visionlab.report.stats import TaskStats, counted, run_values
-from visionlab.run_record import metric_keys as keys
-from visionlab.run_record.layout import QUALITATIVE, QUALITATIVE_CASES, TEST_CASES, WORST_CASES
+from visionlab.record import metric_keys as keys
+from visionlab.record.layout import QUALITATIVE, QUALITATIVE_CASES, TEST_CASES, WORST_CASES
 
 CLASS_KEYS = (keys.TEST_F1, keys.TEST_IOU, keys.TEST_F1_BG, keys.TEST_IOU_BG)
 

@@ -20,8 +20,8 @@ from visionlab.report.escape import md
 from visionlab.report.format import MISSING, fmt
 from visionlab.report.render import Figure, Paragraph, Table
 from visionlab.report.stats import TaskStats, counted, run_values
-from visionlab.run_record import metric_keys as keys
-from visionlab.run_record.layout import CONFUSION, QUALITATIVE, QUALITATIVE_CASES, TEST_CASES
+from visionlab.record import metric_keys as keys
+from visionlab.record.layout import CONFUSION, QUALITATIVE, QUALITATIVE_CASES, TEST_CASES
 
 MAX_CLASSES = 256  # masks are uint8: a record claiming more classes is shown up to this many
 WORST_SHOWN = 8

@@ -21,10 +21,10 @@ from scipy import stats as scipy_stats
 from visionlab.report.collect import Run
 from visionlab.report.pairing import Pairing, pair
 from visionlab.report.run_health import is_excluded
-from visionlab.run_record.folder import TEST as TEST_SPLIT
-from visionlab.run_record.folder import VALIDATION
-from visionlab.run_record.layout import CONFUSION, VAL_CONFUSION
-from visionlab.run_record.metric_keys import (
+from visionlab.record.folder import TEST as TEST_SPLIT
+from visionlab.record.folder import VALIDATION
+from visionlab.record.layout import CONFUSION, VAL_CONFUSION
+from visionlab.record.metric_keys import (
     CLASSIFICATION,
     EPOCH,
     TEST_F1_BG,
@@ -33,7 +33,7 @@ from visionlab.run_record.metric_keys import (
     Metric,
     TaskMetrics,
 )
-from visionlab.run_record.metric_keys import TASKS as METRIC_TABLES
+from visionlab.record.metric_keys import TASKS as METRIC_TABLES
 
 TEST = "test"
 

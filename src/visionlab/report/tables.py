@@ -42,7 +42,7 @@ from visionlab.report.stats import (
     difference_ci,
     run_values,
 )
-from visionlab.run_record.metric_keys import CASE_SCORES, CASE_SPREAD, EPOCH, TEST_CASES, TIME_TO
+from visionlab.record.metric_keys import CASE_SCORES, CASE_SPREAD, EPOCH, TEST_CASES, TIME_TO
 
 Conv = dict[str, list[tuple[Run, convergence.RunConvergence]]]
 

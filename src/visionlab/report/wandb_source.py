@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from visionlab.run_record.folder import RunFolder
-from visionlab.run_record.layout import Status
-from visionlab.run_record.metric_keys import BEST_PREFIX, EPOCH, N_PARAMS, TASKS, is_metric
-from visionlab.tracking.wandb_policy import SINGLE_RUN_JOB_TYPE
+from visionlab.record.folder import RunFolder
+from visionlab.record.layout import Status
+from visionlab.record.metric_keys import BEST_PREFIX, EPOCH, N_PARAMS, TASKS, is_metric
+from visionlab.tracking.wandb.policy import SINGLE_RUN_JOB_TYPE
 
 STATES = {"finished": Status.COMPLETED, "failed": Status.FAILED, "crashed": Status.FAILED,
           "killed": Status.INTERRUPTED, "running": Status.RUNNING}

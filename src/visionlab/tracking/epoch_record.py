@@ -9,10 +9,10 @@ import time
 import pytorch_lightning as pl
 import torch
 
-from visionlab.distributed import sum_over_ranks
-from visionlab.run_record import metric_keys as keys
-from visionlab.run_record.folder import RunFolder
-from visionlab.run_record.resume import epochs_to_keep
+from visionlab.cluster.ranks import sum_over_ranks
+from visionlab.record import metric_keys as keys
+from visionlab.record.folder import RunFolder
+from visionlab.record.resume import epochs_to_keep
 
 
 def _scalar(value):

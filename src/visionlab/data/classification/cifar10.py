@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from visionlab.checks import at_least, expect
+from visionlab.config.checks import at_least, expect
 from visionlab.data.classification.datamodule import ClassificationDataModule, resize_square
-from visionlab.errors import DataError
+from visionlab.config.errors import DataError
 
 HOW_TO_GET_DATA = ("data.download=true lets torchvision download CIFAR-10 into data.data_dir (needs network, "
                    "163 MB); or put torchvision's copy (the cifar-10-batches-py folder) in data.data_dir")

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from visionlab.errors import ConfigError
+from visionlab.config.errors import ConfigError
 
 METHODS = {"none": None, "autocontrast": TF.autocontrast, "equalize": TF.equalize}
 CHUNK = 4096  # images per call: bounded memory on a large set

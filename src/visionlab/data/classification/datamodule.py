@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from visionlab.checks import at_least, expect, is_integer, is_number, one_of
+from visionlab.config.checks import at_least, expect, is_integer, is_number, one_of
 from visionlab.data.albumentations_backend import keep_opencv_single_threaded, reseed
 from visionlab.data.classification.augment import SignBatchAugment
 from visionlab.data.classification.contrast import check_method, normalise_contrast
@@ -26,7 +26,7 @@ from visionlab.data.classification.synthetic import make_synthetic_signs
 from visionlab.data.facts import DataFacts, class_names_or_ids
 from visionlab.data.in_memory import InMemoryDataModule
 from visionlab.data.splits import check_fraction, held_out_split
-from visionlab.errors import ConfigError, DataError
+from visionlab.config.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionlab.errors import ConfigError, DataError
+from visionlab.config.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from visionlab.checks import at_least, choose, expect
+from visionlab.config.checks import at_least, choose, expect
 from visionlab.data.classification.datamodule import ClassificationDataModule
 from visionlab.data.classification.folders import class_folders, groups_from_names, load_image_folder
-from visionlab.errors import DataError
+from visionlab.config.errors import DataError
 
 SPLIT_POLICIES = ("stratified", "group")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from visionlab.data.npz_files import not_an_npz
-from visionlab.errors import DataError
+from visionlab.config.errors import DataError
 
 log = logging.getLogger(__name__)
 

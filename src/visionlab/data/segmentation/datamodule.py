@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from visionlab.checks import choose, expect, is_integer, is_number, one_of
+from visionlab.config.checks import choose, expect, is_integer, is_number, one_of
 from visionlab.data.albumentations_backend import keep_opencv_single_threaded, reseed
 from visionlab.data.facts import DataFacts, class_names_or_ids
 from visionlab.data.in_memory import InMemoryDataModule
@@ -38,7 +38,7 @@ from visionlab.data.segmentation.sources import (
 )
 from visionlab.data.segmentation.synthetic import make_synthetic_multiclass, make_synthetic_seg
 from visionlab.data.splits import check_fraction
-from visionlab.errors import DataError
+from visionlab.config.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionlab.errors import DataError
+from visionlab.config.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from visionlab.errors import ConfigError, DataError
+from visionlab.config.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from visionlab.checks import choose
+from visionlab.config.checks import choose
 from visionlab.data.segmentation.masks import MaskSpec, check_numeric, mask_from_file, to_index_masks
 from visionlab.data.splits import contiguous_split, random_split
-from visionlab.errors import DataError
+from visionlab.config.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,154 @@
+"""Entry points: ``python train.py [overrides]`` / ``visionlab-train`` and ``visionlab-eval``.
+
+One function, ``run(cfg)``, does the work for training, resuming and evaluation so the three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations phones home at import otherwise
+
+import hydra
+from omegaconf import DictConfig
+
+from visionlab.config import resolvers  # noqa: F401  (registers ${vl.*})
+from visionlab.cli.errors import one_line_errors
+from visionlab.config.location import config_dir
+from visionlab.inference.run_config import names_runs_after_their_model
+from visionlab.config.moved_keys import accepts_moved_keys
+
+log = logging.getLogger("visionlab")
+CONFIG_PATH = str(config_dir())
+
+
+def _task(cfg: DictConfig) -> float | None:
+    """Hydra task: a user error ends a single run with one line on stderr and exit code 2; in a multirun it is
+    raised so the sweep records this job as failed and goes on with the others. A stop signal (SIGTERM, SLURM's
+    USR1/USR2) or Ctrl-C ends the process (128 + signal, 130) once the run and the sweep index say "interrupted".
+
+    Several processes may run one job (DDP): global rank 0 claims a sweep job (``run_record.claim``), decides to
+    skip it, and writes its record; the other ranks follow. A job that finds an unfinished run with a
+    ``last.ckpt`` in its folder (a sweep run again, a SLURM job requeued or preempted) continues it."""
+    from visionlab.config.hydra_job import is_multirun
+
+    if not is_multirun():
+        _refuse_bad_values_at_once(cfg)
+    # The training stack is imported here, not at module level, so `--help` and `--cfg job` answer at once.
+    from visionlab.cli.console import quiet_library_noise
+    from visionlab.cluster.ranks import is_rank_zero
+    from visionlab.cluster.claim import claim
+    from visionlab.record.folder import RunFolder
+    from visionlab.record.resume import completed_run_to_skip
+
+    quiet_library_noise()
+    folder = RunFolder(cfg.paths.output_dir)
+    if not is_multirun():
+        _continue_unfinished(cfg, folder)
+        return _run_reporting_errors(cfg, multirun=False)
+    force = cfg.get("force", False)
+    if not is_rank_zero():  # rank 0 holds the claim; this rank takes the same decisions from the same folder
+        if (previous := completed_run_to_skip(folder, force)) is not None:
+            return previous.get("objective")
+        _continue_unfinished(cfg, folder)
+        return _run_reporting_errors(cfg, multirun=True)
+    with claim(folder) as waited:  # a job another process just ran is complete now: skip it even with force
+        if (previous := completed_run_to_skip(folder, force and not waited)) is not None:
+            log.info("Skipping %s: its run record is complete (force=true reruns it).", cfg.paths.output_dir)
+            return previous.get("objective")
+        _continue_unfinished(cfg, folder)
+        return _run_reporting_errors(cfg, multirun=True)
+
+
+def _refuse_bad_values_at_once(cfg: DictConfig) -> None:
+    """The config's value checks, before the training stack is imported (Lightning alone takes ~5 s to import on
+    2 cores): a typo is answered in about a second, with one line and exit code 2, and the empty folder Hydra made
+    for the run is removed. ``run`` checks the same again (and the model, data and checkpoint) for every path in."""
+    from visionlab.config.rules import check_config
+    from visionlab.config.errors import UserError
+    from visionlab.config.hydra_job import task_overrides
+    from visionlab.inference.run_config import adopt_run
+    from visionlab.record.folder import RunFolder
+
+    try:
+        adopt_run(cfg, task_overrides())  # ckpt_path=<run>: the run's config defines the model and its inputs
+        check_config(cfg)
+    except UserError as exc:
+        RunFolder(cfg.paths.output_dir).discard_if_empty()
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _continue_unfinished(cfg: DictConfig, folder) -> None:
+    from omegaconf import open_dict
+
+    from visionlab.record.resume import checkpoint_to_continue
+
+    last = checkpoint_to_continue(folder, bool(cfg.get("resume", True)), bool(cfg.get("train", True)),
+                                  cfg.get("ckpt_path"))
+    if last is not None:
+        _refuse_unwritable_folder(folder, last)  # before the first log line opens train.log there
+        log.info("Continuing the unfinished run in %s from %s (resume=false starts over).", folder.path, last)
+        with open_dict(cfg):
+            cfg.ckpt_path = last
+
+
+def _refuse_unwritable_folder(folder, last: str) -> None:
+    """A folder this job would continue in but cannot write: one line and exit code 2 (a sweep records the job as
+    failed and goes on)."""
+    from visionlab.config.errors import UserError
+    from visionlab.config.hydra_job import is_multirun
+    from visionlab.record.writable import refuse_unwritable_folder_to_continue
+
+    try:
+        refuse_unwritable_folder_to_continue(folder, last, found=True)
+    except UserError as exc:
+        if is_multirun():
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _run_reporting_errors(cfg: DictConfig, multirun: bool) -> float | None:
+    from visionlab.config.errors import UserError
+    from visionlab.run.signals import Stopped, describe, exit_code, exit_promptly, is_interruption
+    from visionlab.run.execute import run
+
+    try:
+        summary = run(cfg)
+    except UserError as exc:
+        if multirun:
+            raise
+        # printed, not logged: the log file may belong to a run folder this run must leave as it was
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except BaseException as exc:
+        if is_interruption(exc):
+            if multirun:  # Hydra's job-end callback does not run for an exiting process: say it here
+                from visionlab.cluster.sweep_callback import record_interrupted_job
+
+                record_interrupted_job(describe(exc))
+            if isinstance(exc, Stopped) and exc.reraise is not None:
+                raise exc.reraise from None  # the launcher's own verdict (submitit: not requeued)
+            exit_promptly(exit_code(exc))
+        raise
+    return summary.get("objective")
+
+
+@accepts_moved_keys
+@names_runs_after_their_model
+@one_line_errors
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    return _task(cfg)
+
+
+@accepts_moved_keys
+@names_runs_after_their_model
+@one_line_errors
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval")
+def eval_main(cfg: DictConfig) -> float | None:
+    return _task(cfg)
+

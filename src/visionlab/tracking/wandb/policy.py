@@ -1,0 +1,72 @@
+"""How a run appears in W&B: its group and job type, the summary next to the logged metrics, and its end.
+
+Naming: a single run is grouped by its experiment (job type ``train``); a multirun job is grouped by the sweep
+name with the experiment (the variant) as job type. Either way the config holds ``experiment_name``, which is
+where the report reads the variant from (never from the group).
+"""
+
+from __future__ import annotations
+
+from pytorch_lightning.loggers import Logger, WandbLogger
+
+from visionlab.config.errors import TrackingError
+from visionlab.record import metric_keys as keys
+from visionlab.tracking.wandb.logger import base_url, offline_run_dir, offline_run_dirs
+from visionlab.tracking.wandb.offline import last_step
+
+SINGLE_RUN_JOB_TYPE = "train"
+
+
+def group_and_job_type(group: str | None, job_type: str | None, experiment: str, sweep: str | None) -> tuple:
+    """Configured values win; else (experiment, "train") for a single run, (sweep, experiment) in a multirun."""
+    if sweep:
+        return group or sweep, job_type or experiment
+    return group or experiment, job_type or SINGLE_RUN_JOB_TYPE
+
+
+def find_wandb_logger(loggers: list[Logger]) -> WandbLogger | None:
+    return next((lg for lg in loggers if isinstance(lg, WandbLogger)), None)
+
+
+def start(logger: WandbLogger):
+    """Start the W&B run. An online start that fails (bad key, unreachable or silent server) ends within the
+    configured ``init_timeout`` as one TrackingError; a resumed offline run continues its earlier steps."""
+    try:
+        run = logger.experiment
+    except Exception as exc:  # noqa: BLE001 - CommError, AuthenticationError, UsageError, timeouts: all one answer
+        reason = (str(exc).splitlines() or [""])[0]
+        raise TrackingError(f"W&B could not start the online run at {base_url()} ({type(exc).__name__}: {reason}). "
+                            "Check WANDB_API_KEY and the server, raise logger.wandb.init_timeout, or run with "
+                            "logger.wandb.mode=offline (upload later with `wandb sync`).") from None
+    earlier = [folder for folder in offline_run_dirs(logger) if folder != offline_run_dir(logger)]
+    steps = [step for folder in earlier if (step := last_step(folder)) is not None]
+    if steps:  # offline, no server to ask where the history ended: continue after the earlier folders' last step
+        run.log({}, step=max(steps) + 1, commit=False)
+    return run
+
+
+def record_section(logger: WandbLogger) -> dict:
+    """The ``wandb`` section of summary.json (run id, mode, how to upload), from local state only: it is
+    written before W&B is asked anything, so it holds even when W&B's service is gone."""
+    run = logger.experiment
+    folders = offline_run_dirs(logger)
+    return {"id": run.id, "mode": "offline" if logger._offline else "online",
+            "sync_command": f"wandb sync {' '.join(map(str, folders))}" if folders else None}
+
+
+def publish_summary(logger: WandbLogger, summary: dict) -> dict:
+    """Adds the best epoch's metrics (``best/<key>``) and the parameter count to the W&B summary (test metrics
+    are there already, logged under the same keys); returns the ``wandb`` section of summary.json."""
+    run = logger.experiment
+    for key, value in (summary.get("best") or {}).items():
+        if keys.is_metric(key):
+            run.summary[keys.best_key(key)] = value
+    run.summary[keys.N_PARAMS] = summary.get(keys.N_PARAMS)
+    return record_section(logger)
+
+
+def finish(completed: bool) -> None:
+    """Close the W&B run (each sweep job is its own run, finished before the next starts)."""
+    import wandb
+
+    wandb.finish(exit_code=0 if completed else 1)
