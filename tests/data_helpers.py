@@ -16,8 +16,10 @@ def data_config(name: str, **overrides):
     import visionlab.config.resolvers  # noqa: F401
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"data={name}", "paths.root_dir=/nonexistent",
-                                          "paths.output_dir=/nonexistent/run"])
+        cfg = compose(
+            "train",
+            overrides=[f"data={name}", "paths.root_dir=/nonexistent", "paths.output_dir=/nonexistent/run"],
+        )
     node = OmegaConf.to_container(cfg.data, resolve=True)
     return OmegaConf.merge(node, overrides)
 

@@ -24,7 +24,12 @@ QUIET_SHORT = [
     "trainer.enable_model_summary=false",
     "callbacks.rich_progress_bar=null",
 ]
-TINY_SIGNS = ["data.tracks_per_class=4", "data.frames_per_track=5", "data.test_tracks_per_class=2", *QUIET_SHORT]
+TINY_SIGNS = [
+    "data.tracks_per_class=4",
+    "data.frames_per_track=5",
+    "data.test_tracks_per_class=2",
+    *QUIET_SHORT,
+]
 
 
 def compose(tmp_path: Path, overrides: list[str], config_name: str = "train", output: str = "run"):

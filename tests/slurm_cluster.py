@@ -25,7 +25,9 @@ def answers() -> bool:
         out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return out.returncode == 0 and any(s.strip("*~#") in ("idle", "mixed", "allocated") for s in out.stdout.split())
+    return out.returncode == 0 and any(
+        s.strip("*~#") in ("idle", "mixed", "allocated") for s in out.stdout.split()
+    )
 
 
 def why_unavailable() -> str | None:
@@ -44,7 +46,9 @@ def start(piddir: Path) -> list[int]:
     piddir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PIDDIR": str(piddir)}
     done = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=180)
-    pids = [int(p.read_text().strip()) for p in sorted(piddir.glob("*.pid")) if p.read_text().strip().isdigit()]
+    pids = [
+        int(p.read_text().strip()) for p in sorted(piddir.glob("*.pid")) if p.read_text().strip().isdigit()
+    ]
     if done.returncode != 0 or not answers():
         stop(pids)
         raise RuntimeError(f"SLURM did not start:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")

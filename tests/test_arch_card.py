@@ -119,7 +119,12 @@ def test_course_unet_card():
     assert card.total_params == 28941633
     assert card.output_shape == (1, 256, 256)
     # encoder: 3, 5 → pool 6 (j 2) → 10, 14 → pool 16 (j 4) → 24, 32; decoder after the first Upsample: —
-    assert [by_name[n].receptive_field for n in ("inc.0", "inc.2", "downs.0.1.0", "downs.1.1.2")] == [3, 5, 10, 32]
+    assert [by_name[n].receptive_field for n in ("inc.0", "inc.2", "downs.0.1.0", "downs.1.1.2")] == [
+        3,
+        5,
+        10,
+        32,
+    ]
     assert by_name["head"].receptive_field == UNDEFINED
 
 
@@ -127,8 +132,15 @@ def test_course_unet_card():
 def test_card_from_run_config(bn):
     from visionlab.report.arch_card import card_from_config
 
-    cfg = {"model": {"_target_": "visionlab.tasks.classification.module.ClassificationModule", "batch_norm": bn,
-                     "input_size": 28, "in_channels": 3, "num_classes": 43}}
+    cfg = {
+        "model": {
+            "_target_": "visionlab.tasks.classification.module.ClassificationModule",
+            "batch_norm": bn,
+            "input_size": 28,
+            "in_channels": 3,
+            "num_classes": 43,
+        }
+    }
     card = card_from_config(cfg)
     assert card.input_shape == (3, 28, 28)
     assert card.total_params == 87403 + (bn and 2 * (64 + 32 + 32))

@@ -27,11 +27,15 @@ def coordinate_images(n: int, size: int = 32) -> np.ndarray:
     return np.repeat(image[None], n, axis=0)
 
 
-def augment(backend: str, data: str, images: np.ndarray, targets: np.ndarray, batch: int, **changes) -> np.ndarray:
+def augment(
+    backend: str, data: str, images: np.ndarray, targets: np.ndarray, batch: int, **changes
+) -> np.ndarray:
     """Augmented float N×H×W×C in [0, 255] from either backend with the recipe of conf/data/<data>.yaml."""
     rec = recipe(data, **changes)
-    reference, batched = {"synthetic_signs": (AugmentedSigns, SignBatchAugment),
-                          "synthetic_seg": (AugmentedSegmentation, SegmentationBatchAugment)}[data]
+    reference, batched = {
+        "synthetic_signs": (AugmentedSigns, SignBatchAugment),
+        "synthetic_seg": (AugmentedSegmentation, SegmentationBatchAugment),
+    }[data]
     out = []
     for start in range(0, len(images), batch):
         idx = list(range(start, min(start + batch, len(images))))
@@ -39,8 +43,9 @@ def augment(backend: str, data: str, images: np.ndarray, targets: np.ndarray, ba
             x, _ = reference(images, targets, seed=7, recipe=rec).__getitems__(idx)
             out.append(x.float().numpy())
         else:
-            x, _ = batched(**rec)(torch.from_numpy(images[idx]), torch.from_numpy(targets[idx]),
-                                  batch_generator(7, 0, start))
+            x, _ = batched(**rec)(
+                torch.from_numpy(images[idx]), torch.from_numpy(targets[idx]), batch_generator(7, 0, start)
+            )
             out.append((x * 255).permute(0, 2, 3, 1).numpy())
     return np.concatenate(out)
 
@@ -76,8 +81,10 @@ def _angles(out: np.ndarray) -> np.ndarray:
 
 def test_rotation_range_matches():
     labels = np.full(N, ASYMMETRIC, dtype=np.int64)
-    angles = {b: np.abs(_angles(signs(b, coordinate_images(N), labels, brightness=0.0, contrast=0.0)))
-              for b in ("batched", "albumentations")}
+    angles = {
+        b: np.abs(_angles(signs(b, coordinate_images(N), labels, brightness=0.0, contrast=0.0)))
+        for b in ("batched", "albumentations")
+    }
     for backend, a in angles.items():
         assert 4.0 < a.max() < 5.3, (backend, a.max())  # ±5°
         assert 2.0 < a.mean() < 3.0, (backend, a.mean())  # uniform: mean |angle| 2.5°
@@ -89,7 +96,9 @@ def test_zoom_range_matches_and_is_off_in_the_seed_recipe():
     labels = np.full(N, ASYMMETRIC, dtype=np.int64)
     zooms = {}
     for backend in ("batched", "albumentations"):
-        out = signs(backend, coordinate_images(N), labels, rotation=0.0, brightness=0.0, contrast=0.0, scale=0.15)
+        out = signs(
+            backend, coordinate_images(N), labels, rotation=0.0, brightness=0.0, contrast=0.0, scale=0.15
+        )
         zooms[backend] = z = 8 / (out[:, 8:20, 9:21, 0] - out[:, 8:20, 8:20, 0]).mean(axis=(1, 2))
         assert z.min() < 0.9 and z.max() > 1.1, backend  # uniform in [0.85, 1.15]
         assert 0.84 < z.min() and z.max() < 1.16 and 0.97 < z.mean() < 1.03, backend
@@ -101,7 +110,9 @@ def test_zoom_range_matches_and_is_off_in_the_seed_recipe():
 
 def test_brightness_and_contrast_jitter_ranges_match():
     labels = np.full(N, ASYMMETRIC, dtype=np.int64)
-    flat = np.full((N, 32, 32, 3), 100, np.uint8)  # contrast leaves a flat image alone: output = 100·brightness
+    flat = np.full(
+        (N, 32, 32, 3), 100, np.uint8
+    )  # contrast leaves a flat image alone: output = 100·brightness
     halves = np.full((N, 32, 32, 3), 64, np.uint8)  # contrast factor = spread / original spread
     halves[:, :, 16:] = 192
     for backend in ("batched", "albumentations"):
@@ -121,13 +132,21 @@ def test_gamma_ranges_match_and_off_by_default():
     """Only the gamma step on a flat 0.5 grey image: out = 0.5^γ, so γ is read back per image."""
     n = 64
     flat = np.full((n, 32, 32, 1), 128, np.uint8)
-    only_gamma = {"elastic": {"alpha": 0.0, "sigma": 1.0, "p": 0.0}, "flip": False, "p_affine": 0.0,
-                  "p_intensity": 0.0, "gamma": 0.4, "p_gamma": 1.0}
+    only_gamma = {
+        "elastic": {"alpha": 0.0, "sigma": 1.0, "p": 0.0},
+        "flip": False,
+        "p_affine": 0.0,
+        "p_intensity": 0.0,
+        "gamma": 0.4,
+        "p_gamma": 1.0,
+    }
     for backend in ("batched", "albumentations"):
         out = _seg(backend, flat, **only_gamma)[:, 16, 16, 0] / 255
         gammas = np.log(out) / np.log(128 / 255)
         assert gammas.min() < 0.7 and gammas.max() > 1.3, backend  # γ spans [0.6, 1.4]
-        assert 0.6 - 0.02 <= gammas.min() and gammas.max() <= 1.4 + 0.02 and 0.9 < gammas.mean() < 1.1, backend
+        assert 0.6 - 0.02 <= gammas.min() and gammas.max() <= 1.4 + 0.02 and 0.9 < gammas.mean() < 1.1, (
+            backend
+        )
         untouched = _seg(backend, flat, **{**only_gamma, "p_gamma": 0.0})[:, 16, 16, 0]
         np.testing.assert_allclose(untouched, 128, atol=0.51)  # off: the image stays as it was
     assert recipe("synthetic_seg")["p_gamma"] == 0.0  # the seed recipe has no gamma step
@@ -138,8 +157,12 @@ def test_elastic_displacement_magnitude_matches(alpha, sigma):
     """Only the elastic step: the displacement of every centre pixel is read back from the coordinate image."""
     size, n = 64, 48
     images = coordinate_images(n, size)[..., :2] // 2  # 4 levels per pixel: x·4, y·4
-    only_elastic = {"elastic": {"alpha": alpha, "sigma": sigma, "p": 1.0}, "flip": False, "p_affine": 0.0,
-                    "p_intensity": 0.0}
+    only_elastic = {
+        "elastic": {"alpha": alpha, "sigma": sigma, "p": 1.0},
+        "flip": False,
+        "p_affine": 0.0,
+        "p_intensity": 0.0,
+    }
     ys, xs = np.mgrid[0:size, 0:size]
     centre = slice(16, 48)
     magnitude = {}
@@ -156,9 +179,13 @@ def test_flip_and_turn_rates_match():
     images = coordinate_images(256, size)[..., :2]
     stats = {}
     for backend in ("batched", "albumentations"):
-        out = _seg(backend, images, elastic={"alpha": 0.0, "sigma": 1.0, "p": 0.0}, p_affine=0.0, p_intensity=0.0)
+        out = _seg(
+            backend, images, elastic={"alpha": 0.0, "sigma": 1.0, "p": 0.0}, p_affine=0.0, p_intensity=0.0
+        )
         corner = out[:, 0, 0, :2] / 8  # which source corner landed top-left
-        stats[backend] = np.array([np.mean((corner == c).all(axis=1)) for c in ([0, 0], [31, 0], [0, 31], [31, 31])])
+        stats[backend] = np.array(
+            [np.mean((corner == c).all(axis=1)) for c in ([0, 0], [31, 0], [0, 31], [31, 31])]
+        )
         assert stats[backend].sum() == pytest.approx(1.0)  # only flips and quarter turns: always a corner
     # p(identity corner) = P(no flip net effect) — both backends put a quarter of the mass on each corner
     for backend, s in stats.items():

@@ -32,15 +32,25 @@ def test_sign_maps_equal_the_composed_pixel_maps():
     for flipped, theta in ((False, plain), (True, mirrored)):
         flip = torch.diag(torch.tensor([-1.0 if flipped else 1.0, 1.0], dtype=torch.float64))
         shift = offset + torch.tensor([crop - 1.0 if flipped else 0.0, 0.0], dtype=torch.float64)
-        expected = normalised_theta(rot @ flip, torch.einsum("nij,nj->ni", rot, shift - centre) + centre,
-                                    (height, width), (crop, crop))
+        expected = normalised_theta(
+            rot @ flip,
+            torch.einsum("nij,nj->ni", rot, shift - centre) + centre,
+            (height, width),
+            (crop, crop),
+        )
         np.testing.assert_allclose(theta, expected.reshape(-1, 6).numpy(), atol=1e-12)
 
 
 def test_grid_and_noise_shortcuts_equal_the_plain_ops():
-    theta = torch.eye(2, 3).repeat(5, 1, 1) + 0.1 * torch.randn(5, 2, 3, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(separable_affine_grid(theta, 24, 40),
-                               F.affine_grid(theta, [5, 1, 24, 40], align_corners=False), atol=1e-6, rtol=0)
+    theta = torch.eye(2, 3).repeat(5, 1, 1) + 0.1 * torch.randn(
+        5, 2, 3, generator=torch.Generator().manual_seed(0)
+    )
+    torch.testing.assert_close(
+        separable_affine_grid(theta, 24, 40),
+        F.affine_grid(theta, [5, 1, 24, 40], align_corners=False),
+        atol=1e-6,
+        rtol=0,
+    )
     noise = torch.randn(3, 2, 32, 48, generator=torch.Generator().manual_seed(1))
     for k, radius in ((2, 5), (4, 3)):
         plain = F.avg_pool2d(F.pad(noise, [radius * k] * 4, mode="replicate"), k)
@@ -97,4 +107,6 @@ def test_cuda_augmentation_matches_the_cpu_and_never_waits_for_the_gpu(data):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     torch.testing.assert_close(gpu[0].cpu(), cpu[0], atol=1e-4, rtol=0)
-    assert (gpu[1].cpu() != cpu[1]).float().mean() < 1e-3  # nearest-neighbour masks: only exact ties may differ
+    assert (
+        gpu[1].cpu() != cpu[1]
+    ).float().mean() < 1e-3  # nearest-neighbour masks: only exact ties may differ

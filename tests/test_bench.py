@@ -14,9 +14,34 @@ def test_cpu_bench_runs_every_loop_and_writes_json(tmp_path, capsys):
     """Through the console script's ``main``: exit code 0 (not the result dict, which ``sys.exit`` would print
     and turn into exit 1), the table on stdout, the figures as data only in the --json file."""
     out = tmp_path / "bench.json"
-    code = bench.main(["--tasks", "cnn", "cnn_best", "unet", "--backends", "batched", "--precision", "fp32",
-                       "--batch-size", "32", "--steps", "2", "--unet-steps", "1", "--warmup", "1",
-                       "--unet-features", "8", "--unet-batch", "2", "--unet-size", "64", "--json", str(out)])
+    code = bench.main(
+        [
+            "--tasks",
+            "cnn",
+            "cnn_best",
+            "unet",
+            "--backends",
+            "batched",
+            "--precision",
+            "fp32",
+            "--batch-size",
+            "32",
+            "--steps",
+            "2",
+            "--unet-steps",
+            "1",
+            "--warmup",
+            "1",
+            "--unet-features",
+            "8",
+            "--unet-batch",
+            "2",
+            "--unet-size",
+            "64",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr()
     assert "| data | backend | precision | bare img/s |" in printed.out and f"wrote {out}" in printed.out
@@ -35,8 +60,11 @@ def test_cpu_bench_runs_every_loop_and_writes_json(tmp_path, capsys):
 
 def test_device_defaults_and_a_missing_gpu(capsys):
     cpu = bench.parse_args([])
-    assert (cpu.tasks, cpu.precision, cpu.backends) == (["cnn", "unet", "epoch"], ["fp32", "bf16"],
-                                                         ["batched", "albumentations"])
+    assert (cpu.tasks, cpu.precision, cpu.backends) == (
+        ["cnn", "unet", "epoch"],
+        ["fp32", "bf16"],
+        ["batched", "albumentations"],
+    )
     assert (cpu.unet_features, cpu.unet_batch) == (32, 4)
     with pytest.raises(SystemExit):
         bench.parse_args(["--device", "tpu"])
@@ -46,14 +74,33 @@ def test_device_defaults_and_a_missing_gpu(capsys):
         assert exit_info.value.code == 2 and "sees no GPU" in capsys.readouterr().err
     else:
         gpu = bench.parse_args(["--device", "cuda"])
-        assert (gpu.tasks, gpu.precision, gpu.backends) == (["cnn", "cnn_best", "unet"], ["bf16"], ["batched"])
+        assert (gpu.tasks, gpu.precision, gpu.backends) == (
+            ["cnn", "cnn_best", "unet"],
+            ["bf16"],
+            ["batched"],
+        )
         assert (gpu.unet_features, gpu.unet_batch) == (64, 16)
 
 
 @pytest.mark.slow  # the default suite keeps the CPU bench run itself (test_cpu_bench_runs_every_loop_and_writes_json)
 def test_paired_design_reports_per_pair_ratios(tmp_path):
-    result = bench.run_bench(["--tasks", "cnn", "--paired", "--backends", "batched", "--precision", "fp32",
-                         "--batch-size", "32", "--steps", "2", "--warmup", "1"])
+    result = bench.run_bench(
+        [
+            "--tasks",
+            "cnn",
+            "--paired",
+            "--backends",
+            "batched",
+            "--precision",
+            "fp32",
+            "--batch-size",
+            "32",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+        ]
+    )
     (row,) = result["loops"]
     assert row["design"] == "paired" and row["bare_img_s"] > 0 and row["full_img_s"] > 0
     assert len(row["repeats"]["full_over_bare"]) == 1 and row["full_over_bare"] > 0

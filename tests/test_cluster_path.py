@@ -20,8 +20,18 @@ from visionlab.config import resolvers
 from visionlab.data.sampling import EpochSeededSampler
 from visionlab.run.signals import Stopped, stop_signals
 
-RANK_VARS = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_JOB_ID", "SLURM_STEP_ID",
-             "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT")
+RANK_VARS = (
+    "RANK",
+    "LOCAL_RANK",
+    "NODE_RANK",
+    "SLURM_PROCID",
+    "SLURM_NTASKS",
+    "SLURM_JOB_ID",
+    "SLURM_STEP_ID",
+    "SLURM_ARRAY_JOB_ID",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_RESTART_COUNT",
+)
 
 
 @pytest.fixture
@@ -33,14 +43,17 @@ def clean_env(monkeypatch):
     resolvers.run_dir.cache_clear()
 
 
-@pytest.mark.parametrize("env, rank", [
-    ({}, 0),
-    ({"RANK": "3"}, 3),  # torchrun
-    ({"LOCAL_RANK": "1", "NODE_RANK": "0"}, 1000 * 0 + 1),  # a child Lightning started
-    ({"LOCAL_RANK": "0", "NODE_RANK": "0"}, 0),  # Lightning's launching process
-    ({"SLURM_NTASKS": "2", "SLURM_PROCID": "1"}, 1),  # srun / submitit with 2 tasks
-    ({"SLURM_NTASKS": "1", "SLURM_PROCID": "0"}, 0),
-])
+@pytest.mark.parametrize(
+    "env, rank",
+    [
+        ({}, 0),
+        ({"RANK": "3"}, 3),  # torchrun
+        ({"LOCAL_RANK": "1", "NODE_RANK": "0"}, 1000 * 0 + 1),  # a child Lightning started
+        ({"LOCAL_RANK": "0", "NODE_RANK": "0"}, 0),  # Lightning's launching process
+        ({"SLURM_NTASKS": "2", "SLURM_PROCID": "1"}, 1),  # srun / submitit with 2 tasks
+        ({"SLURM_NTASKS": "1", "SLURM_PROCID": "0"}, 0),
+    ],
+)
 def test_global_rank_is_read_from_the_launchers_environment(clean_env, env, rank):
     for name, value in env.items():
         clean_env.setenv(name, value)
@@ -75,7 +88,9 @@ def test_run_folders_under_slurm_are_named_by_the_job_and_shared_by_its_ranks(cl
 @pytest.mark.parametrize("length, world", [(10, 2), (11, 2), (7, 3), (2, 4)])
 def test_ddp_training_shards_the_same_permutation_with_equal_steps_per_rank(length, world):
     single = list(EpochSeededSampler(length, seed=4, epoch=2))
-    shards = [list(EpochSeededSampler(length, seed=4, epoch=2, rank=r, num_replicas=world)) for r in range(world)]
+    shards = [
+        list(EpochSeededSampler(length, seed=4, epoch=2, rank=r, num_replicas=world)) for r in range(world)
+    ]
     assert len({len(s) for s in shards}) == 1  # every rank runs the same number of steps (DDP would hang)
     interleaved = [shards[r][i] for i in range(len(shards[0])) for r in range(world)]
     assert interleaved[:length] == single  # the single process's order, dealt round-robin
@@ -83,12 +98,22 @@ def test_ddp_training_shards_the_same_permutation_with_equal_steps_per_rank(leng
 
 
 def test_the_global_batch_is_divided_over_the_ranks_or_refused():
-    from visionlab.data.classification.datamodule import SyntheticSignsDataModule
     from visionlab.config.errors import ConfigError
+    from visionlab.data.classification.datamodule import SyntheticSignsDataModule
 
-    datamodule = SyntheticSignsDataModule(batch_size=64, eval_batch_size=64, num_workers=0, val_fraction=0.2,
-                                          split_seed=0, seed=1, crop=28, rotation=0, brightness=0, contrast=0,
-                                          flip_classes=[])
+    datamodule = SyntheticSignsDataModule(
+        batch_size=64,
+        eval_batch_size=64,
+        num_workers=0,
+        val_fraction=0.2,
+        split_seed=0,
+        seed=1,
+        crop=28,
+        rotation=0,
+        brightness=0,
+        contrast=0,
+        flip_classes=[],
+    )
     datamodule.use_global_batch(4)
     assert (datamodule.global_batch_size, datamodule.batch_size) == (64, 16)
     with pytest.raises(ConfigError, match=r"data.batch_size=64 is the global batch .* 3 processes"):
@@ -113,7 +138,11 @@ def test_each_stop_signal_ends_the_run_with_its_cause_and_exit_code(clean_env):
     term = _raise_in_handler(signal.SIGTERM)
     assert term.cause == "terminated by SIGTERM" and exit_code(term) == 143
     usr1 = _raise_in_handler(signal.SIGUSR1)  # not under SLURM: nothing to requeue
-    assert "SIGUSR1" in usr1.cause and "not under SLURM" in usr1.cause and exit_code(usr1) == 128 + signal.SIGUSR1
+    assert (
+        "SIGUSR1" in usr1.cause
+        and "not under SLURM" in usr1.cause
+        and exit_code(usr1) == 128 + signal.SIGUSR1
+    )
 
     def submitit_requeues(signum, frame):
         sys.exit(-1)  # what submitit's handler does once it requeued the job
@@ -133,22 +162,41 @@ def test_each_stop_signal_ends_the_run_with_its_cause_and_exit_code(clean_env):
         sys.exit(-1)
 
     raced = _raise_in_handler(signal.SIGUSR2, submitit_requeue_brings_sigterm)
-    assert "requeued by submitit" in raced.cause and raced.signum == signal.SIGUSR2  # one stop, its real cause
+    assert (
+        "requeued by submitit" in raced.cause and raced.signum == signal.SIGUSR2
+    )  # one stop, its real cause
 
     def rank_one_goes_on(signum, frame):
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(0.05)
 
-    late = _raise_in_handler(signal.SIGUSR2, rank_one_goes_on)  # the SIGTERM that came meanwhile still stops it
+    late = _raise_in_handler(
+        signal.SIGUSR2, rank_one_goes_on
+    )  # the SIGTERM that came meanwhile still stops it
     assert late.cause == "terminated by SIGTERM" and exit_code(late) == 143
 
 
 def _sweep(tmp_path: Path, *extra: str, seeds: str = "3", epochs: int = 2) -> subprocess.Popen:
-    common = [*(o for o in TINY_SIGNS if not o.startswith("trainer.max_epochs")), f"trainer.max_epochs={epochs}",
-              "logger=csv", f"paths.log_dir={tmp_path}", "sweep_name=s", f"seed={seeds}"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, str(REPO / "train.py"), "-m", *common, *extra], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    common = [
+        *(o for o in TINY_SIGNS if not o.startswith("trainer.max_epochs")),
+        f"trainer.max_epochs={epochs}",
+        "logger=csv",
+        f"paths.log_dir={tmp_path}",
+        "sweep_name=s",
+        f"seed={seeds}",
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), "-m", *common, *extra],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 PAUSE = ["+callbacks.pause._target_=helpers.PauseOnce", "+callbacks.pause.marker=${paths.output_dir}/paused"]
@@ -184,7 +232,8 @@ def test_a_stopped_sweep_job_is_interrupted_in_the_index_and_continues_when_the_
     assert summary["resumed_from"] == str(run / "checkpoints" / "last.ckpt")
     assert [i["cause"] for i in summary["interruptions"]] == ["terminated by SIGTERM"]
     assert summary["wall_time_s"] == pytest.approx(  # the cost of both attempts
-        summary["interruptions"][0]["wall_time_s"] + summary["wall_time_this_attempt_s"], abs=0.02)
+        summary["interruptions"][0]["wall_time_s"] + summary["wall_time_this_attempt_s"], abs=0.02
+    )
     (job,) = json.loads((sweep / "sweep_index.json").read_text())["jobs"].values()
     assert job["status"] == "completed"
     assert [line.split(",")[0] for line in (run / "metrics.csv").read_text().splitlines()[1:]] == ["0", "1"]
@@ -234,8 +283,19 @@ def test_last_ckpt_is_written_at_every_epoch_even_when_the_score_does_not_improv
     from visionlab.run.execute import run
 
     # val/loss falls while the model learns, so with mode=max the best checkpoint stays at epoch 0
-    run(compose(tmp_path, [*TINY_SIGNS, "trainer.max_epochs=3", "test=false", "logger=csv", "monitor=val/loss",
-                           "monitor_mode=max"]))
+    run(
+        compose(
+            tmp_path,
+            [
+                *TINY_SIGNS,
+                "trainer.max_epochs=3",
+                "test=false",
+                "logger=csv",
+                "monitor=val/loss",
+                "monitor_mode=max",
+            ],
+        )
+    )
     best = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", weights_only=True, map_location="cpu")
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     assert best["epoch"] == 0 and last["epoch"] == 2

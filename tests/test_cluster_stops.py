@@ -34,17 +34,32 @@ def test_sigterm_to_the_process_and_wandb_core_together_still_records_the_interr
     """What SLURM does on requeue, scancel or preemption: every process of the step gets SIGTERM, W&B's service
     included. With the default logger (W&B, offline here) the run must still end "interrupted" with its cause and
     epochs, exit 143, and say that W&B was not finished (before: ConnectionResetError, rc 1, no summary.json)."""
-    args = [*(o for o in TINY_SIGNS if not o.startswith("trainer.max_epochs")), "trainer.max_epochs=3", "threads=1",
-            "test=false", f"paths.log_dir={tmp_path}", "+callbacks.pause._target_=helpers.PauseOnce",
-            f"+callbacks.pause.marker={tmp_path}/paused"]
-    process = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, env=ENV,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    args = [
+        *(o for o in TINY_SIGNS if not o.startswith("trainer.max_epochs")),
+        "trainer.max_epochs=3",
+        "threads=1",
+        "test=false",
+        f"paths.log_dir={tmp_path}",
+        "+callbacks.pause._target_=helpers.PauseOnce",
+        f"+callbacks.pause.marker={tmp_path}/paused",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 240
     while not (tmp_path / "paused").exists():
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()[0][-3000:]
         time.sleep(0.2)
-    core = [pid for pid in _children(process.pid)
-            if "wandb-core" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
+    core = [
+        pid
+        for pid in _children(process.pid)
+        if "wandb-core" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    ]
     assert core, "W&B's service process was not found"
     for pid in [process.pid, *core]:
         os.kill(pid, signal.SIGTERM)
@@ -53,22 +68,32 @@ def test_sigterm_to_the_process_and_wandb_core_together_still_records_the_interr
     assert "Traceback" not in output and "cannot create the run folder" not in output
     (folder,) = tmp_path.glob("runs/*/*")
     summary = json.loads((folder / "summary.json").read_text())
-    assert (summary["status"], summary["error"], summary["epochs"]) == ("interrupted", "terminated by SIGTERM", 1)
+    assert (summary["status"], summary["error"], summary["epochs"]) == (
+        "interrupted",
+        "terminated by SIGTERM",
+        1,
+    )
     assert summary["wandb"]["id"] == (folder / "wandb_run_id.txt").read_text().strip()
-    assert "W&B" in output and "run record" in output  # one warning line: W&B not finished, the record complete
+    assert (
+        "W&B" in output and "run record" in output
+    )  # one warning line: W&B not finished, the record complete
 
 
 def test_a_tracker_error_that_a_stop_signal_caused_counts_as_that_stop():
     from visionlab.run.signals import Stopped, stop_behind, stop_signals
 
     with stop_signals():
-        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()  # the signal comes after the error
+        threading.Timer(
+            0.2, os.kill, (os.getpid(), signal.SIGTERM)
+        ).start()  # the signal comes after the error
         stop = stop_behind(ConnectionResetError("Connection lost"), wait_s=5)
         assert isinstance(stop, Stopped) and stop.cause == "terminated by SIGTERM"
         assert stop_behind(stop) is stop
     with stop_signals():
         started = time.monotonic()
-        assert stop_behind(ConnectionResetError("Connection lost"), wait_s=0.3) is None  # no signal: its own error
+        assert (
+            stop_behind(ConnectionResetError("Connection lost"), wait_s=0.3) is None
+        )  # no signal: its own error
         assert time.monotonic() - started < 2
         assert stop_behind(ValueError("a bug"), wait_s=5) is None  # not a tracker's lost connection: no wait
 
@@ -96,11 +121,16 @@ def test_a_jobs_os_error_raised_again_by_hydra_is_not_a_run_folder_error():
     with pytest.raises(ConnectionResetError) as raised:
         job.return_value  # noqa: B018 - the property raises the job's error
     assert user_message(raised.value) is None
-    job = JobReturn(overrides=["seed=1"], status=JobStatus.FAILED, _return_value=PermissionError(13, "denied", "/x"))
+    job = JobReturn(
+        overrides=["seed=1"], status=JobStatus.FAILED, _return_value=PermissionError(13, "denied", "/x")
+    )
     with pytest.raises(PermissionError) as raised:
         job.return_value  # noqa: B018
     assert user_message(raised.value) is None
-    assert user_message(ConfigError("trainer.max_epochs=-3 is not valid")) == "trainer.max_epochs=-3 is not valid"
+    assert (
+        user_message(ConfigError("trainer.max_epochs=-3 is not valid"))
+        == "trainer.max_epochs=-3 is not valid"
+    )
 
 
 def test_a_refused_jobs_log_file_is_closed_before_its_folder_is_removed(tmp_path):
@@ -116,16 +146,26 @@ def test_a_refused_jobs_log_file_is_closed_before_its_folder_is_removed(tmp_path
         close_log_files_in(folder)
         RunFolder(folder).discard_if_empty()
         assert not folder.exists() and handler not in root.handlers
-        logging.getLogger("submitit").error("a line logged after the job")  # reopened the file before: no error
+        logging.getLogger("submitit").error(
+            "a line logged after the job"
+        )  # reopened the file before: no error
         assert not folder.exists()
     finally:
         root.removeHandler(handler)
 
 
 def _launcher_config(timeout_min: int, signal_delay_s: int):
-    return OmegaConf.create({"hydra": {"launcher": {
-        "_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
-        "timeout_min": timeout_min, "signal_delay_s": signal_delay_s}}})
+    return OmegaConf.create(
+        {
+            "hydra": {
+                "launcher": {
+                    "_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
+                    "timeout_min": timeout_min,
+                    "signal_delay_s": signal_delay_s,
+                }
+            }
+        }
+    )
 
 
 def test_a_warning_signal_that_leaves_no_time_to_train_is_cut_with_one_line(capsys):
@@ -151,7 +191,9 @@ def test_srun_with_tasks_but_no_tasks_per_node_is_refused_before_anything_is_wri
     monkeypatch.setenv("SLURM_NTASKS", "2")
     cfg = compose(tmp_path, [*TINY_SIGNS, "logger=csv"])
     (tmp_path / "run").mkdir()  # Hydra makes the run's folder before the run starts
-    with pytest.raises(ConfigError, match=r"SLURM_NTASKS=2: .*srun --nodes=1 --ntasks-per-node=2 python train.py"):
+    with pytest.raises(
+        ConfigError, match=r"SLURM_NTASKS=2: .*srun --nodes=1 --ntasks-per-node=2 python train.py"
+    ):
         run(cfg)
     assert not (tmp_path / "run").exists()  # nothing written, and Hydra's empty folder removed
     monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "2")
@@ -179,15 +221,17 @@ def test_a_second_resume_of_one_folder_is_refused_naming_the_process_that_runs_i
     (folder / "summary.json").write_text(json.dumps({"status": "interrupted", "epochs": 1}))
     before = sorted(p.name for p in folder.iterdir())
     holder = subprocess.Popen(  # the first resume, still running
-        [sys.executable, "-c", HOLD_THE_FOLDER, str(folder)],
-        env=ENV, stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-c", HOLD_THE_FOLDER, str(folder)], env=ENV, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         cfg = compose(tmp_path, [*TINY_SIGNS, "logger=csv", f"ckpt_path='{folder}/checkpoints/last.ckpt'"])
         with pytest.raises(ConfigError) as refused:
             run(cfg)
-        assert str(refused.value) == (f"{folder}: process {holder.pid} on {os.uname().nodename} is already running "
-                                      "this run; wait for it to end (or stop it), then resume again.")
+        assert str(refused.value) == (
+            f"{folder}: process {holder.pid} on {os.uname().nodename} is already running "
+            "this run; wait for it to end (or stop it), then resume again."
+        )
         assert sorted(p.name for p in folder.iterdir()) == before  # nothing written
         assert json.loads((folder / "summary.json").read_text()) == {"status": "interrupted", "epochs": 1}
     finally:
@@ -196,25 +240,38 @@ def test_a_second_resume_of_one_folder_is_refused_naming_the_process_that_runs_i
 
 
 def test_attempts_are_kept_before_a_last_ckpt_exists_and_when_one_died_unrecorded(tmp_path):
-    from visionlab.run.record import UNRECORDED, earlier_attempts
     from visionlab.record.folder import RunFolder
+    from visionlab.run.record import UNRECORDED, earlier_attempts
 
     folder = RunFolder(tmp_path / "job")
     cfg = OmegaConf.create({"train": True, "ckpt_path": None, "resume": True})
     assert earlier_attempts(cfg, folder) == []  # a fresh folder
     folder.hydra.mkdir(parents=True)  # an attempt that died before it wrote anything else (rank 0 killed)
-    assert earlier_attempts(cfg, folder) == [{"status": "interrupted", "cause": UNRECORDED, "epochs": 0,
-                                              "wall_time_s": None, "started_at": None}]
+    assert earlier_attempts(cfg, folder) == [
+        {"status": "interrupted", "cause": UNRECORDED, "epochs": 0, "wall_time_s": None, "started_at": None}
+    ]
     # a job SLURM requeued before its first last.ckpt: its record is kept although there is nothing to resume
-    folder.write_summary({"status": "interrupted", "error": "stopped by SIGUSR2", "epochs": 0, "wall_time_s": 31.5,
-                          "started_at": 1000.0})
+    folder.write_summary(
+        {
+            "status": "interrupted",
+            "error": "stopped by SIGUSR2",
+            "epochs": 0,
+            "wall_time_s": 31.5,
+            "started_at": 1000.0,
+        }
+    )
     (history,) = earlier_attempts(cfg, folder)
     assert (history["cause"], history["epochs"], history["wall_time_s"]) == ("stopped by SIGUSR2", 0, 31.5)
-    assert earlier_attempts(OmegaConf.create({"train": True, "ckpt_path": None, "resume": False}), folder) == []
+    assert (
+        earlier_attempts(OmegaConf.create({"train": True, "ckpt_path": None, "resume": False}), folder) == []
+    )
     # then an attempt that trained two epochs and was killed without a record: metrics.csv says how far it got
     folder.write_metrics([{"epoch": 0, "val/acc": 0.1}, {"epoch": 1, "val/acc": 0.2}])
     recorded, unrecorded = earlier_attempts(cfg, folder)
-    assert recorded["cause"] == "stopped by SIGUSR2" and (unrecorded["cause"], unrecorded["epochs"]) == (UNRECORDED, 2)
+    assert recorded["cause"] == "stopped by SIGUSR2" and (unrecorded["cause"], unrecorded["epochs"]) == (
+        UNRECORDED,
+        2,
+    )
 
 
 def _fake_squeue(tmp_path: Path, monkeypatch, alive: dict[str, str]) -> None:
@@ -223,14 +280,21 @@ def _fake_squeue(tmp_path: Path, monkeypatch, alive: dict[str, str]) -> None:
     bin_dir.mkdir(exist_ok=True)
     lines = "".join(f"{job} {state}\\n" for job, state in alive.items())
     script = bin_dir / "squeue"
-    script.write_text("#!/bin/sh\n" + (f"printf '{lines}'\n" if alive else
-                                       "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1\n"))
+    script.write_text(
+        "#!/bin/sh\n"
+        + (
+            f"printf '{lines}'\n"
+            if alive
+            else "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1\n"
+        )
+    )
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
 
 
-def test_a_running_job_whose_slurm_job_is_gone_reads_as_interrupted_and_a_pending_one_as_running(tmp_path,
-                                                                                                   monkeypatch):
+def test_a_running_job_whose_slurm_job_is_gone_reads_as_interrupted_and_a_pending_one_as_running(
+    tmp_path, monkeypatch
+):
     from visionlab.cluster.sweep_index import settle_index, update_index
 
     sweep = tmp_path / "sweep"
@@ -240,7 +304,10 @@ def test_a_running_job_whose_slurm_job_is_gone_reads_as_interrupted_and_a_pendin
     _fake_squeue(tmp_path, monkeypatch, {"42": "PENDING"})  # 41: rank 0 killed, the job gone; 42: requeued
     settle_index(index)
     jobs = json.loads(index.read_text())["jobs"]
-    assert jobs["a"]["status"] == "interrupted" and "SLURM job 41 ended without recording an end" in jobs["a"]["error"]
+    assert (
+        jobs["a"]["status"] == "interrupted"
+        and "SLURM job 41 ended without recording an end" in jobs["a"]["error"]
+    )
     assert jobs["b"]["status"] == "running"
     assert json.loads(index.read_text())["counts"] == {"interrupted": 1, "running": 1}
     _fake_squeue(tmp_path, monkeypatch, {})  # every id unknown to SLURM
@@ -258,23 +325,31 @@ def test_a_sweep_that_ends_with_failed_jobs_says_so_in_one_line_each_and_a_summa
     update_index(sweep, "seed=3", {"status": "running", "slurm_job_id": "77"})
     _fake_squeue(tmp_path, monkeypatch, {"77": "RUNNING"})
     monkeypatch.setattr(sweeps, "_STARTED_SWEEPS", [sweep])
-    lines, code = sweeps.sweep_failure_report(RuntimeError("Job 76_1 has not produced any output (state: FAILED)"))
+    lines, code = sweeps.sweep_failure_report(
+        RuntimeError("Job 76_1 has not produced any output (state: FAILED)")
+    )
     assert code == 1
     assert lines == [
         "error: RuntimeError: Job 76_1 has not produced any output (state: FAILED)",
         "error: job seed=2 failed: ConfigError: model.lr=-1 is not valid",
         "job seed=3 is still running (SLURM job 77)",
-        (f"sweep {sweep}: 1 completed, 1 failed, 0 interrupted, 1 still running; the errors are in "
-         f"{sweep / 'sweep_index.json'}."),
-        ("The sweep command stopped waiting: wait for the running jobs (`squeue -j 77`), then run the same command "
-         "again: completed jobs are skipped, unfinished ones continue."),
+        (
+            f"sweep {sweep}: 1 completed, 1 failed, 0 interrupted, 1 still running; the errors are in "
+            f"{sweep / 'sweep_index.json'}."
+        ),
+        (
+            "The sweep command stopped waiting: wait for the running jobs (`squeue -j 77`), then run the same command "
+            "again: completed jobs are skipped, unfinished ones continue."
+        ),
     ]
     # a job's own error raised again by Hydra is not repeated
     lines, _ = sweeps.sweep_failure_report(ConfigError("model.lr=-1 is not valid"))
     assert not lines[0].startswith("error: ConfigError")
 
 
-def test_a_key_missing_from_a_sweeps_base_config_is_explained_with_the_override_that_works(tmp_path, monkeypatch):
+def test_a_key_missing_from_a_sweeps_base_config_is_explained_with_the_override_that_works(
+    tmp_path, monkeypatch
+):
     """A sweep is composed once without its swept options: ``data.data_dir=…`` with ``experiment=glob(*)`` fails on
     the default data (synthetic, no data_dir). ``+data.data_dir`` would then clash with the jobs' own data_dir;
     ``++data.data_dir`` sets it for every job."""
@@ -287,9 +362,13 @@ def test_a_key_missing_from_a_sweeps_base_config_is_explained_with_the_override_
     monkeypatch.setattr(sys, "argv", ["train.py", "-m", "experiment=glob(*)", "data.data_dir=/d"])
     message = user_message(raised.value)
     assert message.startswith("data.data_dir: no such key in the sweep's base config (")
-    assert "without its swept options (experiment=glob(*))" in message and "++data.data_dir=<value>" in message
+    assert (
+        "without its swept options (experiment=glob(*))" in message and "++data.data_dir=<value>" in message
+    )
     assert "+data.data_dir=" not in message.replace("++data.data_dir", "")
-    monkeypatch.setattr(sys, "argv", ["train.py", "data.data_dir=/d"])  # a single run: add it, or fix the spelling
+    monkeypatch.setattr(
+        sys, "argv", ["train.py", "data.data_dir=/d"]
+    )  # a single run: add it, or fix the spelling
     assert "add it as a new key with +data.data_dir" in user_message(raised.value)
 
 
@@ -303,7 +382,10 @@ def test_a_sweep_whose_time_limit_is_too_short_is_refused_before_anything_is_sub
         SweepIndexCallback().on_multirun_start(config)
     assert exited.value.code == 2
     (line,) = capsys.readouterr().err.splitlines()
-    assert line.startswith("error: hydra.launcher.timeout_min=1: too short") and not (tmp_path / "sweep").exists()
+    assert (
+        line.startswith("error: hydra.launcher.timeout_min=1: too short")
+        and not (tmp_path / "sweep").exists()
+    )
 
 
 def test_a_requeue_whose_scontrol_slurm_killed_is_recorded_as_requeued(tmp_path, monkeypatch):
@@ -324,7 +406,10 @@ def test_a_requeue_whose_scontrol_slurm_killed_is_recorded_as_requeued(tmp_path,
 
     old = signal.signal(signal.SIGUSR2, submitit_with_its_scontrol_killed)
     try:
-        for restarts_before, requeued in (("0", True), ("1", False)):  # 1 before: SLURM did not requeue it now
+        for restarts_before, requeued in (
+            ("0", True),
+            ("1", False),
+        ):  # 1 before: SLURM did not requeue it now
             monkeypatch.setenv("SLURM_RESTART_COUNT", restarts_before)
             with stop_signals(), pytest.raises(Stopped) as caught:
                 os.kill(os.getpid(), signal.SIGUSR2)

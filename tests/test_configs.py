@@ -19,8 +19,11 @@ NOT_GROUPS = {"data/common"}  # snippets the data options include (`common/signs
 ADDED_GROUPS = {"sweep"}  # not in train.yaml's defaults: selected with +sweep=…
 PLUGINS = {"cnn_optuna": "hydra_plugins.hydra_optuna_sweeper"}  # optional extras
 # an option that only makes sense with the data and monitor of its task is composed on that task's experiment
-TASK_CONTEXT = {("model", "unet"): ["experiment=unet_baseline"], ("model/net", "unet"): ["experiment=unet_baseline"],
-                ("model/net", "smp"): ["experiment=unet_baseline"]}
+TASK_CONTEXT = {
+    ("model", "unet"): ["experiment=unet_baseline"],
+    ("model/net", "unet"): ["experiment=unet_baseline"],
+    ("model/net", "smp"): ["experiment=unet_baseline"],
+}
 # an option that reads its facts from the data at composition is given a (tiny) folder of that data
 DATA_CONTEXT = {("data", "image_folder"): lambda root: _class_folders(root)}
 
@@ -47,8 +50,19 @@ def _targets(node) -> list[str]:
 
 def test_the_option_list_covers_the_groups():
     groups = {group for group, _ in _options()}
-    assert {"data", "model", "model/optimizer", "model/scheduler", "trainer", "logger", "callbacks", "experiment",
-            "debug", "sweep", "hydra/launcher"} <= groups
+    assert {
+        "data",
+        "model",
+        "model/optimizer",
+        "model/scheduler",
+        "trainer",
+        "logger",
+        "callbacks",
+        "experiment",
+        "debug",
+        "sweep",
+        "hydra/launcher",
+    } <= groups
     assert len(_options()) >= 40
 
 
@@ -62,9 +76,17 @@ def test_every_option_of_every_group_composes_and_resolves(tmp_path, group, opti
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         context = DATA_CONTEXT[(group, option)](tmp_path) if (group, option) in DATA_CONTEXT else []
-        cfg = hydra_compose("train", overrides=[*TASK_CONTEXT.get((group, option), []), f"{prefix}{group}={option}",
-                                                *context, f"paths.root_dir={tmp_path}",
-                                                f"paths.output_dir={tmp_path / 'run'}"], return_hydra_config=True)
+        cfg = hydra_compose(
+            "train",
+            overrides=[
+                *TASK_CONTEXT.get((group, option), []),
+                f"{prefix}{group}={option}",
+                *context,
+                f"paths.root_dir={tmp_path}",
+                f"paths.output_dir={tmp_path / 'run'}",
+            ],
+            return_hydra_config=True,
+        )
     hydra_node = OmegaConf.to_container(cfg.hydra, resolve=False)
     from hydra.core.hydra_config import HydraConfig
 
@@ -103,33 +125,59 @@ def test_an_installed_wheel_finds_its_configs_from_any_directory(tmp_path):
     shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copytree(REPO / "conf", source / "conf")
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(source)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(source)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = (tmp_path / "dist").glob("visionlab-*.whl")
     site = tmp_path / "site"
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    script = ("import sys, visionlab, visionlab.config.location as c; print('package', visionlab.__file__); "
-              "print('configs', c.config_dir()); sys.argv = ['visionlab-train', 'experiment=unet_elu', '--cfg', "
-              "'job']; from visionlab.cli.train import main; main()")
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "NO_ALBUMENTATIONS_UPDATE": "1", "HOME": str(tmp_path)}
-    shown = subprocess.run([sys.executable, "-c", script], cwd=elsewhere, env=env, capture_output=True, text=True,
-                           timeout=120, check=False)
+    script = (
+        "import sys, visionlab, visionlab.config.location as c; print('package', visionlab.__file__); "
+        "print('configs', c.config_dir()); sys.argv = ['visionlab-train', 'experiment=unet_elu', '--cfg', "
+        "'job']; from visionlab.cli.train import main; main()"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(site),
+        "NO_ALBUMENTATIONS_UPDATE": "1",
+        "HOME": str(tmp_path),
+    }
+    shown = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert f"package {site}" in shown.stdout and f"configs {site / 'visionlab' / 'conf'}" in shown.stdout
     assert "experiment_name: unet_elu" in shown.stdout and "activation: elu" in shown.stdout
 
 
-@pytest.mark.parametrize(("overrides", "name"), [
-    ([], "cnn_synthetic"),
-    (["data=gtsrb"], "cnn_gtsrb"),
-    (["model=unet", "data=synthetic_seg", "monitor=val/f1"], "unet_synthetic_seg"),
-    (["experiment=cnn_baseline"], "cnn_baseline"),
-    (["experiment=cnn_sgd", "data=synthetic_signs"], "cnn_sgd"),
-    (["experiment=unet_baseline", "data=synthetic_seg"], "unet_baseline"),
-], ids=lambda value: ",".join(value) if isinstance(value, list) else value)
+@pytest.mark.parametrize(
+    ("overrides", "name"),
+    [
+        ([], "cnn_synthetic"),
+        (["data=gtsrb"], "cnn_gtsrb"),
+        (["model=unet", "data=synthetic_seg", "monitor=val/f1"], "unet_synthetic_seg"),
+        (["experiment=cnn_baseline"], "cnn_baseline"),
+        (["experiment=cnn_sgd", "data=synthetic_signs"], "cnn_sgd"),
+        (["experiment=unet_baseline", "data=synthetic_seg"], "unet_baseline"),
+    ],
+    ids=lambda value: ",".join(value) if isinstance(value, list) else value,
+)
 def test_the_experiment_name_says_what_runs(tmp_path, overrides, name):
     """Without a preset the run is named (and recorded and W&B-grouped) by its model and data; a preset keeps its
     own name whatever data it runs on."""
@@ -142,19 +190,50 @@ def test_a_network_argument_of_earlier_versions_is_forwarded_to_model_net(tmp_pa
     with one line that says so; a sweep over it too. The new keys and every other override pass unchanged."""
     from visionlab.config.moved_keys import forward
 
-    given = ["-m", "experiment=unet_baseline", "model.features_start=32", "++model.depth=3", "model.activation=relu,elu",
-             "model.net.up_mode=nearest", "model.optimizer.lr=0.01", "~model.batch_norm", "data.width=3"]
+    given = [
+        "-m",
+        "experiment=unet_baseline",
+        "model.features_start=32",
+        "++model.depth=3",
+        "model.activation=relu,elu",
+        "model.net.up_mode=nearest",
+        "model.optimizer.lr=0.01",
+        "~model.batch_norm",
+        "data.width=3",
+    ]
     forwarded, notes = forward(given)
-    assert forwarded == ["-m", "experiment=unet_baseline", "model.net.features_start=32", "++model.net.depth=3",
-                         "model.net.activation=relu,elu", "model.net.up_mode=nearest", "model.optimizer.lr=0.01",
-                         "~model.net.batch_norm", "data.width=3"]
-    assert len(notes) == 4 and notes[0] == ("note: model.features_start is model.net.features_start now (the "
-                                            "network's arguments live under model.net); running with "
-                                            "model.net.features_start=32")
+    assert forwarded == [
+        "-m",
+        "experiment=unet_baseline",
+        "model.net.features_start=32",
+        "++model.net.depth=3",
+        "model.net.activation=relu,elu",
+        "model.net.up_mode=nearest",
+        "model.optimizer.lr=0.01",
+        "~model.net.batch_norm",
+        "data.width=3",
+    ]
+    assert len(notes) == 4 and notes[0] == (
+        "note: model.features_start is model.net.features_start now (the "
+        "network's arguments live under model.net); running with "
+        "model.net.features_start=32"
+    )
     # the CLI (--cfg job answers before the training stack is imported: a second or two)
-    shown = subprocess.run([sys.executable, str(REPO / "train.py"), "experiment=unet_baseline",
-                            "model.features_start=32", "--cfg", "job"], cwd=tmp_path, capture_output=True, text=True,
-                           timeout=120, check=False)
+    shown = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "experiment=unet_baseline",
+            "model.features_start=32",
+            "--cfg",
+            "job",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert shown.returncode == 0, shown.stderr[-2000:]
     net = OmegaConf.create(shown.stdout)["model"]["net"]
     assert net["type"] == "unet" and net["features_start"] == 32

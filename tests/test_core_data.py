@@ -4,10 +4,10 @@ import torch
 from PIL import Image
 
 from data_helpers import datamodule
+from visionlab.config.errors import DataError
 from visionlab.data.classification.sources import cache_file, load_gtsrb
 from visionlab.data.classification.synthetic import make_synthetic_signs
 from visionlab.data.splits import group_split
-from visionlab.config.errors import DataError
 from visionlab.tracking.wandb.media import to_display
 
 
@@ -76,8 +76,18 @@ def test_official_layout_is_decoded_once_then_loaded_from_the_cache(tmp_path):
 
 def test_prepared_npz_parts_are_concatenated_in_order(tmp_path):
     a = make_synthetic_signs(seed=1, tracks_per_class=1, frames_per_track=2, test_tracks_per_class=1)
-    np.savez(tmp_path / "p1.npz", x_train=a["x_train"][:40], y_train=a["y_train"][:40], track_train=a["track_train"][:40])
-    np.savez(tmp_path / "p2.npz", x_train=a["x_train"][40:], y_train=a["y_train"][40:], track_train=a["track_train"][40:])
+    np.savez(
+        tmp_path / "p1.npz",
+        x_train=a["x_train"][:40],
+        y_train=a["y_train"][:40],
+        track_train=a["track_train"][:40],
+    )
+    np.savez(
+        tmp_path / "p2.npz",
+        x_train=a["x_train"][40:],
+        y_train=a["y_train"][40:],
+        track_train=a["track_train"][40:],
+    )
     arrays = load_gtsrb(tmp_path, tmp_path / "cache")
     assert np.array_equal(arrays["x_train"], a["x_train"]) and np.array_equal(arrays["y_train"], a["y_train"])
     assert "x_test" not in arrays
@@ -91,7 +101,9 @@ def test_missing_directory_names_the_path_and_the_three_ways(tmp_path):
         load_gtsrb(tmp_path / "nowhere", tmp_path / "cache")
     message = str(err.value)
     assert str(tmp_path / "nowhere") in message
-    assert "data.data_dir" in message and "official GTSRB layout" in message and "data.download=true" in message
+    assert (
+        "data.data_dir" in message and "official GTSRB layout" in message and "data.download=true" in message
+    )
 
 
 @pytest.mark.parametrize(
@@ -120,12 +132,22 @@ def test_corrupt_image_in_official_layout_names_the_file(tmp_path):
 
 @pytest.mark.parametrize("backend", ["batched", "albumentations"])
 def test_training_batches_are_augmented_crops_and_reproducible_per_epoch(backend):
-    dm = datamodule("synthetic_signs", tracks_per_class=2, frames_per_track=3, test_tracks_per_class=1,
-                    num_workers=0, batch_size=16, seed=5, augment_backend=backend)
+    dm = datamodule(
+        "synthetic_signs",
+        tracks_per_class=2,
+        frames_per_track=3,
+        test_tracks_per_class=1,
+        num_workers=0,
+        batch_size=16,
+        seed=5,
+        augment_backend=backend,
+    )
     dm.setup("fit")
 
     def first_batch(loader):
-        x, y = dm.on_after_batch_transfer(next(iter(loader)), 0)[:2]  # evaluation batches also carry case indices
+        x, y = dm.on_after_batch_transfer(next(iter(loader)), 0)[
+            :2
+        ]  # evaluation batches also carry case indices
         return (to_display(x) * 255).round().to(torch.uint8), y
 
     loader = dm.train_dataloader()
@@ -147,10 +169,12 @@ def test_training_batches_are_augmented_crops_and_reproducible_per_epoch(backend
 
 def _dark(**overrides):
     """A tiny synthetic sign set as if photographed in the dark: every pixel value divided by 4 (0..63)."""
-    module = datamodule("synthetic_signs", tracks_per_class=2, frames_per_track=3, test_tracks_per_class=1,
-                        **overrides)
-    module.load_arrays = lambda: {k: (v // 4 if k.startswith("x_") else v)
-                                  for k, v in type(module).load_arrays(module).items()}
+    module = datamodule(
+        "synthetic_signs", tracks_per_class=2, frames_per_track=3, test_tracks_per_class=1, **overrides
+    )
+    module.load_arrays = lambda: {
+        k: (v // 4 if k.startswith("x_") else v) for k, v in type(module).load_arrays(module).items()
+    }
     return module
 
 
@@ -165,5 +189,7 @@ def test_contrast_normalisation_spreads_every_split_of_a_dark_set_and_a_bad_meth
         per_image_max = after[split][0].reshape(len(after[split][0]), -1).max(1)
         assert per_image_max.min() >= 250, (split, per_image_max.min())
         np.testing.assert_array_equal(before[split][1], after[split][1])
-    with pytest.raises(ConfigError, match=r"data.contrast_norm='clahe' is not one of none, autocontrast, equalize"):
+    with pytest.raises(
+        ConfigError, match=r"data.contrast_norm='clahe' is not one of none, autocontrast, equalize"
+    ):
         datamodule("synthetic_signs", contrast_norm="clahe")

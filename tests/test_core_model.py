@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from visionlab.tasks.classification.module import ClassificationModule
 from visionlab.networks.seed_cnn import SeedCNN
+from visionlab.tasks.classification.module import ClassificationModule
 
 
 def n_params(module):

@@ -24,8 +24,15 @@ def offline_run(run_dir: Path) -> dict:
 
 # each preset's own parameter count: the seed CNN, plus 2 × (64 + 32 + 32) BatchNorm affine parameters
 # (cnn_best: twice the width, 296,107 parameters)
-CNN_PARAMETERS = {"cnn_baseline": 87_403, "cnn_batchnorm": 87_659, "cnn_rprop": 87_403, "cnn_sgd": 87_403,
-                  "cnn_sgd_momentum": 87_403, "cnn_fast": 87_659, "cnn_best": 296_107}
+CNN_PARAMETERS = {
+    "cnn_baseline": 87_403,
+    "cnn_batchnorm": 87_659,
+    "cnn_rprop": 87_403,
+    "cnn_sgd": 87_403,
+    "cnn_sgd_momentum": 87_403,
+    "cnn_fast": 87_659,
+    "cnn_best": 296_107,
+}
 
 
 def test_the_cnn_presets_are_the_counted_ones():
@@ -34,8 +41,16 @@ def test_the_cnn_presets_are_the_counted_ones():
 
 @pytest.mark.parametrize("experiment", sorted(CNN_PARAMETERS))
 def test_every_cnn_experiment_composes_and_trains_one_batch(tmp_path, tiny_gtsrb_dir, experiment):
-    cfg = compose(tmp_path, [f"experiment={experiment}", f"data.data_dir={tiny_gtsrb_dir}", "logger=none",
-                             "+trainer.fast_dev_run=1", *QUIET_SHORT])
+    cfg = compose(
+        tmp_path,
+        [
+            f"experiment={experiment}",
+            f"data.data_dir={tiny_gtsrb_dir}",
+            "logger=none",
+            "+trainer.fast_dev_run=1",
+            *QUIET_SHORT,
+        ],
+    )
     assert cfg.experiment_name == experiment
     summary = run(cfg)
     assert summary["status"] == "completed"
@@ -53,9 +68,13 @@ def test_run_record_and_wandb_offline_hold_the_trainers_numbers(tmp_path):
     assert saved["final"]["val/acc"] == pytest.approx(float(rows[-1]["val/acc"]))
     assert saved["test"]["test/acc"] > 0.0 and saved["test_split"] == "available"
     assert saved["train_images_per_s"] > 0 and saved["precision"] in ("bf16-mixed", "32-true")
-    assert (run_dir / "checkpoints" / "best.ckpt").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file() and (
+        run_dir / "checkpoints" / "last.ckpt"
+    ).is_file()
     assert (run_dir / "config.yaml").read_text().count("lr: 0.003") == 1
-    confusion = [list(map(int, line.split(","))) for line in (run_dir / "confusion_matrix.csv").read_text().split()]
+    confusion = [
+        list(map(int, line.split(","))) for line in (run_dir / "confusion_matrix.csv").read_text().split()
+    ]
     assert len(confusion) == 43 and sum(map(sum, confusion)) == 43 * 2 * 5
 
     wb = offline_run(run_dir)
@@ -74,19 +93,38 @@ def test_run_record_and_wandb_offline_hold_the_trainers_numbers(tmp_path):
 
 # one case per backend in the default suite (the albumentations one with 2 loader workers, where order could slip);
 # the other worker counts with the slow set
-@pytest.mark.parametrize(("backend", "workers"), [
-    pytest.param(backend, workers, marks=() if (backend, workers) in {("batched", 0), ("albumentations", 2)}
-                 else pytest.mark.slow)
-    for backend in ("batched", "albumentations") for workers in (0, 1, 2)])
+@pytest.mark.parametrize(
+    ("backend", "workers"),
+    [
+        pytest.param(
+            backend,
+            workers,
+            marks=() if (backend, workers) in {("batched", 0), ("albumentations", 2)} else pytest.mark.slow,
+        )
+        for backend in ("batched", "albumentations")
+        for workers in (0, 1, 2)
+    ],
+)
 def test_resume_from_last_ckpt_reproduces_the_uninterrupted_run(tmp_path, backend, workers):
     """Exact resume for both augmentation backends at any loader worker count (1 is the default)."""
-    common = [*TINY_SIGNS, "seed=11", "test=false", f"data.augment_backend={backend}", f"data.num_workers={workers}"]
+    common = [
+        *TINY_SIGNS,
+        "seed=11",
+        "test=false",
+        f"data.augment_backend={backend}",
+        f"data.num_workers={workers}",
+    ]
     full = run(compose(tmp_path, [*common, "trainer.max_epochs=3"], output="full"))
     run(compose(tmp_path, [*common, "trainer.max_epochs=2"], output="part"))
     part_dir = tmp_path / "part"
     first_id = (part_dir / "wandb_run_id.txt").read_text()
-    resumed = run(compose(tmp_path, [*common, "trainer.max_epochs=3",
-                                     f"ckpt_path={part_dir / 'checkpoints' / 'last.ckpt'}"], output="part"))
+    resumed = run(
+        compose(
+            tmp_path,
+            [*common, "trainer.max_epochs=3", f"ckpt_path={part_dir / 'checkpoints' / 'last.ckpt'}"],
+            output="part",
+        )
+    )
     assert resumed["epochs"] == full["epochs"] == 3
     full_rows, resumed_rows = metrics_rows(tmp_path / "full"), metrics_rows(part_dir)
     assert [r["epoch"] for r in resumed_rows] == ["0", "1", "2"]
@@ -98,12 +136,15 @@ def test_resume_from_last_ckpt_reproduces_the_uninterrupted_run(tmp_path, backen
     from visionlab.tracking.wandb.offline import last_step, read_records
 
     folders = sorted((part_dir / "wandb").glob(f"offline-run-*-{first_id}"))
-    assert len(folders) == 2 and resumed["wandb"]["sync_command"] == "wandb sync " + " ".join(map(str, folders))
+    assert len(folders) == 2 and resumed["wandb"]["sync_command"] == "wandb sync " + " ".join(
+        map(str, folders)
+    )
     (second_file,) = folders[1].glob("run-*.wandb")
     deadline = time.monotonic() + 20  # wandb's service process may still be flushing the offline file
     while True:
-        second_steps = [r.history.step.num for r in read_records(second_file)
-                        if r.WhichOneof("record_type") == "history"]
+        second_steps = [
+            r.history.step.num for r in read_records(second_file) if r.WhichOneof("record_type") == "history"
+        ]
         if second_steps or time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -113,8 +154,11 @@ def test_resume_from_last_ckpt_reproduces_the_uninterrupted_run(tmp_path, backen
 def test_eval_only_tests_a_checkpoint_without_training(tmp_path):
     trained = run(compose(tmp_path, [*TINY_SIGNS, "logger=none"], output="trained"))
     ckpt = tmp_path / "trained" / "checkpoints" / "best.ckpt"
-    evaluated = run(compose(tmp_path, [*TINY_SIGNS, "logger=none", f"ckpt_path={ckpt}"], config_name="eval",
-                            output="eval"))
+    evaluated = run(
+        compose(
+            tmp_path, [*TINY_SIGNS, "logger=none", f"ckpt_path={ckpt}"], config_name="eval", output="eval"
+        )
+    )
     assert evaluated["epochs"] == 0 and evaluated["evaluated_checkpoint"] == str(ckpt)
     assert evaluated["test"]["test/acc"] == pytest.approx(trained["test"]["test/acc"], abs=1e-6)
 
@@ -122,8 +166,16 @@ def test_eval_only_tests_a_checkpoint_without_training(tmp_path):
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
     from visionlab.config.errors import NonFiniteLossError
 
-    cfg = compose(tmp_path, [*TINY_SIGNS, "logger=none", "trainer.max_epochs=3",
-                             "+callbacks.poison._target_=helpers.PoisonWeightsAtEpoch", "+callbacks.poison.epoch=1"])
+    cfg = compose(
+        tmp_path,
+        [
+            *TINY_SIGNS,
+            "logger=none",
+            "trainer.max_epochs=3",
+            "+callbacks.poison._target_=helpers.PoisonWeightsAtEpoch",
+            "+callbacks.poison.epoch=1",
+        ],
+    )
     with pytest.raises(NonFiniteLossError, match="at epoch 1, step"):
         run(cfg)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -136,15 +188,22 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tm
 
 
 def cli(args: list[str], cwd: Path, timeout: int = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_cli_bad_data_dir_is_one_clear_message_and_exit_code_2(tmp_path, capsys):
     """What the CLI does with the composed config (in-process: the subprocess CLI path is the trust table's)."""
     from visionlab.cli.train import _run_reporting_errors
 
-    cfg = compose(tmp_path, ["experiment=cnn_baseline", f"data.data_dir={tmp_path / 'missing'}", "logger=none"])
+    cfg = compose(
+        tmp_path, ["experiment=cnn_baseline", f"data.data_dir={tmp_path / 'missing'}", "logger=none"]
+    )
     with pytest.raises(SystemExit) as exited:
         _run_reporting_errors(cfg, multirun=False)
     stdout, stderr = capsys.readouterr()
@@ -159,7 +218,11 @@ def test_cli_runs_get_unique_folders_and_help_shows_the_config(tmp_path):
     folders = {run_dir.__wrapped__(str(tmp_path), "x") for _ in range(500)}
     assert len(folders) == 500  # same second, same process: still distinct
     shown = cli(["experiment=cnn_sgd", "--cfg", "job"], tmp_path, timeout=60)
-    assert shown.returncode == 0 and "torch.optim.SGD" in shown.stdout and "experiment_name: cnn_sgd" in shown.stdout
+    assert (
+        shown.returncode == 0
+        and "torch.optim.SGD" in shown.stdout
+        and "experiment_name: cnn_sgd" in shown.stdout
+    )
 
 
 @pytest.mark.slow  # the run record and W&B offline agreement stays in the default suite
@@ -173,7 +236,9 @@ def test_csv_and_tensorboard_loggers_record_the_same_validation_accuracy(tmp_pat
     assert logged == pytest.approx(ours)
 
     run(compose(tmp_path, [*TINY_SIGNS, "logger=tensorboard"], output="tb"))
-    events = EventAccumulator(str(next((tmp_path / "tb" / "tensorboard").rglob("events.out.tfevents.*")).parent))
+    events = EventAccumulator(
+        str(next((tmp_path / "tb" / "tensorboard").rglob("events.out.tfevents.*")).parent)
+    )
     events.Reload()
     logged = [e.value for e in events.Scalars("val/acc")]
     assert logged == pytest.approx([float(r["val/acc"]) for r in metrics_rows(tmp_path / "tb")])

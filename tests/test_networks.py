@@ -11,12 +11,16 @@ import torch
 
 from visionlab.config.errors import ConfigError
 from visionlab.networks import registry as networks
-from visionlab.tasks.classification.module import ClassificationModule
 from visionlab.networks.registry import CLASSIFICATION, REGISTRY, NetworkIO, build_network, build_on_meta
+from visionlab.tasks.classification.module import ClassificationModule
 from visionlab.tasks.segmentation.module import SegmentationModule
 
-EXAMPLES = [(name, task, spec) for name, net in sorted(REGISTRY.items()) for task in net.tasks
-            for spec in net.examples]
+EXAMPLES = [
+    (name, task, spec)
+    for name, net in sorted(REGISTRY.items())
+    for task in net.tasks
+    for spec in net.examples
+]
 
 
 def _io(task: str, spec: dict) -> tuple[NetworkIO, tuple[int, ...]]:
@@ -69,17 +73,38 @@ def test_the_task_modules_build_the_seed_networks_as_before():
     assert "net.inc.0.weight" in unet.state_dict() and "net.head.weight" in unet.state_dict()
 
 
-@pytest.mark.parametrize(("spec", "task", "message"), [
-    ({"type": "resnet"}, CLASSIFICATION, (r"model\.net\.type='resnet' is not a registered network; a "
-                                          r"classification model takes one of seed_cnn, timm")),
-    ({"type": "unet"}, CLASSIFICATION, r"model\.net\.type=unet is a segmentation network"),
-    ({"type": "seed_cnn", "depth": 3}, CLASSIFICATION, r"model\.net\.depth: a seed_cnn network takes no 'depth'"),
-    ({"type": "seed_cnn", "width": 0}, CLASSIFICATION, r"model\.net\.width=0 must be positive"),
-    ({"type": "seed_cnn", "activation": "swish"}, CLASSIFICATION, r"model\.net\.activation='swish' is not one of"),
-    ({"type": "unet", "up_mode": "bicubic"}, "segmentation", r"model\.net\.up_mode='bicubic' is not one of"),
-    ({"type": "unet", "depth": 0}, "segmentation", r"model\.net\.depth=0 must be an integer >= 1"),
-    ("resnet18", CLASSIFICATION, r"model\.net='resnet18' must name a network and its arguments"),
-])
+@pytest.mark.parametrize(
+    ("spec", "task", "message"),
+    [
+        (
+            {"type": "resnet"},
+            CLASSIFICATION,
+            (
+                r"model\.net\.type='resnet' is not a registered network; a "
+                r"classification model takes one of seed_cnn, timm"
+            ),
+        ),
+        ({"type": "unet"}, CLASSIFICATION, r"model\.net\.type=unet is a segmentation network"),
+        (
+            {"type": "seed_cnn", "depth": 3},
+            CLASSIFICATION,
+            r"model\.net\.depth: a seed_cnn network takes no 'depth'",
+        ),
+        ({"type": "seed_cnn", "width": 0}, CLASSIFICATION, r"model\.net\.width=0 must be positive"),
+        (
+            {"type": "seed_cnn", "activation": "swish"},
+            CLASSIFICATION,
+            r"model\.net\.activation='swish' is not one of",
+        ),
+        (
+            {"type": "unet", "up_mode": "bicubic"},
+            "segmentation",
+            r"model\.net\.up_mode='bicubic' is not one of",
+        ),
+        ({"type": "unet", "depth": 0}, "segmentation", r"model\.net\.depth=0 must be an integer >= 1"),
+        ("resnet18", CLASSIFICATION, r"model\.net='resnet18' must name a network and its arguments"),
+    ],
+)
 def test_a_bad_spec_is_one_config_error_naming_the_key(spec, task, message):
     with pytest.raises(ConfigError, match=message):
         build_network(spec, NetworkIO(task, 3, 4, 28))
@@ -87,8 +112,11 @@ def test_a_bad_spec_is_one_config_error_naming_the_key(spec, task, message):
 
 def test_a_missing_extra_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "timm", None)  # `import timm` raises ImportError
-    with pytest.raises(ConfigError, match=r"model\.net\.type=timm needs the optional package timm: "
-                                          r"pip install -e \"\.\[models\]\""):
+    with pytest.raises(
+        ConfigError,
+        match=r"model\.net\.type=timm needs the optional package timm: "
+        r"pip install -e \"\.\[models\]\"",
+    ):
         build_network({"type": "timm", "name": "resnet18"}, NetworkIO(CLASSIFICATION, 3, 4, 28))
 
 
@@ -101,7 +129,9 @@ def test_timm_and_smp_specs_are_checked_against_the_libraries():
         build_network({"type": "timm", "batch_norm": False}, io)
     _needs(REGISTRY["smp"])
     seg = NetworkIO("segmentation", 1, 1)
-    with pytest.raises(ConfigError, match=r"model\.net\.arch='Unet3' is not a segmentation_models_pytorch architecture"):
+    with pytest.raises(
+        ConfigError, match=r"model\.net\.arch='Unet3' is not a segmentation_models_pytorch architecture"
+    ):
         build_network({"type": "smp", "arch": "Unet3"}, seg)
     with pytest.raises(ConfigError, match=r"model\.net\.encoder='resnet7' is not an smp encoder"):
         build_network({"type": "smp", "encoder": "resnet7"}, seg)
@@ -113,16 +143,34 @@ def test_timm_and_smp_specs_are_checked_against_the_libraries():
 def test_a_run_config_gives_its_network_on_the_meta_device_old_records_too():
     """What an architecture card needs: the spec and the data-fixed sizes from a resolved config.yaml's model
     section, with or without ``model.net`` (records written before it); nothing the config names is imported."""
-    new = {"_target_": "visionlab.tasks.classification.module.ClassificationModule", "num_classes": 43, "in_channels": 3,
-           "input_size": 28, "net": {"type": "seed_cnn", "label": "cnn", "activation": "relu", "batch_norm": True,
-                                     "width": 1.0}}
-    old = {"_target_": "visionlab.tasks.classification.module.ClassificationModule", "num_classes": 43, "in_channels": 3,
-           "input_size": 28, "activation": "relu", "batch_norm": True, "width": 1.0}
+    new = {
+        "_target_": "visionlab.tasks.classification.module.ClassificationModule",
+        "num_classes": 43,
+        "in_channels": 3,
+        "input_size": 28,
+        "net": {"type": "seed_cnn", "label": "cnn", "activation": "relu", "batch_norm": True, "width": 1.0},
+    }
+    old = {
+        "_target_": "visionlab.tasks.classification.module.ClassificationModule",
+        "num_classes": 43,
+        "in_channels": 3,
+        "input_size": 28,
+        "activation": "relu",
+        "batch_norm": True,
+        "width": 1.0,
+    }
     for cfg in (new, old):
         net = build_on_meta(*networks.spec_and_io(cfg))
         assert sum(p.numel() for p in net.parameters()) == 87_659
-    unet = build_on_meta(*networks.spec_and_io({"_target_": "visionlab.tasks.segmentation.module.SegmentationModule",
-                                                "in_channels": 1, "up_mode": "transposed"}))
+    unet = build_on_meta(
+        *networks.spec_and_io(
+            {
+                "_target_": "visionlab.tasks.segmentation.module.SegmentationModule",
+                "in_channels": 1,
+                "up_mode": "transposed",
+            }
+        )
+    )
     assert sum(p.numel() for p in unet.parameters()) == 31_030_593
     with pytest.raises(ConfigError, match="is not a visionlab model"):
         networks.spec_and_io({"_target_": "os.system"})

@@ -21,17 +21,24 @@ import torch
 from PIL import Image
 
 from helpers import QUIET_SHORT, REPO, compose
-from visionlab.data.classification.folders import class_folders, groups_from_names, load_image_folder
 from visionlab.config.errors import ConfigError, DataError
+from visionlab.data.classification.folders import class_folders, groups_from_names, load_image_folder
 from visionlab.networks import registry as networks
 from visionlab.run.execute import run
 
 CLASSES = ("circle", "square", "stripes")
-QUIET = ["logger=none", "data.num_workers=0", "trainer.enable_progress_bar=false",
-         "trainer.enable_model_summary=false", "callbacks.rich_progress_bar=null"]
+QUIET = [
+    "logger=none",
+    "data.num_workers=0",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "callbacks.rich_progress_bar=null",
+]
 
 
-def make_image_folder(root: Path, per_class: int = 12, size: int = 48, classes=CLASSES, grey_every: int = 4) -> Path:
+def make_image_folder(
+    root: Path, per_class: int = 12, size: int = 48, classes=CLASSES, grey_every: int = 4
+) -> Path:
     """``root/<class>/<class>_<i>.png``: a bright shape per class on noise, every ``grey_every``-th image grey and
     every 5th another size."""
     rng = np.random.default_rng(0)
@@ -40,12 +47,17 @@ def make_image_folder(root: Path, per_class: int = 12, size: int = 48, classes=C
         for i in range(per_class):
             side = size + (8 if i % 5 == 4 else 0)
             yy, xx = np.mgrid[:side, :side] - side / 2
-            shape = [(yy ** 2 + xx ** 2) < (side / 3.5) ** 2, (abs(yy) < side / 4) & (abs(xx) < side / 4),
-                     (xx // 6) % 2 == 0][label % 3]
+            shape = [
+                (yy**2 + xx**2) < (side / 3.5) ** 2,
+                (abs(yy) < side / 4) & (abs(xx) < side / 4),
+                (xx // 6) % 2 == 0,
+            ][label % 3]
             image = rng.integers(0, 60, (side, side, 3), dtype=np.uint8)
             image[shape] = (200, 170, 60)
             img = Image.fromarray(image)
-            (img.convert("L") if grey_every and i % grey_every == 0 else img).save(root / name / f"{name}_{i:03d}.png")
+            (img.convert("L") if grey_every and i % grey_every == 0 else img).save(
+                root / name / f"{name}_{i:03d}.png"
+            )
     return root
 
 
@@ -62,7 +74,8 @@ def make_mask_folder(root: Path, n: int = 10) -> Path:
         image[inside] += 120
         Image.fromarray(image).save(root / "images" / f"case{i:02d}.jpg")
         Image.fromarray((inside * 255).astype(np.uint8)).resize((w // 2, h // 2), Image.NEAREST).save(
-            root / "masks" / f"case{i:02d}.png")
+            root / "masks" / f"case{i:02d}.png"
+        )
     return root
 
 
@@ -73,8 +86,11 @@ def readme_commands() -> list[str]:
     section = text.split("## Your own data and your own network", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)
     lines = [line.strip() for block in blocks for line in block.splitlines()]
-    return [line.split("  #")[0].strip() for line in lines
-            if line.startswith("python train.py") and "download=true" not in line]
+    return [
+        line.split("  #")[0].strip()
+        for line in lines
+        if line.startswith("python train.py") and "download=true" not in line
+    ]
 
 
 def test_the_readme_walkthrough_trains_on_generated_folders(tmp_path):
@@ -88,8 +104,15 @@ def test_the_readme_walkthrough_trains_on_generated_folders(tmp_path):
     started = time.monotonic()
     first = shlex.split(commands[0])[2:]
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "offline"}
-    done = subprocess.run([sys.executable, str(REPO / "train.py"), *first, "logger=none"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *first, "logger=none"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (summary_file,) = (tmp_path / "logs" / "runs" / "cnn_image_folder").glob("*/summary.json")
     facts = json.loads(summary_file.read_text())["data_facts"]
@@ -103,17 +126,26 @@ def test_the_readme_walkthrough_trains_on_generated_folders(tmp_path):
             continue
         # a segmentation preset's epoch is 160 samples (40 steps): one pass over the 10 images checks the same path
         quick = ["data.samples_per_epoch=null"] if "data=seg_folder" in command else []
-        cfg = compose(tmp_path, [*shlex.split(command)[2:], *QUIET, *quick, f"paths.log_dir={tmp_path / 'logs'}"],
-                      output=f"run{index}")
+        cfg = compose(
+            tmp_path,
+            [*shlex.split(command)[2:], *QUIET, *quick, f"paths.log_dir={tmp_path / 'logs'}"],
+            output=f"run{index}",
+        )
         os.chdir(tmp_path)  # relative data folders, as on the command line
         try:
             summary = run(cfg)
         finally:
             os.chdir(REPO)
-        assert summary["status"] == "completed" and summary["data_facts"]["split_policy"] in ("stratified", "random")
+        assert summary["status"] == "completed" and summary["data_facts"]["split_policy"] in (
+            "stratified",
+            "random",
+        )
         checkpoint = torch.load(tmp_path / f"run{index}" / "checkpoints" / "last.ckpt", weights_only=True)
         assert checkpoint["hyper_parameters"]["net"]["type"] == kind  # the network spec is plain data
-    print(f"README walkthrough: {time.monotonic() - started:.1f} s" + (f"; skipped: {skipped}" if skipped else ""))
+    print(
+        f"README walkthrough: {time.monotonic() - started:.1f} s"
+        + (f"; skipped: {skipped}" if skipped else "")
+    )
 
 
 # --------------------------------------------------------------------------------------------- the image folder
@@ -127,21 +159,39 @@ def test_an_image_folder_is_decoded_once_and_split_by_policy(tmp_path, monkeypat
     assert grey["x_train"].shape == (30, 32, 32, 1)
     from visionlab.data.classification import folders
 
-    monkeypatch.setattr(folders, "decode", lambda *a: pytest.fail("decoded again instead of read from the cache"))
+    monkeypatch.setattr(
+        folders, "decode", lambda *a: pytest.fail("decoded again instead of read from the cache")
+    )
     again = load_image_folder(folder, tmp_path / "cache", 32, 3)
     assert np.array_equal(again["x_train"], arrays["x_train"])
-    groups = groups_from_names(np.asarray(["a/track7_001.png", "a/track7_002.png", "a/x.png", "b/track7_001.png"]),
-                               r"^(.+)_[^_]+$")
+    groups = groups_from_names(
+        np.asarray(["a/track7_001.png", "a/track7_002.png", "a/x.png", "b/track7_001.png"]), r"^(.+)_[^_]+$"
+    )
     assert groups[0] == groups[1] and len(set(groups.tolist())) == 3
 
 
 def test_train_val_test_folders_are_used_as_given(tmp_path):
     for split, n in (("train", 6), ("val", 2), ("test", 3)):
         make_image_folder(tmp_path / "imgs" / split, per_class=n, grey_every=0)
-    summary = run(compose(tmp_path, ["data=image_folder", f"data.data_dir={tmp_path / 'imgs'}", "data.image_size=32",
-                                     "data.crop=28", *QUIET, *QUIET_SHORT[1:]]))
+    summary = run(
+        compose(
+            tmp_path,
+            [
+                "data=image_folder",
+                f"data.data_dir={tmp_path / 'imgs'}",
+                "data.image_size=32",
+                "data.crop=28",
+                *QUIET,
+                *QUIET_SHORT[1:],
+            ],
+        )
+    )
     facts = summary["data_facts"]
-    assert facts["split_policy"] == "given" and facts["class_names"] == list(CLASSES) and facts["input_size"] == 28
+    assert (
+        facts["split_policy"] == "given"
+        and facts["class_names"] == list(CLASSES)
+        and facts["input_size"] == 28
+    )
     assert summary["test"]["test/acc"] >= 0 and summary["n_params"] == 87_403 - 43 * 513 + 3 * 513
 
 
@@ -154,8 +204,17 @@ def test_group_split_keeps_files_of_one_group_together(tmp_path):
 
     from visionlab.data.classification.image_folder import ImageFolderDataModule
 
-    cfg = compose(tmp_path, ["data=image_folder", f"data.data_dir={folder}", "data.split_policy=group",
-                             "data.image_size=32", "data.crop=28", "data.num_workers=0"])
+    cfg = compose(
+        tmp_path,
+        [
+            "data=image_folder",
+            f"data.data_dir={folder}",
+            "data.split_policy=group",
+            "data.image_size=32",
+            "data.crop=28",
+            "data.num_workers=0",
+        ],
+    )
     datamodule = instantiate(cfg.data)
     assert isinstance(datamodule, ImageFolderDataModule)
     datamodule.setup("fit")
@@ -166,19 +225,55 @@ def test_group_split_keeps_files_of_one_group_together(tmp_path):
 
 def test_a_folder_that_disagrees_with_its_config_is_one_clear_error(tmp_path):
     folder = make_image_folder(tmp_path / "imgs", per_class=4)
-    with pytest.raises(DataError, match=r"3 class folders \(circle, square, stripes\) but data\.num_classes=5"):
-        run(compose(tmp_path, ["data=image_folder", f"data.data_dir={folder}", "data.num_classes=5",
-                               "data.class_names=[a,b,c,d,e]", *QUIET, "trainer.max_epochs=1"]))
+    with pytest.raises(
+        DataError, match=r"3 class folders \(circle, square, stripes\) but data\.num_classes=5"
+    ):
+        run(
+            compose(
+                tmp_path,
+                [
+                    "data=image_folder",
+                    f"data.data_dir={folder}",
+                    "data.num_classes=5",
+                    "data.class_names=[a,b,c,d,e]",
+                    *QUIET,
+                    "trainer.max_epochs=1",
+                ],
+            )
+        )
     with pytest.raises(ConfigError, match=r"data\.class_names has 2 names but data\.num_classes=3"):
-        run(compose(tmp_path, ["data=image_folder", f"data.data_dir={folder}", "data.class_names=[a,b]", *QUIET,
-                               "trainer.max_epochs=1"], output="run2"))
-    with pytest.raises(DataError, match=r"data\.data_dir=.*nowhere does not exist: an image folder holds one "
-                                        r"sub-folder per class"):
-        run(compose(tmp_path, ["data=image_folder", f"data.data_dir={tmp_path / 'nowhere'}", *QUIET], output="r3"))
+        run(
+            compose(
+                tmp_path,
+                [
+                    "data=image_folder",
+                    f"data.data_dir={folder}",
+                    "data.class_names=[a,b]",
+                    *QUIET,
+                    "trainer.max_epochs=1",
+                ],
+                output="run2",
+            )
+        )
+    with pytest.raises(
+        DataError,
+        match=r"data\.data_dir=.*nowhere does not exist: an image folder holds one "
+        r"sub-folder per class",
+    ):
+        run(
+            compose(
+                tmp_path, ["data=image_folder", f"data.data_dir={tmp_path / 'nowhere'}", *QUIET], output="r3"
+            )
+        )
     assert not (tmp_path / "r3").exists() and not (tmp_path / "run2").exists()  # refused before any folder
     with pytest.raises(ConfigError, match=r"model\.num_classes=7 does not match data\.num_classes=3"):
-        run(compose(tmp_path, ["data=image_folder", f"data.data_dir={folder}", "model.num_classes=7", *QUIET],
-                    output="r4"))
+        run(
+            compose(
+                tmp_path,
+                ["data=image_folder", f"data.data_dir={folder}", "model.num_classes=7", *QUIET],
+                output="r4",
+            )
+        )
 
 
 # --------------------------------------------------------------------------------------------- CIFAR-10, faked
@@ -205,16 +300,30 @@ def test_the_cifar10_preset_trains_from_torchvisions_format(tmp_path, monkeypatc
     from torchvision.datasets import CIFAR10
 
     md5 = fake_cifar10(tmp_path / "cifar")
-    monkeypatch.setattr(CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)])
+    monkeypatch.setattr(
+        CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)]
+    )
     monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
     monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5["batches.meta"]})
-    summary = run(compose(tmp_path, ["data=cifar10", f"data.data_dir={tmp_path / 'cifar'}", *QUIET,
-                                     "trainer.max_epochs=1", "data.batch_size=64"]))
+    summary = run(
+        compose(
+            tmp_path,
+            [
+                "data=cifar10",
+                f"data.data_dir={tmp_path / 'cifar'}",
+                *QUIET,
+                "trainer.max_epochs=1",
+                "data.batch_size=64",
+            ],
+        )
+    )
     facts = summary["data_facts"]
     assert facts["num_classes"] == 10 and facts["class_names"][:2] == ["airplane", "automobile"]
     assert facts["input_size"] == 32 and facts["split_policy"] == "stratified"
     assert summary["test"]["test/acc"] >= 0 and summary["test_split"] == "available"
-    assert summary["n_params"] == 87_403 - 43 * 513 + 10 * (32 * 5 * 5 + 1)  # the seed CNN at 32×32, 10 classes
+    assert summary["n_params"] == 87_403 - 43 * 513 + 10 * (
+        32 * 5 * 5 + 1
+    )  # the seed CNN at 32×32, 10 classes
 
 
 def test_cifar10_without_its_files_says_how_to_get_them(tmp_path):
@@ -225,18 +334,49 @@ def test_cifar10_without_its_files_says_how_to_get_them(tmp_path):
 # --------------------------------------------------------------------------------------------- segmentation, facts
 def test_segmentation_folder_takes_rgb_images_and_masks_of_any_size(tmp_path):
     folder = make_mask_folder(tmp_path / "masks", n=10)
-    summary = run(compose(tmp_path, ["experiment=unet_baseline", "data=seg_folder", f"data.data_dir={folder}",
-                                     "data.channels=3", "data.image_size=32", "model.net.features_start=4",
-                                     "model.net.depth=3", "trainer.max_epochs=1", "data.batch_size=4", *QUIET]))
+    summary = run(
+        compose(
+            tmp_path,
+            [
+                "experiment=unet_baseline",
+                "data=seg_folder",
+                f"data.data_dir={folder}",
+                "data.channels=3",
+                "data.image_size=32",
+                "model.net.features_start=4",
+                "model.net.depth=3",
+                "trainer.max_epochs=1",
+                "data.batch_size=4",
+                *QUIET,
+            ],
+        )
+    )
     facts = summary["data_facts"]
-    assert facts == {**facts, "task": "segmentation", "num_classes": 2, "class_names": ["background", "foreground"],
-                     "channels": 3, "input_size": 32, "split_policy": "random"}
+    assert facts == {
+        **facts,
+        "task": "segmentation",
+        "num_classes": 2,
+        "class_names": ["background", "foreground"],
+        "channels": 3,
+        "input_size": 32,
+        "split_policy": "random",
+    }
     assert facts["split"].startswith("6 train / 2 val / 2 test")
 
 
 def test_the_seed_data_sets_state_their_facts(tmp_path):
-    summary = run(compose(tmp_path, ["data.tracks_per_class=2", "data.frames_per_track=2",
-                                     "data.test_tracks_per_class=1", "+trainer.fast_dev_run=1", *QUIET]))
+    summary = run(
+        compose(
+            tmp_path,
+            [
+                "data.tracks_per_class=2",
+                "data.frames_per_track=2",
+                "data.test_tracks_per_class=1",
+                "+trainer.fast_dev_run=1",
+                *QUIET,
+            ],
+        )
+    )
     facts = summary["data_facts"]
     assert facts["num_classes"] == 43 and facts["class_names"][0] == "circle red/white hbar"
     assert facts["split_policy"] == "group" and facts["input_size"] == 28 and facts["channels"] == 3

@@ -9,11 +9,18 @@ from visionlab.record.folder import RunFolder
 from visionlab.run.execute import run
 
 
-@pytest.mark.parametrize(("experiment", "target", "settings"), [
-    ("cnn_baseline", "torch.optim.Adam", {"lr": 1e-3, "eps": 0.1}),
-    ("cnn_sgd", "torch.optim.SGD", {"lr": 1e-3, "momentum": 0.0}),  # optim.SGD(net.parameters(), lr=0.001)
-    ("cnn_rprop", "torch.optim.Rprop", {"lr": 1e-3}),  # optim.Rprop(net.parameters(), lr=0.001)
-])
+@pytest.mark.parametrize(
+    ("experiment", "target", "settings"),
+    [
+        ("cnn_baseline", "torch.optim.Adam", {"lr": 1e-3, "eps": 0.1}),
+        (
+            "cnn_sgd",
+            "torch.optim.SGD",
+            {"lr": 1e-3, "momentum": 0.0},
+        ),  # optim.SGD(net.parameters(), lr=0.001)
+        ("cnn_rprop", "torch.optim.Rprop", {"lr": 1e-3}),  # optim.Rprop(net.parameters(), lr=0.001)
+    ],
+)
 def test_seed_presets_swap_exactly_the_seeds_optimizers(tmp_path, experiment, target, settings):
     cfg = compose(tmp_path, [f"experiment={experiment}"])
     assert cfg.model.optimizer._target_ == target
@@ -24,9 +31,20 @@ def test_seed_presets_swap_exactly_the_seeds_optimizers(tmp_path, experiment, ta
 
 
 def test_per_step_schedule_runs_and_time_to_accuracy_is_recorded(tmp_path):
-    summary = run(compose(tmp_path, [*TINY_SIGNS, "logger=none", "test=false", "trainer.max_epochs=3",
-                                     "model/scheduler=warmup_cosine", "model.optimizer.lr=0.01",
-                                     "model.scheduler.warmup_epochs=0"]))
+    summary = run(
+        compose(
+            tmp_path,
+            [
+                *TINY_SIGNS,
+                "logger=none",
+                "test=false",
+                "trainer.max_epochs=3",
+                "model/scheduler=warmup_cosine",
+                "model.optimizer.lr=0.01",
+                "model.scheduler.warmup_epochs=0",
+            ],
+        )
+    )
     assert summary["status"] == "completed"
     rows = RunFolder(tmp_path / "run").read_metrics()
     lrs = [row[keys.lr_column(0)] for row in rows]
@@ -55,8 +73,16 @@ def test_time_to_accuracy_of_a_continued_run_counts_every_attempt():
     training time); a record without the first attempt's start counts the current attempt alone, from its start."""
     from visionlab.record.summary import time_to_milestones
 
-    rows = [{keys.EPOCH: 0, keys.VAL_ACC: 0.91, keys.TIME: 130.0}, {keys.EPOCH: 1, keys.VAL_ACC: 0.96, keys.TIME: 1020.0}]
+    rows = [
+        {keys.EPOCH: 0, keys.VAL_ACC: 0.91, keys.TIME: 130.0},
+        {keys.EPOCH: 1, keys.VAL_ACC: 0.96, keys.TIME: 1020.0},
+    ]
     both = time_to_milestones(rows, "classification", [(100.0, 50.0), (1000.0, 25.0)])
     assert both == {"val/acc>=0.9": 30.0, "val/acc>=0.95": 70.0, "val/acc>=0.97": None, "val/acc>=0.99": None}
     legacy = time_to_milestones(rows, "classification", [(None, 50.0), (1000.0, 25.0)])
-    assert legacy == {"val/acc>=0.9": 20.0, "val/acc>=0.95": 20.0, "val/acc>=0.97": None, "val/acc>=0.99": None}
+    assert legacy == {
+        "val/acc>=0.9": 20.0,
+        "val/acc>=0.95": 20.0,
+        "val/acc>=0.97": None,
+        "val/acc>=0.99": None,
+    }

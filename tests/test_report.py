@@ -26,12 +26,32 @@ def sweep(tmp_path_factory) -> Path:
     log_dir = tmp_path_factory.mktemp("logs")
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "offline"}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "-m", f"experiment={','.join(VARIANTS)}", "data=synthetic_signs",
-         "seed=1,2", "trainer.max_epochs=1", "++trainer.limit_train_batches=2", "++trainer.limit_val_batches=1",
-         "++trainer.limit_test_batches=2", "data.tracks_per_class=3", "data.frames_per_track=4",
-         "data.test_tracks_per_class=1", "logger=none", "callbacks=none", f"paths.log_dir={log_dir}",
-         "hydra.sweep.subdir=${hydra.job.num}"],  # short job folders: the overrides exceed 255 characters
-        check=False, env=env, cwd=log_dir, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "-m",
+            f"experiment={','.join(VARIANTS)}",
+            "data=synthetic_signs",
+            "seed=1,2",
+            "trainer.max_epochs=1",
+            "++trainer.limit_train_batches=2",
+            "++trainer.limit_val_batches=1",
+            "++trainer.limit_test_batches=2",
+            "data.tracks_per_class=3",
+            "data.frames_per_track=4",
+            "data.test_tracks_per_class=1",
+            "logger=none",
+            "callbacks=none",
+            f"paths.log_dir={log_dir}",
+            "hydra.sweep.subdir=${hydra.job.num}",
+        ],  # short job folders: the overrides exceed 255 characters
+        check=False,
+        env=env,
+        cwd=log_dir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (multirun_yaml,) = log_dir.rglob("multirun.yaml")  # Hydra writes it into the sweep folder
     return multirun_yaml.parent
@@ -49,12 +69,17 @@ def test_report_tables_hold_the_runs_numbers(sweep, tmp_path):
     markdown, numbers, page = _report(tmp_path, str(sweep), figures=True)
     summaries = _summaries(sweep)
     assert len(summaries) == 4 and all(s["status"] == "completed" for s in summaries)
-    acc = {v: [s["test"]["test/acc"] for s in sorted(summaries, key=lambda s: s["seed"]) if s["experiment"] == v]
-           for v in VARIANTS}
+    acc = {
+        v: [s["test"]["test/acc"] for s in sorted(summaries, key=lambda s: s["seed"]) if s["experiment"] == v]
+        for v in VARIANTS
+    }
 
     # one row per run with its test accuracy, % with 2 decimals
     for s in summaries:
-        assert f"| {s['experiment']} | {s['seed']} | completed | {100 * s['test']['test/acc']:.2f} % |" in markdown
+        assert (
+            f"| {s['experiment']} | {s['seed']} | completed | {100 * s['test']['test/acc']:.2f} % |"
+            in markdown
+        )
 
     by_variant = {v["variant"]: v for v in numbers["tasks"]["classification"]["variants"]}
     assert numbers["tasks"]["classification"]["baseline"] == "cnn_baseline"
@@ -83,15 +108,20 @@ def test_report_tables_hold_the_runs_numbers(sweep, tmp_path):
     assert "confusion_cnn_baseline.png" in markdown and "worst classes on test: class " in markdown
     assert "87,403 parameters" in markdown and "87,659 parameters" in markdown  # + BatchNorm's 2 × 128
     assert "python train.py experiment=cnn_baseline data=synthetic_signs seed=1" in markdown
-    assert "| `model.net.batch_norm` | false | true |" in markdown  # the config difference between the variants
+    assert (
+        "| `model.net.batch_norm` | false | true |" in markdown
+    )  # the config difference between the variants
     assert "excluded" not in markdown.split("## Caveats")[1].split("## ")[0]
     assert page.count("data:image/png;base64,") >= 3 and "figures/" not in page
 
 
 def test_report_over_failed_and_missing_runs(sweep, tmp_path):
     runs = tmp_path / "runs"
-    good = next(p.parent for p in sweep.rglob("summary.json")
-                if '"experiment": "cnn_baseline"' in p.read_text() and '"seed": 1,' in p.read_text())
+    good = next(
+        p.parent
+        for p in sweep.rglob("summary.json")
+        if '"experiment": "cnn_baseline"' in p.read_text() and '"seed": 1,' in p.read_text()
+    )
     shutil.copytree(good, runs / "good")
     failed = runs / "failed"
     shutil.copytree(good, failed)
@@ -105,9 +135,19 @@ def test_report_over_failed_and_missing_runs(sweep, tmp_path):
     shutil.copy(good / "config.yaml", crashed / ".hydra" / "config.yaml")
     (runs / "corrupt").mkdir()
     (runs / "corrupt" / "summary.json").write_text("{not json")
-    (runs / "sweep_index.json").write_text(json.dumps([
-        {"overrides": ["seed=9"], "status": "failed", "run_dir": None, "error": "launcher lost the job"},
-        {"overrides": ["seed=1"], "status": "completed", "run_dir": "good", "error": None}]))
+    (runs / "sweep_index.json").write_text(
+        json.dumps(
+            [
+                {
+                    "overrides": ["seed=9"],
+                    "status": "failed",
+                    "run_dir": None,
+                    "error": "launcher lost the job",
+                },
+                {"overrides": ["seed=1"], "status": "completed", "run_dir": "good", "error": None},
+            ]
+        )
+    )
 
     markdown, numbers, _ = _report(tmp_path, str(runs))
     assert "excluded, **failed**: cnn_baseline seed 2" in markdown and "Training loss became nan" in markdown
@@ -120,16 +160,37 @@ def test_report_over_failed_and_missing_runs(sweep, tmp_path):
     assert "| cnn_baseline | 1 of 3 |" in markdown and "% (1 run)" in markdown
 
 
-def _segmentation_run(folder: Path, experiment: str, seed: int, f1: list[float], health: dict | None = None,
-                      extra: dict | None = None) -> None:
+def _segmentation_run(
+    folder: Path,
+    experiment: str,
+    seed: int,
+    f1: list[float],
+    health: dict | None = None,
+    extra: dict | None = None,
+) -> None:
     """A hand-written segmentation run record (no training): per-case F1 and the test metrics computed from them."""
     folder.mkdir(parents=True)
     f1 = np.array(f1)
-    (folder / "summary.json").write_text(json.dumps({
-        "experiment": experiment, "task": "segmentation", "seed": seed, "status": "completed",
-        "test": {"test/cases": len(f1), "test/f1": float(f1.mean()), "test/f1_std": float(f1.std()),
-                 "test/f1_min": float(f1.min()), "test/iou": 0.4, **(extra or {})},
-        "best": {"epoch": 0, "val/f1": 0.5}, **({"health": health} if health else {})}))
+    (folder / "summary.json").write_text(
+        json.dumps(
+            {
+                "experiment": experiment,
+                "task": "segmentation",
+                "seed": seed,
+                "status": "completed",
+                "test": {
+                    "test/cases": len(f1),
+                    "test/f1": float(f1.mean()),
+                    "test/f1_std": float(f1.std()),
+                    "test/f1_min": float(f1.min()),
+                    "test/iou": 0.4,
+                    **(extra or {}),
+                },
+                "best": {"epoch": 0, "val/f1": 0.5},
+                **({"health": health} if health else {}),
+            }
+        )
+    )
     (folder / "metrics.csv").write_text("epoch,train/loss,val/loss,train/f1,val/f1\n0,0.7,0.6,0.4,0.5\n")
 
 
@@ -152,11 +213,27 @@ def test_report_over_mixed_tasks(sweep, tmp_path):
 def test_stuck_and_diverged_runs_are_flagged_and_never_averaged(tmp_path):
     both = {"test/f1_bg": 0.75, "test/f1_bg_min": 0.7, "test/f1_trivial": 0.87}
     _segmentation_run(tmp_path / "seg" / "s1", "unet_elu", 1, [0.9, 1.0], extra=both)
-    _segmentation_run(tmp_path / "seg" / "s2", "unet_elu", 2, [0.8, 1.0], extra=both,
-                      health={"status": "ok", "epoch": None, "reason": None, "collapsed_epochs": 2})
-    _segmentation_run(tmp_path / "seg" / "s3", "unet_elu", 3, [0.87, 0.87], extra={**both, "test/f1_bg": 0.0},
-                      health={"status": "stuck", "epoch": 4, "reason": "best epoch 4 predicts one class",
-                              "collapsed_epochs": 9})
+    _segmentation_run(
+        tmp_path / "seg" / "s2",
+        "unet_elu",
+        2,
+        [0.8, 1.0],
+        extra=both,
+        health={"status": "ok", "epoch": None, "reason": None, "collapsed_epochs": 2},
+    )
+    _segmentation_run(
+        tmp_path / "seg" / "s3",
+        "unet_elu",
+        3,
+        [0.87, 0.87],
+        extra={**both, "test/f1_bg": 0.0},
+        health={
+            "status": "stuck",
+            "epoch": 4,
+            "reason": "best epoch 4 predicts one class",
+            "collapsed_epochs": 9,
+        },
+    )
     markdown, numbers, _ = _report(tmp_path, str(tmp_path / "seg"))
     measures = {m["key"]: m for m in numbers["tasks"]["segmentation"]["measures"]}
     (variant,) = measures["test/f1"]["variants"]
@@ -169,8 +246,10 @@ def test_stuck_and_diverged_runs_are_flagged_and_never_averaged(tmp_path):
     assert variant["also"] == {"test/f1_bg": [0.75, 0.75], "test/f1_trivial": [0.87, 0.87]}
     assert "| unet_elu | 2 of 3 | 0.7500 ± 0.0000 |" in markdown
     # epochs are numbered from 1 on the page: the record's epoch 4 is the page's epoch 5
-    assert "| unet_elu | 3 | completed; **stuck** at epoch 5 | 2 | 0.0000 (min 0.7000) | 0.8700 ± 0.0000 (min 0.8700) |" \
+    assert (
+        "| unet_elu | 3 | completed; **stuck** at epoch 5 | 2 | 0.0000 (min 0.7000) | 0.8700 ± 0.0000 (min 0.8700) |"
         in markdown
+    )
     caveats = markdown.split("## Caveats")[1].split("\n## ")[0]
     assert "**stuck** at epoch 5: unet_elu seed 3 (best epoch 4 predicts one class" in caveats
     assert "excluded from every average" in caveats
@@ -183,8 +262,14 @@ def test_report_module_entry_point(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
-    result = subprocess.run([sys.executable, "-m", "visionlab.report", str(empty), "--out", str(tmp_path / "r")],
-                            check=False, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "visionlab.report", str(empty), "--out", str(tmp_path / "r")],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "no run folders" in (tmp_path / "r" / "REPORT.md").read_text()
 
@@ -201,8 +286,12 @@ def test_welch_and_baseline_rules():
 class _FakeWandbRun:
     def __init__(self, run_id: str, seed: int, acc: float, state: str = "finished"):
         self.id, self.name, self.group, self.state, self.url = run_id, f"r{seed}", "cnn_baseline", state, ""
-        self.config = {"seed": seed, "experiment_name": "cnn_baseline", "monitor": "val/acc",
-                       "model": {"_target_": "visionlab.tasks.classification.module.ClassificationModule"}}
+        self.config = {
+            "seed": seed,
+            "experiment_name": "cnn_baseline",
+            "monitor": "val/acc",
+            "model": {"_target_": "visionlab.tasks.classification.module.ClassificationModule"},
+        }
         self.summary = {"test/acc": acc, "best/val/acc": acc - 0.1, "n_params": 87403}
         self.metadata = {"cpu_count": 2}
 
@@ -217,7 +306,11 @@ def test_wandb_runs_become_run_records(tmp_path, monkeypatch):
     class _Api:
         def runs(self, project, filters):
             assert project == "team/signs" and filters == {"group": "cnn_baseline"}
-            return [_FakeWandbRun("a", 1, 0.8), _FakeWandbRun("b", 2, 0.9), _FakeWandbRun("c", 3, 0.0, "crashed")]
+            return [
+                _FakeWandbRun("a", 1, 0.8),
+                _FakeWandbRun("b", 2, 0.9),
+                _FakeWandbRun("c", 3, 0.0, "crashed"),
+            ]
 
     monkeypatch.setattr(wandb, "Api", _Api)
     markdown, numbers, _ = _report(tmp_path, "--wandb-project", "team/signs", "--wandb-group", "cnn_baseline")
@@ -256,9 +349,17 @@ def _report_from_wandb(tmp_path, monkeypatch, runs: list, group: str) -> dict:
 def test_wandb_sweep_runs_keep_their_variants_apart(tmp_path, monkeypatch):
     """A multirun groups its W&B runs by the sweep name: the variant must come from experiment_name."""
     model = "visionlab.tasks.classification.module.ClassificationModule"
-    runs = [_FakeSweepRun(f"{v}{seed}", v, seed, {"test/acc": acc, "best/val/acc": acc - 0.1}, model, "cnn_ablation")
-            for v, seed, acc in [("cnn_baseline", 1, 0.80), ("cnn_baseline", 2, 0.82), ("cnn_sgd", 1, 0.60),
-                                 ("cnn_sgd", 2, 0.64)]]
+    runs = [
+        _FakeSweepRun(
+            f"{v}{seed}", v, seed, {"test/acc": acc, "best/val/acc": acc - 0.1}, model, "cnn_ablation"
+        )
+        for v, seed, acc in [
+            ("cnn_baseline", 1, 0.80),
+            ("cnn_baseline", 2, 0.82),
+            ("cnn_sgd", 1, 0.60),
+            ("cnn_sgd", 2, 0.64),
+        ]
+    ]
     numbers = _report_from_wandb(tmp_path, monkeypatch, runs, "cnn_ablation")
     variants = {v["variant"]: v["values"] for v in numbers["tasks"]["classification"]["variants"]}
     assert variants == {"cnn_baseline": [0.80, 0.82], "cnn_sgd": [0.60, 0.64]}
@@ -268,10 +369,26 @@ def test_wandb_segmentation_runs_are_scored_on_their_logged_test_metrics(tmp_pat
     """W&B holds the test metrics under the logged names (test/f1, ...): the report must find them there instead
     of falling back to the validation scores."""
     model = "visionlab.tasks.segmentation.module.SegmentationModule"
-    runs = [_FakeSweepRun(f"u{seed}", "unet_baseline", seed,
-                          {"test/f1": f1, "test/f1_std": 0.01, "test/f1_min": f1 - 0.05, "test/cases": 6.0,
-                           "test/iou": f1 - 0.1, "test/loss": 0.2, "best/val/f1": 0.5, "best/epoch": 3}, model,
-                          "unet_ablation") for seed, f1 in [(1, 0.97), (2, 0.95)]]
+    runs = [
+        _FakeSweepRun(
+            f"u{seed}",
+            "unet_baseline",
+            seed,
+            {
+                "test/f1": f1,
+                "test/f1_std": 0.01,
+                "test/f1_min": f1 - 0.05,
+                "test/cases": 6.0,
+                "test/iou": f1 - 0.1,
+                "test/loss": 0.2,
+                "best/val/f1": 0.5,
+                "best/epoch": 3,
+            },
+            model,
+            "unet_ablation",
+        )
+        for seed, f1 in [(1, 0.97), (2, 0.95)]
+    ]
     numbers = _report_from_wandb(tmp_path, monkeypatch, runs, "unet_ablation")
     (variant,) = numbers["tasks"]["segmentation"]["variants"]
     assert variant["split"] == "test" and variant["metric"] == "test/f1"
@@ -282,10 +399,24 @@ def test_older_segmentation_records_are_read_under_todays_names(tmp_path):
     """Run records written before the metric names were unified kept test/f1_mean in a segmentation section."""
     folder = tmp_path / "old" / "run1"
     folder.mkdir(parents=True)
-    (folder / "summary.json").write_text(json.dumps({
-        "experiment": "unet_baseline", "task": "segmentation", "seed": 1, "status": "completed",
-        "test": {"test/f1": 0.9}, "best": {"epoch": 0, "val/f1": 0.5},
-        "segmentation": {"test/cases": 4, "test/f1_mean": 0.9, "test/f1_std": 0.02, "test/f1_min": 0.85}}))
+    (folder / "summary.json").write_text(
+        json.dumps(
+            {
+                "experiment": "unet_baseline",
+                "task": "segmentation",
+                "seed": 1,
+                "status": "completed",
+                "test": {"test/f1": 0.9},
+                "best": {"epoch": 0, "val/f1": 0.5},
+                "segmentation": {
+                    "test/cases": 4,
+                    "test/f1_mean": 0.9,
+                    "test/f1_std": 0.02,
+                    "test/f1_min": 0.85,
+                },
+            }
+        )
+    )
     (folder / "metrics.csv").write_text("epoch,train/loss,val/loss,train/f1,val/f1\n0,0.7,0.6,0.4,0.5\n")
     markdown, _, _ = _report(tmp_path, str(tmp_path / "old"))
     assert "| unet_baseline | 1 | completed | 4 | 0.9000 ± 0.0200 (min 0.8500) |" in markdown

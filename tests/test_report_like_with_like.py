@@ -5,17 +5,25 @@ training budgets says so, a run ending far above the chance loss is unhealthy, a
 from __future__ import annotations
 
 from report_fixtures import classification_run, segmentation_run, write_report
+from visionlab.record import metric_keys as keys
 from visionlab.report.collect import collect
 from visionlab.report.convergence import FELL, FLAT, run_convergence
 from visionlab.report.run_health import health
 from visionlab.report.stats import TASKS, aggregate
-from visionlab.record import metric_keys as keys
 
 
 def _seg(root, variant, seed, f1, *, data, trained_at=None, tta=None, evaluated=None):
     """A segmentation record; ``evaluated``: the training run folder whose checkpoint this record only evaluated."""
-    folder = segmentation_run(root, variant, seed, f1, [0.9] * len(f1), [0.5] * len(f1), data=data,
-                              config={"experiment_name": variant, "model": {"tta": tta}})
+    folder = segmentation_run(
+        root,
+        variant,
+        seed,
+        f1,
+        [0.9] * len(f1),
+        [0.5] * len(f1),
+        data=data,
+        config={"experiment_name": variant, "model": {"tta": tta}},
+    )
     summary = folder.read_summary()
     summary["output_dir"] = trained_at or f"/elsewhere/logs/sweeps/screen/{variant}_s{seed}"
     if evaluated is not None:
@@ -47,8 +55,12 @@ def test_each_variant_is_compared_with_the_baseline_model_on_the_same_evaluation
     assert by["r0_tta"].compared_with == "r0" and abs(by["r0_tta"].delta - 0.01) < 1e-9
     doc, numbers, _ = write_report(tmp_path / "out", str(tmp_path), "--baseline", "r0")
     assert "reference on its data" in doc and "(vs r0_bright)" in doc
-    rows = {r["variant"]: r for m in numbers["tasks"]["segmentation"]["measures"] for r in m["variants"]
-            if m["key"] == keys.TEST_F1}
+    rows = {
+        r["variant"]: r
+        for m in numbers["tasks"]["segmentation"]["measures"]
+        for r in m["variants"]
+        if m["key"] == keys.TEST_F1
+    }
     assert rows["r2_bright"]["compared_with"] == "r0_bright"
 
 
@@ -77,7 +89,11 @@ def test_a_run_ending_far_above_the_chance_loss_is_diverged_and_left_out(tmp_pat
     runs = {r.variant: r for r in collect([tmp_path]).runs}
     assert health(runs["ok"])["status"] == "ok"
     state = health(runs["bad"])
-    assert state["status"] == "diverged" and state["epoch"] == 2 and "20× the chance loss ln 43" in state["reason"]
+    assert (
+        state["status"] == "diverged"
+        and state["epoch"] == 2
+        and "20× the chance loss ln 43" in state["reason"]
+    )
     doc, _, _ = write_report(tmp_path / "out", str(tmp_path))
     assert "**diverged** at epoch 3" in doc
 
@@ -85,7 +101,9 @@ def test_a_run_ending_far_above_the_chance_loss_is_diverged_and_left_out(tmp_pat
 def test_the_trainer_records_the_chance_rule_too():
     from visionlab.record.health import assess
 
-    rows = [{keys.EPOCH: e, keys.TRAIN_LOSS: loss, keys.VAL_ACC: 0.2} for e, loss in enumerate([3.8, 40.0, 70.0])]
+    rows = [
+        {keys.EPOCH: e, keys.TRAIN_LOSS: loss, keys.VAL_ACC: 0.2} for e, loss in enumerate([3.8, 40.0, 70.0])
+    ]
     assert assess(rows, "classification", keys.VAL_ACC, "max", num_classes=43)["status"] == "diverged"
     assert assess(rows, "classification", keys.VAL_ACC, "max", num_classes=None)["status"] == "ok"
     healthy = [{**r, keys.TRAIN_LOSS: 3.5 / (r[keys.EPOCH] + 1)} for r in rows]
@@ -135,14 +153,31 @@ def test_pages_show_paths_relative_to_named_roots_never_the_hosts_own(tmp_path):
 
     assert portable("GTSRB (/root/data/gtsrb32)") == "GTSRB ($DATA/gtsrb32)"
     assert portable("paths.log_dir=/tmp/cpustudy/logs") == "paths.log_dir=$LOGS"
-    assert portable("hydra.run.dir=/srv/screen/logs/evals/r0/eval_s1") == "hydra.run.dir=$LOGS/evals/r0/eval_s1"
+    assert (
+        portable("hydra.run.dir=/srv/screen/logs/evals/r0/eval_s1") == "hydra.run.dir=$LOGS/evals/r0/eval_s1"
+    )
     assert portable("data.data_dir=/srv/constructed/thin.npz") == "data.data_dir=$DATA/thin.npz"
-    assert portable("ckpt_path=logs/sweeps/x/best.ckpt lr=1e-3/2") == "ckpt_path=logs/sweeps/x/best.ckpt lr=1e-3/2"
+    assert (
+        portable("ckpt_path=logs/sweeps/x/best.ckpt lr=1e-3/2")
+        == "ckpt_path=logs/sweeps/x/best.ckpt lr=1e-3/2"
+    )
     for seed in (1, 2):
-        classification_run(tmp_path, "base", seed, [0.5, 0.7], extra_summary={
-            "data": "GTSRB (/home/alice/secret_project/data/gtsrb32)", "output_dir": "/home/alice/logs/sweeps/b",
-            "overrides": ["experiment=base", f"seed={seed}", "paths.log_dir=/home/alice/logs",
-                          "data.data_dir=/home/alice/secret_project/data/gtsrb32"]})
+        classification_run(
+            tmp_path,
+            "base",
+            seed,
+            [0.5, 0.7],
+            extra_summary={
+                "data": "GTSRB (/home/alice/secret_project/data/gtsrb32)",
+                "output_dir": "/home/alice/logs/sweeps/b",
+                "overrides": [
+                    "experiment=base",
+                    f"seed={seed}",
+                    "paths.log_dir=/home/alice/logs",
+                    "data.data_dir=/home/alice/secret_project/data/gtsrb32",
+                ],
+            },
+        )
     doc, numbers, page = write_report(tmp_path / "out", str(tmp_path))
     for text in (doc, page, str(numbers)):
         assert "/home/alice" not in text and "secret_project" not in text
@@ -155,9 +190,12 @@ def test_a_long_figure_title_is_wrapped_inside_the_figure():
 
     from visionlab.report import figures
 
-    title = "Confusion matrix of cnn_rprop_b1024 (trainer.max_epochs=50) on validation (track-held-out), 1 seed"
+    title = (
+        "Confusion matrix of cnn_rprop_b1024 (trainer.max_epochs=50) on validation (track-held-out), 1 seed"
+    )
     png = figures.confusion(np.eye(43, dtype=int) * 5 + 1, title)
     assert png.startswith(b"\x89PNG")
+
     def extent(text):  # the confusion figure's layout: a matrix with its colour bar
         fig, ax = plt.subplots(figsize=(6.4, 5.6))
         fig.colorbar(ax.imshow(np.eye(43)), ax=ax, fraction=0.046)
@@ -176,8 +214,12 @@ def test_an_effect_in_the_same_direction_but_of_another_size_is_not_called_alike
     from visionlab.report.stats import VariantStats
     from visionlab.report.tables import _verdict
 
-    ours = VariantStats("cnn_sgd", "test", [0.5, 0.52], [1, 2], 2, delta=-0.40, ci=(-0.45, -0.35), p_holm=0.001)
+    ours = VariantStats(
+        "cnn_sgd", "test", [0.5, 0.52], [1, 2], 2, delta=-0.40, ci=(-0.45, -0.35), p_holm=0.001
+    )
     assert _verdict(-0.05, ours) == "same direction, 8.0× the reference's size"
     assert _verdict(-0.42, ours) == "same direction and size"
     assert _verdict(+0.05, ours) == "**opposite direction**"
-    assert _verdict(-0.05, VariantStats("x", "test", [], [], 2, delta=-0.4, p_holm=0.3)).startswith("ours not")
+    assert _verdict(-0.05, VariantStats("x", "test", [], [], 2, delta=-0.4, p_holm=0.3)).startswith(
+        "ours not"
+    )

@@ -19,7 +19,11 @@ from report_fixtures import classification_run, segmentation_run, write_report
 from visionlab.report import escape
 
 REFERENCE = REPO / "experiments" / "reference" / "seed_gtsrb_cnn.yaml"
-BASELINE = {1: [0.20, 0.35, 0.50], 2: [0.20, 0.30, 0.48], 3: [0.25, 0.40, 0.53]}  # still rising at the last epoch
+BASELINE = {
+    1: [0.20, 0.35, 0.50],
+    2: [0.20, 0.30, 0.48],
+    3: [0.25, 0.40, 0.53],
+}  # still rising at the last epoch
 SGD = {1: [0.90, 0.95, 0.94], 2: [0.90, 0.96, 0.95], 3: [0.91, 0.955, 0.95]}
 RPROP = {1: [0.45, 0.30, 0.20], 2: [0.60, 0.40, 0.30], 3: [0.30, 0.10, 0.05]}  # seed 3 diverged
 
@@ -29,10 +33,24 @@ def cls_sweep(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cls")
     for seed in (1, 2, 3):
         classification_run(root, "cnn_baseline", seed, BASELINE[seed])
-        classification_run(root, "cnn_sgd", seed, SGD[seed], commit="b" * 40 if seed == 3 else "a" * 40,
-                           dirty=seed == 3, lr=0.01)
-        classification_run(root, "cnn_rprop", seed, RPROP[seed], health={
-            "status": "diverged", "epoch": 1, "reason": "val/loss = inf at epoch 1"} if seed == 3 else None)
+        classification_run(
+            root,
+            "cnn_sgd",
+            seed,
+            SGD[seed],
+            commit="b" * 40 if seed == 3 else "a" * 40,
+            dirty=seed == 3,
+            lr=0.01,
+        )
+        classification_run(
+            root,
+            "cnn_rprop",
+            seed,
+            RPROP[seed],
+            health={"status": "diverged", "epoch": 1, "reason": "val/loss = inf at epoch 1"}
+            if seed == 3
+            else None,
+        )
     return root
 
 
@@ -42,8 +60,18 @@ _report = write_report
 @pytest.fixture(scope="module")
 def cls_report(cls_sweep, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
-    return (out, *_report(out, str(cls_sweep), "--reference", str(REFERENCE), "--copy-records", str(out / "runs"),
-                          figures=True))
+    return (
+        out,
+        *_report(
+            out,
+            str(cls_sweep),
+            "--reference",
+            str(REFERENCE),
+            "--copy-records",
+            str(out / "runs"),
+            figures=True,
+        ),
+    )
 
 
 def _section(markdown: str, heading: str) -> str:
@@ -63,48 +91,67 @@ def test_summary_contents_and_caveats_come_first(cls_report):
     assert "Training length: not stated, so how long this study trained against it is unknown" in caveats
     assert numbers["caveats"] and all(escape.no_tags(item) in markdown for item in numbers["caveats"])
     summary = _section(markdown, "Summary")
-    assert "cnn_sgd: 95.50 ± 0.50 % accuracy (n = 3); Δ +45.17 pp [+39.22, +51.11] pp, **significant** (Holm p" \
+    assert (
+        "cnn_sgd: 95.50 ± 0.50 % accuracy (n = 3); Δ +45.17 pp [+39.22, +51.11] pp, **significant** (Holm p"
         in summary
-    assert "cnn_rprop: 52.50 ± 10.61 % accuracy (n = 2); Δ +2.17 pp [-80.16, +84.49] pp, not significant (Holm p" \
+    )
+    assert (
+        "cnn_rprop: 52.50 ± 10.61 % accuracy (n = 2); Δ +2.17 pp [-80.16, +84.49] pp, not significant (Holm p"
         in summary
+    )
 
 
 def test_best_and_final_side_by_side_and_bold_only_for_significance(cls_report):
     _, markdown, numbers, _ = cls_report
     assert "| cnn_sgd | 1 | completed | 95.00 % | 2 / 3 | 94.00 % | too short to judge |" in markdown
-    assert "Every score is on validation (track-held-out), at the best epoch **picked on that same split**" in markdown
+    assert (
+        "Every score is on validation (track-held-out), at the best epoch **picked on that same split**"
+        in markdown
+    )
     assert "| cnn_rprop | 3 | completed; **diverged** at epoch 2 |" in markdown
     by = {v["variant"]: v for v in numbers["tasks"]["classification"]["variants"]}
     base, sgd, rprop = (by[v] for v in ("cnn_baseline", "cnn_sgd", "cnn_rprop"))
-    assert rprop["n"] == 2 and rprop["n_runs"] == 3 and rprop["values"] == [0.45, 0.6]  # diverged seed left out
+    assert (
+        rprop["n"] == 2 and rprop["n_runs"] == 3 and rprop["values"] == [0.45, 0.6]
+    )  # diverged seed left out
     assert sgd["finals"] == [0.94, 0.95, 0.95]
     a, b = np.array(sgd["values"]), np.array(base["values"])
     va, vb = a.var(ddof=1) / 3, b.var(ddof=1) / 3
-    dof = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 2)
+    dof = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 2)
     half = stats.t.ppf(0.975, dof) * np.sqrt(va + vb)
     assert sgd["ci"] == pytest.approx([a.mean() - b.mean() - half, a.mean() - b.mean() + half])
     assert sgd["p_value"] < 0.05 <= rprop["p_value"] and sgd["significant"] and not rprop["significant"]
     over = _section(markdown, "Results (classification)").split("### Over seeds")[1].split("###")[0]
-    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in over.splitlines() if line.startswith("| cnn")}
+    rows = {
+        line.split(" | ")[0][2:]: line.split(" | ") for line in over.splitlines() if line.startswith("| cnn")
+    }
     assert rows["cnn_sgd"][5].startswith("**+45.17 pp**") and "**" not in rows["cnn_rprop"][5]
     assert not any("**" in row[2] for row in rows.values())  # never a mean or a std
     assert rows["cnn_rprop"][1] == "2 of 3"
-    assert "| cnn_baseline | CPU (2 threads) | 3 | 102 s (101 s–103 s) | 1,000 (1,000–1,000) | — | bf16-mixed |" \
-        in markdown  # cost per variant and device
+    assert (
+        "| cnn_baseline | CPU (2 threads) | 3 | 102 s (101 s–103 s) | 1,000 (1,000–1,000) | — | bf16-mixed |"
+        in markdown
+    )  # cost per variant and device
 
 
 def test_reference_trials_beside_this_study(cls_report):
     _, markdown, numbers, _ = cls_report
-    assert ("| cnn_baseline | seed study | accuracy on the seed's test images | 95.89 % | 95.82 % | 95.88 % | 95.86 % |"
-            in markdown)
+    assert (
+        "| cnn_baseline | seed study | accuracy on the seed's test images | 95.89 % | 95.82 % | 95.88 % | 95.86 % |"
+        in markdown
+    )
     reference = numbers["tasks"]["classification"]["reference"]
     row = next(r for r in reference["side_by_side"] if r["variant"] == "cnn_sgd")
-    assert row["reference"] == [0.9089] and row["ours"] == [0.95, 0.96, 0.955] and row["ours_key"] == "val/acc"
+    assert (
+        row["reference"] == [0.9089] and row["ours"] == [0.95, 0.96, 0.955] and row["ours_key"] == "val/acc"
+    )
     # validation scores against the seed's test images: side by side, never a difference between them
     assert reference["comparable"] is False and reference["absolute"] == []
     assert "Δ this study − reference" not in markdown
-    assert ("| cnn_sgd | this study | accuracy (val/acc; validation (track-held-out), best epoch picked on it) | "
-            "95.00 % | 96.00 % | 95.50 % | 95.50 % |") in markdown
+    assert (
+        "| cnn_sgd | this study | accuracy (val/acc; validation (track-held-out), best epoch picked on it) | "
+        "95.00 % | 96.00 % | 95.50 % | 95.50 % |"
+    ) in markdown
     effect = next(r for r in reference["effects"] if r["variant"] == "cnn_sgd")
     assert effect["reference_delta"] == pytest.approx(0.9089 - np.mean([0.9589, 0.9582, 0.9588]))
     assert effect["reference_ci"] is None  # one seed trial: no spread, no interval
@@ -120,7 +167,10 @@ def test_classification_detail_on_validation_and_collapsed_card(cls_report):
     assert (out / "figures" / "misclassified_cnn_sgd.png").stat().st_size > 0
     assert "misclassified validation (best epoch) images, true → predicted class (seed)" in markdown
     (card,) = numbers["cards"]
-    assert card["variants"] == ["cnn_baseline", "cnn_rprop", "cnn_sgd"] and card["traits"]["activation"] == "ReLU"
+    assert (
+        card["variants"] == ["cnn_baseline", "cnn_rprop", "cnn_sgd"]
+        and card["traits"]["activation"] == "ReLU"
+    )
     assert "### cnn_baseline, cnn_rprop, cnn_sgd" in markdown and "One card for 3 variants" in markdown
 
 
@@ -132,7 +182,9 @@ def test_every_number_on_the_page_is_in_report_json(cls_report):
         assert number in held, number
 
 
-def test_the_report_rebuilds_from_the_copied_records_and_without_figures_holds_the_same_numbers(cls_report, tmp_path):
+def test_the_report_rebuilds_from_the_copied_records_and_without_figures_holds_the_same_numbers(
+    cls_report, tmp_path
+):
     out, markdown, numbers, _ = cls_report
     assert not list((out / "runs").rglob("*.ckpt"))
     again = tmp_path / "again"
@@ -159,8 +211,10 @@ def test_run_record_text_is_escaped(tmp_path, figures):
 
 def test_segmentation_both_classes_trivial_rows_per_case_and_overlays(tmp_path):
     trivial = [0.88, 0.90, 0.86, 0.92]
-    cases = {"unet_baseline": ([0.90, 0.93, 0.91, 0.95], [0.60, 0.70, 0.65, 0.72]),
-             "unet_elu": ([0.92, 0.94, 0.93, 0.96], [0.65, 0.71, 0.70, 0.75])}
+    cases = {
+        "unet_baseline": ([0.90, 0.93, 0.91, 0.95], [0.60, 0.70, 0.65, 0.72]),
+        "unet_elu": ([0.92, 0.94, 0.93, 0.96], [0.65, 0.71, 0.70, 0.75]),
+    }
     for variant, (f1, bg) in cases.items():
         for seed in (1, 2):
             segmentation_run(tmp_path / "runs", variant, seed, f1, bg, trivial)
@@ -171,13 +225,19 @@ def test_segmentation_both_classes_trivial_rows_per_case_and_overlays(tmp_path):
     b = 1 - m
     assert detail["classes"]["all-foreground (trivial)"]["test/f1"] == pytest.approx(f.mean())
     assert detail["classes"]["all-foreground (trivial)"]["test/f1_bg"] == 0
-    assert detail["classes"]["all-background (trivial)"]["test/f1_bg"] == pytest.approx(np.mean(2 * b / (1 + b)))
+    assert detail["classes"]["all-background (trivial)"]["test/f1_bg"] == pytest.approx(
+        np.mean(2 * b / (1 + b))
+    )
     assert detail["classes"]["unet_elu"]["test/f1_bg"] == pytest.approx(np.mean(cases["unet_elu"][1]))
-    assert f"| everything foreground (trivial) | {f.mean():.4f} | {m.mean():.4f} | 0.0000 | 0.0000 |" in markdown
+    assert (
+        f"| everything foreground (trivial) | {f.mean():.4f} | {m.mean():.4f} | 0.0000 | 0.0000 |" in markdown
+    )
     # per case: both classes of each variant, then the trivial score; how often a variant is above, no p-value
     assert "| 3 | 0.7200 | 0.9500 | 0.7500 | 0.9600 | 0.9200 |" in markdown
     versus = {(r["variant"], r["class"]): r for r in detail["per_case"]["versus"]}
-    assert versus[("unet_elu", 1)]["higher"] == 4 and versus[("unet_elu", 1)]["mean_delta"] == pytest.approx(0.015)
+    assert versus[("unet_elu", 1)]["higher"] == 4 and versus[("unet_elu", 1)]["mean_delta"] == pytest.approx(
+        0.015
+    )
     assert "paired" not in json.dumps(detail) and "p (paired" not in markdown
     assert detail["cases_shown"]["unet_elu"]["worst"] == {"index": 0, "f1": 0.92}
     assert "red = predicted foreground where the truth is background" in markdown
@@ -190,15 +250,24 @@ def test_a_record_with_the_three_worst_cases_shows_them_and_an_older_record_its_
     segmentation_run(tmp_path / "runs", "old", 1, f1, [0.9] * 6, [0.8] * 6)
     markdown, numbers, _ = _report(tmp_path / "out", str(tmp_path / "runs"), figures=True)
     shown = numbers["tasks"]["segmentation"]["detail"]["cases_shown"]
-    assert {n: c["index"] for n, c in shown["new"].items()} == {"fixed": 0, "best": 2, "worst": 3, "worst_2": 1,
-                                                                "worst_3": 5}
+    assert {n: c["index"] for n, c in shown["new"].items()} == {
+        "fixed": 0,
+        "best": 2,
+        "worst": 3,
+        "worst_2": 1,
+        "worst_3": 5,
+    }
     assert {n: c["index"] for n, c in shown["old"].items()} == {"fixed": 0, "best": 2, "worst": 3}
     assert "new: fixed, best and 3 worst test cases (by foreground F1)" in markdown
     assert "old: fixed, best and worst test case (by foreground F1)" in markdown
     from matplotlib.image import imread
 
-    heights = {v: imread(tmp_path / "out" / "figures" / f"segmentation_cases_{v}.png").shape[0] for v in shown}
-    assert heights["new"] == pytest.approx(heights["old"] * (2.1 * 5 + 0.8) / (2.1 * 3 + 0.8), abs=2)  # 5 rows, 3
+    heights = {
+        v: imread(tmp_path / "out" / "figures" / f"segmentation_cases_{v}.png").shape[0] for v in shown
+    }
+    assert heights["new"] == pytest.approx(
+        heights["old"] * (2.1 * 5 + 0.8) / (2.1 * 3 + 0.8), abs=2
+    )  # 5 rows, 3
 
 
 def test_case_figure_tiles_every_panel_and_colours_only_the_errors():
@@ -211,7 +280,10 @@ def test_case_figure_tiles_every_panel_and_colours_only_the_errors():
     from visionlab.report import figures
 
     big, small = np.zeros((8, 8), np.uint8), np.zeros((4, 6), np.uint8)
-    tiles = [[figures._panel_rgb(big, 255)], [figures._panel_rgb(small + 255, 255), figures._panel_rgb(big, 255)]]
+    tiles = [
+        [figures._panel_rgb(big, 255)],
+        [figures._panel_rgb(small + 255, 255), figures._panel_rgb(big, 255)],
+    ]
     mosaic = figures.case_mosaic(tiles, gap=2)
     grey = figures.MOSAIC_GAP
     assert mosaic.shape == (22, 22, 3)  # 2 rows × 2 cells of 8 px, framed and parted by 2 px of grey
@@ -223,7 +295,10 @@ def test_case_figure_tiles_every_panel_and_colours_only_the_errors():
     image = np.full((32, 32), 128, np.uint8)
     mask, pred = np.zeros((32, 32), bool), np.zeros((32, 32), bool)
     mask[:, :16], pred[:, 8:24] = True, True  # columns 0-7 missed, 16-23 false alarms
-    q = {f"worst_{k}": v for k, v in (("image", image), ("mask", mask), ("pred", pred), ("index", 3), ("f1", 0.5))}
+    q = {
+        f"worst_{k}": v
+        for k, v in (("image", image), ("mask", mask), ("pred", pred), ("index", 3), ("f1", 0.5))
+    }
     png = imread(io.BytesIO(figures.cases("v", q, ("background", "foreground"))))[..., :3]
     red = (png[..., 0] > 0.6) & (png[..., 1] < 0.45) & (png[..., 2] < 0.45)
     blue = (png[..., 2] > 0.6) & (png[..., 0] < 0.45)
@@ -231,7 +306,9 @@ def test_case_figure_tiles_every_panel_and_colours_only_the_errors():
     _, red_cols = np.nonzero(red[:above_legend])
     _, blue_cols = np.nonzero(blue[:above_legend])
     assert len(red_cols) and len(blue_cols)
-    assert min(red_cols.min(), blue_cols.min()) > 0.7 * png.shape[1]  # only the last of four panels is coloured
+    assert (
+        min(red_cols.min(), blue_cols.min()) > 0.7 * png.shape[1]
+    )  # only the last of four panels is coloured
     assert blue_cols.max() < red_cols.min()  # missed columns 0-7 lie left of the false alarms in 16-23
 
 
@@ -244,7 +321,7 @@ def test_the_curves_legend_lies_inside_the_figure_and_clear_of_the_panels(n_vari
 
     from visionlab.report import figures
 
-    variants = [f"cnn_rprop_b{2 ** i} (trainer.max_epochs={10 * i})" for i in range(n_variants)]
+    variants = [f"cnn_rprop_b{2**i} (trainer.max_epochs={10 * i})" for i in range(n_variants)]
     colours = dict(zip(variants, figures._colours(len(variants)) * 3))
     series = {v: [(1, np.arange(5), np.linspace(1.0, 0.2, 5))] for v in variants}
     data = [([series], f"panel {i}", True) for i in range(panels - 1)]
@@ -281,23 +358,36 @@ window.innerWidth)); document.body.setAttribute('data-scrolls', String(Array.fro
 '.scroll')).some(d => d.scrollWidth > d.clientWidth)));</script></body>"""
 
 
-@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
-                    reason="Chromium is not installed (apt-get install chromium)")
+@pytest.mark.skipif(
+    not (shutil.which("chromium") or shutil.which("chromium-browser")),
+    reason="Chromium is not installed (apt-get install chromium)",
+)
 @pytest.mark.parametrize("width", [900, 1400])
 def test_page_layout_in_a_headless_browser(cls_report, tmp_path, width):
     out = cls_report[0]
     probe = tmp_path / "probe.html"
     probe.write_text((out / "report.html").read_text().replace("</body>", _PROBE))
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-             f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={width},1000"]
-    dom = subprocess.run([browser, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True,
-                         timeout=60).stdout
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--window-size={width},1000",
+    ]
+    dom = subprocess.run(
+        [browser, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=60
+    ).stdout
     assert 'data-overflow="false"' in dom  # nothing wider than the window
     assert 'data-scrolls="false"' in dom  # and no table needs its scroll box: every column is on screen
     shot = tmp_path / f"report_{width}.png"
-    subprocess.run([browser, *flags, f"--screenshot={shot}", (out / "report.html").as_uri()], capture_output=True,
-                   timeout=60)
+    subprocess.run(
+        [browser, *flags, f"--screenshot={shot}", (out / "report.html").as_uri()],
+        capture_output=True,
+        timeout=60,
+    )
     assert shot.stat().st_size > 0
 
 
@@ -309,9 +399,10 @@ def test_devices_are_a_caveat_and_mixed_devices_are_named_per_variant(tmp_path):
     classification_run(tmp_path / "two", "cnn_fast", 1, [0.7, 0.8], device="1x NVIDIA H200")
     classification_run(tmp_path / "two", "cnn_fast", 2, [0.7, 0.8])
     markdown, _, _ = _report(tmp_path / "out2", str(tmp_path / "two"))
-    assert ("The runs ran on **different devices**: 1x NVIDIA H200, bf16-mixed: cnn_fast; CPU (2 threads), "
-            "bf16-mixed: cnn_baseline, cnn_fast. Compare wall time and images/s only within one device") \
-        in _section(markdown, "Caveats")
+    assert (
+        "The runs ran on **different devices**: 1x NVIDIA H200, bf16-mixed: cnn_fast; CPU (2 threads), "
+        "bf16-mixed: cnn_baseline, cnn_fast. Compare wall time and images/s only within one device"
+    ) in _section(markdown, "Caveats")
 
 
 STUDIES = sorted(p.parent.parent for p in (REPO / "experiments").glob("*/report/report.json"))
@@ -320,14 +411,19 @@ STUDIES = sorted(p.parent.parent for p in (REPO / "experiments").glob("*/report/
 @pytest.mark.parametrize("study", STUDIES, ids=lambda p: p.name)
 def test_a_committed_study_report_rebuilds_from_its_committed_records(study, tmp_path):
     """Every number a committed study page shows comes from the run records committed beside it."""
-    assert (study / "runs").is_dir(), f"{study.name}: a committed study commits its run records beside the report"
+    assert (study / "runs").is_dir(), (
+        f"{study.name}: a committed study commits its run records beside the report"
+    )
     committed = json.loads((study / "report" / "report.json").read_text())
     args = [str(study / "runs"), "--title", committed["title"]]
     if committed.get("reference"):  # the reference file the page was made with, found by its name
         import yaml
 
-        (reference,) = [p for p in (REPO / "experiments" / "reference").glob("*.yaml")
-                        if yaml.safe_load(p.read_text())["name"] == committed["reference"]["name"]]
+        (reference,) = [
+            p
+            for p in (REPO / "experiments" / "reference").glob("*.yaml")
+            if yaml.safe_load(p.read_text())["name"] == committed["reference"]["name"]
+        ]
         args += ["--reference", str(reference)]
     baselines = {task["baseline"] for task in committed["tasks"].values() if task.get("baseline")}
     if len(baselines) == 1:  # the page's baseline, which a study may have picked with --baseline
@@ -342,8 +438,11 @@ def _mismatch(ours, theirs, where: str, rel: float = 1e-9) -> str | None:
     """Where two report.json trees differ, or None: floats within ``rel`` (a reduction's last bits differ across
     CPUs and library builds: 0.0017014915635422557 vs ...644), everything else (text, ints, keys, lengths) exact."""
     if isinstance(ours, float) and isinstance(theirs, float):
-        same = ours == theirs or math.isclose(ours, theirs, rel_tol=rel, abs_tol=1e-15) or (
-            math.isnan(ours) and math.isnan(theirs))
+        same = (
+            ours == theirs
+            or math.isclose(ours, theirs, rel_tol=rel, abs_tol=1e-15)
+            or (math.isnan(ours) and math.isnan(theirs))
+        )
         return None if same else f"{where}: {ours!r} vs {theirs!r}"
     if type(ours) is not type(theirs):
         return f"{where}: {type(ours).__name__} {ours!r:.80} vs {type(theirs).__name__} {theirs!r:.80}"
@@ -354,8 +453,10 @@ def _mismatch(ours, theirs, where: str, rel: float = 1e-9) -> str | None:
     if isinstance(ours, list):
         if len(ours) != len(theirs):
             return f"{where}: {len(ours)} items vs {len(theirs)}"
-        return next((m for i, (a, b) in enumerate(zip(ours, theirs))
-                     if (m := _mismatch(a, b, f"{where}[{i}]", rel))), None)
+        return next(
+            (m for i, (a, b) in enumerate(zip(ours, theirs)) if (m := _mismatch(a, b, f"{where}[{i}]", rel))),
+            None,
+        )
     return None if ours == theirs else f"{where}: {ours!r:.80} vs {theirs!r:.80}"
 
 
@@ -364,7 +465,8 @@ def test_the_rebuild_comparison_tolerates_last_bits_only():
     committed = {"noise": 0.0017014915635422644, "n": 3, "label": "x", "cells": [1.5, "a"]}
     assert _mismatch({**committed, "noise": 0.0017014915635422557}, committed, "t") is None
     assert _mismatch({**committed, "noise": 0.0017015}, committed, "t") == (
-        "t.noise: 0.0017015 vs 0.0017014915635422644")
+        "t.noise: 0.0017015 vs 0.0017014915635422644"
+    )
     assert _mismatch({**committed, "n": 4}, committed, "t") == "t.n: 4 vs 3"
     assert _mismatch({**committed, "label": "y"}, committed, "t") == "t.label: 'y' vs 'x'"
     assert _mismatch({**committed, "cells": [1.5]}, committed, "t") == "t.cells: 1 items vs 2"
@@ -375,8 +477,14 @@ def test_many_segmentation_variants_list_cases_as_columns_and_variants_as_rows(t
     """Four variants × two classes would be eight case columns: the table turns around (a row per variant and
     class, a column per case), so a study of many variants stays readable."""
     for i, variant in enumerate(("a", "b", "c", "d")):
-        segmentation_run(tmp_path / "runs", variant, 1, [0.90 + i / 100, 0.91, 0.92, 0.93], [0.60, 0.61, 0.62, 0.63 + i / 100],
-                         [0.88, 0.90, 0.86, 0.92])
+        segmentation_run(
+            tmp_path / "runs",
+            variant,
+            1,
+            [0.90 + i / 100, 0.91, 0.92, 0.93],
+            [0.60, 0.61, 0.62, 0.63 + i / 100],
+            [0.88, 0.90, 0.86, 0.92],
+        )
     markdown, _, _ = _report(tmp_path / "out", str(tmp_path / "runs"))
     assert "| variant | class | case 0 | case 1 | case 2 | case 3 |" in markdown
     assert "| d | background | 0.6000 | 0.6100 | 0.6200 | 0.6600 |" in markdown

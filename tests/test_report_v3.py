@@ -35,12 +35,23 @@ def _section(markdown: str, heading: str) -> str:
 
 def _reference_file(tmp_path: Path, split: str | None, data: str | None) -> Path:
     path = tmp_path / f"ref_{split}_{data}.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "hand-made reference", "source": "a test", "task": "classification", "metric": "test/acc",
-        "baseline": "cnn_baseline", "measured": {"data": {"stated": data}, "split": {"stated": split}},
-        "quantities": {"test/acc": {"label": "accuracy", "ours": "test/acc"}},
-        "variants": {"cnn_baseline": {"trials": {"test/acc": [0.50, 0.52]}},
-                     "cnn_sgd": {"trials": {"test/acc": [0.60, 0.64]}}}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "hand-made reference",
+                "source": "a test",
+                "task": "classification",
+                "metric": "test/acc",
+                "baseline": "cnn_baseline",
+                "measured": {"data": {"stated": data}, "split": {"stated": split}},
+                "quantities": {"test/acc": {"label": "accuracy", "ours": "test/acc"}},
+                "variants": {
+                    "cnn_baseline": {"trials": {"test/acc": [0.50, 0.52]}},
+                    "cnn_sgd": {"trials": {"test/acc": [0.60, 0.64]}},
+                },
+            }
+        )
+    )
     return path
 
 
@@ -57,10 +68,18 @@ def two_variants(tmp_path_factory) -> Path:
 def test_no_difference_against_a_reference_measured_on_another_split_or_data(two_variants, tmp_path):
     """The runs are scored on validation of GTSRB: a reference that measured test, or that names no data set or
     another one, gets no absolute Δ and no interval; the same reference stating validation of GTSRB does."""
-    for split, data, comparable in (("test", "GTSRB", False), ("validation", None, False),
-                                    ("validation", "SVHN", False), ("validation", "GTSRB", True)):
-        markdown, numbers, _ = _report(tmp_path / f"{split}{data}", str(two_variants), "--reference",
-                                       str(_reference_file(tmp_path, split, data)))
+    for split, data, comparable in (
+        ("test", "GTSRB", False),
+        ("validation", None, False),
+        ("validation", "SVHN", False),
+        ("validation", "GTSRB", True),
+    ):
+        markdown, numbers, _ = _report(
+            tmp_path / f"{split}{data}",
+            str(two_variants),
+            "--reference",
+            str(_reference_file(tmp_path, split, data)),
+        )
         reference = numbers["tasks"]["classification"]["reference"]
         assert reference["comparable"] is comparable
         assert bool(reference["absolute"]) is comparable
@@ -110,9 +129,12 @@ def test_reference_files_equal_the_seed_transcription():
     gtsrb = load_reference(REFERENCES / "seed_gtsrb_cnn.yaml")
     assert {gtsrb.names[v]: gtsrb.trials(v) for v in gtsrb.variants} == cnn
     seg = load_reference(REFERENCES / "seed_unet.yaml")
-    assert {seg.names[v].split(" (")[0]: list(zip(*(seg.trials(v, k) for k in ("test/f1", "test/f1_std",
-                                                                                "test/f1_min"))))
-            for v in seg.variants} == unet  # all six trials: mean, std and min
+    assert {
+        seg.names[v].split(" (")[0]: list(
+            zip(*(seg.trials(v, k) for k in ("test/f1", "test/f1_std", "test/f1_min")))
+        )
+        for v in seg.variants
+    } == unet  # all six trials: mean, std and min
     assert "batch-wise" in seg.label("test/f1_std") and seg.quantities["test/f1_std"].ours is None
 
 
@@ -121,21 +143,29 @@ def test_convergence_flags_a_rising_curve_and_not_a_finished_schedule(tmp_path):
     runs = tmp_path / "runs"
     for seed in (1, 2):
         classification_run(runs, "cnn_baseline", seed, RISING, lrs=[1e-3] * 20)  # constant rate, at the cap
-        classification_run(runs, "cnn_fast", seed, RISING, lrs=COSINE)  # the same rise, but the schedule ended
+        classification_run(
+            runs, "cnn_fast", seed, RISING, lrs=COSINE
+        )  # the same rise, but the schedule ended
         classification_run(runs, "cnn_early", seed, [0.5, 0.6, 0.6, 0.6, 0.6], cap=60, lrs=[1e-3] * 5)
         classification_run(runs, "cnn_flat", seed, [0.5] + [0.60, 0.61] * 7 + [0.605], lrs=[1e-3] * 16)
     markdown, numbers, _ = _report(tmp_path / "out", str(runs))
     training = {v["variant"]: v for v in numbers["tasks"]["classification"]["variants"]}
     states = {name: {t["state"] for t in v["training"]} for name, v in training.items()}
-    assert states == {"cnn_baseline": {convergence.RISING}, "cnn_fast": {convergence.FINISHED},
-                      "cnn_early": {convergence.EARLY}, "cnn_flat": {convergence.FLAT}}
+    assert states == {
+        "cnn_baseline": {convergence.RISING},
+        "cnn_fast": {convergence.FINISHED},
+        "cnn_early": {convergence.EARLY},
+        "cnn_flat": {convergence.FLAT},
+    }
     assert training["cnn_baseline"]["budget_limited"] == 2 and training["cnn_fast"]["budget_limited"] == 0
     rising = training["cnn_baseline"]["training"][0]
     assert rising["window"] == 5 and rising["gain"] == pytest.approx(0.05)  # last 5 of 20 epochs: +5 pp
     caveats = _section(markdown, "Caveats")
     assert "cnn_baseline: trained 20 epochs (cap 20); **budget-limited**: 2 of 2 runs still rising" in caveats
     assert "cnn_fast: trained 20 epochs (cap 20); 2 ran their decaying schedule to its end" in caveats
-    assert "budget-limited" not in next(line for line in caveats.splitlines() if line.startswith("- cnn_fast:"))
+    assert "budget-limited" not in next(
+        line for line in caveats.splitlines() if line.startswith("- cnn_fast:")
+    )
     # next to the Δ: the training column of the table over seeds, and the summary line
     over = markdown.split("### Over seeds")[1].split("### Cost")[0]
     rows = {line.split(" | ")[0][2:]: line for line in over.splitlines() if line.startswith("| cnn_")}
@@ -148,30 +178,77 @@ def test_convergence_flags_a_rising_curve_and_not_a_finished_schedule(tmp_path):
 # ------------------------------------------------------------------ 4. cost per device
 def test_cost_is_given_per_device_and_never_averaged_across_devices(tmp_path):
     runs = tmp_path / "runs"
-    classification_run(runs, "cnn_baseline", 1, [0.5, 0.6], device="1x NVIDIA H200", wall=20.0, images_per_s=9000.0,
-                       start=1000.0)
-    classification_run(runs, "cnn_baseline", 2, [0.5, 0.6], device="1x NVIDIA H200", wall=30.0, images_per_s=7000.0,
-                       start=1005.0)  # overlaps seed 1 on the same GPU
-    classification_run(runs, "cnn_baseline", 3, [0.5, 0.6], device="CPU (2 threads)", wall=600.0,
-                       images_per_s=1500.0, start=1000.0)
+    classification_run(
+        runs,
+        "cnn_baseline",
+        1,
+        [0.5, 0.6],
+        device="1x NVIDIA H200",
+        wall=20.0,
+        images_per_s=9000.0,
+        start=1000.0,
+    )
+    classification_run(
+        runs,
+        "cnn_baseline",
+        2,
+        [0.5, 0.6],
+        device="1x NVIDIA H200",
+        wall=30.0,
+        images_per_s=7000.0,
+        start=1005.0,
+    )  # overlaps seed 1 on the same GPU
+    classification_run(
+        runs,
+        "cnn_baseline",
+        3,
+        [0.5, 0.6],
+        device="CPU (2 threads)",
+        wall=600.0,
+        images_per_s=1500.0,
+        start=1000.0,
+    )
     markdown, numbers, _ = _report(tmp_path / "out", str(runs))
     (variant,) = numbers["tasks"]["classification"]["variants"]
     assert variant["cost"] == {
-        "1x NVIDIA H200": {"runs": 2, "wall_time_s": [20.0, 30.0], "train_images_per_s": [9000.0, 7000.0],
-                           "precision": ["bf16-mixed"]},
-        "CPU (2 threads)": {"runs": 1, "wall_time_s": [600.0], "train_images_per_s": [1500.0],
-                            "precision": ["bf16-mixed"]}}
-    assert "| cnn_baseline | 1x NVIDIA H200 | 2 | 25 s (20 s–30 s) | 8,000 (7,000–9,000) | 2 | bf16-mixed |" in markdown
+        "1x NVIDIA H200": {
+            "runs": 2,
+            "wall_time_s": [20.0, 30.0],
+            "train_images_per_s": [9000.0, 7000.0],
+            "precision": ["bf16-mixed"],
+        },
+        "CPU (2 threads)": {
+            "runs": 1,
+            "wall_time_s": [600.0],
+            "train_images_per_s": [1500.0],
+            "precision": ["bf16-mixed"],
+        },
+    }
+    assert (
+        "| cnn_baseline | 1x NVIDIA H200 | 2 | 25 s (20 s–30 s) | 8,000 (7,000–9,000) | 2 | bf16-mixed |"
+        in markdown
+    )
     assert "| cnn_baseline | CPU (2 threads) | 1 | 600 s | 1,500 | 1 | bf16-mixed |" in markdown
     assert "216" not in markdown and "5,833" not in markdown  # no mean over the three runs of two devices
 
 
 def test_time_to_accuracy_is_shown_per_device(tmp_path):
     runs = tmp_path / "runs"
-    classification_run(runs, "cnn_fast", 1, [0.5, 0.98], device="1x NVIDIA H200",
-                       extra_summary={"time_to": {"val/acc>=0.9": 9.5, "val/acc>=0.99": None}})
-    classification_run(runs, "cnn_fast", 2, [0.5, 0.98], extra_summary={"time_to": {"val/acc>=0.9": 33.4,
-                                                                                     "val/acc>=0.99": None}})
+    classification_run(
+        runs,
+        "cnn_fast",
+        1,
+        [0.5, 0.98],
+        device="1x NVIDIA H200",
+        extra_summary={"time_to": {"val/acc>=0.9": 9.5, "val/acc>=0.99": None}},
+    )
+    classification_run(
+        runs,
+        "cnn_fast",
+        2,
+        [0.5, 0.98],
+        extra_summary={"time_to": {"val/acc>=0.9": 33.4, "val/acc>=0.99": None}},
+    )
     markdown, _, _ = _report(tmp_path / "out", str(runs))
     assert "| variant | device | val/acc ≥ 90.00 % | val/acc ≥ 99.00 % |" in markdown
     assert "| cnn_fast | 1x NVIDIA H200 | 9.5 s (1 of 1) | never (0 of 1) |" in markdown
@@ -191,8 +268,11 @@ def test_significance_marks_use_holm_adjusted_p(tmp_path):
     """Three variants against one baseline: one raw p just under 0.05 loses its mark after Holm."""
     runs = tmp_path / "runs"
     base = [0.50, 0.52, 0.51, 0.49]
-    shifts = {"cnn_big": [0.90, 0.91, 0.92, 0.90], "cnn_small": [0.535, 0.545, 0.525, 0.515],
-              "cnn_none": [0.50, 0.53, 0.49, 0.51]}
+    shifts = {
+        "cnn_big": [0.90, 0.91, 0.92, 0.90],
+        "cnn_small": [0.535, 0.545, 0.525, 0.515],
+        "cnn_none": [0.50, 0.53, 0.49, 0.51],
+    }
     for seed, value in enumerate(base, start=1):
         classification_run(runs, "cnn_baseline", seed, [0.1, value])
         for name, values in shifts.items():
@@ -201,10 +281,14 @@ def test_significance_marks_use_holm_adjusted_p(tmp_path):
     by = {v["variant"]: v for v in numbers["tasks"]["classification"]["variants"]}
     raw = [by[v]["p_value"] for v in ("cnn_big", "cnn_none", "cnn_small")]
     assert [by[v]["p_holm"] for v in ("cnn_big", "cnn_none", "cnn_small")] == pytest.approx(holm(raw))
-    assert by["cnn_small"]["p_value"] < 0.05 <= by["cnn_small"]["p_holm"]  # significant only before correction
+    assert (
+        by["cnn_small"]["p_value"] < 0.05 <= by["cnn_small"]["p_holm"]
+    )  # significant only before correction
     assert by["cnn_big"]["significant"] and not by["cnn_small"]["significant"]
     over = markdown.split("### Over seeds")[1].split("### Cost")[0]
-    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in over.splitlines() if line.startswith("| cnn_")}
+    rows = {
+        line.split(" | ")[0][2:]: line.split(" | ") for line in over.splitlines() if line.startswith("| cnn_")
+    }
     assert rows["cnn_big"][5].startswith("**+") and "**" not in rows["cnn_small"][5]
     assert "Holm-adjusted over all 3" in _section(markdown, "Caveats")
 
@@ -219,8 +303,10 @@ def test_a_comparison_without_a_test_is_called_untested_not_insignificant(tmp_pa
     summary = _section(_report(tmp_path / "out", str(runs))[0], "Summary")
     assert "significance after Holm's correction over 1 comparison:" in summary
     assert "cnn_once: 60.00 % accuracy (n = 1); Δ +8.50 pp, untested (one seed on a side" in summary
-    assert "cnn_tested: 71.50 ± 0.71 % accuracy (n = 2); Δ +20.00 pp [+16.96, +23.04] pp, **significant** (Holm p = " \
+    assert (
+        "cnn_tested: 71.50 ± 0.71 % accuracy (n = 2); Δ +20.00 pp [+16.96, +23.04] pp, **significant** (Holm p = "
         in summary
+    )
     assert "p = n/a" not in summary and "pp n/a" not in summary
     single = tmp_path / "single"
     classification_run(single, "cnn_baseline", 1, [0.1, 0.5])
@@ -232,14 +318,28 @@ def test_a_comparison_without_a_test_is_called_untested_not_insignificant(tmp_pa
 
 # ------------------------------------------------------------------ segmentation: classes, correlated cases
 def test_segmentation_names_classes_puts_the_minority_class_first_and_says_cases_are_correlated(tmp_path):
-    config = {"experiment_name": "unet", "data": {"class_names": ["membrane", "cell <b>interior</b>"]},
-              "model": {"_target_": "visionlab.tasks.segmentation.module.SegmentationModule", "features_start": 4, "depth": 2}}
+    config = {
+        "experiment_name": "unet",
+        "data": {"class_names": ["membrane", "cell <b>interior</b>"]},
+        "model": {
+            "_target_": "visionlab.tasks.segmentation.module.SegmentationModule",
+            "features_start": 4,
+            "depth": 2,
+        },
+    }
     trivial = [0.90, 0.88, 0.91]  # foreground (label 1) is ~82 % of the pixels: label 0 is the minority class
     for variant, bg in (("unet_baseline", [0.70, 0.72, 0.71]), ("unet_elu", [0.74, 0.75, 0.73])):
         for seed in (1, 2):
-            segmentation_run(tmp_path / "runs", variant, seed, [0.95, 0.94, 0.96], bg, trivial,
-                             data="stack.npz (contiguous blocks of the stack: test 24–26)",
-                             config={**config, "experiment_name": variant, "seed": seed})
+            segmentation_run(
+                tmp_path / "runs",
+                variant,
+                seed,
+                [0.95, 0.94, 0.96],
+                bg,
+                trivial,
+                data="stack.npz (contiguous blocks of the stack: test 24–26)",
+                config={**config, "experiment_name": variant, "seed": seed},
+            )
     markdown, numbers, page = _report(tmp_path / "out", str(tmp_path / "runs"))
     measures = numbers["tasks"]["segmentation"]["measures"]
     assert [m["key"] for m in measures] == ["test/f1_bg", "test/f1"]  # the hard class first
@@ -258,18 +358,31 @@ def test_segmentation_names_classes_puts_the_minority_class_first_and_says_cases
 def test_provenance_shows_corrections_the_data_a_run_read_and_unrecorded_versions(tmp_path):
     runs = tmp_path / "runs"
     for seed in (1, 2):
-        classification_run(runs, "cnn_baseline", seed, [0.5, 0.6], config={"data": {"data_dir": "/data/gtsrb32"},
-                                                                            "sweep_name": "cnn_ablation"},
-                            extra_summary={"git": {"commit": "f" * 40, "dirty": False, "corrected": "was 0a3ad91"},
-                                           "versions": {"torch": "2.11.0", "visionlab": None}} if seed == 1 else
-                            {"versions": {"torch": "2.11.0", "visionlab": None}})
+        classification_run(
+            runs,
+            "cnn_baseline",
+            seed,
+            [0.5, 0.6],
+            config={"data": {"data_dir": "/data/gtsrb32"}, "sweep_name": "cnn_ablation"},
+            extra_summary={
+                "git": {"commit": "f" * 40, "dirty": False, "corrected": "was 0a3ad91"},
+                "versions": {"torch": "2.11.0", "visionlab": None},
+            }
+            if seed == 1
+            else {"versions": {"torch": "2.11.0", "visionlab": None}},
+        )
     markdown, _, _ = _report(tmp_path / "out", str(runs))
     provenance = _section(markdown, "Provenance")
     assert "`python train.py experiment=cnn_baseline seed=1 data.data_dir=$DATA/gtsrb32`" in provenance
-    assert "ffffffffff (corrected, note 1)" in provenance and "note 1 (1 run, `git.corrected`): “was 0a3ad91”" \
-        in provenance
+    assert (
+        "ffffffffff (corrected, note 1)" in provenance
+        and "note 1 (1 run, `git.corrected`): “was 0a3ad91”" in provenance
+    )
     assert "1 of 2 run records were **corrected by hand**" in _section(markdown, "Caveats")
-    assert "Package versions (all runs): torch 2.11.0. Not recorded" in provenance and "visionlab None" not in markdown
+    assert (
+        "Package versions (all runs): torch 2.11.0. Not recorded" in provenance
+        and "visionlab None" not in markdown
+    )
     assert "jobs of the multirun `cnn_ablation`" in provenance
 
 
@@ -278,14 +391,25 @@ def test_misclassified_images_are_sampled_across_classes_and_seeds(tmp_path):
     from visionlab.report.figures import sample_mistakes
 
     rng = np.random.default_rng(0)
-    records = [(seed, {"images": rng.integers(0, 255, (32, 4, 4, 3), dtype=np.uint8),
-                       "true": np.array([0] * 24 + [5] * 6 + [9] * 2), "pred": np.ones(32, int)})
-               for seed in (1, 2, 3)]
+    records = [
+        (
+            seed,
+            {
+                "images": rng.integers(0, 255, (32, 4, 4, 3), dtype=np.uint8),
+                "true": np.array([0] * 24 + [5] * 6 + [9] * 2),
+                "pred": np.ones(32, int),
+            },
+        )
+        for seed in (1, 2, 3)
+    ]
     picked = sample_mistakes(records, 12)
     classes = [int(dict(records)[s]["true"][i]) for s, i in picked]
     assert [classes.count(c) for c in (0, 5, 9)] == [4, 4, 4]  # classes in turn, not the first 12 of class 0
     assert {s for s, _ in picked} == {1, 2, 3}  # seeds in turn within a class
-    assert [i for s, i in picked if s == 1 and classes[picked.index((s, i))] == 0] == [0, 6]  # every 6th frame
+    assert [i for s, i in picked if s == 1 and classes[picked.index((s, i))] == 0] == [
+        0,
+        6,
+    ]  # every 6th frame
 
 
 def test_worst_classes_are_named_and_counted_per_seed(two_variants, tmp_path):
@@ -324,29 +448,41 @@ def test_a_wide_crafted_model_is_carded_on_the_meta_device(tmp_path, monkeypatch
     card = arch_card.card_from_config(cfg)
     assert seen == [{"meta"}]  # no real weights: 97.7 M parameters would be 390 MB
     wide, narrow = 64 * 40, 32 * 40
-    assert card.total_params == (3 * 25 + 1) * wide + (wide * 25 + 1) * narrow + (narrow * 9 + 1) * narrow + (
-        narrow * 16 + 1) * 43
+    assert (
+        card.total_params
+        == (3 * 25 + 1) * wide + (wide * 25 + 1) * narrow + (narrow * 9 + 1) * narrow + (narrow * 16 + 1) * 43
+    )
     with pytest.raises(ValueError, match="outside what a report builds"):
         arch_card.card_from_config({"model": {**cfg["model"], "width": 10_000}})
     with pytest.raises(TypeError, match="wrong type"):  # a nested _target_ is never built
-        arch_card.card_from_config({"model": {**cfg["model"], "activation": {"_target_": "pathlib.Path.touch"}}})
+        arch_card.card_from_config(
+            {"model": {**cfg["model"], "activation": {"_target_": "pathlib.Path.touch"}}}
+        )
 
 
 def test_oversized_and_crafted_record_files_are_problems_not_crashes(tmp_path):
     runs = tmp_path / "runs"
     folder = classification_run(runs, "cnn_baseline", 1, [0.5, 0.6])
     zeros = np.zeros((40_000, 32, 32, 3), np.uint8)  # 123 MB unpacked, a few hundred KB packed
-    np.savez_compressed(folder.path / "val_misclassified.npz", images=zeros, true=np.zeros(40_000, int),
-                        pred=np.ones(40_000, int))
+    np.savez_compressed(
+        folder.path / "val_misclassified.npz",
+        images=zeros,
+        true=np.zeros(40_000, int),
+        pred=np.ones(40_000, int),
+    )
     assert (folder.path / "val_misclassified.npz").stat().st_size < 2_000_000
     bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi")
+    )
     other = classification_run(runs, "cnn_sgd", 1, [0.5, 0.7])
     (other.path / "config.yaml").write_text(bomb + "model: *i\n")
     markdown, _, _ = _report(tmp_path / "out", str(runs))
     caveats = _section(markdown, "Caveats")
     assert "val_misclassified.npz not read: unpacks to more than" in caveats
-    assert "run cnn_sgd_s1 skipped: config.yaml: more than 20,000 entries" in caveats  # issue 28: skipped, named
+    assert (
+        "run cnn_sgd_s1 skipped: config.yaml: more than 20,000 entries" in caveats
+    )  # issue 28: skipped, named
     assert "cnn_baseline: no misclassified images recorded." in markdown
 
 
@@ -362,7 +498,8 @@ def test_a_study_readme_copies_its_tables_from_report_json(study):
     assert any(i.startswith("over-seeds:") for i in ids), f"{study.name}: README copies no over-seeds table"
     assert set(ids) <= set(readme.page_tables(numbers)), "a marked table the page does not have"
     assert readme.synced(text, numbers) == text, (
-        f"{study.name}/README.md differs from report.json: run python -m visionlab.report.readme {study}")
+        f"{study.name}/README.md differs from report.json: run python -m visionlab.report.readme {study}"
+    )
 
 
 # ------------------------------------------------------------------ layout in a browser
@@ -375,19 +512,34 @@ b.setAttribute('data-shrunk', String(Array.from(document.images).some(
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(not BROWSER, reason="Chromium is not installed (apt-get install chromium): the layout is "
-                                        "checked where a browser is")
+@pytest.mark.skipif(
+    not BROWSER,
+    reason="Chromium is not installed (apt-get install chromium): the layout is checked where a browser is",
+)
 @pytest.mark.parametrize("study", STUDIES, ids=lambda p: p.name)
 def test_a_committed_page_fits_a_900_px_window(study, tmp_path):
     """Nothing wider than the window, no table needing its scroll box, no figure shrunk below 75 % (its text
     stays readable)."""
     probe = tmp_path / "probe.html"
     probe.write_text((study / "report" / "report.html").read_text().replace("</body>", _PROBE))
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-             "--disable-component-update", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=900,1000",
-             "--virtual-time-budget=5000"]
-    dom = subprocess.run([BROWSER, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True,
-                         timeout=120, check=False).stdout
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--no-first-run",
+        "--disable-component-update",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=900,1000",
+        "--virtual-time-budget=5000",
+    ]
+    dom = subprocess.run(
+        [BROWSER, *flags, "--dump-dom", probe.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    ).stdout
     assert 'data-overflow="false"' in dom and 'data-scrolls="false"' in dom and 'data-shrunk="false"' in dom
 
 
@@ -396,13 +548,21 @@ def test_config_differences_of_many_single_seed_variants_stay_narrow_and_skip_ru
     only names a run's own folder or checkpoint (with one seed per variant those differ too, but say nothing)."""
     runs = tmp_path / "runs"
     for i in range(7):
-        classification_run(runs, f"v{i}", 1, [0.5, 0.6], config={
-            "data": {"batch_size": 4 * (i + 1)}, "ckpt_path": f"/x/run{i}/last.ckpt",
-            "callbacks": {"model_checkpoint": {"dirpath": f"/x/run{i}/checkpoints"}}})
+        classification_run(
+            runs,
+            f"v{i}",
+            1,
+            [0.5, 0.6],
+            config={
+                "data": {"batch_size": 4 * (i + 1)},
+                "ckpt_path": f"/x/run{i}/last.ckpt",
+                "callbacks": {"model_checkpoint": {"dirpath": f"/x/run{i}/checkpoints"}},
+            },
+        )
     markdown, _, _ = _report(tmp_path / "out", str(runs))
     differences = markdown.split("### Config differences between variants\n")[1].split("\n## ")[0]
     assert "| variant | `data.batch_size` | `experiment_name` |" in differences
-    assert "| v6 | 28 | \"v6\" |" in differences
+    assert '| v6 | 28 | "v6" |' in differences
     assert "ckpt_path" not in differences and "dirpath" not in differences
     assert all(line.count("|") <= 5 for line in differences.splitlines() if line.startswith("|"))
 
@@ -412,11 +572,25 @@ def test_a_sweep_over_a_setting_under_one_experiment_name_is_one_variant_per_set
     one variant of four seeds. Keys that only place or show a run (threads, paths) do not split a variant."""
     for scale, curve in (("0", [0.50, 0.60]), ("0.1", [0.70, 0.80])):
         for seed in (1, 2):
-            classification_run(tmp_path / "runs" / f"scale{scale}", "cnn_best", seed, curve,
-                               config={"data": {"scale": float(scale)}},
-                               extra_summary={"overrides": ["experiment=cnn_best", f"seed={seed}", f"data.scale={scale}",
-                                                            f"threads={seed}", f"paths.log_dir=/logs/{seed}"]})
-    markdown, numbers, _ = _report(tmp_path / "out", str(tmp_path / "runs"), "--baseline", "cnn_best (data.scale=0)")
+            classification_run(
+                tmp_path / "runs" / f"scale{scale}",
+                "cnn_best",
+                seed,
+                curve,
+                config={"data": {"scale": float(scale)}},
+                extra_summary={
+                    "overrides": [
+                        "experiment=cnn_best",
+                        f"seed={seed}",
+                        f"data.scale={scale}",
+                        f"threads={seed}",
+                        f"paths.log_dir=/logs/{seed}",
+                    ]
+                },
+            )
+    markdown, numbers, _ = _report(
+        tmp_path / "out", str(tmp_path / "runs"), "--baseline", "cnn_best (data.scale=0)"
+    )
     (measure,) = numbers["tasks"]["classification"]["measures"][:1]
     by_name = {v["variant"]: v for v in measure["variants"]}
     assert set(by_name) == {"cnn_best (data.scale=0)", "cnn_best (data.scale=0.1)"}

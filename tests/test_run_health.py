@@ -7,8 +7,10 @@ from visionlab.record.health import assess
 
 
 def _rows(*scores):
-    return [{"epoch": e, "train/loss": 0.5, "val/loss": 0.5, "val/f1": f1, "val/f1_bg": bg}
-            for e, (f1, bg) in enumerate(scores)]
+    return [
+        {"epoch": e, "train/loss": 0.5, "val/loss": 0.5, "val/f1": f1, "val/f1_bg": bg}
+        for e, (f1, bg) in enumerate(scores)
+    ]
 
 
 def test_a_plateau_left_again_is_ok_but_counted():
@@ -28,13 +30,18 @@ def test_non_finite_loss_is_diverged_at_its_epoch():
     error = NonFiniteLossError("Training loss became nan at epoch 3", epoch=3)
     health = assess(_rows((0.9, 0.7)), "segmentation", "val/f1", "max", error)
     assert health["status"] == "diverged" and health["epoch"] == 3 and "became nan" in health["reason"]
-    without_epoch = assess(_rows((0.9, 0.7), (0.9, 0.7)), "classification", "val/acc", "max",
-                           NonFiniteLossError("nan"))
+    without_epoch = assess(
+        _rows((0.9, 0.7), (0.9, 0.7)), "classification", "val/acc", "max", NonFiniteLossError("nan")
+    )
     assert without_epoch["epoch"] == 2  # the epoch after the last recorded one
     rows = _rows((0.9, 0.7), (0.9, 0.7))
     rows[1]["train/loss"] = math.inf
     recorded = assess(rows, "segmentation", "val/f1", "max", KeyboardInterrupt())
-    assert recorded["status"] == "diverged" and recorded["epoch"] == 1 and "train/loss = inf" in recorded["reason"]
+    assert (
+        recorded["status"] == "diverged"
+        and recorded["epoch"] == 1
+        and "train/loss = inf" in recorded["reason"]
+    )
 
 
 def test_classification_has_no_stuck_rule_and_no_rows_is_ok():

@@ -27,28 +27,51 @@ METRIC_KEY = re.compile(r"^(train|val|test|best)/")
 def _literals(path: Path) -> list[tuple[int, str]]:
     """String constants of a module (f-string parts included), docstrings left out."""
     tree = ast.parse(path.read_text())
-    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                  and node.body and isinstance(node.body[0], ast.Expr)
-                  and isinstance(node.body[0].value, ast.Constant)}
-    return [(node.lineno, node.value) for node in ast.walk(tree)
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    ]
 
 
 def test_no_run_record_file_name_or_metric_key_outside_the_contract():
-    offenders = [f"{path.relative_to(REPO)}:{line}: {value!r}"
-                 for path in sorted(SRC.rglob("*.py")) if CONTRACT not in path.parents
-                 for line, value in _literals(path) if value in FILE_NAMES or METRIC_KEY.match(value)]
+    offenders = [
+        f"{path.relative_to(REPO)}:{line}: {value!r}"
+        for path in sorted(SRC.rglob("*.py"))
+        if CONTRACT not in path.parents
+        for line, value in _literals(path)
+        if value in FILE_NAMES or METRIC_KEY.match(value)
+    ]
     assert offenders == []
-    assert {"summary.json", "metrics.csv", "test_cases.csv", "qualitative.npz", "wandb_run_id.txt"} <= FILE_NAMES
+    assert {
+        "summary.json",
+        "metrics.csv",
+        "test_cases.csv",
+        "qualitative.npz",
+        "wandb_run_id.txt",
+    } <= FILE_NAMES
 
 
 def test_the_metric_tables_give_every_quantity_one_key():
     for table in keys.TASKS.values():
         listed = [m.key for m in (*table.per_epoch, *table.test)]
         assert len(listed) == len(set(listed)), table.task
-        assert {table.headline, table.validation_headline, *table.report_test, *table.curves,
-                *table.also_over_seeds, *table.collapse} <= table.keys
+        assert {
+            table.headline,
+            table.validation_headline,
+            *table.report_test,
+            *table.curves,
+            *table.also_over_seeds,
+            *table.collapse,
+        } <= table.keys
         assert table.metric(table.headline).label == table.metric(table.validation_headline).label
 
 
@@ -78,29 +101,56 @@ def test_classification_run_logs_exactly_its_table(tmp_path):
 
 def test_a_model_without_the_run_record_hooks_is_a_config_error(tmp_path):
     cfg = compose(tmp_path, [*TINY_SIGNS, "logger=none", "model._target_=helpers.PlainLightningModule"])
-    with pytest.raises(ConfigError, match=r"model._target_=helpers.PlainLightningModule is not a visionlab model: "
-                                          r"it lacks media_callback, save_fit_artifacts, save_test_artifacts, summary_section, task"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model._target_=helpers.PlainLightningModule is not a visionlab model: "
+        r"it lacks media_callback, save_fit_artifacts, save_test_artifacts, summary_section, task",
+    ):
         run(cfg)
 
 
 def test_a_monitor_the_model_does_not_log_is_a_config_error(tmp_path):
     cfg = compose(tmp_path, ["experiment=unet_baseline", *TINY_SEG, "logger=none", "monitor=val/acc"])
-    with pytest.raises(ConfigError, match="monitor=val/acc is not logged by a segmentation model; it logs .*val/f1"):
+    with pytest.raises(
+        ConfigError, match="monitor=val/acc is not logged by a segmentation model; it logs .*val/f1"
+    ):
         run(cfg)
 
 
 def test_cosine_scheduler_sets_the_learning_rate_of_every_epoch(tmp_path):
-    run(compose(tmp_path, [*TINY_SIGNS, "logger=none", "test=false", "trainer.max_epochs=3",
-                           "model/scheduler=cosine", "model.optimizer.lr=0.01"]))
+    run(
+        compose(
+            tmp_path,
+            [
+                *TINY_SIGNS,
+                "logger=none",
+                "test=false",
+                "trainer.max_epochs=3",
+                "model/scheduler=cosine",
+                "model.optimizer.lr=0.01",
+            ],
+        )
+    )
     lrs = [row[keys.lr_column(0)] for row in RunFolder(tmp_path / "run").read_metrics()]
     expected = [0.01 * (1 + math.cos(math.pi * e / 3)) / 2 for e in range(3)]  # T_max = max_epochs
     assert lrs == pytest.approx(expected)
 
 
 def test_plateau_scheduler_runs_on_the_monitored_metric(tmp_path):
-    summary = run(compose(tmp_path, [*TINY_SIGNS, "logger=none", "test=false", "trainer.max_epochs=3",
-                                     "model/scheduler=plateau", "model.scheduler.patience=0",
-                                     "model.optimizer.lr=0.01"]))
+    summary = run(
+        compose(
+            tmp_path,
+            [
+                *TINY_SIGNS,
+                "logger=none",
+                "test=false",
+                "trainer.max_epochs=3",
+                "model/scheduler=plateau",
+                "model.scheduler.patience=0",
+                "model.optimizer.lr=0.01",
+            ],
+        )
+    )
     assert summary["status"] == "completed"
     lrs = [row[keys.lr_column(0)] for row in RunFolder(tmp_path / "run").read_metrics()]
     assert lrs[0] == pytest.approx(0.01)
@@ -124,7 +174,9 @@ def test_a_checkpoint_is_loaded_as_data_never_as_code(tmp_path):
     ckpt = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "payload": _Payload(marker)}, ckpt)
     cfg = compose(tmp_path, [*TINY_SIGNS, "logger=none", f"ckpt_path={ckpt}"], config_name="eval")
-    with pytest.raises(ConfigError, match=r"ckpt_path=.*evil.ckpt: not a checkpoint visionlab can load as data"):
+    with pytest.raises(
+        ConfigError, match=r"ckpt_path=.*evil.ckpt: not a checkpoint visionlab can load as data"
+    ):
         run(cfg)
     assert not marker.exists()
 

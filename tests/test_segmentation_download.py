@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from visionlab.data.segmentation.download import CACHE_NAME, RAW_NAME, Source, ensure_isbi2012
 from visionlab.config.errors import DataError
+from visionlab.data.segmentation.download import CACHE_NAME, RAW_NAME, Source, ensure_isbi2012
 
 REPO = Path(__file__).resolve().parents[1]
 N, SIDE = 5, 512
@@ -27,8 +27,8 @@ def fake_stack(membrane_value: int = 0, interior_value: int = 255) -> tuple[np.n
     images = rng.integers(0, 256, (N, SIDE, SIDE), dtype=np.uint8)
     labels = np.full((N, SIDE, SIDE), interior_value, np.uint8)
     for i in range(N):
-        labels[i, :, 40 + 10 * i::64] = membrane_value
-        labels[i, 40 + 10 * i::64, :] = membrane_value
+        labels[i, :, 40 + 10 * i :: 64] = membrane_value
+        labels[i, 40 + 10 * i :: 64, :] = membrane_value
     return images, labels
 
 
@@ -93,8 +93,12 @@ def expected_arrays(images: np.ndarray, interior: np.ndarray) -> tuple[np.ndarra
     import cv2
 
     x = np.stack([cv2.resize(im, (256, 256), interpolation=cv2.INTER_LINEAR) for im in images])[:, None]
-    y = np.stack([cv2.resize(m.astype(np.float32), (256, 256), interpolation=cv2.INTER_LINEAR) >= 0.5
-                  for m in interior])[:, None]
+    y = np.stack(
+        [
+            cv2.resize(m.astype(np.float32), (256, 256), interpolation=cv2.INTER_LINEAR) >= 0.5
+            for m in interior
+        ]
+    )[:, None]
     return x, y.astype(np.uint8)
 
 
@@ -185,7 +189,12 @@ def test_missing_data_error_offers_the_three_ways_out(tmp_path):
 
     with pytest.raises(DataError) as info:
         detect_format(tmp_path / "nowhere")
-    for way in ("data.download=true", "data.data_dir=/path/to/your/data", "images/ + masks/", "data=synthetic_seg"):
+    for way in (
+        "data.download=true",
+        "data.data_dir=/path/to/your/data",
+        "images/ + masks/",
+        "data=synthetic_seg",
+    ):
         assert way in str(info.value)
 
 
@@ -196,8 +205,15 @@ def test_cli_download_without_network_is_one_message_and_exit_code_2(tmp_path, m
 
     url = closed_port_url()
     monkeypatch.setenv("VISIONLAB_ISBI_URL", url)
-    cfg = compose(tmp_path, ["experiment=unet_elu", "data.download=true", f"data.data_dir={tmp_path / 'isbi2012'}",
-                             "logger=none"])
+    cfg = compose(
+        tmp_path,
+        [
+            "experiment=unet_elu",
+            "data.download=true",
+            f"data.data_dir={tmp_path / 'isbi2012'}",
+            "logger=none",
+        ],
+    )
     with pytest.raises(SystemExit) as exited:
         _run_reporting_errors(cfg, multirun=False)
     output = "".join(capsys.readouterr())

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from seg_helpers import f1_iou
-from visionlab.tasks.segmentation.scores import per_image_scores
-from visionlab.tasks.segmentation.module import SegmentationModule, soft_dice_loss
 from visionlab.networks.unet import UNet
 from visionlab.record import metric_keys as keys
+from visionlab.tasks.segmentation.module import SegmentationModule, soft_dice_loss
+from visionlab.tasks.segmentation.scores import per_image_scores
 
 
 def n_params(module) -> int:
@@ -17,6 +17,7 @@ def n_params(module) -> int:
 
 def expected_unet_params(c_in: int, f: int, depth: int, transposed: bool) -> int:
     """Hand count: double conv = two 3×3 convs with bias; up = 1×1 conv (or 2×2 transposed conv) halving."""
+
     def double(a, b):
         return (9 * a * b + b) + (9 * b * b + b)
 
@@ -32,7 +33,9 @@ def expected_unet_params(c_in: int, f: int, depth: int, transposed: bool) -> int
 def test_course_unet_parameter_counts():
     assert n_params(UNet()) == 28_941_633 == expected_unet_params(1, 64, 5, transposed=False)
     assert n_params(UNet(up_mode="nearest")) == 28_941_633
-    assert n_params(UNet(up_mode="transposed")) == 31_030_593 == expected_unet_params(1, 64, 5, transposed=True)
+    assert (
+        n_params(UNet(up_mode="transposed")) == 31_030_593 == expected_unet_params(1, 64, 5, transposed=True)
+    )
     assert n_params(UNet(features_start=32, depth=4)) == expected_unet_params(1, 32, 4, transposed=False)
 
 
@@ -41,7 +44,9 @@ def test_course_unet_parameter_counts():
 def test_same_size_out_for_every_variant(up_mode, activation, batch_norm):
     net = UNet(1, 1, features_start=4, depth=4, up_mode=up_mode, activation=activation, batch_norm=batch_norm)
     assert net(torch.rand(2, 1, 64, 48)).shape == (2, 1, 64, 48)
-    assert sum(isinstance(m, torch.nn.ELU) for m in net.modules()) == (4 * 2 + 3 * 2 if activation == "elu" else 0)
+    assert sum(isinstance(m, torch.nn.ELU) for m in net.modules()) == (
+        4 * 2 + 3 * 2 if activation == "elu" else 0
+    )
 
 
 def test_sizes_not_divisible_by_two_to_the_depth_minus_one_are_refused():
@@ -97,7 +102,9 @@ def test_losses_and_uint8_nhwc_input():
     f1, iou = scores[keys.CASE_F1], scores[keys.CASE_IOU]
     logits = model(images).float()
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, masks[:, None].float())
-    assert loss.item() == pytest.approx((bce + soft_dice_loss(logits, masks[:, None].float())).item(), rel=1e-5)
+    assert loss.item() == pytest.approx(
+        (bce + soft_dice_loss(logits, masks[:, None].float())).item(), rel=1e-5
+    )
     assert preds.shape == (2, 32, 32) and set(preds.unique().tolist()) <= {0, 1}
     assert f1.shape == iou.shape == (2,)
     perfect = soft_dice_loss(torch.full((1, 1, 4, 4), 50.0), torch.ones(1, 1, 4, 4))
@@ -112,9 +119,14 @@ def test_flip_tta_is_the_mean_probability_of_the_flipped_predictions_and_flip_in
     images = torch.randint(0, 256, (2, 32, 32, 1), dtype=torch.uint8)
     with torch.no_grad():
         x = model.prepare_images(images)
-        manual = torch.stack([torch.sigmoid(model.net(x)), torch.sigmoid(model.net(x.flip(3))).flip(3),
-                              torch.sigmoid(model.net(x.flip(2))).flip(2),
-                              torch.sigmoid(model.net(x.flip((2, 3)))).flip((2, 3))]).mean(0)
+        manual = torch.stack(
+            [
+                torch.sigmoid(model.net(x)),
+                torch.sigmoid(model.net(x.flip(3))).flip(3),
+                torch.sigmoid(model.net(x.flip(2))).flip(2),
+                torch.sigmoid(model.net(x.flip((2, 3)))).flip((2, 3)),
+            ]
+        ).mean(0)
         tta = torch.sigmoid(model.tta_logits(images, ((), (3,), (2,), (2, 3))))
         torch.testing.assert_close(tta, manual, atol=1e-5, rtol=1e-4)
         assert not torch.allclose(tta, torch.sigmoid(model(images)), atol=1e-4)  # it changes the prediction

@@ -13,11 +13,11 @@ import torch
 
 from helpers import compose, run_if, shared_data_dir
 from seg_helpers import TINY_SEG, save_png
+from visionlab.config.errors import ConfigError, DataError
 from visionlab.data.segmentation.crops import RandomCrops
 from visionlab.data.segmentation.masks import MaskSpec, mask_spec
 from visionlab.data.segmentation.sources import load_segmentation
 from visionlab.data.segmentation.synthetic import make_synthetic_multiclass
-from visionlab.config.errors import ConfigError, DataError
 from visionlab.run.execute import run
 
 K4 = [

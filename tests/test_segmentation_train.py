@@ -9,13 +9,15 @@ import pytest
 
 from helpers import CONF, compose, finished_wandb_run, run_if, shared_data_dir
 from seg_helpers import TINY_SEG, f1_iou
+from visionlab.cli.report import main as report_main
 from visionlab.config.errors import DataError
 from visionlab.networks.unet import UNet
-from visionlab.cli.report import main as report_main
 from visionlab.run.execute import run
 
 # the binary seed-study presets (unet_camvid, the K-class CamVid preset, is tested in test_segmentation_multiclass)
-UNET_EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("unet_*.yaml") if p.stem != "unet_camvid")
+UNET_EXPERIMENTS = sorted(
+    p.stem for p in (CONF / "experiment").glob("unet_*.yaml") if p.stem != "unet_camvid"
+)
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -31,12 +33,17 @@ def test_the_three_seed_study_presets_exist():
 def test_every_unet_experiment_composes_and_trains_one_batch(tmp_path, experiment):
     cfg = compose(tmp_path, [f"experiment={experiment}", *TINY_SEG, "logger=none", "+trainer.fast_dev_run=1"])
     assert cfg.experiment_name == experiment and cfg.monitor == "val/f1" and cfg.monitor_mode == "max"
-    expected = {"unet_baseline": ("bilinear", "relu"), "unet_nearest": ("nearest", "relu"),
-                "unet_elu": ("bilinear", "elu")}[experiment]
+    expected = {
+        "unet_baseline": ("bilinear", "relu"),
+        "unet_nearest": ("nearest", "relu"),
+        "unet_elu": ("bilinear", "elu"),
+    }[experiment]
     assert (cfg.model.net.up_mode, cfg.model.net.activation) == expected
     summary = run(cfg)
     assert summary["status"] == "completed" and summary["task"] == "segmentation"
-    assert summary["n_params"] == sum(p.numel() for p in UNet(1, 1, 4, 3, *expected, batch_norm=True).parameters())
+    assert summary["n_params"] == sum(
+        p.numel() for p in UNet(1, 1, 4, 3, *expected, batch_norm=True).parameters()
+    )
     assert summary["test"]["test/cases"] == 4  # fast_dev_run: one test batch of 4
 
 
@@ -51,7 +58,10 @@ def test_the_variants_share_the_baseline_recipe_and_change_only_their_delta(tmp_
     base = flat("unet_baseline")
     assert base["model"]["net"]["batch_norm"] is True and base["model"]["loss"] == "bce_dice"
     assert base["model"]["scheduler"]["_target_"].endswith("warmup_cosine")
-    assert base["trainer"]["gradient_clip_val"] > 0 and base["callbacks"]["early_stopping"]["monitor"] == "${monitor}"
+    assert (
+        base["trainer"]["gradient_clip_val"] > 0
+        and base["callbacks"]["early_stopping"]["monitor"] == "${monitor}"
+    )
     # a step budget that does not shrink with the data, and the intensity shift between scanners (unet_recipe study)
     assert base["data"]["samples_per_epoch"] == 160 and base["data"]["train_repeats"] == 1
     assert base["data"]["gamma"] > 0 and base["data"]["p_gamma"] > 0 and base["data"]["brightness"] >= 0.2
@@ -63,16 +73,36 @@ def test_the_variants_share_the_baseline_recipe_and_change_only_their_delta(tmp_
 
 
 def test_run_record_per_case_table_and_wandb_offline_agree(tmp_path):
-    cfg = compose(tmp_path, ["experiment=unet_elu", *TINY_SEG, "seed=3", "model.media_every_n_epochs=1",
-                             "model.loss=bce_dice", "model.optimizer.lr=3e-3"])
+    cfg = compose(
+        tmp_path,
+        [
+            "experiment=unet_elu",
+            *TINY_SEG,
+            "seed=3",
+            "model.media_every_n_epochs=1",
+            "model.loss=bce_dice",
+            "model.optimizer.lr=3e-3",
+        ],
+    )
     summary = run(cfg)
     run_dir = tmp_path / "run"
     rows = read_rows(run_dir / "metrics.csv")
     assert [int(r["epoch"]) for r in rows] == [0, 1]
-    for key in ("train/loss", "train/f1", "val/loss", "val/f1", "val/iou", "val/f1_best", "val/f1_bg", "val/f1_macro"):
+    for key in (
+        "train/loss",
+        "train/f1",
+        "val/loss",
+        "val/f1",
+        "val/iou",
+        "val/f1_best",
+        "val/f1_bg",
+        "val/f1_macro",
+    ):
         assert all(r[key] != "" for r in rows), key
     for r in rows:  # the checkpoint score not dominated by the easy class: the mean of both classes' F1
-        assert float(r["val/f1_macro"]) == pytest.approx((float(r["val/f1"]) + float(r["val/f1_bg"])) / 2, rel=1e-5)
+        assert float(r["val/f1_macro"]) == pytest.approx(
+            (float(r["val/f1"]) + float(r["val/f1_bg"])) / 2, rel=1e-5
+        )
     assert float(rows[1]["val/f1_best"]) == max(float(r["val/f1"]) for r in rows)
     saved = json.loads((run_dir / "summary.json").read_text())
     assert saved["status"] == "completed" and saved == json.loads(json.dumps(summary, default=str))
@@ -80,11 +110,23 @@ def test_run_record_per_case_table_and_wandb_offline_agree(tmp_path):
     cases = read_rows(run_dir / "test_cases.csv")
     assert list(cases[0]) == ["case", "f1", "iou", "f1_bg", "iou_bg", "f1_trivial"]
     assert [int(c["case"]) for c in cases] == list(range(6))
-    f1, iou, f1_bg, iou_bg, trivial = (np.array([float(c[k]) for c in cases])
-                                       for k in ("f1", "iou", "f1_bg", "iou_bg", "f1_trivial"))
+    f1, iou, f1_bg, iou_bg, trivial = (
+        np.array([float(c[k]) for c in cases]) for k in ("f1", "iou", "f1_bg", "iou_bg", "f1_trivial")
+    )
     test = saved["test"]  # one name per quantity: the logged test metrics, nothing renamed
-    assert set(test) == {"test/loss", "test/cases", "test/f1", "test/f1_std", "test/f1_min", "test/iou",
-                         "test/f1_bg", "test/f1_bg_std", "test/f1_bg_min", "test/iou_bg", "test/f1_trivial"}
+    assert set(test) == {
+        "test/loss",
+        "test/cases",
+        "test/f1",
+        "test/f1_std",
+        "test/f1_min",
+        "test/iou",
+        "test/f1_bg",
+        "test/f1_bg_std",
+        "test/f1_bg_min",
+        "test/iou_bg",
+        "test/f1_trivial",
+    }
     assert test["test/cases"] == 6
     assert test["test/f1_bg"] == pytest.approx(f1_bg.mean(), rel=1e-5)
     assert test["test/f1_bg_std"] == pytest.approx(f1_bg.std(), rel=1e-4, abs=1e-6)
@@ -102,7 +144,9 @@ def test_run_record_per_case_table_and_wandb_offline_agree(tmp_path):
     assert test["test/f1_min"] == pytest.approx(f1.min(), rel=1e-5)
     assert test["test/iou"] == pytest.approx(iou.mean(), rel=1e-5)
     assert saved["segmentation"]["worst_case"] == int(f1.argmin())
-    assert not any("/" in key for key in saved["segmentation"])  # no second copy of a metric under another name
+    assert not any(
+        "/" in key for key in saved["segmentation"]
+    )  # no second copy of a metric under another name
 
     q = np.load(run_dir / "qualitative.npz")
     # the three worst cases over all test batches, worst first (ties: the lower case index)
@@ -145,16 +189,27 @@ def test_run_record_per_case_table_and_wandb_offline_agree(tmp_path):
 
 def test_image_size_not_divisible_is_a_clear_error_and_recorded(tmp_path):
     cfg = compose(tmp_path, ["experiment=unet_baseline", *TINY_SEG, "data.image_size=62", "logger=none"])
-    with pytest.raises(DataError, match=r"images are 62×62, but a U-Net with model.net.depth=3 needs sides divisible "
-                                        r"by 2\^\(depth-1\)=4"):
+    with pytest.raises(
+        DataError,
+        match=r"images are 62×62, but a U-Net with model.net.depth=3 needs sides divisible "
+        r"by 2\^\(depth-1\)=4",
+    ):
         run(cfg)
     saved = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert saved["status"] == "failed" and "data.image_size" in saved["error"]
 
 
 def test_nan_loss_stops_with_a_clear_error(tmp_path):
-    cfg = compose(tmp_path, ["experiment=unet_baseline", *TINY_SEG, "logger=none",
-                             "+callbacks.poison._target_=helpers.PoisonWeightsAtEpoch", "+callbacks.poison.epoch=1"])
+    cfg = compose(
+        tmp_path,
+        [
+            "experiment=unet_baseline",
+            *TINY_SEG,
+            "logger=none",
+            "+callbacks.poison._target_=helpers.PoisonWeightsAtEpoch",
+            "+callbacks.poison.epoch=1",
+        ],
+    )
     from visionlab.config.errors import NonFiniteLossError
 
     with pytest.raises(NonFiniteLossError, match="Training loss became nan at epoch 1"):
@@ -166,8 +221,16 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path):
 
 def test_a_run_that_predicts_one_class_is_recorded_as_stuck(tmp_path):
     """A threshold near 0 marks every pixel foreground: val/f1 is the trivial score, val/f1_bg is 0 → stuck."""
-    cfg = compose(tmp_path, ["experiment=unet_baseline", *TINY_SEG, "logger=none", "trainer.max_epochs=1",
-                             "model.threshold=1e-6"])
+    cfg = compose(
+        tmp_path,
+        [
+            "experiment=unet_baseline",
+            *TINY_SEG,
+            "logger=none",
+            "trainer.max_epochs=1",
+            "model.threshold=1e-6",
+        ],
+    )
     summary = run(cfg)
     assert summary["status"] == "completed"
     assert summary["best"]["val/f1_bg"] == 0.0
@@ -180,16 +243,27 @@ def test_a_run_that_predicts_one_class_is_recorded_as_stuck(tmp_path):
 @run_if(shared_data="isbi2012")
 def test_isbi_file_trains_for_a_few_steps(tmp_path):
     data_dir = shared_data_dir() / "isbi2012"
-    cfg = compose(tmp_path, ["experiment=unet_baseline", f"data.data_dir={data_dir}",
-                             *(o for o in TINY_SEG if not o.startswith(("data=", "data.n_"))),
-                             "data.image_size=256", "logger=none", "trainer.max_epochs=1",
-                             "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1"])
+    cfg = compose(
+        tmp_path,
+        [
+            "experiment=unet_baseline",
+            f"data.data_dir={data_dir}",
+            *(o for o in TINY_SEG if not o.startswith(("data=", "data.n_"))),
+            "data.image_size=256",
+            "logger=none",
+            "trainer.max_epochs=1",
+            "+trainer.limit_train_batches=2",
+            "+trainer.limit_val_batches=1",
+        ],
+    )
     summary = run(cfg)
     assert summary["status"] == "completed" and summary["steps"] == 2
     assert "isbi2012_membrane_256.npz" in summary["data"]
-    assert summary["data"].endswith("(splits made from train: 16 train / 6 val / 6 test; contiguous blocks of the "
-                                    "stack: train 0–15, val 17–22, test 24–29, unused gap 16, 23; "
-                                    "data.split_mode=contiguous)")
+    assert summary["data"].endswith(
+        "(splits made from train: 16 train / 6 val / 6 test; contiguous blocks of the "
+        "stack: train 0–15, val 17–22, test 24–29, unused gap 16, 23; "
+        "data.split_mode=contiguous)"
+    )
     assert summary["test"]["test/cases"] == 6  # 30 labelled slices → 16 / gap / 6 / gap / 6
     cases = read_rows(tmp_path / "run" / "test_cases.csv")
     assert len(cases) == 6
@@ -198,8 +272,18 @@ def test_isbi_file_trains_for_a_few_steps(tmp_path):
 
 @pytest.mark.slow
 def test_synthetic_set_is_learnable(tmp_path):
-    cfg = compose(tmp_path, ["experiment=unet_baseline", *TINY_SEG, "data.n_train=32", "model.net.features_start=8",
-                             "trainer.max_epochs=15", "model.optimizer.lr=3e-3", "logger=none"])
+    cfg = compose(
+        tmp_path,
+        [
+            "experiment=unet_baseline",
+            *TINY_SEG,
+            "data.n_train=32",
+            "model.net.features_start=8",
+            "trainer.max_epochs=15",
+            "model.optimizer.lr=3e-3",
+            "logger=none",
+        ],
+    )
     summary = run(cfg)
     # predicting all foreground scores F1 ≈ 0.65 on this set (49 % foreground): well above that means learning
     assert summary["best"]["val/f1"] > 0.78
@@ -210,22 +294,45 @@ def test_flip_tta_evaluates_a_trained_checkpoint_and_is_recorded(tmp_path):
     """The same checkpoint tested without and with flip TTA: each record says which, and its per-case table is
     the one it reports."""
     common = ["experiment=unet_baseline", *TINY_SEG, "logger=none"]
-    run(compose(tmp_path, [*common, "seed=3", "model.loss=bce_dice", "model.optimizer.lr=1e-2", "trainer.max_epochs=8"],
-                output="trained"))
+    run(
+        compose(
+            tmp_path,
+            [*common, "seed=3", "model.loss=bce_dice", "model.optimizer.lr=1e-2", "trainer.max_epochs=8"],
+            output="trained",
+        )
+    )
     ckpt = tmp_path / "trained" / "checkpoints" / "best.ckpt"
     results = {}
     for tta in ("none", "flips"):
-        summary = run(compose(tmp_path, [*common, f"ckpt_path={ckpt}", f"model.tta={tta}"], config_name="eval",
-                              output=f"eval_{tta}"))
+        summary = run(
+            compose(
+                tmp_path,
+                [*common, f"ckpt_path={ckpt}", f"model.tta={tta}"],
+                config_name="eval",
+                output=f"eval_{tta}",
+            )
+        )
         rows = read_rows(tmp_path / f"eval_{tta}" / "test_cases.csv")
         assert summary["test"]["test/f1"] == pytest.approx(np.mean([float(r["f1"]) for r in rows]), rel=1e-5)
         results[tta] = summary
     assert results["none"]["segmentation"]["test_time_augmentation"] == "none"
-    assert results["flips"]["segmentation"]["test_time_augmentation"].startswith("flips: identity, horizontal")
+    assert results["flips"]["segmentation"]["test_time_augmentation"].startswith(
+        "flips: identity, horizontal"
+    )
     assert 0 < results["none"]["test"]["test/f1"] != results["flips"]["test"]["test/f1"], results
     # a page of evaluations says what they are, not "metrics.csv missing" or "trained 0 epochs"
-    assert report_main([str(tmp_path / "eval_none"), str(tmp_path / "eval_flips"), "--out", str(tmp_path / "page"),
-                        "--no-figures"]) == 0
+    assert (
+        report_main(
+            [
+                str(tmp_path / "eval_none"),
+                str(tmp_path / "eval_flips"),
+                "--out",
+                str(tmp_path / "page"),
+                "--no-figures",
+            ]
+        )
+        == 0
+    )
     page = (tmp_path / "page" / "REPORT.md").read_text()
     assert "unet_baseline: 2 evaluations of a trained checkpoint (`train=false`)" in page
     assert "| evaluation of a checkpoint (2 of 2) |" in page

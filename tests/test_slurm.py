@@ -32,37 +32,84 @@ pytestmark = pytest.mark.slurm
 # in this order, at the start of epochs 1..4. scancel first: the sweep command then ends (submitit polls a job
 # that ended without a result ~every half of the time since it was submitted: soon after, a short wait) and the same
 # command again continues the job, which is then requeued, and stopped by USR1 and USR2 in turn
-STOPS = {"scancel": ["scancel"], "requeue": ["scontrol", "requeue"], "usr1": ["scancel", "--signal=USR1"],
-         "usr2": ["scancel", "--signal=USR2"]}
+STOPS = {
+    "scancel": ["scancel"],
+    "requeue": ["scontrol", "requeue"],
+    "usr1": ["scancel", "--signal=USR1"],
+    "usr2": ["scancel", "--signal=USR2"],
+}
 # the default logger (W&B, offline in the tests): SLURM signals wandb-core with the job, the record must not care
-SIGNS_WANDB = [*(o for o in TINY_SIGNS if not o.startswith("trainer.max_epochs")), "seed=5",
-               f"trainer.max_epochs={len(STOPS) + 1}", "threads=1"]
+SIGNS_WANDB = [
+    *(o for o in TINY_SIGNS if not o.startswith("trainer.max_epochs")),
+    "seed=5",
+    f"trainer.max_epochs={len(STOPS) + 1}",
+    "threads=1",
+]
 SIGNS = [*SIGNS_WANDB, "logger=csv"]
-PAUSES = [o for epoch in range(1, len(STOPS) + 1) for o in (
-    f"+callbacks.pause{epoch}._target_=helpers.PauseOnce", f"+callbacks.pause{epoch}.epoch={epoch}",
-    f"+callbacks.pause{epoch}.marker=${{paths.output_dir}}/paused_{epoch}")]
-SEG = [o for o in TINY_SEG if not o.startswith(("trainer.accelerator", "trainer.devices", "data.n_test",
-                                                  "data.eval_batch_size"))]
-SEG += ["experiment=unet_baseline", "data.n_test=7", "data.eval_batch_size=2", "seed=1", "logger=csv", "threads=1"]
-SLURM_LAUNCHER = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", f"hydra.launcher.name={slurm_cluster.TEST_JOB_NAME}"]
+PAUSES = [
+    o
+    for epoch in range(1, len(STOPS) + 1)
+    for o in (
+        f"+callbacks.pause{epoch}._target_=helpers.PauseOnce",
+        f"+callbacks.pause{epoch}.epoch={epoch}",
+        f"+callbacks.pause{epoch}.marker=${{paths.output_dir}}/paused_{epoch}",
+    )
+]
+SEG = [
+    o
+    for o in TINY_SEG
+    if not o.startswith(("trainer.accelerator", "trainer.devices", "data.n_test", "data.eval_batch_size"))
+]
+SEG += [
+    "experiment=unet_baseline",
+    "data.n_test=7",
+    "data.eval_batch_size=2",
+    "seed=1",
+    "logger=csv",
+    "threads=1",
+]
+SLURM_LAUNCHER = [
+    "hydra/launcher=slurm",
+    "hydra.launcher.cpus_per_task=1",
+    f"hydra.launcher.name={slurm_cluster.TEST_JOB_NAME}",
+]
 TIMEOUT = 900
 # A 2-minute limit: the preset's signal_delay_s=120 is cut to 40 s; each epoch takes >= 10 s, so the 5 epochs need
 # more than one attempt's ~50-80 s of training: the job is requeued at its limit (submitit's USR2) until done.
-LIMIT = ["hydra.launcher.timeout_min=2", "+callbacks.slow._target_=cluster_helpers.SlowEpochs",
-         "+callbacks.slow.seconds=10"]
-KILLS = ["hydra.launcher.tasks_per_node=2", "trainer=ddp_sim", *SIGNS[:-4], "trainer.max_epochs=2", "logger=csv",
-         "threads=1", "+callbacks.kill._target_=cluster_helpers.KillRankOnce", "+callbacks.kill.rank=0,1",
-         "+callbacks.kill.marker=${paths.output_dir}/killed"]
+LIMIT = [
+    "hydra.launcher.timeout_min=2",
+    "+callbacks.slow._target_=cluster_helpers.SlowEpochs",
+    "+callbacks.slow.seconds=10",
+]
+KILLS = [
+    "hydra.launcher.tasks_per_node=2",
+    "trainer=ddp_sim",
+    *SIGNS[:-4],
+    "trainer.max_epochs=2",
+    "logger=csv",
+    "threads=1",
+    "+callbacks.kill._target_=cluster_helpers.KillRankOnce",
+    "+callbacks.kill.rank=0,1",
+    "+callbacks.kill.marker=${paths.output_dir}/killed",
+]
 
 
 def _env() -> dict:
     # the jobs import the tests' helper callbacks; SLURM passes the submitting environment on
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
+    }
 
 
 def _train(args: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, env=_env(),
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=REPO,
+        env=_env(),
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _jobs(sweep: Path) -> dict:
@@ -75,8 +122,13 @@ def _jobs(sweep: Path) -> dict:
 def _release_requeued() -> None:
     """Start our requeued jobs now instead of after their ~2 min BeginTime, but not within the second of their
     requeue (see ``_Stops``): a pending job whose reason is BeginTime is released once seen twice, 2 s apart."""
-    out = subprocess.run(["squeue", "-h", "-n", slurm_cluster.TEST_JOB_NAME, "-t", "PENDING", "-o", "%i %r"],
-                         check=False, capture_output=True, text=True, timeout=20)
+    out = subprocess.run(
+        ["squeue", "-h", "-n", slurm_cluster.TEST_JOB_NAME, "-t", "PENDING", "-o", "%i %r"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
     now = time.monotonic()
     for line in out.stdout.splitlines():
         job, _, reason = line.partition(" ")
@@ -84,8 +136,12 @@ def _release_requeued() -> None:
             continue
         first = _PENDING_SINCE.setdefault(job, now)
         if now - first >= _Stops.HOLD_S:
-            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=False, capture_output=True,
-                           timeout=20)
+            subprocess.run(
+                ["scontrol", "update", f"JobId={job}", "StartTime=now"],
+                check=False,
+                capture_output=True,
+                timeout=20,
+            )
             _PENDING_SINCE.pop(job)
 
 
@@ -97,7 +153,9 @@ def _slurm_jobs_gone(sweep: Path) -> bool:
     ids = [str(job["slurm_job_id"]) for job in _jobs(sweep).values() if job.get("slurm_job_id")]
     if not ids:
         return False
-    out = subprocess.run(["squeue", "-h", "-o", "%i"], check=False, capture_output=True, text=True, timeout=20)
+    out = subprocess.run(
+        ["squeue", "-h", "-o", "%i"], check=False, capture_output=True, text=True, timeout=20
+    )
     return not set(ids) & set(out.stdout.split())
 
 
@@ -120,7 +178,9 @@ class _Stops:
         if entry is None or not entry.get("slurm_job_id"):
             return False
         job, run = entry["slurm_job_id"], Path(entry["run_dir"])
-        if self.released < len(self.sent):  # stopped, not yet restarted (a cancelled job is run again by a rerun)
+        if self.released < len(
+            self.sent
+        ):  # stopped, not yet restarted (a cancelled job is run again by a rerun)
             if self.sent[-1] == "scancel" or slurm_cluster.squeue_state(job) == "RUNNING":
                 self.released += 1
             return False
@@ -151,45 +211,101 @@ def cluster_runs(slurm, tmp_path_factory, request):
     selected = {item.originalname for item in request.session.items}
     wanted = {name for name, test in SLOW_SCENARIOS.items() if test in selected}
     commands = {  # each run a second time once it ended with an unfinished job
-        "stops": ["-m", *SLURM_LAUNCHER, "hydra.launcher.timeout_min=10", *SIGNS_WANDB, "run_name=stopped",
-                  *PAUSES, f"paths.log_dir={logs}", "sweep_name=stops"],
+        "stops": [
+            "-m",
+            *SLURM_LAUNCHER,
+            "hydra.launcher.timeout_min=10",
+            *SIGNS_WANDB,
+            "run_name=stopped",
+            *PAUSES,
+            f"paths.log_dir={logs}",
+            "sweep_name=stops",
+        ],
         "kills": ["-m", *SLURM_LAUNCHER, *KILLS, f"paths.log_dir={logs}", "sweep_name=kills"],
     }
     commands = {name: args for name, args in commands.items() if name not in SLOW_SCENARIOS or name in wanted}
     once = {
-        "limit": ["-m", *SLURM_LAUNCHER, *LIMIT, *SIGNS, "run_name=limited", f"paths.log_dir={logs}",
-                  "sweep_name=limit"],
-        "invalid": ["-m", *SLURM_LAUNCHER, *SIGNS, "trainer.max_epochs=-3", f"paths.log_dir={logs}",
-                    "sweep_name=invalid"],
-        "ddp": ["-m", *SLURM_LAUNCHER, "hydra.launcher.tasks_per_node=2", "trainer=ddp_sim", *SEG,
-                f"paths.log_dir={logs}", "sweep_name=ddp"],
+        "limit": [
+            "-m",
+            *SLURM_LAUNCHER,
+            *LIMIT,
+            *SIGNS,
+            "run_name=limited",
+            f"paths.log_dir={logs}",
+            "sweep_name=limit",
+        ],
+        "invalid": [
+            "-m",
+            *SLURM_LAUNCHER,
+            *SIGNS,
+            "trainer.max_epochs=-3",
+            f"paths.log_dir={logs}",
+            "sweep_name=invalid",
+        ],
+        "ddp": [
+            "-m",
+            *SLURM_LAUNCHER,
+            "hydra.launcher.tasks_per_node=2",
+            "trainer=ddp_sim",
+            *SEG,
+            f"paths.log_dir={logs}",
+            "sweep_name=ddp",
+        ],
     }
     once = {name: args for name, args in once.items() if name not in SLOW_SCENARIOS or name in wanted}
     procs = {name: _train(args, root / f"{name}.log") for name, args in {**commands, **once}.items()}
     in_process = {"reference": run(compose(root, [*SIGNS, f"paths.log_dir={logs}"], output="reference"))}
     stops, best, after_first = _Stops(logs / "sweeps" / "stops"), None, {}
     while True:
-        assert time.monotonic() < deadline, f"SLURM scenarios unfinished after {TIMEOUT} s: {_jobs(stops.sweep)}"
+        assert time.monotonic() < deadline, (
+            f"SLURM scenarios unfinished after {TIMEOUT} s: {_jobs(stops.sweep)}"
+        )
         stops.step()
         _release_requeued()
-        for name, args in commands.items():  # a sweep that ended with an unfinished job: the same command again
-            if name not in after_first and procs[name].poll() is not None and (
-                    name != "kills" or _slurm_jobs_gone(logs / "sweeps" / name)):
-                after_first[name] = {"code": procs[name].returncode, "jobs": _jobs(logs / "sweeps" / name),
-                                     "log": (root / f"{name}.log").read_text()}
+        for (
+            name,
+            args,
+        ) in commands.items():  # a sweep that ended with an unfinished job: the same command again
+            if (
+                name not in after_first
+                and procs[name].poll() is not None
+                and (name != "kills" or _slurm_jobs_gone(logs / "sweeps" / name))
+            ):
+                after_first[name] = {
+                    "code": procs[name].returncode,
+                    "jobs": _jobs(logs / "sweeps" / name),
+                    "log": (root / f"{name}.log").read_text(),
+                }
                 procs[name] = _train(args, root / f"{name}_again.log")
         if best is None and procs["ddp"].poll() is not None:
             (ddp_job,) = _jobs(logs / "sweeps" / "ddp").values() or [{"run_dir": str(root / "missing")}]
             best = Path(ddp_job["run_dir"]) / "checkpoints" / "best.ckpt"
             evaluate = [*SEG, "train=false", f"ckpt_path='{best}'", f"paths.log_dir={root / 'eval'}"]
             procs["srun"] = subprocess.Popen(
-                ["srun", "--nodes=1", "--ntasks-per-node=2", "-c1", f"--job-name={slurm_cluster.TEST_JOB_NAME}",
-                 "--time=10", sys.executable, str(REPO / "train.py"), *evaluate, "trainer=ddp_sim"],
-                cwd=REPO, env=_env(), stdout=(root / "srun.log").open("w"), stderr=subprocess.STDOUT)
+                [
+                    "srun",
+                    "--nodes=1",
+                    "--ntasks-per-node=2",
+                    "-c1",
+                    f"--job-name={slurm_cluster.TEST_JOB_NAME}",
+                    "--time=10",
+                    sys.executable,
+                    str(REPO / "train.py"),
+                    *evaluate,
+                    "trainer=ddp_sim",
+                ],
+                cwd=REPO,
+                env=_env(),
+                stdout=(root / "srun.log").open("w"),
+                stderr=subprocess.STDOUT,
+            )
             if best.is_file():
                 in_process["single_eval"] = run(compose(root, evaluate, output="single_eval"))
-        if best is not None and len(after_first) == len(commands) and all(p.poll() is not None
-                                                                          for p in procs.values()):
+        if (
+            best is not None
+            and len(after_first) == len(commands)
+            and all(p.poll() is not None for p in procs.values())
+        ):
             break
         time.sleep(0.5)
     print(f"SLURM scenarios took {time.monotonic() - started:.0f} s")
@@ -231,7 +347,10 @@ def test_ddp_sweep_job_with_two_tasks_records_one_run_that_equals_one_process(cl
     assert cluster_runs["codes"].get("single_eval") == 0, _log_tail(cluster_runs, "single_eval")
     assert _rows(cluster_runs["root"] / "single_eval" / "test_cases.csv") == cases
     # and keeps the same cases to show: case 0, the best and the three worst, gathered from both ranks
-    with np.load(run / "qualitative.npz") as two, np.load(cluster_runs["root"] / "single_eval" / "qualitative.npz") as one:
+    with (
+        np.load(run / "qualitative.npz") as two,
+        np.load(cluster_runs["root"] / "single_eval" / "qualitative.npz") as one,
+    ):
         assert sorted(two.files) == sorted(one.files) and "worst_3_index" in one.files
         for key in one.files:
             np.testing.assert_array_equal(two[key], one[key], err_msg=key)
@@ -247,7 +366,11 @@ def test_ddp_under_srun_is_one_run_folder_and_equals_one_process(cluster_runs):
 
 def _same_numbers_as_the_reference(runs, run: Path, summary: dict) -> None:
     rows, reference = _rows(run / "metrics.csv"), _rows(runs["root"] / "reference" / "metrics.csv")
-    assert [r["epoch"] for r in rows] == [r["epoch"] for r in reference] == [str(e) for e in range(len(STOPS) + 1)]
+    assert (
+        [r["epoch"] for r in rows]
+        == [r["epoch"] for r in reference]
+        == [str(e) for e in range(len(STOPS) + 1)]
+    )
     for row, ref in zip(rows, reference):
         for key in ("train/loss", "train/acc", "val/loss", "val/acc"):
             assert float(row[key]) == pytest.approx(float(ref[key]), rel=1e-6), (row["epoch"], key)
@@ -261,11 +384,14 @@ def _costs_add_up(summary: dict) -> None:
     assert starts == sorted(starts) and len(set(starts)) == len(starts)
     assert all(i["wall_time_s"] > 0 for i in interruptions)
     assert summary["wall_time_s"] == pytest.approx(
-        sum(i["wall_time_s"] for i in interruptions) + summary["wall_time_this_attempt_s"], abs=0.02 * len(starts))
+        sum(i["wall_time_s"] for i in interruptions) + summary["wall_time_this_attempt_s"],
+        abs=0.02 * len(starts),
+    )
 
 
 def test_a_job_stopped_four_ways_with_wandb_is_recorded_interrupted_each_time_and_resumes_to_the_same_numbers(
-        cluster_runs):
+    cluster_runs,
+):
     assert cluster_runs["codes"]["reference"] == 0, _log_tail(cluster_runs, "reference")
     # scancel (at epoch 1) ends the job for good: the sweep command says which job and how, in lines, and exits 1
     first = cluster_runs["first"]["stops"]
@@ -284,15 +410,26 @@ def test_a_job_stopped_four_ways_with_wandb_is_recorded_interrupted_each_time_an
     assert summary["resumed_from"] == str(run / "checkpoints" / "last.ckpt")
     interruptions = summary["interruptions"]
     assert [i["status"] for i in interruptions] == ["interrupted"] * len(STOPS)
-    assert [i["epochs"] for i in interruptions] == [1, 2, 3, 4]  # each attempt resumed where the last one stopped
-    causes = ["terminated by SIGTERM", "terminated by SIGTERM", "SIGUSR1 (SLURM requeue signal): SLURM job",
-              "SIGUSR2 (SLURM preemption or time limit): requeued by submitit"]  # scancel, requeue, USR1, USR2
+    assert [i["epochs"] for i in interruptions] == [
+        1,
+        2,
+        3,
+        4,
+    ]  # each attempt resumed where the last one stopped
+    causes = [
+        "terminated by SIGTERM",
+        "terminated by SIGTERM",
+        "SIGUSR1 (SLURM requeue signal): SLURM job",
+        "SIGUSR2 (SLURM preemption or time limit): requeued by submitit",
+    ]  # scancel, requeue, USR1, USR2
     for interruption, cause in zip(interruptions, causes):
         assert cause in interruption["cause"], (cause, interruption["cause"])
     assert not list(run.glob("hpc_ckpt_*.ckpt"))  # Lightning's mid-epoch checkpoint is not used
     _costs_add_up(summary)
     # one W&B run throughout: 5 attempts, 5 offline folders of the one run id the folder records
-    wandb_id = (run / "wandb_run_id.txt").read_text().strip() if (run / "wandb_run_id.txt").is_file() else None
+    wandb_id = (
+        (run / "wandb_run_id.txt").read_text().strip() if (run / "wandb_run_id.txt").is_file() else None
+    )
     assert summary["wandb"]["id"] == wandb_id or wandb_id is None
     assert len(list((run / "wandb").glob(f"offline-run-*-{summary['wandb']['id']}"))) == len(STOPS) + 1
     assert len(list((run / "wandb").glob("offline-run-*"))) == len(STOPS) + 1
@@ -322,8 +459,10 @@ def test_a_job_longer_than_its_time_limit_completes_across_requeues_with_every_a
 def test_an_invalid_value_in_a_submitit_sweep_is_that_jobs_one_line_error(cluster_runs):
     log = (cluster_runs["root"] / "invalid.log").read_text()
     assert cluster_runs["codes"]["invalid"] == 1, log[-3000:]
-    (key, job), = _jobs(cluster_runs["logs"] / "sweeps" / "invalid").items()
-    assert job["status"] == "failed" and job["error"].startswith("ConfigError: trainer.max_epochs=-3 is not valid")
+    ((key, job),) = _jobs(cluster_runs["logs"] / "sweeps" / "invalid").items()
+    assert job["status"] == "failed" and job["error"].startswith(
+        "ConfigError: trainer.max_epochs=-3 is not valid"
+    )
     assert f"error: job {key} failed: ConfigError: trainer.max_epochs=-3 is not valid" in log
     assert "Traceback" not in log
     job_logs = "".join(p.read_text() for p in (cluster_runs["logs"] / "sweeps" / "invalid").rglob("*_log.*"))
@@ -336,8 +475,10 @@ def test_a_ddp_job_whose_rank_0_or_rank_1_is_killed_is_recorded_and_resumes(clus
     first = cluster_runs["first"]["kills"]
     assert first["code"] == 1, first["log"][-3000:]
     assert "Traceback" not in first["log"]
-    by_rank = {next(o for o in job["overrides"] if o.startswith("+callbacks.kill.rank=")): job
-               for job in first["jobs"].values()}
+    by_rank = {
+        next(o for o in job["overrides"] if o.startswith("+callbacks.kill.rank=")): job
+        for job in first["jobs"].values()
+    }
     killed_0, killed_1 = by_rank["+callbacks.kill.rank=0"], by_rank["+callbacks.kill.rank=1"]
     assert "running" not in [job["status"] for job in first["jobs"].values()], first["jobs"]
     assert killed_0["status"] == "interrupted" and "ended without recording an end" in killed_0["error"]

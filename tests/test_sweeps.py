@@ -10,14 +10,27 @@ import yaml
 
 from helpers import REPO
 
-TINY = ["data.tracks_per_class=3", "data.frames_per_track=3", "data.test_tracks_per_class=1", "data.num_workers=0",
-        "trainer.max_epochs=1", "logger=none", "callbacks=none", "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false"]
+TINY = [
+    "data.tracks_per_class=3",
+    "data.frames_per_track=3",
+    "data.test_tracks_per_class=1",
+    "data.num_workers=0",
+    "trainer.max_epochs=1",
+    "logger=none",
+    "callbacks=none",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
 
 
 def multirun(tmp_path: Path, args: list[str], timeout: int = 400) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "train.py"), "-m", *args, *TINY, f"paths.log_dir={tmp_path}"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "-m", *args, *TINY, f"paths.log_dir={tmp_path}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def index(tmp_path: Path, sweep: str) -> dict:
@@ -53,24 +66,48 @@ def test_rerun_skips_complete_jobs_reruns_the_rest_and_records_failures(tmp_path
 @pytest.mark.slow  # two sweep processes at once (~20 s of 2 cores); the claim lock is also exercised by the SLURM DDP sweep
 def test_the_same_sweep_started_twice_at_once_runs_each_job_once_in_its_own_folder(tmp_path):
     """Two processes, one sweep: each job is claimed by one of them; `a/b` and `a_b` are two jobs, two folders."""
-    command = [sys.executable, str(REPO / "train.py"), "-m", "sweep_name=twin", "+note=a/b,a_b", *TINY,
-               f"paths.log_dir={tmp_path}"]
-    processes = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]
+    command = [
+        sys.executable,
+        str(REPO / "train.py"),
+        "-m",
+        "sweep_name=twin",
+        "+note=a/b,a_b",
+        *TINY,
+        f"paths.log_dir={tmp_path}",
+    ]
+    processes = [
+        subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outputs = [process.communicate(timeout=400) for process in processes]
-    assert [process.returncode for process in processes] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    assert [process.returncode for process in processes] == [0, 0], (
+        outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    )
     assert sum(stdout.count("completed:") for stdout, _ in outputs) == 2  # each job trained once in all
     jobs = index(tmp_path, "twin")
     assert len(jobs) == 2 and all(job["status"] == "completed" for job in jobs.values())
-    notes = {yaml.safe_load((Path(job["run_dir"]) / "config.yaml").read_text())["note"] for job in jobs.values()}
+    notes = {
+        yaml.safe_load((Path(job["run_dir"]) / "config.yaml").read_text())["note"] for job in jobs.values()
+    }
     assert notes == {"a/b", "a_b"}
 
 
 def test_job_folders_are_one_to_one_with_jobs():
     from visionlab.config.resolvers import job_dir
 
-    dirnames = ["+note=a/b", "+note=a_b", "data.data_dir=/d/one", "data.data_dir=/d/two", "threads=1", "threads=2",
-                "trainer.devices=1", "trainer.devices=2", "x=" + "a" * 200, "x=" + "a" * 199 + "b", "x=a__0123456789"]
+    dirnames = [
+        "+note=a/b",
+        "+note=a_b",
+        "data.data_dir=/d/one",
+        "data.data_dir=/d/two",
+        "threads=1",
+        "threads=2",
+        "trainer.devices=1",
+        "trainer.devices=2",
+        "x=" + "a" * 200,
+        "x=" + "a" * 199 + "b",
+        "x=a__0123456789",
+    ]
     names = [job_dir(d) for d in dirnames]
     assert len(set(names)) == len(names) and not any("/" in name for name in names)
     assert job_dir("seed=1,experiment=cnn_sgd") == "experiment=cnn_sgd,seed=1"  # plain ones stay readable
@@ -87,7 +124,9 @@ def test_launchers_really_run_the_jobs(tmp_path, launcher):
 
 @pytest.mark.slow
 def test_optuna_sweeper_runs_three_trials(tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="optional extra: pip install -e '.[optuna]'")
+    pytest.importorskip(
+        "hydra_plugins.hydra_optuna_sweeper", reason="optional extra: pip install -e '.[optuna]'"
+    )
     result = multirun(tmp_path, ["+sweep=cnn_optuna", "hydra.sweeper.n_trials=3"], timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     results = (tmp_path / "sweeps" / "cnn_optuna" / "optimization_results.yaml").read_text()

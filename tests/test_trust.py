@@ -26,12 +26,31 @@ import trust_train_inputs as hostile
 from helpers import REPO, compose
 from seg_helpers import tiny_arrays
 
-QUICK = ["data.tracks_per_class=2", "data.frames_per_track=3", "data.test_tracks_per_class=1", "data.num_workers=0",
-         "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-         "callbacks.rich_progress_bar=null"]
-SEG_NPZ = ("experiment=unet_baseline", "data=seg_npz", "data.image_size=64", "data.num_workers=0",
-           "model.net.features_start=4", "model.net.depth=3", "logger=none")
-UNET_ON_CNN = ("experiment=unet_elu", "data=synthetic_seg", "data.num_workers=0", "model.net.features_start=8")
+QUICK = [
+    "data.tracks_per_class=2",
+    "data.frames_per_track=3",
+    "data.test_tracks_per_class=1",
+    "data.num_workers=0",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "callbacks.rich_progress_bar=null",
+]
+SEG_NPZ = (
+    "experiment=unet_baseline",
+    "data=seg_npz",
+    "data.image_size=64",
+    "data.num_workers=0",
+    "model.net.features_start=4",
+    "model.net.depth=3",
+    "logger=none",
+)
+UNET_ON_CNN = (
+    "experiment=unet_elu",
+    "data=synthetic_seg",
+    "data.num_workers=0",
+    "model.net.features_start=8",
+)
 
 
 class _Payload:
@@ -54,9 +73,17 @@ class _SystemPayload:
         return (os.system, (f"touch {self.marker}",))
 
 
-def cli(args: list[str], cwd: Path, timeout: int = 240, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+def cli(
+    args: list[str], cwd: Path, timeout: int = 240, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +99,14 @@ def world(tmp_path_factory) -> dict:
     data = (inputs / "good.npz").read_bytes()
     (inputs / "truncated.npz").write_bytes(data[: len(data) // 2])
     member = data.index(b"x_train.npy") + 200  # inside the first member's compressed bytes
-    (inputs / "corrupt.npz").write_bytes(data[:member] + bytes(b ^ 0xFF for b in data[member:member + 64])
-                                         + data[member + 64:])
+    (inputs / "corrupt.npz").write_bytes(
+        data[:member] + bytes(b ^ 0xFF for b in data[member : member + 64]) + data[member + 64 :]
+    )
     (inputs / "notes.ckpt").write_text("not a checkpoint, just text\n")
     torch.save({"state_dict": {}, "payload": _Payload(inputs / "code_ran")}, inputs / "evil.ckpt")
-    torch.save({"state_dict": {}, "payload": _SystemPayload(inputs / "code_ran")}, inputs / "evil_system.ckpt")
+    torch.save(
+        {"state_dict": {}, "payload": _SystemPayload(inputs / "code_ran")}, inputs / "evil_system.ckpt"
+    )
     _as_if_trained_with_sgd(run / "checkpoints" / "last.ckpt", inputs / "sgd.ckpt")
     return {"root": root, "run": run, "ckpt": run / "checkpoints" / "last.ckpt", "inputs": inputs}
 
@@ -86,7 +116,9 @@ def _as_if_trained_with_sgd(ckpt: Path, out: Path) -> None:
     stamp (as a checkpoint of an older visionlab): the optimizer is named from the state's settings."""
     state = torch.load(ckpt, weights_only=True)
     (saved,) = state["optimizer_states"]
-    sgd = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.01, momentum=0.9).state_dict()["param_groups"]
+    sgd = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.01, momentum=0.9).state_dict()[
+        "param_groups"
+    ]
     saved["param_groups"] = [{**sgd[0], "params": group["params"]} for group in saved["param_groups"]]
     saved["state"] = {}
     state["visionlab"].pop("optimizer", None)
@@ -110,118 +142,289 @@ class Case:
     prepare: Callable[[dict, pytest.MonkeyPatch], dict] | None = None
 
 
-IMAGES = ("data=image_folder", "data.image_size=32", "data.crop=28", "data.num_workers=0", "logger=none",
-          "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-          "callbacks.rich_progress_bar=null")
+IMAGES = (
+    "data=image_folder",
+    "data.image_size=32",
+    "data.crop=28",
+    "data.num_workers=0",
+    "logger=none",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "callbacks.rich_progress_bar=null",
+)
 SIGNS_NPZ = ("data=gtsrb", "data.num_workers=0", "logger=none", "trainer.max_epochs=1")
-OUTSIDE = r": a symbolic link to {target}, outside the data folder .*; images are read only from inside " \
-          r"data\.data_dir\. .*set data\.follow_symlinks=true"
+OUTSIDE = (
+    r": a symbolic link to {target}, outside the data folder .*; images are read only from inside "
+    r"data\.data_dir\. .*set data\.follow_symlinks=true"
+)
 
 
 CASES = [
-    Case("max_epochs_text", ("trainer.max_epochs=abc",),
-         r"trainer\.max_epochs='abc' is not valid: expected an integer ≥ 1 \(-1: no limit\); e\.g\. trainer\.max_epochs=10",
-         via="cli"),
-    Case("batch_size_zero", ("data.batch_size=0",), r"data\.batch_size=0 is not valid: expected an integer ≥ 1"),
-    Case("negative_lr", ("model.optimizer.lr=-1",), r"model\.optimizer\.lr=-1 is not valid: expected a number > 0"),
-    Case("seed_negative", ("seed=-5",), r"seed=-5 is not valid: expected an integer in \[0, 4294967295\]", via="cli"),
-    Case("seed_too_large", ("seed=99999999999",), r"seed=99999999999 is not valid: expected an integer in \[0, 4294967295\]"),
-    Case("flip_class_out_of_range", ("data.flip_classes=[99]",),
-         r"data\.flip_classes=\[99\] is not valid: 99 is not a class id; class ids are in \[0, 43\) \(data\.num_classes=43\)"),
-    Case("model_input_not_the_data", ("model.input_size=40",),
-         r"model\.input_size=40 does not match data\.input_size=28: the model follows the data .*Drop the "
-         r"model\.input_size override"),
-    Case("crop_larger_than_images", ("data.crop=40",),
-         r"data\.crop=40 is larger than the 32×32 images of synthetic signs: set data\.crop ≤ 32", recorded=True),
-    Case("val_fraction_zero", ("data.val_fraction=0",),
-         r"data\.val_fraction=0 is not valid: expected a fraction in \(0, 1\); e\.g\. data\.val_fraction=0\.2"),
+    Case(
+        "max_epochs_text",
+        ("trainer.max_epochs=abc",),
+        r"trainer\.max_epochs='abc' is not valid: expected an integer ≥ 1 \(-1: no limit\); e\.g\. trainer\.max_epochs=10",
+        via="cli",
+    ),
+    Case(
+        "batch_size_zero", ("data.batch_size=0",), r"data\.batch_size=0 is not valid: expected an integer ≥ 1"
+    ),
+    Case(
+        "negative_lr",
+        ("model.optimizer.lr=-1",),
+        r"model\.optimizer\.lr=-1 is not valid: expected a number > 0",
+    ),
+    Case(
+        "seed_negative",
+        ("seed=-5",),
+        r"seed=-5 is not valid: expected an integer in \[0, 4294967295\]",
+        via="cli",
+    ),
+    Case(
+        "seed_too_large",
+        ("seed=99999999999",),
+        r"seed=99999999999 is not valid: expected an integer in \[0, 4294967295\]",
+    ),
+    Case(
+        "flip_class_out_of_range",
+        ("data.flip_classes=[99]",),
+        r"data\.flip_classes=\[99\] is not valid: 99 is not a class id; class ids are in \[0, 43\) \(data\.num_classes=43\)",
+    ),
+    Case(
+        "model_input_not_the_data",
+        ("model.input_size=40",),
+        r"model\.input_size=40 does not match data\.input_size=28: the model follows the data .*Drop the "
+        r"model\.input_size override",
+    ),
+    Case(
+        "crop_larger_than_images",
+        ("data.crop=40",),
+        r"data\.crop=40 is larger than the 32×32 images of synthetic signs: set data\.crop ≤ 32",
+        recorded=True,
+    ),
+    Case(
+        "val_fraction_zero",
+        ("data.val_fraction=0",),
+        r"data\.val_fraction=0 is not valid: expected a fraction in \(0, 1\); e\.g\. data\.val_fraction=0\.2",
+    ),
     Case("network_argument", ("model.net.width=0",), r"model\.net\.width=0 must be positive"),
-    Case("network_argument_of_another_network", ("+model.net.depth=3",),
-         r"model\.net\.depth: a seed_cnn network takes no 'depth'"),
-    Case("unknown_network", ("model/net=resnet",),
-         r"model/net=resnet: no such config \(conf/model/net/resnet\.yaml\); model/net is one of ", via="cli"),
-    Case("missing_image_folder", ("data=image_folder", "data.data_dir=/nonexistent/images"),
-         r"data\.data_dir=/nonexistent/images does not exist: an image folder holds one sub-folder per class",
-         base=("data.num_workers=0", "logger=none")),
-    Case("wandb_mode_env", (), r"WANDB_MODE=banana \(environment variable\) is not a W&B mode: it must be one of "
-         r"online, offline or disabled", via="cli", env=(("WANDB_MODE", "banana"),)),
+    Case(
+        "network_argument_of_another_network",
+        ("+model.net.depth=3",),
+        r"model\.net\.depth: a seed_cnn network takes no 'depth'",
+    ),
+    Case(
+        "unknown_network",
+        ("model/net=resnet",),
+        r"model/net=resnet: no such config \(conf/model/net/resnet\.yaml\); model/net is one of ",
+        via="cli",
+    ),
+    Case(
+        "missing_image_folder",
+        ("data=image_folder", "data.data_dir=/nonexistent/images"),
+        r"data\.data_dir=/nonexistent/images does not exist: an image folder holds one sub-folder per class",
+        base=("data.num_workers=0", "logger=none"),
+    ),
+    Case(
+        "wandb_mode_env",
+        (),
+        r"WANDB_MODE=banana \(environment variable\) is not a W&B mode: it must be one of "
+        r"online, offline or disabled",
+        via="cli",
+        env=(("WANDB_MODE", "banana"),),
+    ),
     Case("eval_without_ckpt", (), r"train=false evaluates a checkpoint: also pass ckpt_path=", config="eval"),
-    Case("train_false_without_ckpt", ("train=false",), r"train=false evaluates a checkpoint: also pass ckpt_path=",
-         via="cli"),
-    Case("log_dir_not_writable", ("paths.log_dir=/sys/visionlab_logs",),
-         r"paths\.log_dir: cannot create the run folder /sys/visionlab_logs.*\(\w[^)]*: /sys/visionlab_logs\)\. "
-         r"Set paths\.log_dir=<a folder you can write to>", via="cli"),
-    Case("unknown_key", ("nosuchkey=1",),
-         r"nosuchkey: no such config key .*Check its spelling .*add it as a new key with \+nosuchkey=1", via="cli"),
-    Case("unknown_experiment", ("experiment=nope",),
-         r"experiment=nope: no such config \(conf/experiment/nope\.yaml\); experiment is one of cnn_baseline, ",
-         via="cli"),
-    Case("truncated_npz", ("data.data_dir={inputs}/truncated.npz",),
-         r"truncated\.npz: cannot read as a \.npz file \(BadZipFile: .*\); re-create it", base=SEG_NPZ, recorded=True),
-    Case("corrupt_npz", ("data.data_dir={inputs}/corrupt.npz",),
-         r"corrupt\.npz: cannot read as a \.npz file \(\w+: .*\); re-create it", base=SEG_NPZ, recorded=True),
-    Case("not_a_checkpoint", ("train=false", "ckpt_path={inputs}/notes.ckpt"),
-         r"ckpt_path=.*notes\.ckpt is not a checkpoint: it is not a file torch\.save wrote"),
-    Case("crafted_ckpt_eval", ("train=false", "ckpt_path={inputs}/evil.ckpt"),
-         r"evil\.ckpt: not a checkpoint visionlab can load as data only \(it holds the pickled Python object getattr,"),
-    Case("crafted_ckpt_names_its_global", ("train=false", "ckpt_path={inputs}/evil_system.ckpt"),
-         r"evil_system\.ckpt: not a checkpoint visionlab can load as data only \(it holds the pickled Python object "
-         r"(posix|nt)\.system,"),
-    Case("crafted_ckpt_resume", ("ckpt_path={inputs}/evil.ckpt",),
-         r"evil\.ckpt: not a checkpoint visionlab can load as data only .*trust_checkpoint=true"),
-    Case("other_optimizer_resume", ("ckpt_path={inputs}/sgd.ckpt",),
-         r"sgd\.ckpt was trained with torch\.optim\.SGD, but this config's optimizer is torch\.optim\.Adam "
-         r"\(model\.optimizer\): the saved optimizer state lacks its betas, eps, .*model/optimizer=sgd"),
-    Case("other_model_eval", ("train=false", "ckpt_path={ckpt}"),
-         r"is a checkpoint of experiment 'cnn_synthetic' whose weights do not fit this config's model "
-         r"\(experiment 'unet_elu'\): \d+ differ, e\.g\. .*Pass ckpt_path=\S+ alone \(its config\.yaml defines the "
-         r"model and its inputs\)", base=UNET_ON_CNN),
-    Case("foreign_resume", ("ckpt_path={ckpt}", "trainer.max_epochs=1", "logger=none"),
-         r"is a checkpoint of experiment 'cnn_synthetic' whose weights do not fit", base=UNET_ON_CNN),
+    Case(
+        "train_false_without_ckpt",
+        ("train=false",),
+        r"train=false evaluates a checkpoint: also pass ckpt_path=",
+        via="cli",
+    ),
+    Case(
+        "log_dir_not_writable",
+        ("paths.log_dir=/sys/visionlab_logs",),
+        r"paths\.log_dir: cannot create the run folder /sys/visionlab_logs.*\(\w[^)]*: /sys/visionlab_logs\)\. "
+        r"Set paths\.log_dir=<a folder you can write to>",
+        via="cli",
+    ),
+    Case(
+        "unknown_key",
+        ("nosuchkey=1",),
+        r"nosuchkey: no such config key .*Check its spelling .*add it as a new key with \+nosuchkey=1",
+        via="cli",
+    ),
+    Case(
+        "unknown_experiment",
+        ("experiment=nope",),
+        r"experiment=nope: no such config \(conf/experiment/nope\.yaml\); experiment is one of cnn_baseline, ",
+        via="cli",
+    ),
+    Case(
+        "truncated_npz",
+        ("data.data_dir={inputs}/truncated.npz",),
+        r"truncated\.npz: cannot read as a \.npz file \(BadZipFile: .*\); re-create it",
+        base=SEG_NPZ,
+        recorded=True,
+    ),
+    Case(
+        "corrupt_npz",
+        ("data.data_dir={inputs}/corrupt.npz",),
+        r"corrupt\.npz: cannot read as a \.npz file \(\w+: .*\); re-create it",
+        base=SEG_NPZ,
+        recorded=True,
+    ),
+    Case(
+        "not_a_checkpoint",
+        ("train=false", "ckpt_path={inputs}/notes.ckpt"),
+        r"ckpt_path=.*notes\.ckpt is not a checkpoint: it is not a file torch\.save wrote",
+    ),
+    Case(
+        "crafted_ckpt_eval",
+        ("train=false", "ckpt_path={inputs}/evil.ckpt"),
+        r"evil\.ckpt: not a checkpoint visionlab can load as data only \(it holds the pickled Python object getattr,",
+    ),
+    Case(
+        "crafted_ckpt_names_its_global",
+        ("train=false", "ckpt_path={inputs}/evil_system.ckpt"),
+        r"evil_system\.ckpt: not a checkpoint visionlab can load as data only \(it holds the pickled Python object "
+        r"(posix|nt)\.system,",
+    ),
+    Case(
+        "crafted_ckpt_resume",
+        ("ckpt_path={inputs}/evil.ckpt",),
+        r"evil\.ckpt: not a checkpoint visionlab can load as data only .*trust_checkpoint=true",
+    ),
+    Case(
+        "other_optimizer_resume",
+        ("ckpt_path={inputs}/sgd.ckpt",),
+        r"sgd\.ckpt was trained with torch\.optim\.SGD, but this config's optimizer is torch\.optim\.Adam "
+        r"\(model\.optimizer\): the saved optimizer state lacks its betas, eps, .*model/optimizer=sgd",
+    ),
+    Case(
+        "other_model_eval",
+        ("train=false", "ckpt_path={ckpt}"),
+        r"is a checkpoint of experiment 'cnn_synthetic' whose weights do not fit this config's model "
+        r"\(experiment 'unet_elu'\): \d+ differ, e\.g\. .*Pass ckpt_path=\S+ alone \(its config\.yaml defines the "
+        r"model and its inputs\)",
+        base=UNET_ON_CNN,
+    ),
+    Case(
+        "foreign_resume",
+        ("ckpt_path={ckpt}", "trainer.max_epochs=1", "logger=none"),
+        r"is a checkpoint of experiment 'cnn_synthetic' whose weights do not fit",
+        base=UNET_ON_CNN,
+    ),
     # issue 28, training side
-    Case("disk_full_during_checkpoint_save", (),
-         r"^error: disk full: cannot write \S+/checkpoints/(best|last)\.ckpt \(No space left on device; [\d.]+ \w+ "
-         r"free\)\. No (best|last)\.ckpt was written\. Free space there, or set paths\.log_dir=<a folder on a disk "
-         r"with room>\.$", recorded=True, base=(*QUICK, "logger=none"), prepare=hostile.prepare_full_disk),
-    Case("resume_in_a_read_only_run_folder", ("ckpt_path={run}/checkpoints/last.ckpt", "paths.output_dir={run}"),
-         r"ckpt_path=\S+/read_only_run/checkpoints/last\.ckpt: training continues in its run folder "
-         r"\S+/read_only_run, which cannot be written \((Read-only file system|Permission denied): "
-         r"\S+/read_only_run\S*\); nothing was changed\. Make the folder writable, or copy it",
-         base=(*QUICK, "logger=none", "trainer.max_epochs=2"), prepare=hostile.prepare_read_only_run),
-    Case("class_folder_linked_to_root", ("data.data_dir={data}",), r"^error: \S+/link_to_root/c" +
-         OUTSIDE.format(target="/"), recorded=True, base=IMAGES, prepare=hostile.prepare_class_link_to_root),
-    Case("class_folder_linked_to_usr", ("data.data_dir={data}",), r"^error: \S+/link_to_usr/c" +
-         OUTSIDE.format(target="/usr"), recorded=True, base=IMAGES, prepare=hostile.prepare_class_link_to_usr),
-    Case("image_linked_outside_the_folder", ("data.data_dir={data}",), r"^error: \S+/file_link_outside/a/evil\.png" +
-         OUTSIDE.format(target=r"\S+/outside/secret\.png"), recorded=True, base=IMAGES,
-         prepare=hostile.prepare_file_link_outside),
-    Case("image_folder_link_cycle", ("data.data_dir={data}",),
-         r"^error: \S+/link_cycle/a/loop: a symbolic link to \S+/link_cycle, a folder that holds the link itself "
-         r"\(a cycle\); remove the link\.$", recorded=True, base=IMAGES, prepare=hostile.prepare_link_cycle),
-    Case("image_folder_unreadable_sub_folder", ("data.data_dir={data}",),
-         r"^error: \S+/unreadable_folder/a/locked: cannot read this folder \(Permission denied\)\. Make it "
-         r"readable, or remove it from the data folder\.$", recorded=True, base=IMAGES,
-         prepare=hostile.prepare_unreadable_folder),
-    Case("text_file_named_npz", ("data.data_dir={data}",),
-         r"^error: \S+/text_npz/train\.npz: it is not an \.npz archive \(not a zip file as numpy\.savez writes\)\. "
-         r"Re-create it with numpy\.savez, or remove it\.$", recorded=True, base=SIGNS_NPZ,
-         prepare=hostile.prepare_text_named_npz),
-    Case("npy_file_named_npz", ("data.data_dir={data}",),
-         r"^error: \S+/npy_npz/train\.npz: it is a single \.npy array, not an \.npz archive", recorded=True,
-         base=SIGNS_NPZ, prepare=hostile.prepare_npy_named_npz),
-    Case("complex_valued_images", ("data.data_dir={data}",),
-         r"^error: \S+/complex_images/train\.npz: x_train has dtype complex64, expected uint8", recorded=True,
-         base=SIGNS_NPZ, prepare=hostile.prepare_complex_images),
-    Case("complex_valued_track_ids", ("data.data_dir={data}",),
-         r"^error: \S+/complex_tracks/train\.npz: track_train has dtype complex64, expected integer track ids",
-         recorded=True, base=SIGNS_NPZ, prepare=hostile.prepare_complex_tracks),
-    Case("unet_argument_on_the_cnn", ("model.features_start=8",),
-         r"^error: model\.net\.features_start: a seed_cnn network \(model/net=seed_cnn\) takes no 'features_start' "
-         r"\(it takes activation, batch_norm, width\); features_start is an argument of unet \(model/net=unet\)\. "
-         r"Remove it or pick another model/net\.$", via="cli"),
-    Case("own_config_with_a_moved_key", ("hydra.searchpath=[file://{conf}]", "experiment=mine"),
-         r"^error: model\.width: the network's arguments moved under model\.net .*write model\.net\.width instead",
-         via="cli", prepare=hostile.prepare_own_config_with_moved_key),
+    Case(
+        "disk_full_during_checkpoint_save",
+        (),
+        r"^error: disk full: cannot write \S+/checkpoints/(best|last)\.ckpt \(No space left on device; [\d.]+ \w+ "
+        r"free\)\. No (best|last)\.ckpt was written\. Free space there, or set paths\.log_dir=<a folder on a disk "
+        r"with room>\.$",
+        recorded=True,
+        base=(*QUICK, "logger=none"),
+        prepare=hostile.prepare_full_disk,
+    ),
+    Case(
+        "resume_in_a_read_only_run_folder",
+        ("ckpt_path={run}/checkpoints/last.ckpt", "paths.output_dir={run}"),
+        r"ckpt_path=\S+/read_only_run/checkpoints/last\.ckpt: training continues in its run folder "
+        r"\S+/read_only_run, which cannot be written \((Read-only file system|Permission denied): "
+        r"\S+/read_only_run\S*\); nothing was changed\. Make the folder writable, or copy it",
+        base=(*QUICK, "logger=none", "trainer.max_epochs=2"),
+        prepare=hostile.prepare_read_only_run,
+    ),
+    Case(
+        "class_folder_linked_to_root",
+        ("data.data_dir={data}",),
+        r"^error: \S+/link_to_root/c" + OUTSIDE.format(target="/"),
+        recorded=True,
+        base=IMAGES,
+        prepare=hostile.prepare_class_link_to_root,
+    ),
+    Case(
+        "class_folder_linked_to_usr",
+        ("data.data_dir={data}",),
+        r"^error: \S+/link_to_usr/c" + OUTSIDE.format(target="/usr"),
+        recorded=True,
+        base=IMAGES,
+        prepare=hostile.prepare_class_link_to_usr,
+    ),
+    Case(
+        "image_linked_outside_the_folder",
+        ("data.data_dir={data}",),
+        r"^error: \S+/file_link_outside/a/evil\.png" + OUTSIDE.format(target=r"\S+/outside/secret\.png"),
+        recorded=True,
+        base=IMAGES,
+        prepare=hostile.prepare_file_link_outside,
+    ),
+    Case(
+        "image_folder_link_cycle",
+        ("data.data_dir={data}",),
+        r"^error: \S+/link_cycle/a/loop: a symbolic link to \S+/link_cycle, a folder that holds the link itself "
+        r"\(a cycle\); remove the link\.$",
+        recorded=True,
+        base=IMAGES,
+        prepare=hostile.prepare_link_cycle,
+    ),
+    Case(
+        "image_folder_unreadable_sub_folder",
+        ("data.data_dir={data}",),
+        r"^error: \S+/unreadable_folder/a/locked: cannot read this folder \(Permission denied\)\. Make it "
+        r"readable, or remove it from the data folder\.$",
+        recorded=True,
+        base=IMAGES,
+        prepare=hostile.prepare_unreadable_folder,
+    ),
+    Case(
+        "text_file_named_npz",
+        ("data.data_dir={data}",),
+        r"^error: \S+/text_npz/train\.npz: it is not an \.npz archive \(not a zip file as numpy\.savez writes\)\. "
+        r"Re-create it with numpy\.savez, or remove it\.$",
+        recorded=True,
+        base=SIGNS_NPZ,
+        prepare=hostile.prepare_text_named_npz,
+    ),
+    Case(
+        "npy_file_named_npz",
+        ("data.data_dir={data}",),
+        r"^error: \S+/npy_npz/train\.npz: it is a single \.npy array, not an \.npz archive",
+        recorded=True,
+        base=SIGNS_NPZ,
+        prepare=hostile.prepare_npy_named_npz,
+    ),
+    Case(
+        "complex_valued_images",
+        ("data.data_dir={data}",),
+        r"^error: \S+/complex_images/train\.npz: x_train has dtype complex64, expected uint8",
+        recorded=True,
+        base=SIGNS_NPZ,
+        prepare=hostile.prepare_complex_images,
+    ),
+    Case(
+        "complex_valued_track_ids",
+        ("data.data_dir={data}",),
+        r"^error: \S+/complex_tracks/train\.npz: track_train has dtype complex64, expected integer track ids",
+        recorded=True,
+        base=SIGNS_NPZ,
+        prepare=hostile.prepare_complex_tracks,
+    ),
+    Case(
+        "unet_argument_on_the_cnn",
+        ("model.features_start=8",),
+        r"^error: model\.net\.features_start: a seed_cnn network \(model/net=seed_cnn\) takes no 'features_start' "
+        r"\(it takes activation, batch_norm, width\); features_start is an argument of unet \(model/net=unet\)\. "
+        r"Remove it or pick another model/net\.$",
+        via="cli",
+    ),
+    Case(
+        "own_config_with_a_moved_key",
+        ("hydra.searchpath=[file://{conf}]", "experiment=mine"),
+        r"^error: model\.width: the network's arguments moved under model\.net .*write model\.net\.width instead",
+        via="cli",
+        prepare=hostile.prepare_own_config_with_moved_key,
+    ),
 ]
 
 
@@ -283,7 +486,9 @@ def test_trust_checkpoint_is_the_explicit_opt_in_for_a_checkpoint_holding_object
     ckpt = tmp_path / "older.ckpt"
     torch.save(state, ckpt)
     common = [*QUICK, "logger=none", "train=false", f"ckpt_path={ckpt}"]
-    with pytest.raises(ConfigError, match=r"pickled Python object pathlib\.PurePosixPath.*trust_checkpoint=true"):
+    with pytest.raises(
+        ConfigError, match=r"pickled Python object pathlib\.PurePosixPath.*trust_checkpoint=true"
+    ):
         run(compose(tmp_path, common, output="refused"))
     summary = run(compose(tmp_path, [*common, "trust_checkpoint=true"], output="trusted"))
     assert summary["status"] == "completed" and summary["evaluated_checkpoint"] == str(ckpt)
@@ -296,8 +501,13 @@ def test_a_crafted_report_config_runs_nothing_and_run_text_stays_text(world, tmp
     markers = [tmp_path / "top_level_ran", tmp_path / "nested_ran"]
     runs = tmp_path / "runs"
     for name, experiment, model in (
-            ("a", "<img src=x onerror=alert(1)>", {"_target_": "pathlib.Path.touch", "_args_": [str(markers[0])]}),
-            ("b", "cnn_nested", None)):
+        (
+            "a",
+            "<img src=x onerror=alert(1)>",
+            {"_target_": "pathlib.Path.touch", "_args_": [str(markers[0])]},
+        ),
+        ("b", "cnn_nested", None),
+    ):
         shutil.copytree(world["run"], runs / name)
         config = yaml.safe_load((runs / name / "config.yaml").read_text())
         summary = json.loads((runs / name / "summary.json").read_text())
@@ -322,12 +532,29 @@ def test_sigterm_records_interrupted_finishes_wandb_and_exits_non_zero(tmp_path)
     from visionlab.tracking.wandb.offline import read_records
 
     process = subprocess.Popen(
-        [sys.executable, str(REPO / "train.py"), *QUICK, "trainer.max_epochs=500", "callbacks.early_stopping=null",
-         f"paths.log_dir={tmp_path}"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            *QUICK,
+            "trainer.max_epochs=500",
+            "callbacks.early_stopping=null",
+            f"paths.log_dir={tmp_path}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 180
     # wait for a recorded epoch and its checkpoint (the checkpoint may land a moment after metrics.csv)
-    while (not (list(tmp_path.glob("runs/*/*/metrics.csv")) and list(tmp_path.glob("runs/*/*/checkpoints/last.ckpt")))
-           and process.poll() is None and time.monotonic() < deadline):
+    while (
+        not (
+            list(tmp_path.glob("runs/*/*/metrics.csv"))
+            and list(tmp_path.glob("runs/*/*/checkpoints/last.ckpt"))
+        )
+        and process.poll() is None
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.1)
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=120)
@@ -368,7 +595,9 @@ def test_gtsrb_test_split_may_sit_in_its_own_file(tmp_path):
     np.savez(tmp_path / "train.npz", **{k: arrays[k] for k in ("x_train", "y_train", "track_train")})
     np.savez(tmp_path / "test.npz", x_test=arrays["x_test"], y_test=arrays["y_test"])
     loaded = load_gtsrb(tmp_path, tmp_path / "cache")
-    assert np.array_equal(loaded["x_test"], arrays["x_test"]) and np.array_equal(loaded["y_test"], arrays["y_test"])
+    assert np.array_equal(loaded["x_test"], arrays["x_test"]) and np.array_equal(
+        loaded["y_test"], arrays["y_test"]
+    )
     assert len(loaded["x_train"]) == len(arrays["x_train"])
 
 
@@ -400,26 +629,47 @@ def test_a_checkpoint_naming_files_outside_its_folder_deletes_nothing_and_still_
     (key,) = [k for k in state["callbacks"] if k.startswith("ModelCheckpoint{")]
     kth = outside("kth.txt")
     state["callbacks"][key].update(
-        dirpath=str(copy / "checkpoints"), last_model_path=outside("last.txt"), best_model_path=outside("best.txt"),
-        best_model_score=torch.tensor(-1.0), kth_best_model_path=kth, kth_value=torch.tensor(-1.0),
-        best_k_models={kth: torch.tensor(-1.0)})
+        dirpath=str(copy / "checkpoints"),
+        last_model_path=outside("last.txt"),
+        best_model_path=outside("best.txt"),
+        best_model_score=torch.tensor(-1.0),
+        kth_best_model_path=kth,
+        kth_value=torch.tensor(-1.0),
+        best_k_models={kth: torch.tensor(-1.0)},
+    )
     torch.save(state, ckpt)
     stale = copy / "checkpoints" / f".last.ckpt.{_dead_pid()}.tmp"  # a save killed before its rename
     stale.write_bytes(b"half a checkpoint")
     os.utime(stale, (time.time() - 3600, time.time() - 3600))
 
-    summary = run(compose(copy.parent, [*QUICK, "logger=none", "seed=7", "trainer.max_epochs=3", f"ckpt_path={ckpt}"],
-                          output="copy"))
+    summary = run(
+        compose(
+            copy.parent,
+            [*QUICK, "logger=none", "seed=7", "trainer.max_epochs=3", f"ckpt_path={ckpt}"],
+            output="copy",
+        )
+    )
 
     assert sorted(p.name for p in victims.iterdir()) == ["best.txt", "kth.txt", "last.txt"]
     assert all(p.read_text() == "precious\n" for p in victims.iterdir())
     assert summary["status"] == "completed" and summary["epochs"] == 3  # epoch 0 restored, 1 and 2 trained
-    assert [int(line.split(",")[0]) for line in (copy / "metrics.csv").read_text().splitlines()[1:]] == [0, 1, 2]
+    assert [int(line.split(",")[0]) for line in (copy / "metrics.csv").read_text().splitlines()[1:]] == [
+        0,
+        1,
+        2,
+    ]
     resumed = torch.load(ckpt, weights_only=True)
-    assert resumed["epoch"] >= 1 and resumed["global_step"] > state["global_step"]  # saved by the resumed training
+    assert (
+        resumed["epoch"] >= 1 and resumed["global_step"] > state["global_step"]
+    )  # saved by the resumed training
     assert sorted(p.name for p in (copy / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     (saved,) = [v for k, v in resumed["callbacks"].items() if k.startswith("ModelCheckpoint{")]
-    paths = [saved["last_model_path"], saved["best_model_path"], saved["kth_best_model_path"], *saved["best_k_models"]]
+    paths = [
+        saved["last_model_path"],
+        saved["best_model_path"],
+        saved["kth_best_model_path"],
+        *saved["best_k_models"],
+    ]
     assert {Path(p).resolve().parent for p in paths} == {copy / "checkpoints"}
     assert summary["evaluated_checkpoint"] == str(copy / "checkpoints" / "best.ckpt")
 
@@ -433,7 +683,9 @@ def test_a_save_removes_what_killed_saves_left_and_makes_its_rename_durable(tmp_
     folder.mkdir()
     dead, hour_ago = _dead_pid(), time.time() - 3600
     stale = folder / f".last.ckpt.{dead}.tmp"  # killed an hour ago: removed
-    recent = folder / f".best.ckpt.{dead}.tmp"  # written just now (e.g. by another machine sharing the folder): kept
+    recent = (
+        folder / f".best.ckpt.{dead}.tmp"
+    )  # written just now (e.g. by another machine sharing the folder): kept
     running = folder / f".best.ckpt.{os.getppid()}.tmp"  # its process still runs: kept
     for path in (stale, recent, running):
         path.write_bytes(b"half a checkpoint")
@@ -463,12 +715,17 @@ def test_a_run_folder_that_cannot_be_made_is_one_line_naming_it(tmp_path, capsys
     stderr = capsys.readouterr().err
     assert exited.value.code == 2 and "Traceback" not in stderr
     (line,) = [line for line in stderr.splitlines() if line.startswith("error: ")]
-    assert re.search(rf"paths\.log_dir: cannot create the run folder {re.escape(str(tmp_path))}/a_file/run .*"
-                     r"Set paths\.log_dir=<a folder you can write to>", line), line
+    assert re.search(
+        rf"paths\.log_dir: cannot create the run folder {re.escape(str(tmp_path))}/a_file/run .*"
+        r"Set paths\.log_dir=<a folder you can write to>",
+        line,
+    ), line
     assert (tmp_path / "a_file").read_text() == "not a folder\n"
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into a read-only folder")
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into a read-only folder"
+)
 def test_a_read_only_log_dir_is_one_line_from_the_cli(tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir(mode=0o555)

@@ -21,8 +21,8 @@ from test_trust import QUICK
 
 
 def test_a_checkpoint_save_on_a_full_disk_names_the_file_and_keeps_the_previous_one(tmp_path, monkeypatch):
-    from visionlab.record.checkpoint_files import AtomicCheckpointIO
     from visionlab.config.errors import DiskFullError
+    from visionlab.record.checkpoint_files import AtomicCheckpointIO
 
     folder = tmp_path / "checkpoints"
     AtomicCheckpointIO().save_checkpoint({"w": torch.ones(3)}, folder / "last.ckpt")
@@ -31,10 +31,13 @@ def test_a_checkpoint_save_on_a_full_disk_names_the_file_and_keeps_the_previous_
         AtomicCheckpointIO().save_checkpoint({"w": torch.zeros(1000)}, folder / "last.ckpt")
     monkeypatch.undo()
     message = str(refused.value)
-    assert re.fullmatch(rf"disk full: cannot write {re.escape(str(folder))}/last\.ckpt \(No space left on device; "
-                        r"[\d.]+ \w+ free\)\. The previous last\.ckpt is whole; continue later with "
-                        rf"ckpt_path={re.escape(str(folder))}/last\.ckpt\. Free space there, or set "
-                        r"paths\.log_dir=<a folder on a disk with room>\.", message), message
+    assert re.fullmatch(
+        rf"disk full: cannot write {re.escape(str(folder))}/last\.ckpt \(No space left on device; "
+        r"[\d.]+ \w+ free\)\. The previous last\.ckpt is whole; continue later with "
+        rf"ckpt_path={re.escape(str(folder))}/last\.ckpt\. Free space there, or set "
+        r"paths\.log_dir=<a folder on a disk with room>\.",
+        message,
+    ), message
     assert "unexpected pos" not in message and refused.value.__cause__ is None
     assert torch.equal(torch.load(folder / "last.ckpt", weights_only=True)["w"], torch.ones(3))
     assert [p.name for p in folder.iterdir()] == ["last.ckpt"]  # the half-written temporary is gone
@@ -54,8 +57,8 @@ def test_a_quota_exceeded_is_a_full_disk_too(tmp_path):
 def test_when_even_summary_json_cannot_be_written_the_one_line_says_so(tmp_path, monkeypatch, capsys):
     """The disk fills during the checkpoint save and stays full: no summary.json, no temporary left behind, and the
     line says both the checkpoint and the record were not written (exit code 2, no traceback)."""
-    from visionlab.record import files
     from visionlab.cli.train import _run_reporting_errors
+    from visionlab.record import files
 
     hostile.full_disk_saves(monkeypatch)
     write_text = Path.write_text
@@ -75,9 +78,12 @@ def test_when_even_summary_json_cannot_be_written_the_one_line_says_so(tmp_path,
     (line,) = [line for line in stderr.splitlines() if line.startswith("error: ")]
     assert exited.value.code == 2 and "Traceback" not in stderr
     run = tmp_path / "run"
-    assert re.fullmatch(rf"error: disk full: cannot write {re.escape(str(run))}/checkpoints/(best|last)\.ckpt .*"
-                        rf"Its summary\.json was not written either, so {re.escape(str(run))} does not record "
-                        r"this attempt\.", line), line
+    assert re.fullmatch(
+        rf"error: disk full: cannot write {re.escape(str(run))}/checkpoints/(best|last)\.ckpt .*"
+        rf"Its summary\.json was not written either, so {re.escape(str(run))} does not record "
+        r"this attempt\.",
+        line,
+    ), line
     assert not (run / "summary.json").exists() and not list(run.glob(".*.tmp"))
     assert not list((run / "checkpoints").iterdir())
 
@@ -99,7 +105,7 @@ def test_a_run_completed_on_a_full_disk_still_records_failed_with_the_cause(tmp_
 def _sixteen_bit_png(path: Path, side: int) -> Path:
     """Left half 0, right half 40000 (the maximum): 8-bit grey 0 and 255 after scaling."""
     array = np.zeros((side, side), np.uint16)
-    array[:, side // 2:] = 40000
+    array[:, side // 2 :] = 40000
     Image.fromarray(array).save(path, compress_level=1)
     return path
 
@@ -116,7 +122,9 @@ def test_a_huge_16_bit_image_is_reduced_while_decoded_in_bounded_memory(tmp_path
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 3 * STRIP_PIXELS * 8, f"{peak / 2**20:.0f} MB"  # a strip in float64, its mean, the small result
+    assert peak < 3 * STRIP_PIXELS * 8, (
+        f"{peak / 2**20:.0f} MB"
+    )  # a strip in float64, its mean, the small result
     assert image.shape == (32, 32, 1)
     assert (image[:, :15] == 0).all() and (image[:, 17:] == 255).all()
 
@@ -144,15 +152,21 @@ def _two_classes(root: Path) -> Path:
 
 
 def test_links_inside_the_folder_are_followed_and_outside_ones_only_with_the_flag(tmp_path):
-    from visionlab.data.classification.folders import load_image_folder
     from visionlab.config.errors import DataError
+    from visionlab.data.classification.folders import load_image_folder
 
     data = _two_classes(tmp_path / "data")
     (data / "a" / "also_b").symlink_to(data / "b")  # inside: followed
     outside = hostile.png(tmp_path / "elsewhere" / "x.png", seed=5)
     arrays = load_image_folder(data, tmp_path / "cache", 16, 3)
-    assert sorted(arrays["files_train"].tolist()) == ["a/a_0.png", "a/a_1.png", "a/also_b/b_0.png",
-                                                      "a/also_b/b_1.png", "b/b_0.png", "b/b_1.png"]
+    assert sorted(arrays["files_train"].tolist()) == [
+        "a/a_0.png",
+        "a/a_1.png",
+        "a/also_b/b_0.png",
+        "a/also_b/b_1.png",
+        "b/b_0.png",
+        "b/b_1.png",
+    ]
     (data / "b" / "x.png").symlink_to(outside)
     with pytest.raises(DataError, match=rf"^{re.escape(str(data / 'b' / 'x.png'))}: a symbolic link to "):
         load_image_folder(data, tmp_path / "cache", 16, 3)
@@ -166,18 +180,26 @@ def test_follow_symlinks_is_a_config_key_checked_as_a_boolean(tmp_path):
     from visionlab.run.execute import run
 
     data = _two_classes(tmp_path / "data")
-    with pytest.raises(ConfigError, match=r"data\.follow_symlinks='yes' is not valid: expected true or false"):
-        run(compose(tmp_path, ["data=image_folder", f"data.data_dir={data}", "data.follow_symlinks=yes",
-                               "logger=none"], output="refused"))
+    with pytest.raises(
+        ConfigError, match=r"data\.follow_symlinks='yes' is not valid: expected true or false"
+    ):
+        run(
+            compose(
+                tmp_path,
+                ["data=image_folder", f"data.data_dir={data}", "data.follow_symlinks=yes", "logger=none"],
+                output="refused",
+            )
+        )
     assert not (tmp_path / "refused").exists()
 
 
-def test_a_job_that_would_continue_its_unfinished_run_in_a_read_only_folder_is_one_line(tmp_path, monkeypatch,
-                                                                                         capsys):
+def test_a_job_that_would_continue_its_unfinished_run_in_a_read_only_folder_is_one_line(
+    tmp_path, monkeypatch, capsys
+):
     """A sweep job run again (or a requeued SLURM job) continues the unfinished run in its folder: checked before
     the first log line would open train.log there."""
-    from visionlab.record.folder import RunFolder
     from visionlab.cli.train import _continue_unfinished
+    from visionlab.record.folder import RunFolder
 
     folder = tmp_path / "job"
     (folder / ".hydra").mkdir(parents=True)
@@ -191,6 +213,8 @@ def test_a_job_that_would_continue_its_unfinished_run_in_a_read_only_folder_is_o
     stderr = capsys.readouterr().err
     (line,) = [line for line in stderr.splitlines() if line.startswith("error: ")]
     assert exited.value.code == 2 and "Traceback" not in stderr
-    assert line.startswith(f"error: this job continues the unfinished run in {folder} (from {folder}/checkpoints/"
-                           "last.ckpt), but that folder cannot be written (")
+    assert line.startswith(
+        f"error: this job continues the unfinished run in {folder} (from {folder}/checkpoints/"
+        "last.ckpt), but that folder cannot be written ("
+    )
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before

@@ -337,8 +337,8 @@ def test_predicting_the_run_test_images_reproduces_its_confusion_matrix(cls_run,
 def test_segmentation_masks_reproduce_test_cases_and_keep_each_input_size(seg_run, tmp_path):
     from visionlab.data.segmentation.synthetic import make_synthetic_seg
     from visionlab.inference.predict import main, predict
-    from visionlab.tasks.segmentation.scores import per_image_scores
     from visionlab.record.metric_keys import CASE_SCORES
+    from visionlab.tasks.segmentation.scores import per_image_scores
 
     folder, _ = seg_run
     arrays = make_synthetic_seg(

@@ -44,7 +44,9 @@ def test_auto_is_offline_when_the_server_accepts_but_never_answers(no_env, monke
         assert time.monotonic() - started < 3.0
 
 
-def test_auto_is_online_with_netrc_credentials_for_the_configured_server_that_answers(no_env, monkeypatch, tmp_path):
+def test_auto_is_online_with_netrc_credentials_for_the_configured_server_that_answers(
+    no_env, monkeypatch, tmp_path
+):
     with answering_server() as url:
         monkeypatch.setenv("WANDB_BASE_URL", url)
         (tmp_path / "netrc").write_text("machine 127.0.0.1\n  login user\n  password " + "k" * 40 + "\n")
@@ -77,10 +79,23 @@ def test_online_start_against_a_silent_server_ends_in_one_line_and_keeps_the_rec
         env = {**os.environ, "WANDB_MODE": "online", "WANDB_BASE_URL": url, "WANDB_API_KEY": "a" * 40}
         started = time.monotonic()
         result = subprocess.run(
-            [sys.executable, str(REPO / "train.py"), "data.tracks_per_class=2", "data.frames_per_track=3",
-             "data.test_tracks_per_class=1", "data.num_workers=0", "trainer.max_epochs=1",
-             "logger.wandb.init_timeout=3", f"paths.log_dir={tmp_path}"],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+            [
+                sys.executable,
+                str(REPO / "train.py"),
+                "data.tracks_per_class=2",
+                "data.frames_per_track=3",
+                "data.test_tracks_per_class=1",
+                "data.num_workers=0",
+                "trainer.max_epochs=1",
+                "logger.wandb.init_timeout=3",
+                f"paths.log_dir={tmp_path}",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         elapsed = time.monotonic() - started
     assert result.returncode == 2, result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -99,9 +114,22 @@ def test_auto_mode_without_any_wandb_setting_trains_offline_end_to_end(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HOME=str(tmp_path), NETRC=str(tmp_path / "netrc"), WANDB_SILENT="true")
     result = subprocess.run(
-        [sys.executable, str(REPO / "train.py"), "data.tracks_per_class=2", "data.frames_per_track=3",
-         "data.test_tracks_per_class=1", "data.num_workers=0", "trainer.max_epochs=1", f"paths.log_dir={tmp_path}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "data.tracks_per_class=2",
+            "data.frames_per_track=3",
+            "data.test_tracks_per_class=1",
+            "data.num_workers=0",
+            "trainer.max_epochs=1",
+            f"paths.log_dir={tmp_path}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     # the console shows our lines, not library noise

@@ -44,10 +44,20 @@ BACKENDS = ("batched", "albumentations")
 TASKS = ("cnn", "cnn_best", "unet", "epoch")
 # what a plain run measures on each device: the CPU defaults are the historical ones (README table)
 DEVICE_DEFAULTS = {
-    "cpu": {"tasks": ["cnn", "unet", "epoch"], "precision": list(PRECISIONS), "backends": list(BACKENDS),
-            "unet_features": 32, "unet_batch": 4},
-    "cuda": {"tasks": ["cnn", "cnn_best", "unet"], "precision": ["bf16"], "backends": ["batched"],
-             "unet_features": 64, "unet_batch": 16},
+    "cpu": {
+        "tasks": ["cnn", "unet", "epoch"],
+        "precision": list(PRECISIONS),
+        "backends": list(BACKENDS),
+        "unet_features": 32,
+        "unet_batch": 4,
+    },
+    "cuda": {
+        "tasks": ["cnn", "cnn_best", "unet"],
+        "precision": ["bf16"],
+        "backends": ["batched"],
+        "unet_features": 64,
+        "unet_batch": 16,
+    },
 }
 
 
@@ -60,8 +70,14 @@ def compose(overrides: list[str]):
     from visionlab.config.location import config_dir
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return hydra_compose("train", overrides=[f"paths.root_dir={tempfile.gettempdir()}",
-                                                 "paths.output_dir=" + tempfile.mkdtemp(), *overrides])
+        return hydra_compose(
+            "train",
+            overrides=[
+                f"paths.root_dir={tempfile.gettempdir()}",
+                "paths.output_dir=" + tempfile.mkdtemp(),
+                *overrides,
+            ],
+        )
 
 
 def build(overrides: list[str], **data_changes):
@@ -130,7 +146,9 @@ class BareStep:
         self.model = model.to(self.device)
         # the bare optimizer: a per-step LR schedule needs a Trainer to size itself, and bare steps have none
         self.optimizer = model.optimizer_factory(params=model.parameters())
-        self.kwargs = {"label_smoothing": model.label_smoothing} if getattr(model, "label_smoothing", 0.0) else {}
+        self.kwargs = (
+            {"label_smoothing": model.label_smoothing} if getattr(model, "label_smoothing", 0.0) else {}
+        )
         self.clip = _clip(cfg)
         x, y = datamodule.splits["val"]
         index = torch.arange(datamodule.batch_size) % len(y)
@@ -194,10 +212,21 @@ def _trainer(cfg, datamodule, precision: str, steps: int, warmup: int, logdir: s
 
     per_epoch = len(datamodule.train_dataloader())
     logger = make_wandb_logger(mode="offline", save_dir=logdir, project="visionlab-bench")  # as a run logs
-    trainer = pl.Trainer(**_trainer_device(device), precision=precision, max_steps=warmup + steps,
-                         max_epochs=-(-(warmup + steps) // per_epoch), limit_val_batches=0, num_sanity_val_steps=0,
-                         logger=logger, callbacks=[callback], enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, log_every_n_steps=10, gradient_clip_val=_clip(cfg))
+    trainer = pl.Trainer(
+        **_trainer_device(device),
+        precision=precision,
+        max_steps=warmup + steps,
+        max_epochs=-(-(warmup + steps) // per_epoch),
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=logger,
+        callbacks=[callback],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=10,
+        gradient_clip_val=_clip(cfg),
+    )
     return trainer, logger
 
 
@@ -208,12 +237,15 @@ def full_loop(cfg, datamodule, precision: str, steps: int, warmup: int, logdir: 
     trainer.fit(new_model(cfg), datamodule=datamodule)
     logger.experiment.finish()
     if timer.end is None:
-        raise RuntimeError(f"the full loop ran {trainer.global_step} steps, fewer than the {warmup + steps} timed")
+        raise RuntimeError(
+            f"the full loop ran {trainer.global_step} steps, fewer than the {warmup + steps} timed"
+        )
     return timer.images / (timer.end - timer.start)
 
 
-def paired_loop(cfg, datamodule, precision: str, steps: int, warmup: int, logdir: str, device="cpu"
-                ) -> tuple[list[float], list[float]]:
+def paired_loop(
+    cfg, datamodule, precision: str, steps: int, warmup: int, logdir: str, device="cpu"
+) -> tuple[list[float], list[float]]:
     """(full, bare) seconds per step, in pairs: inside ``Trainer.fit``, right after each training iteration, one
     ``BareStep`` of a twin model. A change in machine load hits both halves of a pair alike, so the ratio of a pair
     holds where whole blocks of bare and full steps, minutes apart on a shared machine, do not. Each pair is timed
@@ -262,23 +294,39 @@ def loop_ratios(overrides: list[str], label: str, args, steps: int, task: str) -
                 bares, fulls, ratios = [], [], []
                 for _ in range(args.repeats):
                     if args.paired:
-                        full, bare = paired_loop(cfg, datamodule, precision, steps, args.warmup, logdir, args.device)
+                        full, bare = paired_loop(
+                            cfg, datamodule, precision, steps, args.warmup, logdir, args.device
+                        )
                         bares.append(n / statistics.median(bare))
                         fulls.append(n / statistics.median(full))
                         ratios.append(statistics.median(b / f for b, f in zip(bare, full)))
                         continue
                     bares.append(bare_steps(cfg, datamodule, precision, steps, args.warmup, args.device))
-                    fulls.append(full_loop(cfg, datamodule, precision, steps, args.warmup, logdir, args.device))
+                    fulls.append(
+                        full_loop(cfg, datamodule, precision, steps, args.warmup, logdir, args.device)
+                    )
                     ratios.append(fulls[-1] / bares[-1])
-                row = {"task": task, "data": label, "backend": backend, "precision": name, "batch_size": n,
-                       "steps": steps, "warmup": args.warmup, "design": "paired" if args.paired else "blocks",
-                       "bare_img_s": statistics.median(bares), "full_img_s": statistics.median(fulls),
-                       "full_over_bare": statistics.median(ratios),
-                       "repeats": {"bare_img_s": bares, "full_img_s": fulls, "full_over_bare": ratios}}
+                row = {
+                    "task": task,
+                    "data": label,
+                    "backend": backend,
+                    "precision": name,
+                    "batch_size": n,
+                    "steps": steps,
+                    "warmup": args.warmup,
+                    "design": "paired" if args.paired else "blocks",
+                    "bare_img_s": statistics.median(bares),
+                    "full_img_s": statistics.median(fulls),
+                    "full_over_bare": statistics.median(ratios),
+                    "repeats": {"bare_img_s": bares, "full_img_s": fulls, "full_over_bare": ratios},
+                }
                 rows.append(row)
                 spread = ", ".join(f"{r:.2f}" for r in ratios)
-                print(f"| {label} | {backend} | {name} | {row['bare_img_s']:.1f} | {row['full_img_s']:.1f} | "
-                      f"{row['full_over_bare']:.2f} | {spread} |", flush=True)
+                print(
+                    f"| {label} | {backend} | {name} | {row['bare_img_s']:.1f} | {row['full_img_s']:.1f} | "
+                    f"{row['full_over_bare']:.2f} | {spread} |",
+                    flush=True,
+                )
     return rows
 
 
@@ -330,9 +378,17 @@ def epoch_seconds(overrides: list[str], precision: str, backend: str, epochs: in
 
     cfg, datamodule = build(overrides, augment_backend=backend)
     clock = EpochClock()
-    trainer = pl.Trainer(**_trainer_device(device), precision=PRECISIONS[precision], max_epochs=epochs,
-                         num_sanity_val_steps=0, logger=False, callbacks=[clock], enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        **_trainer_device(device),
+        precision=PRECISIONS[precision],
+        max_epochs=epochs,
+        num_sanity_val_steps=0,
+        logger=False,
+        callbacks=[clock],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(new_model(cfg), datamodule=datamodule)
     return clock.times[-1]
 
@@ -341,7 +397,9 @@ def _unet_width_key() -> str:
     """Where the U-Net's base width lives in the config: ``model.net.features_start`` when the network is its own
     config group (``model/net``), else ``model.features_start``."""
     net = compose(["experiment=unet_baseline"]).model.get("net")
-    return "model.net.features_start" if net is not None and "features_start" in net else "model.features_start"
+    return (
+        "model.net.features_start" if net is not None and "features_start" in net else "model.features_start"
+    )
 
 
 def environment(device) -> dict:
@@ -351,42 +409,73 @@ def environment(device) -> dict:
     from visionlab.record.provenance import git_state, package_versions
 
     device = _device(device)
-    info = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "git": git_state(), "packages": package_versions(), "torch": torch.__version__,
-            "cuda": torch.version.cuda, "device": str(device), "threads": torch.get_num_threads(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    info = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "git": git_state(),
+        "packages": package_versions(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
-        info |= {"gpu": torch.cuda.get_device_name(index), "cudnn": torch.backends.cudnn.version(),
-                 "gpu_capability": ".".join(map(str, torch.cuda.get_device_capability(index))),
-                 "cudnn_benchmark": torch.backends.cudnn.benchmark}
+        info |= {
+            "gpu": torch.cuda.get_device_name(index),
+            "cudnn": torch.backends.cudnn.version(),
+            "gpu_capability": ".".join(map(str, torch.cuda.get_device_capability(index))),
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        }
     return info
 
 
 def parse_args(argv: list[str] | None = None):
     import torch
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     parser.add_argument("--gtsrb-dir", help="GTSRB folder (prepared .npz); also benchmarked when given")
-    parser.add_argument("--isbi-dir", help="ISBI 2012 .npz or folder; default: the synthetic segmentation set")
-    parser.add_argument("--tasks", nargs="+", choices=TASKS,
-                        help="default: cnn unet epoch on the CPU, cnn cnn_best unet on a GPU")
-    parser.add_argument("--backends", nargs="+", choices=list(BACKENDS),
-                        help="default: both on the CPU, batched on a GPU")
-    parser.add_argument("--precision", nargs="+", choices=list(PRECISIONS),
-                        help="default: fp32 bf16 on the CPU, bf16 on a GPU")
+    parser.add_argument(
+        "--isbi-dir", help="ISBI 2012 .npz or folder; default: the synthetic segmentation set"
+    )
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        choices=TASKS,
+        help="default: cnn unet epoch on the CPU, cnn cnn_best unet on a GPU",
+    )
+    parser.add_argument(
+        "--backends", nargs="+", choices=list(BACKENDS), help="default: both on the CPU, batched on a GPU"
+    )
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        choices=list(PRECISIONS),
+        help="default: fp32 bf16 on the CPU, bf16 on a GPU",
+    )
     parser.add_argument("--batch-size", type=int, default=256, help="CNN batch size (seed CNN and cnn_best)")
     parser.add_argument("--steps", type=int, default=20, help="measured CNN steps per configuration")
     parser.add_argument("--unet-steps", type=int, default=8, help="measured U-Net steps per configuration")
-    parser.add_argument("--unet-features", type=int, help="U-Net base width (default: 32 on the CPU, 64 on a GPU)")
-    parser.add_argument("--unet-batch", type=int, help="U-Net batch size (default: 4 on the CPU, 16 on a GPU)")
+    parser.add_argument(
+        "--unet-features", type=int, help="U-Net base width (default: 32 on the CPU, 64 on a GPU)"
+    )
+    parser.add_argument(
+        "--unet-batch", type=int, help="U-Net batch size (default: 4 on the CPU, 16 on a GPU)"
+    )
     parser.add_argument("--unet-size", type=int, default=256, help="U-Net image side (synthetic data)")
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured steps first (at least 1)")
-    parser.add_argument("--repeats", type=int, default=1, help="bare/full measurements per configuration (medians)")
-    parser.add_argument("--paired", action="store_true",
-                        help="time a bare step right after every training step instead of in separate blocks: "
-                             "robust on a shared CPU (not for GPUs: it times every step on its own)")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="bare/full measurements per configuration (medians)"
+    )
+    parser.add_argument(
+        "--paired",
+        action="store_true",
+        help="time a bare step right after every training step instead of in separate blocks: "
+        "robust on a shared CPU (not for GPUs: it times every step on its own)",
+    )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--num-workers", type=int, default=1, help="loader workers (albumentations backend)")
     parser.add_argument("--json", help="also write the figures and the environment to this JSON file")
@@ -398,7 +487,9 @@ def parse_args(argv: list[str] | None = None):
     if device is None or device.type not in DEVICE_DEFAULTS:
         parser.error(f"--device {args.device}: use cpu or cuda[:N]")
     if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU")
+        parser.error(
+            f"--device {args.device}: torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU"
+        )
     defaults = DEVICE_DEFAULTS[device.type]
     for key in ("tasks", "precision", "backends", "unet_features", "unet_batch"):
         if getattr(args, key) is None:
@@ -425,44 +516,69 @@ def run_bench(argv: list[str] | None = None) -> dict:
     quiet_library_noise()
     torch.set_num_threads(args.threads)
     env = environment(args.device)
-    result = {"environment": env, "args": vars(args), "loops": [], "augmentation_img_s": None, "epoch_seconds": {}}
+    result = {
+        "environment": env,
+        "args": vars(args),
+        "loops": [],
+        "augmentation_img_s": None,
+        "epoch_seconds": {},
+    }
     where = env.get("gpu", f"CPU ({env['cpu_capability']})")
-    print(f"visionlab-bench on {args.device} ({where}), torch {env['torch']}, CUDA {env['cuda']}: {args.threads} "
-          f"threads, {args.num_workers} loader worker(s) for albumentations, {args.warmup} warm-up steps, "
-          f"{args.repeats} repeat(s), {'paired' if args.paired else 'block'} design; img/s (medians over the "
-          "repeats)")
-    print("| data | backend | precision | bare img/s | full img/s | full/bare | full/bare per repeat |\n"
-          "|---|---|---|---|---|---|---|")
+    print(
+        f"visionlab-bench on {args.device} ({where}), torch {env['torch']}, CUDA {env['cuda']}: {args.threads} "
+        f"threads, {args.num_workers} loader worker(s) for albumentations, {args.warmup} warm-up steps, "
+        f"{args.repeats} repeat(s), {'paired' if args.paired else 'block'} design; img/s (medians over the "
+        "repeats)"
+    )
+    print(
+        "| data | backend | precision | bare img/s | full img/s | full/bare | full/bare per repeat |\n"
+        "|---|---|---|---|---|---|---|"
+    )
     cnn = ["model=cnn", f"data.batch_size={args.batch_size}"]
     tracks = int(max(10, (args.steps + args.warmup) * args.batch_size // (43 * 10 * 0.8) + 2))
     synthetic_signs = ["data=synthetic_signs", f"data.tracks_per_class={tracks}"]
     if "cnn" in args.tasks:
-        result["loops"] += loop_ratios([*cnn, *synthetic_signs], "CNN, synthetic signs", args, args.steps, "cnn")
+        result["loops"] += loop_ratios(
+            [*cnn, *synthetic_signs], "CNN, synthetic signs", args, args.steps, "cnn"
+        )
         if args.gtsrb_dir:
-            result["loops"] += loop_ratios([*cnn, "data=gtsrb", f"data.data_dir={args.gtsrb_dir}"], "CNN, GTSRB",
-                                           args, args.steps, "cnn")
+            result["loops"] += loop_ratios(
+                [*cnn, "data=gtsrb", f"data.data_dir={args.gtsrb_dir}"], "CNN, GTSRB", args, args.steps, "cnn"
+            )
     if "cnn_best" in args.tasks:
         best = ["experiment=cnn_best", f"data.batch_size={args.batch_size}"]
         best += [f"data.data_dir={args.gtsrb_dir}"] if args.gtsrb_dir else synthetic_signs
         label = "cnn_best, " + ("GTSRB" if args.gtsrb_dir else "synthetic signs")
         result["loops"] += loop_ratios(best, label, args, args.steps, "cnn_best")
-    seg = ["experiment=unet_baseline", f"{_unet_width_key()}={args.unet_features}",
-           f"data.batch_size={args.unet_batch}"]  # the preset's fixed 160-sample epoch: 10–40 batches
-    seg += [f"data.data_dir={args.isbi_dir}"] if args.isbi_dir else ["data=synthetic_seg",
-                                                                      f"data.image_size={args.unet_size}"]
+    seg = [
+        "experiment=unet_baseline",
+        f"{_unet_width_key()}={args.unet_features}",
+        f"data.batch_size={args.unet_batch}",
+    ]  # the preset's fixed 160-sample epoch: 10–40 batches
+    seg += (
+        [f"data.data_dir={args.isbi_dir}"]
+        if args.isbi_dir
+        else ["data=synthetic_seg", f"data.image_size={args.unet_size}"]
+    )
     if "unet" in args.tasks:
         label = f"U-Net {args.unet_features}, " + ("ISBI" if args.isbi_dir else "synthetic")
         result["loops"] += loop_ratios(seg, label, args, args.unet_steps, "unet")
         rates = elastic_throughput(seg, device=args.device)
         result["augmentation_img_s"] = {"batch_size": args.unet_batch, **rates}
-        print(f"\nsegmentation augmentation alone ({args.unet_size}², batch {args.unet_batch}, img/s): "
-              + ", ".join(f"{k} {v:.0f}" for k, v in rates.items()))
+        print(
+            f"\nsegmentation augmentation alone ({args.unet_size}², batch {args.unet_batch}, img/s): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in rates.items())
+        )
     if "epoch" in args.tasks and args.gtsrb_dir:
         print("\nGTSRB epoch wall time (train + validation), experiment=cnn_baseline:")
         for precision in args.precision:
             for backend in args.backends:
-                seconds = epoch_seconds(["experiment=cnn_baseline", f"data.data_dir={args.gtsrb_dir}"], precision,
-                                        backend, device=args.device)
+                seconds = epoch_seconds(
+                    ["experiment=cnn_baseline", f"data.data_dir={args.gtsrb_dir}"],
+                    precision,
+                    backend,
+                    device=args.device,
+                )
                 result["epoch_seconds"][f"{precision} {backend}"] = seconds
                 print(f"  {precision} {backend}: {seconds:.1f} s", flush=True)
     if args.json:

@@ -20,16 +20,29 @@ import torch.nn.functional as F
 from visionlab.networks.unet import UNet
 
 
-def measure(features: int, precision: str, size: int = 256, batch: int = 4, steps: int = 5, warmup: int = 2,
-            device: str = "cpu", up_mode: str = "bilinear", depth: int = 5) -> float:
+def measure(
+    features: int,
+    precision: str,
+    size: int = 256,
+    batch: int = 4,
+    steps: int = 5,
+    warmup: int = 2,
+    device: str = "cpu",
+    up_mode: str = "bilinear",
+    depth: int = 5,
+) -> float:
     """Training images per second for one configuration."""
     torch.manual_seed(0)
     model = UNet(1, 1, features, depth, up_mode).to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x = torch.rand(batch, size, size, 1, device=device).permute(0, 3, 1, 2)  # NHWC strides, as the model feeds it
+    x = torch.rand(batch, size, size, 1, device=device).permute(
+        0, 3, 1, 2
+    )  # NHWC strides, as the model feeds it
     y = (torch.rand(batch, 1, size, size, device=device) > 0.5).float()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    autocast = torch.autocast(device_type=device.split(":")[0], dtype=dtype) if dtype else contextlib.nullcontext()
+    autocast = (
+        torch.autocast(device_type=device.split(":")[0], dtype=dtype) if dtype else contextlib.nullcontext()
+    )
 
     def step():
         optimizer.zero_grad(set_to_none=True)
@@ -62,20 +75,28 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--json", help="also write the rows and the environment to this JSON file")
     args = parser.parse_args(argv)
     rows = []
-    print(f"U-Net training throughput, {args.size}×{args.size}, batch {args.batch}, {args.device}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}, CUDA {torch.version.cuda}")
+    print(
+        f"U-Net training throughput, {args.size}×{args.size}, batch {args.batch}, {args.device}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}, CUDA {torch.version.cuda}"
+    )
     print("| features_start | params | precision | img/s |\n|---|---|---|---|")
     for features in args.features:
         params = sum(p.numel() for p in UNet(1, 1, features).parameters())
         for precision in args.precision:
-            ips = measure(features, precision, args.size, args.batch, args.steps, args.warmup, device=args.device)
-            rows.append({"features_start": features, "params": params, "precision": precision, "img_per_s": ips})
+            ips = measure(
+                features, precision, args.size, args.batch, args.steps, args.warmup, device=args.device
+            )
+            rows.append(
+                {"features_start": features, "params": params, "precision": precision, "img_per_s": ips}
+            )
             print(f"| {features} | {params:,} | {precision} | {ips:.2f} |", flush=True)
     if args.json:
         from visionlab.benchmark.pipeline import environment
 
         with open(args.json, "w") as f:
-            json.dump({"environment": environment(args.device), "args": vars(args), "rows": rows}, f, indent=2)
+            json.dump(
+                {"environment": environment(args.device), "args": vars(args), "rows": rows}, f, indent=2
+            )
     return rows
 
 

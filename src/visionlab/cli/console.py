@@ -46,8 +46,10 @@ def print_result(summary: dict) -> None:
     status = summary["status"]
     colour = "green" if status == Status.COMPLETED else "red"
     # every value is escaped: "[...]" in a name, path or error message is text, not rich markup
-    console.print(f"[bold {colour}]{escape(str(status))}[/]: {escape(str(summary['experiment']))} "
-                  f"(seed {escape(str(summary['seed']))})")
+    console.print(
+        f"[bold {colour}]{escape(str(status))}[/]: {escape(str(summary['experiment']))} "
+        f"(seed {escape(str(summary['seed']))})"
+    )
     console.print(f"run folder: {escape(str(summary['output_dir']))}")
     for section in ("best", "final", "test"):
         metrics = summary.get(section)

@@ -34,7 +34,9 @@ def one_line_errors(main: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args, **kwargs):
         import hydra._internal.utils as hydra_utils
 
-        report = getattr(hydra_utils, "run_and_report", None)  # what hydra.main calls around composing and running
+        report = getattr(
+            hydra_utils, "run_and_report", None
+        )  # what hydra.main calls around composing and running
         if report is None:  # another Hydra: its own report, as before
             return main(*args, **kwargs)
 
@@ -68,7 +70,9 @@ def _one_line(func: Callable[[], Any]) -> Any:
 def _sweep_report(exc: BaseException) -> tuple[list[str], int] | None:
     """A sweep that ended with an error: a line per failed, interrupted or still running job and a summary
     (``sweeps.sweep_failure_report``), instead of Hydra's traceback of the first failed job."""
-    sweeps = sys.modules.get("visionlab.cluster.sweep_callback")  # loaded by the sweep index callback when a sweep started
+    sweeps = sys.modules.get(
+        "visionlab.cluster.sweep_callback"
+    )  # loaded by the sweep index callback when a sweep started
     return None if sweeps is None else sweeps.sweep_failure_report(exc)
 
 
@@ -92,18 +96,26 @@ def user_message(exc: BaseException) -> str | None:
             if (other := _argument_of_another_network(moved, exc.__cause__)) is not None:
                 return other
             if moved.startswith("model.") and moved.split(".", 1)[1] in NETWORK_ARGUMENTS:
-                return (f"{key}: no such config key: the network's arguments live under model.net (the network "
-                        f"model/net names); use model.{'net.' + moved.split('.', 1)[1]}.")
+                return (
+                    f"{key}: no such config key: the network's arguments live under model.net (the network "
+                    f"model/net names); use model.{'net.' + moved.split('.', 1)[1]}."
+                )
             if swept := _swept_options():
-                return (f"{key}: no such key in the sweep's base config ({_first_line(str(exc.__cause__))}). Hydra "
-                        f"composes a sweep once without its swept options ({', '.join(swept)}), from the default "
-                        f"config groups; set the key for every job with ++{moved}=<value> (sets it where a job's "
-                        "config has it, adds it where not), or check its spelling (python train.py --cfg job).")
-            return (f"{key}: no such config key ({_first_line(str(exc.__cause__))}). Check its spelling (python "
-                    f"train.py --cfg job lists every key){add}.")
+                return (
+                    f"{key}: no such key in the sweep's base config ({_first_line(str(exc.__cause__))}). Hydra "
+                    f"composes a sweep once without its swept options ({', '.join(swept)}), from the default "
+                    f"config groups; set the key for every job with ++{moved}=<value> (sets it where a job's "
+                    "config has it, adds it where not), or check its spelling (python train.py --cfg job)."
+                )
+            return (
+                f"{key}: no such config key ({_first_line(str(exc.__cause__))}). Check its spelling (python "
+                f"train.py --cfg job lists every key){add}."
+            )
         cause = f" ({_first_line(str(exc.__cause__))})" if exc.__cause__ is not None else ""
         return f"{_first_line(text)}{cause}"
-    if isinstance(exc, UserError):  # raised before a run starts (a sweep's launcher settings) or by a sweep job
+    if isinstance(
+        exc, UserError
+    ):  # raised before a run starts (a sweep's launcher settings) or by a sweep job
         return str(exc)
     if isinstance(exc, OSError) and exc.filename is not None and _raised_by_hydra(exc):
         from visionlab.record.folder import unwritable_folder_error
@@ -126,11 +138,17 @@ def _argument_of_another_network(key: str, cause: BaseException) -> str | None:
     argument = key.rsplit(".", 1)[1]
     takes = ", ".join(sorted(REGISTRY[kind].defaults))
     others = sorted(name for name, network in REGISTRY.items() if argument in network.defaults)
-    where = (f"; {argument} is an argument of {' and '.join(others)} (model/net={others[0]})" if others else
-             f"; further {kind} arguments go in model.net.args, e.g. '+model.net.args.{argument}=<value>'"
-             if "args" in REGISTRY[kind].defaults else "")
-    return (f"{key}: a {kind} network (model/net={kind}) takes no {argument!r} (it takes {takes}){where}. Remove "
-            "it or pick another model/net.")
+    where = (
+        f"; {argument} is an argument of {' and '.join(others)} (model/net={others[0]})"
+        if others
+        else f"; further {kind} arguments go in model.net.args, e.g. '+model.net.args.{argument}=<value>'"
+        if "args" in REGISTRY[kind].defaults
+        else ""
+    )
+    return (
+        f"{key}: a {kind} network (model/net={kind}) takes no {argument!r} (it takes {takes}){where}. Remove "
+        "it or pick another model/net."
+    )
 
 
 _SWEPT = re.compile(r"^[^=]+=(?:.*,.*|(?:glob|range|choice|interval)\(.*)$")
@@ -148,8 +166,10 @@ def _missing_config(exc) -> str:
     missing = str(exc.missing_cfg_file or "")
     group, _, option = missing.rpartition("/")
     if group and exc.options:
-        return (f"{group}={option}: no such config (conf/{missing}.yaml); {group} is one of "
-                f"{', '.join(exc.options)}.")
+        return (
+            f"{group}={option}: no such config (conf/{missing}.yaml); {group} is one of "
+            f"{', '.join(exc.options)}."
+        )
     return f"cannot find the config {missing!r}: {_first_line(str(exc))}"
 
 

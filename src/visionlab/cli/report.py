@@ -18,22 +18,42 @@ from visionlab.report.reference import ReferenceFileError, load_reference
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="visionlab-report",
-        description="Seed-aggregated report over run folders (found recursively: any folder with summary.json).")
+        description="Seed-aggregated report over run folders (found recursively: any folder with summary.json).",
+    )
     parser.add_argument("paths", nargs="*", help="sweep folders, run folders or any folder above them")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
-    parser.add_argument("--baseline", help="variant the others are compared with (default: *baseline, "
-                                           "else the first alphabetically)")
+    parser.add_argument(
+        "--baseline",
+        help="variant the others are compared with (default: *baseline, else the first alphabetically)",
+    )
     parser.add_argument("--title", default="Experiment report")
-    parser.add_argument("--no-figures", dest="figures", action="store_false",
-                        help="tables and text only: no figure is drawn (drawing is most of a report's time; each "
-                             "figure's caption stays, and report.json is the same)")
-    parser.add_argument("--reference", type=Path, help="YAML of published per-trial results to print beside this "
-                                                       "study's (e.g. experiments/reference/seed_gtsrb_cnn.yaml)")
-    parser.add_argument("--copy-records", type=Path, help="copy the small part of each run record (config, "
-                        "metrics, summary, per-case and per-class files, sample images; no checkpoints, no W&B "
-                        "files) into this folder, so the report can be rebuilt from it alone")
-    parser.add_argument("--wandb-project", help="optional, online: also report the runs of this entity/project")
-    parser.add_argument("--wandb-group", help="with --wandb-project: only this W&B group (the sweep name of a multirun, else the experiment name)")
+    parser.add_argument(
+        "--no-figures",
+        dest="figures",
+        action="store_false",
+        help="tables and text only: no figure is drawn (drawing is most of a report's time; each "
+        "figure's caption stays, and report.json is the same)",
+    )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        help="YAML of published per-trial results to print beside this "
+        "study's (e.g. experiments/reference/seed_gtsrb_cnn.yaml)",
+    )
+    parser.add_argument(
+        "--copy-records",
+        type=Path,
+        help="copy the small part of each run record (config, "
+        "metrics, summary, per-case and per-class files, sample images; no checkpoints, no W&B "
+        "files) into this folder, so the report can be rebuilt from it alone",
+    )
+    parser.add_argument(
+        "--wandb-project", help="optional, online: also report the runs of this entity/project"
+    )
+    parser.add_argument(
+        "--wandb-group",
+        help="with --wandb-project: only this W&B group (the sweep name of a multirun, else the experiment name)",
+    )
     args = parser.parse_args(argv)
     if not args.paths and not args.wandb_project:
         parser.error("give run/sweep folders, or --wandb-project")
@@ -98,20 +118,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.copy_records:
             for run, name in run_names(collection.runs).items():
-                next(r for r in collection.runs if r.path == run).folder.copy_audit_files(args.copy_records / name)
+                next(r for r in collection.runs if r.path == run).folder.copy_audit_files(
+                    args.copy_records / name
+                )
             note = f"their reviewable part is copied to `{args.copy_records}`"
-        doc, numbers = build(collection, baseline=args.baseline, title=args.title, reference=reference,
-                             records_note=note)
+        doc, numbers = build(
+            collection, baseline=args.baseline, title=args.title, reference=reference, records_note=note
+        )
         replacing = any((args.out / name).is_file() for name in render.REPORT_FILES)
         args.out.mkdir(parents=True, exist_ok=True)
         markdown, page = render.write(doc, args.out, figures=args.figures, numbers=numbers)
     except OSError as exc:  # a full disk, a folder made read-only meanwhile: nothing half-written is left
         where = exc.filename or args.out
-        print(f"error: cannot write the report to {args.out} ({exc.strerror or type(exc).__name__}: {where}); "
-              "its report files are as they were", file=sys.stderr)
+        print(
+            f"error: cannot write the report to {args.out} ({exc.strerror or type(exc).__name__}: {where}); "
+            "its report files are as they were",
+            file=sys.stderr,
+        )
         return 1
-    print(f"{len(collection.runs)} runs, {len(numbers['caveats'])} caveats"
-          + (f", {len(collection.skipped)} skipped (named in the caveats)" if collection.skipped else ""))
+    print(
+        f"{len(collection.runs)} runs, {len(numbers['caveats'])} caveats"
+        + (f", {len(collection.skipped)} skipped (named in the caveats)" if collection.skipped else "")
+    )
     print(f"{'replaced the earlier report: ' if replacing else 'wrote '}{markdown} and {page}")
     return 0
 

@@ -14,11 +14,11 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations phones 
 import hydra
 from omegaconf import DictConfig
 
-from visionlab.config import resolvers  # noqa: F401  (registers ${vl.*})
 from visionlab.cli.errors import one_line_errors
+from visionlab.config import resolvers  # noqa: F401  (registers ${vl.*})
 from visionlab.config.location import config_dir
-from visionlab.inference.run_config import names_runs_after_their_model
 from visionlab.config.moved_keys import accepts_moved_keys
+from visionlab.inference.run_config import names_runs_after_their_model
 
 log = logging.getLogger("visionlab")
 CONFIG_PATH = str(config_dir())
@@ -38,8 +38,8 @@ def _task(cfg: DictConfig) -> float | None:
         _refuse_bad_values_at_once(cfg)
     # The training stack is imported here, not at module level, so `--help` and `--cfg job` answer at once.
     from visionlab.cli.console import quiet_library_noise
-    from visionlab.cluster.ranks import is_rank_zero
     from visionlab.cluster.claim import claim
+    from visionlab.cluster.ranks import is_rank_zero
     from visionlab.record.folder import RunFolder
     from visionlab.record.resume import completed_run_to_skip
 
@@ -66,9 +66,9 @@ def _refuse_bad_values_at_once(cfg: DictConfig) -> None:
     """The config's value checks, before the training stack is imported (Lightning alone takes ~5 s to import on
     2 cores): a typo is answered in about a second, with one line and exit code 2, and the empty folder Hydra made
     for the run is removed. ``run`` checks the same again (and the model, data and checkpoint) for every path in."""
-    from visionlab.config.rules import check_config
     from visionlab.config.errors import UserError
     from visionlab.config.hydra_job import task_overrides
+    from visionlab.config.rules import check_config
     from visionlab.inference.run_config import adopt_run
     from visionlab.record.folder import RunFolder
 
@@ -86,8 +86,9 @@ def _continue_unfinished(cfg: DictConfig, folder) -> None:
 
     from visionlab.record.resume import checkpoint_to_continue
 
-    last = checkpoint_to_continue(folder, bool(cfg.get("resume", True)), bool(cfg.get("train", True)),
-                                  cfg.get("ckpt_path"))
+    last = checkpoint_to_continue(
+        folder, bool(cfg.get("resume", True)), bool(cfg.get("train", True)), cfg.get("ckpt_path")
+    )
     if last is not None:
         _refuse_unwritable_folder(folder, last)  # before the first log line opens train.log there
         log.info("Continuing the unfinished run in %s from %s (resume=false starts over).", folder.path, last)
@@ -113,8 +114,8 @@ def _refuse_unwritable_folder(folder, last: str) -> None:
 
 def _run_reporting_errors(cfg: DictConfig, multirun: bool) -> float | None:
     from visionlab.config.errors import UserError
-    from visionlab.run.signals import Stopped, describe, exit_code, exit_promptly, is_interruption
     from visionlab.run.execute import run
+    from visionlab.run.signals import Stopped, describe, exit_code, exit_promptly, is_interruption
 
     try:
         summary = run(cfg)
@@ -151,4 +152,3 @@ def main(cfg: DictConfig) -> float | None:
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval")
 def eval_main(cfg: DictConfig) -> float | None:
     return _task(cfg)
-

@@ -79,8 +79,10 @@ def hold_or_refuse(folder: RunFolder) -> Iterator[None]:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ConfigError(f"{folder.path}: {_read_holder(lock)} is already running this run; wait for it to "
-                              "end (or stop it), then resume again.") from None
+            raise ConfigError(
+                f"{folder.path}: {_read_holder(lock)} is already running this run; wait for it to "
+                "end (or stop it), then resume again."
+            ) from None
         _say_holder(lock)
         try:
             yield

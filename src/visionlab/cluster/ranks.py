@@ -58,7 +58,8 @@ def check_slurm_tasks() -> None:
             f"SLURM_NTASKS={tasks}: this SLURM step runs {tasks} tasks without --ntasks-per-node (srun -n{tasks} or "
             f"--ntasks={tasks}), which Lightning cannot place on devices. Run one task per device with "
             f"`srun --nodes=1 --ntasks-per-node={tasks} python train.py trainer=ddp trainer.devices={tasks} ...` "
-            "(several nodes: --nodes=N --ntasks-per-node=<devices per node> trainer.num_nodes=N).")
+            "(several nodes: --nodes=N --ntasks-per-node=<devices per node> trainer.num_nodes=N)."
+        )
 
 
 def slurm_job_id() -> str | None:

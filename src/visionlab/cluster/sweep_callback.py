@@ -15,12 +15,12 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from visionlab.cluster.ranks import is_rank_zero, slurm_job_id
+from visionlab.cluster.sweep_index import settle_index, update_index
 from visionlab.record.files import read_json
 from visionlab.record.folder import RunFolder
 from visionlab.record.layout import SWEEP_INDEX, Status
 from visionlab.record.resume import completed_run_to_skip
 from visionlab.record.summary import headline
-from visionlab.cluster.sweep_index import settle_index, update_index
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,12 @@ class SweepIndexCallback(Callback):
             return
         sweep_dir, key, folder = job
         skipped = completed_run_to_skip(folder, config.get("force", False)) is not None
-        entry = {"overrides": list(HydraConfig.get().overrides.task), "run_dir": str(folder.path),
-                 "status": Status.RUNNING, "skipped": skipped}
+        entry = {
+            "overrides": list(HydraConfig.get().overrides.task),
+            "run_dir": str(folder.path),
+            "status": Status.RUNNING,
+            "skipped": skipped,
+        }
         if not skipped:  # the SLURM job that ran it stays on record; a rerun's skip is not it
             entry["slurm_job_id"] = slurm_job_id()
         update_index(sweep_dir, key, entry)
@@ -77,8 +81,11 @@ class SweepIndexCallback(Callback):
         elif recorded is not None and recorded[0] == Status.INTERRUPTED:  # e.g. a time limit, not requeued
             entry = {"status": Status.INTERRUPTED, "error": recorded[1], "metrics": {}}
         elif job_return.status == JobStatus.COMPLETED:
-            entry = {"status": Status.FAILED, "error": "the job returned but its run record is incomplete",
-                     "metrics": {}}
+            entry = {
+                "status": Status.FAILED,
+                "error": "the job returned but its run record is incomplete",
+                "metrics": {},
+            }
         else:
             error = job_return._return_value
             entry = {"status": Status.FAILED, "error": f"{type(error).__name__}: {error}", "metrics": {}}
@@ -122,15 +129,21 @@ def fit_signal_delay_to_time_limit(config: DictConfig) -> None:
     if not isinstance(timeout_min, (int, float)) or not isinstance(delay, (int, float)):
         return
     if timeout_min < SHORTEST_TIME_LIMIT_MIN:
-        raise ConfigError(f"hydra.launcher.timeout_min={timeout_min}: too short for a job that is stopped and "
-                          f"requeued at its time limit (SLURM checks limits ~30 s apart); use "
-                          f"hydra.launcher.timeout_min={SHORTEST_TIME_LIMIT_MIN} or more.")
+        raise ConfigError(
+            f"hydra.launcher.timeout_min={timeout_min}: too short for a job that is stopped and "
+            f"requeued at its time limit (SLURM checks limits ~30 s apart); use "
+            f"hydra.launcher.timeout_min={SHORTEST_TIME_LIMIT_MIN} or more."
+        )
     limit_s = int(timeout_min * 60)
-    if delay > limit_s // 3:  # SLURM may send it ~30 s before it is due: keep two thirds of the limit to train
+    if (
+        delay > limit_s // 3
+    ):  # SLURM may send it ~30 s before it is due: keep two thirds of the limit to train
         fitted = limit_s // 3
-        print(f"note: hydra.launcher.signal_delay_s={delay} leaves too little of hydra.launcher.timeout_min="
-              f"{timeout_min} ({limit_s} s) to train before the warning signal; using signal_delay_s={fitted}.",
-              file=sys.stderr)
+        print(
+            f"note: hydra.launcher.signal_delay_s={delay} leaves too little of hydra.launcher.timeout_min="
+            f"{timeout_min} ({limit_s} s) to train before the warning signal; using signal_delay_s={fitted}.",
+            file=sys.stderr,
+        )
         with open_dict(launcher):
             launcher.signal_delay_s = fitted
 
@@ -159,22 +172,33 @@ def sweep_failure_report(exc: BaseException) -> tuple[list[str], int] | None:
             lines.append(f"job {key} interrupted: {_one_line(job.get('error'))}")
         elif status == Status.RUNNING:
             running_ids += [str(job["slurm_job_id"])] if job.get("slurm_job_id") else []
-            lines.append(f"job {key} is still running" + (f" (SLURM job {job['slurm_job_id']})"
-                                                          if job.get("slurm_job_id") else ""))
+            lines.append(
+                f"job {key} is still running"
+                + (f" (SLURM job {job['slurm_job_id']})" if job.get("slurm_job_id") else "")
+            )
     own = _one_line(f"{type(exc).__name__}: {exc}")
     if not any(own.split(": ", 1)[-1] in line for line in lines):  # the launcher's error, not a recorded one
         lines.insert(0, f"error: {own}")
-    tally = ", ".join(f"{counts.get(s, 0)} {s}" for s in (Status.COMPLETED, Status.FAILED, Status.INTERRUPTED))
+    tally = ", ".join(
+        f"{counts.get(s, 0)} {s}" for s in (Status.COMPLETED, Status.FAILED, Status.INTERRUPTED)
+    )
     running = counts.get(Status.RUNNING, 0)
-    lines.append(f"sweep {sweep_dir}: {tally}" + (f", {running} still running" if running else "")
-                 + f"; the errors are in {path}.")
+    lines.append(
+        f"sweep {sweep_dir}: {tally}"
+        + (f", {running} still running" if running else "")
+        + f"; the errors are in {path}."
+    )
     if running:
         wait = f"`squeue -j {','.join(running_ids)}`" if running_ids else "their processes"
-        lines.append(f"The sweep command stopped waiting: wait for the running jobs ({wait}), then run the same "
-                     "command again: completed jobs are skipped, unfinished ones continue.")
+        lines.append(
+            f"The sweep command stopped waiting: wait for the running jobs ({wait}), then run the same "
+            "command again: completed jobs are skipped, unfinished ones continue."
+        )
     elif counts.get(Status.INTERRUPTED) or counts.get(Status.FAILED):
-        lines.append("Fix what failed and run the same command again: completed jobs are skipped, interrupted "
-                     "ones continue.")
+        lines.append(
+            "Fix what failed and run the same command again: completed jobs are skipped, interrupted "
+            "ones continue."
+        )
     return lines, 1
 
 

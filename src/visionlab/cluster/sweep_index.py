@@ -73,29 +73,57 @@ def ended_without_record(job: dict, slurm_alive: set[str] | None = None) -> bool
     if slurm_alive is not None and job.get("slurm_job_id"):
         return str(job["slurm_job_id"]) not in slurm_alive
     pid = job.get("pid")
-    return (job.get("host") == socket.gethostname() and isinstance(pid, int) and pid != os.getpid()
-            and not _process_alive(pid))
+    return (
+        job.get("host") == socket.gethostname()
+        and isinstance(pid, int)
+        and pid != os.getpid()
+        and not _process_alive(pid)
+    )
 
 
 KILLED = "its process ended without recording an end (killed, e.g. kill -9 or out of memory)"
 # SLURM states of a job that still runs or will run again (a requeued job passes through COMPLETING)
-_SLURM_ALIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
-                "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT"}
+_SLURM_ALIVE = {
+    "PENDING",
+    "CONFIGURING",
+    "RUNNING",
+    "COMPLETING",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "RESIZING",
+    "SUSPENDED",
+    "STOPPED",
+    "SIGNALING",
+    "STAGE_OUT",
+}
 
 
 def _slurm_alive(jobs: list[dict]) -> set[str] | None:
     """Which of the running jobs' SLURM ids SLURM still runs or holds; None when no job has one or SLURM
     cannot be asked here (then the process check applies)."""
-    ids = sorted({str(job["slurm_job_id"]) for job in jobs
-                  if job.get("status") == layout.Status.RUNNING and job.get("slurm_job_id")})
+    ids = sorted(
+        {
+            str(job["slurm_job_id"])
+            for job in jobs
+            if job.get("status") == layout.Status.RUNNING and job.get("slurm_job_id")
+        }
+    )
     if not ids or shutil.which("squeue") is None:
         return None
     try:
-        out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i %T", "-j", ",".join(ids)],
-                             check=False, capture_output=True, text=True, timeout=20)
+        out = subprocess.run(
+            ["squeue", "-h", "-t", "all", "-o", "%i %T", "-j", ",".join(ids)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    if out.returncode != 0:  # every id unknown to SLURM (long gone) reads "Invalid job id"; anything else: unsure
+    if (
+        out.returncode != 0
+    ):  # every id unknown to SLURM (long gone) reads "Invalid job id"; anything else: unsure
         return set() if "invalid job id" in out.stderr.lower() else None
     alive = set()
     for line in out.stdout.splitlines():
@@ -112,9 +140,12 @@ def _mark_killed(jobs: dict, ask_slurm: bool = True) -> None:
     alive = _slurm_alive(entries) if ask_slurm else None
     for job in entries:
         if ended_without_record(job, alive):
-            cause = (f"its SLURM job {job['slurm_job_id']} ended without recording an end (a process killed, e.g. "
-                     "kill -9 or out of memory); run the sweep again to continue it"
-                     if alive is not None and job.get("slurm_job_id") else KILLED)
+            cause = (
+                f"its SLURM job {job['slurm_job_id']} ended without recording an end (a process killed, e.g. "
+                "kill -9 or out of memory); run the sweep again to continue it"
+                if alive is not None and job.get("slurm_job_id")
+                else KILLED
+            )
             job.update(status=layout.Status.INTERRUPTED, error=cause)
 
 
@@ -166,7 +197,9 @@ def _job_problem(job) -> str | None:
     if not isinstance(job, dict):
         return "not a mapping"
     overrides = job.get("overrides")
-    if overrides is not None and not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
+    if overrides is not None and not (
+        isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)
+    ):
         return "overrides is not a list of strings"
     for key in ("status", "run_dir", "error"):
         if job.get(key) is not None and not isinstance(job[key], str):
@@ -196,9 +229,19 @@ def read_index(path: Path, problems: list[str] | None = None) -> list[SweepJob]:
             kept.append(job)
         elif problems is not None:
             problems.append(f"{path.name}: job {str(key)[:40]} skipped: {why}")
-    _mark_killed(dict(enumerate(kept)), ask_slurm=False)  # on the copies read here; the file is corrected by the next update
-    return [SweepJob(list(job.get("overrides") or []), str(job.get("status") or layout.Status.UNKNOWN),
-                     job.get("run_dir"), job.get("error"), path) for job in kept]
+    _mark_killed(
+        dict(enumerate(kept)), ask_slurm=False
+    )  # on the copies read here; the file is corrected by the next update
+    return [
+        SweepJob(
+            list(job.get("overrides") or []),
+            str(job.get("status") or layout.Status.UNKNOWN),
+            job.get("run_dir"),
+            job.get("error"),
+            path,
+        )
+        for job in kept
+    ]
 
 
 def find_indexes(root: Path) -> list[Path]:

@@ -31,7 +31,9 @@ def one_of(*choices) -> Callable[[Any], bool]:
     return lambda value: value in choices
 
 
-def expect(key: str, value, valid: Callable[[Any], bool], expected: str, example: str, nullable: bool = False):
+def expect(
+    key: str, value, valid: Callable[[Any], bool], expected: str, example: str, nullable: bool = False
+):
     """``value`` if ``valid(value)`` (or None where ``nullable``), else ConfigError: ``<key>=<value> is not valid:
     expected <expected>; e.g. <example>.``"""
     if value is None and nullable:

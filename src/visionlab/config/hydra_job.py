@@ -33,11 +33,15 @@ def close_log_files_in(folder: str | Path) -> None:
     import logging
 
     root = Path(folder).resolve()
-    loggers = [logging.getLogger(), *(item for item in logging.Logger.manager.loggerDict.values()
-                                      if isinstance(item, logging.Logger))]
+    loggers = [
+        logging.getLogger(),
+        *(item for item in logging.Logger.manager.loggerDict.values() if isinstance(item, logging.Logger)),
+    ]
     for logger in loggers:
         for handler in list(logger.handlers):
-            if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).resolve().is_relative_to(root):
+            if isinstance(handler, logging.FileHandler) and Path(
+                handler.baseFilename
+            ).resolve().is_relative_to(root):
                 logger.removeHandler(handler)
                 handler.close()
 
@@ -67,9 +71,11 @@ def point_ddp_children_at_job(output_dir: str, ckpt_path: str | None) -> None:
 
     launcher = str(HydraConfig.get().launcher.get("_target_", ""))
     if "joblib" in launcher.lower():
-        raise ConfigError("trainer: DDP with several processes on this machine cannot run inside "
-                          "hydra/launcher=joblib (Lightning re-runs the command for each rank). Run the sweep with "
-                          "the default launcher, or with hydra/launcher=slurm and hydra.launcher.tasks_per_node=N.")
+        raise ConfigError(
+            "trainer: DDP with several processes on this machine cannot run inside "
+            "hydra/launcher=joblib (Lightning re-runs the command for each rank). Run the sweep with "
+            "the default launcher, or with hydra/launcher=slurm and hydra.launcher.tasks_per_node=N."
+        )
     keep = [o for o in task_overrides() if o.split("=", 1)[0].lstrip("+~") not in ("ckpt_path", "resume")]
     if ckpt_path:
         keep.append(f'ckpt_path="{ckpt_path}"')

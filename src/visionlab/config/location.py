@@ -18,5 +18,7 @@ def config_dir() -> Path:
     for candidate in (PACKAGE_DIR / "conf", PACKAGE_DIR.parents[1] / "conf"):
         if (candidate / ROOT_CONFIG).is_file():
             return candidate
-    raise RuntimeError(f"visionlab's configs are missing: neither {PACKAGE_DIR / 'conf'} nor the repository's "
-                       "conf/ exists. Reinstall visionlab (pip install visionlab, or pip install -e <checkout>).")
+    raise RuntimeError(
+        f"visionlab's configs are missing: neither {PACKAGE_DIR / 'conf'} nor the repository's "
+        "conf/ exists. Reinstall visionlab (pip install visionlab, or pip install -e <checkout>)."
+    )

@@ -16,8 +16,9 @@ from typing import Any
 
 # model.<key> of earlier versions that are the network's arguments now (model.net.<key>)
 NETWORK_ARGUMENTS = ("activation", "batch_norm", "width", "features_start", "depth", "up_mode")
-_MOVED = re.compile(r"^(?P<prefix>~|\+{1,2})?model\.(?P<key>" + "|".join(NETWORK_ARGUMENTS) + r")(?P<rest>(=.*)?)$",
-                    re.DOTALL)
+_MOVED = re.compile(
+    r"^(?P<prefix>~|\+{1,2})?model\.(?P<key>" + "|".join(NETWORK_ARGUMENTS) + r")(?P<rest>(=.*)?)$", re.DOTALL
+)
 
 
 def forward(overrides: list[str]) -> tuple[list[str], list[str]]:
@@ -31,8 +32,10 @@ def forward(overrides: list[str]) -> tuple[list[str], list[str]]:
             continue
         new = f"{moved['prefix'] or ''}model.net.{moved['key']}{moved['rest']}"
         out.append(new)
-        notes.append(f"note: model.{moved['key']} is model.net.{moved['key']} now (the network's arguments live "
-                     f"under model.net); running with {new}")
+        notes.append(
+            f"note: model.{moved['key']} is model.net.{moved['key']} now (the network's arguments live "
+            f"under model.net); running with {new}"
+        )
     return out, notes
 
 

@@ -80,6 +80,7 @@ def job_dir(override_dirname: str, limit: int = 120) -> str:
     name = ",".join(items)
     if len(name) <= limit and "__" not in name and all(_PLAIN.fullmatch(c) for c in name):
         return name
+
     # shortened: the short plain overrides first (what a sweep varies, lr=0.01, is rarely a path or a long text),
     # so the name still shows them; the hash of all the overrides tells the jobs apart
     def plain(item: str) -> bool:

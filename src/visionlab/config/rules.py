@@ -55,28 +55,73 @@ RULES: tuple[Rule, ...] = (
     Rule("test", lambda v: isinstance(v, bool), "true or false", "test=true"),
     Rule("monitor_mode", lambda v: v in ("min", "max"), "min or max", "monitor_mode=max"),
     Rule("threads", _int(1), "an integer ≥ 1, or null for all cores", "threads=4", nullable=True),
-    Rule("ckpt_path", lambda v: isinstance(v, str) and v != "", "a checkpoint file",
-         "ckpt_path=<run>/checkpoints/last.ckpt", nullable=True),
+    Rule(
+        "ckpt_path",
+        lambda v: isinstance(v, str) and v != "",
+        "a checkpoint file",
+        "ckpt_path=<run>/checkpoints/last.ckpt",
+        nullable=True,
+    ),
     Rule("trust_checkpoint", lambda v: isinstance(v, bool), "true or false", "trust_checkpoint=false"),
-    Rule("trainer.max_epochs", lambda v: _integer(v) and (v >= 1 or v == -1), "an integer ≥ 1 (-1: no limit)",
-         "trainer.max_epochs=10", nullable=True),
-    Rule("trainer.max_steps", lambda v: _integer(v) and (v >= 1 or v == -1), "an integer ≥ 1 (-1: no limit)",
-         "trainer.max_steps=3000", nullable=True),
+    Rule(
+        "trainer.max_epochs",
+        lambda v: _integer(v) and (v >= 1 or v == -1),
+        "an integer ≥ 1 (-1: no limit)",
+        "trainer.max_epochs=10",
+        nullable=True,
+    ),
+    Rule(
+        "trainer.max_steps",
+        lambda v: _integer(v) and (v >= 1 or v == -1),
+        "an integer ≥ 1 (-1: no limit)",
+        "trainer.max_steps=3000",
+        nullable=True,
+    ),
     Rule("trainer.min_epochs", _int(0), "an integer ≥ 0", "trainer.min_epochs=1", nullable=True),
-    Rule("trainer.check_val_every_n_epoch", _int(1), "an integer ≥ 1", "trainer.check_val_every_n_epoch=1",
-         nullable=True),
+    Rule(
+        "trainer.check_val_every_n_epoch",
+        _int(1),
+        "an integer ≥ 1",
+        "trainer.check_val_every_n_epoch=1",
+        nullable=True,
+    ),
     Rule("trainer.log_every_n_steps", _int(1), "an integer ≥ 1", "trainer.log_every_n_steps=10"),
-    Rule("trainer.num_sanity_val_steps", lambda v: _integer(v) and v >= -1, "an integer ≥ -1",
-         "trainer.num_sanity_val_steps=1"),
-    Rule("trainer.gradient_clip_val", lambda v: _number(v) and v >= 0, "a number ≥ 0, or null",
-         "trainer.gradient_clip_val=1.0", nullable=True),
-    *(Rule(f"trainer.limit_{stage}_batches", _batch_limit, "a batch count (integer ≥ 0) or a fraction in [0, 1]",
-           f"trainer.limit_{stage}_batches=0.5", nullable=True) for stage in ("train", "val", "test")),
+    Rule(
+        "trainer.num_sanity_val_steps",
+        lambda v: _integer(v) and v >= -1,
+        "an integer ≥ -1",
+        "trainer.num_sanity_val_steps=1",
+    ),
+    Rule(
+        "trainer.gradient_clip_val",
+        lambda v: _number(v) and v >= 0,
+        "a number ≥ 0, or null",
+        "trainer.gradient_clip_val=1.0",
+        nullable=True,
+    ),
+    *(
+        Rule(
+            f"trainer.limit_{stage}_batches",
+            _batch_limit,
+            "a batch count (integer ≥ 0) or a fraction in [0, 1]",
+            f"trainer.limit_{stage}_batches=0.5",
+            nullable=True,
+        )
+        for stage in ("train", "val", "test")
+    ),
     Rule("model.optimizer.lr", _positive, "a number > 0", "model.optimizer.lr=0.001"),
-    Rule("model.optimizer.weight_decay", lambda v: _number(v) and v >= 0, "a number ≥ 0",
-         "model.optimizer.weight_decay=0.0"),
-    Rule("logger.wandb.mode", lambda v: v in ("auto", "online", "offline", "disabled"),
-         "one of auto, online, offline, disabled", "logger.wandb.mode=offline"),
+    Rule(
+        "model.optimizer.weight_decay",
+        lambda v: _number(v) and v >= 0,
+        "a number ≥ 0",
+        "model.optimizer.weight_decay=0.0",
+    ),
+    Rule(
+        "logger.wandb.mode",
+        lambda v: v in ("auto", "online", "offline", "disabled"),
+        "one of auto, online, offline, disabled",
+        "logger.wandb.mode=offline",
+    ),
     Rule("logger.wandb.init_timeout", _positive, "a number of seconds > 0", "logger.wandb.init_timeout=30"),
 )
 
@@ -96,21 +141,29 @@ def _value(cfg: DictConfig, key: str):
     try:
         return OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=True)
     except OmegaConfBaseException as exc:
-        if (cause := _user_error_in(exc)) is not None:  # a resolver's own message (e.g. a missing image folder)
+        if (
+            cause := _user_error_in(exc)
+        ) is not None:  # a resolver's own message (e.g. a missing image folder)
             raise cause from None
         reason = str(exc).splitlines()[0]
-        raise ConfigError(f"{key}: cannot be resolved ({reason}); set it, e.g. on the command line as "
-                          f"{key}=<value>.") from None
+        raise ConfigError(
+            f"{key}: cannot be resolved ({reason}); set it, e.g. on the command line as {key}=<value>."
+        ) from None
 
 
 def _evaluation_has_a_checkpoint(cfg: DictConfig) -> None:
     if _value(cfg, "train") is False and not _value(cfg, "ckpt_path"):
-        raise ConfigError("train=false evaluates a checkpoint: also pass ckpt_path=<run>/checkpoints/best.ckpt")
+        raise ConfigError(
+            "train=false evaluates a checkpoint: also pass ckpt_path=<run>/checkpoints/best.ckpt"
+        )
 
 
 # the model's keys that follow the data's facts by interpolation (conf/model/*.yaml)
-FOLLOWS = (("model.num_classes", "data.num_classes"), ("model.in_channels", "data.channels"),
-           ("model.input_size", "data.input_size"))
+FOLLOWS = (
+    ("model.num_classes", "data.num_classes"),
+    ("model.in_channels", "data.channels"),
+    ("model.input_size", "data.input_size"),
+)
 
 
 def _model_follows_the_data(cfg: DictConfig) -> None:
@@ -118,9 +171,11 @@ def _model_follows_the_data(cfg: DictConfig) -> None:
     for model_key, data_key in FOLLOWS:
         model, data = _value(cfg, model_key), _value(cfg, data_key)
         if _integer(model) and _integer(data) and model != data:
-            raise ConfigError(f"{model_key}={model} does not match {data_key}={data}: the model follows the data "
-                              f"({model_key}: ${{{data_key}}}). Drop the {model_key} override, or change the data "
-                              f"(e.g. {'data.crop' if data_key == 'data.input_size' else data_key}={model}).")
+            raise ConfigError(
+                f"{model_key}={model} does not match {data_key}={data}: the model follows the data "
+                f"({model_key}: ${{{data_key}}}). Drop the {model_key} override, or change the data "
+                f"(e.g. {'data.crop' if data_key == 'data.input_size' else data_key}={model})."
+            )
 
 
 def _no_network_argument_directly_under_model(cfg: DictConfig) -> None:
@@ -134,14 +189,21 @@ def _no_network_argument_directly_under_model(cfg: DictConfig) -> None:
         return
     for key in NETWORK_ARGUMENTS:
         if key in model:
-            raise ConfigError(f"model.{key}: the network's arguments moved under model.net (the network model/net "
-                              f"names): write model.net.{key} instead (in a config file, under model: net:).")
+            raise ConfigError(
+                f"model.{key}: the network's arguments moved under model.net (the network model/net "
+                f"names): write model.net.{key} instead (in a config file, under model: net:)."
+            )
 
 
-DATA_TASKS = {"visionlab.data.segmentation.": "segmentation", "visionlab.data.classification.": "classification"}
-MODEL_FOR = {"segmentation": "experiment=unet_baseline (the U-Net with its loss and val/f1), or model=unet "
-                             "monitor=val/f1 monitor_mode=max",
-             "classification": "model=cnn (or an experiment=cnn_* preset), monitor=val/acc"}
+DATA_TASKS = {
+    "visionlab.data.segmentation.": "segmentation",
+    "visionlab.data.classification.": "classification",
+}
+MODEL_FOR = {
+    "segmentation": "experiment=unet_baseline (the U-Net with its loss and val/f1), or model=unet "
+    "monitor=val/f1 monitor_mode=max",
+    "classification": "model=cnn (or an experiment=cnn_* preset), monitor=val/acc",
+}
 
 
 def _model_solves_the_data_task(cfg: DictConfig) -> None:
@@ -150,13 +212,17 @@ def _model_solves_the_data_task(cfg: DictConfig) -> None:
     from visionlab.networks.registry import MODEL_TASKS
 
     data_target, model_target = _value(cfg, "data._target_"), _value(cfg, "model._target_")
-    data_task = next((task for prefix, task in DATA_TASKS.items() if str(data_target).startswith(prefix)), None)
+    data_task = next(
+        (task for prefix, task in DATA_TASKS.items() if str(data_target).startswith(prefix)), None
+    )
     model_task = MODEL_TASKS.get(str(model_target))
     if data_task is None or model_task is None or data_task == model_task:
         return
     name = _value(cfg, "data.name")
-    raise ConfigError(f"data={name if isinstance(name, str) else data_target} is {data_task} data, but the model is "
-                      f"a {model_task} model (model._target_={model_target}): pass {MODEL_FOR[data_task]}.")
+    raise ConfigError(
+        f"data={name if isinstance(name, str) else data_target} is {data_task} data, but the model is "
+        f"a {model_task} model (model._target_={model_target}): pass {MODEL_FOR[data_task]}."
+    )
 
 
 def _wandb_mode_from_the_environment(cfg: DictConfig) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # albumentations and OpenCV load only when this backend runs (~1.5 s at every start otherwise)
+if (
+    TYPE_CHECKING
+):  # albumentations and OpenCV load only when this backend runs (~1.5 s at every start otherwise)
     import albumentations as A
 
 

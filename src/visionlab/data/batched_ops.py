@@ -62,7 +62,9 @@ def rotation(angle_deg: torch.Tensor) -> torch.Tensor:
 
 def pixel_grid(height: int, width: int, dtype=torch.float64) -> torch.Tensor:
     """(H, W, 2) output pixel centres as (x, y) in pixel units."""
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=dtype), torch.arange(width, dtype=dtype), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=dtype), torch.arange(width, dtype=dtype), indexing="ij"
+    )
     return torch.stack([xs, ys], -1)
 
 
@@ -83,8 +85,9 @@ def sample(images: torch.Tensor, source_xy: torch.Tensor, mode: str, padding: st
     return F.grid_sample(images, grid, mode=mode, padding_mode=padding, align_corners=False)
 
 
-def normalised_theta(matrix: torch.Tensor, offset: torch.Tensor, source_hw: tuple[int, int],
-                     output_hw: tuple[int, int]) -> torch.Tensor:
+def normalised_theta(
+    matrix: torch.Tensor, offset: torch.Tensor, source_hw: tuple[int, int], output_hw: tuple[int, int]
+) -> torch.Tensor:
     """Pixel-space backward maps (source = matrix @ output + offset, pixel centres at integers) → the (N, 2, 3)
     ``theta`` of ``F.affine_grid``/``F.grid_sample`` with ``align_corners=False`` (coordinates in [-1, 1])."""
     (src_h, src_w), (out_h, out_w) = source_hw, output_hw
@@ -122,7 +125,9 @@ def _pooled_replicate_pad(noise: torch.Tensor, k: int, radius: int) -> torch.Ten
 
     def edge_row(row: torch.Tensor) -> torch.Tensor:
         means = row.reshape(n, c, w // k, k).mean(-1)
-        return torch.cat([row[..., :1].expand(-1, -1, radius), means, row[..., -1:].expand(-1, -1, radius)], dim=2)
+        return torch.cat(
+            [row[..., :1].expand(-1, -1, radius), means, row[..., -1:].expand(-1, -1, radius)], dim=2
+        )
 
     top = edge_row(noise[..., 0, :])[:, :, None].expand(-1, -1, radius, -1)
     bottom = edge_row(noise[..., -1, :])[:, :, None].expand(-1, -1, radius, -1)
@@ -146,7 +151,9 @@ def smooth_noise(noise: torch.Tensor, sigma: float, mix: torch.Tensor | None = N
         k *= 2
     radius = -(-math.ceil(4 * sigma) // k)  # coarse taps each side
     if k > 1:
-        flat = _pooled_replicate_pad(noise, k, radius).reshape(n * c, 1, h // k + 2 * radius, w // k + 2 * radius)
+        flat = _pooled_replicate_pad(noise, k, radius).reshape(
+            n * c, 1, h // k + 2 * radius, w // k + 2 * radius
+        )
     else:
         flat = F.pad(noise.reshape(n * c, 1, h, w), (radius, radius, radius, radius), mode="replicate")
     taps = _gaussian_taps(sigma / k, radius, noise.dtype, str(noise.device))
@@ -154,24 +161,37 @@ def smooth_noise(noise: torch.Tensor, sigma: float, mix: torch.Tensor | None = N
     flat = F.conv2d(flat, taps.view(1, 1, -1, 1)).reshape(n, c, h // k, w // k)
     if mix is not None:
         flat = torch.einsum("nij,njhw->nihw", mix.to(flat), flat)
-    if k > 1:  # NCHW: a channels_last upsample of 2 channels is ~4× slower on a CPU than this plus a strided add
+    if (
+        k > 1
+    ):  # NCHW: a channels_last upsample of 2 channels is ~4× slower on a CPU than this plus a strided add
         flat = F.interpolate(flat, size=(h, w), mode="bilinear", align_corners=False)
     return flat
 
 
-def elastic_noise(generator: torch.Generator, n: int, height: int, width: int, pin: bool = False) -> torch.Tensor:
+def elastic_noise(
+    generator: torch.Generator, n: int, height: int, width: int, pin: bool = False
+) -> torch.Tensor:
     """(N, 2, H, W) white noise of ``elastic_displacement``, drawn on the CPU (identical on every device);
     ``pin``: straight into pinned memory, so it travels to a GPU without a staging copy."""
     return torch.randn(n, 2, height, width, generator=generator, pin_memory=pin)
 
 
-def elastic_displacement(generator: torch.Generator, n: int, height: int, width: int, alpha: float, sigma: float,
-                         device: torch.device) -> torch.Tensor:
+def elastic_displacement(
+    generator: torch.Generator,
+    n: int,
+    height: int,
+    width: int,
+    alpha: float,
+    sigma: float,
+    device: torch.device,
+) -> torch.Tensor:
     """(N, H, W, 2) displacement fields (dx, dy) in pixels with albumentations' ElasticTransform distribution:
     Gaussian noise scaled to max |1| per sample, blurred by a Gaussian of ``sigma`` px, times ``alpha``.
 
     See ``smooth_noise`` for why this costs only a few ms per 256² image."""
-    noise = to_device(elastic_noise(generator, n, height, width, pin=torch.device(device).type == "cuda"), device)
+    noise = to_device(
+        elastic_noise(generator, n, height, width, pin=torch.device(device).type == "cuda"), device
+    )
     peak = noise.abs().amax(dim=(1, 2, 3)).clamp(min=1e-6)
     mix = torch.diag_embed((alpha / peak)[:, None].expand(n, 2))
     return smooth_noise(noise, sigma, mix).permute(0, 2, 3, 1)
@@ -187,8 +207,9 @@ def separable_affine_grid(theta: torch.Tensor, height: int, width: int) -> torch
     return rows[:, :, None, :] + columns[:, None, :, :]
 
 
-def brightness_contrast_shift(images: torch.Tensor, contrast: torch.Tensor, brightness: torch.Tensor
-                              ) -> torch.Tensor:
+def brightness_contrast_shift(
+    images: torch.Tensor, contrast: torch.Tensor, brightness: torch.Tensor
+) -> torch.Tensor:
     """albumentations RandomBrightnessContrast on [0, 1] floats: x·(1 + contrast) + brightness, clipped."""
     view = (-1,) + (1,) * (images.dim() - 1)
     alpha = (1.0 + contrast).to(images).view(view)
@@ -203,8 +224,9 @@ def color_jitter(images: torch.Tensor, brightness: torch.Tensor, contrast: torch
     return contrast_about_grey(images, contrast)
 
 
-def contrast_about_grey(images: torch.Tensor, contrast: torch.Tensor, clip_input: bool = False,
-                        channels_last: bool = False) -> torch.Tensor:
+def contrast_about_grey(
+    images: torch.Tensor, contrast: torch.Tensor, clip_input: bool = False, channels_last: bool = False
+) -> torch.Tensor:
     """Contrast factors about each image's mean grey on [0, 1] N×C×H×W, clipped to [0, 1]: one reduction pass and
     one multiply-add pass that writes the result (channels_last with ``channels_last``), plus an in-place clip.
     ``clip_input``: first clip ``images`` into [0, 1] in place (as after a brightness gain; overwrites them)."""
@@ -215,6 +237,8 @@ def contrast_about_grey(images: torch.Tensor, contrast: torch.Tensor, clip_input
     grey = means @ _on_device(_GRAY, str(means.device), means.dtype) if c == 3 else means.mean(dim=1)
     factor = contrast.to(device=images.device, dtype=images.dtype, non_blocking=True)
     shift = (grey * (1.0 - factor)).view(n, 1, 1, 1)
-    out = torch.empty_like(images, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    out = torch.empty_like(
+        images, memory_format=torch.channels_last if channels_last else torch.contiguous_format
+    )
     torch.addcmul(shift, images, factor.view(n, 1, 1, 1), out=out)
     return out.clamp_(0.0, 1.0)

@@ -33,10 +33,16 @@ class DataFacts:
     def record(self) -> dict:
         """``summary.json``'s ``data_facts``: plain values (``input_size`` an int for square inputs)."""
         height, width = self.input_size
-        return {"task": self.task, "num_classes": self.num_classes, "class_names": list(self.class_names),
-                "channels": self.channels, "input_size": height if height == width else [height, width],
-                "split_policy": self.split_policy, "split_policy_means": SPLIT_POLICIES.get(self.split_policy, ""),
-                "split": self.split}
+        return {
+            "task": self.task,
+            "num_classes": self.num_classes,
+            "class_names": list(self.class_names),
+            "channels": self.channels,
+            "input_size": height if height == width else [height, width],
+            "split_policy": self.split_policy,
+            "split_policy_means": SPLIT_POLICIES.get(self.split_policy, ""),
+            "split": self.split,
+        }
 
 
 def class_names_or_ids(class_names: Sequence | None, num_classes: int) -> tuple[str, ...]:
@@ -44,10 +50,14 @@ def class_names_or_ids(class_names: Sequence | None, num_classes: int) -> tuple[
     if class_names is None:
         return tuple(str(i) for i in range(num_classes))
     if isinstance(class_names, str) or not isinstance(class_names, Sequence):
-        raise ConfigError(f"data.class_names={class_names!r} must be a list of names (index = label), or null.")
+        raise ConfigError(
+            f"data.class_names={class_names!r} must be a list of names (index = label), or null."
+        )
     if len(class_names) != num_classes:
-        raise ConfigError(f"data.class_names has {len(class_names)} names but data.num_classes={num_classes}: give "
-                          "one name per class, in label order (or null for the ids).")
+        raise ConfigError(
+            f"data.class_names has {len(class_names)} names but data.num_classes={num_classes}: give "
+            "one name per class, in label order (or null for the ids)."
+        )
     return tuple(str(name) for name in class_names)
 
 
@@ -57,6 +67,8 @@ def check_stated(where: str, stated: dict, found: dict) -> None:
     for key, value in stated.items():
         if value is None or key not in found or found[key] == value:
             continue
-        raise DataError(f"{where}: the data has {key} {found[key]!r} but data.{key}={value!r}. The model follows "
-                        f"data.{key}; set data.{key}={found[key]!r} (or leave it to the data: null where the data "
-                        "config allows it).")
+        raise DataError(
+            f"{where}: the data has {key} {found[key]!r} but data.{key}={value!r}. The model follows "
+            f"data.{key}; set data.{key}={found[key]!r} (or leave it to the data: null where the data "
+            "config allows it)."
+        )

@@ -28,10 +28,10 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
 from visionlab.config.checks import at_least, choose, expect
+from visionlab.config.errors import ConfigError, DataError
 from visionlab.data.batched_ops import batch_generator
 from visionlab.data.loading import batch_loader
 from visionlab.data.sampling import EpochSeededSampler
-from visionlab.config.errors import ConfigError, DataError
 
 BACKENDS = ("batched", "albumentations")
 
@@ -55,22 +55,40 @@ class IndexBatches(Dataset):
 class InMemoryDataModule(pl.LightningDataModule):
     """Subclasses fill ``self.splits`` in ``load_splits`` and provide the two augmentation backends."""
 
-    def __init__(self, batch_size: int, eval_batch_size: int, num_workers: int, seed: int,
-                 augment_backend: str = "batched", pin_memory: bool = False, train_repeats: int = 1,
-                 samples_per_epoch: int | None = None):
+    def __init__(
+        self,
+        batch_size: int,
+        eval_batch_size: int,
+        num_workers: int,
+        seed: int,
+        augment_backend: str = "batched",
+        pin_memory: bool = False,
+        train_repeats: int = 1,
+        samples_per_epoch: int | None = None,
+    ):
         super().__init__()
         # the one home of these values' checks (ConfigError, one line, before anything is written: checks.py)
         choose("data.augment_backend", augment_backend, BACKENDS)
         expect("data.batch_size", batch_size, at_least(1), "an integer ≥ 1", "data.batch_size=64")
-        expect("data.eval_batch_size", eval_batch_size, at_least(1), "an integer ≥ 1", "data.eval_batch_size=256")
+        expect(
+            "data.eval_batch_size", eval_batch_size, at_least(1), "an integer ≥ 1", "data.eval_batch_size=256"
+        )
         expect("data.num_workers", num_workers, at_least(0), "an integer ≥ 0", "data.num_workers=0")
         expect("data.train_repeats", train_repeats, at_least(1), "an integer ≥ 1", "data.train_repeats=1")
-        expect("data.samples_per_epoch", samples_per_epoch, at_least(1), "an integer ≥ 1, or null for "
-               "train_repeats × the training set", "data.samples_per_epoch=200", nullable=True)
+        expect(
+            "data.samples_per_epoch",
+            samples_per_epoch,
+            at_least(1),
+            "an integer ≥ 1, or null for train_repeats × the training set",
+            "data.samples_per_epoch=200",
+            nullable=True,
+        )
         if samples_per_epoch is not None and train_repeats != 1:
-            raise ConfigError(f"data.samples_per_epoch={samples_per_epoch} and data.train_repeats={train_repeats} "
-                              "both set the length of an epoch; keep one (data.train_repeats=1 with "
-                              "data.samples_per_epoch, or data.samples_per_epoch=null).")
+            raise ConfigError(
+                f"data.samples_per_epoch={samples_per_epoch} and data.train_repeats={train_repeats} "
+                "both set the length of an epoch; keep one (data.train_repeats=1 with "
+                "data.samples_per_epoch, or data.samples_per_epoch=null)."
+            )
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.global_batch_size, self.world_size = batch_size, 1
         self.seed, self.augment_backend, self.pin_memory = int(seed), augment_backend, pin_memory
@@ -105,7 +123,9 @@ class InMemoryDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        self.splits = {name: (torch.as_tensor(x), torch.as_tensor(y)) for name, (x, y) in self.load_splits().items()}
+        self.splits = {
+            name: (torch.as_tensor(x), torch.as_tensor(y)) for name, (x, y) in self.load_splits().items()
+        }
 
     def use_global_batch(self, world_size: int) -> None:
         """Split ``data.batch_size`` (the global batch) over ``world_size`` processes; it must divide evenly."""
@@ -114,7 +134,8 @@ class InMemoryDataModule(pl.LightningDataModule):
             raise ConfigError(
                 f"data.batch_size={self.global_batch_size} is the global batch and must be divisible by the "
                 f"{world_size} processes of this run (trainer.devices × trainer.num_nodes), e.g. "
-                f"data.batch_size={max(world_size, self.global_batch_size // world_size * world_size)}.")
+                f"data.batch_size={max(world_size, self.global_batch_size // world_size * world_size)}."
+            )
         self.world_size = world_size
         self.batch_size = self.global_batch_size // world_size
 
@@ -138,8 +159,9 @@ class InMemoryDataModule(pl.LightningDataModule):
         length = self.train_length() if split == "train" else self.split_size(split)
         rank, world = self._rank()
         if sampler is None and world > 1:  # each case exactly once: no padding, no repeat
-            sampler = UnrepeatedDistributedSampler(IndexBatches(split, length), num_replicas=world, rank=rank,
-                                                   shuffle=False)
+            sampler = UnrepeatedDistributedSampler(
+                IndexBatches(split, length), num_replicas=world, rank=rank, shuffle=False
+            )
         return batch_loader(IndexBatches(split, length), batch_size, num_workers=0, sampler=sampler)
 
     def _train_sampler(self, length: int):

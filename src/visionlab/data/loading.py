@@ -35,8 +35,13 @@ def _worker_init(_worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
-def batch_loader(dataset: Dataset, batch_size: int, num_workers: int, pin_memory: bool = False,
-                 sampler: Sampler | None = None) -> DataLoader:
+def batch_loader(
+    dataset: Dataset,
+    batch_size: int,
+    num_workers: int,
+    pin_memory: bool = False,
+    sampler: Sampler | None = None,
+) -> DataLoader:
     """A DataLoader for datasets with ``__getitems__``; workers persist across epochs."""
     return DataLoader(
         dataset,

@@ -33,7 +33,7 @@ class EpochSeededSampler(DistributedSampler):
             return iter(order)
         total = len(self) * self.num_replicas
         padded = (order * (total // max(1, self.length) + 1))[:total]
-        return iter(padded[self.rank::self.num_replicas])
+        return iter(padded[self.rank :: self.num_replicas])
 
     def __len__(self) -> int:
         return math.ceil(self.length / self.num_replicas)

@@ -41,8 +41,9 @@ def group_split(
     return np.flatnonzero(~val_mask), np.flatnonzero(val_mask)
 
 
-def held_out_split(labels: np.ndarray, groups: np.ndarray, val_fraction: float, test_fraction: float,
-                   seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def held_out_split(
+    labels: np.ndarray, groups: np.ndarray, val_fraction: float, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(train, val, test) indices by ``group_split``: test first (``test_fraction`` of the groups of each label; none
     when 0), then val (``val_fraction`` of the whole) from the rest. With every case its own group this is a
     random split stratified by label."""
@@ -52,7 +53,9 @@ def held_out_split(labels: np.ndarray, groups: np.ndarray, val_fraction: float, 
         rest, test = group_split(labels, groups, test_fraction, seed, key="data.test_fraction")
     share = val_fraction / (1.0 - test_fraction)
     if not 0.0 < share < 1.0:
-        raise ConfigError(f"data.val_fraction + data.test_fraction must be < 1, got {val_fraction} + {test_fraction}.")
+        raise ConfigError(
+            f"data.val_fraction + data.test_fraction must be < 1, got {val_fraction} + {test_fraction}."
+        )
     train, val = group_split(labels[rest], groups[rest], share, seed + 1 if test_fraction > 0 else seed)
     return rest[train], rest[val], test
 
@@ -70,8 +73,10 @@ def contiguous_split(n: int, held_out: tuple[int, ...]) -> tuple[np.ndarray, lis
     held-out block of the given size, every block after one unused gap index. Returns (train, blocks, gaps)."""
     n_train = n - sum(held_out) - len(held_out)
     if n_train < 1 or min(held_out, default=1) < 1:
-        raise ValueError(f"{n} ordered cases cannot hold a training block, held-out blocks of {list(held_out)} "
-                         f"and {len(held_out)} gap case(s)")
+        raise ValueError(
+            f"{n} ordered cases cannot hold a training block, held-out blocks of {list(held_out)} "
+            f"and {len(held_out)} gap case(s)"
+        )
     blocks, gaps, start = [], [], n_train
     for size in held_out:
         gaps.append(start)

@@ -52,7 +52,9 @@ class Network:
     defaults: Mapping
     build: Callable[[dict, NetworkIO], nn.Module]
     check: Callable[[dict], None] = lambda args: None
-    size_multiple: Callable[[dict], tuple[int, str]] | None = None  # segmentation: (multiple, why) of the sides
+    size_multiple: Callable[[dict], tuple[int, str]] | None = (
+        None  # segmentation: (multiple, why) of the sides
+    )
     extra: str | None = None  # the optional package it needs
     description: str = ""
     examples: tuple[dict, ...] = field(default_factory=tuple)  # small specs the tests build, train and count
@@ -82,21 +84,29 @@ def resolve(spec, task: str) -> tuple[Network, dict]:
     if spec is None:
         spec = {"type": {CLASSIFICATION: "seed_cnn", SEGMENTATION: "unet"}[task]}
     if not isinstance(spec, Mapping):
-        raise ConfigError(f"model.net={spec!r} must name a network and its arguments, e.g. model/net=seed_cnn.")
+        raise ConfigError(
+            f"model.net={spec!r} must name a network and its arguments, e.g. model/net=seed_cnn."
+        )
     kind = spec.get("type")
     served = sorted(name for name, net in REGISTRY.items() if task in net.tasks)
     if kind not in REGISTRY:
-        raise ConfigError(f"model.net.type={kind!r} is not a registered network; a {task} model takes one of "
-                          f"{', '.join(served)} (model/net=<name>).")
+        raise ConfigError(
+            f"model.net.type={kind!r} is not a registered network; a {task} model takes one of "
+            f"{', '.join(served)} (model/net=<name>)."
+        )
     network = REGISTRY[kind]
     if task not in network.tasks:
-        raise ConfigError(f"model.net.type={kind} is a {'/'.join(network.tasks)} network; a {task} model takes one "
-                          f"of {', '.join(served)} (model/net=<name>).")
+        raise ConfigError(
+            f"model.net.type={kind} is a {'/'.join(network.tasks)} network; a {task} model takes one "
+            f"of {', '.join(served)} (model/net=<name>)."
+        )
     args = {key: value for key, value in spec.items() if key not in RESERVED}
     unknown = sorted(set(args) - set(network.defaults))
     if unknown:
-        raise ConfigError(f"model.net.{unknown[0]}: a {kind} network takes no {unknown[0]!r} (it takes "
-                          f"{', '.join(sorted(network.defaults))}); remove it or pick another model/net.")
+        raise ConfigError(
+            f"model.net.{unknown[0]}: a {kind} network takes no {unknown[0]!r} (it takes "
+            f"{', '.join(sorted(network.defaults))}); remove it or pick another model/net."
+        )
     args = {**network.defaults, **args}
     network.check(args)
     return network, args
@@ -119,11 +129,15 @@ def build_on_meta(spec, io: NetworkIO) -> nn.Module:
 
 
 # the task each visionlab model class solves, by its config's _target_ (a string compared, never imported)
-MODEL_TASKS = {"visionlab.tasks.classification.module.ClassificationModule": CLASSIFICATION,
-               "visionlab.tasks.segmentation.module.SegmentationModule": SEGMENTATION}
+MODEL_TASKS = {
+    "visionlab.tasks.classification.module.ClassificationModule": CLASSIFICATION,
+    "visionlab.tasks.segmentation.module.SegmentationModule": SEGMENTATION,
+}
 # run records written before model.net: the seed networks' arguments sat directly under model
-_LEGACY = {CLASSIFICATION: ("seed_cnn", ("activation", "batch_norm", "width")),
-           SEGMENTATION: ("unet", ("features_start", "depth", "up_mode", "activation", "batch_norm"))}
+_LEGACY = {
+    CLASSIFICATION: ("seed_cnn", ("activation", "batch_norm", "width")),
+    SEGMENTATION: ("unet", ("features_start", "depth", "up_mode", "activation", "batch_norm")),
+}
 
 
 def spec_and_io(model_cfg: Mapping) -> tuple[dict, NetworkIO]:
@@ -131,15 +145,21 @@ def spec_and_io(model_cfg: Mapping) -> tuple[dict, NetworkIO]:
     plain data, and records from before ``model.net`` too), e.g. for an architecture card."""
     task = MODEL_TASKS.get(str(model_cfg.get("_target_")))
     if task is None:
-        raise ConfigError(f"model._target_={model_cfg.get('_target_')!r} is not a visionlab model; one of "
-                          f"{', '.join(sorted(MODEL_TASKS))}")
+        raise ConfigError(
+            f"model._target_={model_cfg.get('_target_')!r} is not a visionlab model; one of "
+            f"{', '.join(sorted(MODEL_TASKS))}"
+        )
     spec = model_cfg.get("net")
     if spec is None:
         kind, keys = _LEGACY[task]
         spec = {"type": kind, **{key: model_cfg[key] for key in keys if key in model_cfg}}
     if task == CLASSIFICATION:
-        io = NetworkIO(task, model_cfg.get("in_channels", 3), model_cfg.get("num_classes", 43),
-                       model_cfg.get("input_size", 28))
+        io = NetworkIO(
+            task,
+            model_cfg.get("in_channels", 3),
+            model_cfg.get("num_classes", 43),
+            model_cfg.get("input_size", 28),
+        )
     else:
         io = NetworkIO(task, model_cfg.get("in_channels", 1), 1)
     return dict(spec), io
@@ -159,8 +179,14 @@ def names(task: str | None = None) -> list[str]:
 def _seed_cnn(args: dict, io: NetworkIO) -> nn.Module:
     from visionlab.networks.seed_cnn import SeedCNN
 
-    return SeedCNN(io.out_channels, io.in_channels, args["activation"], args["batch_norm"], io.input_size or 28,
-                   float(args["width"]))
+    return SeedCNN(
+        io.out_channels,
+        io.in_channels,
+        args["activation"],
+        args["batch_norm"],
+        io.input_size or 28,
+        float(args["width"]),
+    )
 
 
 def _check_seed_cnn(args: dict) -> None:
@@ -169,18 +195,35 @@ def _check_seed_cnn(args: dict) -> None:
     check_args(args["activation"], args["batch_norm"], args["width"])
 
 
-register(Network(
-    "seed_cnn", (CLASSIFICATION,), {"activation": "relu", "batch_norm": False, "width": 1.0}, _seed_cnn,
-    _check_seed_cnn, description="the seed study's CNN: conv 64 k5, conv 32 k5, pool, conv 32 k3, pool, linear "
-    "(87,403 parameters at 3×28×28 and 43 classes; width scales the channels)",
-    examples=({"type": "seed_cnn"}, {"type": "seed_cnn", "batch_norm": True, "activation": "elu", "width": 0.5})))
+register(
+    Network(
+        "seed_cnn",
+        (CLASSIFICATION,),
+        {"activation": "relu", "batch_norm": False, "width": 1.0},
+        _seed_cnn,
+        _check_seed_cnn,
+        description="the seed study's CNN: conv 64 k5, conv 32 k5, pool, conv 32 k3, pool, linear "
+        "(87,403 parameters at 3×28×28 and 43 classes; width scales the channels)",
+        examples=(
+            {"type": "seed_cnn"},
+            {"type": "seed_cnn", "batch_norm": True, "activation": "elu", "width": 0.5},
+        ),
+    )
+)
 
 
 def _unet(args: dict, io: NetworkIO) -> nn.Module:
     from visionlab.networks.unet import UNet
 
-    return UNet(io.in_channels, io.out_channels, args["features_start"], args["depth"], args["up_mode"],
-                args["activation"], args["batch_norm"])
+    return UNet(
+        io.in_channels,
+        io.out_channels,
+        args["features_start"],
+        args["depth"],
+        args["up_mode"],
+        args["activation"],
+        args["batch_norm"],
+    )
 
 
 def _check_unet(args: dict) -> None:
@@ -194,14 +237,29 @@ def _unet_multiple(args: dict) -> tuple[int, str]:
     return n, f"a U-Net with model.net.depth={args['depth']} needs sides divisible by 2^(depth-1)={n}"
 
 
-register(Network(
-    "unet", (SEGMENTATION,),
-    {"features_start": 64, "depth": 5, "up_mode": "bilinear", "activation": "relu", "batch_norm": False}, _unet,
-    _check_unet, _unet_multiple, description="the course U-Net: 3×3 double convs, max-pool down, upsampling + 1×1 "
-    "conv (or transposed conv) up, skip concatenation (28,941,633 parameters at features_start 64, depth 5)",
-    examples=({"type": "unet", "features_start": 4, "depth": 3},
-              {"type": "unet", "features_start": 4, "depth": 3, "up_mode": "transposed", "batch_norm": True,
-               "activation": "elu"})))
+register(
+    Network(
+        "unet",
+        (SEGMENTATION,),
+        {"features_start": 64, "depth": 5, "up_mode": "bilinear", "activation": "relu", "batch_norm": False},
+        _unet,
+        _check_unet,
+        _unet_multiple,
+        description="the course U-Net: 3×3 double convs, max-pool down, upsampling + 1×1 "
+        "conv (or transposed conv) up, skip concatenation (28,941,633 parameters at features_start 64, depth 5)",
+        examples=(
+            {"type": "unet", "features_start": 4, "depth": 3},
+            {
+                "type": "unet",
+                "features_start": 4,
+                "depth": 3,
+                "up_mode": "transposed",
+                "batch_norm": True,
+                "activation": "elu",
+            },
+        ),
+    )
+)
 
 
 # --------------------------------------------------------------------------------------------- optional: timm, smp
@@ -216,41 +274,59 @@ def _common(args: dict, kind: str) -> None:
         check_flag("batch_norm", args["batch_norm"])
     check_flag("pretrained", args["pretrained"])
     if not isinstance(args["args"], Mapping):
-        raise ConfigError(f"model.net.args={args['args']!r} must be a mapping of further {kind} arguments, e.g. "
-                          "model.net.args={drop_rate: 0.1}.")
+        raise ConfigError(
+            f"model.net.args={args['args']!r} must be a mapping of further {kind} arguments, e.g. "
+            "model.net.args={drop_rate: 0.1}."
+        )
 
 
 def _pretrained_failed(kind: str, exc: Exception) -> ConfigError:
-    return ConfigError(f"model.net.pretrained=true: {kind} could not load the pretrained weights ({type(exc).__name__}:"
-                       f" {str(exc).splitlines()[0] if str(exc) else ''}); this machine may have no network. Use "
-                       "model.net.pretrained=false (the default) to train from scratch.")
+    return ConfigError(
+        f"model.net.pretrained=true: {kind} could not load the pretrained weights ({type(exc).__name__}:"
+        f" {str(exc).splitlines()[0] if str(exc) else ''}); this machine may have no network. Use "
+        "model.net.pretrained=false (the default) to train from scratch."
+    )
 
 
 def _check_timm(args: dict) -> None:
     _common(args, "timm.create_model")
     if not isinstance(args["name"], str) or not args["name"]:
-        raise ConfigError(f"model.net.name={args['name']!r} must name a timm model, e.g. model.net.name=resnet18.")
+        raise ConfigError(
+            f"model.net.name={args['name']!r} must name a timm model, e.g. model.net.name=resnet18."
+        )
     if args["batch_norm"] is False:
-        raise ConfigError("model.net.batch_norm=false: a timm model keeps its own normalisation layers; leave "
-                          "model.net.batch_norm unset (null).")
+        raise ConfigError(
+            "model.net.batch_norm=false: a timm model keeps its own normalisation layers; leave "
+            "model.net.batch_norm unset (null)."
+        )
     try:
         import timm
     except ImportError:
         return  # said when it is built
     if not timm.is_model(args["name"]):
         near = timm.list_models(f"*{args['name']}*")[:5]
-        raise ConfigError(f"model.net.name={args['name']!r} is not a timm model"
-                          + (f"; close: {', '.join(near)}" if near else "") + " (timm.list_models() lists them).")
+        raise ConfigError(
+            f"model.net.name={args['name']!r} is not a timm model"
+            + (f"; close: {', '.join(near)}" if near else "")
+            + " (timm.list_models() lists them)."
+        )
 
 
 def _timm(args: dict, io: NetworkIO) -> nn.Module:
     import timm
 
     try:
-        net = timm.create_model(args["name"], pretrained=args["pretrained"], num_classes=io.out_channels,
-                                in_chans=io.in_channels, **dict(args["args"]))
+        net = timm.create_model(
+            args["name"],
+            pretrained=args["pretrained"],
+            num_classes=io.out_channels,
+            in_chans=io.in_channels,
+            **dict(args["args"]),
+        )
     except TypeError as exc:
-        raise ConfigError(f"model.net.args: timm model {args['name']} refused its arguments ({exc}).") from None
+        raise ConfigError(
+            f"model.net.args: timm model {args['name']} refused its arguments ({exc})."
+        ) from None
     except Exception as exc:
         if args["pretrained"]:
             raise _pretrained_failed("timm", exc) from None
@@ -260,19 +336,28 @@ def _timm(args: dict, io: NetworkIO) -> nn.Module:
     return net
 
 
-register(Network(
-    "timm", (CLASSIFICATION,),
-    {"name": "resnet18", "pretrained": False, "activation": None, "batch_norm": None, "args": {}}, _timm,
-    _check_timm, extra="timm", description="any timm model (timm.create_model(name, num_classes, in_chans))",
-    examples=({"type": "timm", "name": "resnet18"}, {"type": "timm", "name": "mobilenetv3_small_050"})))
+register(
+    Network(
+        "timm",
+        (CLASSIFICATION,),
+        {"name": "resnet18", "pretrained": False, "activation": None, "batch_norm": None, "args": {}},
+        _timm,
+        _check_timm,
+        extra="timm",
+        description="any timm model (timm.create_model(name, num_classes, in_chans))",
+        examples=({"type": "timm", "name": "resnet18"}, {"type": "timm", "name": "mobilenetv3_small_050"}),
+    )
+)
 
 
 def _check_smp(args: dict) -> None:
     _common(args, "segmentation_models_pytorch.create_model")
     for key in ("arch", "encoder"):
         if not isinstance(args[key], str) or not args[key]:
-            raise ConfigError(f"model.net.{key}={args[key]!r} must be a name, e.g. model.net.arch=Unet "
-                              "model.net.encoder=resnet18.")
+            raise ConfigError(
+                f"model.net.{key}={args[key]!r} must be a name, e.g. model.net.arch=Unet "
+                "model.net.encoder=resnet18."
+            )
     depth = args["encoder_depth"]
     if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 5:
         raise ConfigError(f"model.net.encoder_depth={depth!r} must be an integer in 1..5 (smp's encoders).")
@@ -282,12 +367,16 @@ def _check_smp(args: dict) -> None:
         return  # said when it is built
     archs = {cls.__name__.lower(): cls.__name__ for cls in smp.MODEL_ARCHITECTURES_MAPPING.values()}
     if args["arch"].lower() not in archs:
-        raise ConfigError(f"model.net.arch={args['arch']!r} is not a segmentation_models_pytorch architecture; one "
-                          f"of {', '.join(sorted(archs.values()))}.")
+        raise ConfigError(
+            f"model.net.arch={args['arch']!r} is not a segmentation_models_pytorch architecture; one "
+            f"of {', '.join(sorted(archs.values()))}."
+        )
     encoders = smp.encoders.get_encoder_names()
     if args["encoder"] not in encoders and not args["encoder"].startswith("tu-"):
-        raise ConfigError(f"model.net.encoder={args['encoder']!r} is not an smp encoder; e.g. resnet18, resnet34, "
-                          "efficientnet-b0, or tu-<any timm model>.")
+        raise ConfigError(
+            f"model.net.encoder={args['encoder']!r} is not an smp encoder; e.g. resnet18, resnet34, "
+            "efficientnet-b0, or tu-<any timm model>."
+        )
 
 
 def _smp_class(arch: str):
@@ -307,8 +396,10 @@ def _smp(args: dict, io: NetworkIO) -> nn.Module:
         elif "decoder_use_batchnorm" in accepted:
             kwargs.setdefault("decoder_use_batchnorm", args["batch_norm"])
         elif args["batch_norm"] is False:
-            raise ConfigError(f"model.net.batch_norm=false: smp's {cls.__name__} has no switch for its decoder's "
-                              "normalisation; leave model.net.batch_norm unset (null).")
+            raise ConfigError(
+                f"model.net.batch_norm=false: smp's {cls.__name__} has no switch for its decoder's "
+                "normalisation; leave model.net.batch_norm unset (null)."
+            )
     depth = args["encoder_depth"]
     if "encoder_depth" in accepted:
         kwargs.setdefault("encoder_depth", depth)
@@ -316,13 +407,19 @@ def _smp(args: dict, io: NetworkIO) -> nn.Module:
     if isinstance(channels, (tuple, list)) and len(channels) != depth:  # one decoder block per encoder stage
         kwargs.setdefault("decoder_channels", tuple(channels[:depth]))
     try:
-        net = cls(encoder_name=args["encoder"], encoder_weights="imagenet" if args["pretrained"] else None,
-                  in_channels=io.in_channels, classes=io.out_channels, **kwargs)
+        net = cls(
+            encoder_name=args["encoder"],
+            encoder_weights="imagenet" if args["pretrained"] else None,
+            in_channels=io.in_channels,
+            classes=io.out_channels,
+            **kwargs,
+        )
     except TypeError as exc:
         raise ConfigError(f"model.net.args: smp {cls.__name__} refused its arguments ({exc}).") from None
     except (ValueError, KeyError) as exc:  # e.g. an encoder that does not support this architecture or depth
-        raise ConfigError(f"model.net: smp {cls.__name__} with encoder {args['encoder']} cannot be built "
-                          f"({exc}).") from None
+        raise ConfigError(
+            f"model.net: smp {cls.__name__} with encoder {args['encoder']} cannot be built ({exc})."
+        ) from None
     except Exception as exc:
         if args["pretrained"]:
             raise _pretrained_failed("smp", exc) from None
@@ -334,15 +431,34 @@ def _smp(args: dict, io: NetworkIO) -> nn.Module:
 
 def _smp_multiple(args: dict) -> tuple[int, str]:
     n = 2 ** args["encoder_depth"]
-    return n, (f"smp {args['arch']} with encoder {args['encoder']} (model.net.encoder_depth={args['encoder_depth']}) "
-               f"needs sides divisible by 2^encoder_depth={n}")
+    return n, (
+        f"smp {args['arch']} with encoder {args['encoder']} (model.net.encoder_depth={args['encoder_depth']}) "
+        f"needs sides divisible by 2^encoder_depth={n}"
+    )
 
 
-register(Network(
-    "smp", (SEGMENTATION,),
-    {"arch": "Unet", "encoder": "resnet18", "encoder_depth": 5, "pretrained": False, "activation": None,
-     "batch_norm": None, "args": {}}, _smp, _check_smp, _smp_multiple, extra="segmentation_models_pytorch",
-    description="any segmentation_models_pytorch architecture and encoder (smp.create_model(arch, encoder_name, "
-    "in_channels, classes=1))",
-    examples=({"type": "smp", "arch": "Unet", "encoder": "resnet18"},
-              {"type": "smp", "arch": "FPN", "encoder": "resnet18", "activation": "elu", "batch_norm": True})))
+register(
+    Network(
+        "smp",
+        (SEGMENTATION,),
+        {
+            "arch": "Unet",
+            "encoder": "resnet18",
+            "encoder_depth": 5,
+            "pretrained": False,
+            "activation": None,
+            "batch_norm": None,
+            "args": {},
+        },
+        _smp,
+        _check_smp,
+        _smp_multiple,
+        extra="segmentation_models_pytorch",
+        description="any segmentation_models_pytorch architecture and encoder (smp.create_model(arch, encoder_name, "
+        "in_channels, classes=1))",
+        examples=(
+            {"type": "smp", "arch": "Unet", "encoder": "resnet18"},
+            {"type": "smp", "arch": "FPN", "encoder": "resnet18", "activation": "elu", "batch_norm": True},
+        ),
+    )
+)

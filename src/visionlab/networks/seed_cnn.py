@@ -24,8 +24,10 @@ def check_args(activation: str, batch_norm: bool, width: float, input_size: int 
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
         raise ConfigError(f"model.net.width={width!r} must be positive (1 = the seed's network).")
     if input_size is not None and input_size < MIN_INPUT:
-        raise ConfigError(f"the seed CNN needs inputs of at least {MIN_INPUT}×{MIN_INPUT}, got {input_size}×"
-                          f"{input_size} (data.input_size): use larger images or another model.net.")
+        raise ConfigError(
+            f"the seed CNN needs inputs of at least {MIN_INPUT}×{MIN_INPUT}, got {input_size}×"
+            f"{input_size} (data.input_size): use larger images or another model.net."
+        )
 
 
 class SeedCNN(nn.Sequential):
@@ -33,8 +35,15 @@ class SeedCNN(nn.Sequential):
 
     ``width`` scales every convolution's channels (1 = the seed's network; the cnn_best preset widens it)."""
 
-    def __init__(self, num_classes: int = 43, in_channels: int = 3, activation: str = "relu",
-                 batch_norm: bool = False, input_size: int = 28, width: float = 1.0):
+    def __init__(
+        self,
+        num_classes: int = 43,
+        in_channels: int = 3,
+        activation: str = "relu",
+        batch_norm: bool = False,
+        input_size: int = 28,
+        width: float = 1.0,
+    ):
         check_args(activation, batch_norm, width, input_size)
         wide, narrow = round(64 * width), round(32 * width)
         flat = narrow * ((((input_size - 8) // 2) - 2) // 2) ** 2

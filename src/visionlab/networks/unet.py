@@ -48,7 +48,8 @@ class Up(nn.Module):
         elif up_mode in ("bilinear", "nearest"):
             align = {"align_corners": True} if up_mode == "bilinear" else {}
             self.upsample = nn.Sequential(
-                nn.Upsample(scale_factor=2, mode=up_mode, **align), nn.Conv2d(in_ch, in_ch // 2, kernel_size=1)
+                nn.Upsample(scale_factor=2, mode=up_mode, **align),
+                nn.Conv2d(in_ch, in_ch // 2, kernel_size=1),
             )
         else:  # checked once, by UNet
             raise AssertionError(up_mode)
@@ -62,7 +63,9 @@ def check_args(features_start: int, depth: int, up_mode: str, activation: str, b
     """The one check of a U-Net's arguments (``model.net.*`` of ``model/net=unet``): a ConfigError naming the key."""
     for key, value, example in (("depth", depth, 5), ("features_start", features_start, 64)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"model.net.{key}={value!r} must be an integer >= 1, e.g. model.net.{key}={example}.")
+            raise ConfigError(
+                f"model.net.{key}={value!r} must be an integer >= 1, e.g. model.net.{key}={example}."
+            )
     if up_mode not in UP_MODES:
         raise ConfigError(f"model.net.up_mode={up_mode!r} is not one of {UP_MODES}")
     check_activation(activation)
@@ -72,14 +75,24 @@ def check_args(features_start: int, depth: int, up_mode: str, activation: str, b
 class UNet(nn.Module):
     """``depth`` levels (``depth - 1`` poolings); input sides must be divisible by ``2 ** (depth - 1)``."""
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1, features_start: int = 64, depth: int = 5,
-                 up_mode: str = "bilinear", activation: str = "relu", batch_norm: bool = False):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        features_start: int = 64,
+        depth: int = 5,
+        up_mode: str = "bilinear",
+        activation: str = "relu",
+        batch_norm: bool = False,
+    ):
         super().__init__()
         check_args(features_start, depth, up_mode, activation, batch_norm)
         self.depth = depth
         feats = [features_start * 2**i for i in range(depth)]
         self.inc = DoubleConv(in_channels, feats[0], activation, batch_norm)
-        self.downs = nn.ModuleList(Down(feats[i], feats[i + 1], activation, batch_norm) for i in range(depth - 1))
+        self.downs = nn.ModuleList(
+            Down(feats[i], feats[i + 1], activation, batch_norm) for i in range(depth - 1)
+        )
         self.ups = nn.ModuleList(
             Up(feats[i + 1], feats[i], up_mode, activation, batch_norm) for i in reversed(range(depth - 1))
         )

@@ -27,10 +27,14 @@ import yaml
 from visionlab.record.metric_keys import EPOCH, STEP
 
 INTEGER_COLUMNS = (EPOCH, STEP)
-MAX_RECORD_BYTES = 16 * 2**20  # a text file of a run record (summary, config, metrics, per-case and confusion CSVs)
+MAX_RECORD_BYTES = (
+    16 * 2**20
+)  # a text file of a run record (summary, config, metrics, per-case and confusion CSVs)
 MAX_NPZ_BYTES = 64 * 2**20  # an .npz as stored (compressed); what it unpacks to is bounded by ``check_npz``
 MAX_ARRAY_BYTES = 64 * 2**20  # all arrays of an .npz together, once unpacked
-MAX_NPZ_MEMBERS = 48  # qualitative.npz: 5 cases × up to 7 fields (K classes add the source and the image mIoU)
+MAX_NPZ_MEMBERS = (
+    48  # qualitative.npz: 5 cases × up to 7 fields (K classes add the source and the image mIoU)
+)
 MAX_DEPTH = 64  # nesting levels of a JSON/YAML record (a real one has fewer than 10)
 MAX_NODES = 1_000_000  # entries of a JSON/YAML record, YAML aliases counted each time they are reached
 
@@ -59,8 +63,13 @@ def _display(path: Path, root: Path | None) -> str:
 
 
 def _kind(mode: int) -> str:
-    for test, words in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+    for test, words in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a folder"),
+    ):
         if test(mode):
             return words
     return "not a regular file"
@@ -184,7 +193,9 @@ def _flow_depth(text: str) -> int:
 def parse_yaml(text: str, name: str, max_nodes: int = MAX_NODES):
     """YAML (safe loader: data only) of a record file, its depth and size bounded (``RefusedFile``); a ValueError
     when it is not YAML. The parser's own message is not used: it quotes the offending line."""
-    if _flow_depth(text) > MAX_DEPTH:  # refused in milliseconds (the parser takes seconds to hit its recursion limit)
+    if (
+        _flow_depth(text) > MAX_DEPTH
+    ):  # refused in milliseconds (the parser takes seconds to hit its recursion limit)
         raise RefusedFile(name, f"nested more than {MAX_DEPTH} levels deep")
     try:
         data = yaml.safe_load(text)
@@ -312,8 +323,11 @@ def check_npz(data: bytes, name: str, limit: int = MAX_ARRAY_BYTES) -> None:
                 try:
                     with archive.open(info) as stream:
                         version = np.lib.format.read_magic(stream)
-                        reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                                  else np.lib.format.read_array_header_2_0)
+                        reader = (
+                            np.lib.format.read_array_header_1_0
+                            if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0
+                        )
                         shape, _, dtype = reader(stream)
                 except (ValueError, TypeError):  # numpy's message quotes the header: not repeated
                     raise ValueError(f"{name}: a member is not a NumPy array") from None

@@ -34,8 +34,10 @@ from visionlab.record.metric_keys import CASE, CASE_SCORES, CASE_SOURCE, LEGACY_
 
 TEST_CASE_COLUMNS = (CASE, *CASE_SCORES)
 TEST, VALIDATION = "test", "validation"  # the splits a classification run records its confusion matrix on
-_SPLIT_FILES = {TEST: (layout.CONFUSION, layout.PER_CLASS_ACCURACY, layout.MISCLASSIFIED),
-                VALIDATION: (layout.VAL_CONFUSION, layout.VAL_PER_CLASS_ACCURACY, layout.VAL_MISCLASSIFIED)}
+_SPLIT_FILES = {
+    TEST: (layout.CONFUSION, layout.PER_CLASS_ACCURACY, layout.MISCLASSIFIED),
+    VALIDATION: (layout.VAL_CONFUSION, layout.VAL_PER_CLASS_ACCURACY, layout.VAL_MISCLASSIFIED),
+}
 QUALITATIVE_FIELDS = ("image", "mask", "pred")
 
 
@@ -43,8 +45,10 @@ def unwritable_folder_error(folder: Path, exc: OSError) -> ConfigError:
     """The one-line error for a run folder that cannot be created (read-only file system, no permission)."""
     where = Path(exc.filename) if exc.filename else folder
     reason = exc.strerror or type(exc).__name__
-    return ConfigError(f"paths.log_dir: cannot create the run folder {folder} ({reason}: {where}). Set "
-                       "paths.log_dir=<a folder you can write to> (or the VISIONLAB_LOG_DIR environment variable).")
+    return ConfigError(
+        f"paths.log_dir: cannot create the run folder {folder} ({reason}: {where}). Set "
+        "paths.log_dir=<a folder you can write to> (or the VISIONLAB_LOG_DIR environment variable)."
+    )
 
 
 def _normalise_legacy(summary: dict) -> dict:
@@ -119,12 +123,21 @@ class RunFolder:
         """``scores``: per-case arrays keyed by the columns of ``metric_keys.CASE_SCORES`` (all of them), or by
         the K-class columns (``miou``, ``pixel_acc``, ``iou_c<k>``, ``dice_c<k>``); an optional ``source`` (the
         file or npz index each case came from) becomes the column after ``case``."""
-        columns = list(CASE_SCORES) if all(name in scores for name in CASE_SCORES) else [
-            name for name in scores if name != CASE_SOURCE]
+        columns = (
+            list(CASE_SCORES)
+            if all(name in scores for name in CASE_SCORES)
+            else [name for name in scores if name != CASE_SOURCE]
+        )
         n = len(scores[columns[0]])
         named = [CASE_SOURCE] if CASE_SOURCE in scores else []
-        rows = [{CASE: i, **{name: str(scores[name][i]) for name in named},
-                 **{name: float(scores[name][i]) for name in columns}} for i in range(n)]
+        rows = [
+            {
+                CASE: i,
+                **{name: str(scores[name][i]) for name in named},
+                **{name: float(scores[name][i]) for name in columns},
+            }
+            for i in range(n)
+        ]
         write_csv(self.file(layout.TEST_CASES), rows, [CASE, *named, *columns])
 
     def write_qualitative(self, cases: dict[str, dict]) -> None:
@@ -149,11 +162,17 @@ class RunFolder:
     def write_per_class_accuracy(self, rows: list[dict], split: str = TEST) -> None:
         write_csv(self.file(_SPLIT_FILES[split][1]), rows)
 
-    def write_misclassified(self, images: np.ndarray, true: np.ndarray, pred: np.ndarray, split: str = TEST) -> None:
+    def write_misclassified(
+        self, images: np.ndarray, true: np.ndarray, pred: np.ndarray, split: str = TEST
+    ) -> None:
         """A few wrongly classified images (N×H×W×C uint8) with their true and predicted class, for the report."""
         tmp = self.file(f".{_SPLIT_FILES[split][2]}.tmp.npz")
-        np.savez_compressed(tmp, images=np.asarray(images, np.uint8), true=np.asarray(true, np.int64),
-                            pred=np.asarray(pred, np.int64))
+        np.savez_compressed(
+            tmp,
+            images=np.asarray(images, np.uint8),
+            true=np.asarray(true, np.int64),
+            pred=np.asarray(pred, np.int64),
+        )
         tmp.replace(self.file(_SPLIT_FILES[split][2]))
 
     def write_wandb_id(self, run_id: str) -> None:
@@ -231,8 +250,12 @@ class RunFolder:
     def check_files(self) -> None:
         """Raise ``RefusedFile`` for the first file of the record a reader would refuse (a link out of the
         folder, a FIFO or device, a file over the size bound); nothing is read."""
-        for name in (*layout.AUDIT_FILES, layout.WANDB_RUN_ID, f"{layout.HYDRA}/{layout.HYDRA_CONFIG}",
-                     f"{layout.HYDRA}/{layout.HYDRA_OVERRIDES}"):
+        for name in (
+            *layout.AUDIT_FILES,
+            layout.WANDB_RUN_ID,
+            f"{layout.HYDRA}/{layout.HYDRA_CONFIG}",
+            f"{layout.HYDRA}/{layout.HYDRA_OVERRIDES}",
+        ):
             check_record_file(self.file(name), self.path)
 
     def copy_audit_files(self, target: Path) -> list[str]:
@@ -260,6 +283,7 @@ def find_run_folders(root: Path) -> list[RunFolder]:
     """``root`` itself if it is a run folder, else every run folder below it."""
     if RunFolder(root).is_run_folder():
         return [RunFolder(root)]
-    found = {p.parent for p in root.rglob(layout.SUMMARY)} | {p.parent for p in root.rglob(layout.HYDRA)
-                                                              if p.is_dir()}
+    found = {p.parent for p in root.rglob(layout.SUMMARY)} | {
+        p.parent for p in root.rglob(layout.HYDRA) if p.is_dir()
+    }
     return [RunFolder(p) for p in sorted(found)]

@@ -24,7 +24,8 @@ def current_names(node: object) -> object:
     """``node`` (a parsed config) with every former ``_target_`` replaced by its current name (a new object)."""
     if isinstance(node, dict):
         return {
-            key: FORMER_TARGETS.get(value, value) if key == "_target_" and isinstance(value, str)
+            key: FORMER_TARGETS.get(value, value)
+            if key == "_target_" and isinstance(value, str)
             else current_names(value)
             for key, value in node.items()
         }

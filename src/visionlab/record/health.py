@@ -49,13 +49,18 @@ def chance_loss(task: str, num_classes: int | None) -> float | None:
 def far_above_chance(rows: list[dict], task: str, num_classes: int | None) -> dict | None:
     """The ``diverged`` section when the last epoch's training loss exceeds FAR_ABOVE_CHANCE × the chance loss."""
     chance = chance_loss(task, num_classes)
-    last = next((r for r in reversed(rows) if r.get(TRAIN_LOSS) is not None and r.get(EPOCH) is not None), None)
+    last = next(
+        (r for r in reversed(rows) if r.get(TRAIN_LOSS) is not None and r.get(EPOCH) is not None), None
+    )
     if chance is None or last is None or not last[TRAIN_LOSS] > FAR_ABOVE_CHANCE * chance:
         return None
     loss, epoch = float(last[TRAIN_LOSS]), int(last[EPOCH])
-    return {"status": DIVERGED, "epoch": epoch,
-            "reason": f"{TRAIN_LOSS} = {loss:.3g} at the last epoch ({epoch + 1}) is {loss / chance:.0f}× the chance "
-                      f"loss ln {num_classes} = {chance:.2f}: confidently wrong predictions"}
+    return {
+        "status": DIVERGED,
+        "epoch": epoch,
+        "reason": f"{TRAIN_LOSS} = {loss:.3g} at the last epoch ({epoch + 1}) is {loss / chance:.0f}× the chance "
+        f"loss ln {num_classes} = {chance:.2f}: confidently wrong predictions",
+    }
 
 
 def _collapsed(row: dict, collapse_keys: tuple[str, ...]) -> str | None:
@@ -63,21 +68,33 @@ def _collapsed(row: dict, collapse_keys: tuple[str, ...]) -> str | None:
     return next((k for k in collapse_keys if row.get(k) is not None and row[k] <= COLLAPSE_SCORE), None)
 
 
-def assess(rows: list[dict], task: str, monitor: str, mode: str, error: BaseException | None = None,
-           num_classes: int | None = None) -> dict:
+def assess(
+    rows: list[dict],
+    task: str,
+    monitor: str,
+    mode: str,
+    error: BaseException | None = None,
+    num_classes: int | None = None,
+) -> dict:
     """The health section for a run's epoch rows and the error that ended it (if any)."""
     spec = TASKS.get(task)
     collapse_keys = spec.collapse if spec else ()
     collapsed = [int(r[EPOCH]) for r in rows if _collapsed(r, collapse_keys)]
     section = {"status": OK, "epoch": None, "reason": None, "collapsed_epochs": len(collapsed)}
-    if isinstance(error, NonFiniteLossError):  # its epoch never reached metrics.csv: the one after the last row
+    if isinstance(
+        error, NonFiniteLossError
+    ):  # its epoch never reached metrics.csv: the one after the last row
         epoch = error.epoch if error.epoch is not None else len(rows) and int(rows[-1][EPOCH]) + 1
         return {**section, "status": DIVERGED, "epoch": int(epoch), "reason": str(error)}
     for row in rows:
         bad = [k for k in (TRAIN_LOSS, VAL_LOSS) if row.get(k) is not None and not math.isfinite(row[k])]
         if bad:
-            return {**section, "status": DIVERGED, "epoch": int(row[EPOCH]),
-                    "reason": f"{bad[0]} = {row[bad[0]]} at epoch {int(row[EPOCH])}"}
+            return {
+                **section,
+                "status": DIVERGED,
+                "epoch": int(row[EPOCH]),
+                "reason": f"{bad[0]} = {row[bad[0]]} at epoch {int(row[EPOCH])}",
+            }
     if (far := far_above_chance(rows, task, num_classes)) is not None:
         return {**section, **far}
     if task == MULTICLASS_TASK:
@@ -89,9 +106,13 @@ def assess(rows: list[dict], task: str, monitor: str, mode: str, error: BaseExce
     key = _collapsed(best, collapse_keys)
     if key is None:
         return section
-    return {**section, "status": STUCK, "epoch": int(best[EPOCH]),
-            "reason": f"best epoch {int(best[EPOCH])} ({monitor} = {best[monitor]:.4f}) predicts one class: "
-                      f"{key} = {best[key]:.4f} <= {COLLAPSE_SCORE}"}
+    return {
+        **section,
+        "status": STUCK,
+        "epoch": int(best[EPOCH]),
+        "reason": f"best epoch {int(best[EPOCH])} ({monitor} = {best[monitor]:.4f}) predicts one class: "
+        f"{key} = {best[key]:.4f} <= {COLLAPSE_SCORE}",
+    }
 
 
 _CLASS_DICE = re.compile(r"^val/dice_c(\d+)$")
@@ -104,17 +125,33 @@ def _stuck_classes(rows: list[dict], section: dict) -> dict:
     for row in rows:
         for key, value in row.items():
             match = _CLASS_DICE.match(str(key))
-            if match and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            if (
+                match
+                and isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            ):
                 seen.setdefault(int(match.group(1)), []).append(float(value))
     stuck = sorted(label for label, values in seen.items() if max(values) <= COLLAPSE_SCORE)
     section = {**section, "stuck_classes": stuck}
     section["collapsed_epochs"] = sum(
-        1 for row in rows if sum(1 for key, value in row.items() if _CLASS_DICE.match(str(key))
-                                 and isinstance(value, (int, float)) and value > COLLAPSE_SCORE) <= 1
-        and any(_CLASS_DICE.match(str(key)) for key in row))
+        1
+        for row in rows
+        if sum(
+            1
+            for key, value in row.items()
+            if _CLASS_DICE.match(str(key)) and isinstance(value, (int, float)) and value > COLLAPSE_SCORE
+        )
+        <= 1
+        and any(_CLASS_DICE.match(str(key)) for key in row)
+    )
     if seen and len(seen) - len(stuck) <= 1:
         epoch = int(rows[-1][EPOCH]) if rows and rows[-1].get(EPOCH) is not None else None
-        return {**section, "status": STUCK, "epoch": epoch,
-                "reason": f"at most one class ever scored validation Dice > {COLLAPSE_SCORE}: classes {stuck} stayed "
-                          f"<= {COLLAPSE_SCORE} in every epoch (the model predicts one class)"}
+        return {
+            **section,
+            "status": STUCK,
+            "epoch": epoch,
+            "reason": f"at most one class ever scored validation Dice > {COLLAPSE_SCORE}: classes {stuck} stayed "
+            f"<= {COLLAPSE_SCORE} in every epoch (the model predicts one class)",
+        }
     return section

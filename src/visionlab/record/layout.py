@@ -28,8 +28,19 @@ HYDRA_OVERRIDES = "overrides.yaml"  # inside .hydra/
 HYDRA_RUNTIME = "hydra.yaml"  # inside .hydra/: Hydra's own settings for the run
 
 # the small part of a run record a study commits (no checkpoints, no W&B files): enough to rebuild its report
-AUDIT_FILES = (CONFIG, METRICS, SUMMARY, TEST_CASES, CONFUSION, PER_CLASS_ACCURACY, VAL_CONFUSION,
-               VAL_PER_CLASS_ACCURACY, MISCLASSIFIED, VAL_MISCLASSIFIED, QUALITATIVE)
+AUDIT_FILES = (
+    CONFIG,
+    METRICS,
+    SUMMARY,
+    TEST_CASES,
+    CONFUSION,
+    PER_CLASS_ACCURACY,
+    VAL_CONFUSION,
+    VAL_PER_CLASS_ACCURACY,
+    MISCLASSIFIED,
+    VAL_MISCLASSIFIED,
+    QUALITATIVE,
+)
 
 # files of a sweep folder
 SWEEP_INDEX = "sweep_index.json"

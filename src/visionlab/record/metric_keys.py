@@ -24,13 +24,30 @@ TEST_CASES = "test/cases"
 VAL_F1_BG = "val/f1_bg"
 # the mean of both classes' F1 (per image, then over images): a checkpoint choice not dominated by the easy class
 VAL_F1_MACRO = "val/f1_macro"
-TEST_F1_BG, TEST_F1_BG_STD, TEST_F1_BG_MIN, TEST_IOU_BG = "test/f1_bg", "test/f1_bg_std", "test/f1_bg_min", "test/iou_bg"
+TEST_F1_BG, TEST_F1_BG_STD, TEST_F1_BG_MIN, TEST_IOU_BG = (
+    "test/f1_bg",
+    "test/f1_bg_std",
+    "test/f1_bg_min",
+    "test/iou_bg",
+)
 TEST_F1_TRIVIAL = "test/f1_trivial"
 # test_cases.csv: one row per test case ("case" = position in the test split), one column per per-image score;
 # CASE_SCORES maps each column to the test key logging its mean over the cases
-CASE, CASE_F1, CASE_IOU, CASE_F1_BG, CASE_IOU_BG, CASE_F1_TRIVIAL = "case", "f1", "iou", "f1_bg", "iou_bg", "f1_trivial"
-CASE_SCORES = {CASE_F1: TEST_F1, CASE_IOU: TEST_IOU, CASE_F1_BG: TEST_F1_BG, CASE_IOU_BG: TEST_IOU_BG,
-               CASE_F1_TRIVIAL: TEST_F1_TRIVIAL}
+CASE, CASE_F1, CASE_IOU, CASE_F1_BG, CASE_IOU_BG, CASE_F1_TRIVIAL = (
+    "case",
+    "f1",
+    "iou",
+    "f1_bg",
+    "iou_bg",
+    "f1_trivial",
+)
+CASE_SCORES = {
+    CASE_F1: TEST_F1,
+    CASE_IOU: TEST_IOU,
+    CASE_F1_BG: TEST_F1_BG,
+    CASE_IOU_BG: TEST_IOU_BG,
+    CASE_F1_TRIVIAL: TEST_F1_TRIVIAL,
+}
 CASE_SPREAD = {CASE_F1: (TEST_F1_STD, TEST_F1_MIN), CASE_F1_BG: (TEST_F1_BG_STD, TEST_F1_BG_MIN)}  # std, min
 
 # ------------------------------------------------------------------ bookkeeping columns and W&B summary names
@@ -87,9 +104,13 @@ class TaskMetrics:
     validation_headline: str  # the same quantity on validation, used when a variant has no test split
     report_test: tuple[str, ...]  # test keys shown per run in the report
     curves: tuple[str, ...]  # per-epoch keys the report plots
-    milestones: tuple[float, ...] = ()  # summary.json "time_to": wall seconds until validation_headline first ≥
+    milestones: tuple[
+        float, ...
+    ] = ()  # summary.json "time_to": wall seconds until validation_headline first ≥
     also_over_seeds: tuple[str, ...] = ()  # test keys the report aggregates over seeds beside the headline
-    collapse: tuple[str, ...] = ()  # validation scores of which one near 0 means a constant prediction (health.py)
+    collapse: tuple[
+        str, ...
+    ] = ()  # validation scores of which one near 0 means a constant prediction (health.py)
 
     def metric(self, key: str) -> Metric:
         return next(m for m in (*self.per_epoch, *self.test) if m.key == key)
@@ -103,9 +124,13 @@ _LOSS = {"label": "loss", "kind": "loss", "better": "min"}
 
 CLASSIFICATION = TaskMetrics(
     task="classification",
-    per_epoch=(Metric(TRAIN_LOSS, **_LOSS), Metric(TRAIN_ACC, "accuracy", "percent", "max"),
-               Metric(VAL_LOSS, **_LOSS), Metric(VAL_ACC, "accuracy", "percent", "max"),
-               Metric(VAL_ACC_BEST, "best accuracy", "percent", "max")),
+    per_epoch=(
+        Metric(TRAIN_LOSS, **_LOSS),
+        Metric(TRAIN_ACC, "accuracy", "percent", "max"),
+        Metric(VAL_LOSS, **_LOSS),
+        Metric(VAL_ACC, "accuracy", "percent", "max"),
+        Metric(VAL_ACC_BEST, "best accuracy", "percent", "max"),
+    ),
     test=(Metric(TEST_LOSS, **_LOSS), Metric(TEST_ACC, "accuracy", "percent", "max")),
     headline=TEST_ACC,
     validation_headline=VAL_ACC,
@@ -116,17 +141,29 @@ CLASSIFICATION = TaskMetrics(
 
 SEGMENTATION = TaskMetrics(
     task="segmentation",
-    per_epoch=(Metric(TRAIN_LOSS, **_LOSS), Metric(TRAIN_F1, "mean F1", better="max"),
-               Metric(VAL_LOSS, **_LOSS), Metric(VAL_F1, "mean F1", better="max"),
-               Metric(VAL_IOU, "mean IoU", better="max"), Metric(VAL_F1_BEST, "best mean F1", better="max"),
-               Metric(VAL_F1_BG, "mean F1 background", better="max"),
-               Metric(VAL_F1_MACRO, "mean F1 of both classes", better="max")),
-    test=(Metric(TEST_LOSS, **_LOSS), Metric(TEST_CASES, "test cases", "count"),
-          Metric(TEST_F1, "mean F1", better="max"), Metric(TEST_F1_STD, "std F1", better="min"),
-          Metric(TEST_F1_MIN, "min F1", better="max"), Metric(TEST_IOU, "mean IoU", better="max"),
-          Metric(TEST_F1_BG, "mean F1 background", better="max"), Metric(TEST_F1_BG_STD, "std F1 background", better="min"),
-          Metric(TEST_F1_BG_MIN, "min F1 background", better="max"), Metric(TEST_IOU_BG, "mean IoU background", better="max"),
-          Metric(TEST_F1_TRIVIAL, "F1 all-foreground")),
+    per_epoch=(
+        Metric(TRAIN_LOSS, **_LOSS),
+        Metric(TRAIN_F1, "mean F1", better="max"),
+        Metric(VAL_LOSS, **_LOSS),
+        Metric(VAL_F1, "mean F1", better="max"),
+        Metric(VAL_IOU, "mean IoU", better="max"),
+        Metric(VAL_F1_BEST, "best mean F1", better="max"),
+        Metric(VAL_F1_BG, "mean F1 background", better="max"),
+        Metric(VAL_F1_MACRO, "mean F1 of both classes", better="max"),
+    ),
+    test=(
+        Metric(TEST_LOSS, **_LOSS),
+        Metric(TEST_CASES, "test cases", "count"),
+        Metric(TEST_F1, "mean F1", better="max"),
+        Metric(TEST_F1_STD, "std F1", better="min"),
+        Metric(TEST_F1_MIN, "min F1", better="max"),
+        Metric(TEST_IOU, "mean IoU", better="max"),
+        Metric(TEST_F1_BG, "mean F1 background", better="max"),
+        Metric(TEST_F1_BG_STD, "std F1 background", better="min"),
+        Metric(TEST_F1_BG_MIN, "min F1 background", better="max"),
+        Metric(TEST_IOU_BG, "mean IoU background", better="max"),
+        Metric(TEST_F1_TRIVIAL, "F1 all-foreground"),
+    ),
     headline=TEST_F1,
     validation_headline=VAL_F1,
     report_test=(TEST_CASES, TEST_F1, TEST_F1_STD, TEST_F1_MIN, TEST_F1_BG, TEST_F1_BG_MIN, TEST_F1_TRIVIAL),
@@ -139,10 +176,28 @@ SEGMENTATION = TaskMetrics(
 # per-image scores in test_cases.csv and, over the whole split (one confusion matrix of every counted pixel, the
 # benchmark's way: CamVid/SegNet), per-class IoU/Dice; mIoU = mean over the classes present in truth or prediction
 TRAIN_MIOU, VAL_MIOU, VAL_MIOU_BEST, VAL_PIXEL_ACC, VAL_DICE = (
-    "train/miou", "val/miou", "val/miou_best", "val/pixel_acc", "val/dice")
-TEST_MIOU, TEST_PIXEL_ACC, TEST_CLASS_ACC, TEST_DICE = "test/miou", "test/pixel_acc", "test/class_acc", "test/dice"
-TEST_MIOU_IMAGE, TEST_MIOU_IMAGE_STD, TEST_MIOU_IMAGE_MIN = "test/miou_image", "test/miou_image_std", "test/miou_image_min"
-CASE_SOURCE, CASE_MIOU, CASE_PIXEL_ACC = "source", "miou", "pixel_acc"  # test_cases.csv columns (besides per class)
+    "train/miou",
+    "val/miou",
+    "val/miou_best",
+    "val/pixel_acc",
+    "val/dice",
+)
+TEST_MIOU, TEST_PIXEL_ACC, TEST_CLASS_ACC, TEST_DICE = (
+    "test/miou",
+    "test/pixel_acc",
+    "test/class_acc",
+    "test/dice",
+)
+TEST_MIOU_IMAGE, TEST_MIOU_IMAGE_STD, TEST_MIOU_IMAGE_MIN = (
+    "test/miou_image",
+    "test/miou_image_std",
+    "test/miou_image_min",
+)
+CASE_SOURCE, CASE_MIOU, CASE_PIXEL_ACC = (
+    "source",
+    "miou",
+    "pixel_acc",
+)  # test_cases.csv columns (besides per class)
 MULTICLASS_TASK = "multiclass_segmentation"
 
 
@@ -154,17 +209,26 @@ def class_key(stage: str, quantity: str, label: int) -> str:
 
 MULTICLASS_SEGMENTATION = TaskMetrics(
     task=MULTICLASS_TASK,
-    per_epoch=(Metric(TRAIN_LOSS, **_LOSS), Metric(TRAIN_MIOU, "mIoU", better="max"),
-               Metric(VAL_LOSS, **_LOSS), Metric(VAL_MIOU, "mIoU", better="max"),
-               Metric(VAL_MIOU_BEST, "best mIoU", better="max"), Metric(VAL_PIXEL_ACC, "pixel accuracy", "percent", "max"),
-               Metric(VAL_DICE, "mean Dice over classes", better="max")),
-    test=(Metric(TEST_LOSS, **_LOSS), Metric(TEST_CASES, "test cases", "count"),
-          Metric(TEST_MIOU, "mIoU", better="max"), Metric(TEST_PIXEL_ACC, "pixel accuracy", "percent", "max"),
-          Metric(TEST_CLASS_ACC, "mean class accuracy", "percent", "max"),
-          Metric(TEST_DICE, "mean Dice over classes", better="max"),
-          Metric(TEST_MIOU_IMAGE, "mean per-image mIoU", better="max"),
-          Metric(TEST_MIOU_IMAGE_STD, "std per-image mIoU", better="min"),
-          Metric(TEST_MIOU_IMAGE_MIN, "min per-image mIoU", better="max")),
+    per_epoch=(
+        Metric(TRAIN_LOSS, **_LOSS),
+        Metric(TRAIN_MIOU, "mIoU", better="max"),
+        Metric(VAL_LOSS, **_LOSS),
+        Metric(VAL_MIOU, "mIoU", better="max"),
+        Metric(VAL_MIOU_BEST, "best mIoU", better="max"),
+        Metric(VAL_PIXEL_ACC, "pixel accuracy", "percent", "max"),
+        Metric(VAL_DICE, "mean Dice over classes", better="max"),
+    ),
+    test=(
+        Metric(TEST_LOSS, **_LOSS),
+        Metric(TEST_CASES, "test cases", "count"),
+        Metric(TEST_MIOU, "mIoU", better="max"),
+        Metric(TEST_PIXEL_ACC, "pixel accuracy", "percent", "max"),
+        Metric(TEST_CLASS_ACC, "mean class accuracy", "percent", "max"),
+        Metric(TEST_DICE, "mean Dice over classes", better="max"),
+        Metric(TEST_MIOU_IMAGE, "mean per-image mIoU", better="max"),
+        Metric(TEST_MIOU_IMAGE_STD, "std per-image mIoU", better="min"),
+        Metric(TEST_MIOU_IMAGE_MIN, "min per-image mIoU", better="max"),
+    ),
     headline=TEST_MIOU,
     validation_headline=VAL_MIOU,
     report_test=(TEST_CASES, TEST_MIOU, TEST_PIXEL_ACC, TEST_CLASS_ACC, TEST_DICE, TEST_MIOU_IMAGE_MIN),

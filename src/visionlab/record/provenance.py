@@ -11,8 +11,17 @@ from pathlib import Path
 
 import torch
 
-PACKAGES = ("visionlab", "torch", "torchvision", "pytorch-lightning", "hydra-core", "wandb", "torchmetrics",
-            "albumentations", "numpy")
+PACKAGES = (
+    "visionlab",
+    "torch",
+    "torchvision",
+    "pytorch-lightning",
+    "hydra-core",
+    "wandb",
+    "torchmetrics",
+    "albumentations",
+    "numpy",
+)
 
 
 def _declared_state() -> dict:
@@ -31,11 +40,18 @@ def git_state(path: Path | None = None) -> dict:
         return _declared_state()
     cwd = path or Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
         if commit.returncode != 0:
             return {"commit": None, "dirty": None}
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                                capture_output=True, text=True, timeout=5)
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}

@@ -19,8 +19,9 @@ def best_metrics(rows: list[dict], monitor: str, mode: str) -> dict:
     return {EPOCH: int(best[EPOCH]), **{k: v for k, v in best.items() if is_metric(k)}}
 
 
-def time_to_milestones(rows: list[dict], task: str,
-                       attempts: list[tuple[float | None, float | None]]) -> dict[str, float | None]:
+def time_to_milestones(
+    rows: list[dict], task: str, attempts: list[tuple[float | None, float | None]]
+) -> dict[str, float | None]:
     """Wall seconds of training (load included) until the task's validation headline first reached each
     milestone, e.g. {"val/acc>=0.97": 41.2}; null for a milestone never reached. ``attempts``: (start time, wall
     seconds) of each attempt, the current one last. A run continued after an interruption counts every attempt's
@@ -48,8 +49,14 @@ def time_to_milestones(rows: list[dict], task: str,
 
     reached = {}
     for threshold in spec.milestones:
-        first = next((t for r in rows if r.get(key) is not None and r[key] >= threshold
-                      and (t := elapsed(r)) is not None), None)
+        first = next(
+            (
+                t
+                for r in rows
+                if r.get(key) is not None and r[key] >= threshold and (t := elapsed(r)) is not None
+            ),
+            None,
+        )
         reached[f"{key}>={threshold:g}"] = round(first, 1) if first is not None else None
     return reached
 
@@ -59,7 +66,10 @@ def headline(summary: dict | None) -> dict:
     if not summary:
         return {}
     spec = TASKS.get(summary.get("task", ""))
-    keys = (spec.validation_headline, spec.headline) if spec else tuple(
-        key for t in TASKS.values() for key in (t.validation_headline, t.headline))
+    keys = (
+        (spec.validation_headline, spec.headline)
+        if spec
+        else tuple(key for t in TASKS.values() for key in (t.validation_headline, t.headline))
+    )
     flat = {**(summary.get("best") or {}), **(summary.get("test") or {})}
     return {k: flat[k] for k in keys if k in flat}

@@ -79,10 +79,27 @@ class ArchCard:
 
     def to_rows(self) -> list[list[str]]:
         """Table rows (strings) including a totals row, shared by the Markdown and HTML renderers."""
-        rows = [[row.name, row.kind, _shape(row.output_shape), f"{row.params:,}", f"{row.macs:,}",
-                 str(row.receptive_field)] for row in self.layers]
-        rows.append(["**total**", "", _shape(self.output_shape), f"**{self.total_params:,}**",
-                     f"**{self.total_macs:,}**", ""])
+        rows = [
+            [
+                row.name,
+                row.kind,
+                _shape(row.output_shape),
+                f"{row.params:,}",
+                f"{row.macs:,}",
+                str(row.receptive_field),
+            ]
+            for row in self.layers
+        ]
+        rows.append(
+            [
+                "**total**",
+                "",
+                _shape(self.output_shape),
+                f"**{self.total_params:,}**",
+                f"**{self.total_macs:,}**",
+                "",
+            ]
+        )
         return rows
 
 
@@ -158,8 +175,10 @@ def architecture_card(model: nn.Module, input_shape: tuple[int, ...], title: str
     names = {id(module): name for name, module in model.named_modules()}
     calls: list[tuple[nn.Module, tuple, tuple]] = []
     leaves = [m for m in model.modules() if next(m.children(), None) is None]
-    hooks = [m.register_forward_hook(lambda m, args, out: calls.append((m, _shape_of(args), _shape_of(out))))
-             for m in leaves]
+    hooks = [
+        m.register_forward_hook(lambda m, args, out: calls.append((m, _shape_of(args), _shape_of(out))))
+        for m in leaves
+    ]
     training = model.training
     try:
         model.eval()
@@ -174,14 +193,16 @@ def architecture_card(model: nn.Module, input_shape: tuple[int, ...], title: str
     for module, in_shape, out_shape in calls:
         params = 0 if id(module) in seen else sum(p.numel() for p in module.parameters())
         seen.add(id(module))
-        card.layers.append(LayerRow(
-            name=names.get(id(module)) or type(module).__name__,
-            kind=type(module).__name__,
-            output_shape=out_shape[1:],
-            params=params,
-            macs=weight_macs(module, in_shape[1:], out_shape[1:]),
-            receptive_field=rf.step(module),
-        ))
+        card.layers.append(
+            LayerRow(
+                name=names.get(id(module)) or type(module).__name__,
+                kind=type(module).__name__,
+                output_shape=out_shape[1:],
+                params=params,
+                macs=weight_macs(module, in_shape[1:], out_shape[1:]),
+                receptive_field=rf.step(module),
+            )
+        )
     card.traits = network_traits(model)
     card.total_params = sum(p.numel() for p in model.parameters())
     card.trainable_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -191,7 +212,9 @@ def architecture_card(model: nn.Module, input_shape: tuple[int, ...], title: str
 def network_traits(model: nn.Module) -> dict[str, str]:
     """What the layer table does not show: the upsampling mode(s) and the activation function(s)."""
     modes = {f"{m.mode} interpolation" for m in model.modules() if isinstance(m, nn.Upsample)}
-    modes |= {"transposed convolution" for m in model.modules() if isinstance(m, nn.modules.conv._ConvTransposeNd)}
+    modes |= {
+        "transposed convolution" for m in model.modules() if isinstance(m, nn.modules.conv._ConvTransposeNd)
+    }
     acts = {type(m).__name__ for m in model.modules() if _torch_submodule(m) == "activation"}
     traits = {"activation": ", ".join(sorted(acts)) or "none"}
     if modes:
@@ -205,8 +228,15 @@ def model_input_shape(cfg: dict) -> tuple[int, int, int]:
     data_cfg = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
     segmentation = "segment" in str(model_cfg.get("_target_", "")).lower()
     channels = model_cfg.get("in_channels", 1 if segmentation else 3)
-    size = next((c[key] for c in (model_cfg, data_cfg) for key in ("input_size", "image_size", "size")
-                 if _is_int(c.get(key))), 256 if segmentation else 28)
+    size = next(
+        (
+            c[key]
+            for c in (model_cfg, data_cfg)
+            for key in ("input_size", "image_size", "size")
+            if _is_int(c.get(key))
+        ),
+        256 if segmentation else 28,
+    )
     return _bounded("in_channels", channels), _bounded("input_size", size), _bounded("input_size", size)
 
 
@@ -217,11 +247,21 @@ def _is_int(value) -> bool:
 # What a config may ask a card to build: (type, low, high) per argument; anything else is refused with a message.
 # ``None`` in a type means null is allowed (timm and smp take null for "the network's own" activation and norm).
 MODEL_LIMITS = {
-    "in_channels": (int, 1, 64), "input_size": (int, 8, 8192), "num_classes": (int, 1, 100_000),
-    "width": ((int, float), 1 / 64, 64), "batch_norm": (bool, None, None), "activation": (str, None, None),
-    "features_start": (int, 1, 4096), "depth": (int, 1, 10), "up_mode": (str, None, None),
-    "encoder_depth": (int, 1, 5), "name": (str, None, None), "arch": (str, None, None), "encoder": (str, None, None),
-    "drop_rate": ((int, float), 0, 1), "drop_path_rate": ((int, float), 0, 1),
+    "in_channels": (int, 1, 64),
+    "input_size": (int, 8, 8192),
+    "num_classes": (int, 1, 100_000),
+    "width": ((int, float), 1 / 64, 64),
+    "batch_norm": (bool, None, None),
+    "activation": (str, None, None),
+    "features_start": (int, 1, 4096),
+    "depth": (int, 1, 10),
+    "up_mode": (str, None, None),
+    "encoder_depth": (int, 1, 5),
+    "name": (str, None, None),
+    "arch": (str, None, None),
+    "encoder": (str, None, None),
+    "drop_rate": ((int, float), 0, 1),
+    "drop_path_rate": ((int, float), 0, 1),
     "decoder_attention_type": (str, None, None),
 }
 # Per registered network, the arguments a card builds it from (all in MODEL_LIMITS); ``nullable``: those that may be
@@ -235,9 +275,14 @@ CARD_ARGS = {
 }
 NULLABLE = {"timm": ("activation", "batch_norm"), "smp": ("activation", "batch_norm")}
 # library keyword arguments (``model.net.args``) a card keeps: they change no download, no path, no size
-CARD_LIBRARY_ARGS = {"timm": ("drop_rate", "drop_path_rate"), "smp": ("decoder_attention_type", "decoder_channels")}
+CARD_LIBRARY_ARGS = {
+    "timm": ("drop_rate", "drop_path_rate"),
+    "smp": ("decoder_attention_type", "decoder_channels"),
+}
 MAX_DECODER_STAGES, MAX_CHANNELS = 5, 4096
-_LIBRARY_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,100}")  # a model, architecture or encoder name: no hub, no path
+_LIBRARY_NAME = re.compile(
+    r"[A-Za-z0-9_.\-]{1,100}"
+)  # a model, architecture or encoder name: no hub, no path
 
 
 def _bounded(name: str, value, prefix: str = "model.", nullable: bool = False):
@@ -251,7 +296,9 @@ def _bounded(name: str, value, prefix: str = "model.", nullable: bool = False):
     if isinstance(value, bool) or not isinstance(value, kind):
         raise TypeError(f"{prefix}{name}={_short(value)} has the wrong type for an architecture card")
     if low is not None and not low <= value <= high:
-        raise ValueError(f"{prefix}{name}={_short(value)} is outside what a report builds a card for ({low}–{high})")
+        raise ValueError(
+            f"{prefix}{name}={_short(value)} is outside what a report builds a card for ({low}–{high})"
+        )
     if kind is str and not _LIBRARY_NAME.fullmatch(value):
         raise ValueError(f"{prefix}{name}={_short(value)} is not a plain name (letters, digits, _ . -)")
     return value
@@ -264,9 +311,14 @@ def _short(value, limit: int = 60) -> str:
 
 def _channels(value, key: str) -> list[int]:
     """smp's decoder channels: one whole number per decoder stage, each bounded."""
-    if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= MAX_DECODER_STAGES or not all(
-            isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= MAX_CHANNELS for c in value):
-        raise ValueError(f"{key}={_short(value)} is not 1–{MAX_DECODER_STAGES} channel counts of 1–{MAX_CHANNELS}")
+    if (
+        not isinstance(value, (list, tuple))
+        or not 1 <= len(value) <= MAX_DECODER_STAGES
+        or not all(isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= MAX_CHANNELS for c in value)
+    ):
+        raise ValueError(
+            f"{key}={_short(value)} is not 1–{MAX_DECODER_STAGES} channel counts of 1–{MAX_CHANNELS}"
+        )
     return list(value)
 
 
@@ -281,8 +333,10 @@ def _library_name_check(kind: str, spec: dict, prefix: str) -> None:
         return  # the build says the extra is missing
     plain = name[3:] if kind == "smp" else name
     if not timm.is_model(plain):
-        raise ValueError(f"{prefix}{'name' if kind == 'timm' else 'encoder'}={_short(name)} is not a model timm "
-                         "lists by that name")
+        raise ValueError(
+            f"{prefix}{'name' if kind == 'timm' else 'encoder'}={_short(name)} is not a model timm "
+            "lists by that name"
+        )
 
 
 def card_spec(model_cfg: dict) -> tuple[dict, NetworkIO, list[str]]:
@@ -294,8 +348,10 @@ def card_spec(model_cfg: dict) -> tuple[dict, NetworkIO, list[str]]:
     raw, io = spec_and_io(model_cfg)
     kind = raw.get("type")
     if not isinstance(kind, str) or kind not in CARD_ARGS or kind not in REGISTRY:
-        raise ValueError(f"{prefix}type={_short(kind)} is not a network a report builds a card for "
-                         f"({', '.join(sorted(CARD_ARGS))})")
+        raise ValueError(
+            f"{prefix}type={_short(kind)} is not a network a report builds a card for "
+            f"({', '.join(sorted(CARD_ARGS))})"
+        )
     spec, left_out = {"type": kind}, []
     for key, value in raw.items():
         if key in ("type", "label"):
@@ -324,8 +380,12 @@ def card_spec(model_cfg: dict) -> tuple[dict, NetworkIO, list[str]]:
     if kind in ("timm", "smp"):
         spec["pretrained"] = False
         _library_name_check(kind, {**REGISTRY[kind].defaults, **spec}, prefix)
-    io = NetworkIO(io.task, _bounded("in_channels", io.in_channels),
-                   _bounded("num_classes", io.out_channels), io.input_size)
+    io = NetworkIO(
+        io.task,
+        _bounded("in_channels", io.in_channels),
+        _bounded("num_classes", io.out_channels),
+        io.input_size,
+    )
     return spec, io, left_out
 
 
@@ -333,6 +393,7 @@ def card_spec(model_cfg: dict) -> tuple[dict, NetworkIO, list[str]]:
 def _no_network():
     """While a card is built: any socket connect fails (a library must not fetch anything for a card, whatever a
     record's config says); restored afterwards."""
+
     def refuse(*args, **kwargs):
         raise OSError("an architecture card never uses the network")
 
@@ -355,8 +416,10 @@ def card_from_config(cfg: dict, title: str = "", cache: dict | None = None) -> A
     model_cfg = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
     target = model_cfg.get("_target_")
     if not isinstance(target, str) or target not in MODEL_TASKS:
-        raise ValueError(f"model._target_={target!r} is not a visionlab model; a report builds only "
-                         f"{', '.join(sorted(MODEL_TASKS))}")
+        raise ValueError(
+            f"model._target_={target!r} is not a visionlab model; a report builds only "
+            f"{', '.join(sorted(MODEL_TASKS))}"
+        )
     input_shape = model_input_shape(cfg)
     spec, io, left_out = card_spec(model_cfg)
     io = NetworkIO(io.task, input_shape[0], io.out_channels, input_shape[1])

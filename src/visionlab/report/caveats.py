@@ -6,6 +6,8 @@ and everything excluded."""
 
 from __future__ import annotations
 
+from visionlab.record.layout import METRICS, SUMMARY
+from visionlab.record.metric_keys import TEST_CASES
 from visionlab.report import convergence
 from visionlab.report.collect import Collection, Run
 from visionlab.report.escape import code, md
@@ -14,24 +16,32 @@ from visionlab.report.provenance import commit_of, corrections
 from visionlab.report.reference import Reference
 from visionlab.report.run_health import UNHEALTHY, health
 from visionlab.report.stats import TEST, TaskStats, counted, run_values
-from visionlab.record.layout import METRICS, SUMMARY
-from visionlab.record.metric_keys import TEST_CASES
 
 
 def _split(task: TaskStats) -> list[str]:
     items = []
     for split in sorted({v.split for v in task.variants}):
         variants = [v.variant for v in task.variants if v.split == split]
-        data = sorted({str(r.summary.get("data")) for v in variants for r in task.runs_by_variant[v]
-                       if r.summary.get("data")})
+        data = sorted(
+            {
+                str(r.summary.get("data"))
+                for v in variants
+                for r in task.runs_by_variant[v]
+                if r.summary.get("data")
+            }
+        )
         made = f" Data: {'; '.join(md(d) for d in data)}." if data else ""
         if split == TEST:
-            items.append(f"{task.spec.task}: scores of {', '.join(map(md, variants))} are on the **test** split, "
-                         f"at the checkpoint picked on validation.{made}")
+            items.append(
+                f"{task.spec.task}: scores of {', '.join(map(md, variants))} are on the **test** split, "
+                f"at the checkpoint picked on validation.{made}"
+            )
         else:
-            items.append(f"{task.spec.task}: {', '.join(map(md, variants))} have **no test split**: scores are on "
-                         f"the {task.spec.validation_name} split at the best epoch, **picked on that same split** "
-                         f"(optimistic); the final epoch's value is shown beside it.{made}")
+            items.append(
+                f"{task.spec.task}: {', '.join(map(md, variants))} have **no test split**: scores are on "
+                f"the {task.spec.validation_name} split at the best epoch, **picked on that same split** "
+                f"(optimistic); the final epoch's value is shown beside it.{made}"
+            )
     return items
 
 
@@ -43,9 +53,11 @@ def _length(task: TaskStats, reference: Reference | None, conv: dict) -> list[st
             items.append(convergence.sentence(md(variant), [c for _, c in conv[variant]], kind))
         elif any(r.evaluation_only for r in task.runs_by_variant[variant]):
             n = sum(r.evaluation_only for r in task.runs_by_variant[variant])
-            items.append(f"{md(variant)}: {n} evaluation{'s' if n > 1 else ''} of a trained checkpoint "
-                         "(`train=false`): no training of its own; how the checkpoint's run converged is in that "
-                         "run's record (`evaluated_checkpoint` in summary.json).")
+            items.append(
+                f"{md(variant)}: {n} evaluation{'s' if n > 1 else ''} of a trained checkpoint "
+                "(`train=false`): no training of its own; how the checkpoint's run converged is in that "
+                "run's record (`evaluated_checkpoint` in summary.json)."
+            )
     return items
 
 
@@ -59,17 +71,30 @@ def _test_cases(task: TaskStats) -> list[str]:
     """How many cases the test split has, and that its cases are correlated when they are adjacent slices."""
     if task.spec.task == "classification" or not any(v.split == TEST for v in task.variants):
         return []
-    counts = sorted({int(run_values(r, TEST)[TEST_CASES]) for runs in task.runs_by_variant.values() for r in runs
-                     if counted(r) and isinstance(run_values(r, TEST).get(TEST_CASES), (int, float))})
+    counts = sorted(
+        {
+            int(run_values(r, TEST)[TEST_CASES])
+            for runs in task.runs_by_variant.values()
+            for r in runs
+            if counted(r) and isinstance(run_values(r, TEST).get(TEST_CASES), (int, float))
+        }
+    )
     if not counts:
         return []
     n = "/".join(map(str, counts))
-    where = ("**adjacent slices of one volume** (a contiguous block of the stack), so their scores are correlated "
-             "and the split says little about other parts of the volume or other volumes"
-             if adjacent_cases(task) else "cases of one test split")
-    return [(f"{task.spec.task}: the test split is **{n} cases**: {where}. Intervals and p-values are over seeds: "
-             "they cover training randomness only, not which cases were tested; per-case differences are shown "
-             "without a test. Margins of a few thousandths over a target are within this uncertainty.")]
+    where = (
+        "**adjacent slices of one volume** (a contiguous block of the stack), so their scores are correlated "
+        "and the split says little about other parts of the volume or other volumes"
+        if adjacent_cases(task)
+        else "cases of one test split"
+    )
+    return [
+        (
+            f"{task.spec.task}: the test split is **{n} cases**: {where}. Intervals and p-values are over seeds: "
+            "they cover training randomness only, not which cases were tested; per-case differences are shown "
+            "without a test. Margins of a few thousandths over a target are within this uncertainty."
+        )
+    ]
 
 
 def _health(runs: list[Run], names: dict) -> list[str]:
@@ -78,9 +103,11 @@ def _health(runs: list[Run], names: dict) -> list[str]:
         state = health(run)
         if state.get("status") in UNHEALTHY:
             epoch = state.get("epoch")
-            items.append(f"**{state['status']}** at epoch {fmt_epoch(epoch) if epoch is not None else '?'}: "
-                         f"{md(run.variant)} seed {md(run.seed)} ({md(state.get('reason') or 'no reason recorded')}; "
-                         f"{code(names[run.path])}); excluded from every average.")
+            items.append(
+                f"**{state['status']}** at epoch {fmt_epoch(epoch) if epoch is not None else '?'}: "
+                f"{md(run.variant)} seed {md(run.seed)} ({md(state.get('reason') or 'no reason recorded')}; "
+                f"{code(names[run.path])}); excluded from every average."
+            )
     return items
 
 
@@ -91,8 +118,10 @@ def _commits(runs: list[Run]) -> list[str]:
     if len(commits) > 1:
         items.append(f"The runs come from {len(commits)} commits: {', '.join(map(code, commits))}.")
     if dirty:
-        items.append(f"{len(dirty)} of {len(runs)} runs ran on a **dirty** working tree (uncommitted changes): "
-                     "their code is not exactly any commit.")
+        items.append(
+            f"{len(dirty)} of {len(runs)} runs ran on a **dirty** working tree (uncommitted changes): "
+            "their code is not exactly any commit."
+        )
     return items
 
 
@@ -108,10 +137,15 @@ def _devices(runs: list[Run]) -> list[str]:
         return []
     if len(by_device) == 1:
         return [f"All runs ran on {md(next(iter(by_device)))}."]
-    return ["The runs ran on **different devices**: " + "; ".join(
-        f"{md(device)}: {', '.join(map(md, sorted(variants)))}" for device, variants in sorted(by_device.items()))
+    return [
+        "The runs ran on **different devices**: "
+        + "; ".join(
+            f"{md(device)}: {', '.join(map(md, sorted(variants)))}"
+            for device, variants in sorted(by_device.items())
+        )
         + ". Compare wall time and images/s only within one device: the cost tables give them per device, never "
-        "averaged across devices."]
+        "averaged across devices."
+    ]
 
 
 def _excluded(collection: Collection, names: dict) -> list[str]:
@@ -119,30 +153,47 @@ def _excluded(collection: Collection, names: dict) -> list[str]:
     for run in collection.runs:
         if not run.completed:
             error = run.summary.get("error")
-            items.append(f"excluded, **{md(run.status)}**: {md(run.variant)} seed {md(run.seed)} "
-                         f"({code(names[run.path])})" + (f": {md(error)}" if error else ""))
-        items += [f"{md(run.variant)} seed {md(run.seed)}: {md(p)} ({code(names[run.path])})" for p in run.problems
-                  if run.completed or p not in (f"{SUMMARY} missing", f"{METRICS} missing")]
+            items.append(
+                f"excluded, **{md(run.status)}**: {md(run.variant)} seed {md(run.seed)} "
+                f"({code(names[run.path])})" + (f": {md(error)}" if error else "")
+            )
+        items += [
+            f"{md(run.variant)} seed {md(run.seed)}: {md(p)} ({code(names[run.path])})"
+            for p in run.problems
+            if run.completed or p not in (f"{SUMMARY} missing", f"{METRICS} missing")
+        ]
     for job in collection.jobs_without_run:
         error = f": {md(job.error)}" if job.error else ""
-        items.append(f"sweep job **{md(job.status)}** without a run folder: {code(' '.join(job.overrides))}{error}")
+        items.append(
+            f"sweep job **{md(job.status)}** without a run folder: {code(' '.join(job.overrides))}{error}"
+        )
     return items
 
 
 def _reference(reference: Reference, stats: dict[str, TaskStats]) -> list[str]:
     task = stats.get(reference.task)
     splits = sorted({v.split for v in task.variants}) if task else []
-    data = sorted({str(r.summary.get("data")) for runs in (task.runs_by_variant.values() if task else [])
-                   for r in runs if counted(r) and r.summary.get("data")})
+    data = sorted(
+        {
+            str(r.summary.get("data"))
+            for runs in (task.runs_by_variant.values() if task else [])
+            for r in runs
+            if counted(r) and r.summary.get("data")
+        }
+    )
     same = bool(task) and all(reference.same_measurement(s, data) for s in splits)
-    verdict = ("It measured the same split of the same data, so absolute differences are shown" if same else
-               "It is **not** a measurement of this study's data and split, so no absolute difference or interval "
-               "is computed against it: the page shows its numbers beside this study's and compares effects "
-               "(each variant's difference to its own baseline)")
-    return [f"Reference: {md(reference.name)}, from {md(reference.source)}. Data: {md(reference.data.words())}. "
-            f"Split: {md(reference.split.words())}. Training length: {md(reference.epochs.words())}, so how long this "
-            f"study trained against it is unknown. {verdict}. "
-            + md(reference.note)]
+    verdict = (
+        "It measured the same split of the same data, so absolute differences are shown"
+        if same
+        else "It is **not** a measurement of this study's data and split, so no absolute difference or interval "
+        "is computed against it: the page shows its numbers beside this study's and compares effects "
+        "(each variant's difference to its own baseline)"
+    )
+    return [
+        f"Reference: {md(reference.name)}, from {md(reference.source)}. Data: {md(reference.data.words())}. "
+        f"Split: {md(reference.split.words())}. Training length: {md(reference.epochs.words())}, so how long this "
+        f"study trained against it is unknown. {verdict}. " + md(reference.note)
+    ]
 
 
 def _multiple(stats: dict[str, TaskStats]) -> list[str]:
@@ -150,33 +201,54 @@ def _multiple(stats: dict[str, TaskStats]) -> list[str]:
     for task in stats.values():
         m = task.comparisons
         if m > 1:
-            items.append(f"{task.spec.task}: {m} comparisons with the baseline"
-                         + (f" ({len(task.measures)} measures × the variants)" if len(task.measures) > 1 else "")
-                         + f": p-values are Holm-adjusted over all {m} (step-down; controls the chance of any false "
-                         f"positive at {SIGNIFICANCE}), and a difference is called significant only when its adjusted "
-                         "p is below it.")
+            items.append(
+                f"{task.spec.task}: {m} comparisons with the baseline"
+                + (f" ({len(task.measures)} measures × the variants)" if len(task.measures) > 1 else "")
+                + f": p-values are Holm-adjusted over all {m} (step-down; controls the chance of any false "
+                f"positive at {SIGNIFICANCE}), and a difference is called significant only when its adjusted "
+                "p is below it."
+            )
     return items
 
 
 def _corrections(runs: list[Run]) -> list[str]:
     found = corrections(runs)
-    return [f"{len(rs)} of {len(runs)} run records were **corrected by hand** after the run (`{md(field)}`): "
-            f"“{md(note)}”. The page shows the corrected value and marks it in Provenance."
-            for (field, note), rs in sorted(found.items())]
+    return [
+        f"{len(rs)} of {len(runs)} run records were **corrected by hand** after the run (`{md(field)}`): "
+        f"“{md(note)}”. The page shows the corrected value and marks it in Provenance."
+        for (field, note), rs in sorted(found.items())
+    ]
 
 
-def caveats(collection: Collection, stats: dict[str, TaskStats], reference: Reference | None, names: dict,
-            extra: list[str], conv: dict | None = None) -> list[str]:
+def caveats(
+    collection: Collection,
+    stats: dict[str, TaskStats],
+    reference: Reference | None,
+    names: dict,
+    extra: list[str],
+    conv: dict | None = None,
+) -> list[str]:
     items = []
     for task in stats.values():
-        items += _split(task) + _test_cases(task) + _length(task, reference, (conv or {}).get(task.spec.task, {}))
+        items += (
+            _split(task) + _test_cases(task) + _length(task, reference, (conv or {}).get(task.spec.task, {}))
+        )
         small = [v for v in task.variants if 0 < v.n < 3]
         if small:
-            items.append(f"{task.spec.task}: {', '.join(f'{md(v.variant)} n = {v.n}' for v in small)}: with so few "
-                         f"seeds a Welch p-value is rough; differences are called significant only at p < "
-                         f"{SIGNIFICANCE}.")
+            items.append(
+                f"{task.spec.task}: {', '.join(f'{md(v.variant)} n = {v.n}' for v in small)}: with so few "
+                f"seeds a Welch p-value is rough; differences are called significant only at p < "
+                f"{SIGNIFICANCE}."
+            )
     items += _multiple(stats)
     if reference is not None:
         items += _reference(reference, stats)
-    return (items + _health(collection.runs, names) + _devices(collection.runs) + _commits(collection.runs)
-            + _corrections(collection.runs) + _excluded(collection, names) + extra)
+    return (
+        items
+        + _health(collection.runs, names)
+        + _devices(collection.runs)
+        + _commits(collection.runs)
+        + _corrections(collection.runs)
+        + _excluded(collection, names)
+        + extra
+    )

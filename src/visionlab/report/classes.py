@@ -15,15 +15,49 @@ from visionlab.report.collect import Run
 MAX_CLASSES = 10_000  # a longer class_names list in a record is ignored
 
 GTSRB = (
-    "Speed limit (20km/h)", "Speed limit (30km/h)", "Speed limit (50km/h)", "Speed limit (60km/h)",
-    "Speed limit (70km/h)", "Speed limit (80km/h)", "End of speed limit (80km/h)", "Speed limit (100km/h)",
-    "Speed limit (120km/h)", "No passing", "No passing for vehicles over 3.5 t", "Right-of-way at the next intersection",
-    "Priority road", "Yield", "Stop", "No vehicles", "Vehicles over 3.5 t prohibited", "No entry", "General caution",
-    "Dangerous curve to the left", "Dangerous curve to the right", "Double curve", "Bumpy road", "Slippery road",
-    "Road narrows on the right", "Road work", "Traffic signals", "Pedestrians", "Children crossing",
-    "Bicycles crossing", "Beware of ice/snow", "Wild animals crossing", "End of all speed and passing limits",
-    "Turn right ahead", "Turn left ahead", "Ahead only", "Go straight or right", "Go straight or left", "Keep right",
-    "Keep left", "Roundabout mandatory", "End of no passing", "End of no passing by vehicles over 3.5 t",
+    "Speed limit (20km/h)",
+    "Speed limit (30km/h)",
+    "Speed limit (50km/h)",
+    "Speed limit (60km/h)",
+    "Speed limit (70km/h)",
+    "Speed limit (80km/h)",
+    "End of speed limit (80km/h)",
+    "Speed limit (100km/h)",
+    "Speed limit (120km/h)",
+    "No passing",
+    "No passing for vehicles over 3.5 t",
+    "Right-of-way at the next intersection",
+    "Priority road",
+    "Yield",
+    "Stop",
+    "No vehicles",
+    "Vehicles over 3.5 t prohibited",
+    "No entry",
+    "General caution",
+    "Dangerous curve to the left",
+    "Dangerous curve to the right",
+    "Double curve",
+    "Bumpy road",
+    "Slippery road",
+    "Road narrows on the right",
+    "Road work",
+    "Traffic signals",
+    "Pedestrians",
+    "Children crossing",
+    "Bicycles crossing",
+    "Beware of ice/snow",
+    "Wild animals crossing",
+    "End of all speed and passing limits",
+    "Turn right ahead",
+    "Turn left ahead",
+    "Ahead only",
+    "Go straight or right",
+    "Go straight or left",
+    "Keep right",
+    "Keep left",
+    "Roundabout mandatory",
+    "End of no passing",
+    "End of no passing by vehicles over 3.5 t",
 )
 ISBI = ("membrane", "cell interior")
 SEGMENTATION_DEFAULT = ("background", "foreground")
@@ -49,8 +83,11 @@ NONE = ClassNames((), "")
 def _from_config(run: Run) -> ClassNames | None:
     data = run.config.get("data") if isinstance(run.config.get("data"), dict) else {}
     names = data.get("class_names")
-    if isinstance(names, list) and 0 < len(names) <= MAX_CLASSES and all(
-            isinstance(n, (str, int)) and len(str(n)) <= 200 for n in names):
+    if (
+        isinstance(names, list)
+        and 0 < len(names) <= MAX_CLASSES
+        and all(isinstance(n, (str, int)) and len(str(n)) <= 200 for n in names)
+    ):
         return ClassNames(tuple(str(n) for n in names), "the runs' config (`data.class_names`)")
     return None
 
@@ -60,11 +97,15 @@ def _known(run: Run) -> ClassNames | None:
     target = str(data.get("_target_") or "")
     where = f"{data.get('data_dir') or ''} {run.summary.get('data') or ''}".lower()
     if target.endswith("GTSRBDataModule") or "gtsrb" in where and run.task == "classification":
-        return ClassNames(GTSRB, "the report's list of GTSRB's 43 sign names (the runs' config has no "
-                                 "`data.class_names`)")
+        return ClassNames(
+            GTSRB, "the report's list of GTSRB's 43 sign names (the runs' config has no `data.class_names`)"
+        )
     if "isbi" in where and run.task == "segmentation":
-        return ClassNames(ISBI, "the report's names for ISBI 2012 labels: 0 membrane, 1 cell interior (the runs' "
-                                "config has no `data.class_names`)")
+        return ClassNames(
+            ISBI,
+            "the report's names for ISBI 2012 labels: 0 membrane, 1 cell interior (the runs' "
+            "config has no `data.class_names`)",
+        )
     return None
 
 
@@ -76,6 +117,9 @@ def class_names(runs: list[Run]) -> ClassNames:
             if found is not None:
                 return found
     if runs and all(r.task == "segmentation" for r in runs):
-        return ClassNames(SEGMENTATION_DEFAULT, "generic names: label 0 background, label 1 foreground (no "
-                                                "`data.class_names` in the runs' config)")
+        return ClassNames(
+            SEGMENTATION_DEFAULT,
+            "generic names: label 0 background, label 1 foreground (no "
+            "`data.class_names` in the runs' config)",
+        )
     return NONE

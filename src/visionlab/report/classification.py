@@ -8,14 +8,14 @@ import hashlib
 from collections.abc import Iterable
 from functools import partial
 
+from visionlab.record.folder import TEST
+from visionlab.record.layout import MISCLASSIFIED, VAL_MISCLASSIFIED
 from visionlab.report import figures
 from visionlab.report.classes import ClassNames
 from visionlab.report.escape import md
 from visionlab.report.format import fmt
 from visionlab.report.render import Figure, Paragraph, Table
 from visionlab.report.stats import TaskStats, counted, summed_confusion, weakest_classes
-from visionlab.record.folder import TEST
-from visionlab.record.layout import MISCLASSIFIED, VAL_MISCLASSIFIED
 
 GRID = 24  # misclassified images shown per variant
 
@@ -51,7 +51,9 @@ def classification_detail(task: TaskStats, names: ClassNames) -> tuple[list, dic
     for variant, runs in sorted(task.runs_by_variant.items()):
         found = summed_confusion(runs)
         if found is None:
-            blocks.append(Paragraph(f"{md(variant)}: no confusion matrix recorded (neither test nor validation)."))
+            blocks.append(
+                Paragraph(f"{md(variant)}: no confusion matrix recorded (neither test nor validation).")
+            )
             continue
         matrix, split, n = found
         where = _split_words(split)
@@ -59,19 +61,39 @@ def classification_detail(task: TaskStats, names: ClassNames) -> tuple[list, dic
         worst = weakest_classes(matrix)
         named = ", ".join(f"{md(names.label(c))} ({fmt(acc, 'percent')})" for c, _, acc in worst)
         per_seed = [support // n if support % n == 0 else f"{support / n:.1f}" for _, support, _ in worst]
-        blocks += [Figure(f"confusion_{slug(variant, task.runs_by_variant)}.png", partial(figures.confusion, matrix, title), md(title)),
-                   Paragraph(f"{md(variant)}: worst classes on {where}: {named}. Accuracy over the {n} seeds' "
-                             f"predictions together; each seed scores the same images, so the images per class "
-                             f"are counted once (the matrix sums {n} × that)."),
-                   Table(["class", "name", f"{where} images (each seed)", "accuracy (all seeds)"],
-                         [[str(c), md(names.name(c) or "—"), str(k), fmt(acc, "percent")]
-                          for (c, _, acc), k in zip(worst, per_seed)], f"worst-classes:{variant}")]
+        blocks += [
+            Figure(
+                f"confusion_{slug(variant, task.runs_by_variant)}.png",
+                partial(figures.confusion, matrix, title),
+                md(title),
+            ),
+            Paragraph(
+                f"{md(variant)}: worst classes on {where}: {named}. Accuracy over the {n} seeds' "
+                f"predictions together; each seed scores the same images, so the images per class "
+                f"are counted once (the matrix sums {n} × that)."
+            ),
+            Table(
+                ["class", "name", f"{where} images (each seed)", "accuracy (all seeds)"],
+                [
+                    [str(c), md(names.name(c) or "—"), str(k), fmt(acc, "percent")]
+                    for (c, _, acc), k in zip(worst, per_seed)
+                ],
+                f"worst-classes:{variant}",
+            ),
+        ]
         support = matrix.sum(axis=1)
-        numbers[variant] = {"split": split, "seeds_summed": n, "confusion": matrix.tolist(),
-                            "per_class_accuracy": [float(matrix[c, c] / support[c]) if support[c] else None
-                                                   for c in range(len(matrix))],
-                            "worst_classes": [{"class": c, "name": names.name(c), "support": s,
-                                               "images_per_seed": s / n, "accuracy": a} for c, s, a in worst]}
+        numbers[variant] = {
+            "split": split,
+            "seeds_summed": n,
+            "confusion": matrix.tolist(),
+            "per_class_accuracy": [
+                float(matrix[c, c] / support[c]) if support[c] else None for c in range(len(matrix))
+            ],
+            "worst_classes": [
+                {"class": c, "name": names.name(c), "support": s, "images_per_seed": s / n, "accuracy": a}
+                for c, s, a in worst
+            ],
+        }
         blocks += _mistakes(variant, runs, split, names, slug(variant, task.runs_by_variant))
     return blocks, numbers
 
@@ -82,8 +104,11 @@ def _mistakes(variant: str, runs, split: str, names: ClassNames, name_part: str)
     for run in runs:
         if counted(run) and run.folder.has(name):
             wrong = run.read(name, lambda run=run: run.folder.read_misclassified(split))
-            if wrong and len(wrong.get("images", [])) and len(wrong.get("true", [])) == len(wrong["images"]) == len(
-                    wrong.get("pred", [])):
+            if (
+                wrong
+                and len(wrong.get("images", []))
+                and len(wrong.get("true", [])) == len(wrong["images"]) == len(wrong.get("pred", []))
+            ):
                 records.append((run.seed, wrong))
     if not records:
         return [Paragraph(f"{md(variant)}: no misclassified images recorded.")]
@@ -95,11 +120,23 @@ def _mistakes(variant: str, runs, split: str, names: ClassNames, name_part: str)
     captions = [f"{t} → {p} (s{s})" for (s, _), t, p in zip(picked, true, pred)]
     kept = sum(len(w["images"]) for _, w in records)
     classes = len(set(true))
-    caption = (f"{variant}: {len(picked)} misclassified {_split_words(split)} images, true → predicted class (seed), "
-               f"sampled across {classes} true classes and {len(records)} seeds from the {kept} the records keep. "
-               "A run keeps its first mistakes in data order and no track ids, so images of one class may still be "
-               "frames of one track.")
-    return [Figure(f"misclassified_{name_part}.png",
-                   partial(figures.misclassified, images, true, pred, captions,
-                           f"{variant}: misclassified, true → predicted"),
-                   md(caption))]
+    caption = (
+        f"{variant}: {len(picked)} misclassified {_split_words(split)} images, true → predicted class (seed), "
+        f"sampled across {classes} true classes and {len(records)} seeds from the {kept} the records keep. "
+        "A run keeps its first mistakes in data order and no track ids, so images of one class may still be "
+        "frames of one track."
+    )
+    return [
+        Figure(
+            f"misclassified_{name_part}.png",
+            partial(
+                figures.misclassified,
+                images,
+                true,
+                pred,
+                captions,
+                f"{variant}: misclassified, true → predicted",
+            ),
+            md(caption),
+        )
+    ]

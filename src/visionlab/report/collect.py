@@ -16,13 +16,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from visionlab.report.limits import MAX_CONFIG_NODES, RefusedFile
-from visionlab.report.portable import make_portable
-from visionlab.report.variants import split_names
+from visionlab.cluster.sweep_index import SweepJob, find_indexes, read_index
 from visionlab.record.folder import RunFolder, find_run_folders
 from visionlab.record.layout import CONFIG, METRICS, SUMMARY, Status
 from visionlab.record.metric_keys import TASKS
-from visionlab.cluster.sweep_index import SweepJob, find_indexes, read_index
+from visionlab.report.limits import MAX_CONFIG_NODES, RefusedFile
+from visionlab.report.portable import make_portable
+from visionlab.report.variants import split_names
 
 
 @dataclass
@@ -33,7 +33,9 @@ class Run:
     config: dict = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    split_name: str | None = None  # set by ``collect`` when the experiment's runs differ in a setting (``variants``)
+    split_name: str | None = (
+        None  # set by ``collect`` when the experiment's runs differ in a setting (``variants``)
+    )
 
     @property
     def path(self) -> Path:
@@ -43,7 +45,9 @@ class Run:
     def variant(self) -> str:
         if self.split_name:
             return self.split_name
-        return str(self.summary.get("experiment") or self.config.get("experiment_name") or self.path.parent.name)
+        return str(
+            self.summary.get("experiment") or self.config.get("experiment_name") or self.path.parent.name
+        )
 
     @property
     def seed(self):
@@ -97,19 +101,50 @@ class Collection:
 def _reason(exc: Exception, name: str) -> str:
     """An exception's message without the file name repeated (messages name the file, never quote it)."""
     text = str(exc)
-    return text[len(name) + 2:] if text.startswith(f"{name}: ") else text
+    return text[len(name) + 2 :] if text.startswith(f"{name}: ") else text
 
 
 # what the report reads from summary.json, by the type it must have (None is always allowed); anything else in the
 # file is not looked at
 _SUMMARY_TYPES = {
-    str: ("experiment", "task", "status", "error", "monitor", "data", "device", "precision", "test_split",
-          "evaluated_checkpoint", "run_name", "resumed_from"),
-    dict: ("best", "final", "test", "git", "health", "versions", "time_to", "segmentation", "batch_size",
-           "data_facts"),
+    str: (
+        "experiment",
+        "task",
+        "status",
+        "error",
+        "monitor",
+        "data",
+        "device",
+        "precision",
+        "test_split",
+        "evaluated_checkpoint",
+        "run_name",
+        "resumed_from",
+    ),
+    dict: (
+        "best",
+        "final",
+        "test",
+        "git",
+        "health",
+        "versions",
+        "time_to",
+        "segmentation",
+        "batch_size",
+        "data_facts",
+    ),
     list: ("overrides", "interruptions"),
-    (int, float): ("epochs", "steps", "wall_time_s", "wall_time_this_attempt_s", "train_images_per_s", "started_at",
-                   "n_params", "world_size", "objective"),
+    (int, float): (
+        "epochs",
+        "steps",
+        "wall_time_s",
+        "wall_time_this_attempt_s",
+        "train_images_per_s",
+        "started_at",
+        "n_params",
+        "world_size",
+        "objective",
+    ),
     (int, str): ("seed",),
 }
 _NUMBER_SECTIONS = ("best", "final", "test", "time_to")
@@ -211,8 +246,9 @@ def collect(paths: list[str | Path]) -> Collection:
     runs.sort(key=lambda r: (r.variant, str(r.seed), str(r.path)))
     orphans = [job for job in jobs if job.run_path not in folders]
     if not runs and not orphans and not skipped:
-        problems.append(f"no run folders ({SUMMARY} or Hydra's job folder) found under "
-                        + ", ".join(map(str, paths)))
+        problems.append(
+            f"no run folders ({SUMMARY} or Hydra's job folder) found under " + ", ".join(map(str, paths))
+        )
     return Collection(runs, orphans, problems, skipped)
 
 

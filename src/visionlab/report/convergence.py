@@ -24,17 +24,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from visionlab.record.metric_keys import EPOCH, TASKS, lr_column
 from visionlab.report.collect import Run
 from visionlab.report.stats import counted
-from visionlab.record.metric_keys import EPOCH, TASKS, lr_column
 
 ANNEALED = 0.25  # last-epoch learning rate ≤ this × its peak: a decaying schedule that has (nearly) run out
 MIN_GAIN = 0.001  # a rise below 0.1 pp (or 0.001 F1) is never called one
 FELL_BY = 0.02  # a last epoch worse than the best by more than 2 pp (0.02 F1) and the noise has fallen
 
 EARLY, FINISHED, RISING, FLAT, FELL, SHORT, UNKNOWN = (
-    "early-stopped", "schedule finished", "still rising at the cap", "flat at the cap", "fell from its best",
-    "too short to judge", "no curve")
+    "early-stopped",
+    "schedule finished",
+    "still rising at the cap",
+    "flat at the cap",
+    "fell from its best",
+    "too short to judge",
+    "no curve",
+)
 
 
 @dataclass
@@ -54,15 +60,23 @@ class RunConvergence:
 
 
 def _curve(run: Run, key: str) -> tuple[np.ndarray, np.ndarray]:
-    rows = [row for row in run.metrics if isinstance(row.get(key), (int, float)) and row.get(EPOCH) is not None]
+    rows = [
+        row for row in run.metrics if isinstance(row.get(key), (int, float)) and row.get(EPOCH) is not None
+    ]
     rows.sort(key=lambda row: row[EPOCH])
     lr = [row.get(lr_column(0)) for row in rows]
-    return (np.array([float(row[key]) for row in rows]),
-            np.array([float(x) for x in lr if isinstance(x, (int, float))]))
+    return (
+        np.array([float(row[key]) for row in rows]),
+        np.array([float(x) for x in lr if isinstance(x, (int, float))]),
+    )
 
 
 def cap_of(run: Run) -> int | None:
-    cap = (run.config.get("trainer") or {}).get("max_epochs") if isinstance(run.config.get("trainer"), dict) else None
+    cap = (
+        (run.config.get("trainer") or {}).get("max_epochs")
+        if isinstance(run.config.get("trainer"), dict)
+        else None
+    )
     return int(cap) if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else None
 
 
@@ -151,26 +165,34 @@ def sentence(variant: str, results: list[RunConvergence], kind: str) -> str:
     rising = [r for r in results if r.state == RISING]
     if rising:
         window = rising[0].window
-        parts.append(f"**budget-limited**: {len(rising)} of {len(results)} runs still rising at the cap "
-                     f"({_amounts([r.gain for r in rising], kind)} gain of the best in their last {window} epochs, "
-                     f"against epoch-to-epoch noise {_noise([r.noise for r in rising], kind)}); their scores are "
-                     "not converged ones")
+        parts.append(
+            f"**budget-limited**: {len(rising)} of {len(results)} runs still rising at the cap "
+            f"({_amounts([r.gain for r in rising], kind)} gain of the best in their last {window} epochs, "
+            f"against epoch-to-epoch noise {_noise([r.noise for r in rising], kind)}); their scores are "
+            "not converged ones"
+        )
     flat = [r for r in results if r.state == FLAT]
     if flat:
-        parts.append(f"{len(flat)} flat at the cap (gain {_amounts([r.gain for r in flat], kind)} within noise "
-                     f"{_noise([r.noise for r in flat], kind)})")
+        parts.append(
+            f"{len(flat)} flat at the cap (gain {_amounts([r.gain for r in flat], kind)} within noise "
+            f"{_noise([r.noise for r in flat], kind)})"
+        )
     finished = [r for r in results if r.state == FINISHED]
     if finished:
         ratios = sorted(r.lr_ratio for r in finished if r.lr_ratio is not None)
         low = f"{100 * ratios[0]:.0f} %" if ratios else "?"
         high = f"{100 * ratios[-1]:.0f} %" if ratios else "?"
-        parts.append(f"{len(finished)} ran their decaying schedule to its end (last epoch's learning rate "
-                     f"{low if low == high else f'{low}–{high}'} of its peak): the schedule ends there by design, "
-                     "so a rise at its end is not a budget limit")
+        parts.append(
+            f"{len(finished)} ran their decaying schedule to its end (last epoch's learning rate "
+            f"{low if low == high else f'{low}–{high}'} of its peak): the schedule ends there by design, "
+            "so a rise at its end is not a budget limit"
+        )
     fell = [r for r in results if r.state == FELL]
     if fell:
-        parts.append(f"{len(fell)} fell from its best ({_amounts([-r.drop for r in fell], kind)} from the best "
-                     "epoch to the last): training went the wrong way, the score is its best epoch's")
+        parts.append(
+            f"{len(fell)} fell from its best ({_amounts([-r.drop for r in fell], kind)} from the best "
+            "epoch to the last): training went the wrong way, the score is its best epoch's"
+        )
     early = [r for r in results if r.state == EARLY]
     if early:
         parts.append(f"{len(early)} stopped early (no improvement within the patience)")

@@ -27,5 +27,9 @@ def no_tags(text) -> str:
     not followed by white space) becomes ``&lt;`` and every ``>`` ``&gt;``; "p < 0.05" stays readable. Inside a code span a Markdown viewer
     shows text as typed."""
     parts = re.split(r"(`[^`]+`)", str(text))
-    return "".join(part if part.startswith("`") and part.endswith("`") and len(part) > 1
-                   else re.sub(r"<(?=\S)", "&lt;", part).replace(">", "&gt;") for part in parts)
+    return "".join(
+        part
+        if part.startswith("`") and part.endswith("`") and len(part) > 1
+        else re.sub(r"<(?=\S)", "&lt;", part).replace(">", "&gt;")
+        for part in parts
+    )

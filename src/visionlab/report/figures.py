@@ -19,9 +19,9 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from visionlab.report.stats import TaskStats, counted
 from visionlab.record.layout import QUALITATIVE_CASES
 from visionlab.record.metric_keys import EPOCH, STEP, lr_column
+from visionlab.report.stats import TaskStats, counted
 
 DPI = 100
 WIDTH_IN = 8.4
@@ -53,8 +53,11 @@ def run_series(runs, key: str, by: str = EPOCH) -> list[tuple[object, np.ndarray
     for run in runs:
         if not counted(run):
             continue
-        rows = sorted((int(r[EPOCH]), r.get(STEP), float(r[key])) for r in run.metrics
-                      if isinstance(r.get(key), (int, float)) and isinstance(r.get(EPOCH), (int, float)))
+        rows = sorted(
+            (int(r[EPOCH]), r.get(STEP), float(r[key]))
+            for r in run.metrics
+            if isinstance(r.get(key), (int, float)) and isinstance(r.get(EPOCH), (int, float))
+        )
         if by == STEP:
             rows = [row for row in rows if isinstance(row[1], (int, float))]
         if rows:
@@ -65,8 +68,13 @@ def run_series(runs, key: str, by: str = EPOCH) -> list[tuple[object, np.ndarray
 
 def steps_per_epoch(runs) -> float | None:
     """Optimizer steps per epoch of the variant's counted runs (from metrics.csv's step column), None if unknown."""
-    rates = [float(r[STEP]) / (int(r[EPOCH]) + 1) for run in runs if counted(run) for r in run.metrics
-             if isinstance(r.get(STEP), (int, float)) and isinstance(r.get(EPOCH), (int, float)) and r[STEP] > 0]
+    rates = [
+        float(r[STEP]) / (int(r[EPOCH]) + 1)
+        for run in runs
+        if counted(run)
+        for r in run.metrics
+        if isinstance(r.get(STEP), (int, float)) and isinstance(r.get(EPOCH), (int, float)) and r[STEP] > 0
+    ]
     return float(np.median(rates)) if rates else None
 
 
@@ -106,8 +114,9 @@ def _short_label(names: list[str], variants: list[str]) -> str:
 X_LABELS = {EPOCH: "epoch (from 1)", STEP: "optimizer steps (epochs differ in length)"}
 
 
-def _panel(ax, series_by_variant: dict, colours: dict, style: str = "-", log: bool = False,
-           axis: str = EPOCH) -> None:
+def _panel(
+    ax, series_by_variant: dict, colours: dict, style: str = "-", log: bool = False, axis: str = EPOCH
+) -> None:
     """Each seed a thin line, the mean over seeds a thick one up to the last epoch every seed reached."""
     for variant, series in series_by_variant.items():
         colour = colours[variant]
@@ -145,15 +154,18 @@ def _same_lr(series_by_variant: dict) -> list[tuple[tuple, list[str]]]:
     return groups
 
 
-def curves(task: TaskStats, panels: list[tuple[list[str], str, bool]]
-           ) -> tuple[Callable[[], bytes] | None, list[str]]:
+def curves(
+    task: TaskStats, panels: list[tuple[list[str], str, bool]]
+) -> tuple[Callable[[], bytes] | None, list[str]]:
     """One panel per entry of ``panels`` (keys: solid for the first, dashed for a second; title; log scale), then
     the learning rate with identical schedules drawn once. Returns what draws the PNG (None: nothing to draw) and
     the learning-rate groups named."""
     axis = curve_axis(task.runs_by_variant)
     every = sorted(task.runs_by_variant)
-    data = [([{v: run_series(task.runs_by_variant[v], k, axis) for v in every} for k in keys], title, log)
-            for keys, title, log in panels]
+    data = [
+        ([{v: run_series(task.runs_by_variant[v], k, axis) for v in every} for k in keys], title, log)
+        for keys, title, log in panels
+    ]
     data = [d for d in data if any(s for per in d[0] for s in per.values())]
     lr = {v: run_series(task.runs_by_variant[v], lr_column(0), axis) for v in every}
     if not data:
@@ -175,7 +187,11 @@ def _draw_curves(variants: list[str], colours: dict, data: list, same_lr: list, 
     return _png(curves_figure(variants, colours, data, same_lr, axis))
 
 
-LEGEND_ROW_IN, CHAR_PX, HANDLE_PX = 0.17, 6.2, 48  # fontsize 8 at DPI 100: a legend row's height, a character's width
+LEGEND_ROW_IN, CHAR_PX, HANDLE_PX = (
+    0.17,
+    6.2,
+    48,
+)  # fontsize 8 at DPI 100: a legend row's height, a character's width
 
 
 def _legend_layout(labels: list[str], width_in: float, max_columns: int) -> tuple[int, float]:
@@ -193,10 +209,12 @@ def curves_figure(variants: list[str], colours: dict, data: list, same_lr: list,
     n_panels = len(data) + (1 if same_lr else 0)
     rows = math.ceil(n_panels / 2)
     handles = [Line2D([], [], color=colours[v], linewidth=2, label=v) for v in variants]
-    handles += [Line2D([], [], color="0.2", linestyle="-", label="train"),
-                Line2D([], [], color="0.2", linestyle="--", label="validation"),
-                Line2D([], [], color="0.2", linewidth=0.7, alpha=0.5, label="one seed"),
-                Line2D([], [], color="0.2", linewidth=2.0, label="mean over seeds")]
+    handles += [
+        Line2D([], [], color="0.2", linestyle="-", label="train"),
+        Line2D([], [], color="0.2", linestyle="--", label="validation"),
+        Line2D([], [], color="0.2", linewidth=0.7, alpha=0.5, label="one seed"),
+        Line2D([], [], color="0.2", linewidth=2.0, label="mean over seeds"),
+    ]
     labels = [h.get_label() for h in handles]
     in_panel = n_panels % 2 == 1 and _legend_layout(labels, WIDTH_IN / 2 - 0.3, 2)[1] <= 2.7
     columns, legend_h = _legend_layout(labels, WIDTH_IN - 0.2, 2 if in_panel else 5)
@@ -210,8 +228,14 @@ def curves_figure(variants: list[str], colours: dict, data: list, same_lr: list,
     if same_lr:
         ax = flat[len(data)]
         for (_, x, values), names in same_lr:
-            ax.plot(x, values, "-", color=colours[names[0]] if len(names) == 1 else "0.3",
-                    linewidth=1.6, label=_short_label(names, variants) if len(names) > 1 else None)
+            ax.plot(
+                x,
+                values,
+                "-",
+                color=colours[names[0]] if len(names) == 1 else "0.3",
+                linewidth=1.6,
+                label=_short_label(names, variants) if len(names) > 1 else None,
+            )
         if ax.lines and all(np.min(line.get_ydata()) > 0 for line in ax.lines):
             ax.set_yscale("log")
         ax.set_title("learning rate (group 0); equal schedules drawn once", fontsize=9)
@@ -259,7 +283,9 @@ def sample_mistakes(records: list[tuple[object, dict]], limit: int = 24) -> list
             step = max(1, len(idx) // 4)
             spread = list(idx[::step]) + [i for i in idx if i not in set(idx[::step])]
             per_class.setdefault(int(cls), []).append([(seed, int(i)) for i in spread])
-    queues = {c: [item for group in zip_longest_lists(lists) for item in group] for c, lists in per_class.items()}
+    queues = {
+        c: [item for group in zip_longest_lists(lists) for item in group] for c, lists in per_class.items()
+    }
     order = sorted(queues, key=lambda c: (-len(queues[c]), c))
     by_seed = dict(records)
     picked: list[tuple[object, int]] = []
@@ -279,7 +305,10 @@ def sample_mistakes(records: list[tuple[object, dict]], limit: int = 24) -> list
 
 def zip_longest_lists(lists: list[list]) -> list[list]:
     """[[a0, b0], [a1, b1], [a2]] from [[a0, a1, a2], [b0, b1]]."""
-    return [[items[i] for items in lists if i < len(items)] for i in range(max((len(x) for x in lists), default=0))]
+    return [
+        [items[i] for items in lists if i < len(items)]
+        for i in range(max((len(x) for x in lists), default=0))
+    ]
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
@@ -292,7 +321,9 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     return image / 255.0 if image.max() > 1 else image
 
 
-def misclassified(images: list[np.ndarray], true: list[int], pred: list[int], captions: list[str], title: str) -> bytes:
+def misclassified(
+    images: list[np.ndarray], true: list[int], pred: list[int], captions: list[str], title: str
+) -> bytes:
     """A grid of wrongly classified images, each captioned with its own text (true → predicted, seed): one mosaic
     in one axes (fast, whatever the number of images)."""
     n = len(images)
@@ -307,8 +338,10 @@ def misclassified(images: list[np.ndarray], true: list[int], pred: list[int], ca
         r, c = divmod(i, cols)
         tile = _rgb(image)
         h, w = tile.shape[:2]
-        mosaic[r * cell_h + label: r * cell_h + label + h, c * cell_w: c * cell_w + w] = tile
-        ax.text(c * cell_w + side / 2, r * cell_h + label * 0.8, captions[i], ha="center", va="bottom", fontsize=7)
+        mosaic[r * cell_h + label : r * cell_h + label + h, c * cell_w : c * cell_w + w] = tile
+        ax.text(
+            c * cell_w + side / 2, r * cell_h + label * 0.8, captions[i], ha="center", va="bottom", fontsize=7
+        )
     ax.imshow(mosaic, interpolation="nearest")
     ax.axis("off")
     ax.set_title(fitted_title(title, fig.get_figwidth()), fontsize=9)
@@ -324,8 +357,10 @@ def error_overlay(image: np.ndarray, mask: np.ndarray, pred: np.ndarray) -> np.n
     red and its false negatives (truly foreground, predicted background) in blue; correct pixels keep the input."""
     grey = np.repeat((np.asarray(image, float) / 255.0)[..., None], 3, axis=-1)
     mask, pred = np.asarray(mask).astype(bool), np.asarray(pred).astype(bool)
-    for where, colour in ((pred & ~mask, ERROR_COLOURS["false positive"]),
-                          (mask & ~pred, ERROR_COLOURS["false negative"])):
+    for where, colour in (
+        (pred & ~mask, ERROR_COLOURS["false positive"]),
+        (mask & ~pred, ERROR_COLOURS["false negative"]),
+    ):
         grey[where] = 0.35 * grey[where] + 0.65 * np.array(colour)
     return grey
 
@@ -348,11 +383,17 @@ def case_mosaic(tiles: list[list[np.ndarray]], gap: int) -> np.ndarray:
     for r, row in enumerate(tiles):
         for c, tile in enumerate(row):
             y, x = gap + r * (height + gap), gap + c * (width + gap)
-            out[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
+            out[y : y + tile.shape[0], x : x + tile.shape[1]] = tile
     return out
 
 
-CASE_LABELS = {"fixed": "fixed", "best": "best", "worst": "worst", "worst_2": "2nd worst", "worst_3": "3rd worst"}
+CASE_LABELS = {
+    "fixed": "fixed",
+    "best": "best",
+    "worst": "worst",
+    "worst_2": "2nd worst",
+    "worst_3": "3rd worst",
+}
 
 
 def cases(variant: str, q: dict, names: tuple[str, str]) -> bytes:
@@ -362,8 +403,15 @@ def cases(variant: str, q: dict, names: tuple[str, str]) -> bytes:
     background, foreground = names
     rows = [n for n in QUALITATIVE_CASES if f"{n}_image" in q]
     columns = ("input", f"ground truth (white: {foreground})", f"prediction (white: {foreground})", "errors")
-    tiles = [[_panel_rgb(q[f"{n}_image"], 255), _panel_rgb(q[f"{n}_mask"], 1), _panel_rgb(q[f"{n}_pred"], 1),
-              error_overlay(q[f"{n}_image"], q[f"{n}_mask"], q[f"{n}_pred"])] for n in rows]
+    tiles = [
+        [
+            _panel_rgb(q[f"{n}_image"], 255),
+            _panel_rgb(q[f"{n}_mask"], 1),
+            _panel_rgb(q[f"{n}_pred"], 1),
+            error_overlay(q[f"{n}_image"], q[f"{n}_mask"], q[f"{n}_pred"]),
+        ]
+        for n in rows
+    ]
     height = 2.1 * max(1, len(rows)) + 0.8
     fig = plt.figure(figsize=(WIDTH_IN, height))
     ax = fig.add_axes((0.45 / WIDTH_IN, 0.4 / height, 1 - 0.55 / WIDTH_IN, 1 - 0.95 / height))
@@ -377,14 +425,36 @@ def cases(variant: str, q: dict, names: tuple[str, str]) -> bytes:
             ax.text(gap / 2 + (c + 0.5) * cell_w, -gap, column, ha="center", va="bottom", fontsize=8)
         for r, name in enumerate(rows):
             f1 = f"\nF1 {float(q[f'{name}_f1']):.4f}" if f"{name}_f1" in q else ""
-            source = f"\n{str(q[f'{name}_source'])[:28]}" if f"{name}_source" in q else ""  # file or npz index
+            source = (
+                f"\n{str(q[f'{name}_source'])[:28]}" if f"{name}_source" in q else ""
+            )  # file or npz index
             label = f"{CASE_LABELS[name]} case {int(q[f'{name}_index'])}{source}{f1}"
-            ax.text(-gap, gap / 2 + (r + 0.5) * cell_h, label, ha="right", va="center", rotation=90, fontsize=8,
-                    multialignment="center")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=ERROR_COLOURS["false positive"],
-                             label=f"predicted {foreground}, truly {background}"),
-               plt.Rectangle((0, 0), 1, 1, color=ERROR_COLOURS["false negative"],
-                             label=f"truly {foreground}, predicted {background}")]
+            ax.text(
+                -gap,
+                gap / 2 + (r + 0.5) * cell_h,
+                label,
+                ha="right",
+                va="center",
+                rotation=90,
+                fontsize=8,
+                multialignment="center",
+            )
+    handles = [
+        plt.Rectangle(
+            (0, 0),
+            1,
+            1,
+            color=ERROR_COLOURS["false positive"],
+            label=f"predicted {foreground}, truly {background}",
+        ),
+        plt.Rectangle(
+            (0, 0),
+            1,
+            1,
+            color=ERROR_COLOURS["false negative"],
+            label=f"truly {foreground}, predicted {background}",
+        ),
+    ]
     fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
     fig.suptitle(f"{variant} (first counted seed)", fontsize=9)
     return _png(fig)
@@ -406,8 +476,15 @@ def class_confusion(matrix: np.ndarray, class_names: tuple[str, ...], title: str
         for i in range(k):
             for j in range(k):
                 if rates[i, j] >= 0.005:
-                    ax.text(j, i, f"{100 * rates[i, j]:.0f}", ha="center", va="center", fontsize=6,
-                            color="black" if rates[i, j] > 0.6 else "white")
+                    ax.text(
+                        j,
+                        i,
+                        f"{100 * rates[i, j]:.0f}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="black" if rates[i, j] > 0.6 else "white",
+                    )
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title, fontsize=9)
@@ -424,8 +501,9 @@ def _coloured(mask: np.ndarray, colours: np.ndarray, ignore: int | None) -> np.n
     return colours[index]
 
 
-def class_cases(variant: str, q: dict, class_names: tuple[str, ...], colours: np.ndarray,
-                ignore: int | None) -> bytes:
+def class_cases(
+    variant: str, q: dict, class_names: tuple[str, ...], colours: np.ndarray, ignore: int | None
+) -> bytes:
     """One variant's kept K-class test cases (rows): input, ground truth and prediction in the palette, and the
     errors (wrong class red over the input; ignored pixels dark), with a legend of the classes."""
     rows = [n for n in QUALITATIVE_CASES if f"{n}_image" in q]
@@ -456,10 +534,20 @@ def class_cases(variant: str, q: dict, class_names: tuple[str, ...], colours: np
             miou = f"\nmIoU {float(q[f'{name}_miou']):.3f}" if f"{name}_miou" in q else ""
             source = f"\n{str(q[f'{name}_source'])[:28]}" if f"{name}_source" in q else ""
             label = f"{CASE_LABELS[name]} case {int(q[f'{name}_index'])}{source}{miou}"
-            ax.text(-gap, gap / 2 + (r + 0.5) * cell_h, label, ha="right", va="center", rotation=90, fontsize=7,
-                    multialignment="center")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=tuple(colours[i]), label=str(name)[:18])
-               for i, name in enumerate(class_names)]
+            ax.text(
+                -gap,
+                gap / 2 + (r + 0.5) * cell_h,
+                label,
+                ha="right",
+                va="center",
+                rotation=90,
+                fontsize=7,
+                multialignment="center",
+            )
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, color=tuple(colours[i]), label=str(name)[:18])
+        for i, name in enumerate(class_names)
+    ]
     if ignore is not None:
         handles.append(plt.Rectangle((0, 0), 1, 1, color=tuple(colours[-1]), label=f"ignored ({ignore})"))
     fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), fontsize=7, frameon=False)

@@ -63,7 +63,9 @@ class Pairing:
 
     compared_with: dict[str, str | None]
     budget_note: dict[str, str]
-    references: frozenset[str]  # variants of the baseline model that are the reference of their evaluation set
+    references: frozenset[
+        str
+    ]  # variants of the baseline model that are the reference of their evaluation set
 
     @property
     def uniform(self) -> bool:
@@ -114,8 +116,13 @@ def pair(runs_by_variant: dict[str, list[Run]], baseline: str | None) -> Pairing
         if baseline is None or v == baseline:
             compared[v] = None
             continue
-        same_set = [w for w in variants if w != v and models[w] == models.get(baseline, baseline)
-                    and (data[w] == data[v] or data[w] is None or data[v] is None)]
+        same_set = [
+            w
+            for w in variants
+            if w != v
+            and models[w] == models.get(baseline, baseline)
+            and (data[w] == data[v] or data[w] is None or data[v] is None)
+        ]
         if models[v] == models.get(baseline, baseline):
             plain = [w for w in same_set if options[w] == "none"]
             if options[v] == "none" or not plain:
@@ -126,6 +133,9 @@ def pair(runs_by_variant: dict[str, list[Run]], baseline: str | None) -> Pairing
         else:
             matching = [w for w in same_set if options[w] == options[v]]
             compared[v] = baseline if baseline in matching else (matching[0] if matching else None)
-    notes = {v: f"{budgets[v]} vs {budgets[w]}" for v, w in compared.items()
-             if w is not None and budgets[v] and budgets[w] and budgets[v] != budgets[w]}
+    notes = {
+        v: f"{budgets[v]} vs {budgets[w]}"
+        for v, w in compared.items()
+        if w is not None and budgets[v] and budgets[w] and budgets[v] != budgets[w]
+    }
     return Pairing(compared, notes, frozenset(references))

@@ -30,7 +30,7 @@ def _named(match: re.Match) -> str:
     for root, name in (("logs", "$LOGS"), ("data", "$DATA")):
         if root in parts[:-1]:
             where = len(parts) - 1 - parts[::-1].index(root)  # the last such folder
-            return "/".join([name, *parts[where + 1:]])
+            return "/".join([name, *parts[where + 1 :]])
     return f"$DATA/{parts[-1]}"
 
 

@@ -19,20 +19,27 @@ from pathlib import Path
 
 from visionlab.report.render import _md_cell
 
-BLOCK = re.compile(r"(<!-- report-table: (?P<id>[^>]+?) -->\n)(?P<body>.*?)(<!-- /report-table -->)", re.DOTALL)
+BLOCK = re.compile(
+    r"(<!-- report-table: (?P<id>[^>]+?) -->\n)(?P<body>.*?)(<!-- /report-table -->)", re.DOTALL
+)
 
 
 def table_markdown(table: dict) -> str:
     """The Markdown of one page table (``{"header": [...], "rows": [[...]]}``), as REPORT.md writes it."""
-    lines = ["| " + " | ".join(_md_cell(h) for h in table["header"]) + " |",
-             "|" + "|".join("---" for _ in table["header"]) + "|"]
+    lines = [
+        "| " + " | ".join(_md_cell(h) for h in table["header"]) + " |",
+        "|" + "|".join("---" for _ in table["header"]) + "|",
+    ]
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table["rows"]]
     return "\n".join(lines) + "\n"
 
 
 def page_tables(numbers: dict) -> dict[str, dict]:
-    return {block["table"]["id"]: block["table"] for block in numbers.get("page", [])
-            if "table" in block and block["table"].get("id")}
+    return {
+        block["table"]["id"]: block["table"]
+        for block in numbers.get("page", [])
+        if "table" in block and block["table"].get("id")
+    }
 
 
 def marked(text: str) -> list[str]:

@@ -90,20 +90,35 @@ class Reference:
     def same_measurement(self, split: str, data: list[str]) -> bool:
         """Whether an absolute difference to this study is meaningful: the source states its data and its split,
         this study's scores are on that split, and every run's data names the stated data set."""
-        return bool(self.data.stated and self.split.stated and self.split.stated == split and data
-                    and all(self.data.stated.lower() in str(d).lower() for d in data))
+        return bool(
+            self.data.stated
+            and self.split.stated
+            and self.split.stated == split
+            and data
+            and all(self.data.stated.lower() in str(d).lower() for d in data)
+        )
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "source": self.source, "task": self.task, "metric": self.metric,
-                "baseline": self.baseline, "data": vars(self.data), "split": vars(self.split),
-                "epochs": vars(self.epochs), "note": self.note,
-                "quantities": {k: vars(q) for k, q in self.quantities.items()}, "names": self.names,
-                "variants": self.variants}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "task": self.task,
+            "metric": self.metric,
+            "baseline": self.baseline,
+            "data": vars(self.data),
+            "split": vars(self.split),
+            "epochs": vars(self.epochs),
+            "note": self.note,
+            "quantities": {k: vars(q) for k, q in self.quantities.items()},
+            "names": self.names,
+            "variants": self.variants,
+        }
 
 
 def _numbers(path: Path, where: str, values) -> list[float]:
-    if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                               for v in values):
+    if not isinstance(values, list) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+    ):
         raise ReferenceFileError(f"{path}: {where} must be a list of numbers, one per trial")
     return [float(v) for v in values]
 
@@ -112,8 +127,10 @@ def _fact(path: Path, where: str, raw) -> Fact:
     if raw is None:
         return Fact()
     if not isinstance(raw, dict) or set(raw) - {"stated", "inferred"}:
-        raise ReferenceFileError(f"{path}: measured.{where} must be a mapping with 'stated' and/or 'inferred' "
-                                 "(null where the source does not say)")
+        raise ReferenceFileError(
+            f"{path}: measured.{where} must be a mapping with 'stated' and/or 'inferred' "
+            "(null where the source does not say)"
+        )
     return Fact(*(None if raw.get(k) is None else str(raw[k]) for k in ("stated", "inferred")))
 
 
@@ -132,8 +149,9 @@ def load_reference(path: Path) -> Reference:
     except (TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, ReferenceFileError):
             raise
-        raise ReferenceFileError(f"{path}: not a reference file: a value has the wrong type "
-                                 f"({type(exc).__name__})") from None
+        raise ReferenceFileError(
+            f"{path}: not a reference file: a value has the wrong type ({type(exc).__name__})"
+        ) from None
 
 
 def _checked(path: Path, raw) -> Reference:
@@ -143,8 +161,10 @@ def _checked(path: Path, raw) -> Reference:
     if missing:
         raise ReferenceFileError(f"{path}: missing {', '.join(missing)}")
     if "data" in raw or "split" in raw:
-        raise ReferenceFileError(f"{path}: 'data' and 'split' go under 'measured', each as {{stated: ..., "
-                                 "inferred: ...}} (null where the source does not say)")
+        raise ReferenceFileError(
+            f"{path}: 'data' and 'split' go under 'measured', each as {{stated: ..., "
+            "inferred: ...}} (null where the source does not say)"
+        )
     measured = raw.get("measured") or {}
     if not isinstance(measured, dict):
         raise ReferenceFileError(f"{path}: measured must be a mapping (data, split, epochs)")
@@ -155,18 +175,36 @@ def _checked(path: Path, raw) -> Reference:
     for variant, entry in dict(raw["variants"]).items():
         trials = (entry or {}).get("trials") if isinstance(entry, dict) else None
         if not isinstance(trials, dict) or not trials:
-            raise ReferenceFileError(f"{path}: variants.{variant}.trials must map metric keys to per-trial lists")
-        variants[str(variant)] = {str(k): _numbers(path, f"variants.{variant}.trials.{k}", v) for k, v in trials.items()}
+            raise ReferenceFileError(
+                f"{path}: variants.{variant}.trials must map metric keys to per-trial lists"
+            )
+        variants[str(variant)] = {
+            str(k): _numbers(path, f"variants.{variant}.trials.{k}", v) for k, v in trials.items()
+        }
         names[str(variant)] = str(entry.get("name") or variant)
     quantities = {}
     for key, entry in dict(raw.get("quantities") or {}).items():
         if not isinstance(entry, dict) or not entry.get("label"):
-            raise ReferenceFileError(f"{path}: quantities.{key} needs a label (and 'ours': this study's key or null)")
-        quantities[str(key)] = Quantity(str(entry["label"]), None if entry.get("ours") is None else str(entry["ours"]))
+            raise ReferenceFileError(
+                f"{path}: quantities.{key} needs a label (and 'ours': this study's key or null)"
+            )
+        quantities[str(key)] = Quantity(
+            str(entry["label"]), None if entry.get("ours") is None else str(entry["ours"])
+        )
     baseline = raw.get("baseline")
     if baseline is not None and str(baseline) not in variants:
         raise ReferenceFileError(f"{path}: baseline {baseline!r} is not one of the variants")
-    return Reference(str(raw["name"]), str(raw["source"]), str(raw["task"]), str(raw["metric"]),
-                     None if baseline is None else str(baseline), _fact(path, "data", measured.get("data")), split,
-                     _fact(path, "epochs", measured.get("epochs")), str(raw.get("note") or ""), quantities,
-                     variants, names)
+    return Reference(
+        str(raw["name"]),
+        str(raw["source"]),
+        str(raw["task"]),
+        str(raw["metric"]),
+        None if baseline is None else str(baseline),
+        _fact(path, "data", measured.get("data")),
+        split,
+        _fact(path, "epochs", measured.get("epochs")),
+        str(raw.get("note") or ""),
+        quantities,
+        variants,
+        names,
+    )

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from visionlab.report import escape
 from visionlab.record.files import fsync_folder
+from visionlab.report import escape
 
 FIGURES = "figures"
 
@@ -175,12 +175,17 @@ figure { margin: 1em 0 2em; } figure img { max-width: 100%; } figcaption { color
 
 def to_html(doc: Document, figures: bool = True) -> str:
     """Self-contained: inline CSS, figures embedded as base64 PNG."""
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           f"<title>{html.escape(doc.title)}</title><style>{_STYLE}</style></head><body>",
-           f"<h1>{html.escape(doc.title)}</h1>"]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(doc.title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(doc.title)}</h1>",
+    ]
     for block in doc.blocks:
         if isinstance(block, Contents):
-            links = "".join(f'<li><a href="#{anchor(h.text)}">{_inline(h.text)}</a></li>' for h in _contents(doc))
+            links = "".join(
+                f'<li><a href="#{anchor(h.text)}">{_inline(h.text)}</a></li>' for h in _contents(doc)
+            )
             out.append(f'<nav class="contents"><ul>{links}</ul></nav>')
         elif isinstance(block, Heading):
             out.append(f'<h{block.level} id="{anchor(block.text)}">{_inline(block.text)}</h{block.level}>')
@@ -191,13 +196,17 @@ def to_html(doc: Document, figures: bool = True) -> str:
         elif isinstance(block, Table):
             head = "".join(f"<th>{_inline(h)}</th>" for h in block.header)
             body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in block.rows)
-            out.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>')
+            out.append(
+                f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+            )
         elif isinstance(block, Figure) and not figures:
             out.append(f'<p class="figure-skipped"><em>{_inline(NOT_DRAWN + block.caption)}</em></p>')
         elif isinstance(block, Figure):
             data = base64.b64encode(block.png).decode("ascii")
-            out.append(f'<figure><img alt="{html.escape(block.caption)}" src="data:image/png;base64,{data}">'
-                       f"<figcaption>{_inline(block.caption)}</figcaption></figure>")
+            out.append(
+                f'<figure><img alt="{html.escape(block.caption)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{_inline(block.caption)}</figcaption></figure>"
+            )
     out.append("</body></html>")
     return "\n".join(out)
 
@@ -223,7 +232,9 @@ def _remove_leftovers(folder: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def write(doc: Document, out_dir: Path, figures: bool = True, numbers: dict | None = None) -> tuple[Path, Path]:
+def write(
+    doc: Document, out_dir: Path, figures: bool = True, numbers: dict | None = None
+) -> tuple[Path, Path]:
     """REPORT.md with its figures/ folder, report.html and (with ``numbers``) report.json; returns the first two.
     Without ``figures`` nothing is drawn and each figure's place says so (its caption stays).
 

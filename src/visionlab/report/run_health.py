@@ -7,9 +7,9 @@ here too, from the run's own metrics.csv, so that records written before the rul
 
 from __future__ import annotations
 
-from visionlab.report.collect import Run
 from visionlab.record.health import DIVERGED, OK, STUCK, UNHEALTHY, far_above_chance  # noqa: F401
 from visionlab.record.metric_keys import EPOCH
+from visionlab.report.collect import Run
 
 HEALTH = "health"
 _NON_FINITE = "NonFiniteLossError"

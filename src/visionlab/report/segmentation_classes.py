@@ -13,6 +13,8 @@ from functools import partial
 
 import numpy as np
 
+from visionlab.record import metric_keys as keys
+from visionlab.record.layout import CONFUSION, QUALITATIVE, QUALITATIVE_CASES, TEST_CASES
 from visionlab.report import figures
 from visionlab.report.classes import ClassNames
 from visionlab.report.classification import slug
@@ -20,8 +22,6 @@ from visionlab.report.escape import md
 from visionlab.report.format import MISSING, fmt
 from visionlab.report.render import Figure, Paragraph, Table
 from visionlab.report.stats import TaskStats, counted, run_values
-from visionlab.record import metric_keys as keys
-from visionlab.record.layout import CONFUSION, QUALITATIVE, QUALITATIVE_CASES, TEST_CASES
 
 MAX_CLASSES = 256  # masks are uint8: a record claiming more classes is shown up to this many
 WORST_SHOWN = 8
@@ -37,8 +37,8 @@ def _num_classes(task: TaskStats) -> int:
                 found = max(found, n)
             prefix = keys.class_key("test", "iou", 0)[:-1]  # the per-class IoU keys, without the class number
             for key in run_values(run, "test"):
-                if str(key).startswith(prefix) and str(key)[len(prefix):].isdigit():
-                    found = max(found, min(MAX_CLASSES, int(str(key)[len(prefix):]) + 1))
+                if str(key).startswith(prefix) and str(key)[len(prefix) :].isdigit():
+                    found = max(found, min(MAX_CLASSES, int(str(key)[len(prefix) :]) + 1))
     return found
 
 

@@ -18,9 +18,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats as scipy_stats
 
-from visionlab.report.collect import Run
-from visionlab.report.pairing import Pairing, pair
-from visionlab.report.run_health import is_excluded
 from visionlab.record.folder import TEST as TEST_SPLIT
 from visionlab.record.folder import VALIDATION
 from visionlab.record.layout import CONFUSION, VAL_CONFUSION
@@ -34,6 +31,9 @@ from visionlab.record.metric_keys import (
     TaskMetrics,
 )
 from visionlab.record.metric_keys import TASKS as METRIC_TABLES
+from visionlab.report.collect import Run
+from visionlab.report.pairing import Pairing, pair
+from visionlab.report.run_health import is_excluded
 
 TEST = "test"
 
@@ -71,7 +71,9 @@ class TaskSpec:
 
 
 VALIDATION_NAMES = {CLASSIFICATION.task: "validation (track-held-out)"}
-TASKS = {name: TaskSpec(table, VALIDATION_NAMES.get(name, "validation")) for name, table in METRIC_TABLES.items()}
+TASKS = {
+    name: TaskSpec(table, VALIDATION_NAMES.get(name, "validation")) for name, table in METRIC_TABLES.items()
+}
 
 
 def run_values(run: Run, split: str) -> dict:
@@ -99,7 +101,9 @@ class VariantStats:
     p_value: float | None = None  # Welch, uncorrected
     p_holm: float | None = None  # Holm-adjusted over every comparison of the task
     is_baseline: bool = False
-    also: dict[str, list[float]] = field(default_factory=dict)  # further test keys of the same runs (test split)
+    also: dict[str, list[float]] = field(
+        default_factory=dict
+    )  # further test keys of the same runs (test split)
     key: str = ""  # the run-record key aggregated
     compared_with: str | None = None  # the variant delta is taken against (``pairing``)
     budget_note: str | None = None  # e.g. "50 epochs vs 5 epochs" when the two budgets differ
@@ -107,8 +111,10 @@ class VariantStats:
 
     def also_mean_std(self, key: str) -> tuple[float | None, float | None]:
         values = self.also.get(key) or []
-        return (float(np.mean(values)) if values else None,
-                float(np.std(values, ddof=1)) if len(values) >= 2 else None)
+        return (
+            float(np.mean(values)) if values else None,
+            float(np.std(values, ddof=1)) if len(values) >= 2 else None,
+        )
 
     @property
     def n(self) -> int:
@@ -171,7 +177,7 @@ def difference_ci(a: list[float], b: list[float], level: float = 0.95) -> tuple[
     se = math.sqrt(var_a + var_b)
     if se == 0:
         return None
-    dof = se ** 4 / (var_a ** 2 / (len(a) - 1) + var_b ** 2 / (len(b) - 1))
+    dof = se**4 / (var_a**2 / (len(a) - 1) + var_b**2 / (len(b) - 1))
     half = float(scipy_stats.t.ppf(0.5 + level / 2, dof)) * se
     delta = float(a.mean() - b.mean())
     return delta - half, delta + half
@@ -200,7 +206,9 @@ def choose_baseline(variants: list[str], requested: str | None = None) -> str | 
 # the validation key of a test quantity (for the "final epoch" column); the headline's comes from the metric table
 VALIDATION_KEYS = {TEST_F1_BG: VAL_F1_BG}
 SEGMENTATION_BACKGROUND = TEST_F1_BG
-SEGMENTATION_TASK = "segmentation"  # binary: its background F1 is a second measure (K classes: per-class tables)
+SEGMENTATION_TASK = (
+    "segmentation"  # binary: its background F1 is a second measure (K classes: per-class tables)
+)
 TRIVIAL = TEST_F1_TRIVIAL
 
 
@@ -211,7 +219,9 @@ class TaskStats:
     variants: list[VariantStats] = field(default_factory=list)  # the first measure's
     baseline: str | None = None
     measures: list[Measure] = field(default_factory=list)
-    foreground_fraction: float | None = None  # segmentation: mean share of foreground pixels on test, if known
+    foreground_fraction: float | None = (
+        None  # segmentation: mean share of foreground pixels on test, if known
+    )
     pairing: Pairing | None = None  # which variant each one is compared with (like with like)
 
     @property
@@ -225,13 +235,27 @@ def _variant_stats(spec: TaskSpec, variant: str, group: list[Run], key_of) -> Va
     key = key_of(split)
     scored = [r for r in group if counted(r) and run_values(r, split).get(key) is not None]
     final_key = VALIDATION_KEYS.get(key, spec.metrics.validation_headline)
-    finals = [float(r.summary["final"][final_key]) for r in scored if (r.summary.get("final") or {}).get(
-        final_key) is not None]
+    finals = [
+        float(r.summary["final"][final_key])
+        for r in scored
+        if (r.summary.get("final") or {}).get(final_key) is not None
+    ]
     scores = [run_values(r, split) for r in scored]
-    also = {k: [float(v[k]) for v in scores if v.get(k) is not None]
-            for k in spec.metrics.also_over_seeds} if split == TEST else {}
-    return VariantStats(variant, split, [float(v[key]) for v in scores], [r.seed for r in scored], len(group),
-                        finals, also=also, key=key)
+    also = (
+        {k: [float(v[k]) for v in scores if v.get(k) is not None] for k in spec.metrics.also_over_seeds}
+        if split == TEST
+        else {}
+    )
+    return VariantStats(
+        variant,
+        split,
+        [float(v[key]) for v in scores],
+        [r.seed for r in scored],
+        len(group),
+        finals,
+        also=also,
+        key=key,
+    )
 
 
 def _compare(variants: list[VariantStats], baseline: str | None, pairing: Pairing) -> None:
@@ -261,15 +285,26 @@ def aggregate(spec: TaskSpec, runs: list[Run], baseline: str | None = None) -> T
         by_variant.setdefault(run.variant, []).append(run)
     result = TaskStats(spec, by_variant, baseline=choose_baseline(sorted(by_variant), baseline))
     headline = Measure(spec.headline_column(TEST).key, spec.headline, spec.headline_column(TEST).kind)
-    headline.variants = [_variant_stats(spec, v, g, lambda split: spec.headline_column(split).key)
-                         for v, g in sorted(by_variant.items())]
+    headline.variants = [
+        _variant_stats(spec, v, g, lambda split: spec.headline_column(split).key)
+        for v, g in sorted(by_variant.items())
+    ]
     result.measures = [headline]
-    if spec.task == SEGMENTATION_TASK and all(v.split == TEST for v in headline.variants) and all(
-            run_values(r, TEST).get(SEGMENTATION_BACKGROUND) is not None for r in runs if counted(r)):
+    if (
+        spec.task == SEGMENTATION_TASK
+        and all(v.split == TEST for v in headline.variants)
+        and all(run_values(r, TEST).get(SEGMENTATION_BACKGROUND) is not None for r in runs if counted(r))
+    ):
         other = spec.metrics.metric(SEGMENTATION_BACKGROUND)
-        background = Measure(other.key, other.label, other.kind,
-                             [_variant_stats(spec, v, g, lambda split: SEGMENTATION_BACKGROUND)
-                              for v, g in sorted(by_variant.items())])
+        background = Measure(
+            other.key,
+            other.label,
+            other.kind,
+            [
+                _variant_stats(spec, v, g, lambda split: SEGMENTATION_BACKGROUND)
+                for v, g in sorted(by_variant.items())
+            ],
+        )
         result.foreground_fraction = _foreground_fraction(runs)
         minority_first = result.foreground_fraction is not None and result.foreground_fraction > 0.5
         result.measures = [background, headline] if minority_first else [headline, background]
@@ -294,8 +329,12 @@ def curve_band(runs: list[Run], key: str) -> tuple[np.ndarray, np.ndarray, np.nd
         return None
     epochs = np.array(sorted(per_epoch))
     values = [per_epoch[e] for e in epochs]
-    return (epochs, np.array([np.mean(v) for v in values]), np.array([min(v) for v in values]),
-            np.array([max(v) for v in values]))
+    return (
+        epochs,
+        np.array([np.mean(v) for v in values]),
+        np.array([min(v) for v in values]),
+        np.array([max(v) for v in values]),
+    )
 
 
 def counted(run: Run) -> bool:

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from visionlab.record.metric_keys import CASE_SCORES, CASE_SPREAD, EPOCH, TEST_CASES, TIME_TO
 from visionlab.report import convergence
 from visionlab.report.collect import Run
 from visionlab.report.escape import md
@@ -42,7 +43,6 @@ from visionlab.report.stats import (
     difference_ci,
     run_values,
 )
-from visionlab.record.metric_keys import CASE_SCORES, CASE_SPREAD, EPOCH, TEST_CASES, TIME_TO
 
 Conv = dict[str, list[tuple[Run, convergence.RunConvergence]]]
 
@@ -99,28 +99,53 @@ def trial_table(task: TaskStats, conv: Conv) -> Table:
     cases = TEST_CASES in spec.metrics.report_test
     primary = task.measures[0]
     final_key = VALIDATION_KEYS.get(primary.key, spec.metrics.validation_headline)
-    labels = [f"{md(m.label)} over cases: mean ± std (min)" if any(_spread_keys(m.key)) else md(m.label)
-              for m in task.measures]
-    header = ["variant", "seed", "state", *([] if one_split else ["split"]), *(["test cases"] if cases else []),
-              *labels, "best epoch / epochs", f"final {md(primary.label)} (validation)", "training"]
+    labels = [
+        f"{md(m.label)} over cases: mean ± std (min)" if any(_spread_keys(m.key)) else md(m.label)
+        for m in task.measures
+    ]
+    header = [
+        "variant",
+        "seed",
+        "state",
+        *([] if one_split else ["split"]),
+        *(["test cases"] if cases else []),
+        *labels,
+        "best epoch / epochs",
+        f"final {md(primary.label)} (validation)",
+        "training",
+    ]
     by_run = {id(r): c for results in conv.values() for r, c in results}
     rows = []
     for variant, runs in sorted(task.runs_by_variant.items()):
         split = split_of[variant]
         for run in runs:
             scores = run_values(run, split) if run.completed else {}
-            cells = [_over_cases(scores, stats_of[m.key][variant].key, m.kind) if split == TEST
-                     else fmt(scores.get(stats_of[m.key][variant].key), m.kind) for m in task.measures]
-            final = (run.summary.get("final") or {}).get(final_key if split == TEST else
-                                                          spec.metrics.validation_headline)
+            cells = [
+                _over_cases(scores, stats_of[m.key][variant].key, m.kind)
+                if split == TEST
+                else fmt(scores.get(stats_of[m.key][variant].key), m.kind)
+                for m in task.measures
+            ]
+            final = (run.summary.get("final") or {}).get(
+                final_key if split == TEST else spec.metrics.validation_headline
+            )
             state = by_run.get(id(run))
-            rows.append([md(variant), md(run.seed), state_cell(run),
-                         *([] if one_split else [split_name(spec, split)]),
-                         *([fmt(scores.get(TEST_CASES), "count")] if cases else []), *cells,
-                         (f"{fmt_epoch((run.summary.get('best') or {}).get(EPOCH))} / "
-                          f"{md(run.summary.get('epochs', MISSING))}"),
-                         fmt(final, primary.kind),
-                         state.state if state else ("evaluation" if run.evaluation_only else MISSING)])
+            rows.append(
+                [
+                    md(variant),
+                    md(run.seed),
+                    state_cell(run),
+                    *([] if one_split else [split_name(spec, split)]),
+                    *([fmt(scores.get(TEST_CASES), "count")] if cases else []),
+                    *cells,
+                    (
+                        f"{fmt_epoch((run.summary.get('best') or {}).get(EPOCH))} / "
+                        f"{md(run.summary.get('epochs', MISSING))}"
+                    ),
+                    fmt(final, primary.kind),
+                    state.state if state else ("evaluation" if run.evaluation_only else MISSING),
+                ]
+            )
     return Table(header, rows, f"runs:{spec.task}")
 
 
@@ -136,21 +161,46 @@ def aggregate_table(task: TaskStats, measure: Measure, conv: Conv) -> Table:
     """One row per variant: n, mean ± std, range, the final epoch's value, Δ [95 % CI], p, Holm's p, training."""
     spec = task.spec
     one_split = uniform_split(task)
-    header = ["variant", *([] if one_split else ["split"]), "n", "mean ± std", "min – max", "final (validation)",
-              f"Δ vs {md(task.baseline) if len(task.baseline) <= _SHORT_NAME else 'baseline'} [95 % CI]",
-              "p: Welch / Holm", "training"]
+    header = [
+        "variant",
+        *([] if one_split else ["split"]),
+        "n",
+        "mean ± std",
+        "min – max",
+        "final (validation)",
+        f"Δ vs {md(task.baseline) if len(task.baseline) <= _SHORT_NAME else 'baseline'} [95 % CI]",
+        "p: Welch / Holm",
+        "training",
+    ]
     rows = []
     for v in measure.variants:
         kind = measure.kind
         span = f"{fmt(v.min, kind)} – {fmt(v.max, kind)}" if v.values else MISSING
         n = f"{v.n}" if v.n == v.n_runs else f"{v.n} of {v.n_runs}"
-        delta = "baseline" if v.is_baseline else "reference on its data" if v.reference else (
-            f"{mark_significant(fmt_delta(v.delta, kind), v.p_holm)} {fmt_ci(v.ci, kind)}{_against(task, v)}"
-            if v.delta is not None else NA)
-        rows.append([md(v.variant), *([] if one_split else [split_name(spec, v.split)]), n,
-                     fmt_mean_std(v.mean, v.std, kind), span, fmt(_mean(v.finals), kind), delta,
-                     NA if v.is_baseline else f"{fmt_p(v.p_value)} / {fmt_p(v.p_holm)}",
-                     _training_cell(task, v.variant, conv)])
+        delta = (
+            "baseline"
+            if v.is_baseline
+            else "reference on its data"
+            if v.reference
+            else (
+                f"{mark_significant(fmt_delta(v.delta, kind), v.p_holm)} {fmt_ci(v.ci, kind)}{_against(task, v)}"
+                if v.delta is not None
+                else NA
+            )
+        )
+        rows.append(
+            [
+                md(v.variant),
+                *([] if one_split else [split_name(spec, v.split)]),
+                n,
+                fmt_mean_std(v.mean, v.std, kind),
+                span,
+                fmt(_mean(v.finals), kind),
+                delta,
+                NA if v.is_baseline else f"{fmt_p(v.p_value)} / {fmt_p(v.p_holm)}",
+                _training_cell(task, v.variant, conv),
+            ]
+        )
     return Table(header, rows, f"over-seeds:{spec.task}:{measure.label}")
 
 
@@ -172,15 +222,35 @@ def _training_cell(task: TaskStats, variant: str, conv: Conv) -> str:
 
 def measure_numbers(measure: Measure, task: TaskStats, conv: Conv) -> list[dict]:
     spec = task.spec
-    return [{"variant": v.variant, "split": v.split, "metric": v.key, "n": v.n, "n_runs": v.n_runs, "seeds": v.seeds,
-             "values": v.values, "mean": v.mean, "std": v.std, "min": v.min, "max": v.max, "finals": v.finals,
-             "delta": v.delta, "compared_with": v.compared_with, "budget_note": v.budget_note,
-             "ci": list(v.ci) if v.ci else None, "p_value": v.p_value, "p_holm": v.p_holm,
-             "significant": significant(v.p_holm), "also": v.also,
-             "training": [vars(c) for _, c in conv.get(v.variant, [])],
-             "budget_limited": sum(c.budget_limited for _, c in conv.get(v.variant, [])),
-             "cost": variant_cost(task.runs_by_variant[v.variant])} for v in measure.variants
-            if spec is not None]
+    return [
+        {
+            "variant": v.variant,
+            "split": v.split,
+            "metric": v.key,
+            "n": v.n,
+            "n_runs": v.n_runs,
+            "seeds": v.seeds,
+            "values": v.values,
+            "mean": v.mean,
+            "std": v.std,
+            "min": v.min,
+            "max": v.max,
+            "finals": v.finals,
+            "delta": v.delta,
+            "compared_with": v.compared_with,
+            "budget_note": v.budget_note,
+            "ci": list(v.ci) if v.ci else None,
+            "p_value": v.p_value,
+            "p_holm": v.p_holm,
+            "significant": significant(v.p_holm),
+            "also": v.also,
+            "training": [vars(c) for _, c in conv.get(v.variant, [])],
+            "budget_limited": sum(c.budget_limited for _, c in conv.get(v.variant, [])),
+            "cost": variant_cost(task.runs_by_variant[v.variant]),
+        }
+        for v in measure.variants
+        if spec is not None
+    ]
 
 
 # ------------------------------------------------------------------ cost, per device
@@ -215,8 +285,9 @@ def variant_cost(runs: list[Run]) -> dict:
     out = {}
     for run in runs:
         if counted(run):
-            entry = out.setdefault(_device(run), {"runs": 0, "wall_time_s": [], "train_images_per_s": [],
-                                                  "precision": []})
+            entry = out.setdefault(
+                _device(run), {"runs": 0, "wall_time_s": [], "train_images_per_s": [], "precision": []}
+            )
             entry["runs"] += 1
             for key in ("wall_time_s", "train_images_per_s"):
                 if isinstance(run.summary.get(key), (int, float)):
@@ -227,17 +298,34 @@ def variant_cost(runs: list[Run]) -> dict:
 
 
 def cost_table(task: TaskStats, together: dict[int, int]) -> Table:
-    header = ["variant", "device", "runs", "wall time, mean (min–max)", "train images/s, mean (min–max)",
-              "runs at once (these records)", "precision"]
+    header = [
+        "variant",
+        "device",
+        "runs",
+        "wall time, mean (min–max)",
+        "train images/s, mean (min–max)",
+        "runs at once (these records)",
+        "precision",
+    ]
     rows = []
     for variant, runs in sorted(task.runs_by_variant.items()):
         for device, entry in sorted(variant_cost(runs).items()):
-            at_once = sorted({together[id(r)] for r in runs if counted(r) and _device(r) == device
-                              and id(r) in together})
-            rows.append([md(variant), md(device), str(entry["runs"]), fmt_range(entry["wall_time_s"], fmt_seconds),
-                         fmt_range(entry["train_images_per_s"], fmt_rate),
-                         (f"{at_once[0]}" if len(at_once) == 1 else f"{at_once[0]}–{at_once[-1]}") if at_once
-                         else MISSING, md(", ".join(entry["precision"]) or MISSING)])
+            at_once = sorted(
+                {together[id(r)] for r in runs if counted(r) and _device(r) == device and id(r) in together}
+            )
+            rows.append(
+                [
+                    md(variant),
+                    md(device),
+                    str(entry["runs"]),
+                    fmt_range(entry["wall_time_s"], fmt_seconds),
+                    fmt_range(entry["train_images_per_s"], fmt_rate),
+                    (f"{at_once[0]}" if len(at_once) == 1 else f"{at_once[0]}–{at_once[-1]}")
+                    if at_once
+                    else MISSING,
+                    md(", ".join(entry["precision"]) or MISSING),
+                ]
+            )
     return Table(header, rows, f"cost:{task.spec.task}")
 
 
@@ -252,12 +340,24 @@ def _threshold(key: str) -> tuple[str, float] | None:
 def time_to_table(task: TaskStats) -> tuple[Table | None, list[dict]]:
     """Wall seconds from each run's start until its validation score first reached each threshold (summary.json
     ``time_to``), per variant and device: mean (min–max) over the runs that reached it, and how many did."""
-    keys = sorted({k for runs in task.runs_by_variant.values() for r in runs if counted(r)
-                   for k in (r.summary.get(TIME_TO) or {}) if _threshold(k)}, key=lambda k: _threshold(k)[1])
+    keys = sorted(
+        {
+            k
+            for runs in task.runs_by_variant.values()
+            for r in runs
+            if counted(r)
+            for k in (r.summary.get(TIME_TO) or {})
+            if _threshold(k)
+        },
+        key=lambda k: _threshold(k)[1],
+    )
     if not keys:
         return None, []
-    kind = task.spec.metrics.metric(_threshold(keys[0])[0]).kind if _threshold(keys[0])[0] in task.spec.metrics.keys \
+    kind = (
+        task.spec.metrics.metric(_threshold(keys[0])[0]).kind
+        if _threshold(keys[0])[0] in task.spec.metrics.keys
         else "score"
+    )
     labels = [f"{md(_threshold(k)[0])} ≥ {fmt(_threshold(k)[1], kind)}" for k in keys]
     rows, numbers = [], []
     for variant, runs in sorted(task.runs_by_variant.items()):
@@ -268,11 +368,17 @@ def time_to_table(task: TaskStats) -> tuple[Table | None, list[dict]]:
         for device, group in sorted(by_device.items()):
             cells, entry = [], {"variant": variant, "device": device, "runs": len(group), "seconds": {}}
             for key in keys:
-                reached = [float(r.summary[TIME_TO][key]) for r in group
-                           if isinstance(r.summary[TIME_TO].get(key), (int, float))]
+                reached = [
+                    float(r.summary[TIME_TO][key])
+                    for r in group
+                    if isinstance(r.summary[TIME_TO].get(key), (int, float))
+                ]
                 entry["seconds"][key] = reached
-                cells.append(f"{fmt_range(reached, fmt_seconds)} ({len(reached)} of {len(group)})" if reached
-                             else f"never (0 of {len(group)})")
+                cells.append(
+                    f"{fmt_range(reached, fmt_seconds)} ({len(reached)} of {len(group)})"
+                    if reached
+                    else f"never (0 of {len(group)})"
+                )
             rows.append([md(variant), md(device), *cells])
             numbers.append(entry)
     return Table(["variant", "device", *labels], rows, f"time-to:{task.spec.task}"), numbers
@@ -281,7 +387,11 @@ def time_to_table(task: TaskStats) -> tuple[Table | None, list[dict]]:
 # ------------------------------------------------------------------ the reference
 def _trial_values(task: TaskStats, variant: str, key: str, split: str) -> list[float]:
     runs = sorted((r for r in task.runs_by_variant[variant] if counted(r)), key=lambda r: str(r.seed))
-    return [float(run_values(r, split)[key]) for r in runs if isinstance(run_values(r, split).get(key), (int, float))]
+    return [
+        float(run_values(r, split)[key])
+        for r in runs
+        if isinstance(run_values(r, split).get(key), (int, float))
+    ]
 
 
 def _our_measure(task: TaskStats, key: str | None) -> Measure | None:
@@ -298,13 +408,24 @@ def reference_tables(task: TaskStats, reference: Reference, conv: Conv) -> tuple
     reference's beside this study's. Returns blocks-ready tables and their numbers."""
     spec = task.spec
     shared = [v for v in task.variants if v.variant in reference.variants]
-    ours_key = reference.quantities[reference.metric].ours if reference.metric in reference.quantities \
+    ours_key = (
+        reference.quantities[reference.metric].ours
+        if reference.metric in reference.quantities
         else reference.metric
+    )
     measure = _our_measure(task, ours_key)
-    keys = [k for k in reference.keys() if any(  # noqa: SIM118 - Reference.keys(), not a dict
-        reference.trials(v.variant, k) for v in shared)]
-    width = max([len(reference.trials(v.variant, k)) for v in shared for k in keys]
-                + [len(v.values) for v in (measure.variants if measure else [])] + [1])
+    keys = [
+        k
+        for k in reference.keys()
+        if any(  # noqa: SIM118 - Reference.keys(), not a dict
+            reference.trials(v.variant, k) for v in shared
+        )
+    ]
+    width = max(
+        [len(reference.trials(v.variant, k)) for v in shared for k in keys]
+        + [len(v.values) for v in (measure.variants if measure else [])]
+        + [1]
+    )
     header = ["variant", "source", "quantity", *[f"trial {i + 1}" for i in range(width)], "mean"]
     rows, side = [], []
     by_variant = {v.variant: v for v in measure.variants} if measure else {}
@@ -312,30 +433,59 @@ def reference_tables(task: TaskStats, reference: Reference, conv: Conv) -> tuple
         for key in keys:
             theirs = reference.trials(v.variant, key)
             if theirs:
-                rows.append([md(v.variant), "seed study", md(reference.label(key)),
-                             *[fmt(theirs[i], measure.kind if measure else "score") if i < len(theirs) else ""
-                               for i in range(width)], fmt(_mean(theirs), measure.kind if measure else "score")])
+                rows.append(
+                    [
+                        md(v.variant),
+                        "seed study",
+                        md(reference.label(key)),
+                        *[
+                            fmt(theirs[i], measure.kind if measure else "score") if i < len(theirs) else ""
+                            for i in range(width)
+                        ],
+                        fmt(_mean(theirs), measure.kind if measure else "score"),
+                    ]
+                )
             ours_for = reference.quantities[key].ours if key in reference.quantities else None
             mine = by_variant.get(v.variant)
             if ours_for and measure is not None and mine is not None:
                 our_key = _our_key(mine, _our_measure(task, ours_for) or measure, spec)
                 values = _trial_values(task, v.variant, our_key, mine.split)
-                where = ("test" if mine.split == TEST else
-                         f"{spec.validation_name}, best epoch picked on it")
+                where = "test" if mine.split == TEST else f"{spec.validation_name}, best epoch picked on it"
                 label = f"{md(measure.label) if ours_for == measure.key else md(ours_for)} ({md(our_key)}; {where})"
-                rows.append([md(v.variant), "this study", label,
-                             *[fmt(values[i], measure.kind) if i < len(values) else "" for i in range(width)],
-                             fmt(_mean(values), measure.kind)])
-                side.append({"variant": v.variant, "key": key, "ours_key": our_key, "ours": values,
-                             "reference": theirs})
+                rows.append(
+                    [
+                        md(v.variant),
+                        "this study",
+                        label,
+                        *[fmt(values[i], measure.kind) if i < len(values) else "" for i in range(width)],
+                        fmt(_mean(values), measure.kind),
+                    ]
+                )
+                side.append(
+                    {
+                        "variant": v.variant,
+                        "key": key,
+                        "ours_key": our_key,
+                        "ours": values,
+                        "reference": theirs,
+                    }
+                )
             elif theirs:
-                side.append({"variant": v.variant, "key": key, "ours_key": None, "ours": [], "reference": theirs})
+                side.append(
+                    {"variant": v.variant, "key": key, "ours_key": None, "ours": [], "reference": theirs}
+                )
     numbers = {"side_by_side": side, "effects": [], "absolute": []}
     tables = [Table(header, rows, f"reference-trials:{spec.task}")]
     if measure is None:
         return tables, numbers
-    data = sorted({str(r.summary.get("data")) for runs in task.runs_by_variant.values() for r in runs
-                   if counted(r) and r.summary.get("data")})
+    data = sorted(
+        {
+            str(r.summary.get("data"))
+            for runs in task.runs_by_variant.values()
+            for r in runs
+            if counted(r) and r.summary.get("data")
+        }
+    )
     comparable = all(reference.same_measurement(v.split, data) for v in shared)
     numbers["comparable"] = comparable
     base = reference.baseline
@@ -347,26 +497,59 @@ def reference_tables(task: TaskStats, reference: Reference, conv: Conv) -> tuple
                 continue
             theirs = reference.trials(v.variant)
             their_delta = _mean(theirs) - _mean(theirs_base) if theirs and theirs_base else None
-            their_ci = difference_ci(theirs, theirs_base) if len(theirs) >= 2 and len(theirs_base) >= 2 else None
+            their_ci = (
+                difference_ci(theirs, theirs_base) if len(theirs) >= 2 and len(theirs_base) >= 2 else None
+            )
             limited = sum(c.budget_limited for _, c in conv.get(v.variant, []))
             verdict = _verdict(their_delta, v)
-            ours_cell = (f"{mark_significant(fmt_delta(v.delta, measure.kind), v.p_holm)} {fmt_ci(v.ci, measure.kind)}"
-                         if v.delta is not None else NA)
+            ours_cell = (
+                f"{mark_significant(fmt_delta(v.delta, measure.kind), v.p_holm)} {fmt_ci(v.ci, measure.kind)}"
+                if v.delta is not None
+                else NA
+            )
             if limited:
                 ours_cell += f"; **budget-limited** ({limited} of {len(conv.get(v.variant, []))})"
-            effect_rows.append([md(v.variant), f"{len(theirs)} vs {len(theirs_base)}",
-                                fmt_delta(their_delta, measure.kind) + (f" {fmt_ci(their_ci, measure.kind)}"
-                                                                        if their_ci else ""),
-                                f"{v.n} vs {next((b.n for b in measure.variants if b.is_baseline), 0)}",
-                                ours_cell, fmt_p(v.p_holm), verdict])
-            numbers["effects"].append({"variant": v.variant, "label": measure.label, "reference_delta": their_delta,
-                                       "reference_ci": list(their_ci) if their_ci else None,
-                                       "reference_trials": [len(theirs), len(theirs_base)], "delta": v.delta,
-                                       "ci": list(v.ci) if v.ci else None, "p_holm": v.p_holm,
-                                       "budget_limited": limited, "verdict": verdict})
-        tables.append(Table(["variant", "seed trials (variant vs baseline)", f"seed's effect vs {md(base)}",
-                             "our runs", f"our effect vs {md(task.baseline)} [95 % CI]", "p (Holm)", "agreement"],
-                            effect_rows, f"reference-effects:{spec.task}"))
+            effect_rows.append(
+                [
+                    md(v.variant),
+                    f"{len(theirs)} vs {len(theirs_base)}",
+                    fmt_delta(their_delta, measure.kind)
+                    + (f" {fmt_ci(their_ci, measure.kind)}" if their_ci else ""),
+                    f"{v.n} vs {next((b.n for b in measure.variants if b.is_baseline), 0)}",
+                    ours_cell,
+                    fmt_p(v.p_holm),
+                    verdict,
+                ]
+            )
+            numbers["effects"].append(
+                {
+                    "variant": v.variant,
+                    "label": measure.label,
+                    "reference_delta": their_delta,
+                    "reference_ci": list(their_ci) if their_ci else None,
+                    "reference_trials": [len(theirs), len(theirs_base)],
+                    "delta": v.delta,
+                    "ci": list(v.ci) if v.ci else None,
+                    "p_holm": v.p_holm,
+                    "budget_limited": limited,
+                    "verdict": verdict,
+                }
+            )
+        tables.append(
+            Table(
+                [
+                    "variant",
+                    "seed trials (variant vs baseline)",
+                    f"seed's effect vs {md(base)}",
+                    "our runs",
+                    f"our effect vs {md(task.baseline)} [95 % CI]",
+                    "p (Holm)",
+                    "agreement",
+                ],
+                effect_rows,
+                f"reference-effects:{spec.task}",
+            )
+        )
     if comparable:
         abs_rows = []
         for v in shared:
@@ -377,8 +560,13 @@ def reference_tables(task: TaskStats, reference: Reference, conv: Conv) -> tuple
             ci = difference_ci(values, theirs) if len(values) >= 2 and len(theirs) >= 2 else None
             abs_rows.append([md(v.variant), fmt_delta(delta, measure.kind), fmt_ci(ci, measure.kind)])
             numbers["absolute"].append({"variant": v.variant, "delta": delta, "ci": list(ci) if ci else None})
-        tables.append(Table(["variant", "Δ this study − reference", "95 % CI (Welch; both sides ≥ 2 trials)"],
-                            abs_rows, f"reference-absolute:{spec.task}"))
+        tables.append(
+            Table(
+                ["variant", "Δ this study − reference", "95 % CI (Welch; both sides ≥ 2 trials)"],
+                abs_rows,
+                f"reference-absolute:{spec.task}",
+            )
+        )
     return tables, numbers
 
 

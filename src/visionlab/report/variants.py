@@ -8,10 +8,29 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 # keys that name, place or show a run, or pick its seed: they never make another variant
-PER_RUN = {"seed", "run_name", "sweep_name", "ckpt_path", "threads", "logger", "force", "experiment_name", "train",
-           "test", "data.num_workers", "data.pin_memory"}
-PER_RUN_PREFIXES = ("paths.", "hydra.", "hydra/", "trainer.enable_", "callbacks.rich_progress_bar", "logger.",
-                    "callbacks.pause")
+PER_RUN = {
+    "seed",
+    "run_name",
+    "sweep_name",
+    "ckpt_path",
+    "threads",
+    "logger",
+    "force",
+    "experiment_name",
+    "train",
+    "test",
+    "data.num_workers",
+    "data.pin_memory",
+}
+PER_RUN_PREFIXES = (
+    "paths.",
+    "hydra.",
+    "hydra/",
+    "trainer.enable_",
+    "callbacks.rich_progress_bar",
+    "logger.",
+    "callbacks.pause",
+)
 
 
 def _key_value(override: str) -> tuple[str, str] | None:
@@ -66,8 +85,10 @@ def split_names(runs: Iterable) -> dict[int, str]:
         # compared by what the command line said (one text for "${paths.output_dir}/…" in every run); a key a run
         # did not set counts as its resolved config value, or "default"; a run with no recorded command line (e.g.
         # one killed before Hydra saved it) is unknown and left out of the comparison
-        values = [{k: _value(run, s, k) for k in keys} if run.overrides else {k: None for k in keys}
-                  for run, s in zip(members, settings)]
+        values = [
+            {k: _value(run, s, k) for k in keys} if run.overrides else {k: None for k in keys}
+            for run, s in zip(members, settings)
+        ]
         differing = [k for k in keys if len({v[k] for v in values if v[k] is not None}) > 1]
         if not differing:
             continue

@@ -16,8 +16,13 @@ from visionlab.record.layout import Status
 from visionlab.record.metric_keys import BEST_PREFIX, EPOCH, N_PARAMS, TASKS, is_metric
 from visionlab.tracking.wandb.policy import SINGLE_RUN_JOB_TYPE
 
-STATES = {"finished": Status.COMPLETED, "failed": Status.FAILED, "crashed": Status.FAILED,
-          "killed": Status.INTERRUPTED, "running": Status.RUNNING}
+STATES = {
+    "finished": Status.COMPLETED,
+    "failed": Status.FAILED,
+    "crashed": Status.FAILED,
+    "killed": Status.INTERRUPTED,
+    "running": Status.RUNNING,
+}
 TEST_KEYS = {metric.key for table in TASKS.values() for metric in table.test}
 
 
@@ -25,8 +30,12 @@ def variant_of(run) -> str:
     """``experiment_name`` from the config; for runs without it, the job type a multirun gives each variant."""
     config = dict(run.config)
     job_type = getattr(run, "job_type", None)
-    return (config.get("experiment_name") or (job_type if job_type not in (None, SINGLE_RUN_JOB_TYPE) else None)
-            or run.group or run.name)
+    return (
+        config.get("experiment_name")
+        or (job_type if job_type not in (None, SINGLE_RUN_JOB_TYPE) else None)
+        or run.group
+        or run.name
+    )
 
 
 def _summary(run) -> dict:

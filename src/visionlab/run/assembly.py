@@ -13,12 +13,12 @@ from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.callbacks.progress import ProgressBar
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 
-from visionlab.record.checkpoint_files import AtomicCheckpointIO
-from visionlab.run.checkpoints import CheckpointOrigin
 from visionlab.config.errors import ConfigError, UserError
-from visionlab.tasks.protocol import TaskDataModule, TaskModel, missing_members
-from visionlab.run.signals import KeepStopSignals
+from visionlab.record.checkpoint_files import AtomicCheckpointIO
 from visionlab.record.metric_keys import TASKS
+from visionlab.run.checkpoints import CheckpointOrigin
+from visionlab.run.signals import KeepStopSignals
+from visionlab.tasks.protocol import TaskDataModule, TaskModel, missing_members
 
 
 def instantiate(node: DictConfig, key: str, **kwargs):
@@ -35,14 +35,20 @@ def instantiate(node: DictConfig, key: str, **kwargs):
 
 def instantiate_group(group: DictConfig | None, key: str) -> list:
     """Every entry of a config group that has a ``_target_`` (null entries switch one off)."""
-    return [obj for name, node in (group or {}).items() if node is not None and "_target_" in node
-            if (obj := instantiate(node, f"{key}.{name}")) is not None]
+    return [
+        obj
+        for name, node in (group or {}).items()
+        if node is not None and "_target_" in node
+        if (obj := instantiate(node, f"{key}.{name}")) is not None
+    ]
 
 
 def _check(obj, protocol: type, key: str, node: DictConfig):
     if not isinstance(obj, protocol):
-        raise ConfigError(f"{key}._target_={node.get('_target_')} is not a visionlab {key}: it lacks "
-                          f"{', '.join(missing_members(obj, protocol))} (see visionlab.tasks.protocol).")
+        raise ConfigError(
+            f"{key}._target_={node.get('_target_')} is not a visionlab {key}: it lacks "
+            f"{', '.join(missing_members(obj, protocol))} (see visionlab.tasks.protocol)."
+        )
     return obj
 
 
@@ -75,9 +81,11 @@ def build_model(cfg: DictConfig) -> TaskModel:
     model = _check(instantiate(cfg.model, "model"), TaskModel, "model", cfg.model)
     logged = TASKS[model.task].keys if model.task in TASKS else {cfg.monitor}
     if cfg.monitor not in logged:
-        raise ConfigError(f"monitor={cfg.monitor} is not logged by a {model.task} model; it logs "
-                          f"{', '.join(sorted(logged))}. Set monitor (and monitor_mode), or pick the model through "
-                          "an experiment preset, which sets both.")
+        raise ConfigError(
+            f"monitor={cfg.monitor} is not logged by a {model.task} model; it logs "
+            f"{', '.join(sorted(logged))}. Set monitor (and monitor_mode), or pick the model through "
+            "an experiment preset, which sets both."
+        )
     return model
 
 
@@ -85,11 +93,17 @@ def build_trainer(cfg: DictConfig, model: TaskModel, loggers: list, record: pl.C
     """The configured callbacks plus the run record and, with W&B, the model's media callback."""
     from visionlab.tracking.wandb.policy import find_wandb_logger
 
-    callbacks = [*instantiate_group(cfg.get("callbacks"), "callbacks"), record,
-                 CheckpointOrigin(cfg.experiment_name, stamped_inputs(cfg)), KeepStopSignals()]
+    callbacks = [
+        *instantiate_group(cfg.get("callbacks"), "callbacks"),
+        record,
+        CheckpointOrigin(cfg.experiment_name, stamped_inputs(cfg)),
+        KeepStopSignals(),
+    ]
     if not loggers:  # Lightning refuses an LR monitor without a logger; metrics.csv records the LR anyway
         callbacks = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
-    if cfg.trainer.get("enable_progress_bar") is False:  # the user's "no bar" wins over the callbacks group's bar
+    if (
+        cfg.trainer.get("enable_progress_bar") is False
+    ):  # the user's "no bar" wins over the callbacks group's bar
         callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
     if find_wandb_logger(loggers) is not None and (media := model.media_callback()) is not None:
         callbacks.append(media)
@@ -109,8 +123,9 @@ def stamped_inputs(cfg: DictConfig) -> dict | None:
     from visionlab.inference.loading import input_facts
 
     try:
-        return input_facts(OmegaConf.to_container(cfg.model, resolve=True),
-                           OmegaConf.to_container(cfg.data, resolve=True)).record()
+        return input_facts(
+            OmegaConf.to_container(cfg.model, resolve=True), OmegaConf.to_container(cfg.data, resolve=True)
+        ).record()
     except (UserError, ValueError, TypeError):
         return None
 
@@ -120,5 +135,8 @@ def spawns_ranks(trainer: pl.Trainer) -> bool:
     from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
     launcher = getattr(trainer.strategy, "launcher", None)
-    return (isinstance(launcher, _SubprocessScriptLauncher) and launcher.num_processes * launcher.num_nodes > 1
-            and not launcher.cluster_environment.creates_processes_externally)
+    return (
+        isinstance(launcher, _SubprocessScriptLauncher)
+        and launcher.num_processes * launcher.num_nodes > 1
+        and not launcher.cluster_environment.creates_processes_externally
+    )

@@ -22,8 +22,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from visionlab.record.checkpoint_files import remove_stale_temporaries
 from visionlab.config.errors import ConfigError
+from visionlab.record.checkpoint_files import remove_stale_temporaries
 from visionlab.record.folder import RunFolder
 from visionlab.record.resume import run_folder_of_checkpoint
 
@@ -33,14 +33,30 @@ FULL_STATE_ONLY = ("optimizer_states", "lr_schedulers")  # resume-only entries: 
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")  # torch names the pickled global it refused this way
 _PICKLE = b"\x80"  # a legacy (pre-zip) torch file is a pickle from its first byte
 # param-group keys every optimizer has (or torch fills in when a state is loaded): they do not tell optimizers apart
-_GENERIC_KEYS = frozenset({"params", "param_names", "initial_lr", "lr", "weight_decay", "foreach", "maximize",
-                           "differentiable", "capturable", "fused", "decoupled_weight_decay"})
+_GENERIC_KEYS = frozenset(
+    {
+        "params",
+        "param_names",
+        "initial_lr",
+        "lr",
+        "weight_decay",
+        "foreach",
+        "maximize",
+        "differentiable",
+        "capturable",
+        "fused",
+        "decoupled_weight_decay",
+    }
+)
 
 
 def optimizer_name(cls: type) -> str:
     """``torch.optim.Adam`` rather than ``torch.optim.adam.Adam``."""
-    return f"torch.optim.{cls.__name__}" if getattr(torch.optim, cls.__name__, None) is cls else \
-        f"{cls.__module__}.{cls.__qualname__}"
+    return (
+        f"torch.optim.{cls.__name__}"
+        if getattr(torch.optim, cls.__name__, None) is cls
+        else f"{cls.__module__}.{cls.__qualname__}"
+    )
 
 
 class CheckpointOrigin(pl.Callback):
@@ -53,8 +69,11 @@ class CheckpointOrigin(pl.Callback):
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         optimizers = getattr(trainer, "optimizers", None) or []
-        checkpoint[ORIGIN] = {"experiment": self.experiment, "task": getattr(pl_module, "task", None),
-                              "optimizer": optimizer_name(type(optimizers[0])) if optimizers else None}
+        checkpoint[ORIGIN] = {
+            "experiment": self.experiment,
+            "task": getattr(pl_module, "task", None),
+            "optimizer": optimizer_name(type(optimizers[0])) if optimizers else None,
+        }
         if self.inputs is not None:
             facts = getattr(getattr(trainer, "datamodule", None), "facts", None)
             names = list(facts.class_names) if facts is not None else self.inputs["class_names"]
@@ -136,7 +155,9 @@ class RunModelCheckpoint(ModelCheckpoint):
     # ``last.ckpt`` at the end of every epoch. Lightning 2.6 rewrites it only when a best checkpoint was saved in
     # the same step, so a run whose score stopped improving resumed (after a preemption) from an old epoch.
     def _save_last_every_epoch(self, trainer: pl.Trainer) -> None:
-        if self.save_last and not self._should_skip_saving_checkpoint(trainer):  # skips when saved at this step
+        if self.save_last and not self._should_skip_saving_checkpoint(
+            trainer
+        ):  # skips when saved at this step
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -163,25 +184,35 @@ def load_checkpoint(path: str, trusted: bool = False) -> dict:
     try:
         written_by_torch = _written_by_torch(path)
     except OSError as exc:
-        raise ConfigError(f"ckpt_path={path} cannot be read ({exc.strerror or exc}); pass a checkpoint file you "
-                          "can read.") from None
+        raise ConfigError(
+            f"ckpt_path={path} cannot be read ({exc.strerror or exc}); pass a checkpoint file you can read."
+        ) from None
     if not written_by_torch:
-        raise ConfigError(f"ckpt_path={path} is not a checkpoint: it is not a file torch.save wrote (or only part "
-                          "of one). Pass <run>/checkpoints/last.ckpt or best.ckpt of a visionlab run.")
+        raise ConfigError(
+            f"ckpt_path={path} is not a checkpoint: it is not a file torch.save wrote (or only part "
+            "of one). Pass <run>/checkpoints/last.ckpt or best.ckpt of a visionlab run."
+        )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=not trusted)
     except Exception as exc:  # noqa: BLE001 - whatever fails to load as data is refused the same way
         text = str(exc)
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         refused = _GLOBAL.search(text)
-        reason = (f"it holds the pickled Python object {refused.group(1)}, which only a full unpickle can load"
-                  if refused else f"{type(exc).__name__}: {lines[-1] if lines else exc}")
-        raise ConfigError(f"ckpt_path={path}: not a checkpoint visionlab can load as data only ({reason}). "
-                          "Pass a checkpoint written by visionlab (<run>/checkpoints/*.ckpt), or "
-                          "trust_checkpoint=true if you trust this file (it may run code).") from None
+        reason = (
+            f"it holds the pickled Python object {refused.group(1)}, which only a full unpickle can load"
+            if refused
+            else f"{type(exc).__name__}: {lines[-1] if lines else exc}"
+        )
+        raise ConfigError(
+            f"ckpt_path={path}: not a checkpoint visionlab can load as data only ({reason}). "
+            "Pass a checkpoint written by visionlab (<run>/checkpoints/*.ckpt), or "
+            "trust_checkpoint=true if you trust this file (it may run code)."
+        ) from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
-        raise ConfigError(f"ckpt_path={path}: not a Lightning checkpoint (no state_dict). "
-                          "Pass <run>/checkpoints/last.ckpt or best.ckpt of a visionlab run.")
+        raise ConfigError(
+            f"ckpt_path={path}: not a Lightning checkpoint (no state_dict). "
+            "Pass <run>/checkpoints/last.ckpt or best.ckpt of a visionlab run."
+        )
     return checkpoint
 
 
@@ -240,7 +271,11 @@ def _optimizers_with(keys: set[str]) -> list[str]:
     scored = []
     for name in dir(torch.optim):
         cls = getattr(torch.optim, name)
-        if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer) and cls is not torch.optim.Optimizer):
+        if not (
+            isinstance(cls, type)
+            and issubclass(cls, torch.optim.Optimizer)
+            and cls is not torch.optim.Optimizer
+        ):
             continue
         settings = _default_settings(cls)
         if settings is not None and (distinct := settings - _GENERIC_KEYS) <= keys:
@@ -274,9 +309,11 @@ def _check_optimizer(path: str, checkpoint: dict, model: torch.nn.Module) -> Non
         return
     groups = _saved_param_groups(checkpoint)
     if groups is None:
-        raise ConfigError(f"ckpt_path={path} holds no usable optimizer state (optimizer_states; best.ckpt keeps the "
-                          "weights only), so training cannot resume from it. Evaluate it with train=false, fine-tune "
-                          "its weights in a new run with init_from=<it>, or resume from <run>/checkpoints/last.ckpt.")
+        raise ConfigError(
+            f"ckpt_path={path} holds no usable optimizer state (optimizer_states; best.ckpt keeps the "
+            "weights only), so training cannot resume from it. Evaluate it with train=false, fine-tune "
+            "its weights in a new run with init_from=<it>, or resume from <run>/checkpoints/last.ckpt."
+        )
     try:
         probes = [factory(params=[torch.zeros(1, requires_grad=True)]) for _ in groups]
     except Exception:  # noqa: BLE001 - a bad optimizer config is reported where the optimizer is built
@@ -285,16 +322,25 @@ def _check_optimizer(path: str, checkpoint: dict, model: torch.nn.Module) -> Non
     if not lacking:
         return
     stamp = checkpoint.get(ORIGIN)
-    theirs = ([stamp["optimizer"]] if isinstance(stamp, dict) and isinstance(stamp.get("optimizer"), str)
-              else _optimizers_with(set(groups[0]) - {"params"}))
+    theirs = (
+        [stamp["optimizer"]]
+        if isinstance(stamp, dict) and isinstance(stamp.get("optimizer"), str)
+        else _optimizers_with(set(groups[0]) - {"params"})
+    )
     options = _config_options(theirs[0]) if theirs else []
-    example = (f" (e.g. model/optimizer={options[0]})" if options
-               else f" (model.optimizer._target_={theirs[0]})" if theirs else "")
+    example = (
+        f" (e.g. model/optimizer={options[0]})"
+        if options
+        else f" (model.optimizer._target_={theirs[0]})"
+        if theirs
+        else ""
+    )
     raise ConfigError(
         f"ckpt_path={path} was trained with {' or '.join(theirs) or 'another optimizer'}, but this config's "
         f"optimizer is {optimizer_name(type(probes[0]))} (model.optimizer): the saved optimizer state lacks its "
         f"{', '.join(lacking)}, so resuming would fail at the first step. Resume with the optimizer it was trained "
-        f"with{example}, or evaluate the checkpoint with train=false.")
+        f"with{example}, or evaluate the checkpoint with train=false."
+    )
 
 
 def _selecting(experiment: str, path: str) -> str:
@@ -311,8 +357,9 @@ def _selecting(experiment: str, path: str) -> str:
     return "the overrides it was trained with (its run folder's config.yaml holds them)"
 
 
-def check_checkpoint(path: str, model: torch.nn.Module, experiment: str, train: bool, trusted: bool,
-                     key: str = "ckpt_path") -> None:
+def check_checkpoint(
+    path: str, model: torch.nn.Module, experiment: str, train: bool, trusted: bool, key: str = "ckpt_path"
+) -> None:
     """Refuse a checkpoint of another model, or (when resuming training) of another experiment or optimizer."""
     if not Path(path).is_file():
         raise ConfigError(f"{key}={path} does not exist or is not a file.")
@@ -324,12 +371,17 @@ def check_checkpoint(path: str, model: torch.nn.Module, experiment: str, train: 
         raise ConfigError(
             f"{key}={path} is a checkpoint of {written_by} whose weights do not fit this config's model "
             f"(experiment {experiment!r}): {len(problems)} differ, e.g. {'; '.join(problems[:_SHOWN])}. "
-            + (f"Pass {_selecting(origin, path)}, or a checkpoint of {experiment!r}." if origin
-               else f"Pass a checkpoint of {experiment!r}."))
+            + (
+                f"Pass {_selecting(origin, path)}, or a checkpoint of {experiment!r}."
+                if origin
+                else f"Pass a checkpoint of {experiment!r}."
+            )
+        )
     if train and origin and origin != experiment:
         raise ConfigError(
             f"ckpt_path={path} is a checkpoint of experiment {origin!r}, but this run is {experiment!r}: resuming "
             f"would continue that run's record. Resume it with {_selecting(origin, path)}, or evaluate it with "
-            "train=false.")
+            "train=false."
+        )
     if train:
         _check_optimizer(path, checkpoint, model)

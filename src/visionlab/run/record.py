@@ -11,22 +11,30 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from visionlab.config.hydra_job import task_overrides
-from visionlab.tasks.protocol import TaskDataModule, TaskModel
 from visionlab.record import health, layout
 from visionlab.record.folder import RunFolder
 from visionlab.record.layout import Status
 from visionlab.record.metric_keys import EPOCH, N_PARAMS, TIME_TO
-from visionlab.record.summary import best_metrics, final_metrics, time_to_milestones
-from visionlab.tracking.wandb import policy as wandb_policy
-from visionlab.tracking.epoch_record import EpochRecord
 from visionlab.record.provenance import device_description, git_state, package_versions
+from visionlab.record.summary import best_metrics, final_metrics, time_to_milestones
+from visionlab.tasks.protocol import TaskDataModule, TaskModel
+from visionlab.tracking.epoch_record import EpochRecord
+from visionlab.tracking.wandb import policy as wandb_policy
 
 log = logging.getLogger(__name__)
-ATTEMPT_WALL = "wall_time_this_attempt_s"  # summary.json of a continued run: this attempt alone (wall_time_s: all)
+ATTEMPT_WALL = (
+    "wall_time_this_attempt_s"  # summary.json of a continued run: this attempt alone (wall_time_s: all)
+)
 
 
-def start_summary(cfg: DictConfig, model: TaskModel, datamodule: TaskDataModule, folder: RunFolder,
-                  trainer: pl.Trainer | None = None, earlier: list[dict] | None = None) -> dict:
+def start_summary(
+    cfg: DictConfig,
+    model: TaskModel,
+    datamodule: TaskDataModule,
+    folder: RunFolder,
+    trainer: pl.Trainer | None = None,
+    earlier: list[dict] | None = None,
+) -> dict:
     """Everything known before training: what runs, on what data and hardware, from which code, in how many
     processes (``world_size``) with which batch (``batch_size``: the global batch, the per-process share)."""
     world_size = trainer.world_size if trainer is not None else 1
@@ -50,8 +58,10 @@ def start_summary(cfg: DictConfig, model: TaskModel, datamodule: TaskDataModule,
         "data_facts": datamodule.facts.record() if datamodule.facts is not None else None,
         "test_split": "available" if datamodule.test_available else "unavailable",
         "world_size": world_size,
-        "batch_size": {"global": getattr(datamodule, "global_batch_size", None),
-                       "per_process": getattr(datamodule, "batch_size", None)},
+        "batch_size": {
+            "global": getattr(datamodule, "global_batch_size", None),
+            "per_process": getattr(datamodule, "batch_size", None),
+        },
         "slurm": slurm_record(),
         "interruptions": earlier_attempts(cfg, folder) if earlier is None else earlier,
     }
@@ -62,9 +72,11 @@ def earlier_attempts(cfg: DictConfig, folder: RunFolder) -> list[dict]:
     checkpoint in its folder, or (a job restarted by SLURM before its first ``last.ckpt``) starts again in a
     folder that holds an unfinished attempt (a record that is not complete, or only its ``.hydra``).
     ``resume=false`` starts over: the earlier attempts are not this run's."""
+
     def value(key: str, default):
-        return OmegaConf.select(cfg, key, default=default, throw_on_missing=False,
-                                throw_on_resolution_failure=False)
+        return OmegaConf.select(
+            cfg, key, default=default, throw_on_missing=False, throw_on_resolution_failure=False
+        )
 
     if value("train", True) is False:
         return []
@@ -90,22 +102,37 @@ def earlier_interruptions(folder: RunFolder) -> list[dict]:
     if previous.get("status") in (Status.INTERRUPTED, Status.FAILED):
         # the attempt's own wall time: a summary that already continued a run holds the total in wall_time_s
         attempt = previous.get(ATTEMPT_WALL, previous.get("wall_time_s"))
-        history.append({"status": previous.get("status"), "cause": previous.get("error"),
-                        "epochs": previous.get("epochs"), "wall_time_s": attempt,
-                        "started_at": previous.get("started_at")})
+        history.append(
+            {
+                "status": previous.get("status"),
+                "cause": previous.get("error"),
+                "epochs": previous.get("epochs"),
+                "wall_time_s": attempt,
+                "started_at": previous.get("started_at"),
+            }
+        )
         epochs = previous.get("epochs")
-        if isinstance(epochs, int) and recorded_epochs > epochs:  # a later attempt trained on and died unrecorded
+        if (
+            isinstance(epochs, int) and recorded_epochs > epochs
+        ):  # a later attempt trained on and died unrecorded
             history.append(_unrecorded_attempt(recorded_epochs))
     return history
 
 
-UNRECORDED = ("the attempt ended without recording an end (a process killed, e.g. kill -9 or out of memory, or "
-              "its node lost)")
+UNRECORDED = (
+    "the attempt ended without recording an end (a process killed, e.g. kill -9 or out of memory, or "
+    "its node lost)"
+)
 
 
 def _unrecorded_attempt(epochs: int) -> dict:
-    return {"status": Status.INTERRUPTED, "cause": UNRECORDED, "epochs": epochs, "wall_time_s": None,
-            "started_at": None}
+    return {
+        "status": Status.INTERRUPTED,
+        "cause": UNRECORDED,
+        "epochs": epochs,
+        "wall_time_s": None,
+        "started_at": None,
+    }
 
 
 def _epochs_in_metrics(folder: RunFolder) -> int:
@@ -120,7 +147,9 @@ def _epochs_in_metrics(folder: RunFolder) -> int:
 
 def attempts(summary: dict, started: float, now: float) -> list[tuple[float | None, float | None]]:
     """(start time, wall seconds) of every attempt of this run, the earlier (interrupted) ones first."""
-    earlier = [(item.get("started_at"), item.get("wall_time_s")) for item in summary.get("interruptions") or []]
+    earlier = [
+        (item.get("started_at"), item.get("wall_time_s")) for item in summary.get("interruptions") or []
+    ]
     return [*earlier, (started, now - started)]
 
 
@@ -130,15 +159,22 @@ def slurm_record() -> dict | None:
 
     if not os.environ.get("SLURM_JOB_ID"):
         return None
-    return {"job_id": os.environ.get("SLURM_JOB_ID"), "restart_count": int(os.environ.get("SLURM_RESTART_COUNT") or 0),
-            "ntasks": int(os.environ.get("SLURM_NTASKS") or 1)}
+    return {
+        "job_id": os.environ.get("SLURM_JOB_ID"),
+        "restart_count": int(os.environ.get("SLURM_RESTART_COUNT") or 0),
+        "ntasks": int(os.environ.get("SLURM_NTASKS") or 1),
+    }
 
 
-def setup_failure_summary(cfg: DictConfig, folder: RunFolder, status: str, error: str, started: float) -> dict:
+def setup_failure_summary(
+    cfg: DictConfig, folder: RunFolder, status: str, error: str, started: float
+) -> dict:
     """What is known of a run that failed (or was interrupted) before training started."""
     return {
-        **{name: OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
-           for name, key in (("experiment", "experiment_name"), ("run_name", "run_name"), ("seed", "seed"))},
+        **{
+            name: OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+            for name, key in (("experiment", "experiment_name"), ("run_name", "run_name"), ("seed", "seed"))
+        },
         "status": status,
         "error": error,
         "output_dir": str(folder.path),
@@ -147,8 +183,17 @@ def setup_failure_summary(cfg: DictConfig, folder: RunFolder, status: str, error
     }
 
 
-def finish_record(summary: dict, cfg: DictConfig, trainer: pl.Trainer, model: TaskModel, record: EpochRecord,
-                  test_metrics: dict | None, started: float, wandb_logger, error: BaseException | None = None) -> None:
+def finish_record(
+    summary: dict,
+    cfg: DictConfig,
+    trainer: pl.Trainer,
+    model: TaskModel,
+    record: EpochRecord,
+    test_metrics: dict | None,
+    started: float,
+    wandb_logger,
+    error: BaseException | None = None,
+) -> None:
     """Fill in the results and the run's health, write summary.json, and close the W&B run with the same numbers."""
     rows = record.rows
     now = time.time()
@@ -172,8 +217,14 @@ def finish_record(summary: dict, cfg: DictConfig, trainer: pl.Trainer, model: Ta
     if section := model.summary_section():
         summary[model.task] = section
     summary["objective"] = (summary["best"] or {}).get(cfg.monitor)
-    summary["health"] = health.assess(rows, model.task, cfg.monitor, cfg.monitor_mode, error,
-                                      num_classes=(summary.get("data_facts") or {}).get("num_classes"))
+    summary["health"] = health.assess(
+        rows,
+        model.task,
+        cfg.monitor,
+        cfg.monitor_mode,
+        error,
+        num_classes=(summary.get("data_facts") or {}).get("num_classes"),
+    )
     if wandb_logger is not None:
         summary["wandb"] = _local_wandb_section(wandb_logger)
     # First: the record must never depend on the tracker. SLURM signals every process of a job, W&B's service
@@ -182,8 +233,12 @@ def finish_record(summary: dict, cfg: DictConfig, trainer: pl.Trainer, model: Ta
     if wandb_logger is not None:
         problem = _finish_tracker(wandb_logger, summary)
         if problem is not None:
-            log.warning("W&B run not finished (%s); the run record in %s is complete%s.", problem,
-                        record.folder.path, _sync_hint(summary["wandb"]))
+            log.warning(
+                "W&B run not finished (%s); the run record in %s is complete%s.",
+                problem,
+                record.folder.path,
+                _sync_hint(summary["wandb"]),
+            )
             summary["wandb"]["not_finished"] = problem
             record.folder.write_summary(summary)
 

@@ -82,7 +82,9 @@ def stop_signals():
         yield
         return
     fired: list[int] = []
-    in_launcher: list[int] = []  # signals that came while submitit's USR2 handler ran (its requeue sends SIGTERM)
+    in_launcher: list[
+        int
+    ] = []  # signals that came while submitit's USR2 handler ran (its requeue sends SIGTERM)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)}
 
     def on_sigterm(signum, frame):
@@ -121,8 +123,13 @@ def stop_signals():
         except Exception as exc:  # noqa: BLE001 - submitit's "not requeued" error, raised again after recording
             if requeued_by_slurm():  # SLURM's requeue SIGTERM killed submitit's own `scontrol requeue` child
                 raise _received(Stopped(signum, REQUEUED_BY_SUBMITIT)) from None
-            raise _received(Stopped(signum, "stopped by SIGUSR2 (SLURM preemption or time limit), not requeued: "
-                                            f"{exc}", reraise=exc)) from None
+            raise _received(
+                Stopped(
+                    signum,
+                    f"stopped by SIGUSR2 (SLURM preemption or time limit), not requeued: {exc}",
+                    reraise=exc,
+                )
+            ) from None
         fired.remove(signum)
         if in_launcher:  # SLURM's SIGTERM came while the handler ran: stop for it now
             fired.append(signal.SIGTERM)
@@ -142,8 +149,10 @@ def stop_signals():
 
 _ACTIVE: dict = {}
 _RECEIVED: list[Stopped] = []  # the stop this process received inside ``stop_signals`` (at most one)
-REQUEUED_BY_SUBMITIT = ("stopped by SIGUSR2 (SLURM preemption or time limit): requeued by submitit; it resumes "
-                        "from checkpoints/last.ckpt when it restarts")
+REQUEUED_BY_SUBMITIT = (
+    "stopped by SIGUSR2 (SLURM preemption or time limit): requeued by submitit; it resumes "
+    "from checkpoints/last.ckpt when it restarts"
+)
 
 
 _HOLD: list[bool] = []  # non-empty while a run's record is written: a stop signal then does not cut it short
@@ -173,7 +182,9 @@ def requeued_by_slurm() -> bool:
     if not job:
         return False
     try:
-        shown = subprocess.run(["scontrol", "show", "job", "-o", job], check=False, capture_output=True, text=True, timeout=20)
+        shown = subprocess.run(
+            ["scontrol", "show", "job", "-o", job], check=False, capture_output=True, text=True, timeout=20
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     restarts = re.search(r"\bRestarts=(\d+)", shown.stdout)
@@ -235,6 +246,7 @@ def exit_promptly(code: int, grace_s: float = 3.0) -> None:
     import sys
 
     if "wandb" in sys.modules:
+
         def teardown():
             try:
                 import wandb

@@ -9,8 +9,8 @@ import pytorch_lightning as pl
 import torch
 
 from visionlab.config.errors import ConfigError, NonFiniteLossError
-from visionlab.tasks.schedules import is_per_step
 from visionlab.record.metric_keys import VAL_LOSS
+from visionlab.tasks.schedules import is_per_step
 
 
 class VisionModule(pl.LightningModule):
@@ -33,8 +33,12 @@ class VisionModule(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.scheduler_monitor = scheduler_monitor
         self.channels_last = channels_last
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer(
+            "mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False
+        )
 
     def setup(self, stage: str) -> None:
         if self.channels_last:
@@ -64,7 +68,9 @@ class VisionModule(pl.LightningModule):
 
     def configure_optimizers(self):
         if self.optimizer_factory is None:
-            raise ConfigError("model.optimizer is not set; e.g. model/optimizer=adam or model.optimizer._target_=...")
+            raise ConfigError(
+                "model.optimizer is not set; e.g. model/optimizer=adam or model.optimizer._target_=..."
+            )
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
             return optimizer
@@ -72,7 +78,9 @@ class VisionModule(pl.LightningModule):
         if is_per_step(self.scheduler_factory):
             total = self.trainer.estimated_stepping_batches  # inf without a budget: the schedule says so
             per_epoch = self._optimizer_steps_per_epoch(total)
-            scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=total, steps_per_epoch=per_epoch)
+            scheduler = self.scheduler_factory(
+                optimizer=optimizer, total_steps=total, steps_per_epoch=per_epoch
+            )
             interval = "step"
         else:
             scheduler = self.scheduler_factory(optimizer=optimizer)
@@ -93,8 +101,9 @@ class VisionModule(pl.LightningModule):
         epochs = self.trainer.max_epochs
         return max(1, int(total) // epochs) if math.isfinite(total) and epochs and epochs > 0 else 1
 
-    def log_validation_epoch(self, loss_key: str, loss, score_key: str, score, best_key: str, best,
-                             extra: dict | None = None) -> None:
+    def log_validation_epoch(
+        self, loss_key: str, loss, score_key: str, score, best_key: str, best, extra: dict | None = None
+    ) -> None:
         """Validation loss and score, plus the best score so far (``best`` is a MaxMetric, not updated and not
         logged during the sanity check, so it only ever sees real epochs); ``extra``: further metrics by key."""
         if not self.trainer.sanity_checking:

@@ -26,18 +26,28 @@ def is_per_step(factory) -> bool:
 
 
 @per_step
-def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, steps_per_epoch: int, warmup_epochs: float,
-                  final_lr_fraction: float, warmup_start_fraction: float) -> SequentialLR:
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    steps_per_epoch: int,
+    warmup_epochs: float,
+    final_lr_fraction: float,
+    warmup_start_fraction: float,
+) -> SequentialLR:
     """Linear warm-up from ``warmup_start_fraction`` × lr to lr over ``warmup_epochs``, then a half cosine down to
     ``final_lr_fraction`` × lr at the last step of the budget (``trainer.max_epochs`` or ``trainer.max_steps``;
     early stopping may end the run before)."""
     if not 0.0 <= final_lr_fraction <= 1.0 or not 0.0 < warmup_start_fraction <= 1.0 or warmup_epochs < 0:
-        raise ConfigError("model.scheduler: warmup_epochs must be >= 0, final_lr_fraction in [0, 1] and "
-                          f"warmup_start_fraction in (0, 1]; got {warmup_epochs}, {final_lr_fraction}, "
-                          f"{warmup_start_fraction}")
+        raise ConfigError(
+            "model.scheduler: warmup_epochs must be >= 0, final_lr_fraction in [0, 1] and "
+            f"warmup_start_fraction in (0, 1]; got {warmup_epochs}, {final_lr_fraction}, "
+            f"{warmup_start_fraction}"
+        )
     if not math.isfinite(total_steps) or total_steps < 1:
-        raise ConfigError(f"model.scheduler=warmup_cosine needs a finite number of training steps (got {total_steps}):"
-                          " set trainer.max_epochs or trainer.max_steps.")
+        raise ConfigError(
+            f"model.scheduler=warmup_cosine needs a finite number of training steps (got {total_steps}):"
+            " set trainer.max_epochs or trainer.max_steps."
+        )
     warmup = min(round(warmup_epochs * steps_per_epoch), int(total_steps) - 1)
     decay = max(1, int(total_steps) - warmup)
 

@@ -50,8 +50,9 @@ class EpochRecord(pl.Callback):
     def on_train_epoch_start(self, trainer, pl_module):
         self._epoch_start = None
         # the learning rates this epoch trains with (an epoch-wise scheduler steps after the epoch's end hooks)
-        self._epoch_lrs = [group["lr"] for group in (trainer.optimizers[0].param_groups if trainer.optimizers
-                                                     else [])]
+        self._epoch_lrs = [
+            group["lr"] for group in (trainer.optimizers[0].param_groups if trainer.optimizers else [])
+        ]
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if self._epoch_start is None:

@@ -26,8 +26,15 @@ from visionlab.data.batched_ops import bernoulli, contrast_about_grey, to_device
 class SignBatchAugment:
     """(uint8 N×H×W×C images, labels, generator) → (float N×C×crop×crop in [0, 1], channels_last, labels)."""
 
-    def __init__(self, crop: int, rotation: float, brightness: float, contrast: float,
-                 flip_classes: Sequence[int], scale: float = 0.0):
+    def __init__(
+        self,
+        crop: int,
+        rotation: float,
+        brightness: float,
+        contrast: float,
+        flip_classes: Sequence[int],
+        scale: float = 0.0,
+    ):
         self.crop, self.rotation, self.scale = int(crop), float(rotation), float(scale)
         self.brightness, self.contrast = float(brightness), float(contrast)
         self.flip_classes = torch.as_tensor(list(flip_classes), dtype=torch.int64)
@@ -66,8 +73,19 @@ class SignBatchAugment:
             source_x = cos * (ox + extra) - sin * oy + cx + (m00 + m01) * mid  # where the output centre lands
             source_y = sin * (ox + extra) + cos * oy + cy + (m10 + m11) * mid
             k_x, k_y = to_x * half * shrink, to_y * half * shrink
-            maps.append(np.stack([k_x * m00, k_x * m01, to_x * (source_x + 0.5) - 1.0,
-                                  k_y * m10, k_y * m11, to_y * (source_y + 0.5) - 1.0], 1))
+            maps.append(
+                np.stack(
+                    [
+                        k_x * m00,
+                        k_x * m01,
+                        to_x * (source_x + 0.5) - 1.0,
+                        k_y * m10,
+                        k_y * m11,
+                        to_y * (source_y + 0.5) - 1.0,
+                    ],
+                    1,
+                )
+            )
         return maps[0], maps[1]
 
     def flips(self, coin: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -85,8 +103,9 @@ class SignBatchAugment:
         # factor (a division: v / 255 is exact where v · (1/255) is not, so untouched pixels keep their values)
         with np.errstate(divide="ignore"):
             divisor = 255.0 / p["brightness"].numpy()
-        packed = np.concatenate([plain, mirrored, p["flip"].numpy()[:, None], divisor[:, None],
-                                 p["contrast"].numpy()[:, None]], 1)
+        packed = np.concatenate(
+            [plain, mirrored, p["flip"].numpy()[:, None], divisor[:, None], p["contrast"].numpy()[:, None]], 1
+        )
         packed = to_device(torch.from_numpy(packed.astype(np.float32)), images.device)
         flip = self.flips(packed[:, 12] > 0.5, labels)
         theta = torch.where(flip[:, None], packed[:, 6:12], packed[:, :6]).view(n, 2, 3)

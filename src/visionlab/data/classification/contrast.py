@@ -18,8 +18,10 @@ CHUNK = 4096  # images per call: bounded memory on a large set
 
 def check_method(method: str) -> str:
     if method not in METHODS:
-        raise ConfigError(f"data.contrast_norm={method!r} is not one of {', '.join(METHODS)}; e.g. "
-                          "data.contrast_norm=equalize (none keeps the images as they are).")
+        raise ConfigError(
+            f"data.contrast_norm={method!r} is not one of {', '.join(METHODS)}; e.g. "
+            "data.contrast_norm=equalize (none keeps the images as they are)."
+        )
     return method
 
 

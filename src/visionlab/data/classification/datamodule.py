@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from visionlab.config.checks import at_least, expect, is_integer, is_number, one_of
+from visionlab.config.errors import ConfigError, DataError
 from visionlab.data.albumentations_backend import keep_opencv_single_threaded, reseed
 from visionlab.data.classification.augment import SignBatchAugment
 from visionlab.data.classification.contrast import check_method, normalise_contrast
@@ -26,7 +27,6 @@ from visionlab.data.classification.synthetic import make_synthetic_signs
 from visionlab.data.facts import DataFacts, class_names_or_ids
 from visionlab.data.in_memory import InMemoryDataModule
 from visionlab.data.splits import check_fraction, held_out_split
-from visionlab.config.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +105,18 @@ def check_flip_classes(flip, num_classes: int) -> list[int]:
     is_list = isinstance(flip, Sequence) and not isinstance(flip, str)
     shown = list(flip) if is_list else flip
     if not is_list or not all(is_integer(c) for c in flip):
-        raise ConfigError(f"data.flip_classes={shown!r} is not valid: expected a list of class ids or all; "
-                          "e.g. data.flip_classes=[11,12,13] (or [] to flip none).")
+        raise ConfigError(
+            f"data.flip_classes={shown!r} is not valid: expected a list of class ids or all; "
+            "e.g. data.flip_classes=[11,12,13] (or [] to flip none)."
+        )
     bad = [c for c in flip if c < 0 or c >= num_classes]
     if bad:
-        raise ConfigError(f"data.flip_classes={shown!r} is not valid: {', '.join(map(str, bad))} "
-                          f"{'is not a class id' if len(bad) == 1 else 'are not class ids'}; class ids are in "
-                          f"[0, {num_classes}) (data.num_classes={num_classes}). Pass only the ids of mirror-symmetric "
-                          "classes, e.g. data.flip_classes=[11,12,13].")
+        raise ConfigError(
+            f"data.flip_classes={shown!r} is not valid: {', '.join(map(str, bad))} "
+            f"{'is not a class id' if len(bad) == 1 else 'are not class ids'}; class ids are in "
+            f"[0, {num_classes}) (data.num_classes={num_classes}). Pass only the ids of mirror-symmetric "
+            "classes, e.g. data.flip_classes=[11,12,13]."
+        )
     return list(flip)
 
 
@@ -131,12 +135,30 @@ class ClassificationDataModule(InMemoryDataModule):
 
     task = "classification"
 
-    def __init__(self, batch_size: int, eval_batch_size: int, num_workers: int, val_fraction: float,
-                 split_seed: int, seed: int, crop: int, rotation: float, brightness: float, contrast: float,
-                 flip_classes: list[int] | str, num_classes: int = 43, class_names: list[str] | None = None,
-                 channels: int = 3, input_size: int | None = None, test_fraction: float = 0.0,
-                 augment_backend: str = "batched", pin_memory: bool = False, name: str | None = None,
-                 scale: float = 0.0, contrast_norm: str = "none"):
+    def __init__(
+        self,
+        batch_size: int,
+        eval_batch_size: int,
+        num_workers: int,
+        val_fraction: float,
+        split_seed: int,
+        seed: int,
+        crop: int,
+        rotation: float,
+        brightness: float,
+        contrast: float,
+        flip_classes: list[int] | str,
+        num_classes: int = 43,
+        class_names: list[str] | None = None,
+        channels: int = 3,
+        input_size: int | None = None,
+        test_fraction: float = 0.0,
+        augment_backend: str = "batched",
+        pin_memory: bool = False,
+        name: str | None = None,
+        scale: float = 0.0,
+        contrast_norm: str = "none",
+    ):
         """``name``: the data config's short name (``data.name``, part of the default experiment name);
         ``contrast_norm``: per-image contrast normalisation of every split at load time (``contrast``)."""
         super().__init__(batch_size, eval_batch_size, num_workers, seed, augment_backend, pin_memory)
@@ -150,16 +172,35 @@ class ClassificationDataModule(InMemoryDataModule):
         # serves is its crop (``facts.input_size``), and the model checks that it fits (``check_data_fits``)
         expect("data.channels", channels, one_of(1, 3), "1 (grey) or 3 (RGB)", "data.channels=3")
         expect("data.num_classes", num_classes, at_least(2), "an integer ≥ 2", "data.num_classes=10")
-        for key, value in (("data.rotation", rotation), ("data.brightness", brightness), ("data.contrast", contrast)):
+        for key, value in (
+            ("data.rotation", rotation),
+            ("data.brightness", brightness),
+            ("data.contrast", contrast),
+        ):
             expect(key, value, lambda v: is_number(v) and v >= 0, "a number ≥ 0", f"{key}=0.2")
-        expect("data.scale", scale, lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1) (zoom ± scale)",
-               "data.scale=0.1")
+        expect(
+            "data.scale",
+            scale,
+            lambda v: is_number(v) and 0 <= v < 1,
+            "a number in [0, 1) (zoom ± scale)",
+            "data.scale=0.1",
+        )
         self.num_classes, self.requested_channels = num_classes, channels
         self.contrast_norm = check_method(contrast_norm)
-        self.stated_class_names = None if class_names is None else class_names_or_ids(class_names, num_classes)
-        flips = range(num_classes) if flip_classes == FLIP_ALL else check_flip_classes(flip_classes, num_classes)
-        self.recipe = {"crop": int(crop), "rotation": float(rotation), "brightness": float(brightness),
-                       "contrast": float(contrast), "flip_classes": [int(c) for c in flips], "scale": float(scale)}
+        self.stated_class_names = (
+            None if class_names is None else class_names_or_ids(class_names, num_classes)
+        )
+        flips = (
+            range(num_classes) if flip_classes == FLIP_ALL else check_flip_classes(flip_classes, num_classes)
+        )
+        self.recipe = {
+            "crop": int(crop),
+            "rotation": float(rotation),
+            "brightness": float(brightness),
+            "contrast": float(contrast),
+            "flip_classes": [int(c) for c in flips],
+            "scale": float(scale),
+        }
         self.arrays: dict[str, np.ndarray] | None = None
         self._train_arrays: tuple[np.ndarray, np.ndarray] | None = None
         self._facts: DataFacts | None = None
@@ -189,16 +230,19 @@ class ClassificationDataModule(InMemoryDataModule):
             y = arrays.get(f"y_{split}")
             if y is not None and len(y) and (y.min() < 0 or y.max() >= self.num_classes):
                 bad = y[(y < 0) | (y >= self.num_classes)][:5].tolist()
-                raise DataError(f"{self.description}: {split} labels outside 0..{self.num_classes - 1} (e.g. {bad}) "
-                                f"but data.num_classes={self.num_classes}; set data.num_classes to the number of "
-                                "classes the data has.")
+                raise DataError(
+                    f"{self.description}: {split} labels outside 0..{self.num_classes - 1} (e.g. {bad}) "
+                    f"but data.num_classes={self.num_classes}; set data.num_classes to the number of "
+                    "classes the data has."
+                )
 
     def load_splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         arrays = {key: value for key, value in self.load_arrays().items()}
         for split in ("train", "val", "test"):
             if f"x_{split}" in arrays:
-                arrays[f"x_{split}"] = normalise_contrast(to_channels(arrays[f"x_{split}"], self.requested_channels),
-                                                          self.contrast_norm)
+                arrays[f"x_{split}"] = normalise_contrast(
+                    to_channels(arrays[f"x_{split}"], self.requested_channels), self.contrast_norm
+                )
                 arrays[f"y_{split}"] = np.asarray(arrays[f"y_{split}"]).astype(np.int64)
         self._check_labels(arrays)
         self._check_crop(arrays["x_train"].shape[1:3])
@@ -212,43 +256,73 @@ class ClassificationDataModule(InMemoryDataModule):
             policy = "group" if groups is not None else "stratified"
             carve_test = self.test_fraction if "x_test" not in arrays else 0.0
             train_idx, val_idx, test_idx = held_out_split(
-                y, groups if groups is not None else np.arange(len(y)), self.val_fraction, carve_test,
-                self.split_seed)
-            made = f"{len(train_idx)} train / {len(val_idx)} val" + (f" / {len(test_idx)} test" if len(test_idx) else "")
-            split = (f"{made} ({'whole groups' if groups is not None else 'random'}, stratified by class; "
-                     f"data.val_fraction={self.val_fraction:g}"
-                     + (f", data.test_fraction={carve_test:g}" if carve_test else "")
-                     + f", data.split_seed={self.split_seed})")
+                y,
+                groups if groups is not None else np.arange(len(y)),
+                self.val_fraction,
+                carve_test,
+                self.split_seed,
+            )
+            made = f"{len(train_idx)} train / {len(val_idx)} val" + (
+                f" / {len(test_idx)} test" if len(test_idx) else ""
+            )
+            split = (
+                f"{made} ({'whole groups' if groups is not None else 'random'}, stratified by class; "
+                f"data.val_fraction={self.val_fraction:g}"
+                + (f", data.test_fraction={carve_test:g}" if carve_test else "")
+                + f", data.split_seed={self.split_seed})"
+            )
         self._train_arrays = (x[train_idx], y[train_idx])
         splits = {"train": self._train_arrays}
-        splits["val"] = ((center_crop(x[val_idx], self.crop), y[val_idx]) if val_idx is not None
-                         else (center_crop(arrays["x_val"], self.crop), arrays["y_val"]))
+        splits["val"] = (
+            (center_crop(x[val_idx], self.crop), y[val_idx])
+            if val_idx is not None
+            else (center_crop(arrays["x_val"], self.crop), arrays["y_val"])
+        )
         if "x_test" in arrays:
             splits["test"] = (center_crop(arrays["x_test"], self.crop), arrays["y_test"])
             split += "; test: the data's own test split"
         elif len(test_idx):
             splits["test"] = (center_crop(x[test_idx], self.crop), y[test_idx])
         if len(splits["train"][1]) == 0:
-            raise DataError(f"{self.description}: the training split is empty; add images or lower "
-                            "data.val_fraction / data.test_fraction.")
+            raise DataError(
+                f"{self.description}: the training split is empty; add images or lower "
+                "data.val_fraction / data.test_fraction."
+            )
         for name in [name for name, (_, labels) in splits.items() if len(labels) == 0]:
-            log.warning("%s: the %s split is empty (too few images or groups per class to hold some out).",
-                        self.description, name)
+            log.warning(
+                "%s: the %s split is empty (too few images or groups per class to hold some out).",
+                self.description,
+                name,
+            )
         names = self.stated_class_names if self.stated_class_names is not None else self.own_class_names()
-        self._facts = DataFacts(self.task, self.num_classes, class_names_or_ids(names, self.num_classes),
-                                int(x.shape[-1]), (self.crop, self.crop), policy, split)
-        log.info("%s: %d train / %d val images (%s), test: %s", self.description, len(splits["train"][1]),
-                 len(splits["val"][1]), split, f"{len(splits['test'][1])} images" if "test" in splits
-                 else "not available")
+        self._facts = DataFacts(
+            self.task,
+            self.num_classes,
+            class_names_or_ids(names, self.num_classes),
+            int(x.shape[-1]),
+            (self.crop, self.crop),
+            policy,
+            split,
+        )
+        log.info(
+            "%s: %d train / %d val images (%s), test: %s",
+            self.description,
+            len(splits["train"][1]),
+            len(splits["val"][1]),
+            split,
+            f"{len(splits['test'][1])} images" if "test" in splits else "not available",
+        )
         return splits
 
     def _check_crop(self, size: tuple[int, int]) -> None:
         """Training crops and evaluation centre crops are data.crop×data.crop: they must fit in the images."""
         height, width = (int(n) for n in size)
         if self.crop > min(height, width):
-            raise DataError(f"data.crop={self.crop} is larger than the {height}×{width} images of "
-                            f"{self.description}: set data.crop ≤ {min(height, width)} (the model's input follows "
-                            "it), e.g. data.crop=28.")
+            raise DataError(
+                f"data.crop={self.crop} is larger than the {height}×{width} images of "
+                f"{self.description}: set data.crop ≤ {min(height, width)} (the model's input follows "
+                "it), e.g. data.crop=28."
+            )
 
     def batch_augment(self) -> SignBatchAugment:
         return SignBatchAugment(**self.recipe)
@@ -281,11 +355,21 @@ class GTSRBDataModule(TrafficSignDataModule):
 class SyntheticSignsDataModule(TrafficSignDataModule):
     """The embedded synthetic 43-class set; needs no files and no network."""
 
-    def __init__(self, tracks_per_class: int = 10, frames_per_track: int = 10, test_tracks_per_class: int = 3,
-                 data_seed: int = 0, **kwargs):
+    def __init__(
+        self,
+        tracks_per_class: int = 10,
+        frames_per_track: int = 10,
+        test_tracks_per_class: int = 3,
+        data_seed: int = 0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self.synthetic = dict(tracks_per_class=tracks_per_class, frames_per_track=frames_per_track,
-                              test_tracks_per_class=test_tracks_per_class, seed=data_seed)
+        self.synthetic = dict(
+            tracks_per_class=tracks_per_class,
+            frames_per_track=frames_per_track,
+            test_tracks_per_class=test_tracks_per_class,
+            seed=data_seed,
+        )
 
     @property
     def description(self) -> str:

@@ -33,8 +33,10 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 SPLIT_FOLDERS = ("train", "val", "test")
 CACHE_VERSION = 2  # 2: large images reduced while decoded (decode)
-LAYOUT = ("an image folder holds one sub-folder per class with its images (<data_dir>/<class>/<image>.png; any "
-          "size, RGB or grey), or train/ (and optionally val/, test/) each holding those class folders")
+LAYOUT = (
+    "an image folder holds one sub-folder per class with its images (<data_dir>/<class>/<image>.png; any "
+    "size, RGB or grey), or train/ (and optionally val/, test/) each holding those class folders"
+)
 
 
 def _visible_dirs(folder: Path) -> list[Path]:
@@ -50,13 +52,17 @@ def class_folders(data_dir: str | Path) -> list[str]:
     """The class names (sub-folder names, sorted) of an image folder; a DataError saying what is expected."""
     data_dir = Path(str(data_dir)).expanduser()
     if not data_dir.is_dir():
-        raise DataError(f"data.data_dir={data_dir} {'is not a folder' if data_dir.exists() else 'does not exist'}: "
-                        f"{LAYOUT}. Point data.data_dir at such a folder.")
+        raise DataError(
+            f"data.data_dir={data_dir} {'is not a folder' if data_dir.exists() else 'does not exist'}: "
+            f"{LAYOUT}. Point data.data_dir at such a folder."
+        )
     root = class_root(data_dir)
     names = [p.name for p in _visible_dirs(root)]
     if len(names) < 2:
-        raise DataError(f"data.data_dir={data_dir}: found {len(names)} class folder(s) in {root} ({', '.join(names) or 'none'}), "
-                        f"need at least 2: {LAYOUT}.")
+        raise DataError(
+            f"data.data_dir={data_dir}: found {len(names)} class folder(s) in {root} ({', '.join(names) or 'none'}), "
+            f"need at least 2: {LAYOUT}."
+        )
     return names
 
 
@@ -85,22 +91,28 @@ def _refuse_outside(path: Path, data_dir: Path, inside: Path) -> None:
     if _inside(path, inside):
         return
     link = _where(_leaving_link(path, data_dir, inside), data_dir, inside)
-    raise DataError(f"{link}: a symbolic link to {os.path.realpath(link)}, outside the data folder {data_dir}; "
-                    "images are read only from inside data.data_dir. Replace the link by what it points to, or set "
-                    "data.follow_symlinks=true to follow links that leave the folder.")
+    raise DataError(
+        f"{link}: a symbolic link to {os.path.realpath(link)}, outside the data folder {data_dir}; "
+        "images are read only from inside data.data_dir. Replace the link by what it points to, or set "
+        "data.follow_symlinks=true to follow links that leave the folder."
+    )
 
 
 def _refuse_cycle(link: Path, parent: str, data_dir: Path, inside: Path) -> None:
     """A DataError for a link to a folder that holds it (its images would be listed again, under another class)."""
     target = os.path.realpath(link)
     if parent == target or Path(parent).is_relative_to(target):
-        raise DataError(f"{_where(link, data_dir, inside)}: a symbolic link to {target}, a folder that holds the link "
-                        "itself (a cycle); remove the link.")
+        raise DataError(
+            f"{_where(link, data_dir, inside)}: a symbolic link to {target}, a folder that holds the link "
+            "itself (a cycle); remove the link."
+        )
 
 
 def _unreadable(path: Path, exc: OSError, what: str) -> DataError:
-    return DataError(f"{path}: cannot read this {what} ({exc.strerror or type(exc).__name__}). Make it readable, "
-                     "or remove it from the data folder.")
+    return DataError(
+        f"{path}: cannot read this {what} ({exc.strerror or type(exc).__name__}). Make it readable, "
+        "or remove it from the data folder."
+    )
 
 
 def _images(folder: Path, data_dir: Path, follow_symlinks: bool = False) -> list[Path]:
@@ -141,7 +153,9 @@ def _images(folder: Path, data_dir: Path, follow_symlinks: bool = False) -> list
     return sorted(found)
 
 
-def listing(data_dir: Path, classes: list[str], follow_symlinks: bool = False) -> dict[str, list[tuple[Path, int]]]:
+def listing(
+    data_dir: Path, classes: list[str], follow_symlinks: bool = False
+) -> dict[str, list[tuple[Path, int]]]:
     """{split: [(file, label), …]} for the splits present (``train`` always)."""
     root = class_root(data_dir)
     splits = {"train": root}
@@ -152,14 +166,18 @@ def listing(data_dir: Path, classes: list[str], follow_symlinks: bool = False) -
         present = [p.name for p in _visible_dirs(folder)]
         unknown = sorted(set(present) - set(classes))
         if unknown:
-            raise DataError(f"{folder}: class folder(s) {', '.join(unknown)} are not among the training classes "
-                            f"({', '.join(classes)}); every split uses the classes of {root}.")
+            raise DataError(
+                f"{folder}: class folder(s) {', '.join(unknown)} are not among the training classes "
+                f"({', '.join(classes)}); every split uses the classes of {root}."
+            )
         files = []
         for label, name in enumerate(classes):
             images = _images(folder / name, data_dir, follow_symlinks) if (folder / name).is_dir() else []
             if split == "train" and not images:
-                raise DataError(f"{folder / name}: no images ({', '.join(IMAGE_SUFFIXES)}); every class folder "
-                                "needs at least one. Remove the folder or add images.")
+                raise DataError(
+                    f"{folder / name}: no images ({', '.join(IMAGE_SUFFIXES)}); every class folder "
+                    "needs at least one. Remove the folder or add images."
+                )
             files += [(path, label) for path in images]
         if not files:
             raise DataError(f"{folder}: no images in any class folder.")
@@ -185,7 +203,10 @@ def _high_depth_grey_to_8bit(img, size: int):
 
     width, height = img.size
     band = max(1, STRIP_PIXELS // width)  # rows per strip when the maximum is found (getextrema lacks I;16B)
-    top = max(float(np.asarray(img.crop((0, y, width, min(height, y + band)))).max()) for y in range(0, height, band))
+    top = max(
+        float(np.asarray(img.crop((0, y, width, min(height, y + band)))).max())
+        for y in range(0, height, band)
+    )
     top = top or 1.0
     factor = reduction_factor(width, height, size)
     out_w, out_h = width // factor, height // factor
@@ -206,7 +227,9 @@ def decode(path: Path, size: int, channels: int) -> np.ndarray:
 
     try:
         with Image.open(path) as img:
-            img.draft(None, (2 * size, 2 * size))  # JPEG: decode at 1/2, 1/4 or 1/8 scale where that is enough
+            img.draft(
+                None, (2 * size, 2 * size)
+            )  # JPEG: decode at 1/2, 1/4 or 1/8 scale where that is enough
             img.load()
             if img.mode.startswith("I;16") or img.mode in HIGH_DEPTH_GREY:
                 img = _high_depth_grey_to_8bit(img, size)
@@ -219,11 +242,14 @@ def decode(path: Path, size: int, channels: int) -> np.ndarray:
             img = ImageOps.fit(img, (size, size), method=Image.Resampling.BILINEAR)
             return np.asarray(img, np.uint8).reshape(size, size, channels)
     except Exception as exc:
-        raise DataError(f"{path}: not a readable image ({type(exc).__name__}: {exc}). Remove or replace it.") from exc
+        raise DataError(
+            f"{path}: not a readable image ({type(exc).__name__}: {exc}). Remove or replace it."
+        ) from exc
 
 
-def _digest(data_dir: Path, files: dict[str, list[tuple[Path, int]]], classes: list[str], size: int,
-            channels: int) -> str:
+def _digest(
+    data_dir: Path, files: dict[str, list[tuple[Path, int]]], classes: list[str], size: int, channels: int
+) -> str:
     h = hashlib.sha1(f"{CACHE_VERSION}|{data_dir.resolve()}|{size}|{channels}|{classes}".encode())
     for split, items in files.items():
         for path, label in items:
@@ -231,19 +257,30 @@ def _digest(data_dir: Path, files: dict[str, list[tuple[Path, int]]], classes: l
                 stat = path.stat()
             except OSError as exc:
                 raise _unreadable(path, exc, "file") from None
-            h.update(f"{split}|{path.relative_to(data_dir)}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+            h.update(
+                f"{split}|{path.relative_to(data_dir)}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode()
+            )
     return h.hexdigest()[:16]
 
 
-def load_image_folder(data_dir: str | Path, cache_dir: str | Path, image_size: int, channels: int,
-                      classes: list[str] | None = None, follow_symlinks: bool = False) -> dict[str, np.ndarray]:
+def load_image_folder(
+    data_dir: str | Path,
+    cache_dir: str | Path,
+    image_size: int,
+    channels: int,
+    classes: list[str] | None = None,
+    follow_symlinks: bool = False,
+) -> dict[str, np.ndarray]:
     """``x_<split>`` uint8 (N, size, size, C), ``y_<split>`` int64 and ``files_<split>`` (paths relative to
     ``data_dir``) for the splits present; decoded once, then read from the cache. Symbolic links that leave
     ``data_dir`` are refused unless ``follow_symlinks`` (module docstring)."""
     data_dir = Path(str(data_dir)).expanduser()
     classes = classes or class_folders(data_dir)
     files = listing(data_dir, classes, follow_symlinks)
-    cached = Path(str(cache_dir)).expanduser() / f"image_folder_{_digest(data_dir, files, classes, image_size, channels)}.npz"
+    cached = (
+        Path(str(cache_dir)).expanduser()
+        / f"image_folder_{_digest(data_dir, files, classes, image_size, channels)}.npz"
+    )
     if cached.is_file():
         try:
             with np.load(cached, allow_pickle=False) as npz:
@@ -252,8 +289,15 @@ def load_image_folder(data_dir: str | Path, cache_dir: str | Path, image_size: i
         except Exception:  # noqa: BLE001 - a damaged cache is decoded again
             log.warning("Cache %s is unreadable; decoding %s again.", cached, data_dir)
     total = sum(len(items) for items in files.values())
-    log.info("Decoding %d images under %s once (to %d×%d, %d channel(s)); cache %s", total, data_dir, image_size,
-             image_size, channels, cached)
+    log.info(
+        "Decoding %d images under %s once (to %d×%d, %d channel(s)); cache %s",
+        total,
+        data_dir,
+        image_size,
+        image_size,
+        channels,
+        cached,
+    )
     arrays: dict[str, np.ndarray] = {}
     for split, items in files.items():
         arrays[f"x_{split}"] = np.stack([decode(path, image_size, channels) for path, _ in items])
@@ -265,7 +309,9 @@ def load_image_folder(data_dir: str | Path, cache_dir: str | Path, image_size: i
         np.savez(tmp, **arrays)
         tmp.replace(cached)
     except OSError as exc:  # a read-only cache folder costs a decode next time, nothing else
-        log.warning("Could not write the cache %s (%s); the folder will be decoded again next time.", cached, exc)
+        log.warning(
+            "Could not write the cache %s (%s); the folder will be decoded again next time.", cached, exc
+        )
     return arrays
 
 

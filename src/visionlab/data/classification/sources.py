@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from visionlab.data.npz_files import not_an_npz
 from visionlab.config.errors import DataError
+from visionlab.data.npz_files import not_an_npz
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +30,15 @@ HOW_TO_GET_DATA = (
 )
 
 
-def _check_split(arrays: dict[str, np.ndarray], split: str, origin: str, num_classes: int = NUM_CLASSES) -> None:
+def _check_split(
+    arrays: dict[str, np.ndarray], split: str, origin: str, num_classes: int = NUM_CLASSES
+) -> None:
     x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
     if x.ndim != 4 or x.shape[1] != x.shape[2] or x.shape[3] != 3:
-        raise DataError(f"{origin}: x_{split} has shape {x.shape}, expected (N, S, S, 3) RGB square images "
-                        f"(S = {IMAGE_SIZE} for GTSRB as visionlab prepares it).")
+        raise DataError(
+            f"{origin}: x_{split} has shape {x.shape}, expected (N, S, S, 3) RGB square images "
+            f"(S = {IMAGE_SIZE} for GTSRB as visionlab prepares it)."
+        )
     if x.dtype != np.uint8:
         raise DataError(f"{origin}: x_{split} has dtype {x.dtype}, expected uint8 (0..255).")
     if y.ndim != 1 or len(y) != len(x):
@@ -52,11 +56,16 @@ def _check_split(arrays: dict[str, np.ndarray], split: str, origin: str, num_cla
 def _test_only(arrays: dict[str, np.ndarray]) -> bool:
     """A file with the official test split alone (x_test/y_test, no training keys), as data READMEs allow."""
     return not any(key in arrays for key in ("x_train", "y_train", "track_train")) and (
-        "x_test" in arrays or "y_test" in arrays)
+        "x_test" in arrays or "y_test" in arrays
+    )
 
 
-def validate(arrays: dict[str, np.ndarray], origin: str, test_only_allowed: bool = False,
-             num_classes: int = NUM_CLASSES) -> dict[str, np.ndarray]:
+def validate(
+    arrays: dict[str, np.ndarray],
+    origin: str,
+    test_only_allowed: bool = False,
+    num_classes: int = NUM_CLASSES,
+) -> dict[str, np.ndarray]:
     """Check shapes, dtypes and label ranges (0..num_classes-1); return arrays with canonical dtypes."""
     if test_only_allowed and _test_only(arrays):
         if not ("x_test" in arrays and "y_test" in arrays):
@@ -68,10 +77,16 @@ def validate(arrays: dict[str, np.ndarray], origin: str, test_only_allowed: bool
             raise DataError(f"{origin}: missing key '{key}' (found {sorted(arrays)}). {HOW_TO_GET_DATA}")
     _check_split(arrays, "train", origin, num_classes)
     if arrays["track_train"].shape != arrays["y_train"].shape:
-        raise DataError(f"{origin}: track_train has shape {arrays['track_train'].shape}, expected {arrays['y_train'].shape}.")
-    if not np.issubdtype(arrays["track_train"].dtype, np.integer):  # a cast would drop fractions or imaginary parts
-        raise DataError(f"{origin}: track_train has dtype {arrays['track_train'].dtype}, expected integer track ids "
-                        "(the images of one physical sign share one).")
+        raise DataError(
+            f"{origin}: track_train has shape {arrays['track_train'].shape}, expected {arrays['y_train'].shape}."
+        )
+    if not np.issubdtype(
+        arrays["track_train"].dtype, np.integer
+    ):  # a cast would drop fractions or imaginary parts
+        raise DataError(
+            f"{origin}: track_train has dtype {arrays['track_train'].dtype}, expected integer track ids "
+            "(the images of one physical sign share one)."
+        )
     has_test = "x_test" in arrays or "y_test" in arrays
     if has_test:
         if not ("x_test" in arrays and "y_test" in arrays):
@@ -98,17 +113,25 @@ def load_npz_files(paths: list[Path], num_classes: int = NUM_CLASSES) -> dict[st
             with np.load(path, allow_pickle=False) as npz:
                 raw = {key: npz[key] for key in npz.files}
         except Exception as exc:  # zipfile/pickle/io errors
-            raise DataError(f"{path}: cannot be read as a .npz archive ({exc}). Re-create or remove it.") from exc
+            raise DataError(
+                f"{path}: cannot be read as a .npz archive ({exc}). Re-create or remove it."
+            ) from exc
         parts.append(validate(raw, str(path), test_only_allowed=True, num_classes=num_classes))
     training = [p for p in parts if "x_train" in p]
     if not training:
-        raise DataError(f"{paths[0].parent}: the .npz files ({', '.join(p.name for p in paths)}) hold only a test "
-                        f"split; add the training files (x_train, y_train, track_train). {HOW_TO_GET_DATA}")
+        raise DataError(
+            f"{paths[0].parent}: the .npz files ({', '.join(p.name for p in paths)}) hold only a test "
+            f"split; add the training files (x_train, y_train, track_train). {HOW_TO_GET_DATA}"
+        )
     sizes = {p[key].shape[1] for p in parts for key in ("x_train", "x_test") if key in p}
     if len(sizes) > 1:
-        raise DataError(f"{paths[0].parent}: the .npz files hold images of different sizes {sorted(sizes)}; "
-                        "prepare them at one size.")
-    merged = {key: np.concatenate([p[key] for p in training]) for key in ("x_train", "y_train", "track_train")}
+        raise DataError(
+            f"{paths[0].parent}: the .npz files hold images of different sizes {sorted(sizes)}; "
+            "prepare them at one size."
+        )
+    merged = {
+        key: np.concatenate([p[key] for p in training]) for key in ("x_train", "y_train", "track_train")
+    }
     tests = [p for p in parts if "x_test" in p]
     if tests:
         merged["x_test"] = np.concatenate([p["x_test"] for p in tests])
@@ -124,7 +147,9 @@ def _decode(path: Path) -> np.ndarray:
             img = img.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
             return np.asarray(img, np.uint8)
     except Exception as exc:
-        raise DataError(f"{path}: not a readable image ({type(exc).__name__}: {exc}). Remove or replace it.") from exc
+        raise DataError(
+            f"{path}: not a readable image ({type(exc).__name__}: {exc}). Remove or replace it."
+        ) from exc
 
 
 def find_official_root(data_dir: Path) -> Path | None:
@@ -153,7 +178,9 @@ def read_official_layout(root: Path, num_classes: int = NUM_CLASSES) -> dict[str
             dataset = GTSRB(str(root), split=split, download=False)
         except (RuntimeError, FileNotFoundError):
             if split == "test":
-                log.info("No official GTSRB test split under %s (Final_Test/Images + GT-final_test.csv).", root)
+                log.info(
+                    "No official GTSRB test split under %s (Final_Test/Images + GT-final_test.csv).", root
+                )
                 continue
             raise
         samples = dataset._samples
@@ -168,7 +195,9 @@ def read_official_layout(root: Path, num_classes: int = NUM_CLASSES) -> dict[str
             for path, _ in samples:
                 match = _TRACK.match(Path(path).name)
                 if not match:
-                    raise DataError(f"{path}: training file name is not TRACK_FRAME.ppm; cannot recover its track.")
+                    raise DataError(
+                        f"{path}: training file name is not TRACK_FRAME.ppm; cannot recover its track."
+                    )
                 tracks.append(int(match.group(1)))
             arrays["track_train"] = np.asarray(tracks, np.int64)
     return validate(arrays, str(root), num_classes=num_classes)
@@ -179,8 +208,9 @@ def cache_file(cache_dir: Path, source: Path) -> Path:
     return cache_dir / f"gtsrb32_{digest}.npz"
 
 
-def load_gtsrb(data_dir: str | Path, cache_dir: str | Path, download: bool = False,
-               num_classes: int = NUM_CLASSES) -> dict[str, np.ndarray]:
+def load_gtsrb(
+    data_dir: str | Path, cache_dir: str | Path, download: bool = False, num_classes: int = NUM_CLASSES
+) -> dict[str, np.ndarray]:
     """Load GTSRB as uint8 arrays, trying prepared ``.npz`` files, then the official layout, then a download."""
     data_dir = Path(data_dir).expanduser()
     cache_dir = Path(cache_dir).expanduser()
@@ -202,7 +232,9 @@ def load_gtsrb(data_dir: str | Path, cache_dir: str | Path, download: bool = Fal
             raise DataError(f"Download of GTSRB into {data_dir} failed ({exc}). {HOW_TO_GET_DATA}") from exc
         root = data_dir
     if root is None:
-        state = "does not exist" if not data_dir.exists() else "holds no .npz files and no official GTSRB layout"
+        state = (
+            "does not exist" if not data_dir.exists() else "holds no .npz files and no official GTSRB layout"
+        )
         raise DataError(f"GTSRB data directory {data_dir} {state}. {HOW_TO_GET_DATA}")
 
     cached = cache_file(cache_dir, root)

@@ -66,7 +66,9 @@ def random_pose(rng: np.random.Generator) -> np.ndarray:
 FRAME_JITTER = np.array([0.03, 0.03, 0.02, 0.02, 5, 5, 5, 3, 3, 3, 0.05, 0.04])
 
 
-def render_signs(label: int, poses: np.ndarray, rng: np.random.Generator, size: int = 32, supersample: int = 1):
+def render_signs(
+    label: int, poses: np.ndarray, rng: np.random.Generator, size: int = 32, supersample: int = 1
+):
     """Render uint8 (B, size, size, 3) images of class ``label``, one per pose row (see ``random_pose``)."""
     shape, (outer, inner, glyph_colour), glyph = CLASS_DEFS[label]
     n = size * supersample
@@ -85,7 +87,9 @@ def render_signs(label: int, poses: np.ndarray, rng: np.random.Generator, size: 
         + (_glyph_mask(glyph, x, y, 0.85) & inner_mask)
     )  # 0 background, 1 border, 2 inner, 3 glyph
     palette = np.asarray([(0, 0, 0), outer, inner, glyph_colour], np.float32)
-    background = (poses[:, None, None, 4:7] + poses[:, None, None, 7:10] * gy[None, ..., None]).astype(np.float32)
+    background = (poses[:, None, None, 4:7] + poses[:, None, None, 7:10] * gy[None, ..., None]).astype(
+        np.float32
+    )
     img = np.where((region == 0)[..., None], background, palette[region])
     img = img.reshape(len(poses), size, supersample, size, supersample, 3).mean(axis=(2, 4), dtype=np.float32)
     brightness, contrast = poses[:, None, None, 10:11], poses[:, None, None, 11:12]
@@ -117,4 +121,10 @@ def make_synthetic_signs(
     """A GTSRB-shaped dictionary (``x_train``, ``y_train``, ``track_train``, ``x_test``, ``y_test``)."""
     x_train, y_train, track_train = make_split(seed, tracks_per_class, frames_per_track)
     x_test, y_test, _ = make_split(seed + 1_000_003, test_tracks_per_class, frames_per_track)
-    return {"x_train": x_train, "y_train": y_train, "track_train": track_train, "x_test": x_test, "y_test": y_test}
+    return {
+        "x_train": x_train,
+        "y_train": y_train,
+        "track_train": track_train,
+        "x_test": x_test,
+        "y_test": y_test,
+    }

@@ -28,28 +28,54 @@ from visionlab.data.batched_ops import (
     uniform,
 )
 
-FLIPS = (True, False, "horizontal")  # data.flip: flips and 90° turns, none, or left-right only (street scenes)
+FLIPS = (
+    True,
+    False,
+    "horizontal",
+)  # data.flip: flips and 90° turns, none, or left-right only (street scenes)
 
 
 class SegmentationBatchAugment:
     """(uint8 N×H×W×C images, uint8 N×H×W masks, generator) → (float N×C×H×W in [0, 1], uint8 N×H×W masks)."""
 
-    def __init__(self, elastic: Mapping, flip: bool, shift: float, rotate: float, scale: float, brightness: float,
-                 contrast: float, p_affine: float, p_intensity: float, gamma: float = 0.0, p_gamma: float = 0.0):
-        self.elastic = {"alpha": float(elastic["alpha"]), "sigma": float(elastic["sigma"]), "p": float(elastic["p"])}
+    def __init__(
+        self,
+        elastic: Mapping,
+        flip: bool,
+        shift: float,
+        rotate: float,
+        scale: float,
+        brightness: float,
+        contrast: float,
+        p_affine: float,
+        p_intensity: float,
+        gamma: float = 0.0,
+        p_gamma: float = 0.0,
+    ):
+        self.elastic = {
+            "alpha": float(elastic["alpha"]),
+            "sigma": float(elastic["sigma"]),
+            "p": float(elastic["p"]),
+        }
         self.flip = flip if flip == "horizontal" else bool(flip)
         self.shift, self.rotate, self.scale = float(shift), float(rotate), float(scale)
         self.brightness, self.contrast = float(brightness), float(contrast)
         self.p_affine, self.p_intensity = float(p_affine), float(p_intensity)
         self.gamma, self.p_gamma = float(gamma), float(p_gamma)
 
-    def dihedral(self, g: torch.Generator, n: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def dihedral(
+        self, g: torch.Generator, n: int, height: int, width: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Backward map of h-flip, v-flip and k·90° turns (turns only on square images), as (matrix, offset)."""
         matrix = torch.eye(2, dtype=torch.float64).repeat(n, 1, 1)
         if not self.flip:
             return matrix, torch.zeros(n, 2, dtype=torch.float64)
         if self.flip == "horizontal":  # left-right only: the sky stays on top
-            hflip, vflip, turns = bernoulli(g, n, 0.5), torch.zeros(n, dtype=torch.bool), torch.zeros(n, dtype=torch.int64)
+            hflip, vflip, turns = (
+                bernoulli(g, n, 0.5),
+                torch.zeros(n, dtype=torch.bool),
+                torch.zeros(n, dtype=torch.int64),
+            )
         else:
             hflip, vflip = bernoulli(g, n, 0.5), bernoulli(g, n, 0.5)
             turns = torch.where(bernoulli(g, n, 0.5), torch.randint(0, 4, (n,), generator=g), 0)
@@ -63,14 +89,34 @@ class SegmentationBatchAugment:
         matrix = torch.linalg.inv(forward)
         return matrix, centre - torch.einsum("nij,j->ni", matrix, centre)
 
-    def affine(self, g: torch.Generator, n: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def affine(
+        self, g: torch.Generator, n: int, height: int, width: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Backward map of albumentations' Affine (rotate, per-axis scale about the centre, then translate)."""
         applied = bernoulli(g, n, self.p_affine)
         angle = torch.where(applied, uniform(g, n, -self.rotate, self.rotate), 0.0)
-        scale = torch.where(applied[:, None], torch.stack([uniform(g, n, 1 - self.scale, 1 + self.scale),
-                                                           uniform(g, n, 1 - self.scale, 1 + self.scale)], -1), 1.0)
-        shift = torch.where(applied[:, None], torch.stack([uniform(g, n, -self.shift, self.shift) * width,
-                                                           uniform(g, n, -self.shift, self.shift) * height], -1), 0.0)
+        scale = torch.where(
+            applied[:, None],
+            torch.stack(
+                [
+                    uniform(g, n, 1 - self.scale, 1 + self.scale),
+                    uniform(g, n, 1 - self.scale, 1 + self.scale),
+                ],
+                -1,
+            ),
+            1.0,
+        )
+        shift = torch.where(
+            applied[:, None],
+            torch.stack(
+                [
+                    uniform(g, n, -self.shift, self.shift) * width,
+                    uniform(g, n, -self.shift, self.shift) * height,
+                ],
+                -1,
+            ),
+            0.0,
+        )
         centre = torch.tensor([(width - 1) / 2, (height - 1) / 2], dtype=torch.float64)
         forward = rotation(angle) @ torch.diag_embed(scale)
         matrix = torch.linalg.inv(forward)
@@ -126,6 +172,11 @@ class SegmentationBatchAugment:
         x = torch.clamp(x, 0.0, 1.0, out=torch.empty_like(x, memory_format=torch.channels_last))
         if gamma is not None:  # as albumentations' RandomGamma: x ** γ on [0, 1], after brightness/contrast
             x = x.pow_(packed[:, -3].view(n, 1, 1, 1))
-        y = F.grid_sample(masks.reshape(n, 1, height, width).to(grid.dtype), grid, mode="nearest",
-                          padding_mode="reflection", align_corners=False)
+        y = F.grid_sample(
+            masks.reshape(n, 1, height, width).to(grid.dtype),
+            grid,
+            mode="nearest",
+            padding_mode="reflection",
+            align_corners=False,
+        )
         return x, y[:, 0].to(masks.dtype)

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from visionlab.config.checks import choose, expect, is_integer, is_number, one_of
+from visionlab.config.errors import DataError
 from visionlab.data.albumentations_backend import keep_opencv_single_threaded, reseed
 from visionlab.data.facts import DataFacts, class_names_or_ids
 from visionlab.data.in_memory import InMemoryDataModule
@@ -38,7 +39,6 @@ from visionlab.data.segmentation.sources import (
 )
 from visionlab.data.segmentation.synthetic import make_synthetic_multiclass, make_synthetic_seg
 from visionlab.data.splits import check_fraction
-from visionlab.config.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,15 @@ class AugmentedSegmentation(Dataset):
     seeded from the batch's indices so it depends neither on the worker count nor on where a run was resumed.
     ``length`` > the number of images shows every image several times per epoch (each time differently augmented)."""
 
-    def __init__(self, images: np.ndarray, masks: np.ndarray, seed: int, recipe: Mapping, length: int | None = None,
-                 crops: RandomCrops | None = None):
+    def __init__(
+        self,
+        images: np.ndarray,
+        masks: np.ndarray,
+        seed: int,
+        recipe: Mapping,
+        length: int | None = None,
+        crops: RandomCrops | None = None,
+    ):
         self.images, self.masks, self.seed, self.crops = images, masks, seed, crops
         self.length = len(images) if length is None else int(length)
         from visionlab.data.segmentation.albumentations_recipe import train_transform  # lazily (~1.5 s)
@@ -114,7 +121,8 @@ class SegmentationDataModule(InMemoryDataModule):
         samples_per_epoch: int | None = None,
         augment_backend: str = "batched",
         pin_memory: bool = False,
-        name: str | None = None,  # the data config's short name (data.name, part of the default experiment name)
+        name: str
+        | None = None,  # the data config's short name (data.name, part of the default experiment name)
         num_classes: int = 2,
         class_names: list[str] | None = None,
         input_size: int | None = None,
@@ -124,39 +132,89 @@ class SegmentationDataModule(InMemoryDataModule):
         p_oversample: float = 0.0,
         oversample_classes: list[int] | None = None,
     ):
-        super().__init__(batch_size, eval_batch_size, num_workers, seed, augment_backend, pin_memory, train_repeats,
-                         samples_per_epoch)
+        super().__init__(
+            batch_size,
+            eval_batch_size,
+            num_workers,
+            seed,
+            augment_backend,
+            pin_memory,
+            train_repeats,
+            samples_per_epoch,
+        )
         self.name = name
         # the one home of these values' checks (ConfigError, one line, before anything is written: checks.py)
         self.mask_spec: MaskSpec = mask_spec(num_classes, ignore_index, palette)
         self.num_classes, self.ignore_index = num_classes, ignore_index
         expect("data.channels", channels, one_of(1, 3), "1 (grey) or 3 (RGB)", "data.channels=1")
         side = "an integer ≥ 1 or [height, width]"
-        expect("data.image_size", image_size, _size_value, f"{side}, or null to keep the stored size",
-               "data.image_size=256", nullable=True)
-        expect("data.crop", crop, _size_value, f"{side} (random training crops), or null for whole images",
-               "data.crop=[192, 256]", nullable=True)
-        expect("data.p_oversample", p_oversample, lambda v: is_number(v) and 0 <= v <= 1,
-               "a probability in [0, 1] (the share of crops centred on a rarer class)", "data.p_oversample=0.33")
-        expect("data.oversample_classes", oversample_classes,
-               lambda v: isinstance(v, Sequence) and not isinstance(v, str)
-               and all(is_integer(c) and 0 <= c < num_classes for c in v),
-               f"a list of class indices in 0..{num_classes - 1}, or null for every class but the most frequent",
-               "data.oversample_classes=[2, 6, 9, 10]", nullable=True)
-        expect("data.flip", flip, one_of(*FLIPS), "true (flips and 90° turns), horizontal (left-right only: "
-               "street scenes) or false", "data.flip=horizontal")
+        expect(
+            "data.image_size",
+            image_size,
+            _size_value,
+            f"{side}, or null to keep the stored size",
+            "data.image_size=256",
+            nullable=True,
+        )
+        expect(
+            "data.crop",
+            crop,
+            _size_value,
+            f"{side} (random training crops), or null for whole images",
+            "data.crop=[192, 256]",
+            nullable=True,
+        )
+        expect(
+            "data.p_oversample",
+            p_oversample,
+            lambda v: is_number(v) and 0 <= v <= 1,
+            "a probability in [0, 1] (the share of crops centred on a rarer class)",
+            "data.p_oversample=0.33",
+        )
+        expect(
+            "data.oversample_classes",
+            oversample_classes,
+            lambda v: (
+                isinstance(v, Sequence)
+                and not isinstance(v, str)
+                and all(is_integer(c) and 0 <= c < num_classes for c in v)
+            ),
+            f"a list of class indices in 0..{num_classes - 1}, or null for every class but the most frequent",
+            "data.oversample_classes=[2, 6, 9, 10]",
+            nullable=True,
+        )
+        expect(
+            "data.flip",
+            flip,
+            one_of(*FLIPS),
+            "true (flips and 90° turns), horizontal (left-right only: street scenes) or false",
+            "data.flip=horizontal",
+        )
         self.crop = None if crop is None else size_hw(crop)
         self.p_oversample = float(p_oversample)
         self.oversample_classes = None if oversample_classes is None else tuple(oversample_classes)
         expect("data.split_seed", split_seed, is_integer, "an integer", "data.split_seed=0")
         choose("data.split_mode", split_mode, SPLIT_MODES)
-        for key, value in (("data.shift", shift), ("data.rotate", rotate), ("data.scale", scale),
-                           ("data.brightness", brightness), ("data.contrast", contrast)):
+        for key, value in (
+            ("data.shift", shift),
+            ("data.rotate", rotate),
+            ("data.scale", scale),
+            ("data.brightness", brightness),
+            ("data.contrast", contrast),
+        ):
             expect(key, value, lambda v: is_number(v) and v >= 0, "a number ≥ 0", f"{key}=0.1")
-        expect("data.gamma", gamma, lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)", "data.gamma=0.2")
-        for key, value in (("data.p_affine", p_affine), ("data.p_intensity", p_intensity),
-                           ("data.p_gamma", p_gamma), ("data.elastic.p", elastic["p"])):
-            expect(key, value, lambda v: is_number(v) and 0 <= v <= 1, "a probability in [0, 1]", f"{key}=0.7")
+        expect(
+            "data.gamma", gamma, lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)", "data.gamma=0.2"
+        )
+        for key, value in (
+            ("data.p_affine", p_affine),
+            ("data.p_intensity", p_intensity),
+            ("data.p_gamma", p_gamma),
+            ("data.elastic.p", elastic["p"]),
+        ):
+            expect(
+                key, value, lambda v: is_number(v) and 0 <= v <= 1, "a probability in [0, 1]", f"{key}=0.7"
+            )
         # input_size: the config's statement of the fact (``${.image_size}``); what this module serves is the size
         # of the images it loaded (``facts.input_size``), and the model checks that it fits
         self.val_fraction = check_fraction("data.val_fraction", val_fraction, allow_zero=True)
@@ -166,14 +224,26 @@ class SegmentationDataModule(InMemoryDataModule):
         self.requested_channels, self.image_size, self.augment = channels, image_size, bool(augment)
         self.split_seed = split_seed
         self.split_mode = split_mode
-        self.recipe = {"elastic": {k: elastic[k] for k in ("alpha", "sigma", "p")}, "flip": flip, "shift": shift,
-                       "rotate": rotate, "scale": scale, "brightness": brightness, "contrast": contrast,
-                       "p_affine": p_affine, "p_intensity": p_intensity, "gamma": gamma, "p_gamma": p_gamma}
+        self.recipe = {
+            "elastic": {k: elastic[k] for k in ("alpha", "sigma", "p")},
+            "flip": flip,
+            "shift": shift,
+            "rotate": rotate,
+            "scale": scale,
+            "brightness": brightness,
+            "contrast": contrast,
+            "p_affine": p_affine,
+            "p_intensity": p_intensity,
+            "gamma": gamma,
+            "p_gamma": p_gamma,
+        }
         self.arrays: dict[str, np.ndarray] | None = None
         self.notes: list[str] = []
         self.split_sizes = ""
         self.split_made = ""  # the splits carved out of train, with their cases (recorded in the description)
-        self.case_names: dict[str, np.ndarray] = {}  # per split: where each case came from (file or npz index)
+        self.case_names: dict[
+            str, np.ndarray
+        ] = {}  # per split: where each case came from (file or npz index)
 
     def load_arrays(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -192,27 +262,49 @@ class SegmentationDataModule(InMemoryDataModule):
         return self._facts
 
     def load_splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        arrays, notes, self.split_made = complete_splits(self.load_arrays(), self.val_fraction, self.test_fraction,
-                                                         self.split_seed, self.description, self.split_mode)
+        arrays, notes, self.split_made = complete_splits(
+            self.load_arrays(),
+            self.val_fraction,
+            self.test_fraction,
+            self.split_seed,
+            self.description,
+            self.split_mode,
+        )
         for note in notes:
             log.warning("%s", note)
         self.notes = notes
         self.case_names = {s: arrays.pop(f"names_{s}") for s in SPLITS if f"names_{s}" in arrays}
         shapes = {arrays[f"x_{s}"].shape[1:] for s in SPLITS if f"x_{s}" in arrays}
         if len(shapes) > 1:
-            raise DataError(f"{self.description}: the splits have different image shapes {sorted(shapes)}; "
-                            "set data.image_size to resize them to one size.")
+            raise DataError(
+                f"{self.description}: the splits have different image shapes {sorted(shapes)}; "
+                "set data.image_size to resize them to one size."
+            )
         self.arrays = arrays
         self.split_sizes = " / ".join(f"{len(arrays[f'x_{s}'])} {s}" for s in SPLITS if f"x_{s}" in arrays)
         x = arrays["x_train"]
         if self.crop is not None and (self.crop[0] > x.shape[1] or self.crop[1] > x.shape[2]):
-            raise DataError(f"{self.description}: data.crop={list(self.crop)} is larger than the training images "
-                            f"({x.shape[1]}×{x.shape[2]}); set a smaller data.crop or data.crop=null.")
-        self._facts = DataFacts("segmentation", self.num_classes, self.class_names, int(x.shape[-1]), tuple(x.shape[1:3]),
-                                self.split_mode if self.split_made else "given",
-                                self.split_made or f"the data's own splits: {self.split_sizes}")
-        log.info("%s: %d train / %d val / %s test images of %s", self.description, len(x), len(arrays["x_val"]),
-                 len(arrays["x_test"]) if "x_test" in arrays else "no", "×".join(map(str, x.shape[1:])))
+            raise DataError(
+                f"{self.description}: data.crop={list(self.crop)} is larger than the training images "
+                f"({x.shape[1]}×{x.shape[2]}); set a smaller data.crop or data.crop=null."
+            )
+        self._facts = DataFacts(
+            "segmentation",
+            self.num_classes,
+            self.class_names,
+            int(x.shape[-1]),
+            tuple(x.shape[1:3]),
+            self.split_mode if self.split_made else "given",
+            self.split_made or f"the data's own splits: {self.split_sizes}",
+        )
+        log.info(
+            "%s: %d train / %d val / %s test images of %s",
+            self.description,
+            len(x),
+            len(arrays["x_val"]),
+            len(arrays["x_test"]) if "x_test" in arrays else "no",
+            "×".join(map(str, x.shape[1:])),
+        )
         return {s: (arrays[f"x_{s}"], arrays[f"y_{s}"]) for s in SPLITS if f"x_{s}" in arrays}
 
     def case_source(self, split: str, index: int) -> str:
@@ -223,7 +315,7 @@ class SegmentationDataModule(InMemoryDataModule):
     def class_pixel_counts(self) -> np.ndarray:
         """Pixels of each class in the training masks (ignored pixels not counted): ``class_weights: auto``."""
         counts = np.bincount(self.arrays["y_train"].reshape(-1), minlength=256)
-        return counts[:self.num_classes].astype(np.int64)
+        return counts[: self.num_classes].astype(np.int64)
 
     def crops(self) -> RandomCrops | None:
         """The training crops (``data.crop``), centred on one of ``oversample_classes`` with ``p_oversample``;
@@ -252,10 +344,23 @@ class SegmentationDataModule(InMemoryDataModule):
         order = np.arange(self.train_length()) % len(x)
         if not self.augment and self.crop is None:
             return TensorPairs(x[order], y[order])
-        recipe = self.recipe if self.augment else {**self.recipe, "flip": False, "shift": 0.0, "rotate": 0.0,
-                                                   "scale": 0.0, "brightness": 0.0, "contrast": 0.0,
-                                                   "elastic": {"alpha": 0.0, "sigma": 1.0, "p": 0.0}}
-        return AugmentedSegmentation(x, y, seed=self.seed, recipe=recipe, length=len(order), crops=self.crops())
+        recipe = (
+            self.recipe
+            if self.augment
+            else {
+                **self.recipe,
+                "flip": False,
+                "shift": 0.0,
+                "rotate": 0.0,
+                "scale": 0.0,
+                "brightness": 0.0,
+                "contrast": 0.0,
+                "elastic": {"alpha": 0.0, "sigma": 1.0, "p": 0.0},
+            }
+        )
+        return AugmentedSegmentation(
+            x, y, seed=self.seed, recipe=recipe, length=len(order), crops=self.crops()
+        )
 
 
 class FileSegmentationDataModule(SegmentationDataModule):
@@ -277,8 +382,9 @@ class FileSegmentationDataModule(SegmentationDataModule):
     def load_arrays(self) -> dict[str, np.ndarray]:
         if self.download:
             ensure_isbi2012(self.data_dir)
-        arrays, self.source = load_segmentation(self.data_dir, self.format, self.requested_channels, self.image_size,
-                                                self.mask_spec)
+        arrays, self.source = load_segmentation(
+            self.data_dir, self.format, self.requested_channels, self.image_size, self.mask_spec
+        )
         return arrays
 
 
@@ -286,8 +392,12 @@ def _size_value(value) -> bool:
     """One side or [height, width], each an integer ≥ 1."""
     if is_integer(value):
         return value >= 1
-    return (isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2
-            and all(is_integer(v) and v >= 1 for v in value))
+    return (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and len(value) == 2
+        and all(is_integer(v) and v >= 1 for v in value)
+    )
 
 
 class SyntheticSegmentationDataModule(SegmentationDataModule):
@@ -307,12 +417,17 @@ class SyntheticSegmentationDataModule(SegmentationDataModule):
     def load_arrays(self) -> dict[str, np.ndarray]:
         size = self.image_size
         if not size or not is_integer(size):
-            raise DataError("data.image_size must be one integer side for the synthetic segmentation set (e.g. 256).")
+            raise DataError(
+                "data.image_size must be one integer side for the synthetic segmentation set (e.g. 256)."
+            )
         if self.num_classes > 2:
-            arrays = make_synthetic_multiclass(size=int(size), num_classes=self.num_classes,
-                                               ignore_index=self.ignore_index, **self.synthetic)
+            arrays = make_synthetic_multiclass(
+                size=int(size), num_classes=self.num_classes, ignore_index=self.ignore_index, **self.synthetic
+            )
         else:
             arrays = make_synthetic_seg(size=int(size), **self.synthetic)
         if "x_train" not in arrays:
-            raise DataError(f"data.n_train={self.synthetic['n_train']}: the synthetic set needs training images.")
+            raise DataError(
+                f"data.n_train={self.synthetic['n_train']}: the synthetic set needs training images."
+            )
         return arrays

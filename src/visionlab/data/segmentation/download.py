@@ -57,8 +57,10 @@ class Source:
 
 def configured_source() -> Source:
     """The default source, or a mirror named by ``VISIONLAB_ISBI_URL`` / ``VISIONLAB_ISBI_SHA256``."""
-    return Source(os.environ.get("VISIONLAB_ISBI_URL") or URL,
-                  (os.environ.get("VISIONLAB_ISBI_SHA256") or SHA256).strip().lower())
+    return Source(
+        os.environ.get("VISIONLAB_ISBI_URL") or URL,
+        (os.environ.get("VISIONLAB_ISBI_SHA256") or SHA256).strip().lower(),
+    )
 
 
 def has_data(data_dir: Path) -> bool:
@@ -67,7 +69,11 @@ def has_data(data_dir: Path) -> bool:
         return True
     if not data_dir.is_dir():
         return False
-    return any(data_dir.glob("*.npz")) or (data_dir / "images").is_dir() or (data_dir / "train" / "images").is_dir()
+    return (
+        any(data_dir.glob("*.npz"))
+        or (data_dir / "images").is_dir()
+        or (data_dir / "train" / "images").is_dir()
+    )
 
 
 def ensure_isbi2012(data_dir: Path | str, source: Source | None = None, timeout: float = TIMEOUT_S) -> Path:
@@ -88,7 +94,9 @@ def ensure_isbi2012(data_dir: Path | str, source: Source | None = None, timeout:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DataError(f"data.data_dir={data_dir}: cannot create {folder} for the download ({exc}).") from exc
+        raise DataError(
+            f"data.data_dir={data_dir}: cannot create {folder} for the download ({exc})."
+        ) from exc
     if raw.exists():
         log.info("Using %s (saved earlier) instead of downloading.", raw)
         mismatch(source, sha256_of(raw), hint=f"{raw} was saved by hand: replace or delete it and rerun.")
@@ -176,7 +184,9 @@ def convert(raw: Path) -> dict[str, np.ndarray]:
     elif head[:4] == ZIP_MAGIC:
         images, labels = read_tiff_zip(raw)
     else:
-        raise DataError(f"{raw}: neither an HDF5 file nor a .zip (starts with {head!r}); check VISIONLAB_ISBI_URL.")
+        raise DataError(
+            f"{raw}: neither an HDF5 file nor a .zip (starts with {head!r}); check VISIONLAB_ISBI_URL."
+        )
     return membrane_arrays(images, labels, str(raw))
 
 
@@ -211,8 +221,10 @@ def membrane_arrays(images: np.ndarray, labels: np.ndarray, where: str) -> dict[
     import cv2
 
     if images.ndim != 3 or labels.shape != images.shape or len(images) == 0:
-        raise DataError(f"{where}: expected image and label stacks of one shape (N,H,W); got {images.shape} "
-                        f"and {labels.shape}.")
+        raise DataError(
+            f"{where}: expected image and label stacks of one shape (N,H,W); got {images.shape} "
+            f"and {labels.shape}."
+        )
     values = np.unique(labels)
     if len(values) > 2:
         raise DataError(f"{where}: labels must be binary, found {len(values)} values ({values[:5]} ...).")
@@ -223,8 +235,12 @@ def membrane_arrays(images: np.ndarray, labels: np.ndarray, where: str) -> dict[
     if interior.mean() < 0.5:  # membranes are the thin minority (~22 %): whichever label is rarer is membrane
         interior = ~interior
     x = np.stack([cv2.resize(im, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR) for im in images])
-    y = np.stack([cv2.resize(m.astype(np.float32), (SIZE, SIZE), interpolation=cv2.INTER_LINEAR) >= 0.5
-                  for m in interior])
+    y = np.stack(
+        [
+            cv2.resize(m.astype(np.float32), (SIZE, SIZE), interpolation=cv2.INTER_LINEAR) >= 0.5
+            for m in interior
+        ]
+    )
     return {"x_train": x[:, None].astype(np.uint8), "y_train": y[:, None].astype(np.uint8)}
 
 

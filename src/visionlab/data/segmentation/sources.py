@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 
 from visionlab.config.checks import choose
+from visionlab.config.errors import DataError
 from visionlab.data.segmentation.masks import MaskSpec, check_numeric, mask_from_file, to_index_masks
 from visionlab.data.splits import contiguous_split, random_split
-from visionlab.config.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +152,10 @@ def load_npz(path: Path, channels: int = 1, spec: MaskSpec = BINARY) -> dict[str
         with np.load(path, allow_pickle=False) as npz:
             raw = {k: npz[k] for k in npz.files}
     except Exception as exc:
-        raise DataError(f"{path}: cannot read as a .npz file ({type(exc).__name__}: {exc}); re-create it or point "
-                        "data.data_dir at another file.") from exc
+        raise DataError(
+            f"{path}: cannot read as a .npz file ({type(exc).__name__}: {exc}); re-create it or point "
+            "data.data_dir at another file."
+        ) from exc
     if "x_train" not in raw or "y_train" not in raw:
         raise DataError(
             f"{path}: needs the keys x_train and y_train (found {sorted(raw)}); optional: x_val/y_val, x_test/y_test."
@@ -162,8 +164,13 @@ def load_npz(path: Path, channels: int = 1, spec: MaskSpec = BINARY) -> dict[str
     for split in SPLITS:
         xk, yk = f"x_{split}", f"y_{split}"
         if xk in raw and yk not in raw:
-            log.warning("%s: %s has no %s (unlabelled); it is ignored and a %s split is made instead.",
-                        path, xk, yk, split)
+            log.warning(
+                "%s: %s has no %s (unlabelled); it is ignored and a %s split is made instead.",
+                path,
+                xk,
+                yk,
+                split,
+            )
             continue
         if yk in raw and xk not in raw:
             raise DataError(f"{path}: has {yk} but no {xk}; images and masks come in pairs.")
@@ -188,7 +195,9 @@ def _listing(folder: Path) -> dict[str, Path]:
     for f in sorted(folder.iterdir()):
         if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
             if f.stem in files:
-                raise DataError(f"{folder}: two files share the name {f.stem!r} ({files[f.stem].name}, {f.name}).")
+                raise DataError(
+                    f"{folder}: two files share the name {f.stem!r} ({files[f.stem].name}, {f.name})."
+                )
             files[f.stem] = f
     return files
 
@@ -202,17 +211,22 @@ def _read(path: Path) -> np.ndarray:
         with Image.open(path) as img:
             width, height = img.size
             if width * height > MAX_PIXELS:
-                raise DataError(f"{path}: {width}×{height} pixels is more than this loader decodes "
-                                f"({MAX_PIXELS:,}); shrink the file first (e.g. to the size you train at).")
+                raise DataError(
+                    f"{path}: {width}×{height} pixels is more than this loader decodes "
+                    f"({MAX_PIXELS:,}); shrink the file first (e.g. to the size you train at)."
+                )
             return np.array(img)
     except DataError:
         raise
     except Exception as exc:
-        raise DataError(f"{path}: cannot read the image ({type(exc).__name__}: {exc}); remove or replace it.") from exc
+        raise DataError(
+            f"{path}: cannot read the image ({type(exc).__name__}: {exc}); remove or replace it."
+        ) from exc
 
 
-def _load_pair_folder(folder: Path, channels: int, image_size, spec: MaskSpec = BINARY,
-                      root: Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _load_pair_folder(
+    folder: Path, channels: int, image_size, spec: MaskSpec = BINARY, root: Path | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     images_dir, masks_dir = folder / "images", folder / "masks"
     for d in (images_dir, masks_dir):
         if not d.is_dir():
@@ -224,23 +238,42 @@ def _load_pair_folder(folder: Path, channels: int, image_size, spec: MaskSpec = 
     if missing or extra:
         raise DataError(
             f"{folder}: {len(images)} images but {len(masks)} masks, and names must match (ignoring the extension). "
-            + (f"No mask for: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}. " if missing else "")
-            + (f"No image for mask: {', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}." if extra else "")
+            + (
+                f"No mask for: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}. "
+                if missing
+                else ""
+            )
+            + (
+                f"No image for mask: {', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}."
+                if extra
+                else ""
+            )
         )
     xs, ys, names = [], [], []
     for stem, image_path in images.items():
         mask_path = masks[stem]
-        mask = to_masks(mask_from_file(_read(mask_path), str(mask_path), spec)[None], str(mask_path), spec, single=True)
-        image = to_uint8_images(_grey_or_rgb(_read(image_path), channels, image_path)[None], str(image_path),
-                                channels)
+        mask = to_masks(
+            mask_from_file(_read(mask_path), str(mask_path), spec)[None], str(mask_path), spec, single=True
+        )
+        image = to_uint8_images(
+            _grey_or_rgb(_read(image_path), channels, image_path)[None], str(image_path), channels
+        )
         (ih, iw), (mh, mw) = image.shape[1:3], mask.shape[1:3]
-        if (ih, iw) != (mh, mw) and (not image_size or abs(ih * mw - iw * mh) > max(ih, iw, mh, mw)):  # rounding
+        if (ih, iw) != (mh, mw) and (
+            not image_size or abs(ih * mw - iw * mh) > max(ih, iw, mh, mw)
+        ):  # rounding
             raise DataError(
                 f"{mask_path}: the mask is {mh}×{mw} but its image {image_path.name} is {ih}×{iw}; a mask must have "
-                "its image's size" + (" (or, with data.image_size set, its aspect ratio)." if image_size else
-                                      ", or set data.image_size to resize masks of the same aspect ratio.")
+                "its image's size"
+                + (
+                    " (or, with data.image_size set, its aspect ratio)."
+                    if image_size
+                    else ", or set data.image_size to resize masks of the same aspect ratio."
+                )
             )
-        if image_size:  # image and mask each resized to the preset's size (they may differ, e.g. half-size masks)
+        if (
+            image_size
+        ):  # image and mask each resized to the preset's size (they may differ, e.g. half-size masks)
             image = resize_pair(image, np.zeros((1, *image.shape[1:3]), np.uint8), image_size)[0]
             mask = resize_pair(np.zeros((1, *mask.shape[1:3], 1), np.uint8), mask, image_size)[1]
         check_pair(image, mask, f"{image_path} / {mask_path.name}")
@@ -262,21 +295,29 @@ def _grey_or_rgb(image: np.ndarray, channels: int, path: Path) -> np.ndarray:
         return image if channels == 1 else np.repeat(image[..., None], 3, axis=-1)
     image = image[..., :3]  # drop alpha
     if channels == 1:
-        return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY) if image.shape[-1] == 3 else image[..., 0]
+        return (
+            cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+            if image.shape[-1] == 3
+            else image[..., 0]
+        )
     return image
 
 
-def load_folder(path: Path, channels: int = 1, image_size=256, spec: MaskSpec = BINARY) -> dict[str, np.ndarray]:
+def load_folder(
+    path: Path, channels: int = 1, image_size=256, spec: MaskSpec = BINARY
+) -> dict[str, np.ndarray]:
     """``path/images`` + ``path/masks`` (all training data), or ``path/{train,val,test}/{images,masks}``."""
     arrays: dict[str, np.ndarray] = {}
     if (path / "images").is_dir():
-        arrays["x_train"], arrays["y_train"], arrays["names_train"] = _load_pair_folder(path, channels, image_size,
-                                                                                        spec, path)
+        arrays["x_train"], arrays["y_train"], arrays["names_train"] = _load_pair_folder(
+            path, channels, image_size, spec, path
+        )
         return arrays
     for split in SPLITS:
         if (path / split).is_dir():
             arrays[f"x_{split}"], arrays[f"y_{split}"], arrays[f"names_{split}"] = _load_pair_folder(
-                path / split, channels, image_size, spec, path)
+                path / split, channels, image_size, spec, path
+            )
     if "x_train" not in arrays:
         raise DataError(f"{path}: expected images/ + masks/ or train/images + train/masks inside it.")
     return arrays
@@ -285,7 +326,9 @@ def load_folder(path: Path, channels: int = 1, image_size=256, spec: MaskSpec = 
 # --------------------------------------------------------------------------------------------- dispatch
 def detect_format(path: Path, fmt: str = "auto") -> tuple[str, Path]:
     """Which loader a path needs; a folder holding exactly one .npz (and no images/) means that file."""
-    choose("data.format", fmt, FORMATS)  # FileSegmentationDataModule checks it when built; a direct call the same way
+    choose(
+        "data.format", fmt, FORMATS
+    )  # FileSegmentationDataModule checks it when built; a direct call the same way
     if not path.exists():
         raise DataError(
             f"data.data_dir={path} does not exist. Three ways out: (1) data.download=true fetches the public "
@@ -314,19 +357,28 @@ def detect_format(path: Path, fmt: str = "auto") -> tuple[str, Path]:
     )
 
 
-def load_segmentation(path: Path, fmt: str = "auto", channels: int = 1, image_size=256,
-                      spec: MaskSpec = BINARY) -> tuple[dict[str, np.ndarray], str]:
+def load_segmentation(
+    path: Path, fmt: str = "auto", channels: int = 1, image_size=256, spec: MaskSpec = BINARY
+) -> tuple[dict[str, np.ndarray], str]:
     """Load, validate and (if ``image_size``: one side or [height, width]) resize; returns (arrays, the source
     actually read)."""
     kind, source = detect_format(Path(path).expanduser(), fmt)
-    arrays = load_npz(source, channels, spec) if kind == "npz" else load_folder(source, channels, image_size, spec)
+    arrays = (
+        load_npz(source, channels, spec) if kind == "npz" else load_folder(source, channels, image_size, spec)
+    )
     if image_size:
         for split in SPLITS:
             if f"x_{split}" in arrays and arrays[f"x_{split}"].shape[1:3] != size_hw(image_size):
-                log.info("%s: resizing %s from %s to %d×%d", source, split,
-                         "×".join(map(str, arrays[f"x_{split}"].shape[1:3])), *size_hw(image_size))
+                log.info(
+                    "%s: resizing %s from %s to %d×%d",
+                    source,
+                    split,
+                    "×".join(map(str, arrays[f"x_{split}"].shape[1:3])),
+                    *size_hw(image_size),
+                )
                 arrays[f"x_{split}"], arrays[f"y_{split}"] = resize_pair(
-                    arrays[f"x_{split}"], arrays[f"y_{split}"], image_size)
+                    arrays[f"x_{split}"], arrays[f"y_{split}"], image_size
+                )
     return arrays, f"{kind}:{source}"
 
 
@@ -339,25 +391,39 @@ def _ranges(idx: np.ndarray) -> str:
     return ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in runs) or "none"
 
 
-def complete_splits(arrays: dict[str, np.ndarray], val_fraction: float, test_fraction: float, seed: int,
-                    source: str = "data", mode: str = "random") -> tuple[dict[str, np.ndarray], list[str], str]:
+def complete_splits(
+    arrays: dict[str, np.ndarray],
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    source: str = "data",
+    mode: str = "random",
+) -> tuple[dict[str, np.ndarray], list[str], str]:
     """Carve missing val/test splits out of train; returns the arrays, notes saying what was done, and the split
     made in a few words for the data description ("" when none was made).
 
     ``random``: a seeded permutation. ``contiguous``: the training cases are an ordered stack (ISBI's 30 slices);
     val and test are blocks of consecutive cases at its end, each after one unused gap case, so no held-out case
     has a neighbour in training (``splits.contiguous_split``); the note names the cases of every split."""
-    choose("data.split_mode", mode, SPLIT_MODES)  # the datamodule checked it; a direct call is checked the same way
+    choose(
+        "data.split_mode", mode, SPLIT_MODES
+    )  # the datamodule checked it; a direct call is checked the same way
     notes: list[str] = []
-    carve = [s for s, f in (("val", val_fraction), ("test", test_fraction)) if f"x_{s}" not in arrays and f > 0]
+    carve = [
+        s for s, f in (("val", val_fraction), ("test", test_fraction)) if f"x_{s}" not in arrays and f > 0
+    ]
     if "x_val" not in arrays and "val" not in carve:
-        raise DataError(f"{source}: has no validation split and data.val_fraction=0; set data.val_fraction>0.")
+        raise DataError(
+            f"{source}: has no validation split and data.val_fraction=0; set data.val_fraction>0."
+        )
     if not carve:
         return arrays, notes, ""
     fractions = {"val": val_fraction, "test": test_fraction}
     keep = 1.0 - sum(fractions[s] for s in carve)
     if keep <= 0:
-        raise DataError(f"data.val_fraction + data.test_fraction must be < 1, got {val_fraction} + {test_fraction}.")
+        raise DataError(
+            f"data.val_fraction + data.test_fraction must be < 1, got {val_fraction} + {test_fraction}."
+        )
     n = len(arrays["x_train"])
     gaps = np.zeros(0, np.int64)
     if mode == "contiguous":
@@ -365,8 +431,10 @@ def complete_splits(arrays: dict[str, np.ndarray], val_fraction: float, test_fra
         try:
             train, blocks, gaps = contiguous_split(n, sizes)
         except ValueError as exc:
-            raise DataError(f"{source}: data.split_mode=contiguous: {exc}; lower data.val_fraction/"
-                            "data.test_fraction or use data.split_mode=random.") from None
+            raise DataError(
+                f"{source}: data.split_mode=contiguous: {exc}; lower data.val_fraction/"
+                "data.test_fraction or use data.split_mode=random."
+            ) from None
         parts = [train, *blocks]
     else:
         parts = random_split(n, (keep, *(fractions[s] for s in carve)), seed)
@@ -383,10 +451,15 @@ def complete_splits(arrays: dict[str, np.ndarray], val_fraction: float, test_fra
         if names is not None:
             out[f"names_{name}"] = names[idx]
     sizes_text = " / ".join(f"{len(i)} {s}" for s, i in zip(("train", *carve), parts))
-    how = ("contiguous blocks of the stack: "
-           + ", ".join(f"{s} {_ranges(i)}" for s, i in zip(("train", *carve), parts))
-           + f", unused gap {_ranges(gaps)}; data.split_mode=contiguous" if mode == "contiguous"
-           else f"data.split_seed={seed}")
-    notes.append(f"{source}: no labelled {' or '.join(carve)} split in the data, so {n} training images were split "
-                 f"{sizes_text} ({how}).")
+    how = (
+        "contiguous blocks of the stack: "
+        + ", ".join(f"{s} {_ranges(i)}" for s, i in zip(("train", *carve), parts))
+        + f", unused gap {_ranges(gaps)}; data.split_mode=contiguous"
+        if mode == "contiguous"
+        else f"data.split_seed={seed}"
+    )
+    notes.append(
+        f"{source}: no labelled {' or '.join(carve)} split in the data, so {n} training images were split "
+        f"{sizes_text} ({how})."
+    )
     return out, notes, f"{sizes_text}; {how}"

@@ -39,8 +39,9 @@ def make_case(seed: int, split: str, index: int, size: int = 256) -> tuple[np.nd
     return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8), mask
 
 
-def make_synthetic_seg(n_train: int = 48, n_val: int = 12, n_test: int = 16, size: int = 256,
-                       seed: int = 0) -> dict[str, np.ndarray]:
+def make_synthetic_seg(
+    n_train: int = 48, n_val: int = 12, n_test: int = 16, size: int = 256, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Course-layout arrays: x_* uint8 (N, size, size, 1), y_* uint8 (N, size, size) in {0,1}."""
     arrays: dict[str, np.ndarray] = {}
     for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
@@ -52,8 +53,9 @@ def make_synthetic_seg(n_train: int = 48, n_val: int = 12, n_test: int = 16, siz
     return arrays
 
 
-def make_multiclass_case(seed: int, split: str, index: int, size: int = 64, num_classes: int = 4,
-                         ignore_index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def make_multiclass_case(
+    seed: int, split: str, index: int, size: int = 64, num_classes: int = 4, ignore_index: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """One (image uint8 H×W, mask uint8 H×W) pair with shapes of ``num_classes − 1`` kinds on a background
     (class 0): class k ≥ 1 is drawn as a filled shape of kind k (disc, square, triangle, ring, cross, …, cycling)
     with a grey level of its own, so a model must learn shape and brightness together; later shapes cover earlier
@@ -79,10 +81,14 @@ def make_multiclass_case(seed: int, split: str, index: int, size: int = 64, num_
         elif kind == 3:
             shape = (dy**2 + dx**2 <= r**2) & (dy**2 + dx**2 >= (0.55 * r) ** 2)
         else:
-            shape = ((np.abs(dy) <= r * 0.25) & (np.abs(dx) <= r)) | ((np.abs(dx) <= r * 0.25) & (np.abs(dy) <= r))
+            shape = ((np.abs(dy) <= r * 0.25) & (np.abs(dx) <= r)) | (
+                (np.abs(dx) <= r * 0.25) & (np.abs(dy) <= r)
+            )
         mask[shape] = cls
         image[shape] = levels[cls - 1]
-        edge = shape & ~(np.roll(shape, 1, 0) & np.roll(shape, -1, 0) & np.roll(shape, 1, 1) & np.roll(shape, -1, 1))
+        edge = shape & ~(
+            np.roll(shape, 1, 0) & np.roll(shape, -1, 0) & np.roll(shape, 1, 1) & np.roll(shape, -1, 1)
+        )
         outline |= edge
     image = gaussian_filter(image, 0.7) + rng.normal(0.0, 0.04, (size, size))
     if ignore_index is not None:
@@ -90,8 +96,15 @@ def make_multiclass_case(seed: int, split: str, index: int, size: int = 64, num_
     return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8), mask
 
 
-def make_synthetic_multiclass(n_train: int = 24, n_val: int = 8, n_test: int = 8, size: int = 64, seed: int = 0,
-                              num_classes: int = 4, ignore_index: int | None = None) -> dict[str, np.ndarray]:
+def make_synthetic_multiclass(
+    n_train: int = 24,
+    n_val: int = 8,
+    n_test: int = 8,
+    size: int = 64,
+    seed: int = 0,
+    num_classes: int = 4,
+    ignore_index: int | None = None,
+) -> dict[str, np.ndarray]:
     """Course-layout arrays of ``make_multiclass_case``: x_* uint8 (N, size, size, 1), y_* uint8 (N, size, size)."""
     arrays: dict[str, np.ndarray] = {}
     for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):

@@ -8,13 +8,13 @@ import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from visionlab.config.checks import at_least, expect, is_number
 from visionlab.cluster.ranks import gather_objects
+from visionlab.config.checks import at_least, expect, is_number
 from visionlab.config.errors import DataError
-from visionlab.tasks.base_module import VisionModule
 from visionlab.networks.registry import CLASSIFICATION, NetworkIO, build_network
 from visionlab.record import metric_keys as keys
 from visionlab.record.folder import VALIDATION, RunFolder
+from visionlab.tasks.base_module import VisionModule
 
 
 class ClassificationModule(VisionModule):
@@ -24,13 +24,31 @@ class ClassificationModule(VisionModule):
 
     task = keys.CLASSIFICATION.task
 
-    def __init__(self, net: dict | None = None, num_classes: int = 43, input_size: int = 28, in_channels: int = 3,
-                 max_misclassified: int = 32, label_smoothing: float = 0.0, **base):
+    def __init__(
+        self,
+        net: dict | None = None,
+        num_classes: int = 43,
+        input_size: int = 28,
+        in_channels: int = 3,
+        max_misclassified: int = 32,
+        label_smoothing: float = 0.0,
+        **base,
+    ):
         super().__init__(**base)
-        expect("model.label_smoothing", label_smoothing, lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)",
-               "model.label_smoothing=0.1")
-        expect("model.num_classes", num_classes, at_least(2), "an integer ≥ 2 (it follows data.num_classes)",
-               "model.num_classes=10")
+        expect(
+            "model.label_smoothing",
+            label_smoothing,
+            lambda v: is_number(v) and 0 <= v < 1,
+            "a number in [0, 1)",
+            "model.label_smoothing=0.1",
+        )
+        expect(
+            "model.num_classes",
+            num_classes,
+            at_least(2),
+            "an integer ≥ 2 (it follows data.num_classes)",
+            "model.num_classes=10",
+        )
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.label_smoothing = label_smoothing
         self.net = build_network(net, NetworkIO(CLASSIFICATION, in_channels, num_classes, input_size))
@@ -45,7 +63,9 @@ class ClassificationModule(VisionModule):
         self.misclassified: list[tuple[torch.Tensor, int, int]] = []
         self.val_misclassified: list[tuple[torch.Tensor, int, int]] = []
         self.test_results: dict | None = None
-        self.val_results: dict | None = None  # at the best val/acc epoch so far: what a run without test reports
+        self.val_results: dict | None = (
+            None  # at the best val/acc epoch so far: what a run without test reports
+        )
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
@@ -57,16 +77,30 @@ class ClassificationModule(VisionModule):
     def check_data_fits(self, facts, description: str) -> None:
         """The network was built for ``model.num_classes`` classes of ``model.in_channels``×``model.input_size``²
         images, which follow the data's facts unless overridden: a DataError saying which disagrees."""
-        model = {"num_classes": self.hparams.num_classes, "in_channels": self.hparams.in_channels,
-                 "input_size": self.hparams.input_size}
-        data = {"num_classes": facts.num_classes, "in_channels": facts.channels,
-                "input_size": facts.input_size[0] if facts.input_size[0] == facts.input_size[1] else facts.input_size}
-        data_key = {"num_classes": "data.num_classes", "in_channels": "data.channels", "input_size": "data.input_size"}
+        model = {
+            "num_classes": self.hparams.num_classes,
+            "in_channels": self.hparams.in_channels,
+            "input_size": self.hparams.input_size,
+        }
+        data = {
+            "num_classes": facts.num_classes,
+            "in_channels": facts.channels,
+            "input_size": facts.input_size[0]
+            if facts.input_size[0] == facts.input_size[1]
+            else facts.input_size,
+        }
+        data_key = {
+            "num_classes": "data.num_classes",
+            "in_channels": "data.channels",
+            "input_size": "data.input_size",
+        }
         for key, value in model.items():
             if value != data[key]:
-                raise DataError(f"{description} serves {key.replace('_', ' ')} {data[key]!r} but model.{key}={value!r}: "
-                                f"the model follows the data (model.{key}: ${{{data_key[key]}}}); drop the "
-                                f"model.{key} override.")
+                raise DataError(
+                    f"{description} serves {key.replace('_', ' ')} {data[key]!r} but model.{key}={value!r}: "
+                    f"the model follows the data (model.{key}: ${{{data_key[key]}}}); drop the "
+                    f"model.{key} override."
+                )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(self.prepare_images(images))
@@ -116,12 +150,24 @@ class ClassificationModule(VisionModule):
     def on_validation_epoch_end(self) -> None:
         accuracy = float(self.val_acc.compute())
         misclassified = self._all_misclassified(self.val_misclassified)  # every rank takes part in the gather
-        if not self.trainer.sanity_checking and (self.val_results is None or accuracy > self.val_results["acc"]):
+        if not self.trainer.sanity_checking and (
+            self.val_results is None or accuracy > self.val_results["acc"]
+        ):
             confusion = self.val_confusion.compute().cpu()
-            self.val_results = {"acc": accuracy, "epoch": self.current_epoch, "confusion": confusion,
-                                "misclassified": misclassified}
-        self.log_validation_epoch(keys.VAL_LOSS, self.val_loss.compute(), keys.VAL_ACC, self.val_acc.compute(),
-                                  keys.VAL_ACC_BEST, self.val_acc_best)
+            self.val_results = {
+                "acc": accuracy,
+                "epoch": self.current_epoch,
+                "confusion": confusion,
+                "misclassified": misclassified,
+            }
+        self.log_validation_epoch(
+            keys.VAL_LOSS,
+            self.val_loss.compute(),
+            keys.VAL_ACC,
+            self.val_acc.compute(),
+            keys.VAL_ACC_BEST,
+            self.val_acc_best,
+        )
 
     def on_test_epoch_start(self) -> None:
         self.misclassified = []
@@ -139,8 +185,11 @@ class ClassificationModule(VisionModule):
     def on_test_epoch_end(self) -> None:
         confusion = self.test_confusion.compute().cpu()  # summed over ranks by torchmetrics
         per_class = confusion.diag() / confusion.sum(dim=1).clamp(min=1)
-        self.test_results = {"confusion": confusion, "per_class_acc": per_class,
-                             "misclassified": self._all_misclassified(self.misclassified)}
+        self.test_results = {
+            "confusion": confusion,
+            "per_class_acc": per_class,
+            "misclassified": self._all_misclassified(self.misclassified),
+        }
 
     # ------------------------------------------------------------------ run-record hooks (interfaces.TaskModel)
     def media_callback(self):
@@ -166,9 +215,17 @@ def _save_split(folder: RunFolder, confusion: torch.Tensor, wrong: list, *split:
     matrix = confusion.long().numpy()
     support = matrix.sum(axis=1)
     folder.write_confusion(matrix, *split)
-    folder.write_per_class_accuracy([{"class": c, "support": int(support[c]),
-                                      "accuracy": float(matrix[c, c] / max(support[c], 1))}
-                                     for c in range(len(matrix))], *split)
+    folder.write_per_class_accuracy(
+        [
+            {"class": c, "support": int(support[c]), "accuracy": float(matrix[c, c] / max(support[c], 1))}
+            for c in range(len(matrix))
+        ],
+        *split,
+    )
     if wrong:
-        folder.write_misclassified(torch.stack([img for img, _, _ in wrong]).numpy(),
-                                   [t for _, t, _ in wrong], [p for _, _, p in wrong], *split)
+        folder.write_misclassified(
+            torch.stack([img for img, _, _ in wrong]).numpy(),
+            [t for _, t, _ in wrong],
+            [p for _, _, p in wrong],
+            *split,
+        )

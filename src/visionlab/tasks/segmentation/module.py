@@ -16,12 +16,15 @@ import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from visionlab.config.checks import choose, expect, is_integer, is_number
 from visionlab.cluster.ranks import gather_objects
+from visionlab.config.checks import choose, expect, is_integer, is_number
 from visionlab.config.errors import ConfigError, DataError
-from visionlab.tasks.protocol import TaskDataModule
-from visionlab.tasks.base_module import VisionModule
 from visionlab.networks.registry import SEGMENTATION, NetworkIO, build_network, size_multiple
+from visionlab.record import metric_keys as keys
+from visionlab.record.folder import RunFolder
+from visionlab.record.layout import WORST_CASES
+from visionlab.tasks.base_module import VisionModule
+from visionlab.tasks.protocol import TaskDataModule
 from visionlab.tasks.segmentation.scores import (
     EMPTY_MASK_CONVENTION,
     MULTICLASS_CONVENTION,
@@ -30,27 +33,30 @@ from visionlab.tasks.segmentation.scores import (
     per_image_multiclass_scores,
     per_image_scores,
 )
-from visionlab.record import metric_keys as keys
-from visionlab.record.folder import RunFolder
-from visionlab.record.layout import WORST_CASES
 
 LOSSES = ("bce", "dice", "bce_dice")
 MULTICLASS_LOSSES = ("ce", "dice", "ce_dice")
 # test-time augmentation: the test predictions as the mean probability over these flips of the input (dims of
 # N×C×H×W), each flipped back; validation and training never use it
 TTA = {"none": ((),), "flips": ((), (3,), (2,), (2, 3))}
-TTA_DESCRIPTION = {"none": "none", "flips": "flips: identity, horizontal, vertical and both; probabilities averaged"}
+TTA_DESCRIPTION = {
+    "none": "none",
+    "flips": "flips: identity, horizontal, vertical and both; probabilities averaged",
+}
 CASE_INDEX = "case_index"
 
 
-def multiclass_soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int | None,
-                              smooth: float = 1.0) -> torch.Tensor:
+def multiclass_soft_dice_loss(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int | None, smooth: float = 1.0
+) -> torch.Tensor:
     """1 − soft Dice per class over the batch (softmax probabilities against one-hot masks), averaged over the
     classes present in the batch's masks; ignored pixels count for no class."""
     k = logits.shape[1]
     probs = torch.softmax(logits, 1)
     valid = target != ignore_index if ignore_index is not None else torch.ones_like(target, dtype=torch.bool)
-    onehot = F.one_hot(torch.where(valid, target, 0).long().clamp(0, k - 1), k).permute(0, 3, 1, 2).to(probs.dtype)
+    onehot = (
+        F.one_hot(torch.where(valid, target, 0).long().clamp(0, k - 1), k).permute(0, 3, 1, 2).to(probs.dtype)
+    )
     weight = valid[:, None].to(probs.dtype)
     onehot, probs = onehot * weight, probs * weight
     inter, truth, predicted = ((probs * onehot).sum((0, 2, 3)), onehot.sum((0, 2, 3)), probs.sum((0, 2, 3)))
@@ -73,34 +79,73 @@ class SegmentationModule(VisionModule):
 
     task = keys.SEGMENTATION.task
 
-    def __init__(self, net: dict | None = None, in_channels: int = 1, loss: str = "bce", threshold: float = 0.5,
-                 media_cases: int = 4, media_every_n_epochs: int = 5, tta: str = "none", num_classes: int = 2,
-                 ignore_index: int | None = None, class_weights=None, **base):
+    def __init__(
+        self,
+        net: dict | None = None,
+        in_channels: int = 1,
+        loss: str = "bce",
+        threshold: float = 0.5,
+        media_cases: int = 4,
+        media_every_n_epochs: int = 5,
+        tta: str = "none",
+        num_classes: int = 2,
+        ignore_index: int | None = None,
+        class_weights=None,
+        **base,
+    ):
         super().__init__(**base)
-        expect("model.num_classes", num_classes, lambda v: is_integer(v) and 2 <= v <= 255, "an integer in 2..255 "
-               "(it follows data.num_classes)", "model.num_classes=${data.num_classes}")
+        expect(
+            "model.num_classes",
+            num_classes,
+            lambda v: is_integer(v) and 2 <= v <= 255,
+            "an integer in 2..255 (it follows data.num_classes)",
+            "model.num_classes=${data.num_classes}",
+        )
         self.multiclass = num_classes > 2 or ignore_index is not None
         self.task = keys.MULTICLASS_TASK if self.multiclass else keys.SEGMENTATION.task
         if self.multiclass and loss not in MULTICLASS_LOSSES:
-            raise ConfigError(f"model.loss={loss!r} is a binary loss; with data.num_classes={num_classes}"
-                              + (f" and data.ignore_index={ignore_index}" if ignore_index is not None else "")
-                              + f" use one of {MULTICLASS_LOSSES}, e.g. model.loss=ce_dice.")
+            raise ConfigError(
+                f"model.loss={loss!r} is a binary loss; with data.num_classes={num_classes}"
+                + (f" and data.ignore_index={ignore_index}" if ignore_index is not None else "")
+                + f" use one of {MULTICLASS_LOSSES}, e.g. model.loss=ce_dice."
+            )
         if not self.multiclass:
             choose("model.loss", loss, LOSSES)
-        expect("model.class_weights", class_weights,
-               lambda v: v == "auto" or (isinstance(v, Sequence) and not isinstance(v, str) and len(v) == num_classes
-                                         and all(is_number(w) and w >= 0 for w in v) and any(w > 0 for w in v)),
-               f"null, auto (inverse pixel frequency in the training masks) or a list of {num_classes} weights ≥ 0",
-               "model.class_weights=auto", nullable=True)
+        expect(
+            "model.class_weights",
+            class_weights,
+            lambda v: (
+                v == "auto"
+                or (
+                    isinstance(v, Sequence)
+                    and not isinstance(v, str)
+                    and len(v) == num_classes
+                    and all(is_number(w) and w >= 0 for w in v)
+                    and any(w > 0 for w in v)
+                )
+            ),
+            f"null, auto (inverse pixel frequency in the training masks) or a list of {num_classes} weights ≥ 0",
+            "model.class_weights=auto",
+            nullable=True,
+        )
         if class_weights is not None and not self.multiclass:
-            raise ConfigError("model.class_weights applies to the K-class path (data.num_classes ≥ 3); binary "
-                              "masks use one sigmoid output. Set model.class_weights=null.")
+            raise ConfigError(
+                "model.class_weights applies to the K-class path (data.num_classes ≥ 3); binary "
+                "masks use one sigmoid output. Set model.class_weights=null."
+            )
         choose("model.tta", tta, tuple(TTA))
-        expect("model.threshold", threshold, lambda v: is_number(v) and 0 < v < 1, "a probability in (0, 1)",
-               "model.threshold=0.5")
+        expect(
+            "model.threshold",
+            threshold,
+            lambda v: is_number(v) and 0 < v < 1,
+            "a probability in (0, 1)",
+            "model.threshold=0.5",
+        )
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.num_classes, self.ignore_index = num_classes, ignore_index
-        self.net = build_network(net, NetworkIO(SEGMENTATION, in_channels, num_classes if self.multiclass else 1))
+        self.net = build_network(
+            net, NetworkIO(SEGMENTATION, in_channels, num_classes if self.multiclass else 1)
+        )
         listed = isinstance(class_weights, Sequence) and not isinstance(class_weights, str)
         weights = [float(w) for w in class_weights] if listed else [1.0] * num_classes
         self.register_buffer("class_weight", torch.tensor(weights), persistent=False)
@@ -108,13 +153,19 @@ class SegmentationModule(VisionModule):
         if self.multiclass:  # the split-level counts (summed over ranks by torchmetrics)
             self.train_confusion, self.val_confusion, self.test_confusion = (
                 MulticlassConfusionMatrix(num_classes, ignore_index=ignore_index, validate_args=False)
-                for _ in range(3))
+                for _ in range(3)
+            )
         self.size_multiple, self.size_rule = size_multiple(net)
         self.loss_name, self.tta = loss, tta
         self.logit_threshold = math.log(threshold / (1.0 - threshold))
         self.media_cases, self.media_every_n_epochs = media_cases, media_every_n_epochs
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
-        self.train_f1, self.val_f1, self.val_iou, self.val_f1_bg = MeanMetric(), MeanMetric(), MeanMetric(), MeanMetric()
+        self.train_f1, self.val_f1, self.val_iou, self.val_f1_bg = (
+            MeanMetric(),
+            MeanMetric(),
+            MeanMetric(),
+            MeanMetric(),
+        )
         self.val_f1_best = MaxMetric()
         self.media_batch: dict | None = None
         self._test_scores: list[dict[str, torch.Tensor]] = []
@@ -128,7 +179,11 @@ class SegmentationModule(VisionModule):
         datamodule = self.trainer.datamodule if self._trainer is not None else None
         if isinstance(datamodule, TaskDataModule):
             self.check_data_fits(datamodule)
-            if self.multiclass and self.hparams.class_weights == "auto" and hasattr(datamodule, "class_pixel_counts"):
+            if (
+                self.multiclass
+                and self.hparams.class_weights == "auto"
+                and hasattr(datamodule, "class_pixel_counts")
+            ):
                 self.set_class_weights(datamodule.class_pixel_counts())
 
     def set_class_weights(self, counts) -> None:
@@ -153,8 +208,10 @@ class SegmentationModule(VisionModule):
                 f"data.image_size to a multiple of {multiple} (e.g. 256) or change model.net."
             )
         if channels is not None and channels != self.hparams.in_channels:
-            raise DataError(f"{datamodule.description}: images have {channels} channels but "
-                            f"model.in_channels={self.hparams.in_channels}; set model.in_channels={channels}.")
+            raise DataError(
+                f"{datamodule.description}: images have {channels} channels but "
+                f"model.in_channels={self.hparams.in_channels}; set model.in_channels={channels}."
+            )
 
     # ------------------------------------------------------------------ forward and loss
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -164,6 +221,7 @@ class SegmentationModule(VisionModule):
     def tta_logits(self, images: torch.Tensor, flips) -> torch.Tensor:
         """The logit of the mean probability over the flipped inputs (each prediction flipped back); K classes:
         the log of the mean softmax probabilities (their argmax is the averaged prediction)."""
+
         def flipped(tensor: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
             return tensor.flip(dims) if dims else tensor
 
@@ -187,8 +245,12 @@ class SegmentationModule(VisionModule):
         if self.loss_name in ("ce", "ce_dice"):
             valid = target != ignore if ignore is not None else None
             if valid is None or bool(valid.any()):
-                loss = F.cross_entropy(logits, target.long(), weight=self.class_weight.to(logits.dtype),
-                                       ignore_index=ignore if ignore is not None else -100)
+                loss = F.cross_entropy(
+                    logits,
+                    target.long(),
+                    weight=self.class_weight.to(logits.dtype),
+                    ignore_index=ignore if ignore is not None else -100,
+                )
         if self.loss_name in ("dice", "ce_dice"):
             loss = loss + multiclass_soft_dice_loss(logits, target, ignore)
         return loss
@@ -198,9 +260,11 @@ class SegmentationModule(VisionModule):
         masks = masks.reshape(len(masks), *masks.shape[-2:])
         logits = self(images).float() if tta == "none" else self.tta_logits(images, TTA[tta])
         if logits.shape[-2:] != masks.shape[-2:] or logits.shape[1] != self.num_classes:
-            raise ConfigError(f"model.net={self.hparams.net}: the network returns {tuple(logits.shape[1:])} for "
-                              f"{tuple(masks.shape[-2:])} masks; a {self.num_classes}-class segmenter needs "
-                              f"{self.num_classes} logits per pixel at the input's size.")
+            raise ConfigError(
+                f"model.net={self.hparams.net}: the network returns {tuple(logits.shape[1:])} for "
+                f"{tuple(masks.shape[-2:])} masks; a {self.num_classes}-class segmenter needs "
+                f"{self.num_classes} logits per pixel at the input's size."
+            )
         loss = self.compute_multiclass_loss(logits, masks)
         return loss, logits.argmax(1).to(torch.uint8), masks
 
@@ -209,9 +273,11 @@ class SegmentationModule(VisionModule):
         masks = masks.reshape(len(masks), *masks.shape[-2:])  # N×H×W or N×1×H×W → N×H×W
         logits = self(images).float() if tta == "none" else self.tta_logits(images, TTA[tta])
         if logits.shape[-2:] != masks.shape[-2:] or logits.shape[1] != 1:
-            raise ConfigError(f"model.net={self.hparams.net}: the network returns {tuple(logits.shape[1:])} for "
-                              f"{tuple(masks.shape[-2:])} masks; a segmenter needs one logit per pixel at the input's "
-                              "size (pick another architecture or arguments).")
+            raise ConfigError(
+                f"model.net={self.hparams.net}: the network returns {tuple(logits.shape[1:])} for "
+                f"{tuple(masks.shape[-2:])} masks; a segmenter needs one logit per pixel at the input's "
+                "size (pick another architecture or arguments)."
+            )
         loss = self.compute_loss(logits, masks[:, None].float())
         preds = (logits[:, 0] > self.logit_threshold).to(torch.uint8)
         return loss, preds, masks, per_image_scores(preds, masks)
@@ -250,11 +316,17 @@ class SegmentationModule(VisionModule):
             self.val_confusion.update(preds, masks)
             if batch_idx == 0:
                 k = self.media_cases
-                image_miou = class_scores(confusion_per_image(preds[:k], masks[:k], self.num_classes,
-                                                              self.ignore_index))["miou"]
-                self.media_batch = {"images": batch[0][:k].cpu(), "masks": masks[:k].cpu(),
-                                    "preds": preds[:k].cpu(), "f1": image_miou.cpu(), "score": "mIoU",
-                                    "epoch": self.current_epoch}
+                image_miou = class_scores(
+                    confusion_per_image(preds[:k], masks[:k], self.num_classes, self.ignore_index)
+                )["miou"]
+                self.media_batch = {
+                    "images": batch[0][:k].cpu(),
+                    "masks": masks[:k].cpu(),
+                    "preds": preds[:k].cpu(),
+                    "f1": image_miou.cpu(),
+                    "score": "mIoU",
+                    "epoch": self.current_epoch,
+                }
             return
         loss, preds, masks, scores = self._step(batch)
         f1 = scores[keys.CASE_F1]
@@ -264,28 +336,55 @@ class SegmentationModule(VisionModule):
         self.val_f1_bg(scores[keys.CASE_F1_BG])
         if batch_idx == 0:  # a fixed set of validation cases (the loader is not shuffled) for W&B
             k = self.media_cases
-            self.media_batch = {"images": batch[0][:k].cpu(), "masks": masks[:k].cpu(), "preds": preds[:k].cpu(),
-                                "f1": f1[:k].cpu(), "epoch": self.current_epoch}
+            self.media_batch = {
+                "images": batch[0][:k].cpu(),
+                "masks": masks[:k].cpu(),
+                "preds": preds[:k].cpu(),
+                "f1": f1[:k].cpu(),
+                "epoch": self.current_epoch,
+            }
 
     def on_validation_epoch_end(self) -> None:
         if self.multiclass:
             scores = class_scores(self.val_confusion.compute())
-            if not self.trainer.sanity_checking:  # validation ends the training epoch: its pixels are all counted
+            if (
+                not self.trainer.sanity_checking
+            ):  # validation ends the training epoch: its pixels are all counted
                 train_miou = class_scores(self.train_confusion.compute())["miou"]
                 self.log(keys.TRAIN_MIOU, torch.nan_to_num(train_miou.float()), sync_dist=False)
-            extra = {keys.VAL_PIXEL_ACC: scores["pixel_acc"].float(), keys.VAL_DICE: scores["dice_mean"].float()}
-            for label, dice in enumerate(scores["dice"].tolist()):  # a class absent from truth and prediction: none
+            extra = {
+                keys.VAL_PIXEL_ACC: scores["pixel_acc"].float(),
+                keys.VAL_DICE: scores["dice_mean"].float(),
+            }
+            for label, dice in enumerate(
+                scores["dice"].tolist()
+            ):  # a class absent from truth and prediction: none
                 if not math.isnan(dice):
                     extra[keys.class_key("val", "dice", label)] = torch.tensor(dice, dtype=torch.float32)
-            self.log_validation_epoch(keys.VAL_LOSS, self.val_loss.compute(), keys.VAL_MIOU,
-                                      torch.nan_to_num(scores["miou"].float()), keys.VAL_MIOU_BEST,
-                                      self.val_f1_best, extra=extra)
+            self.log_validation_epoch(
+                keys.VAL_LOSS,
+                self.val_loss.compute(),
+                keys.VAL_MIOU,
+                torch.nan_to_num(scores["miou"].float()),
+                keys.VAL_MIOU_BEST,
+                self.val_f1_best,
+                extra=extra,
+            )
             return
         f1, f1_bg = self.val_f1.compute(), self.val_f1_bg.compute()
-        self.log_validation_epoch(keys.VAL_LOSS, self.val_loss.compute(), keys.VAL_F1, f1,
-                                  keys.VAL_F1_BEST, self.val_f1_best,
-                                  extra={keys.VAL_IOU: self.val_iou.compute(), keys.VAL_F1_BG: f1_bg,
-                                         keys.VAL_F1_MACRO: (f1 + f1_bg) / 2})
+        self.log_validation_epoch(
+            keys.VAL_LOSS,
+            self.val_loss.compute(),
+            keys.VAL_F1,
+            f1,
+            keys.VAL_F1_BEST,
+            self.val_f1_best,
+            extra={
+                keys.VAL_IOU: self.val_iou.compute(),
+                keys.VAL_F1_BG: f1_bg,
+                keys.VAL_F1_MACRO: (f1 + f1_bg) / 2,
+            },
+        )
 
     # ------------------------------------------------------------------ test
     def on_test_epoch_start(self) -> None:
@@ -307,11 +406,13 @@ class SegmentationModule(VisionModule):
         if self.multiclass:
             loss, preds, masks = self._step_multiclass(batch, self.tta)
             self.test_confusion.update(preds, masks)
-            scores = per_image_multiclass_scores(confusion_per_image(preds, masks, self.num_classes,
-                                                                     self.ignore_index))
+            scores = per_image_multiclass_scores(
+                confusion_per_image(preds, masks, self.num_classes, self.ignore_index)
+            )
             miou = scores[keys.CASE_MIOU]
-            image_dice = torch.stack([scores[keys.class_key("", "dice", c)] for c in range(self.num_classes)],
-                                     1).nanmean(1)
+            image_dice = torch.stack(
+                [scores[keys.class_key("", "dice", c)] for c in range(self.num_classes)], 1
+            ).nanmean(1)
             f1, iou, rank = image_dice, miou, torch.nan_to_num(miou, nan=2.0)  # no counted pixel: never worst
         else:
             loss, preds, masks, scores = self._step(batch, self.tta)
@@ -324,15 +425,27 @@ class SegmentationModule(VisionModule):
             start = sum(len(s[CASE_INDEX]) for s in self._test_scores)
             index = torch.arange(start, start + len(masks))
         sources = self._case_sources(index)
-        self._test_scores.append({CASE_INDEX: index, **{name: value.cpu() for name, value in scores.items()},
-                                  keys.CASE_SOURCE: sources})
+        self._test_scores.append(
+            {
+                CASE_INDEX: index,
+                **{name: value.cpu() for name, value in scores.items()},
+                keys.CASE_SOURCE: sources,
+            }
+        )
 
         def case(i: int) -> dict:
             image = batch[0][i].cpu()
-            image = image.numpy() if image.dtype == torch.uint8 else (image.permute(1, 2, 0) * 255).byte().numpy()
-            kept = {"index": int(index[i]), "f1": float(f1[i]), "iou": float(iou[i]),
-                    "image": image[..., 0] if image.shape[-1] == 1 else image,
-                    "mask": masks[i].to(torch.uint8).cpu().numpy(), "pred": preds[i].cpu().numpy()}
+            image = (
+                image.numpy() if image.dtype == torch.uint8 else (image.permute(1, 2, 0) * 255).byte().numpy()
+            )
+            kept = {
+                "index": int(index[i]),
+                "f1": float(f1[i]),
+                "iou": float(iou[i]),
+                "image": image[..., 0] if image.shape[-1] == 1 else image,
+                "mask": masks[i].to(torch.uint8).cpu().numpy(),
+                "pred": preds[i].cpu().numpy(),
+            }
             if sources[i]:
                 kept["source"] = sources[i]
             if self.multiclass:
@@ -346,12 +459,12 @@ class SegmentationModule(VisionModule):
         if "best" not in self._test_cases or float(goodness[best]) > _goodness(self._test_cases["best"]):
             self._test_cases["best"] = case(best)
         worst = self._test_worst  # the worst cases so far, worst first
-        for i in sorted(range(len(rank)), key=lambda i: (float(rank[i]), int(index[i])))[:len(WORST_CASES)]:
+        for i in sorted(range(len(rank)), key=lambda i: (float(rank[i]), int(index[i])))[: len(WORST_CASES)]:
             if len(worst) == len(WORST_CASES) and (float(rank[i]), int(index[i])) >= _rank(worst[-1]):
                 break
             worst.append(case(i))
             worst.sort(key=_rank)
-            del worst[len(WORST_CASES):]
+            del worst[len(WORST_CASES) :]
 
     def on_test_epoch_end(self) -> None:
         """Per-case scores and the kept cases from every rank, each case once and in case order, so a DDP test
@@ -363,7 +476,9 @@ class SegmentationModule(VisionModule):
         index = torch.cat([s[CASE_INDEX] for s in scores])
         order = torch.argsort(index, stable=True)
         if len(torch.unique(index)) != len(index):
-            raise RuntimeError("a test case was scored twice: the test loader must not repeat cases under DDP")
+            raise RuntimeError(
+                "a test case was scored twice: the test loader must not repeat cases under DDP"
+            )
         sources = [name for s in scores for name in s[keys.CASE_SOURCE]]
         sources = [sources[i] for i in order.tolist()]
         if self.multiclass:
@@ -376,13 +491,16 @@ class SegmentationModule(VisionModule):
             stats.update({std_key: cases[name].std(unbiased=False), min_key: cases[name].min()})
         for name, value in stats.items():  # identical on every rank after the gather
             self.log(name, torch.as_tensor(value, dtype=torch.float32))
-        self.test_results = {"scores": {name: value.numpy() for name, value in cases.items()},
-                             "cases": _merge_kept_cases([kept for _, kept, _ in parts],
-                                                        [worst for _, _, worst in parts])}
+        self.test_results = {
+            "scores": {name: value.numpy() for name, value in cases.items()},
+            "cases": _merge_kept_cases([kept for _, kept, _ in parts], [worst for _, _, worst in parts]),
+        }
         if any(sources):
             self.test_results["scores"][keys.CASE_SOURCE] = sources
 
-    def _multiclass_test_end(self, scores: list[dict], order: torch.Tensor, sources: list[str], parts) -> None:
+    def _multiclass_test_end(
+        self, scores: list[dict], order: torch.Tensor, sources: list[str], parts
+    ) -> None:
         """Split-level scores from the summed confusion matrix (the benchmark's per-class IoU), per-image ones from
         the case table; a class absent from the test truth and predictions gets no per-class key."""
         columns = [name for name in scores[0] if name not in (CASE_INDEX, keys.CASE_SOURCE)]
@@ -391,12 +509,17 @@ class SegmentationModule(VisionModule):
         split = class_scores(confusion)
         image_miou = cases[keys.CASE_MIOU]
         counted = image_miou[~image_miou.isnan()]
-        stats = {keys.TEST_LOSS: self.test_loss.compute(), keys.TEST_CASES: float(len(image_miou)),
-                 keys.TEST_MIOU: split["miou"], keys.TEST_PIXEL_ACC: split["pixel_acc"],
-                 keys.TEST_CLASS_ACC: split["class_acc"], keys.TEST_DICE: split["dice_mean"],
-                 keys.TEST_MIOU_IMAGE: counted.mean() if len(counted) else float("nan"),
-                 keys.TEST_MIOU_IMAGE_STD: counted.std(unbiased=False) if len(counted) else float("nan"),
-                 keys.TEST_MIOU_IMAGE_MIN: counted.min() if len(counted) else float("nan")}
+        stats = {
+            keys.TEST_LOSS: self.test_loss.compute(),
+            keys.TEST_CASES: float(len(image_miou)),
+            keys.TEST_MIOU: split["miou"],
+            keys.TEST_PIXEL_ACC: split["pixel_acc"],
+            keys.TEST_CLASS_ACC: split["class_acc"],
+            keys.TEST_DICE: split["dice_mean"],
+            keys.TEST_MIOU_IMAGE: counted.mean() if len(counted) else float("nan"),
+            keys.TEST_MIOU_IMAGE_STD: counted.std(unbiased=False) if len(counted) else float("nan"),
+            keys.TEST_MIOU_IMAGE_MIN: counted.min() if len(counted) else float("nan"),
+        }
         for quantity in ("iou", "dice"):
             for label, value in enumerate(split[quantity].tolist()):
                 if not math.isnan(value):
@@ -406,9 +529,11 @@ class SegmentationModule(VisionModule):
         table = {name: value.numpy() for name, value in cases.items()}
         if any(sources):
             table[keys.CASE_SOURCE] = sources
-        self.test_results = {"scores": table, "confusion": confusion.numpy(),
-                             "cases": _merge_kept_cases([kept for _, kept, _ in parts],
-                                                        [worst for _, _, worst in parts])}
+        self.test_results = {
+            "scores": table,
+            "confusion": confusion.numpy(),
+            "cases": _merge_kept_cases([kept for _, kept, _ in parts], [worst for _, _, worst in parts]),
+        }
 
     # ------------------------------------------------------------------ run-record hooks (interfaces.TaskModel)
     def media_callback(self):
@@ -419,19 +544,30 @@ class SegmentationModule(VisionModule):
     def summary_section(self) -> dict:
         """Which cases were worst and best, and the conventions behind the test metrics (logged under their keys)."""
         if self.multiclass:
-            section = {"num_classes": self.num_classes, "ignore_index": self.ignore_index,
-                       "class_weights": self.class_weights_used, "loss": self.loss_name,
-                       "score_convention": MULTICLASS_CONVENTION, "test_time_augmentation": TTA_DESCRIPTION[self.tta]}
+            section = {
+                "num_classes": self.num_classes,
+                "ignore_index": self.ignore_index,
+                "class_weights": self.class_weights_used,
+                "loss": self.loss_name,
+                "score_convention": MULTICLASS_CONVENTION,
+                "test_time_augmentation": TTA_DESCRIPTION[self.tta],
+            }
             if self.test_results:
                 miou = np.nan_to_num(self.test_results["scores"][keys.CASE_MIOU], nan=2.0)
-                section.update(worst_case=int(miou.argmin()), best_case=int(np.where(miou > 1, -1, miou).argmax()))
+                section.update(
+                    worst_case=int(miou.argmin()), best_case=int(np.where(miou > 1, -1, miou).argmax())
+                )
             return section
         if not self.test_results:
             return {}
         f1 = self.test_results["scores"][keys.CASE_F1]
-        return {"worst_case": int(f1.argmin()), "best_case": int(f1.argmax()),
-                "threshold": float(self.hparams.threshold), "empty_mask_convention": EMPTY_MASK_CONVENTION,
-                "test_time_augmentation": TTA_DESCRIPTION[self.tta]}
+        return {
+            "worst_case": int(f1.argmin()),
+            "best_case": int(f1.argmax()),
+            "threshold": float(self.hparams.threshold),
+            "empty_mask_convention": EMPTY_MASK_CONVENTION,
+            "test_time_augmentation": TTA_DESCRIPTION[self.tta],
+        }
 
     def save_fit_artifacts(self, folder: RunFolder) -> None:
         """Nothing beyond metrics.csv: validation cases are shown in W&B during training."""
@@ -444,7 +580,9 @@ class SegmentationModule(VisionModule):
             return
         folder.write_test_cases(self.test_results["scores"])
         folder.write_qualitative(self.test_results["cases"])
-        if "confusion" in self.test_results:  # K classes: the test pixels' class-confusion matrix, rows = truth
+        if (
+            "confusion" in self.test_results
+        ):  # K classes: the test pixels' class-confusion matrix, rows = truth
             folder.write_confusion(self.test_results["confusion"])
 
 

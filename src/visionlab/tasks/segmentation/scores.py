@@ -30,7 +30,9 @@ def per_image_scores(preds: torch.Tensor, target: torch.Tensor) -> dict[str, tor
     """Binary masks (N, H, W) → per-image scores, each (N,) float, keyed by the per-case columns of the run
     record (``metric_keys.CASE_SCORES``): foreground F1/IoU, background F1/IoU, trivial foreground F1."""
     if preds.shape != target.shape or preds.ndim < 2:
-        raise ValueError(f"predictions {tuple(preds.shape)} and masks {tuple(target.shape)} must both be (N, H, W)")
+        raise ValueError(
+            f"predictions {tuple(preds.shape)} and masks {tuple(target.shape)} must both be (N, H, W)"
+        )
     pred, true = preds.reshape(len(preds), -1).bool(), target.reshape(len(target), -1).bool()
     tp = (pred & true).sum(1).double()
     fp = (pred & ~true).sum(1).double()
@@ -39,21 +41,31 @@ def per_image_scores(preds: torch.Tensor, target: torch.Tensor) -> dict[str, tor
     f1, iou = _f1_iou(tp, fp + fn)
     f1_bg, iou_bg = _f1_iou(tn, fp + fn)
     trivial, _ = _f1_iou(tp + fn, tn + fp)  # all foreground: every true pixel a hit, every other an error
-    return {keys.CASE_F1: f1, keys.CASE_IOU: iou, keys.CASE_F1_BG: f1_bg, keys.CASE_IOU_BG: iou_bg,
-            keys.CASE_F1_TRIVIAL: trivial}
+    return {
+        keys.CASE_F1: f1,
+        keys.CASE_IOU: iou,
+        keys.CASE_F1_BG: f1_bg,
+        keys.CASE_IOU_BG: iou_bg,
+        keys.CASE_F1_TRIVIAL: trivial,
+    }
 
 
 # ------------------------------------------------------------------ K classes (index masks, softmax)
-MULTICLASS_CONVENTION = ("a class absent from both mask and prediction has no score (NaN in test_cases.csv); mIoU "
-                         "is the mean over the classes present; ignored pixels are not counted")
+MULTICLASS_CONVENTION = (
+    "a class absent from both mask and prediction has no score (NaN in test_cases.csv); mIoU "
+    "is the mean over the classes present; ignored pixels are not counted"
+)
 
 
-def confusion_per_image(preds: torch.Tensor, target: torch.Tensor, num_classes: int,
-                        ignore_index: int | None) -> torch.Tensor:
+def confusion_per_image(
+    preds: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None
+) -> torch.Tensor:
     """(N, H, W) predicted and true class indices → (N, K, K) pixel counts, rows = true class; pixels whose truth
     is ``ignore_index`` are not counted."""
     if preds.shape != target.shape or preds.ndim < 2:
-        raise ValueError(f"predictions {tuple(preds.shape)} and masks {tuple(target.shape)} must both be (N, H, W)")
+        raise ValueError(
+            f"predictions {tuple(preds.shape)} and masks {tuple(target.shape)} must both be (N, H, W)"
+        )
     n, k = len(preds), num_classes
     true, pred = target.reshape(n, -1).long(), preds.reshape(n, -1).long()
     valid = true != ignore_index if ignore_index is not None else torch.ones_like(true, dtype=torch.bool)
@@ -75,9 +87,15 @@ def class_scores(confusion: torch.Tensor) -> dict[str, torch.Tensor]:
     dice = torch.where(union > 0, 2 * tp / (truth + predicted).clamp(min=1), nan)
     recall = torch.where(truth > 0, tp / truth.clamp(min=1), nan)
     total = confusion.sum((-2, -1))
-    return {"iou": iou, "dice": dice, "recall": recall, "miou": iou.nanmean(-1), "dice_mean": dice.nanmean(-1),
-            "pixel_acc": torch.where(total > 0, tp.sum(-1) / total.clamp(min=1), float("nan")),
-            "class_acc": recall.nanmean(-1)}
+    return {
+        "iou": iou,
+        "dice": dice,
+        "recall": recall,
+        "miou": iou.nanmean(-1),
+        "dice_mean": dice.nanmean(-1),
+        "pixel_acc": torch.where(total > 0, tp.sum(-1) / total.clamp(min=1), float("nan")),
+        "class_acc": recall.nanmean(-1),
+    }
 
 
 def per_image_multiclass_scores(confusion: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -41,7 +41,8 @@ def has_credentials(url: str) -> bool:
 def _http_answer(url: str, timeout: float, answered: list) -> None:
     parts = urlparse(url)
     connection = (http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection)(
-        parts.hostname, parts.port, timeout=timeout)
+        parts.hostname, parts.port, timeout=timeout
+    )
     try:
         connection.request("GET", f"{parts.path.rstrip('/')}/healthz")
         answered.append(connection.getresponse().status)
@@ -68,9 +69,11 @@ def environment_mode() -> str | None:
     if not env:
         return None
     if env not in ENVIRONMENT_MODES:
-        raise ConfigError(f"WANDB_MODE={raw} (environment variable) is not a W&B mode: it must be one of online, "
-                          "offline or disabled; or unset it to let logger.wandb.mode decide (logger=none runs "
-                          "without W&B).")
+        raise ConfigError(
+            f"WANDB_MODE={raw} (environment variable) is not a W&B mode: it must be one of online, "
+            "offline or disabled; or unset it to let logger.wandb.mode decide (logger=none runs "
+            "without W&B)."
+        )
     return env
 
 

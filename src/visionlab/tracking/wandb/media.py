@@ -25,8 +25,10 @@ def _misclassified(wrong: list) -> list:
     import wandb
 
     # items are (image, true, pred), or (case index, image, true, pred) while an epoch's mistakes are collected
-    return [wandb.Image(to_display(img[None])[0], caption=f"true {t} → pred {p}")
-            for img, t, p in (item[-3:] for item in wrong)]
+    return [
+        wandb.Image(to_display(img[None])[0], caption=f"true {t} → pred {p}")
+        for img, t, p in (item[-3:] for item in wrong)
+    ]
 
 
 class ClassificationMedia(pl.Callback):
@@ -44,12 +46,17 @@ class ClassificationMedia(pl.Callback):
         wrong = getattr(pl_module, "val_misclassified", None)
         epoch = trainer.current_epoch
         last = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
-        if trainer.sanity_checking or not trainer.is_global_zero or not wrong or (epoch % self.every_n_epochs
-                                                                                  and not last):
+        if (
+            trainer.sanity_checking
+            or not trainer.is_global_zero
+            or not wrong
+            or (epoch % self.every_n_epochs and not last)
+        ):
             return
         for logger in wandb_loggers(trainer):
-            logger.experiment.log({keys.MEDIA_VAL_MISCLASSIFIED: _misclassified(wrong),
-                                   keys.WANDB_STEP: trainer.global_step})
+            logger.experiment.log(
+                {keys.MEDIA_VAL_MISCLASSIFIED: _misclassified(wrong), keys.WANDB_STEP: trainer.global_step}
+            )
         self.logged_epochs.append(epoch)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
@@ -58,8 +65,12 @@ class ClassificationMedia(pl.Callback):
         self.logged_inputs = True
         grid = make_grid(to_display(batch[0][: self.n_inputs].cpu()), nrow=8, padding=1)
         for logger in wandb_loggers(trainer):
-            logger.log_image(keys.MEDIA_AUGMENTED_INPUTS, [grid], step=trainer.global_step,
-                             caption=[f"{min(self.n_inputs, len(batch[0]))} augmented training inputs"])
+            logger.log_image(
+                keys.MEDIA_AUGMENTED_INPUTS,
+                [grid],
+                step=trainer.global_step,
+                caption=[f"{min(self.n_inputs, len(batch[0]))} augmented training inputs"],
+            )
 
     def on_test_end(self, trainer, pl_module):
         results = getattr(pl_module, "test_results", None)
@@ -132,13 +143,21 @@ class SegmentationMedia(pl.Callback):
         images = to_display(batch["images"]).mul(255).byte().permute(0, 2, 3, 1).numpy()
         labels, score = segmentation_class_labels(trainer, pl_module), batch.get("score", "F1")
         overlays = [
-            _mask_overlay(img[..., 0] if img.shape[-1] == 1 else img, mask, pred,
-                          f"val case {i}, epoch {epoch}: {score} {float(f1):.4f}", labels)
-            for i, (img, mask, pred, f1) in enumerate(zip(images, batch["masks"].numpy(), batch["preds"].numpy(),
-                                                          batch["f1"]))
+            _mask_overlay(
+                img[..., 0] if img.shape[-1] == 1 else img,
+                mask,
+                pred,
+                f"val case {i}, epoch {epoch}: {score} {float(f1):.4f}",
+                labels,
+            )
+            for i, (img, mask, pred, f1) in enumerate(
+                zip(images, batch["masks"].numpy(), batch["preds"].numpy(), batch["f1"])
+            )
         ]
         for logger in wandb_loggers(trainer):
-            logger.experiment.log({keys.MEDIA_VAL_PREDICTIONS: overlays, keys.WANDB_STEP: trainer.global_step})
+            logger.experiment.log(
+                {keys.MEDIA_VAL_PREDICTIONS: overlays, keys.WANDB_STEP: trainer.global_step}
+            )
         self.logged_epochs.append(epoch)
 
     def on_test_end(self, trainer, pl_module):
@@ -151,17 +170,28 @@ class SegmentationMedia(pl.Callback):
         labels = segmentation_class_labels(trainer, pl_module)
         for name, case in results["cases"].items():
             source = f" {case['source']}" if case.get("source") else ""
-            scores_text = (f"mIoU {case['iou']:.4f}, mean Dice {case['f1']:.4f}" if "rank" in case
-                           else f"F1 {case['f1']:.4f}, IoU {case['iou']:.4f}")
+            scores_text = (
+                f"mIoU {case['iou']:.4f}, mean Dice {case['f1']:.4f}"
+                if "rank" in case
+                else f"F1 {case['f1']:.4f}, IoU {case['iou']:.4f}"
+            )
             media[keys.media_test_case(name)] = _mask_overlay(
-                case["image"], case["mask"], case["pred"], f"test case {case['index']}{source} ({name}): {scores_text}",
-                labels)
+                case["image"],
+                case["mask"],
+                case["pred"],
+                f"test case {case['index']}{source} ({name}): {scores_text}",
+                labels,
+            )
         scores = results["scores"]  # the columns of test_cases.csv
         columns = [c for c in scores if c != keys.CASE_SOURCE]
         named = [keys.CASE_SOURCE] if keys.CASE_SOURCE in scores else []
-        table = wandb.Table(columns=[keys.CASE, *named, *columns],
-                            data=[[i, *(str(scores[c][i]) for c in named), *(float(scores[c][i]) for c in columns)]
-                                  for i in range(len(scores[columns[0]]))])
+        table = wandb.Table(
+            columns=[keys.CASE, *named, *columns],
+            data=[
+                [i, *(str(scores[c][i]) for c in named), *(float(scores[c][i]) for c in columns)]
+                for i in range(len(scores[columns[0]]))
+            ],
+        )
         media[keys.MEDIA_TEST_CASES_TABLE] = table
         for logger in wandb_loggers(trainer):
             logger.experiment.log(media)

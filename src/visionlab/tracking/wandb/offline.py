@@ -85,8 +85,11 @@ def last_step(run_dir: str | Path) -> int | None:
     steps = []
     for path in sorted(Path(run_dir).glob("run-*.wandb")):
         try:
-            steps += [record.history.step.num for record in read_records(path)
-                      if record.WhichOneof("record_type") == "history"]
+            steps += [
+                record.history.step.num
+                for record in read_records(path)
+                if record.WhichOneof("record_type") == "history"
+            ]
         except Exception:  # noqa: BLE001 - a file cut short by a killed process: use what else there is
             continue
     return max(steps) if steps else None

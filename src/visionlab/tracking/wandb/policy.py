@@ -35,12 +35,16 @@ def start(logger: WandbLogger):
         run = logger.experiment
     except Exception as exc:  # noqa: BLE001 - CommError, AuthenticationError, UsageError, timeouts: all one answer
         reason = (str(exc).splitlines() or [""])[0]
-        raise TrackingError(f"W&B could not start the online run at {base_url()} ({type(exc).__name__}: {reason}). "
-                            "Check WANDB_API_KEY and the server, raise logger.wandb.init_timeout, or run with "
-                            "logger.wandb.mode=offline (upload later with `wandb sync`).") from None
+        raise TrackingError(
+            f"W&B could not start the online run at {base_url()} ({type(exc).__name__}: {reason}). "
+            "Check WANDB_API_KEY and the server, raise logger.wandb.init_timeout, or run with "
+            "logger.wandb.mode=offline (upload later with `wandb sync`)."
+        ) from None
     earlier = [folder for folder in offline_run_dirs(logger) if folder != offline_run_dir(logger)]
     steps = [step for folder in earlier if (step := last_step(folder)) is not None]
-    if steps:  # offline, no server to ask where the history ended: continue after the earlier folders' last step
+    if (
+        steps
+    ):  # offline, no server to ask where the history ended: continue after the earlier folders' last step
         run.log({}, step=max(steps) + 1, commit=False)
     return run
 
@@ -50,8 +54,11 @@ def record_section(logger: WandbLogger) -> dict:
     written before W&B is asked anything, so it holds even when W&B's service is gone."""
     run = logger.experiment
     folders = offline_run_dirs(logger)
-    return {"id": run.id, "mode": "offline" if logger._offline else "online",
-            "sync_command": f"wandb sync {' '.join(map(str, folders))}" if folders else None}
+    return {
+        "id": run.id,
+        "mode": "offline" if logger._offline else "online",
+        "sync_command": f"wandb sync {' '.join(map(str, folders))}" if folders else None,
+    }
 
 
 def publish_summary(logger: WandbLogger, summary: dict) -> dict:
