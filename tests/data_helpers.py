@@ -1,4 +1,5 @@
-"""Datamodules built from conf/data/*.yaml, the only home of their defaults (augmentation recipes included)."""
+"""Datamodules built from conf/data/*.yaml, the only home of their defaults (augmentation recipes
+included)."""
 
 from __future__ import annotations
 

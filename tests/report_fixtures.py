@@ -1,4 +1,5 @@
-"""Hand-made run records for the report tests (no training): written through ``RunFolder`` like the trainer's."""
+"""Hand-made run records for the report tests (no training): written through ``RunFolder`` like the
+trainer's."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from visionlab.record.folder import VALIDATION, RunFolder
 
 
 def write_report(out: Path, *args: str, figures: bool = False) -> tuple[str, dict, str]:
-    """The report of ``args`` written to ``out``: (REPORT.md, report.json, report.html). No figures unless asked:
+    """The report of ``args`` written to ``out``: (REPORT.md, report.json, report.html). No figures unless
+    asked:
     drawing is ~97 % of a small report's time, and only the tests that look at figures need them."""
     from visionlab.cli.report import main
 
@@ -49,8 +51,10 @@ def classification_run(
     extra_summary: dict | None = None,
 ) -> RunFolder:
     """A validation-only classification run: ``curve`` is val/acc per epoch; best = its maximum. ``lrs``: the
-    learning rate per epoch (default lr / (epoch + 1)); ``cap``: trainer.max_epochs (default: the curve's length);
-    ``start``: the run's start time, which adds a ``time`` column (epochs spread evenly over the wall time)."""
+    learning rate per epoch (default lr / (epoch + 1)); ``cap``: trainer.max_epochs (default: the curve's
+    length);
+    ``start``: the run's start time, which adds a ``time`` column (epochs spread evenly over the wall
+    time)."""
     folder = RunFolder(root / f"{variant}_s{seed}").create()
     wall_time = wall if wall is not None else 100.0 + seed
     rows = [
@@ -118,7 +122,8 @@ def segmentation_run(
     config: dict | None = None,
     worst: int = 1,
 ) -> RunFolder:
-    """A segmentation run with per-case scores of both classes, the trivial score and the fixed, best and ``worst``
+    """A segmentation run with per-case scores of both classes, the trivial score and the fixed, best and
+    ``worst``
     worst cases (1: a record from before the three worst were kept)."""
     folder = RunFolder(root / f"{variant}_s{seed}").create()
     f1, f1_bg = np.array(f1), np.array(f1_bg)

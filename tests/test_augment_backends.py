@@ -92,7 +92,8 @@ def test_rotation_range_matches():
 
 
 def test_zoom_range_matches_and_is_off_in_the_seed_recipe():
-    """With ``scale`` the x-coordinate gradient (8 per source pixel) reads back each sample's zoom z = 8 / gradient."""
+    """With ``scale`` the x-coordinate gradient (8 per source pixel) reads back each sample's zoom z = 8 /
+    gradient."""
     labels = np.full(N, ASYMMETRIC, dtype=np.int64)
     zooms = {}
     for backend in ("batched", "albumentations"):
@@ -154,7 +155,8 @@ def test_gamma_ranges_match_and_off_by_default():
 
 @pytest.mark.parametrize(("alpha", "sigma"), [(300.0, 8.0), (120.0, 5.0)])
 def test_elastic_displacement_magnitude_matches(alpha, sigma):
-    """Only the elastic step: the displacement of every centre pixel is read back from the coordinate image."""
+    """Only the elastic step: the displacement of every centre pixel is read back from the coordinate
+    image."""
     size, n = 64, 48
     images = coordinate_images(n, size)[..., :2] // 2  # 4 levels per pixel: x·4, y·4
     only_elastic = {

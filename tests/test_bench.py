@@ -1,4 +1,5 @@
-"""``visionlab-bench`` runs every loop it reports on the CPU and writes its figures with their provenance; a GPU
+"""``visionlab-bench`` runs every loop it reports on the CPU and writes its figures with their provenance; a
+GPU
 run is asked for explicitly and fails clearly where there is none. Speeds are not asserted here (the benchmark
 itself measures them)."""
 
@@ -82,7 +83,8 @@ def test_device_defaults_and_a_missing_gpu(capsys):
         assert (gpu.unet_features, gpu.unet_batch) == (64, 16)
 
 
-@pytest.mark.slow  # the default suite keeps the CPU bench run itself (test_cpu_bench_runs_every_loop_and_writes_json)
+# the default suite keeps the CPU bench run itself (test_cpu_bench_runs_every_loop_and_writes_json)
+@pytest.mark.slow
 def test_paired_design_reports_per_pair_ratios(tmp_path):
     result = bench.run_bench(
         [

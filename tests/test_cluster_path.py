@@ -212,7 +212,8 @@ def _paused_sweep(tmp_path: Path) -> subprocess.Popen:
     return proc
 
 
-@pytest.mark.slow  # the same path runs on a real SLURM in test_slurm.py (default suite); this is the local launcher
+# the same path runs on a real SLURM in test_slurm.py (default suite); this is the local launcher
+@pytest.mark.slow
 def test_a_stopped_sweep_job_is_interrupted_in_the_index_and_continues_when_the_sweep_runs_again(tmp_path):
     sweep = tmp_path / "sweeps" / "s"
     first = _paused_sweep(tmp_path)
@@ -239,7 +240,8 @@ def test_a_stopped_sweep_job_is_interrupted_in_the_index_and_continues_when_the_
     assert [line.split(",")[0] for line in (run / "metrics.csv").read_text().splitlines()[1:]] == ["0", "1"]
 
 
-@pytest.mark.slow  # DDP sweep jobs run on a real SLURM in test_slurm.py (default suite); this is the local launcher
+# DDP sweep jobs run on a real SLURM in test_slurm.py (default suite); this is the local launcher
+@pytest.mark.slow
 def test_a_local_ddp_sweep_runs_each_job_once_with_two_processes(tmp_path):
     """Lightning starts rank 1 by re-running the command: inside a multirun that must be the one job (not the
     whole sweep again), and the second job must start its own process group (the first one's has ended)."""

@@ -1,7 +1,10 @@
-"""What a cluster stop, a dead rank or a bad job leaves behind, without a cluster (tests/test_slurm.py runs the same
-on a real SLURM): the record is written before W&B is asked anything, a tracker error caused by the stop counts as
+"""What a cluster stop, a dead rank or a bad job leaves behind, without a cluster (tests/test_slurm.py runs
+the same
+on a real SLURM): the record is written before W&B is asked anything, a tracker error caused by the stop
+counts as
 the stop, attempts are kept before a last.ckpt exists and when one died unrecorded, a sweep's index asks SLURM
-whether its running jobs still exist, a sweep ends in one line per failed job, launcher settings that cannot work
+whether its running jobs still exist, a sweep ends in one line per failed job, launcher settings that cannot
+work
 are fitted or refused, and one process at a time continues a run folder."""
 
 from __future__ import annotations
@@ -31,9 +34,12 @@ def _children(pid: int) -> list[int]:
 
 
 def test_sigterm_to_the_process_and_wandb_core_together_still_records_the_interruption(tmp_path):
-    """What SLURM does on requeue, scancel or preemption: every process of the step gets SIGTERM, W&B's service
-    included. With the default logger (W&B, offline here) the run must still end "interrupted" with its cause and
-    epochs, exit 143, and say that W&B was not finished (before: ConnectionResetError, rc 1, no summary.json)."""
+    """What SLURM does on requeue, scancel or preemption: every process of the step gets SIGTERM, W&B's
+    service
+    included. With the default logger (W&B, offline here) the run must still end "interrupted" with its cause
+    and
+    epochs, exit 143, and say that W&B was not finished (before: ConnectionResetError, rc 1, no
+    summary.json)."""
     args = [
         *(o for o in TINY_SIGNS if not o.startswith("trainer.max_epochs")),
         "trainer.max_epochs=3",
@@ -338,7 +344,8 @@ def test_a_sweep_that_ends_with_failed_jobs_says_so_in_one_line_each_and_a_summa
             f"{sweep / 'sweep_index.json'}."
         ),
         (
-            "The sweep command stopped waiting: wait for the running jobs (`squeue -j 77`), then run the same command "
+            "The sweep command stopped waiting: wait for the running jobs (`squeue -j 77`), then run the "
+            "same command "
             "again: completed jobs are skipped, unfinished ones continue."
         ),
     ]
@@ -350,8 +357,10 @@ def test_a_sweep_that_ends_with_failed_jobs_says_so_in_one_line_each_and_a_summa
 def test_a_key_missing_from_a_sweeps_base_config_is_explained_with_the_override_that_works(
     tmp_path, monkeypatch
 ):
-    """A sweep is composed once without its swept options: ``data.data_dir=…`` with ``experiment=glob(*)`` fails on
-    the default data (synthetic, no data_dir). ``+data.data_dir`` would then clash with the jobs' own data_dir;
+    """A sweep is composed once without its swept options: ``data.data_dir=…`` with ``experiment=glob(*)``
+    fails on
+    the default data (synthetic, no data_dir). ``+data.data_dir`` would then clash with the jobs' own
+    data_dir;
     ``++data.data_dir`` sets it for every job."""
     from hydra.errors import ConfigCompositionException
 
@@ -389,7 +398,8 @@ def test_a_sweep_whose_time_limit_is_too_short_is_refused_before_anything_is_sub
 
 
 def test_a_requeue_whose_scontrol_slurm_killed_is_recorded_as_requeued(tmp_path, monkeypatch):
-    """SLURM answers ``scontrol requeue`` with SIGTERM to every process of the job, submitit's ``scontrol`` child
+    """SLURM answers ``scontrol requeue`` with SIGTERM to every process of the job, submitit's ``scontrol``
+    child
     too: submitit then reports "not requeued" although SLURM requeued the job. Its restart count says so."""
     from visionlab.run.signals import REQUEUED_BY_SUBMITIT, Stopped, stop_signals
 

@@ -116,7 +116,8 @@ def test_configs_live_in_one_real_folder():
 
 
 def test_an_installed_wheel_finds_its_configs_from_any_directory(tmp_path):
-    """Build the wheel (offline, from a copy of the checkout), install it into a folder of its own, and compose a
+    """Build the wheel (offline, from a copy of the checkout), install it into a folder of its own, and
+    compose a
     config through the installed entry point from an unrelated working directory."""
     source = tmp_path / "source"
     source.mkdir()
@@ -179,14 +180,16 @@ def test_an_installed_wheel_finds_its_configs_from_any_directory(tmp_path):
     ids=lambda value: ",".join(value) if isinstance(value, list) else value,
 )
 def test_the_experiment_name_says_what_runs(tmp_path, overrides, name):
-    """Without a preset the run is named (and recorded and W&B-grouped) by its model and data; a preset keeps its
+    """Without a preset the run is named (and recorded and W&B-grouped) by its model and data; a preset keeps
+    its
     own name whatever data it runs on."""
     cfg = compose(tmp_path, overrides)
     assert cfg.experiment_name == name and name in cfg.tags and cfg.run_name == f"{name}_seed{cfg.seed}"
 
 
 def test_a_network_argument_of_earlier_versions_is_forwarded_to_model_net(tmp_path):
-    """``model.features_start=32`` (the key before networks moved under model.net) runs as model.net.features_start,
+    """``model.features_start=32`` (the key before networks moved under model.net) runs as
+    model.net.features_start,
     with one line that says so; a sweep over it too. The new keys and every other override pass unchanged."""
     from visionlab.config.moved_keys import forward
 

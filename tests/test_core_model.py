@@ -12,7 +12,7 @@ def n_params(module):
 def test_seed_cnn_has_87403_parameters_and_512_features():
     net = SeedCNN()
     assert n_params(net) == 87_403
-    linear = [m for m in net.modules() if isinstance(m, torch.nn.Linear)][0]
+    linear = next(m for m in net.modules() if isinstance(m, torch.nn.Linear))
     assert linear.in_features == 512 and linear.out_features == 43
 
 

@@ -91,7 +91,8 @@ def test_run_record_and_wandb_offline_hold_the_trainers_numbers(tmp_path):
     assert summary["wandb"]["sync_command"].startswith("wandb sync ")
 
 
-# one case per backend in the default suite (the albumentations one with 2 loader workers, where order could slip);
+# one case per backend in the default suite (the albumentations one with 2 loader workers, where order could
+# slip);
 # the other worker counts with the slow set
 @pytest.mark.parametrize(
     ("backend", "workers"),
@@ -198,7 +199,8 @@ def cli(args: list[str], cwd: Path, timeout: int = 240) -> subprocess.CompletedP
 
 
 def test_cli_bad_data_dir_is_one_clear_message_and_exit_code_2(tmp_path, capsys):
-    """What the CLI does with the composed config (in-process: the subprocess CLI path is the trust table's)."""
+    """What the CLI does with the composed config (in-process: the subprocess CLI path is the trust
+    table's)."""
     from visionlab.cli.train import _run_reporting_errors
 
     cfg = compose(

@@ -1,4 +1,5 @@
-"""The network registry: every registered network trains a step in its task (timm's style: forward, backward, one
+"""The network registry: every registered network trains a step in its task (timm's style: forward, backward,
+one
 optimizer step), builds on the meta device with the same parameter count, and a bad spec is one ConfigError
 naming ``model.net.<key>``. The task modules build only what the spec names."""
 
@@ -62,7 +63,8 @@ def test_every_registered_network_takes_a_training_step(name, task, spec):
 
 
 def test_the_task_modules_build_the_seed_networks_as_before():
-    """Same networks through the registry: the counts of the seed study, the state_dict keys of old checkpoints."""
+    """Same networks through the registry: the counts of the seed study, the state_dict keys of old
+    checkpoints."""
     cnn = ClassificationModule()
     assert sum(p.numel() for p in cnn.parameters()) == 87_403
     wide = ClassificationModule({"type": "seed_cnn", "batch_norm": True, "width": 2.0})
@@ -142,7 +144,8 @@ def test_timm_and_smp_specs_are_checked_against_the_libraries():
 
 def test_a_run_config_gives_its_network_on_the_meta_device_old_records_too():
     """What an architecture card needs: the spec and the data-fixed sizes from a resolved config.yaml's model
-    section, with or without ``model.net`` (records written before it); nothing the config names is imported."""
+    section, with or without ``model.net`` (records written before it); nothing the config names is
+    imported."""
     new = {
         "_target_": "visionlab.tasks.classification.module.ClassificationModule",
         "num_classes": 43,

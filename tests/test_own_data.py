@@ -1,4 +1,5 @@
-"""Your own data: an image folder (torchvision's ImageFolder layout), CIFAR-10 in torchvision's on-disk format, a
+"""Your own data: an image folder (torchvision's ImageFolder layout), CIFAR-10 in torchvision's on-disk
+format, a
 segmentation folder of any-size RGB images and masks; the data's facts in summary.json; the README walkthrough
 ("Your own data and your own network") followed literally on generated folders."""
 
@@ -39,7 +40,8 @@ QUIET = [
 def make_image_folder(
     root: Path, per_class: int = 12, size: int = 48, classes=CLASSES, grey_every: int = 4
 ) -> Path:
-    """``root/<class>/<class>_<i>.png``: a bright shape per class on noise, every ``grey_every``-th image grey and
+    """``root/<class>/<class>_<i>.png``: a bright shape per class on noise, every ``grey_every``-th image
+    grey and
     every 5th another size."""
     rng = np.random.default_rng(0)
     for label, name in enumerate(classes):
@@ -79,7 +81,8 @@ def make_mask_folder(root: Path, n: int = 10) -> Path:
     return root
 
 
-# --------------------------------------------------------------------------------------------- the README, literally
+# --------------------------------------------------------------------------------------------- the README,
+# literally
 def readme_commands() -> list[str]:
     """The ``python train.py …`` lines of the README's walkthrough that need no network."""
     text = (REPO / "README.md").read_text()
@@ -94,8 +97,10 @@ def readme_commands() -> list[str]:
 
 
 def test_the_readme_walkthrough_trains_on_generated_folders(tmp_path):
-    """Make the folders the README names, run its commands from that folder: the first as a real process (the one
-    command a researcher types), the others in-process through the same CLI error path; each run's record names
+    """Make the folders the README names, run its commands from that folder: the first as a real process (the
+    one
+    command a researcher types), the others in-process through the same CLI error path; each run's record
+    names
     the classes and the split policy. A command whose optional extra is missing is skipped with one line."""
     commands = readme_commands()
     assert len(commands) == 3 and "data=image_folder data.data_dir=my_images" in commands[0]
@@ -124,7 +129,8 @@ def test_the_readme_walkthrough_trains_on_generated_folders(tmp_path):
         if kind and (why := networks.missing_extra(networks.REGISTRY[kind])) is not None:
             skipped.append(why)
             continue
-        # a segmentation preset's epoch is 160 samples (40 steps): one pass over the 10 images checks the same path
+        # a segmentation preset's epoch is 160 samples (40 steps): one pass over the 10 images checks the same
+        # path
         quick = ["data.samples_per_epoch=null"] if "data=seg_folder" in command else []
         cfg = compose(
             tmp_path,
@@ -148,7 +154,8 @@ def test_the_readme_walkthrough_trains_on_generated_folders(tmp_path):
     )
 
 
-# --------------------------------------------------------------------------------------------- the image folder
+# --------------------------------------------------------------------------------------------- the image
+# folder
 def test_an_image_folder_is_decoded_once_and_split_by_policy(tmp_path, monkeypatch):
     folder = make_image_folder(tmp_path / "imgs", per_class=10)
     assert class_folders(folder) == list(CLASSES)
@@ -276,9 +283,11 @@ def test_a_folder_that_disagrees_with_its_config_is_one_clear_error(tmp_path):
         )
 
 
-# --------------------------------------------------------------------------------------------- CIFAR-10, faked
+# --------------------------------------------------------------------------------------------- CIFAR-10,
+# faked
 def fake_cifar10(root: Path, n_train: int = 200, n_test: int = 50) -> dict[str, str]:
-    """torchvision's on-disk CIFAR-10 (``cifar-10-batches-py``: pickled batches of uint8 rows) with tiny data; the
+    """torchvision's on-disk CIFAR-10 (``cifar-10-batches-py``: pickled batches of uint8 rows) with tiny
+    data; the
     md5 of each file, for torchvision's integrity check."""
     rng = np.random.default_rng(2)
     folder = root / "cifar-10-batches-py"
@@ -331,7 +340,8 @@ def test_cifar10_without_its_files_says_how_to_get_them(tmp_path):
         run(compose(tmp_path, ["data=cifar10", f"data.data_dir={tmp_path}", *QUIET]))
 
 
-# --------------------------------------------------------------------------------------------- segmentation, facts
+# --------------------------------------------------------------------------------------------- segmentation,
+# facts
 def test_segmentation_folder_takes_rgb_images_and_masks_of_any_size(tmp_path):
     folder = make_mask_folder(tmp_path / "masks", n=10)
     summary = run(

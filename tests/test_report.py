@@ -1,4 +1,5 @@
-"""The report over real (tiny) runs: tables hold exactly the runs' numbers; broken and mixed runs are reported."""
+"""The report over real (tiny) runs: tables hold exactly the runs' numbers; broken and mixed runs are
+reported."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ VARIANTS = ("cnn_baseline", "cnn_batchnorm")
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> Path:
-    """2 variants (without/with BatchNorm) × 2 seeds of the seed CNN on a tiny synthetic sign set, 2 batches."""
+    """2 variants (without/with BatchNorm) × 2 seeds of the seed CNN on a tiny synthetic sign set, 2
+    batches."""
     log_dir = tmp_path_factory.mktemp("logs")
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "offline"}
     result = subprocess.run(
@@ -168,7 +170,8 @@ def _segmentation_run(
     health: dict | None = None,
     extra: dict | None = None,
 ) -> None:
-    """A hand-written segmentation run record (no training): per-case F1 and the test metrics computed from them."""
+    """A hand-written segmentation run record (no training): per-case F1 and the test metrics computed from
+    them."""
     folder.mkdir(parents=True)
     f1 = np.array(f1)
     (folder / "summary.json").write_text(
@@ -200,7 +203,8 @@ def test_report_over_mixed_tasks(sweep, tmp_path):
     markdown, numbers, _ = _report(tmp_path, str(sweep), str(tmp_path / "seg"))
     assert "The runs mix tasks: classification (4 runs), segmentation (2 runs)" in markdown
     assert "## Results: classification" in markdown and "## Results: segmentation" in markdown
-    # test cases, then mean ± std (min) of F1 over the cases, 4 decimals; no value is bolded for being the best
+    # test cases, then mean ± std (min) of F1 over the cases, 4 decimals; no value is bolded for being the
+    # best
     # variant, seed, state, cases, F1 over cases, best epoch / epochs (not recorded)
     assert "| unet_baseline | 1 | completed | 3 | 0.7000 ± 0.1633 (min 0.5000) | 1 / — |" in markdown
     assert "| unet_baseline | 2 | completed | 2 | 0.7500 ± 0.1500 (min 0.6000) | 1 / — |" in markdown
@@ -247,8 +251,8 @@ def test_stuck_and_diverged_runs_are_flagged_and_never_averaged(tmp_path):
     assert "| unet_elu | 2 of 3 | 0.7500 ± 0.0000 |" in markdown
     # epochs are numbered from 1 on the page: the record's epoch 4 is the page's epoch 5
     assert (
-        "| unet_elu | 3 | completed; **stuck** at epoch 5 | 2 | 0.0000 (min 0.7000) | 0.8700 ± 0.0000 (min 0.8700) |"
-        in markdown
+        "| unet_elu | 3 | completed; **stuck** at epoch 5 | 2 | 0.0000 (min 0.7000) | 0.8700 ± 0.0000 (min "
+        "0.8700) |" in markdown
     )
     caveats = markdown.split("## Caveats")[1].split("\n## ")[0]
     assert "**stuck** at epoch 5: unet_elu seed 3 (best epoch 4 predicts one class" in caveats
@@ -321,7 +325,8 @@ def test_wandb_runs_become_run_records(tmp_path, monkeypatch):
 
 
 class _FakeSweepRun:
-    """A W&B run as a multirun job logs it: grouped by the sweep, the variant as job type and in the config."""
+    """A W&B run as a multirun job logs it: grouped by the sweep, the variant as job type and in the
+    config."""
 
     def __init__(self, run_id: str, variant: str, seed: int, summary: dict, model: str, sweep: str):
         self.id, self.name, self.state, self.url = run_id, f"{variant}_seed{seed}", "finished", ""
@@ -366,7 +371,8 @@ def test_wandb_sweep_runs_keep_their_variants_apart(tmp_path, monkeypatch):
 
 
 def test_wandb_segmentation_runs_are_scored_on_their_logged_test_metrics(tmp_path, monkeypatch):
-    """W&B holds the test metrics under the logged names (test/f1, ...): the report must find them there instead
+    """W&B holds the test metrics under the logged names (test/f1, ...): the report must find them there
+    instead
     of falling back to the validation scores."""
     model = "visionlab.tasks.segmentation.module.SegmentationModule"
     runs = [
@@ -396,7 +402,8 @@ def test_wandb_segmentation_runs_are_scored_on_their_logged_test_metrics(tmp_pat
 
 
 def test_older_segmentation_records_are_read_under_todays_names(tmp_path):
-    """Run records written before the metric names were unified kept test/f1_mean in a segmentation section."""
+    """Run records written before the metric names were unified kept test/f1_mean in a segmentation
+    section."""
     folder = tmp_path / "old" / "run1"
     folder.mkdir(parents=True)
     (folder / "summary.json").write_text(

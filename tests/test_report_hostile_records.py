@@ -1,7 +1,9 @@
-"""Hostile run records (issue 28): the report is pointed at folders a user did not make, so a crafted record must
+"""Hostile run records (issue 28): the report is pointed at folders a user did not make, so a crafted record
+must
 never make it touch the network, read or write outside the run folder, hang, exhaust memory or fall over.
 
-``visionlab-report`` runs as a subprocess under an address-space cap and a time limit, with a ``sitecustomize``
+``visionlab-report`` runs as a subprocess under an address-space cap and a time limit, with a
+``sitecustomize``
 that records (and refuses) every socket connect. One invocation reports a study holding one good run and every
 crafted run below (each run is judged on its own line, so one invocation proves each case); the arguments that
 must be refused (a bad ``--out``, a missing path, a deep ``--reference``) get one invocation each. Asserted:
@@ -235,7 +237,8 @@ def _report(tmp: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[st
 def test_the_network_guard_catches_a_connect(tmp_path):
     """The guard the tests below rely on really fails a connect (and records it)."""
     script = (
-        "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 9), timeout=2)\nexcept OSError as e:\n"
+        "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 9), timeout=2)\nexcept OSError as "
+        "e:\n"
         "    print('refused:', e)\n"
     )
     marker = tmp_path / "connects.txt"
@@ -344,7 +347,8 @@ def test_a_refused_argument_is_one_line_and_exit_2_before_any_work(tmp_path, cas
     )  # nothing made, nothing changed
 
 
-# ------------------------------------------------------------------ the reader, the copy and the slugs in-process
+# ------------------------------------------------------------------ the reader, the copy and the slugs
+# in-process
 def test_copy_records_copies_bytes_of_files_inside_the_folder_never_a_links_target(tmp_path):
     folder = _run(tmp_path / "runs", "cnn")
     _link(folder.file("per_class_accuracy.csv"), _outside(tmp_path, "pca.csv"))
@@ -459,7 +463,8 @@ render.write(doc, render.Path(sys.argv[3]), numbers={"new": True})
 
 @pytest.mark.parametrize(("kill_at", "when"), [(2, "stage"), (99, "rename")])
 def test_killed_while_writing_no_report_file_is_ever_half_written(tmp_path, kill_at, when):
-    """kill -9 while a temporary file is half-written (the old report stays whole), or between two renames (each
+    """kill -9 while a temporary file is half-written (the old report stays whole), or between two renames
+    (each
     file whole, old or new); the next write removes the temporary files the killed one left."""
     render.write(_doc("old " * 5000, {"a.png": b"A1" * 5000}), tmp_path, numbers={"new": False})
     old = {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}

@@ -1,5 +1,7 @@
-"""The report compares like with like: a variant evaluated on data X against the baseline's model on X, a Δ across
-training budgets says so, a run ending far above the chance loss is unhealthy, a run that fell from its best is not
+"""The report compares like with like: a variant evaluated on data X against the baseline's model on X, a Δ
+across
+training budgets says so, a run ending far above the chance loss is unhealthy, a run that fell from its best
+is not
 "flat", and curves of variants whose epochs differ in length are drawn against optimizer steps."""
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from visionlab.report.stats import TASKS, aggregate
 
 
 def _seg(root, variant, seed, f1, *, data, trained_at=None, tta=None, evaluated=None):
-    """A segmentation record; ``evaluated``: the training run folder whose checkpoint this record only evaluated."""
+    """A segmentation record; ``evaluated``: the training run folder whose checkpoint this record only
+    evaluated."""
     folder = segmentation_run(
         root,
         variant,
@@ -50,7 +53,8 @@ def test_each_variant_is_compared_with_the_baseline_model_on_the_same_evaluation
     assert by["r2_bright"].compared_with == "r0_bright"
     assert abs(by["r2_bright"].delta - (0.68 + 0.004 - 0.20 - 0.002)) < 1e-9
     assert by["r0_bright"].reference and by["r0_bright"].delta is None  # the baseline's model on another set
-    # test-time options: r2 with flips against r0 with flips; r0 with flips against r0 without (their own effect)
+    # test-time options: r2 with flips against r0 with flips; r0 with flips against r0 without (their own
+    # effect)
     assert by["r2_tta"].compared_with == "r0_tta" and abs(by["r2_tta"].delta - 0.04) < 1e-9
     assert by["r0_tta"].compared_with == "r0" and abs(by["r0_tta"].delta - 0.01) < 1e-9
     doc, numbers, _ = write_report(tmp_path / "out", str(tmp_path), "--baseline", "r0")

@@ -1,5 +1,6 @@
 """Report v2 on hand-made sweeps: caveats first, honest scores, significance-only bold, the reference side by
-side, classification and segmentation detail, collapsed cards, escaping, a rebuild from copied records, layout."""
+side, classification and segmentation detail, collapsed cards, escaping, a rebuild from copied records,
+layout."""
 
 from __future__ import annotations
 
@@ -137,8 +138,8 @@ def test_best_and_final_side_by_side_and_bold_only_for_significance(cls_report):
 def test_reference_trials_beside_this_study(cls_report):
     _, markdown, numbers, _ = cls_report
     assert (
-        "| cnn_baseline | seed study | accuracy on the seed's test images | 95.89 % | 95.82 % | 95.88 % | 95.86 % |"
-        in markdown
+        "| cnn_baseline | seed study | accuracy on the seed's test images | 95.89 % | 95.82 % | 95.88 % | "
+        "95.86 % |" in markdown
     )
     reference = numbers["tasks"]["classification"]["reference"]
     row = next(r for r in reference["side_by_side"] if r["variant"] == "cnn_sgd")
@@ -272,7 +273,8 @@ def test_a_record_with_the_three_worst_cases_shows_them_and_an_older_record_its_
 
 def test_case_figure_tiles_every_panel_and_colours_only_the_errors():
     """The case figure is one mosaic: every row's input, truth, prediction and errors at their place (tiles of
-    different sizes top-left in equal cells), false positives red and false negatives blue, nothing else coloured."""
+    different sizes top-left in equal cells), false positives red and false negatives blue, nothing else
+    coloured."""
     import io
 
     from matplotlib.image import imread
@@ -316,7 +318,8 @@ def test_case_figure_tiles_every_panel_and_colours_only_the_errors():
 @pytest.mark.parametrize("panels", [3, 4])
 def test_the_curves_legend_lies_inside_the_figure_and_clear_of_the_panels(n_variants, panels):
     """Many variants with long names (a sweep over a setting names each one after it) used to push the legend
-    past the figure's edges and over the axis labels: every entry must be on the page, clear of every panel."""
+    past the figure's edges and over the axis labels: every entry must be on the page, clear of every
+    panel."""
     import matplotlib.pyplot as plt
 
     from visionlab.report import figures
@@ -435,8 +438,10 @@ def test_a_committed_study_report_rebuilds_from_its_committed_records(study, tmp
 
 
 def _mismatch(ours, theirs, where: str, rel: float = 1e-9) -> str | None:
-    """Where two report.json trees differ, or None: floats within ``rel`` (a reduction's last bits differ across
-    CPUs and library builds: 0.0017014915635422557 vs ...644), everything else (text, ints, keys, lengths) exact."""
+    """Where two report.json trees differ, or None: floats within ``rel`` (a reduction's last bits differ
+    across
+    CPUs and library builds: 0.0017014915635422557 vs ...644), everything else (text, ints, keys, lengths)
+    exact."""
     if isinstance(ours, float) and isinstance(theirs, float):
         same = (
             ours == theirs

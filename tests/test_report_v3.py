@@ -1,4 +1,5 @@
-"""Report v3 on hand-made records: a reference is compared only where it measured the same thing (else effects),
+"""Report v3 on hand-made records: a reference is compared only where it measured the same thing (else
+effects),
 reference files equal the seed's transcription, calibrated convergence flags, cost per device, Holm-corrected
 marks, class names, correlated test cases, provenance that reproduces, bounded and escaped record input, study
 READMEs equal to their report.json, and a page that fits a 900 px window."""
@@ -66,7 +67,8 @@ def two_variants(tmp_path_factory) -> Path:
 
 # ------------------------------------------------------------------ 1. the reference: effects, never absolute
 def test_no_difference_against_a_reference_measured_on_another_split_or_data(two_variants, tmp_path):
-    """The runs are scored on validation of GTSRB: a reference that measured test, or that names no data set or
+    """The runs are scored on validation of GTSRB: a reference that measured test, or that names no data set
+    or
     another one, gets no absolute Δ and no interval; the same reference stating validation of GTSRB does."""
     for split, data, comparable in (
         ("test", "GTSRB", False),
@@ -108,9 +110,11 @@ def test_the_seed_references_are_never_compared_in_absolute_terms():
         assert "seed_study_004.txt" in reference.source and "README" not in reference.source
 
 
-# ------------------------------------------------------------------ 2. reference values = the seed's transcription
+# ------------------------------------------------------------------ 2. reference values = the seed's
+# transcription
 def _seed_tables() -> tuple[dict, dict]:
-    """The two tables of seed_results.md: CNN variant → trials; U-Net variant → [(mean, std, min) per trial]."""
+    """The two tables of seed_results.md: CNN variant → trials; U-Net variant → [(mean, std, min) per
+    trial]."""
     text = (REFERENCES / "seed_results.md").read_text()
     cnn, unet, variant = {}, {}, None
     for line in text.splitlines():
@@ -294,7 +298,8 @@ def test_significance_marks_use_holm_adjusted_p(tmp_path):
 
 
 def test_a_comparison_without_a_test_is_called_untested_not_insignificant(tmp_path):
-    """One seed on a side (or no spread) runs no Welch test: the summary gives the Δ and says it is untested."""
+    """One seed on a side (or no spread) runs no Welch test: the summary gives the Δ and says it is
+    untested."""
     runs = tmp_path / "runs"
     for seed in (1, 2):
         classification_run(runs, "cnn_baseline", seed, [0.1, 0.50 + seed / 100])
@@ -304,8 +309,8 @@ def test_a_comparison_without_a_test_is_called_untested_not_insignificant(tmp_pa
     assert "significance after Holm's correction over 1 comparison:" in summary
     assert "cnn_once: 60.00 % accuracy (n = 1); Δ +8.50 pp, untested (one seed on a side" in summary
     assert (
-        "cnn_tested: 71.50 ± 0.71 % accuracy (n = 2); Δ +20.00 pp [+16.96, +23.04] pp, **significant** (Holm p = "
-        in summary
+        "cnn_tested: 71.50 ± 0.71 % accuracy (n = 2); Δ +20.00 pp [+16.96, +23.04] pp, **significant** "
+        "(Holm p = " in summary
     )
     assert "p = n/a" not in summary and "pp n/a" not in summary
     single = tmp_path / "single"
@@ -544,8 +549,10 @@ def test_a_committed_page_fits_a_900_px_window(study, tmp_path):
 
 
 def test_config_differences_of_many_single_seed_variants_stay_narrow_and_skip_run_locations(tmp_path):
-    """Seven one-seed variants: one row per variant (not one column), at most three keys per table, and no key that
-    only names a run's own folder or checkpoint (with one seed per variant those differ too, but say nothing)."""
+    """Seven one-seed variants: one row per variant (not one column), at most three keys per table, and no
+    key that
+    only names a run's own folder or checkpoint (with one seed per variant those differ too, but say
+    nothing)."""
     runs = tmp_path / "runs"
     for i in range(7):
         classification_run(
@@ -568,7 +575,8 @@ def test_config_differences_of_many_single_seed_variants_stay_narrow_and_skip_ru
 
 
 def test_a_sweep_over_a_setting_under_one_experiment_name_is_one_variant_per_setting(tmp_path):
-    """`-m experiment=cnn_best data.scale=0,0.1 seed=1,2` keeps the experiment's name: the page must not read it as
+    """`-m experiment=cnn_best data.scale=0,0.1 seed=1,2` keeps the experiment's name: the page must not read
+    it as
     one variant of four seeds. Keys that only place or show a run (threads, paths) do not split a variant."""
     for scale, curve in (("0", [0.50, 0.60]), ("0.1", [0.70, 0.80])):
         for seed in (1, 2):

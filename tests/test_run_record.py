@@ -90,7 +90,8 @@ def test_classification_run_logs_exactly_its_table(tmp_path):
     for key, value in summary["best"].items():
         if keys.is_metric(key):
             assert wb["summary"][keys.best_key(key)] == pytest.approx(value), key
-    # validation results of the best epoch for runs without a test split; mistakes also go to W&B during training
+    # validation results of the best epoch for runs without a test split; mistakes also go to W&B during
+    # training
     from visionlab.record.folder import VALIDATION
 
     assert folder.read_confusion(VALIDATION).shape == (43, 43)

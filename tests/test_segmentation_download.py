@@ -1,4 +1,5 @@
-"""data.download=true for ISBI 2012, without network: a fake stack served from 127.0.0.1 (or a file:// URL)."""
+"""data.download=true for ISBI 2012, without network: a fake stack served from 127.0.0.1 (or a file://
+URL)."""
 
 from __future__ import annotations
 
@@ -199,7 +200,8 @@ def test_missing_data_error_offers_the_three_ways_out(tmp_path):
 
 
 def test_cli_download_without_network_is_one_message_and_exit_code_2(tmp_path, monkeypatch, capsys):
-    """What the CLI does with the composed config (in-process: the subprocess CLI path is the trust table's)."""
+    """What the CLI does with the composed config (in-process: the subprocess CLI path is the trust
+    table's)."""
     from helpers import compose
     from visionlab.cli.train import _run_reporting_errors
 

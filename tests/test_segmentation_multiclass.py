@@ -1,4 +1,5 @@
-"""Segmentation with K classes (issue 32): index and palette masks, ignore_index, softmax loss, per-class scores
+"""Segmentation with K classes (issue 32): index and palette masks, ignore_index, softmax loss, per-class
+scores
 checked against a NumPy reference, one-line refusals of bad masks, crops, stuck classes and the report."""
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def numpy_scores(masks: np.ndarray, preds: np.ndarray, k: int, ignore: int | None):
-    """Independent reference: per-class IoU/Dice over all pixels, mIoU over present classes, pixel accuracy, and
+    """Independent reference: per-class IoU/Dice over all pixels, mIoU over present classes, pixel accuracy,
+    and
     per image the same (NaN for a class absent from both)."""
 
     def scores(m, p):
@@ -58,7 +60,8 @@ def numpy_scores(masks: np.ndarray, preds: np.ndarray, k: int, ignore: int | Non
 
 @pytest.fixture(scope="module")
 def k4_run(tmp_path_factory):
-    """One tiny K=4 run on the synthetic shapes (shape outlines ignored as 255), 3 epochs, class weights auto."""
+    """One tiny K=4 run on the synthetic shapes (shape outlines ignored as 255), 3 epochs, class weights
+    auto."""
     tmp = tmp_path_factory.mktemp("k4")
     cfg = compose(
         tmp,
@@ -403,7 +406,8 @@ def test_camvid_loads_as_published_with_void_ignored(tmp_path):
 
 
 def test_the_camvid_preset_composes_and_trains_one_batch_on_synthetic_classes(tmp_path):
-    """The preset's recipe (crops, oversampling, class weights, horizontal flips) on generated 11-class data."""
+    """The preset's recipe (crops, oversampling, class weights, horizontal flips) on generated 11-class
+    data."""
     cfg = compose(
         tmp_path,
         [

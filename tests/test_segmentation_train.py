@@ -1,4 +1,5 @@
-"""End-to-end segmentation runs on tiny U-Nets and 64×64 synthetic data: presets, run record, W&B, bad input."""
+"""End-to-end segmentation runs on tiny U-Nets and 64×64 synthetic data: presets, run record, W&B, bad
+input."""
 
 import csv
 import json
@@ -14,7 +15,8 @@ from visionlab.config.errors import DataError
 from visionlab.networks.unet import UNet
 from visionlab.run.execute import run
 
-# the binary seed-study presets (unet_camvid, the K-class CamVid preset, is tested in test_segmentation_multiclass)
+# the binary seed-study presets (unet_camvid, the K-class CamVid preset, is tested in
+# test_segmentation_multiclass)
 UNET_EXPERIMENTS = sorted(
     p.stem for p in (CONF / "experiment").glob("unet_*.yaml") if p.stem != "unet_camvid"
 )
@@ -62,7 +64,8 @@ def test_the_variants_share_the_baseline_recipe_and_change_only_their_delta(tmp_
         base["trainer"]["gradient_clip_val"] > 0
         and base["callbacks"]["early_stopping"]["monitor"] == "${monitor}"
     )
-    # a step budget that does not shrink with the data, and the intensity shift between scanners (unet_recipe study)
+    # a step budget that does not shrink with the data, and the intensity shift between scanners (unet_recipe
+    # study)
     assert base["data"]["samples_per_epoch"] == 160 and base["data"]["train_repeats"] == 1
     assert base["data"]["gamma"] > 0 and base["data"]["p_gamma"] > 0 and base["data"]["brightness"] >= 0.2
     for experiment, delta in (("unet_nearest", {"up_mode": "nearest"}), ("unet_elu", {"activation": "elu"})):
@@ -220,7 +223,8 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path):
 
 
 def test_a_run_that_predicts_one_class_is_recorded_as_stuck(tmp_path):
-    """A threshold near 0 marks every pixel foreground: val/f1 is the trivial score, val/f1_bg is 0 → stuck."""
+    """A threshold near 0 marks every pixel foreground: val/f1 is the trivial score, val/f1_bg is 0 →
+    stuck."""
     cfg = compose(
         tmp_path,
         [
@@ -340,7 +344,8 @@ def test_flip_tta_evaluates_a_trained_checkpoint_and_is_recorded(tmp_path):
 
 
 def test_the_kept_worst_cases_are_those_one_process_keeps_whatever_the_ranks():
-    """Under DDP each rank keeps the worst of its share; merged, they are the three worst of all cases, ties to
+    """Under DDP each rank keeps the worst of its share; merged, they are the three worst of all cases, ties
+    to
     the lower case index, as one process that scores every case keeps them."""
     from visionlab.tasks.segmentation.module import _merge_kept_cases
 

@@ -1,12 +1,17 @@
 """Runs on a real single-node SLURM (the ``slurm`` fixture starts it): a DDP sweep job with 2 tasks, a DDP run
-under ``srun -n2``, the ways a cluster stops a job (``scontrol requeue`` = preemption, Lightning's USR1, submitit's
-USR2, ``scancel``), sent one after the other to one sweep job with the default (W&B offline) logger, which must
+under ``srun -n2``, the ways a cluster stops a job (``scontrol requeue`` = preemption, Lightning's USR1,
+submitit's
+USR2, ``scancel``), sent one after the other to one sweep job with the default (W&B offline) logger, which
+must
 resume in its own folder and W&B run each time and end with the uninterrupted numbers; a job that runs into a
-2-minute time limit again and again (csv logger); a DDP job whose rank 0, and one whose rank 1, is killed with -9;
+2-minute time limit again and again (csv logger); a DDP job whose rank 0, and one whose rank 1, is killed
+with -9;
 and an invalid value inside a submitit sweep.
 
-Everything is submitted at once by one module fixture, so the jobs' waits overlap; the tests read the outcome. The
-single-process references run inside the test process, which would otherwise only wait: the suite is CPU-bound on
+Everything is submitted at once by one module fixture, so the jobs' waits overlap; the tests read the
+outcome. The
+single-process references run inside the test process, which would otherwise only wait: the suite is
+CPU-bound on
 2 cores, and every extra process pays ~10 s of imports."""
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from visionlab.run.execute import run
 pytestmark = pytest.mark.slurm
 
 # in this order, at the start of epochs 1..4. scancel first: the sweep command then ends (submitit polls a job
-# that ended without a result ~every half of the time since it was submitted: soon after, a short wait) and the same
+# that ended without a result ~every half of the time since it was submitted: soon after, a short wait) and
+# the same
 # command again continues the job, which is then requeued, and stopped by USR1 and USR2 in turn
 STOPS = {
     "scancel": ["scancel"],
@@ -38,7 +44,8 @@ STOPS = {
     "usr1": ["scancel", "--signal=USR1"],
     "usr2": ["scancel", "--signal=USR2"],
 }
-# the default logger (W&B, offline in the tests): SLURM signals wandb-core with the job, the record must not care
+# the default logger (W&B, offline in the tests): SLURM signals wandb-core with the job, the record must not
+# care
 SIGNS_WANDB = [
     *(o for o in TINY_SIGNS if not o.startswith("trainer.max_epochs")),
     "seed=5",
@@ -74,7 +81,8 @@ SLURM_LAUNCHER = [
     f"hydra.launcher.name={slurm_cluster.TEST_JOB_NAME}",
 ]
 TIMEOUT = 900
-# A 2-minute limit: the preset's signal_delay_s=120 is cut to 40 s; each epoch takes >= 10 s, so the 5 epochs need
+# A 2-minute limit: the preset's signal_delay_s=120 is cut to 40 s; each epoch takes >= 10 s, so the 5 epochs
+# need
 # more than one attempt's ~50-80 s of training: the job is requeued at its limit (submitit's USR2) until done.
 LIMIT = [
     "hydra.launcher.timeout_min=2",
@@ -121,7 +129,8 @@ def _jobs(sweep: Path) -> dict:
 
 def _release_requeued() -> None:
     """Start our requeued jobs now instead of after their ~2 min BeginTime, but not within the second of their
-    requeue (see ``_Stops``): a pending job whose reason is BeginTime is released once seen twice, 2 s apart."""
+    requeue (see ``_Stops``): a pending job whose reason is BeginTime is released once seen twice, 2 s
+    apart."""
     out = subprocess.run(
         ["squeue", "-h", "-n", slurm_cluster.TEST_JOB_NAME, "-t", "PENDING", "-o", "%i %r"],
         check=False,
@@ -161,7 +170,8 @@ def _slurm_jobs_gone(sweep: Path) -> bool:
 
 class _Stops:
     """Sends the stops sweep's job its next stop once it paused at the start of the next epoch (the previous
-    epoch's last.ckpt written), then releases it from the requeue wait; ``step`` does what is due and returns at
+    epoch's last.ckpt written), then releases it from the requeue wait; ``step`` does what is due and returns
+    at
     once.
 
     A requeued job waits ~2 min for its BeginTime, so it is started at once, but not within the second of its
@@ -200,9 +210,12 @@ SLOW_SCENARIOS = {  # run only when their test is selected (-m slow): minutes of
 
 @pytest.fixture(scope="module")
 def cluster_runs(slurm, tmp_path_factory, request):
-    """Everything at once on SLURM: the stops sweep (1 job, W&B), the time-limit sweep (1 job, csv), the DDP sweep,
-    the rank-kill sweep (2 DDP jobs) and a sweep with an invalid value; the uninterrupted reference here. Once the
-    stops and kill sweeps end, each is run again (the same command), which continues its unfinished jobs; once the
+    """Everything at once on SLURM: the stops sweep (1 job, W&B), the time-limit sweep (1 job, csv), the DDP
+    sweep,
+    the rank-kill sweep (2 DDP jobs) and a sweep with an invalid value; the uninterrupted reference here.
+    Once the
+    stops and kill sweeps end, each is run again (the same command), which continues its unfinished jobs;
+    once the
     DDP sweep is done, its best checkpoint tested by 2 tasks under srun and by this process."""
     root = tmp_path_factory.mktemp("slurm")
     logs = root / "logs"
@@ -378,7 +391,8 @@ def _same_numbers_as_the_reference(runs, run: Path, summary: dict) -> None:
 
 
 def _costs_add_up(summary: dict) -> None:
-    """The record's cost covers every attempt: each interrupted one (its own wall time and start) and this one."""
+    """The record's cost covers every attempt: each interrupted one (its own wall time and start) and this
+    one."""
     interruptions = summary["interruptions"]
     starts = [i["started_at"] for i in interruptions] + [summary["started_at"]]
     assert starts == sorted(starts) and len(set(starts)) == len(starts)
@@ -393,14 +407,16 @@ def test_a_job_stopped_four_ways_with_wandb_is_recorded_interrupted_each_time_an
     cluster_runs,
 ):
     assert cluster_runs["codes"]["reference"] == 0, _log_tail(cluster_runs, "reference")
-    # scancel (at epoch 1) ends the job for good: the sweep command says which job and how, in lines, and exits 1
+    # scancel (at epoch 1) ends the job for good: the sweep command says which job and how, in lines, and
+    # exits 1
     first = cluster_runs["first"]["stops"]
     (key,) = first["jobs"]
     assert first["code"] == 1, first["log"][-3000:]
     assert f"job {key} interrupted: terminated by SIGTERM" in first["log"], first["log"][-3000:]
     assert "Traceback" not in first["log"] and "ConnectionResetError" not in first["log"]
     assert first["jobs"][key]["status"] == "interrupted"
-    # the same command again continues it (then requeued, USR1, USR2) to the end, in the same folder and W&B run
+    # the same command again continues it (then requeued, USR1, USR2) to the end, in the same folder and W&B
+    # run
     assert cluster_runs["codes"]["stops"] == 0, _log_tail(cluster_runs, "stops")
     (job,) = _jobs(cluster_runs["logs"] / "sweeps" / "stops").values()
     assert job["status"] == "completed"

@@ -63,9 +63,11 @@ def test_rerun_skips_complete_jobs_reruns_the_rest_and_records_failures(tmp_path
     assert second.stdout.count("completed:") == 1  # only the interrupted job trained again
 
 
-@pytest.mark.slow  # two sweep processes at once (~20 s of 2 cores); the claim lock is also exercised by the SLURM DDP sweep
+# two sweep processes at once (~20 s of 2 cores); the claim lock is also exercised by the SLURM DDP sweep
+@pytest.mark.slow
 def test_the_same_sweep_started_twice_at_once_runs_each_job_once_in_its_own_folder(tmp_path):
-    """Two processes, one sweep: each job is claimed by one of them; `a/b` and `a_b` are two jobs, two folders."""
+    """Two processes, one sweep: each job is claimed by one of them; `a/b` and `a_b` are two jobs, two
+    folders."""
     command = [
         sys.executable,
         str(REPO / "train.py"),

@@ -1,5 +1,7 @@
-"""Hostile or unlucky input: every bad value, file or checkpoint ends in one line on stderr and exit code 2, the
-input and every existing run folder byte-identical afterwards; crafted checkpoints and report configs run nothing;
+"""Hostile or unlucky input: every bad value, file or checkpoint ends in one line on stderr and exit code 2,
+the
+input and every existing run folder byte-identical afterwards; crafted checkpoints and report configs run
+nothing;
 SIGTERM is recorded as an interruption."""
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ def cli(
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict:
-    """A completed CNN run made by the CLI (a real run folder with .hydra/ and checkpoints) and bad input files."""
+    """A completed CNN run made by the CLI (a real run folder with .hydra/ and checkpoints) and bad input
+    files."""
     root = tmp_path_factory.mktemp("trust")
     made = cli([*QUICK, "logger=none", f"paths.log_dir={root / 'logs'}"], root)
     assert made.returncode == 0, made.stderr[-3000:]
@@ -131,13 +134,15 @@ class Case:
     args: tuple[str, ...]
     message: str  # regex the one error line must match
     via: str = "inprocess"  # inprocess: composed here, through train.py's error path; cli: a real process
-    # False: refused by the checks before anything is written, so no run folder at all; True: refused while the
+    # False: refused by the checks before anything is written, so no run folder at all; True: refused while
+    # the
     # run is set up (e.g. its data is read), so a new run folder records the failure in summary.json
     recorded: bool = False
     config: str = "train"
     base: tuple[str, ...] = tuple(QUICK)  # overrides every case starts from
     env: tuple[tuple[str, str], ...] = ()  # environment variables of the run
-    # makes the case's input (or simulates its condition) before the run: prepare(world, monkeypatch) returns the
+    # makes the case's input (or simulates its condition) before the run: prepare(world, monkeypatch) returns
+    # the
     # extra {name} fields of args
     prepare: Callable[[dict, pytest.MonkeyPatch], dict] | None = None
 
@@ -164,7 +169,8 @@ CASES = [
     Case(
         "max_epochs_text",
         ("trainer.max_epochs=abc",),
-        r"trainer\.max_epochs='abc' is not valid: expected an integer ≥ 1 \(-1: no limit\); e\.g\. trainer\.max_epochs=10",
+        r"trainer\.max_epochs='abc' is not valid: expected an integer ≥ 1 \(-1: no limit\); e\.g\. "
+        r"trainer\.max_epochs=10",
         via="cli",
     ),
     Case(
@@ -189,7 +195,8 @@ CASES = [
     Case(
         "flip_class_out_of_range",
         ("data.flip_classes=[99]",),
-        r"data\.flip_classes=\[99\] is not valid: 99 is not a class id; class ids are in \[0, 43\) \(data\.num_classes=43\)",
+        r"data\.flip_classes=\[99\] is not valid: 99 is not a class id; class ids are in \[0, 43\) "
+        r"\(data\.num_classes=43\)",
     ),
     Case(
         "model_input_not_the_data",
@@ -244,7 +251,8 @@ CASES = [
     Case(
         "log_dir_not_writable",
         ("paths.log_dir=/sys/visionlab_logs",),
-        r"paths\.log_dir: cannot create the run folder /sys/visionlab_logs.*\(\w[^)]*: /sys/visionlab_logs\)\. "
+        r"paths\.log_dir: cannot create the run folder /sys/visionlab_logs.*\(\w[^)]*: "
+        r"/sys/visionlab_logs\)\. "
         r"Set paths\.log_dir=<a folder you can write to>",
         via="cli",
     ),
@@ -257,7 +265,8 @@ CASES = [
     Case(
         "unknown_experiment",
         ("experiment=nope",),
-        r"experiment=nope: no such config \(conf/experiment/nope\.yaml\); experiment is one of cnn_baseline, ",
+        r"experiment=nope: no such config \(conf/experiment/nope\.yaml\); experiment is one of "
+        r"cnn_baseline, ",
         via="cli",
     ),
     Case(
@@ -282,12 +291,14 @@ CASES = [
     Case(
         "crafted_ckpt_eval",
         ("train=false", "ckpt_path={inputs}/evil.ckpt"),
-        r"evil\.ckpt: not a checkpoint visionlab can load as data only \(it holds the pickled Python object getattr,",
+        r"evil\.ckpt: not a checkpoint visionlab can load as data only \(it holds the pickled Python object "
+        r"getattr,",
     ),
     Case(
         "crafted_ckpt_names_its_global",
         ("train=false", "ckpt_path={inputs}/evil_system.ckpt"),
-        r"evil_system\.ckpt: not a checkpoint visionlab can load as data only \(it holds the pickled Python object "
+        r"evil_system\.ckpt: not a checkpoint visionlab can load as data only \(it holds the pickled Python "
+        r"object "
         r"(posix|nt)\.system,",
     ),
     Case(
@@ -305,7 +316,8 @@ CASES = [
         "other_model_eval",
         ("train=false", "ckpt_path={ckpt}"),
         r"is a checkpoint of experiment 'cnn_synthetic' whose weights do not fit this config's model "
-        r"\(experiment 'unet_elu'\): \d+ differ, e\.g\. .*Pass ckpt_path=\S+ alone \(its config\.yaml defines the "
+        r"\(experiment 'unet_elu'\): \d+ differ, e\.g\. .*Pass ckpt_path=\S+ alone \(its config\.yaml "
+        r"defines the "
         r"model and its inputs\)",
         base=UNET_ON_CNN,
     ),
@@ -319,8 +331,10 @@ CASES = [
     Case(
         "disk_full_during_checkpoint_save",
         (),
-        r"^error: disk full: cannot write \S+/checkpoints/(best|last)\.ckpt \(No space left on device; [\d.]+ \w+ "
-        r"free\)\. No (best|last)\.ckpt was written\. Free space there, or set paths\.log_dir=<a folder on a disk "
+        r"^error: disk full: cannot write \S+/checkpoints/(best|last)\.ckpt \(No space left on device; "
+        r"[\d.]+ \w+ "
+        r"free\)\. No (best|last)\.ckpt was written\. Free space there, or set paths\.log_dir=<a folder on "
+        r"a disk "
         r"with room>\.$",
         recorded=True,
         base=(*QUICK, "logger=none"),
@@ -362,7 +376,8 @@ CASES = [
     Case(
         "image_folder_link_cycle",
         ("data.data_dir={data}",),
-        r"^error: \S+/link_cycle/a/loop: a symbolic link to \S+/link_cycle, a folder that holds the link itself "
+        r"^error: \S+/link_cycle/a/loop: a symbolic link to \S+/link_cycle, a folder that holds the link "
+        r"itself "
         r"\(a cycle\); remove the link\.$",
         recorded=True,
         base=IMAGES,
@@ -380,7 +395,8 @@ CASES = [
     Case(
         "text_file_named_npz",
         ("data.data_dir={data}",),
-        r"^error: \S+/text_npz/train\.npz: it is not an \.npz archive \(not a zip file as numpy\.savez writes\)\. "
+        r"^error: \S+/text_npz/train\.npz: it is not an \.npz archive \(not a zip file as numpy\.savez "
+        r"writes\)\. "
         r"Re-create it with numpy\.savez, or remove it\.$",
         recorded=True,
         base=SIGNS_NPZ,
@@ -413,15 +429,18 @@ CASES = [
     Case(
         "unet_argument_on_the_cnn",
         ("model.features_start=8",),
-        r"^error: model\.net\.features_start: a seed_cnn network \(model/net=seed_cnn\) takes no 'features_start' "
-        r"\(it takes activation, batch_norm, width\); features_start is an argument of unet \(model/net=unet\)\. "
+        r"^error: model\.net\.features_start: a seed_cnn network \(model/net=seed_cnn\) takes no "
+        r"'features_start' "
+        r"\(it takes activation, batch_norm, width\); features_start is an argument of unet "
+        r"\(model/net=unet\)\. "
         r"Remove it or pick another model/net\.$",
         via="cli",
     ),
     Case(
         "own_config_with_a_moved_key",
         ("hydra.searchpath=[file://{conf}]", "experiment=mine"),
-        r"^error: model\.width: the network's arguments moved under model\.net .*write model\.net\.width instead",
+        r"^error: model\.width: the network's arguments moved under model\.net .*write model\.net\.width "
+        r"instead",
         via="cli",
         prepare=hostile.prepare_own_config_with_moved_key,
     ),
@@ -608,7 +627,8 @@ def _dead_pid() -> int:
 
 
 def test_a_checkpoint_naming_files_outside_its_folder_deletes_nothing_and_still_resumes(world, tmp_path):
-    """Lightning restores ModelCheckpoint's paths from the checkpoint and later deletes the "previous" last and
+    """Lightning restores ModelCheckpoint's paths from the checkpoint and later deletes the "previous" last
+    and
     k-th best files they name. A copied run whose last.ckpt names files outside its folder (through ``..``)
     resumes from its weights and continues its epochs; every file outside stays, and the leftover of a save
     killed mid-write goes."""

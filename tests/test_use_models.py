@@ -1,5 +1,6 @@
 """The run folder is the model (issue 31): evaluate with ``ckpt_path=<run>`` alone, predict image files
-(``visionlab-predict``), export (``visionlab-export``), keepable checkpoints, task-aware refusals, and a completed
+(``visionlab-predict``), export (``visionlab-export``), keepable checkpoints, task-aware refusals, and a
+completed
 record never rewritten (``init_from``). Two tiny runs are trained once per module and shared."""
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ QUIET = [
     "trainer.enable_model_summary=false",
     "callbacks.rich_progress_bar=null",
 ]
-# image_size/crop other than the image_folder defaults (64/56): forgetting them is what scored 8 % in the issue
+# image_size/crop other than the image_folder defaults (64/56): forgetting them is what scored 8 % in the
+# issue
 CLS = [
     "data=image_folder",
     "data.image_size=36",
@@ -41,7 +43,8 @@ CLS = [
     "trainer.max_epochs=2",
     *QUIET,
 ]
-# a U-Net that learns the blobs in a few seconds (so few pixels sit near the threshold), 32×32, no augmentation
+# a U-Net that learns the blobs in a few seconds (so few pixels sit near the threshold), 32×32, no
+# augmentation
 SEG = [
     "experiment=unet_baseline",
     *TINY_SEG,
@@ -84,7 +87,8 @@ def _save(img: Image.Image, stem: Path, kind: int) -> None:
 
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory) -> Path:
-    """train/ and test/ class folders of images of several sizes and modes (RGB, grey, RGBA PNGs and JPEGs)."""
+    """train/ and test/ class folders of images of several sizes and modes (RGB, grey, RGBA PNGs and
+    JPEGs)."""
     root = tmp_path_factory.mktemp("images")
     rng = np.random.default_rng(0)
     for split, count in (("train", 16), ("test", 6)):
@@ -140,12 +144,14 @@ def _digests(folder: Path) -> dict[str, str]:
     }
 
 
-# --------------------------------------------------------------------------------------------- ckpt_path=<run>
+# ---------------------------------------------------------------------------------------------
+# ckpt_path=<run>
 def test_a_run_folder_alone_evaluates_as_trained_and_a_contradiction_is_refused(
     cls_run, image_folder, tmp_path
 ):
     """The issue's 77 % → 8 % case: evaluated with only ckpt_path=<run> (the images moved: data.data_dir may
-    change), the same test numbers; another data.image_size is refused with one line and writes no run folder."""
+    change), the same test numbers; another data.image_size is refused with one line and writes no run
+    folder."""
     folder, trained = cls_run
     moved = tmp_path / "moved"
     shutil.copytree(image_folder, moved)
@@ -208,7 +214,8 @@ def test_a_completed_run_is_never_rewritten_and_init_from_starts_a_new_run(cls_r
         r"weights in a new run with init_from=",
     ):
         run(cfg)
-    # its weights in a new run (a learning rate too small to move them: the new run tests what the old one did)
+    # its weights in a new run (a learning rate too small to move them: the new run tests what the old one
+    # did)
     tuned = run(
         compose(
             tmp_path,

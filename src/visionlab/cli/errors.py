@@ -1,9 +1,13 @@
 """Hydra's own user errors as visionlab's: one line ``error: ...`` on stderr and exit code 2.
 
-Before a run starts, Hydra reports an unknown key (``nosuchkey=1``), an unknown config option (``experiment=nope``),
-an override it cannot parse, or a run folder it cannot create (a read-only ``paths.log_dir``) in several lines and
-exits with code 1, from inside ``hydra.main``. ``one_line_errors`` wraps a ``@hydra.main`` function so these end
-like every other user error (``errors.UserError``). ``HYDRA_FULL_ERROR=1`` keeps Hydra's full report; any other
+Before a run starts, Hydra reports an unknown key (``nosuchkey=1``), an unknown config option
+(``experiment=nope``),
+an override it cannot parse, or a run folder it cannot create (a read-only ``paths.log_dir``) in several
+lines and
+exits with code 1, from inside ``hydra.main``. ``one_line_errors`` wraps a ``@hydra.main`` function so these
+end
+like every other user error (``errors.UserError``). ``HYDRA_FULL_ERROR=1`` keeps Hydra's full report; any
+other
 exception is Hydra's to report, as before.
 
     @one_line_errors
@@ -84,7 +88,8 @@ def user_message(exc: BaseException) -> str | None:
     if isinstance(exc, MissingConfigException):
         return _missing_config(exc)
     if isinstance(exc, OverrideParseException):
-        return f"cannot parse the override {exc.override!r}: {_first_line(exc.message)}; see python train.py --help."
+        reason = _first_line(exc.message)
+        return f"cannot parse the override {exc.override!r}: {reason}; see python train.py --help."
     if isinstance(exc, ConfigCompositionException):
         text = str(exc)
         override = re.search(r"Could not override '([^']+)'", text)
@@ -102,7 +107,8 @@ def user_message(exc: BaseException) -> str | None:
                 )
             if swept := _swept_options():
                 return (
-                    f"{key}: no such key in the sweep's base config ({_first_line(str(exc.__cause__))}). Hydra "
+                    f"{key}: no such key in the sweep's base config ({_first_line(str(exc.__cause__))}). "
+                    "Hydra "
                     f"composes a sweep once without its swept options ({', '.join(swept)}), from the default "
                     f"config groups; set the key for every job with ++{moved}=<value> (sets it where a job's "
                     "config has it, adds it where not), or check its spelling (python train.py --cfg job)."

@@ -1,4 +1,5 @@
-"""`visionlab-report <sweep folder or run folders…> --out <dir>`: REPORT.md, report.html and report.json, offline.
+"""`visionlab-report <sweep folder or run folders…> --out <dir>`: REPORT.md, report.html and report.json,
+offline.
 
 With --wandb-project (online, optional) the runs of a W&B project/group are fetched into <out>/wandb_runs/
 as run records first and reported like local ones.
@@ -18,7 +19,8 @@ from visionlab.report.reference import ReferenceFileError, load_reference
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="visionlab-report",
-        description="Seed-aggregated report over run folders (found recursively: any folder with summary.json).",
+        description="Seed-aggregated report over run folders (found recursively: any folder with "
+        "summary.json).",
     )
     parser.add_argument("paths", nargs="*", help="sweep folders, run folders or any folder above them")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
@@ -52,7 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--wandb-group",
-        help="with --wandb-project: only this W&B group (the sweep name of a multirun, else the experiment name)",
+        help="with --wandb-project: only this W&B group (the sweep name of a multirun, else the experiment "
+        "name)",
     )
     args = parser.parse_args(argv)
     if not args.paths and not args.wandb_project:
@@ -67,7 +70,8 @@ def _error(message: str) -> int:
 
 
 def _unwritable(folder: Path, flag: str) -> str | None:
-    """Why ``folder`` (an output folder, made if needed) cannot be written, or None; checked before any work."""
+    """Why ``folder`` (an output folder, made if needed) cannot be written, or None; checked before any
+    work."""
     if folder.exists() and not folder.is_dir():
         return f"{flag} {folder} is a file, not a folder; give a folder (it is created if needed)"
     existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())

@@ -1,6 +1,7 @@
 """Entry points: ``python train.py [overrides]`` / ``visionlab-train`` and ``visionlab-eval``.
 
-One function, ``run(cfg)``, does the work for training, resuming and evaluation so the three cannot drift apart.
+One function, ``run(cfg)``, does the work for training, resuming and evaluation so the three cannot drift
+apart.
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ CONFIG_PATH = str(config_dir())
 
 def _task(cfg: DictConfig) -> float | None:
     """Hydra task: a user error ends a single run with one line on stderr and exit code 2; in a multirun it is
-    raised so the sweep records this job as failed and goes on with the others. A stop signal (SIGTERM, SLURM's
-    USR1/USR2) or Ctrl-C ends the process (128 + signal, 130) once the run and the sweep index say "interrupted".
+    raised so the sweep records this job as failed and goes on with the others. A stop signal (SIGTERM,
+    SLURM's
+    USR1/USR2) or Ctrl-C ends the process (128 + signal, 130) once the run and the sweep index say
+    "interrupted".
 
-    Several processes may run one job (DDP): global rank 0 claims a sweep job (``run_record.claim``), decides to
+    Several processes may run one job (DDP): global rank 0 claims a sweep job (``run_record.claim``), decides
+    to
     skip it, and writes its record; the other ranks follow. A job that finds an unfinished run with a
     ``last.ckpt`` in its folder (a sweep run again, a SLURM job requeued or preempted) continues it."""
     from visionlab.config.hydra_job import is_multirun
@@ -63,9 +67,12 @@ def _task(cfg: DictConfig) -> float | None:
 
 
 def _refuse_bad_values_at_once(cfg: DictConfig) -> None:
-    """The config's value checks, before the training stack is imported (Lightning alone takes ~5 s to import on
-    2 cores): a typo is answered in about a second, with one line and exit code 2, and the empty folder Hydra made
-    for the run is removed. ``run`` checks the same again (and the model, data and checkpoint) for every path in."""
+    """The config's value checks, before the training stack is imported (Lightning alone takes ~5 s to import
+    on
+    2 cores): a typo is answered in about a second, with one line and exit code 2, and the empty folder Hydra
+    made
+    for the run is removed. ``run`` checks the same again (and the model, data and checkpoint) for every path
+    in."""
     from visionlab.config.errors import UserError
     from visionlab.config.hydra_job import task_overrides
     from visionlab.config.rules import check_config
@@ -97,7 +104,8 @@ def _continue_unfinished(cfg: DictConfig, folder) -> None:
 
 
 def _refuse_unwritable_folder(folder, last: str) -> None:
-    """A folder this job would continue in but cannot write: one line and exit code 2 (a sweep records the job as
+    """A folder this job would continue in but cannot write: one line and exit code 2 (a sweep records the
+    job as
     failed and goes on)."""
     from visionlab.config.errors import UserError
     from visionlab.config.hydra_job import is_multirun

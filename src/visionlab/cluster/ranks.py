@@ -29,7 +29,8 @@ def slurm_tasks() -> int:
 
 
 def global_rank() -> int:
-    """This process's global rank before DDP starts: torchrun's RANK, a Lightning child's LOCAL_RANK/NODE_RANK,
+    """This process's global rank before DDP starts: torchrun's RANK, a Lightning child's
+    LOCAL_RANK/NODE_RANK,
     or the SLURM task id when the step runs several tasks; 0 for a single process."""
     if (rank := _int_env("RANK")) is not None:
         return rank
@@ -55,9 +56,11 @@ def check_slurm_tasks() -> None:
     interactive = os.environ.get("SLURM_JOB_NAME") in ("bash", "interactive")  # Lightning ignores SLURM then
     if tasks > 1 and "SLURM_NTASKS_PER_NODE" not in os.environ and not interactive:
         raise ConfigError(
-            f"SLURM_NTASKS={tasks}: this SLURM step runs {tasks} tasks without --ntasks-per-node (srun -n{tasks} or "
+            f"SLURM_NTASKS={tasks}: this SLURM step runs {tasks} tasks without --ntasks-per-node (srun "
+            f"-n{tasks} or "
             f"--ntasks={tasks}), which Lightning cannot place on devices. Run one task per device with "
-            f"`srun --nodes=1 --ntasks-per-node={tasks} python train.py trainer=ddp trainer.devices={tasks} ...` "
+            f"`srun --nodes=1 --ntasks-per-node={tasks} python train.py trainer=ddp trainer.devices={tasks} "
+            "...` "
             "(several nodes: --nodes=N --ntasks-per-node=<devices per node> trainer.num_nodes=N)."
         )
 
@@ -70,7 +73,8 @@ def slurm_job_id() -> str | None:
 
 
 def gather_objects(obj) -> list:
-    """``obj`` from every rank, in rank order (``[obj]`` when not distributed). For small results only (per-case
+    """``obj`` from every rank, in rank order (``[obj]`` when not distributed). For small results only
+    (per-case
     scores, a few images): it pickles through torch.distributed, between our own processes."""
     import torch.distributed as dist
 
@@ -99,7 +103,8 @@ LAUNCHER_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "
 
 
 def end_process_group(launched_ranks: bool) -> None:
-    """After a run: leave no process group (and, in the process whose Lightning launcher started the other ranks,
+    """After a run: leave no process group (and, in the process whose Lightning launcher started the other
+    ranks,
     none of the launcher's variables) behind, so the next job of a multirun in this process starts its own DDP
     instead of reusing one whose other ranks have exited."""
     import torch.distributed as dist

@@ -1,4 +1,5 @@
-"""Errors that are the user's to fix, for the whole package: each message names the key, file or value at fault
+"""Errors that are the user's to fix, for the whole package: each message names the key, file or value at
+fault
 and says what to do. The CLI shows them as one line and exits with code 2, never as a library traceback.
 
 This module imports nothing from visionlab, so every layer can raise these errors.
@@ -18,7 +19,8 @@ class DataError(UserError, ValueError):
 
 
 class NonFiniteLossError(UserError, RuntimeError):
-    """The loss became NaN/inf; training stops and the last good checkpoint is kept. ``epoch``: where it happened."""
+    """The loss became NaN/inf; training stops and the last good checkpoint is kept. ``epoch``: where it
+    happened."""
 
     def __init__(self, message: str, epoch: int | None = None):
         super().__init__(message)
@@ -30,5 +32,6 @@ class TrackingError(UserError, RuntimeError):
 
 
 class DiskFullError(UserError, RuntimeError):
-    """A write failed because the disk (or the user's quota) is full; the message names the file, the room left
+    """A write failed because the disk (or the user's quota) is full; the message names the file, the room
+    left
     and what was kept (``disk_full``)."""

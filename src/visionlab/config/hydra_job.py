@@ -1,4 +1,5 @@
-"""What the Hydra runtime says about the current job: multirun or not, its overrides, its share of the cores."""
+"""What the Hydra runtime says about the current job: multirun or not, its overrides, its share of the
+cores."""
 
 from __future__ import annotations
 
@@ -27,8 +28,10 @@ def hydra_files(cfg: DictConfig) -> tuple[str, str, list[str]] | None:
 
 
 def close_log_files_in(folder: str | Path) -> None:
-    """Detach and close every logging file handler that writes into ``folder``: Hydra's ``train.log`` handler of
-    a job whose (empty) folder is about to be removed. Left attached, the next line logged (submitit logs after
+    """Detach and close every logging file handler that writes into ``folder``: Hydra's ``train.log`` handler
+    of
+    a job whose (empty) folder is about to be removed. Left attached, the next line logged (submitit logs
+    after
     the job) would reopen the file in a folder that no longer exists and fail with FileNotFoundError."""
     import logging
 
@@ -61,7 +64,8 @@ def cpu_threads(requested: int | None) -> int | None:
 
 def point_ddp_children_at_job(output_dir: str, ckpt_path: str | None) -> None:
     """Lightning starts DDP ranks 1.. by re-running this command with ``hydra.run.dir=<run.dir>``: inside a
-    multirun that would start the whole sweep again in each child. Make the re-run command this one job instead:
+    multirun that would start the whole sweep again in each child. Make the re-run command this one job
+    instead:
     its own overrides (plus the checkpoint it resumes) as a single run in its job folder."""
     import sys
 

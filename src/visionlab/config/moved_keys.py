@@ -1,6 +1,7 @@
 """Command lines of earlier versions keep working: the network's arguments moved from ``model.<key>`` to
 ``model.net.<key>`` when networks became swappable (``model/net``), and scripts, notes and papers still say
-``model.features_start=32``. Such an override is forwarded to its new key, with one line on stderr that says so.
+``model.features_start=32``. Such an override is forwarded to its new key, with one line on stderr that says
+so.
 
 A sweep config that names an old key (``hydra.sweeper.params``) is not rewritten: Hydra reports it, and
 ``cli_errors`` names the new key.
@@ -40,7 +41,8 @@ def forward(overrides: list[str]) -> tuple[list[str], list[str]]:
 
 
 def accepts_moved_keys(main: Callable[..., Any]) -> Callable[..., Any]:
-    """``main`` (reading its overrides from ``sys.argv``, as ``hydra.main`` does) with the moved keys forwarded."""
+    """``main`` (reading its overrides from ``sys.argv``, as ``hydra.main`` does) with the moved keys
+    forwarded."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):

@@ -28,7 +28,8 @@ def run_dir(log_dir: str, experiment: str, ckpt_path: str | None = None, train: 
     """A fresh, unique run folder under ``<log_dir>/runs/<experiment>``, or the original folder when resuming
     training from one of its checkpoints.
 
-    Under SLURM the name comes from the job (``slurm-<job>[.<step>]``): every rank of a multi-task job names the
+    Under SLURM the name comes from the job (``slurm-<job>[.<step>]``): every rank of a multi-task job names
+    the
     same folder, and a job SLURM restarts (requeue, preemption) finds its own and continues it. Elsewhere:
     timestamp plus pid plus random suffix, so two runs started in the same second never collide. Cached so the
     value is stable within a process."""
@@ -70,7 +71,8 @@ def job_dir(override_dirname: str, limit: int = 120) -> str:
     finds its jobs): experiment and seed first for readability. A name that is too long or holds any other
     character (a path separator, a space) keeps a readable prefix and ends with ``__`` and a hash of the full
     overrides; a plain name never holds ``__``, so two jobs never map to one folder. The shortened name keeps
-    experiment and seed, then the short plain overrides (the ones a sweep varies, e.g. ``model.optimizer.lr=0.01``)
+    experiment and seed, then the short plain overrides (the ones a sweep varies, e.g.
+    ``model.optimizer.lr=0.01``)
     before long or path-like ones."""
     if not override_dirname:
         return "default"
@@ -81,7 +83,8 @@ def job_dir(override_dirname: str, limit: int = 120) -> str:
     if len(name) <= limit and "__" not in name and all(_PLAIN.fullmatch(c) for c in name):
         return name
 
-    # shortened: the short plain overrides first (what a sweep varies, lr=0.01, is rarely a path or a long text),
+    # shortened: the short plain overrides first (what a sweep varies, lr=0.01, is rarely a path or a long
+    # text),
     # so the name still shows them; the hash of all the overrides tells the jobs apart
     def plain(item: str) -> bool:
         return all(_PLAIN.fullmatch(c) for c in item)

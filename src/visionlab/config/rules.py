@@ -1,11 +1,15 @@
-"""Config values checked once, right after composition and before anything runs or is written: a bad value is one
+"""Config values checked once, right after composition and before anything runs or is written: a bad value is
+one
 ``ConfigError`` naming the key, the value and what to do, never an exception from deep inside a library.
 
 Each value has one home (``checks.py``): a value a visionlab component owns (``data.*``, ``model.*`` but the
-optimizer) is checked by that component when it is built, and the runner builds the model (on the meta device) and
-the datamodule (without its data) right after these checks. Here: one table (``RULES``) of the values that belong
+optimizer) is checked by that component when it is built, and the runner builds the model (on the meta
+device) and
+the datamodule (without its data) right after these checks. Here: one table (``RULES``) of the values that
+belong
 to no visionlab component (seed, trainer, optimizer, logger); a key the composed config does not have is not
-checked. Then the values that must agree with each other or with the environment (``CROSS_CHECKS``). A refused run
+checked. Then the values that must agree with each other or with the environment (``CROSS_CHECKS``). A
+refused run
 writes nothing: all of this runs before its folder is made.
 """
 
@@ -167,7 +171,8 @@ FOLLOWS = (
 
 
 def _model_follows_the_data(cfg: DictConfig) -> None:
-    """An override of a model key that follows the data (``model.input_size=40``) builds a network for other data."""
+    """An override of a model key that follows the data (``model.input_size=40``) builds a network for other
+    data."""
     for model_key, data_key in FOLLOWS:
         model, data = _value(cfg, model_key), _value(cfg, data_key)
         if _integer(model) and _integer(data) and model != data:
@@ -226,7 +231,8 @@ def _model_solves_the_data_task(cfg: DictConfig) -> None:
 
 
 def _wandb_mode_from_the_environment(cfg: DictConfig) -> None:
-    """WANDB_MODE wins over logger.wandb.mode: a value wandb would refuse is refused here, naming the variable."""
+    """WANDB_MODE wins over logger.wandb.mode: a value wandb would refuse is refused here, naming the
+    variable."""
     wandb = _value(cfg, "logger.wandb")
     if wandb is _ABSENT or not isinstance(wandb, DictConfig) or "_target_" not in wandb:
         return
@@ -245,7 +251,8 @@ CROSS_CHECKS: tuple[Callable[[DictConfig], None], ...] = (
 
 
 def check_config(cfg: DictConfig, rules: tuple[Rule, ...] = RULES) -> None:
-    """Raise a ConfigError for the first value that breaks its rule (keys the config lacks are skipped), then for
+    """Raise a ConfigError for the first value that breaks its rule (keys the config lacks are skipped), then
+    for
     the first disagreement ``CROSS_CHECKS`` find."""
     for rule in rules:
         value = _value(cfg, rule.key)

@@ -1,6 +1,8 @@
-"""What a datamodule serves, stated once: classes and their names, channels, input size and how the splits were
+"""What a datamodule serves, stated once: classes and their names, channels, input size and how the splits
+were
 made. The model config follows the data by interpolation (``num_classes: ${data.num_classes}``, ``in_channels:
-${data.channels}``, ``input_size: ${data.input_size}``), the datamodule checks that its data agrees with what its
+${data.channels}``, ``input_size: ${data.input_size}``), the datamodule checks that its data agrees with what
+its
 config states (``check_stated``), and ``summary.json`` records the facts under ``data_facts``.
 """
 
@@ -15,7 +17,8 @@ SPLIT_POLICIES = {
     "group": "whole groups (e.g. a sign's track) stay on one side; stratified by class",
     "stratified": "random, stratified by class",
     "random": "random (seeded permutation)",
-    "contiguous": "blocks of consecutive cases at the end of an ordered stack, each after one unused gap case",
+    "contiguous": "blocks of consecutive cases at the end of an ordered stack, each after one unused gap "
+    "case",
     "given": "the splits the data comes with",
 }
 
@@ -46,7 +49,8 @@ class DataFacts:
 
 
 def class_names_or_ids(class_names: Sequence | None, num_classes: int) -> tuple[str, ...]:
-    """The stated names (``data.class_names``), else the class ids as names; a list of the wrong length is refused."""
+    """The stated names (``data.class_names``), else the class ids as names; a list of the wrong length is
+    refused."""
     if class_names is None:
         return tuple(str(i) for i in range(num_classes))
     if isinstance(class_names, str) or not isinstance(class_names, Sequence):
@@ -62,7 +66,8 @@ def class_names_or_ids(class_names: Sequence | None, num_classes: int) -> tuple[
 
 
 def check_stated(where: str, stated: dict, found: dict) -> None:
-    """The data's own facts must agree with what its config states (``data.<key>``; a stated None means "whatever
+    """The data's own facts must agree with what its config states (``data.<key>``; a stated None means
+    "whatever
     the data has"): a DataError naming the key, the two values and what to do."""
     for key, value in stated.items():
         if value is None or key not in found or found[key] == value:

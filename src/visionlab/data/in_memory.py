@@ -1,9 +1,13 @@
-"""The one datamodule base both task families share: every split in memory as uint8 tensors, batches as indices.
+"""The one datamodule base both task families share: every split in memory as uint8 tensors, batches as
+indices.
 
-Why: per-sample Python augmentation in loader workers cannot feed a model on 2 CPU cores, let alone a GPU. Here a
-batch leaves the DataLoader as a tensor of sample indices; ``on_after_batch_transfer`` (which Lightning runs on
+Why: per-sample Python augmentation in loader workers cannot feed a model on 2 CPU cores, let alone a GPU.
+Here a
+batch leaves the DataLoader as a tensor of sample indices; ``on_after_batch_transfer`` (which Lightning runs
+on
 the training device) gathers the images from a copy of the split that was moved to that device once, and the
-``batched`` backend augments the whole batch there with one sampling grid. The ``albumentations`` backend keeps
+``batched`` backend augments the whole batch there with one sampling grid. The ``albumentations`` backend
+keeps
 the per-sample reference recipe in loader workers (``data.num_workers``) and is selected with
 ``data.augment_backend=albumentations``.
 
@@ -12,7 +16,8 @@ augmentation on (seed, epoch, the batch's indices), never on worker count, devic
 
 Under DDP ``data.batch_size`` is the global batch: each of N processes takes ``batch_size / N`` (the
 Lightning-Hydra template's rule, so a recipe means the same on 1 or 8 GPUs), training shards the same
-(seed, epoch) permutation across the ranks, and validation/test shard their cases without padding, so every case
+(seed, epoch) permutation across the ranks, and validation/test shard their cases without padding, so every
+case
 is scored exactly once; evaluation batches carry their case indices so results can be gathered by case.
 """
 
@@ -104,7 +109,8 @@ class InMemoryDataModule(pl.LightningDataModule):
         raise NotImplementedError
 
     def batch_augment(self):
-        """Callable (images uint8 NHWC, targets, generator) → (float NCHW in [0, 1], targets) on any device."""
+        """Callable (images uint8 NHWC, targets, generator) → (float NCHW in [0, 1], targets) on any
+        device."""
         raise NotImplementedError
 
     def reference_dataset(self) -> Dataset:
@@ -128,7 +134,8 @@ class InMemoryDataModule(pl.LightningDataModule):
         }
 
     def use_global_batch(self, world_size: int) -> None:
-        """Split ``data.batch_size`` (the global batch) over ``world_size`` processes; it must divide evenly."""
+        """Split ``data.batch_size`` (the global batch) over ``world_size`` processes; it must divide
+        evenly."""
         world_size = max(1, int(world_size))
         if self.global_batch_size % world_size:
             raise ConfigError(
@@ -171,14 +178,16 @@ class InMemoryDataModule(pl.LightningDataModule):
         return EpochSeededSampler(length, self.seed, self._epoch())
 
     def _epoch(self) -> int:
-        """The epoch Lightning is about to run or is running (what it passes to ``set_epoch``). After a resume from
+        """The epoch Lightning is about to run or is running (what it passes to ``set_epoch``). After a
+        resume from
         an end-of-epoch checkpoint ``trainer.current_epoch`` still names the finished epoch; this does not."""
         if self.trainer is None:
             return 0
         return int(self.trainer.fit_loop.epoch_progress.current.processed)
 
     def train_dataloader(self) -> DataLoader:
-        # Lightning creates the loader's iterator (and worker prefetching starts) before it calls set_epoch, so
+        # Lightning creates the loader's iterator (and worker prefetching starts) before it calls set_epoch,
+        # so
         # the sampler must already stand at the epoch a resumed run continues from.
         if self.augment_backend == "albumentations":
             dataset = self.reference_dataset()
@@ -205,7 +214,8 @@ class InMemoryDataModule(pl.LightningDataModule):
         return self._resident[key]
 
     def materialise(self, batch: dict[str, Any], epoch: int = 0) -> tuple[torch.Tensor, ...]:
-        """Index batch → (images, targets) on the index tensor's device; training batches are augmented, evaluation
+        """Index batch → (images, targets) on the index tensor's device; training batches are augmented,
+        evaluation
         batches also carry their case indices: (images, targets, index)."""
         split, index = batch["split"], batch["index"]
         x, y = self.resident(split, index.device)

@@ -8,7 +8,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 class TensorPairs(Dataset):
-    """(inputs, targets) held as tensors; ``__getitems__`` indexes a whole batch at once (no per-item collate)."""
+    """(inputs, targets) held as tensors; ``__getitems__`` indexes a whole batch at once (no per-item
+    collate)."""
 
     def __init__(self, inputs, targets):
         self.inputs, self.targets = torch.as_tensor(inputs), torch.as_tensor(targets)

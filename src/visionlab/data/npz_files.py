@@ -1,7 +1,8 @@
 """What a file that should be an ``.npz`` archive is instead, said without quoting its contents.
 
 ``np.load`` answers a text file named ``.npz`` with "This file contains pickled (object) data" (it tries the
-pickle format last), and a single ``.npy`` array renamed ``.npz`` with an ndarray that has no ``files``: neither
+pickle format last), and a single ``.npy`` array renamed ``.npz`` with an ndarray that has no ``files``:
+neither
 says the file is simply not an archive. ``not_an_npz`` looks at the first bytes first.
 """
 
@@ -14,7 +15,8 @@ ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first local header, or an
 
 
 def not_an_npz(path: Path) -> str | None:
-    """Why ``path`` is not an ``.npz`` archive (numpy.savez writes a zip of .npy files), or None when it starts like
+    """Why ``path`` is not an ``.npz`` archive (numpy.savez writes a zip of .npy files), or None when it
+    starts like
     one (a damaged archive is then np.load's to describe)."""
     try:
         with path.open("rb") as fh:

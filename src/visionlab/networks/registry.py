@@ -1,16 +1,22 @@
-"""The network registry: ``model.net`` names a network and its arguments as plain data, and the task modules build
+"""The network registry: ``model.net`` names a network and its arguments as plain data, and the task modules
+build
 whatever it names through ``build_network``; they never name a network themselves.
 
-A spec is a mapping: ``type`` (a registered name: ``seed_cnn``, ``unet``, ``timm``, ``smp``), ``label`` (the network's
-short name in run names; not an argument) and the network's own arguments (``conf/model/net/<type>.yaml`` holds
-every default). What the data fixes (input channels, classes or output channels, input size) comes from the task
+A spec is a mapping: ``type`` (a registered name: ``seed_cnn``, ``unet``, ``timm``, ``smp``), ``label`` (the
+network's
+short name in run names; not an argument) and the network's own arguments (``conf/model/net/<type>.yaml``
+holds
+every default). What the data fixes (input channels, classes or output channels, input size) comes from the
+task
 module, which takes it from the data's facts, never from the spec.
 
 A spec is data, not code: only the builders registered here run (nothing a config or a checkpoint names is
-imported), so checkpoints keep loading with ``weights_only=True`` and a report can build any registered network
+imported), so checkpoints keep loading with ``weights_only=True`` and a report can build any registered
+network
 from a run's config on the meta device (``build_on_meta``: shapes only, no weights, no memory).
 
-timm and segmentation_models_pytorch are an optional extra (``pip install -e ".[models]"``), imported only when a
+timm and segmentation_models_pytorch are an optional extra (``pip install -e ".[models]"``), imported only
+when a
 spec names them; weights are never fetched unless the spec says ``pretrained: true`` (default false).
 """
 
@@ -113,7 +119,8 @@ def resolve(spec, task: str) -> tuple[Network, dict]:
 
 
 def build_network(spec, io: NetworkIO) -> nn.Module:
-    """The network ``spec`` names, for the data ``io`` describes (a ConfigError for a bad spec or a missing extra)."""
+    """The network ``spec`` names, for the data ``io`` describes (a ConfigError for a bad spec or a missing
+    extra)."""
     network, args = resolve(spec, io.task)
     if (why := missing_extra(network)) is not None:
         raise ConfigError(why)
@@ -121,7 +128,8 @@ def build_network(spec, io: NetworkIO) -> nn.Module:
 
 
 def build_on_meta(spec, io: NetworkIO) -> nn.Module:
-    """The network on PyTorch's meta device: every layer, shape and parameter count, no weights and no memory (for
+    """The network on PyTorch's meta device: every layer, shape and parameter count, no weights and no memory
+    (for
     architecture cards and checkpoint checks). The global random state is left as it was."""
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
         net = build_network(spec, io)
@@ -141,7 +149,8 @@ _LEGACY = {
 
 
 def spec_and_io(model_cfg: Mapping) -> tuple[dict, NetworkIO]:
-    """The network spec and the data-fixed inputs/outputs of a run's resolved ``model`` config (``config.yaml``;
+    """The network spec and the data-fixed inputs/outputs of a run's resolved ``model`` config
+    (``config.yaml``;
     plain data, and records from before ``model.net`` too), e.g. for an architecture card."""
     task = MODEL_TASKS.get(str(model_cfg.get("_target_")))
     if task is None:
@@ -175,7 +184,8 @@ def names(task: str | None = None) -> list[str]:
     return sorted(name for name, net in REGISTRY.items() if task is None or task in net.tasks)
 
 
-# --------------------------------------------------------------------------------------------- visionlab's own
+# --------------------------------------------------------------------------------------------- visionlab's
+# own
 def _seed_cnn(args: dict, io: NetworkIO) -> nn.Module:
     from visionlab.networks.seed_cnn import SeedCNN
 
@@ -246,7 +256,8 @@ register(
         _check_unet,
         _unet_multiple,
         description="the course U-Net: 3×3 double convs, max-pool down, upsampling + 1×1 "
-        "conv (or transposed conv) up, skip concatenation (28,941,633 parameters at features_start 64, depth 5)",
+        "conv (or transposed conv) up, skip concatenation (28,941,633 parameters at features_start 64, "
+        "depth 5)",
         examples=(
             {"type": "unet", "features_start": 4, "depth": 3},
             {
@@ -262,9 +273,11 @@ register(
 )
 
 
-# --------------------------------------------------------------------------------------------- optional: timm, smp
+# --------------------------------------------------------------------------------------------- optional:
+# timm, smp
 def _common(args: dict, kind: str) -> None:
-    """``activation`` (null: the network's own; a name swaps its ReLUs), ``batch_norm`` (null: its own), ``pretrained``
+    """``activation`` (null: the network's own; a name swaps its ReLUs), ``batch_norm`` (null: its own),
+    ``pretrained``
     and ``args`` (further keyword arguments of the library's constructor, plain values)."""
     from visionlab.networks.layers import check_activation
 
@@ -432,7 +445,8 @@ def _smp(args: dict, io: NetworkIO) -> nn.Module:
 def _smp_multiple(args: dict) -> tuple[int, str]:
     n = 2 ** args["encoder_depth"]
     return n, (
-        f"smp {args['arch']} with encoder {args['encoder']} (model.net.encoder_depth={args['encoder_depth']}) "
+        f"smp {args['arch']} with encoder {args['encoder']} "
+        f"(model.net.encoder_depth={args['encoder_depth']}) "
         f"needs sides divisible by 2^encoder_depth={n}"
     )
 
@@ -454,7 +468,8 @@ register(
         _check_smp,
         _smp_multiple,
         extra="segmentation_models_pytorch",
-        description="any segmentation_models_pytorch architecture and encoder (smp.create_model(arch, encoder_name, "
+        description="any segmentation_models_pytorch architecture and encoder (smp.create_model(arch, "
+        "encoder_name, "
         "in_channels, classes=1))",
         examples=(
             {"type": "smp", "arch": "Unet", "encoder": "resnet18"},

@@ -18,7 +18,8 @@ def _conv(cin: int, cout: int, k: int, act: str, batch_norm: bool) -> list[nn.Mo
 
 
 def check_args(activation: str, batch_norm: bool, width: float, input_size: int | None = None) -> None:
-    """The one check of the seed CNN's arguments (``model.net.*`` of ``model/net=seed_cnn``) and of its input."""
+    """The one check of the seed CNN's arguments (``model.net.*`` of ``model/net=seed_cnn``) and of its
+    input."""
     check_activation(activation)
     check_flag("batch_norm", batch_norm)
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:

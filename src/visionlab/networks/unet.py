@@ -60,7 +60,8 @@ class Up(nn.Module):
 
 
 def check_args(features_start: int, depth: int, up_mode: str, activation: str, batch_norm: bool) -> None:
-    """The one check of a U-Net's arguments (``model.net.*`` of ``model/net=unet``): a ConfigError naming the key."""
+    """The one check of a U-Net's arguments (``model.net.*`` of ``model/net=unet``): a ConfigError naming the
+    key."""
     for key, value, example in (("depth", depth, 5), ("features_start", features_start, 64)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(
@@ -106,7 +107,8 @@ class UNet(nn.Module):
         h, w = x.shape[-2:]
         if h % self.size_multiple or w % self.size_multiple:
             raise DataError(
-                f"U-Net with depth {self.depth} needs image sides divisible by {self.size_multiple}, got {h}×{w}: "
+                f"U-Net with depth {self.depth} needs image sides divisible by {self.size_multiple}, got "
+                f"{h}×{w}: "
                 "resize the data (data.image_size) or lower model.net.depth."
             )
         skips = [self.inc(x)]

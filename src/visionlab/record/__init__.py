@@ -1,6 +1,8 @@
-"""The run record's contract: every file name, the folder layout, the readers and writers, and the metric keys.
+"""The run record's contract: every file name, the folder layout, the readers and writers, and the metric
+keys.
 
-The trainer writes a run folder, the sweep bookkeeping indexes run folders and the report reads them, all through
+The trainer writes a run folder, the sweep bookkeeping indexes run folders and the report reads them, all
+through
 this package, so none of them spells a file name or a metric key of its own:
 
 - ``layout``: names of the files in a run folder and a sweep folder, and a run's status values;

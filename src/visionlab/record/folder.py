@@ -1,7 +1,9 @@
 """``RunFolder``: the readers and writers of one run folder, so no other module spells a run-record file name.
 
-Readers raise ``FileNotFoundError`` when a file is absent and ``ValueError``/``OSError`` when it is unreadable;
-the report turns those into warnings. Files a user hands us are read as data only (no pickles), and only through
+Readers raise ``FileNotFoundError`` when a file is absent and ``ValueError``/``OSError`` when it is
+unreadable;
+the report turns those into warnings. Files a user hands us are read as data only (no pickles), and only
+through
 ``files.read_bounded``: regular files inside this folder, bounded in size and depth (``files.RefusedFile``).
 """
 
@@ -96,7 +98,8 @@ class RunFolder:
         return self
 
     def discard_if_empty(self) -> None:
-        """Remove the folder if nothing is in it (Hydra makes a run's folder before the run's checks: a refused
+        """Remove the folder if nothing is in it (Hydra makes a run's folder before the run's checks: a
+        refused
         run leaves none behind); a folder holding anything stays as it is."""
         try:
             self.path.rmdir()
@@ -107,7 +110,8 @@ class RunFolder:
         self.file(layout.CONFIG).write_text(yaml.safe_dump(resolved, sort_keys=False))
 
     def write_hydra(self, config_yaml: str, hydra_yaml: str, overrides: list[str]) -> None:
-        """Hydra's record of the run (written by us once the run's checks passed, not by Hydra before them)."""
+        """Hydra's record of the run (written by us once the run's checks passed, not by Hydra before
+        them)."""
         self.hydra.mkdir(parents=True, exist_ok=True)
         self.hydra.joinpath(layout.HYDRA_CONFIG).write_text(config_yaml)
         self.hydra.joinpath(layout.HYDRA_RUNTIME).write_text(hydra_yaml)
@@ -120,8 +124,10 @@ class RunFolder:
         write_csv(self.file(layout.METRICS), rows)
 
     def write_test_cases(self, scores: dict) -> None:
-        """``scores``: per-case arrays keyed by the columns of ``metric_keys.CASE_SCORES`` (all of them), or by
-        the K-class columns (``miou``, ``pixel_acc``, ``iou_c<k>``, ``dice_c<k>``); an optional ``source`` (the
+        """``scores``: per-case arrays keyed by the columns of ``metric_keys.CASE_SCORES`` (all of them), or
+        by
+        the K-class columns (``miou``, ``pixel_acc``, ``iou_c<k>``, ``dice_c<k>``); an optional ``source``
+        (the
         file or npz index each case came from) becomes the column after ``case``."""
         columns = (
             list(CASE_SCORES)
@@ -141,7 +147,8 @@ class RunFolder:
         write_csv(self.file(layout.TEST_CASES), rows, [CASE, *named, *columns])
 
     def write_qualitative(self, cases: dict[str, dict]) -> None:
-        """Named cases (fixed, best, worst), each ``index``, ``f1``, ``image`` (H×W uint8), ``mask``, ``pred``."""
+        """Named cases (fixed, best, worst), each ``index``, ``f1``, ``image`` (H×W uint8), ``mask``,
+        ``pred``."""
         arrays = {}
         for name, case in cases.items():
             arrays[f"{name}_index"] = np.int64(case["index"])
@@ -165,7 +172,8 @@ class RunFolder:
     def write_misclassified(
         self, images: np.ndarray, true: np.ndarray, pred: np.ndarray, split: str = TEST
     ) -> None:
-        """A few wrongly classified images (N×H×W×C uint8) with their true and predicted class, for the report."""
+        """A few wrongly classified images (N×H×W×C uint8) with their true and predicted class, for the
+        report."""
         tmp = self.file(f".{_SPLIT_FILES[split][2]}.tmp.npz")
         np.savez_compressed(
             tmp,
@@ -195,7 +203,8 @@ class RunFolder:
 
     def read_config(self, max_nodes: int = MAX_NODES) -> dict:
         """The resolved config, or Hydra's copy for a run that died before writing it. A copy that is refused
-        (``RefusedFile``: a link out of the folder, too large, more than ``max_nodes`` entries, too deep) raises;
+        (``RefusedFile``: a link out of the folder, too large, more than ``max_nodes`` entries, too deep)
+        raises;
         an unparsable one is skipped."""
         for path in (self.file(layout.CONFIG), self.hydra / layout.HYDRA_CONFIG):
             try:
@@ -208,7 +217,8 @@ class RunFolder:
         raise FileNotFoundError(f"{layout.CONFIG} missing or unreadable")
 
     def read_overrides(self) -> list[str]:
-        """Hydra's overrides of the run (a list of strings); a refused file raises ``RefusedFile``, an absent or
+        """Hydra's overrides of the run (a list of strings); a refused file raises ``RefusedFile``, an absent
+        or
         unparsable one is no overrides."""
         path = self.hydra / layout.HYDRA_OVERRIDES
         try:

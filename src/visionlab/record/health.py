@@ -4,23 +4,31 @@ The rule (README, "Run health"), applied when a run ends:
 
 - ``diverged``: training stopped because the loss became NaN/inf (``NonFiniteLossError``), or a recorded
   training/validation loss is infinite; ``epoch`` is the epoch it happened in.
-- ``stuck``: the epoch the run is judged by (the best epoch of ``monitor``, whose checkpoint is tested) predicts a
+- ``stuck``: the epoch the run is judged by (the best epoch of ``monitor``, whose checkpoint is tested)
+predicts a
   constant: for a task with collapse keys (segmentation: ``val/f1`` and ``val/f1_bg``) one of them is at most
   ``COLLAPSE_SCORE``, i.e. the model marks (almost) every validation pixel as one class — the all-foreground
   plateau scores a high ``val/f1`` but ``val/f1_bg`` ≈ 0. ``epoch`` is that best epoch.
-- ``diverged`` too when the last epoch's training loss is more than ``FAR_ABOVE_CHANCE`` times the chance loss of
-  the task (classification: ln K, the cross-entropy of a uniform guess over K classes). No healthy run ends there:
+- ``diverged`` too when the last epoch's training loss is more than ``FAR_ABOVE_CHANCE`` times the chance
+loss of
+  the task (classification: ln K, the cross-entropy of a uniform guess over K classes). No healthy run ends
+  there:
   a loss far above chance means confidently wrong predictions (Rprop at batch 4 on GTSRB ends near 75 against
   ln 43 = 3.76 while its accuracy sits at 21 %). ``epoch`` is that last epoch.
 - ``ok`` otherwise (also when no epoch was recorded, e.g. an evaluation-only run).
 
-K-class segmentation (``multiclass_segmentation``) has one collapse score per class, ``val/dice_c<k>``: a class whose
-validation Dice stays at most ``COLLAPSE_SCORE`` in every recorded epoch is listed in ``stuck_classes`` (the collapse
-nnU-Net and smp users report: a rare class the model never learns to predict). The run is ``stuck`` only when at most
-one class is left that is not (the model predicts one class everywhere); otherwise it is ``ok`` and the list says
+K-class segmentation (``multiclass_segmentation``) has one collapse score per class, ``val/dice_c<k>``: a
+class whose
+validation Dice stays at most ``COLLAPSE_SCORE`` in every recorded epoch is listed in ``stuck_classes`` (the
+collapse
+nnU-Net and smp users report: a rare class the model never learns to predict). The run is ``stuck`` only when
+at most
+one class is left that is not (the model predicts one class everywhere); otherwise it is ``ok`` and the list
+says
 which classes never learned.
 
-``collapsed_epochs`` counts the epochs whose validation scores met the stuck condition (a plateau that training
+``collapsed_epochs`` counts the epochs whose validation scores met the stuck condition (a plateau that
+training
 left again: the run is ok, but the count shows how long it sat there). The report never averages a diverged or
 stuck run into its tables; it lists it as excluded, with the epoch.
 """
@@ -40,14 +48,16 @@ FAR_ABOVE_CHANCE = 3.0  # a final training loss above this multiple of the chanc
 
 
 def chance_loss(task: str, num_classes: int | None) -> float | None:
-    """The loss of a uniform guess: ln K for a K-class classifier; None where the task has no such reference."""
+    """The loss of a uniform guess: ln K for a K-class classifier; None where the task has no such
+    reference."""
     if task == "classification" and isinstance(num_classes, int) and num_classes >= 2:
         return math.log(num_classes)
     return None
 
 
 def far_above_chance(rows: list[dict], task: str, num_classes: int | None) -> dict | None:
-    """The ``diverged`` section when the last epoch's training loss exceeds FAR_ABOVE_CHANCE × the chance loss."""
+    """The ``diverged`` section when the last epoch's training loss exceeds FAR_ABOVE_CHANCE × the chance
+    loss."""
     chance = chance_loss(task, num_classes)
     last = next(
         (r for r in reversed(rows) if r.get(TRAIN_LOSS) is not None and r.get(EPOCH) is not None), None
@@ -58,7 +68,8 @@ def far_above_chance(rows: list[dict], task: str, num_classes: int | None) -> di
     return {
         "status": DIVERGED,
         "epoch": epoch,
-        "reason": f"{TRAIN_LOSS} = {loss:.3g} at the last epoch ({epoch + 1}) is {loss / chance:.0f}× the chance "
+        "reason": f"{TRAIN_LOSS} = {loss:.3g} at the last epoch ({epoch + 1}) is {loss / chance:.0f}× the "
+        "chance "
         f"loss ln {num_classes} = {chance:.2f}: confidently wrong predictions",
     }
 
@@ -151,7 +162,8 @@ def _stuck_classes(rows: list[dict], section: dict) -> dict:
             **section,
             "status": STUCK,
             "epoch": epoch,
-            "reason": f"at most one class ever scored validation Dice > {COLLAPSE_SCORE}: classes {stuck} stayed "
+            "reason": f"at most one class ever scored validation Dice > {COLLAPSE_SCORE}: classes {stuck} "
+            "stayed "
             f"<= {COLLAPSE_SCORE} in every epoch (the model predicts one class)",
         }
     return section

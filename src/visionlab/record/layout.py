@@ -1,4 +1,5 @@
-"""Names of everything a run leaves behind (README: "What every run leaves behind") and a run's status values."""
+"""Names of everything a run leaves behind (README: "What every run leaves behind") and a run's status
+values."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ METRICS = "metrics.csv"  # one row per epoch
 SUMMARY = "summary.json"  # status, best/final/test metrics, provenance
 TEST_CASES = "test_cases.csv"  # segmentation: one row per test case
 QUALITATIVE = "qualitative.npz"  # segmentation: the cases below, each image, mask, prediction, index and F1
-# its cases: case 0, the best, and the three worst (a wrong mask among a data set's worst cases is then in sight);
+# its cases: case 0, the best, and the three worst (a wrong mask among a data set's worst cases is then in
+# sight);
 # records from before the second and third worst hold the first three only
 QUALITATIVE_CASES = ("fixed", "best", "worst", "worst_2", "worst_3")
 WORST_CASES = tuple(name for name in QUALITATIVE_CASES if name.startswith("worst"))

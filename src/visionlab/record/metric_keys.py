@@ -1,4 +1,5 @@
-"""Metric keys per task: one name per quantity, the same in the Lightning logger, ``metrics.csv``, ``summary.json``,
+"""Metric keys per task: one name per quantity, the same in the Lightning logger, ``metrics.csv``,
+``summary.json``,
 the W&B history and summary, and the report.
 
 To add a quantity (e.g. per-class segmentation F1/IoU, or time-to-accuracy for classification), add its key
@@ -16,13 +17,16 @@ TRAIN_LOSS, VAL_LOSS, TEST_LOSS = "train/loss", "val/loss", "test/loss"
 # ------------------------------------------------------------------ classification
 TRAIN_ACC, VAL_ACC, VAL_ACC_BEST, TEST_ACC = "train/acc", "val/acc", "val/acc_best", "test/acc"
 
-# ------------------------------------------------------------------ segmentation: per-image scores, mean over images
+# ------------------------------------------------------------------ segmentation: per-image scores, mean over
+# images
 TRAIN_F1, VAL_F1, VAL_IOU, VAL_F1_BEST = "train/f1", "val/f1", "val/iou", "val/f1_best"
 TEST_F1, TEST_F1_STD, TEST_F1_MIN, TEST_IOU = "test/f1", "test/f1_std", "test/f1_min", "test/iou"
 TEST_CASES = "test/cases"
-# the background class (label 0: membranes on ISBI) and the trivial all-foreground prediction on the same cases
+# the background class (label 0: membranes on ISBI) and the trivial all-foreground prediction on the same
+# cases
 VAL_F1_BG = "val/f1_bg"
-# the mean of both classes' F1 (per image, then over images): a checkpoint choice not dominated by the easy class
+# the mean of both classes' F1 (per image, then over images): a checkpoint choice not dominated by the easy
+# class
 VAL_F1_MACRO = "val/f1_macro"
 TEST_F1_BG, TEST_F1_BG_STD, TEST_F1_BG_MIN, TEST_IOU_BG = (
     "test/f1_bg",
@@ -72,7 +76,8 @@ def is_metric(key: str) -> bool:
     return "/" in key
 
 
-# ------------------------------------------------------------------ W&B media (images and tables, not scalars)
+# ------------------------------------------------------------------ W&B media (images and tables, not
+# scalars)
 MEDIA_AUGMENTED_INPUTS = "train/augmented_inputs"
 MEDIA_CONFUSION = "test/confusion_matrix"
 MEDIA_MISCLASSIFIED = "test/misclassified"
@@ -172,9 +177,12 @@ SEGMENTATION = TaskMetrics(
     collapse=(VAL_F1, VAL_F1_BG),
 )
 
-# ------------------------------------------------------------------ segmentation with K classes (softmax, index masks)
-# per-image scores in test_cases.csv and, over the whole split (one confusion matrix of every counted pixel, the
-# benchmark's way: CamVid/SegNet), per-class IoU/Dice; mIoU = mean over the classes present in truth or prediction
+# ------------------------------------------------------------------ segmentation with K classes (softmax,
+# index masks)
+# per-image scores in test_cases.csv and, over the whole split (one confusion matrix of every counted pixel,
+# the
+# benchmark's way: CamVid/SegNet), per-class IoU/Dice; mIoU = mean over the classes present in truth or
+# prediction
 TRAIN_MIOU, VAL_MIOU, VAL_MIOU_BEST, VAL_PIXEL_ACC, VAL_DICE = (
     "train/miou",
     "val/miou",

@@ -33,20 +33,23 @@ def _declared_state() -> dict:
 
 
 def git_state(path: Path | None = None) -> dict:
-    """Commit and dirty flag of the git checkout holding ``path`` (the package by default). A commit declared in
-    the environment (``_declared_state``) wins: a copied tree may have no ``.git``, or sit inside a stale one that
+    """Commit and dirty flag of the git checkout holding ``path`` (the package by default). A commit declared
+    in
+    the environment (``_declared_state``) wins: a copied tree may have no ``.git``, or sit inside a stale one
+    that
     would name the wrong commit."""
     if os.environ.get("VISIONLAB_GIT_COMMIT"):
         return _declared_state()
     cwd = path or Path(__file__).resolve().parent
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=False
         )
         if commit.returncode != 0:
             return {"commit": None, "dirty": None}
         status = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
+            check=False,
             cwd=cwd,
             capture_output=True,
             text=True,

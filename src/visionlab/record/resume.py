@@ -1,6 +1,7 @@
 """When a run continues an earlier one, and what it keeps: all resume rules in one place.
 
-- Resuming training from ``<run>/checkpoints/<name>.ckpt`` (or ``<run>`` itself) of an unfinished visionlab run
+- Resuming training from ``<run>/checkpoints/<name>.ckpt`` (or ``<run>`` itself) of an unfinished visionlab
+run
   continues in that folder (``run_folder_to_resume``) under the same W&B run (``wandb_id_to_resume``);
   ``metrics.csv`` keeps only the epochs before the one training restarts at (``epochs_to_keep``). A completed
   run's record is never rewritten: training on from its ``last.ckpt`` gets a new folder.
@@ -23,7 +24,8 @@ from visionlab.record.metric_keys import EPOCH
 
 
 def run_folder_of_checkpoint(ckpt_path: str | None) -> Path | None:
-    """The visionlab run folder (one with ``.hydra/``) a checkpoint lies in (``<run>/checkpoints/<file>``), or the
+    """The visionlab run folder (one with ``.hydra/``) a checkpoint lies in (``<run>/checkpoints/<file>``),
+    or the
     run folder itself when ``ckpt_path`` names one."""
     if not ckpt_path:
         return None
@@ -35,8 +37,10 @@ def run_folder_of_checkpoint(ckpt_path: str | None) -> Path | None:
 
 
 def run_folder_to_resume(ckpt_path: str | None, train: bool = True) -> Path | None:
-    """The run folder training from a checkpoint continues in: the checkpoint's own run folder, unless that run
-    is complete. A completed record is never rewritten: training on from its ``last.ckpt`` gets a new folder."""
+    """The run folder training from a checkpoint continues in: the checkpoint's own run folder, unless that
+    run
+    is complete. A completed record is never rewritten: training on from its ``last.ckpt`` gets a new
+    folder."""
     if not train:
         return None
     run = run_folder_of_checkpoint(ckpt_path)
@@ -52,7 +56,8 @@ def wandb_id_to_resume(folder: RunFolder, ckpt_path: str | None, train: bool) ->
 
 
 def epochs_to_keep(rows: list[dict], restart_epoch: int) -> list[dict]:
-    """After a checkpoint was restored at ``restart_epoch``: the recorded epochs before it (later ones redo)."""
+    """After a checkpoint was restored at ``restart_epoch``: the recorded epochs before it (later ones
+    redo)."""
     return [r for r in rows if (r.get(EPOCH) or 0) < restart_epoch]
 
 
@@ -62,7 +67,8 @@ def completed_run_to_skip(folder: RunFolder, force: bool) -> dict | None:
 
 
 def may_record_setup_failure(folder: RunFolder, ckpt_path: str | None, train: bool) -> bool:
-    """Whether a set-up failure may write summary.json into ``folder``: not into the folder of the checkpoint it
+    """Whether a set-up failure may write summary.json into ``folder``: not into the folder of the checkpoint
+    it
     resumes (that run's record stays as it was), not over a complete record; a fresh folder always."""
     resumed = run_folder_to_resume(ckpt_path, train)
     if resumed is not None and resumed == folder.path.expanduser().resolve():
@@ -74,7 +80,8 @@ def may_record_setup_failure(folder: RunFolder, ckpt_path: str | None, train: bo
 
 
 def checkpoint_to_continue(folder: RunFolder, resume: bool, train: bool, ckpt_path: str | None) -> str | None:
-    """The folder's own ``last.ckpt`` when this run should continue the unfinished run recorded there: training,
+    """The folder's own ``last.ckpt`` when this run should continue the unfinished run recorded there:
+    training,
     no checkpoint given, ``resume`` on, and the record there not complete (a complete sweep job is skipped, or
     rerun from scratch with ``force=true``)."""
     if not resume or not train or ckpt_path:

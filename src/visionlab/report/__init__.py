@@ -1,1 +1,2 @@
-"""Reports over run folders: seed-aggregated tables, curves, qualitative figures, architecture cards, provenance."""
+"""Reports over run folders: seed-aggregated tables, curves, qualitative figures, architecture cards,
+provenance."""

@@ -5,11 +5,15 @@ with a hook on every leaf module (a module called twice counts its parameters on
 weight multiply-accumulates only (conv: output elements × k·k·cin/groups, linear: in × out).
 
 A card built from a run's config (``card_from_config``) never allocates real weights: the network is built on
-PyTorch's meta device (shapes only) from bounded, type-checked arguments (``MODEL_LIMITS``), so a crafted config
-(``model.width: 40``, ``num_classes: 10**9``) costs the report no memory; only networks in visionlab's registry
+PyTorch's meta device (shapes only) from bounded, type-checked arguments (``MODEL_LIMITS``), so a crafted
+config
+(``model.width: 40``, ``num_classes: 10**9``) costs the report no memory; only networks in visionlab's
+registry
 (``models.networks``) are built, never anything a config's ``_target_`` names. The spec is allow-listed
-(``CARD_ARGS``): never ``pretrained`` (a card never fetches weights), no free-form library ``args`` beyond a few
-harmless, bounded ones (``CARD_LIBRARY_ARGS``: no cache folder, no URL, no size), no model name a hub or a path
+(``CARD_ARGS``): never ``pretrained`` (a card never fetches weights), no free-form library ``args`` beyond a
+few
+harmless, bounded ones (``CARD_LIBRARY_ARGS``: no cache folder, no URL, no size), no model name a hub or a
+path
 names; what was left out is named on the card (``ArchCard.left_out``). While a card is built no socket can
 connect.
 
@@ -244,8 +248,10 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-# What a config may ask a card to build: (type, low, high) per argument; anything else is refused with a message.
-# ``None`` in a type means null is allowed (timm and smp take null for "the network's own" activation and norm).
+# What a config may ask a card to build: (type, low, high) per argument; anything else is refused with a
+# message.
+# ``None`` in a type means null is allowed (timm and smp take null for "the network's own" activation and
+# norm).
 MODEL_LIMITS = {
     "in_channels": (int, 1, 64),
     "input_size": (int, 8, 8192),
@@ -264,8 +270,10 @@ MODEL_LIMITS = {
     "drop_path_rate": ((int, float), 0, 1),
     "decoder_attention_type": (str, None, None),
 }
-# Per registered network, the arguments a card builds it from (all in MODEL_LIMITS); ``nullable``: those that may be
-# null. Any other key of ``model.net``, ``pretrained`` (a card never fetches weights) and every ``args`` key not in
+# Per registered network, the arguments a card builds it from (all in MODEL_LIMITS); ``nullable``: those that
+# may be
+# null. Any other key of ``model.net``, ``pretrained`` (a card never fetches weights) and every ``args`` key
+# not in
 # CARD_LIBRARY_ARGS are left out, and the card names them.
 CARD_ARGS = {
     "seed_cnn": ("activation", "batch_norm", "width"),
@@ -323,7 +331,8 @@ def _channels(value, key: str) -> list[int]:
 
 
 def _library_name_check(kind: str, spec: dict, prefix: str) -> None:
-    """A timm model (or smp's ``tu-`` encoder) must be one timm lists by that name: nothing a hub or a path names."""
+    """A timm model (or smp's ``tu-`` encoder) must be one timm lists by that name: nothing a hub or a path
+    names."""
     name = spec.get("name") if kind == "timm" else spec.get("encoder", "")
     if kind == "smp" and not name.startswith("tu-"):
         return
@@ -340,7 +349,8 @@ def _library_name_check(kind: str, spec: dict, prefix: str) -> None:
 
 
 def card_spec(model_cfg: dict) -> tuple[dict, NetworkIO, list[str]]:
-    """The network spec a card builds (allow-listed, bounded: ``CARD_ARGS``), the data-fixed sizes, and what of the
+    """The network spec a card builds (allow-listed, bounded: ``CARD_ARGS``), the data-fixed sizes, and what
+    of the
     record's spec was left out (``model.net.pretrained=true``, other keys, ``args`` keys not kept)."""
     from visionlab.networks.registry import REGISTRY, NetworkIO, spec_and_io
 
@@ -391,7 +401,8 @@ def card_spec(model_cfg: dict) -> tuple[dict, NetworkIO, list[str]]:
 
 @contextmanager
 def _no_network():
-    """While a card is built: any socket connect fails (a library must not fetch anything for a card, whatever a
+    """While a card is built: any socket connect fails (a library must not fetch anything for a card,
+    whatever a
     record's config says); restored afterwards."""
 
     def refuse(*args, **kwargs):
@@ -409,7 +420,8 @@ def _no_network():
 def card_from_config(cfg: dict, title: str = "", cache: dict | None = None) -> ArchCard:
     """Describe the run's network, built on the meta device from its config's plain, bounded model arguments
     (nested ``_target_`` nodes such as the optimizer are ignored; nothing is instantiated from the config).
-    ``cache``: cards already built, by network spec and input shape (a study's variants often share one network,
+    ``cache``: cards already built, by network spec and input shape (a study's variants often share one
+    network,
     and tracing a U-Net costs about a second)."""
     from visionlab.networks.registry import MODEL_TASKS, NetworkIO, build_on_meta
 

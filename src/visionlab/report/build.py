@@ -107,7 +107,8 @@ def _measure_note(task: TaskStats, measure, names: ClassNames) -> str:
     ]
     trivial = [float(x) for x in trivial if isinstance(x, (int, float))]
     if label == 1 and trivial:
-        note += f"; predicting everything as {md(measure.label[:-3])} already scores {sum(trivial) / len(trivial):.4f}"
+        trivial_mean = sum(trivial) / len(trivial)
+        note += f"; predicting everything as {md(measure.label[:-3])} already scores {trivial_mean:.4f}"
     return note + ")"
 
 
@@ -144,15 +145,18 @@ def _curves(task: TaskStats) -> list:
     if draw is None:
         return [Paragraph("No run recorded per-epoch metrics.")]
     caption = (
-        "Per epoch, counted runs only: each seed a thin line; the thick line is the mean over seeds, drawn only "
-        "up to the last epoch every seed reached (after an early stop a mean would be over the surviving seeds "
+        "Per epoch, counted runs only: each seed a thin line; the thick line is the mean over seeds, drawn "
+        "only "
+        "up to the last epoch every seed reached (after an early stop a mean would be over the surviving "
+        "seeds "
         "only). Losses on a log scale."
     )
     if smoothing:
         caption += (
             " The training loss is the loss as optimised: with label smoothing ("
             + ", ".join(f"{md(v)} {s:g}" for v, s in sorted(smoothing.items()))
-            + ") it cannot approach 0, so it is not comparable with the validation loss (plain cross-entropy) "
+            + ") it cannot approach 0, so it is not comparable with the validation loss (plain "
+            "cross-entropy) "
             "or with other variants' training loss."
         )
     if lr_words:
@@ -179,16 +183,21 @@ def _results(
         Heading(2, heading),
         Heading(3, "Runs"),
         Paragraph(
-            "One row per run (variant × seed): its scores, best epoch (counted from 1), the final epoch's validation "
+            "One row per run (variant × seed): its scores, best epoch (counted from 1), the final epoch's "
+            "validation "
             f"score and how its training ended (see the caveats).{where} Monitor: `{md(_monitor(task))}`."
         ),
         trial_table(task, conv),
         Heading(3, "Over seeds"),
         Paragraph(
-            f"Baseline: **{md(task.baseline)}**. n = counted runs (diverged or stuck runs left out). Δ is the difference "
-            f"of means to {_compared_words(task)} with its 95 % interval (Welch); p: the two-sided Welch t-test over seeds, then "
-            f"that p Holm-adjusted over all {task.comparisons} comparisons of this section; a Δ is bold only where "
-            f"the Holm-adjusted p < {SIGNIFICANCE}. Training: how the variant's runs ended; **budget-limited** runs were still "
+            f"Baseline: **{md(task.baseline)}**. n = counted runs (diverged or stuck runs left out). Δ is "
+            "the difference "
+            f"of means to {_compared_words(task)} with its 95 % interval (Welch); p: the two-sided Welch "
+            "t-test over seeds, then "
+            f"that p Holm-adjusted over all {task.comparisons} comparisons of this section; a Δ is bold "
+            "only where "
+            f"the Holm-adjusted p < {SIGNIFICANCE}. Training: how the variant's runs ended; "
+            "**budget-limited** runs were still "
             "rising at their epoch cap, so their Δ is not a converged one."
         ),
     ]
@@ -207,9 +216,12 @@ def _results(
     blocks += [
         Heading(3, "Cost"),
         Paragraph(
-            "Per variant and device (never averaged across devices): wall time of the whole run and training images/s, "
-            "mean with the range over runs, and how many runs of these records ran on that device at the same moment "
-            "(from epoch timestamps and wall times: concurrent jobs share the device, so their times are not those of "
+            "Per variant and device (never averaged across devices): wall time of the whole run and "
+            "training images/s, "
+            "mean with the range over runs, and how many runs of these records ran on that device at the "
+            "same moment "
+            "(from epoch timestamps and wall times: concurrent jobs share the device, so their times are "
+            "not those of "
             "a run alone)."
         ),
         cost_table(task, together),
@@ -232,7 +244,8 @@ def _results(
         blocks += [
             Heading(3, "Against the reference"),
             Paragraph(
-                f"No variant of this study is named in the reference ({', '.join(map(md, reference.variants))})."
+                "No variant of this study is named in the reference "
+                f"({', '.join(map(md, reference.variants))})."
             ),
         ]
     elif reference is not None and reference.task == spec.task:
@@ -247,7 +260,8 @@ def _results(
                 + (
                     "They measured the same split of the same data, so absolute differences follow below."
                     if numbers["reference"].get("comparable")
-                    else "They are not measurements of the same thing, so no difference between them is computed."
+                    else "They are not measurements of the same thing, so no difference between them is "
+                    "computed."
                 )
             ),
             tables[0],
@@ -255,9 +269,12 @@ def _results(
         if len(tables) > 1:
             blocks += [
                 Paragraph(
-                    "Effects: each variant's difference to its own study's baseline, the reference's (from its trials; an "
-                    "interval only where it has ≥ 2 trials on both sides) beside this study's (Welch interval, Holm p). "
-                    "Effects can be compared across studies where absolute scores cannot; agreement is judged only for "
+                    "Effects: each variant's difference to its own study's baseline, the reference's (from "
+                    "its trials; an "
+                    "interval only where it has ≥ 2 trials on both sides) beside this study's (Welch "
+                    "interval, Holm p). "
+                    "Effects can be compared across studies where absolute scores cannot; agreement is "
+                    "judged only for "
                     "a significant effect of ours."
                 ),
                 tables[1],
@@ -363,13 +380,16 @@ def _claim(v, kind: str, baseline: str | None = None) -> str:
 
 
 def _compared_words(task: TaskStats) -> str:
-    """What each Δ is taken against: the baseline, or (when variants are evaluated on several data sets or with
+    """What each Δ is taken against: the baseline, or (when variants are evaluated on several data sets or
+    with
     test-time options) the baseline's model on the same data, named in the cell (``pairing``)."""
     if task.pairing is None or task.pairing.uniform:
         return "the baseline"
     return (
-        "the baseline's model evaluated on the same data with the same test-time options (like with like; the "
-        'cell names that variant where it is not the baseline, and "reference on its data" marks the baseline\'s '
+        "the baseline's model evaluated on the same data with the same test-time options (like with like; "
+        "the "
+        'cell names that variant where it is not the baseline, and "reference on its data" marks the '
+        "baseline's "
         "model on another data set)"
     )
 

@@ -1,8 +1,10 @@
-"""Architecture cards: one full card (the baseline's network), then for every other distinct network only how it
+"""Architecture cards: one full card (the baseline's network), then for every other distinct network only how
+it
 differs from that one (identical networks collapse into one entry that names its variants).
 
 A difference is said in words when only a layer type changed (``18 layers ReLU → ELU``; shapes, parameters and
-MACs unchanged) or only a trait (the upsampling mode); layers whose shape, parameters or MACs differ, and inserted
+MACs unchanged) or only a trait (the upsampling mode); layers whose shape, parameters or MACs differ, and
+inserted
 or removed layers, are listed in a short table.
 """
 
@@ -52,7 +54,8 @@ def _left_out(card: ArchCard) -> str:
 def _summary(card: ArchCard) -> str:
     traits = "; ".join(f"{k}: {md(v)}" for k, v in sorted(card.traits.items()))
     return (
-        f"{code(card.title)} on a {'×'.join(map(str, card.input_shape))} input: {card.total_params:,} parameters "
+        f"{code(card.title)} on a {'×'.join(map(str, card.input_shape))} input: {card.total_params:,} "
+        "parameters "
         f"({card.trainable_params:,} trainable), {card.total_macs:,} MACs; {traits}.{_left_out(card)}"
     )
 

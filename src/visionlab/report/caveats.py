@@ -1,7 +1,10 @@
-"""What a reviewer must know before reading a number, shown first on the page: the split and how it was made (and,
-for a small or contiguous test split, that its cases are correlated), whether the epoch was picked on the split it
+"""What a reviewer must know before reading a number, shown first on the page: the split and how it was made
+(and,
+for a small or contiguous test split, that its cases are correlated), whether the epoch was picked on the
+split it
 is reported on, whether each variant converged or was budget-limited (``convergence``), how the reference was
-measured (stated vs inferred), diverged or stuck runs, mixed or dirty commits, hand corrections to the records,
+measured (stated vs inferred), diverged or stuck runs, mixed or dirty commits, hand corrections to the
+records,
 and everything excluded."""
 
 from __future__ import annotations
@@ -90,8 +93,10 @@ def _test_cases(task: TaskStats) -> list[str]:
     )
     return [
         (
-            f"{task.spec.task}: the test split is **{n} cases**: {where}. Intervals and p-values are over seeds: "
-            "they cover training randomness only, not which cases were tested; per-case differences are shown "
+            f"{task.spec.task}: the test split is **{n} cases**: {where}. Intervals and p-values are over "
+            "seeds: "
+            "they cover training randomness only, not which cases were tested; per-case differences are "
+            "shown "
             "without a test. Margins of a few thousandths over a target are within this uncertainty."
         )
     ]
@@ -126,7 +131,8 @@ def _commits(runs: list[Run]) -> list[str]:
 
 
 def _devices(runs: list[Run]) -> list[str]:
-    """Where the counted runs ran: one line, or the variants per device when they differ (wall time and images/s
+    """Where the counted runs ran: one line, or the variants per device when they differ (wall time and
+    images/s
     compare only within one device; the scores do not depend on it beyond numerical noise)."""
     by_device: dict[str, set] = {}
     for run in runs:
@@ -143,7 +149,8 @@ def _devices(runs: list[Run]) -> list[str]:
             f"{md(device)}: {', '.join(map(md, sorted(variants)))}"
             for device, variants in sorted(by_device.items())
         )
-        + ". Compare wall time and images/s only within one device: the cost tables give them per device, never "
+        + ". Compare wall time and images/s only within one device: the cost tables give them per device, "
+        "never "
         "averaged across devices."
     ]
 
@@ -185,13 +192,15 @@ def _reference(reference: Reference, stats: dict[str, TaskStats]) -> list[str]:
     verdict = (
         "It measured the same split of the same data, so absolute differences are shown"
         if same
-        else "It is **not** a measurement of this study's data and split, so no absolute difference or interval "
+        else "It is **not** a measurement of this study's data and split, so no absolute difference or "
+        "interval "
         "is computed against it: the page shows its numbers beside this study's and compares effects "
         "(each variant's difference to its own baseline)"
     )
     return [
         f"Reference: {md(reference.name)}, from {md(reference.source)}. Data: {md(reference.data.words())}. "
-        f"Split: {md(reference.split.words())}. Training length: {md(reference.epochs.words())}, so how long this "
+        f"Split: {md(reference.split.words())}. Training length: {md(reference.epochs.words())}, so how "
+        "long this "
         f"study trained against it is unknown. {verdict}. " + md(reference.note)
     ]
 

@@ -1,8 +1,10 @@
-"""What the classes are called: ``data.class_names`` in a run's resolved config (index = label), else a name the
+"""What the classes are called: ``data.class_names`` in a run's resolved config (index = label), else a name
+the
 report knows for the data set the config reads, said to be the report's, else none (the page then writes
 "class 7").
 
-Segmentation has two labels: 0 (background) and 1 (foreground; the class ``test/f1`` scores). On ISBI 2012, label 0
+Segmentation has two labels: 0 (background) and 1 (foreground; the class ``test/f1`` scores). On ISBI 2012,
+label 0
 is the membranes and label 1 the cell interiors.
 """
 

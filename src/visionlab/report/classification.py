@@ -1,4 +1,5 @@
-"""Classification detail: per variant the confusion matrix and per-class accuracy (test, or validation at the best
+"""Classification detail: per variant the confusion matrix and per-class accuracy (test, or validation at the
+best
 epoch when there is no test split), the worst classes named, and a grid of misclassified images sampled across
 classes and seeds."""
 
@@ -28,9 +29,12 @@ def _readable(text: str) -> str:
 
 
 def slug(text: str, among: Iterable[str] = ()) -> str:
-    """A file-name part for ``text`` (a variant's name), unique among ``among`` (the other names of its figures):
-    the name itself where it is a plain name of at most ``SLUG_LENGTH`` characters that no other name of ``among``
-    shares once spelled so; else its first characters and a short hash of the whole name (two variants whose names
+    """A file-name part for ``text`` (a variant's name), unique among ``among`` (the other names of its
+    figures):
+    the name itself where it is a plain name of at most ``SLUG_LENGTH`` characters that no other name of
+    ``among``
+    shares once spelled so; else its first characters and a short hash of the whole name (two variants whose
+    names
     share their first 80 characters, or differ only in punctuation, never share a figure)."""
     readable = _readable(text)
     clash = any(other != text and _readable(other) == readable for other in among)
@@ -121,7 +125,8 @@ def _mistakes(variant: str, runs, split: str, names: ClassNames, name_part: str)
     kept = sum(len(w["images"]) for _, w in records)
     classes = len(set(true))
     caption = (
-        f"{variant}: {len(picked)} misclassified {_split_words(split)} images, true → predicted class (seed), "
+        f"{variant}: {len(picked)} misclassified {_split_words(split)} images, true → predicted class "
+        "(seed), "
         f"sampled across {classes} true classes and {len(records)} seeds from the {kept} the records keep. "
         "A run keeps its first mistakes in data order and no track ids, so images of one class may still be "
         "frames of one track."

@@ -2,11 +2,14 @@
 
 A run folder is any directory with a summary.json, or a Hydra job folder whose run died before it could write
 one. A sweep folder may also hold a sweep index (overrides, status, run folder and error of every job), which
-lets the report name jobs that never produced a run folder. All file access goes through ``run_record`` (its one
+lets the report name jobs that never produced a run folder. All file access goes through ``run_record`` (its
+one
 bounded reader, ``files.read_bounded``).
 
-A run folder is data a user may not have made: a run whose record holds a file the reader refuses (a link out of
-the folder, a FIFO or device, a file over the bounds, JSON/YAML nested too deep, a summary or metrics of the wrong
+A run folder is data a user may not have made: a run whose record holds a file the reader refuses (a link out
+of
+the folder, a FIFO or device, a file over the bounds, JSON/YAML nested too deep, a summary or metrics of the
+wrong
 shape) is skipped, and the page says so in one line: ``run <name> skipped: <file>: <why>``.
 """
 
@@ -72,11 +75,13 @@ class Run:
 
     @property
     def evaluation_only(self) -> bool:
-        """A ``train=false`` run: it tested a checkpoint and trained nothing, so it has no epochs to record."""
+        """A ``train=false`` run: it tested a checkpoint and trained nothing, so it has no epochs to
+        record."""
         return bool(self.summary.get("evaluated_checkpoint")) and not self.summary.get("epochs")
 
     def read(self, name: str, reader):
-        """``reader()`` of the run folder, or None when the file is absent; an unreadable file, or one over the
+        """``reader()`` of the run folder, or None when the file is absent; an unreadable file, or one over
+        the
         report's bounds (``limits``), is a problem (its message names the file, never quotes it)."""
         try:
             return reader()
@@ -104,7 +109,8 @@ def _reason(exc: Exception, name: str) -> str:
     return text[len(name) + 2 :] if text.startswith(f"{name}: ") else text
 
 
-# what the report reads from summary.json, by the type it must have (None is always allowed); anything else in the
+# what the report reads from summary.json, by the type it must have (None is always allowed); anything else in
+# the
 # file is not looked at
 _SUMMARY_TYPES = {
     str: (
@@ -253,7 +259,8 @@ def collect(paths: list[str | Path]) -> Collection:
 
 
 def _names(paths: list[Path]) -> dict[Path, str]:
-    """Each run folder relative to the folder above all of them (as ``build.run_names`` names reported runs)."""
+    """Each run folder relative to the folder above all of them (as ``build.run_names`` names reported
+    runs)."""
     if not paths:
         return {}
     root = Path(os.path.commonpath([str(p.parent) for p in paths]))

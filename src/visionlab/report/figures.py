@@ -1,6 +1,8 @@
-"""Report figures as PNG bytes (matplotlib, Agg backend: no display needed), written to figures/ and embedded in HTML.
+"""Report figures as PNG bytes (matplotlib, Agg backend: no display needed), written to figures/ and embedded
+in HTML.
 
-Every figure is at most ``WIDTH_IN`` × ``DPI`` = 840 px wide, so a 900 px window shows it at full size (text stays
+Every figure is at most ``WIDTH_IN`` × ``DPI`` = 840 px wide, so a 900 px window shows it at full size (text
+stays
 readable); panels sit two to a row.
 """
 
@@ -31,7 +33,8 @@ TITLE_CHAR_PX = 6.0  # a fontsize-9 character at DPI 100, on average (DejaVu San
 
 
 def fitted_title(title: str, width_in: float) -> str:
-    """``title`` wrapped onto as many lines as it needs to fit ``width_in`` (a long variant or class name used to be
+    """``title`` wrapped onto as many lines as it needs to fit ``width_in`` (a long variant or class name
+    used to be
     clipped at the figure's edge)."""
     import textwrap
 
@@ -47,7 +50,8 @@ def _png(fig) -> bytes:
 
 
 def run_series(runs, key: str, by: str = EPOCH) -> list[tuple[object, np.ndarray, np.ndarray]]:
-    """(seed, x, values) of ``key`` for each counted run that logged it; x is the epoch counted from 1, or with
+    """(seed, x, values) of ``key`` for each counted run that logged it; x is the epoch counted from 1, or
+    with
     ``by=STEP`` the optimizer steps done at the end of that epoch."""
     out = []
     for run in runs:
@@ -67,7 +71,8 @@ def run_series(runs, key: str, by: str = EPOCH) -> list[tuple[object, np.ndarray
 
 
 def steps_per_epoch(runs) -> float | None:
-    """Optimizer steps per epoch of the variant's counted runs (from metrics.csv's step column), None if unknown."""
+    """Optimizer steps per epoch of the variant's counted runs (from metrics.csv's step column), None if
+    unknown."""
     rates = [
         float(r[STEP]) / (int(r[EPOCH]) + 1)
         for run in runs
@@ -79,7 +84,8 @@ def steps_per_epoch(runs) -> float | None:
 
 
 def curve_axis(runs_by_variant: dict) -> str:
-    """``step`` when the variants' epochs hold different numbers of optimizer steps (an 8-step epoch and a 40-step
+    """``step`` when the variants' epochs hold different numbers of optimizer steps (an 8-step epoch and a
+    40-step
     epoch are not the same amount of training), else ``epoch``."""
     rates = [r for runs in runs_by_variant.values() if (r := steps_per_epoch(runs))]
     return STEP if rates and max(rates) > 1.05 * min(rates) else EPOCH
@@ -99,7 +105,8 @@ def common_mean(series: list[tuple[object, np.ndarray, np.ndarray]]) -> tuple[np
 
 
 def _colours(n: int = 0) -> list:
-    """The default cycle, or 20 distinct colours when more variants than it has (no two variants share one)."""
+    """The default cycle, or 20 distinct colours when more variants than it has (no two variants share
+    one)."""
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     return cycle if n <= len(cycle) else [plt.get_cmap("tab20")(i) for i in range(20)]
 
@@ -134,7 +141,8 @@ def _panel(
 
 
 def _same_lr(series_by_variant: dict) -> list[tuple[tuple, list[str]]]:
-    """Variants grouped by the same learning-rate schedule (each variant's longest run; two schedules are the same
+    """Variants grouped by the same learning-rate schedule (each variant's longest run; two schedules are the
+    same
     when they agree on every epoch both reached), so equal schedules are one line that names them all. Returns
     (the longest run's (seed, epochs, rates), variants) per group."""
     groups: list[tuple[tuple, list[str]]] = []
@@ -157,8 +165,10 @@ def _same_lr(series_by_variant: dict) -> list[tuple[tuple, list[str]]]:
 def curves(
     task: TaskStats, panels: list[tuple[list[str], str, bool]]
 ) -> tuple[Callable[[], bytes] | None, list[str]]:
-    """One panel per entry of ``panels`` (keys: solid for the first, dashed for a second; title; log scale), then
-    the learning rate with identical schedules drawn once. Returns what draws the PNG (None: nothing to draw) and
+    """One panel per entry of ``panels`` (keys: solid for the first, dashed for a second; title; log scale),
+    then
+    the learning rate with identical schedules drawn once. Returns what draws the PNG (None: nothing to draw)
+    and
     the learning-rate groups named."""
     axis = curve_axis(task.runs_by_variant)
     every = sorted(task.runs_by_variant)
@@ -196,7 +206,8 @@ LEGEND_ROW_IN, CHAR_PX, HANDLE_PX = (
 
 def _legend_layout(labels: list[str], width_in: float, max_columns: int) -> tuple[int, float]:
     """(columns, height in inches) of a legend of ``labels`` that fits ``width_in``: as many columns as the
-    longest label allows, as many rows as it then needs (a long list of long variant names gets more rows, never
+    longest label allows, as many rows as it then needs (a long list of long variant names gets more rows,
+    never
     labels cut off at the figure's edge)."""
     column_px = CHAR_PX * max(map(len, labels)) + HANDLE_PX
     columns = max(1, min(max_columns, int(width_in * DPI // column_px), len(labels)))
@@ -273,7 +284,8 @@ def confusion(matrix: np.ndarray, title: str) -> bytes:
 
 def sample_mistakes(records: list[tuple[object, dict]], limit: int = 24) -> list[tuple[object, int]]:
     """(seed, index) of up to ``limit`` mistakes spread over true classes and seeds: classes in turn (most
-    mistakes first), within a class the seeds in turn, within a seed's class every few images (neighbours in data
+    mistakes first), within a class the seeds in turn, within a seed's class every few images (neighbours in
+    data
     order are often frames of one track); an image already picked from another seed is skipped."""
     per_class: dict[int, list[tuple[object, int]]] = {}
     for seed, wrong in records:
@@ -324,7 +336,8 @@ def _rgb(image: np.ndarray) -> np.ndarray:
 def misclassified(
     images: list[np.ndarray], true: list[int], pred: list[int], captions: list[str], title: str
 ) -> bytes:
-    """A grid of wrongly classified images, each captioned with its own text (true → predicted, seed): one mosaic
+    """A grid of wrongly classified images, each captioned with its own text (true → predicted, seed): one
+    mosaic
     in one axes (fast, whatever the number of images)."""
     n = len(images)
     cols = min(max(n, 1), 8)
@@ -354,7 +367,8 @@ ERROR_COLOURS = {"false positive": (1.0, 0.1, 0.1), "false negative": (0.1, 0.45
 
 def error_overlay(image: np.ndarray, mask: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """The grey input with false positives of the foreground class (predicted foreground, truly background) in
-    red and its false negatives (truly foreground, predicted background) in blue; correct pixels keep the input."""
+    red and its false negatives (truly foreground, predicted background) in blue; correct pixels keep the
+    input."""
     grey = np.repeat((np.asarray(image, float) / 255.0)[..., None], 3, axis=-1)
     mask, pred = np.asarray(mask).astype(bool), np.asarray(pred).astype(bool)
     for where, colour in (
@@ -397,8 +411,10 @@ CASE_LABELS = {
 
 
 def cases(variant: str, q: dict, names: tuple[str, str]) -> bytes:
-    """One variant's kept test cases (rows: fixed, best, the worst ones): input, ground truth, prediction and the
-    errors (columns); ``names`` = (label 0, label 1), label 1 shown white in the masks. The panels are one image
+    """One variant's kept test cases (rows: fixed, best, the worst ones): input, ground truth, prediction and
+    the
+    errors (columns); ``names`` = (label 0, label 1), label 1 shown white in the masks. The panels are one
+    image
     in one axes (twelve axes took ~1 s per figure, and a page has a figure per variant)."""
     background, foreground = names
     rows = [n for n in QUALITATIVE_CASES if f"{n}_image" in q]
@@ -461,7 +477,8 @@ def cases(variant: str, q: dict, names: tuple[str, str]) -> bytes:
 
 
 def class_confusion(matrix: np.ndarray, class_names: tuple[str, ...], title: str) -> bytes:
-    """K-class segmentation: the test pixels' row-normalised confusion matrix with the class names on both axes
+    """K-class segmentation: the test pixels' row-normalised confusion matrix with the class names on both
+    axes
     and each cell's share written in it (K is small: CamVid's 11)."""
     matrix = np.asarray(matrix, float)
     rates = matrix / np.clip(matrix.sum(axis=1, keepdims=True), 1, None)
@@ -504,7 +521,8 @@ def _coloured(mask: np.ndarray, colours: np.ndarray, ignore: int | None) -> np.n
 def class_cases(
     variant: str, q: dict, class_names: tuple[str, ...], colours: np.ndarray, ignore: int | None
 ) -> bytes:
-    """One variant's kept K-class test cases (rows): input, ground truth and prediction in the palette, and the
+    """One variant's kept K-class test cases (rows): input, ground truth and prediction in the palette, and
+    the
     errors (wrong class red over the input; ignored pixels dark), with a legend of the classes."""
     rows = [n for n in QUALITATIVE_CASES if f"{n}_image" in q]
     columns = ("input", "ground truth", "prediction", "errors (red)")

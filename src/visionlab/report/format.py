@@ -7,7 +7,8 @@ from __future__ import annotations
 
 NA = "n/a"
 MISSING = "—"
-SIGNIFICANCE = 0.05  # the only level (on Holm-adjusted p) at which the report marks a difference (bold) or calls it significant
+# the only level (on Holm-adjusted p) at which the report marks a difference (bold) or calls it significant
+SIGNIFICANCE = 0.05
 
 
 def fmt(value, kind: str) -> str:

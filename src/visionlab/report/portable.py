@@ -1,12 +1,14 @@
 """Paths on a page are relative to a named root, never the absolute paths of the machine that made the runs.
 
 A report is read on other machines (a committed study, a colleague's sweep): ``/root/study/logs/...`` or
-``/work/shared/data/gtsrb32`` says nothing there and leaks the author's folder layout. Every absolute path a record
+``/work/shared/data/gtsrb32`` says nothing there and leaks the author's folder layout. Every absolute path a
+record
 carries into the page (the data line, the command line's overrides, the run and checkpoint folders) is shown
 relative to a named root instead:
 
 - ``$LOGS/<rest>`` for a path with a ``logs`` folder in it (the project's log root: ``paths.log_dir``);
-- ``$DATA/<rest>`` for a path with a ``data`` folder in it (what follows that folder), and for any other absolute
+- ``$DATA/<rest>`` for a path with a ``data`` folder in it (what follows that folder), and for any other
+absolute
   path its last part (``/work/constructed/thin_noisy.npz`` → ``$DATA/thin_noisy.npz``).
 
 Relative paths are left as they are. Only the page's copy changes; the records keep what the run wrote.
@@ -16,7 +18,8 @@ from __future__ import annotations
 
 import re
 
-# an absolute POSIX path: from a "/" that starts the text or follows a separator, up to a character that ends it
+# an absolute POSIX path: from a "/" that starts the text or follows a separator, up to a character that ends
+# it
 _ABSOLUTE = re.compile(r"(?<![\w.$~-])/(?:[^\s/()'\"`,;:|=<>]+/)*[^\s/()'\"`,;:|=<>]*")
 SUMMARY_PATHS = ("data", "output_dir", "evaluated_checkpoint", "resumed_from")
 
@@ -52,7 +55,8 @@ def _config_paths(node, depth: int = 0):
 
 
 def make_portable(run) -> None:
-    """Rewrite the page-facing copies of a run's paths (summary fields, command-line overrides, config values) in
+    """Rewrite the page-facing copies of a run's paths (summary fields, command-line overrides, config
+    values) in
     place."""
     for key in SUMMARY_PATHS:
         if isinstance(run.summary.get(key), str):

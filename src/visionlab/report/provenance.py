@@ -1,5 +1,7 @@
-"""Provenance: each run's folder, a command that reproduces it (its Hydra overrides plus the data it read), commit
-(with any hand correction of the record shown), hardware and wall time; config differences between variants."""
+"""Provenance: each run's folder, a command that reproduces it (its Hydra overrides plus the data it read),
+commit
+(with any hand correction of the record shown), hardware and wall time; config differences between
+variants."""
 
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ def commit_of(run: Run) -> str:
 
 
 def corrections(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
-    """(field, note) → runs: every ``corrected`` note a summary.json carries (one level deep, e.g. ``git``)."""
+    """(field, note) → runs: every ``corrected`` note a summary.json carries (one level deep, e.g.
+    ``git``)."""
     found: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
         for section, value in run.summary.items():
@@ -69,7 +72,8 @@ _KEYS = 3
 
 
 def config_differences(runs_by_variant: dict[str, list[Run]]) -> list[Table | Paragraph]:
-    """Keys whose value is constant within each variant but differs between variants (seeds, paths drop out)."""
+    """Keys whose value is constant within each variant but differs between variants (seeds, paths drop
+    out)."""
     flat = {v: [_flatten(r.config) for r in runs if r.config] for v, runs in runs_by_variant.items()}
     flat = {v: configs for v, configs in flat.items() if configs}
     if len(flat) < 2:
@@ -88,7 +92,8 @@ def config_differences(runs_by_variant: dict[str, list[Run]]) -> list[Table | Pa
         return [Paragraph("The variants' resolved configs do not differ (beyond seeds and run folders).")]
     if len(variants) <= _WIDE and sum(len(v) for v in variants) <= _WIDE_NAMES:
         return [Table(["config key", *[md(v) for v in variants]], rows)]
-    # many variants: one row per variant, the differing keys as columns, a few per table so a page stays narrow
+    # many variants: one row per variant, the differing keys as columns, a few per table so a page stays
+    # narrow
     tables = []
     for start in range(0, len(rows), _KEYS):
         part = rows[start : start + _KEYS]
@@ -102,7 +107,8 @@ def config_differences(runs_by_variant: dict[str, list[Run]]) -> list[Table | Pa
 
 
 def command(run: Run) -> str:
-    """The run's Hydra overrides, plus the data folder it read when no override names it (a data folder picked by
+    """The run's Hydra overrides, plus the data folder it read when no override names it (a data folder
+    picked by
     an environment variable or a default is not in the overrides, so they alone would read other data)."""
     overrides = [str(o) for o in run.overrides]
     data = run.config.get("data") if isinstance(run.config.get("data"), dict) else {}
@@ -112,7 +118,8 @@ def command(run: Run) -> str:
 
 
 def _quote(override: str) -> str:
-    """Shell quoting that keeps the page's named roots ($DATA, $LOGS: ``portable``) expandable: a reader sets them
+    """Shell quoting that keeps the page's named roots ($DATA, $LOGS: ``portable``) expandable: a reader sets
+    them
     to their own folders and pastes the command."""
     plain = override.replace("$DATA", "DATA").replace("$LOGS", "LOGS")
     if plain == override or "$" in plain or '"' in plain or "`" in plain or "\\" in plain:
@@ -172,8 +179,10 @@ def provenance(
     sweeps = sorted({str(r.config.get("sweep_name")) for r in runs if r.config.get("sweep_name")})
     launched = (
         (
-            f" The runs were jobs of the multirun {', '.join(map(code, sweeps))}: each command reruns one job "
-            "alone; how many jobs ran at once is not in the records (the launcher's settings are not copied), "
+            f" The runs were jobs of the multirun {', '.join(map(code, sweeps))}: each command reruns one "
+            "job "
+            "alone; how many jobs ran at once is not in the records (the launcher's settings are not "
+            "copied), "
             "but the last column counts the runs of these records that overlapped in time on the same device "
             "(from their epoch timestamps and wall times)."
         )
@@ -183,7 +192,8 @@ def provenance(
     blocks = [
         Heading(2, "Provenance"),
         Paragraph(
-            "Each run's folder and a command that reproduces it: its Hydra overrides, plus `data.data_dir` set to the "
+            "Each run's folder and a command that reproduces it: its Hydra overrides, plus `data.data_dir` "
+            "set to the "
             "data the run read when no override names it." + launched
         ),
         Table(

@@ -47,7 +47,8 @@ def marked(text: str) -> list[str]:
 
 
 def synced(text: str, numbers: dict) -> str:
-    """``text`` with every marked block replaced by the page's table of that id (KeyError for an unknown id)."""
+    """``text`` with every marked block replaced by the page's table of that id (KeyError for an unknown
+    id)."""
     tables = page_tables(numbers)
 
     def replace(match: re.Match) -> str:

@@ -1,10 +1,14 @@
-"""Published results as an input (``--reference <yaml>``): the reference's per-trial numbers beside this study's, and
+"""Published results as an input (``--reference <yaml>``): the reference's per-trial numbers beside this
+study's, and
 its *effects* (each variant's difference to its own baseline) beside this study's effects.
 
-A reference is compared with this study only as far as it measured the same thing. The file says what its source
-states and what is inferred (``measured``): an absolute difference (this study − reference) with an interval is
+A reference is compared with this study only as far as it measured the same thing. The file says what its
+source
+states and what is inferred (``measured``): an absolute difference (this study − reference) with an interval
+is
 computed only when the source states its data and split and this study's scores are on that same split of that
-same data (``Reference.same_measurement``). Otherwise the page shows the two side by side and compares effects,
+same data (``Reference.same_measurement``). Otherwise the page shows the two side by side and compares
+effects,
 never absolute scores. The file (see ``experiments/reference/*.yaml``)::
 
     name: seed study (GTSRB CNN ablation)
@@ -16,7 +20,8 @@ never absolute scores. The file (see ``experiments/reference/*.yaml``)::
       data: {stated: null, inferred: "GTSRB (43 classes)"}
       split: {stated: test, inferred: "the official GTSRB test set"}   # stated split: test or validation
       epochs: {stated: null}
-    quantities:                      # per key: the label the page gives it, and this study's key for the same quantity
+    quantities:                      # per key: the label the page gives it, and this study's key for the
+    same quantity
       test/acc: {label: "accuracy on test images", ours: test/acc}
     variants:                        # named as this study's experiments; ``name``: what the source calls it
       cnn_baseline: {name: Baseline, trials: {test/acc: [0.9589, 0.9582, 0.9588]}}
@@ -88,7 +93,8 @@ class Reference:
         return self.quantities[key].label if key in self.quantities else key
 
     def same_measurement(self, split: str, data: list[str]) -> bool:
-        """Whether an absolute difference to this study is meaningful: the source states its data and its split,
+        """Whether an absolute difference to this study is meaningful: the source states its data and its
+        split,
         this study's scores are on that split, and every run's data names the stated data set."""
         return bool(
             self.data.stated
@@ -135,8 +141,10 @@ def _fact(path: Path, where: str, raw) -> Fact:
 
 
 def load_reference(path: Path) -> Reference:
-    """Read and check a reference file (YAML, data only), through the record reader's bounds: a regular file of at
-    most ``files.MAX_RECORD_BYTES``, nested at most ``files.MAX_DEPTH`` levels; every error is one line naming it."""
+    """Read and check a reference file (YAML, data only), through the record reader's bounds: a regular file
+    of at
+    most ``files.MAX_RECORD_BYTES``, nested at most ``files.MAX_DEPTH`` levels; every error is one line
+    naming it."""
     try:
         raw = parse_yaml(read_text(Path(path)), Path(path).name)
     except RefusedFile as exc:

@@ -1,4 +1,5 @@
-"""One report document, two renderings: REPORT.md (figures as files in figures/) and a self-contained report.html.
+"""One report document, two renderings: REPORT.md (figures as files in figures/) and a self-contained
+report.html.
 
 The document is a flat list of blocks with Markdown-style inline text (**bold**, `code`), so both outputs
 show exactly the same content.
@@ -46,7 +47,8 @@ class Table:
 
 @dataclass
 class Figure:
-    """Drawn only when a page is written with figures (``draw`` returns the PNG): drawing is most of a report's
+    """Drawn only when a page is written with figures (``draw`` returns the PNG): drawing is most of a
+    report's
     time, and a report written without figures (``--no-figures``) never pays it."""
 
     name: str  # file name under figures/
@@ -88,7 +90,8 @@ def _md_cell(text: str) -> str:
 
 
 def anchor(text: str) -> str:
-    """GitHub's heading anchor (lower case, punctuation dropped, spaces as hyphens); report.html uses the same."""
+    """GitHub's heading anchor (lower case, punctuation dropped, spaces as hyphens); report.html uses the
+    same."""
     plain = re.sub(r"\\(.)", r"\1", str(text)).replace("`", "").replace("*", "").lower()
     return re.sub(r"[^\w\- ]", "", plain).replace(" ", "-")
 
@@ -127,7 +130,8 @@ _ESCAPED = re.compile(r"\\(.)")
 
 
 def _inline(text: str) -> str:
-    """Code spans verbatim; elsewhere backslash escapes (``escape.md``) are literal characters, ``**x**`` bold;
+    """Code spans verbatim; elsewhere backslash escapes (``escape.md``) are literal characters, ``**x**``
+    bold;
     everything HTML-escaped."""
     out = []
     for part in _CODE_SPAN.split(str(text)):
@@ -135,9 +139,13 @@ def _inline(text: str) -> str:
             out.append(f"<code>{html.escape(part[1:-1])}</code>")
             continue
         literal: list[str] = []
-        marked = _ESCAPED.sub(lambda m: literal.append(m.group(1)) or f"\x00{len(literal) - 1}\x00", part)
+        marked = _ESCAPED.sub(
+            lambda m, literal=literal: literal.append(m.group(1)) or f"\x00{len(literal) - 1}\x00", part
+        )
         marked = _BOLD.sub(r"<strong>\1</strong>", html.escape(marked))
-        out.append(re.sub("\x00(\\d+)\x00", lambda m: html.escape(literal[int(m.group(1))]), marked))
+        out.append(
+            re.sub("\x00(\\d+)\x00", lambda m, literal=literal: html.escape(literal[int(m.group(1))]), marked)
+        )
     return "".join(out)
 
 
@@ -146,7 +154,8 @@ _UNIT = re.compile(r"(?<=[\d\]]) (?=%|pp\b|s\b)|(?<=±) | (?=±)|(?<=[\d%]) (?=�
 
 
 def _glued(html_text: str) -> str:
-    """Numbers stay with their units and ranges when a long cell wraps: ``95.35 ± 0.42 %`` never breaks inside."""
+    """Numbers stay with their units and ranges when a long cell wraps: ``95.35 ± 0.42 %`` never breaks
+    inside."""
     return _UNIT.sub("\u00a0", html_text)
 
 
@@ -197,7 +206,8 @@ def to_html(doc: Document, figures: bool = True) -> str:
             head = "".join(f"<th>{_inline(h)}</th>" for h in block.header)
             body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in block.rows)
             out.append(
-                f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+                f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+                f"<tbody>{body}</tbody></table></div>"
             )
         elif isinstance(block, Figure) and not figures:
             out.append(f'<p class="figure-skipped"><em>{_inline(NOT_DRAWN + block.caption)}</em></p>')
@@ -235,15 +245,19 @@ def _remove_leftovers(folder: Path) -> None:
 def write(
     doc: Document, out_dir: Path, figures: bool = True, numbers: dict | None = None
 ) -> tuple[Path, Path]:
-    """REPORT.md with its figures/ folder, report.html and (with ``numbers``) report.json; returns the first two.
+    """REPORT.md with its figures/ folder, report.html and (with ``numbers``) report.json; returns the first
+    two.
     Without ``figures`` nothing is drawn and each figure's place says so (its caption stays).
 
     Atomic per file, and all or nothing on failure: every file is first written in full under a temporary name
     (``.<name>.<pid>.tmp``) in its own folder and flushed, and only when all are written are they renamed over
-    the old ones. A failure while writing (a full disk) removes the temporary files and leaves the old report as
+    the old ones. A failure while writing (a full disk) removes the temporary files and leaves the old report
+    as
     it was; killed at any moment, no report file is ever half-written (a kill between two renames can leave
-    whole files of both reports, and its temporary files, which the next write removes). Over an earlier report
-    (``out_dir`` holds one of ``REPORT_FILES``), the figures in ``figures/`` that this one does not show are removed
+    whole files of both reports, and its temporary files, which the next write removes). Over an earlier
+    report
+    (``out_dir`` holds one of ``REPORT_FILES``), the figures in ``figures/`` that this one does not show are
+    removed
     once the new report is in place, so no stale figure is left beside the page."""
     folder = out_dir / FIGURES
     for place in (out_dir, folder):

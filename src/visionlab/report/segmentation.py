@@ -5,7 +5,8 @@ input, ground truth, prediction and errors.
 
 The trivial rows come from each case's all-foreground F1 f (``test_cases.csv``): with foreground fraction
 m = f / (2 − f), all-foreground scores foreground IoU m and background F1 = IoU = 0, and all-background scores
-foreground F1 = IoU = 0 and background F1 2b / (1 + b), IoU b, with b = 1 − m (an empty class scores 1, the run
+foreground F1 = IoU = 0 and background F1 2b / (1 + b), IoU b, with b = 1 − m (an empty class scores 1, the
+run
 record's convention)."""
 
 from __future__ import annotations
@@ -133,7 +134,8 @@ CASE_COLUMNS = ((keys.CASE_F1_BG, 0), (keys.CASE_F1, 1))  # per-case F1 column a
 def _case_tables(
     task: TaskStats, cases: dict[str, dict], names: ClassNames
 ) -> tuple[list[Table], Table | None, dict]:
-    """Per case: each variant's F1 of both classes (means over its seeds), and per variant and class how often it
+    """Per case: each variant's F1 of both classes (means over its seeds), and per variant and class how
+    often it
     is above the baseline, without a test (the cases are not independent samples)."""
     variants = [v for v in sorted(cases) if cases[v]]
     shared = sorted(set.intersection(*(set(cases[v]) for v in variants))) if variants else []
@@ -216,7 +218,8 @@ def _cases_as_rows(
     names: ClassNames,
     base: dict,
 ) -> list[Table]:
-    """The per-case table turned around for many variants: a row per variant and class, the cases as columns, at
+    """The per-case table turned around for many variants: a row per variant and class, the cases as columns,
+    at
     most eight per table, and the trivial prediction as the last row, so the page stays narrow."""
     tables = []
     for start in range(0, len(shared), _CASES_PER_TABLE):
@@ -300,8 +303,10 @@ def segmentation_detail(task: TaskStats, names: ClassNames, adjacent: bool) -> t
                     f"{task.spec.task}_cases_{slug(variant, task.runs_by_variant)}.png",
                     partial(figures.cases, variant, q, (background, foreground)),
                     f"{md(variant)}: {_kept_words(q)} (by {md(foreground)} F1) of its first counted seed: "
-                    f"input, ground truth, prediction (white: {md(foreground)}, label 1; black: {md(background)}, "
-                    f"label 0) and the errors: red = predicted {md(foreground)} where the truth is {md(background)}, "
+                    f"input, ground truth, prediction (white: {md(foreground)}, label 1; black: "
+                    f"{md(background)}, "
+                    f"label 0) and the errors: red = predicted {md(foreground)} where the truth is "
+                    f"{md(background)}, "
                     f"blue = predicted {md(background)} where the truth is {md(foreground)}.",
                 )
             )

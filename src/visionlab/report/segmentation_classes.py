@@ -1,10 +1,14 @@
-"""K-class segmentation detail (``multiclass_segmentation`` runs): per-class IoU and Dice with their names, mean ±
+"""K-class segmentation detail (``multiclass_segmentation`` runs): per-class IoU and Dice with their names,
+mean ±
 std over seeds; which classes never learned (health ``stuck_classes``); the class-confusion matrix of the test
-pixels summed over seeds; each variant's kept test cases drawn in the data's palette with a legend; the worst cases
+pixels summed over seeds; each variant's kept test cases drawn in the data's palette with a legend; the worst
+cases
 by name (file or npz index).
 
-Every number comes from the run records (summary.json ``test``: ``test/iou_c<k>``, ``test/dice_c<k>``, split-level
-from the summed confusion matrix; ``confusion_matrix.csv``; ``test_cases.csv``; ``qualitative.npz``), read as data.
+Every number comes from the run records (summary.json ``test``: ``test/iou_c<k>``, ``test/dice_c<k>``,
+split-level
+from the summed confusion matrix; ``confusion_matrix.csv``; ``test_cases.csv``; ``qualitative.npz``), read as
+data.
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ def _num_classes(task: TaskStats) -> int:
 
 def palette_of(task: TaskStats, num_classes: int) -> np.ndarray:
     """(K + 1, 3) colours in 0..1: ``data.palette`` of the first run that has a valid one (entry k = class k),
-    else a fixed qualitative palette; the last row is for ignored pixels (black unless the palette gives it)."""
+    else a fixed qualitative palette; the last row is for ignored pixels (black unless the palette gives
+    it)."""
     for runs in task.runs_by_variant.values():
         for run in runs:
             data = run.config.get("data") if isinstance(run.config.get("data"), dict) else {}
@@ -86,7 +91,8 @@ def _mean_std(values: list[float]) -> str:
 
 
 def _class_table(task: TaskStats, names: ClassNames, k: int) -> tuple[Table, dict]:
-    """One row per class: per variant IoU and Dice, mean ± std (sample std) over its counted seeds, and in how many
+    """One row per class: per variant IoU and Dice, mean ± std (sample std) over its counted seeds, and in
+    how many
     seeds the class was stuck (validation Dice never above 0.05)."""
     variants = sorted(task.runs_by_variant)
     header = ["class"]
@@ -189,9 +195,12 @@ def multiclass_detail(task: TaskStats, names: ClassNames) -> tuple[list, dict]:
     ignored = f"; mask value {ignore} is ignored (no loss, no score)" if ignore is not None else ""
     blocks = [
         Paragraph(
-            f"Per class on test (class names from {names.source}{ignored}): IoU and Dice of each class over all test "
-            "pixels of a run (its summed confusion matrix, the benchmark's way), mean ± sample std over the variant's "
-            "counted seeds; mIoU is the mean over the classes present in the test truth or predictions. *Stuck in*: the "
+            f"Per class on test (class names from {names.source}{ignored}): IoU and Dice of each class over "
+            "all test "
+            "pixels of a run (its summed confusion matrix, the benchmark's way), mean ± sample std over the "
+            "variant's "
+            "counted seeds; mIoU is the mean over the classes present in the test truth or predictions. "
+            "*Stuck in*: the "
             "seeds in which the class's validation Dice never rose above 0.05 (the class was never learned)."
         ),
         table,
@@ -218,7 +227,8 @@ def multiclass_detail(task: TaskStats, names: ClassNames) -> tuple[list, dict]:
                         class_names,
                         f"{variant}: test pixels, summed over seeds",
                     ),
-                    f"{md(variant)}: where each class's test pixels went (rows: true class, normalised to 1; summed over "
+                    f"{md(variant)}: where each class's test pixels went (rows: true class, normalised to "
+                    "1; summed over "
                     "its counted seeds; ignored pixels left out).",
                 )
             )
@@ -246,8 +256,10 @@ def multiclass_detail(task: TaskStats, names: ClassNames) -> tuple[list, dict]:
             Figure(
                 f"{task.spec.task}_cases_{slug(variant)}.png",
                 partial(figures.class_cases, variant, q, class_names, colours, ignore),
-                f"{md(variant)}: {', '.join(kept)} test cases (ranked by the image's mIoU) of its first counted seed: "
-                "input, ground truth and prediction in the data's palette (legend below; ignored pixels black), and "
+                f"{md(variant)}: {', '.join(kept)} test cases (ranked by the image's mIoU) of its first "
+                "counted seed: "
+                "input, ground truth and prediction in the data's palette (legend below; ignored pixels "
+                "black), and "
                 "the errors (red: wrong class; ignored pixels not scored).",
             )
         )

@@ -1,4 +1,5 @@
-"""Seed aggregation: which split a variant is scored on, mean ± std over seeds, and Welch's t-test vs the baseline,
+"""Seed aggregation: which split a variant is scored on, mean ± std over seeds, and Welch's t-test vs the
+baseline,
 Holm-corrected over every comparison of a task.
 
 With a handful of seeds per variant, "ELU beats ReLU" is only worth saying when the difference is large
@@ -43,7 +44,8 @@ Column = Metric  # a report column is a metric of the task's table: key, label, 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """What a task's tables show, from its metric table: the test columns, the validation fallback, the headline."""
+    """What a task's tables show, from its metric table: the test columns, the validation fallback, the
+    headline."""
 
     metrics: TaskMetrics
     validation_name: str  # how the tables name the validation split
@@ -184,7 +186,8 @@ def difference_ci(a: list[float], b: list[float], level: float = 0.95) -> tuple[
 
 
 def paired_test(a: list[float], b: list[float]) -> tuple[float, tuple[float, float] | None, float | None]:
-    """Mean of a − b over shared cases, its 95 % t interval and the two-sided paired t-test p (None when < 2)."""
+    """Mean of a − b over shared cases, its 95 % t interval and the two-sided paired t-test p (None when <
+    2)."""
     diff = np.asarray(a, float) - np.asarray(b, float)
     mean = float(diff.mean()) if len(diff) else float("nan")
     if len(diff) < 2 or diff.std(ddof=1) == 0:
@@ -203,7 +206,8 @@ def choose_baseline(variants: list[str], requested: str | None = None) -> str | 
     return next((v for v in sorted(variants) if v.endswith("baseline")), min(variants))
 
 
-# the validation key of a test quantity (for the "final epoch" column); the headline's comes from the metric table
+# the validation key of a test quantity (for the "final epoch" column); the headline's comes from the metric
+# table
 VALIDATION_KEYS = {TEST_F1_BG: VAL_F1_BG}
 SEGMENTATION_BACKGROUND = TEST_F1_BG
 SEGMENTATION_TASK = (
@@ -273,7 +277,8 @@ def _compare(variants: list[VariantStats], baseline: str | None, pairing: Pairin
 
 
 def _foreground_fraction(runs: list[Run]) -> float | None:
-    """Mean foreground share of the test pixels, from the trivial all-foreground F1 f (fraction m = f / (2 − f))."""
+    """Mean foreground share of the test pixels, from the trivial all-foreground F1 f (fraction m = f / (2 −
+    f))."""
     f = [run_values(r, TEST).get(TRIVIAL) for r in runs if counted(r)]
     f = [float(x) for x in f if isinstance(x, (int, float))]
     return float(np.mean([x / (2 - x) for x in f])) if f else None
@@ -319,7 +324,8 @@ def aggregate(spec: TaskSpec, runs: list[Run], baseline: str | None = None) -> T
 
 
 def curve_band(runs: list[Run], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """Per epoch: mean, min and max of ``key`` over the runs that reached that epoch (early stopping varies)."""
+    """Per epoch: mean, min and max of ``key`` over the runs that reached that epoch (early stopping
+    varies)."""
     per_epoch: dict[int, list[float]] = {}
     for run in runs:
         for row in run.metrics:
@@ -346,7 +352,9 @@ def summed_confusion(runs: list[Run]) -> tuple[np.ndarray, str, int] | None:
     """Confusion matrices of the variant's counted runs summed over seeds (rows = true class), on test when
     every such run has one, else on validation at the best epoch: (matrix, split, runs summed)."""
     for split, name in ((TEST_SPLIT, CONFUSION), (VALIDATION, VAL_CONFUSION)):
-        matrices = [r.read(name, lambda r=r: r.folder.read_confusion(split)) for r in runs if counted(r)]
+        matrices = [
+            r.read(name, lambda r=r, split=split: r.folder.read_confusion(split)) for r in runs if counted(r)
+        ]
         matrices = [m for m in matrices if m is not None]
         if matrices and len({m.shape for m in matrices}) == 1:
             return np.sum(matrices, axis=0), split, len(matrices)
@@ -354,7 +362,8 @@ def summed_confusion(runs: list[Run]) -> tuple[np.ndarray, str, int] | None:
 
 
 def weakest_classes(confusion: np.ndarray, count: int = 5) -> list[tuple[int, int, float]]:
-    """(class, support, accuracy) of the ``count`` classes with the lowest accuracy among those with support."""
+    """(class, support, accuracy) of the ``count`` classes with the lowest accuracy among those with
+    support."""
     support = confusion.sum(axis=1)
     rows = [(c, int(support[c]), confusion[c, c] / support[c]) for c in range(len(support)) if support[c] > 0]
     return sorted(rows, key=lambda row: (row[2], row[0]))[:count]

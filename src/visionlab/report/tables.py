@@ -1,8 +1,10 @@
 """The results tables: one row per run, one row per variant over seeds per measure (Δ with its 95 % interval,
-Welch's p and its Holm adjustment, and whether the variant's runs were budget-limited), cost and time-to-accuracy
+Welch's p and its Holm adjustment, and whether the variant's runs were budget-limited), cost and
+time-to-accuracy
 per device (never averaged across devices), and the reference beside this study with effects compared.
 
-Bold marks only a difference whose Holm-adjusted p-value is below ``format.SIGNIFICANCE``; never a mean or a std.
+Bold marks only a difference whose Holm-adjusted p-value is below ``format.SIGNIFICANCE``; never a mean or a
+std.
 """
 
 from __future__ import annotations
@@ -90,7 +92,8 @@ def uniform_split(task: TaskStats) -> str | None:
 
 
 def trial_table(task: TaskStats, conv: Conv) -> Table:
-    """Variant × seed: state, test cases (segmentation), each measure (with its spread over cases where recorded),
+    """Variant × seed: state, test cases (segmentation), each measure (with its spread over cases where
+    recorded),
     best epoch of how many, the final epoch's validation score and how training ended."""
     spec = task.spec
     split_of = {v.variant: v.split for v in task.variants}
@@ -158,7 +161,8 @@ _SHORT_NAME = 24  # a longer baseline name (named above the table) is "baseline"
 
 
 def aggregate_table(task: TaskStats, measure: Measure, conv: Conv) -> Table:
-    """One row per variant: n, mean ± std, range, the final epoch's value, Δ [95 % CI], p, Holm's p, training."""
+    """One row per variant: n, mean ± std, range, the final epoch's value, Δ [95 % CI], p, Holm's p,
+    training."""
     spec = task.spec
     one_split = uniform_split(task)
     header = [
@@ -183,7 +187,8 @@ def aggregate_table(task: TaskStats, measure: Measure, conv: Conv) -> Table:
             else "reference on its data"
             if v.reference
             else (
-                f"{mark_significant(fmt_delta(v.delta, kind), v.p_holm)} {fmt_ci(v.ci, kind)}{_against(task, v)}"
+                f"{mark_significant(fmt_delta(v.delta, kind), v.p_holm)} "
+                f"{fmt_ci(v.ci, kind)}{_against(task, v)}"
                 if v.delta is not None
                 else NA
             )
@@ -259,7 +264,8 @@ def _device(run: Run) -> str:
 
 
 def run_interval(run: Run) -> tuple[float, float] | None:
-    """(start, end) in seconds since the epoch: the last epoch's timestamp and the wall time before it (of the last
+    """(start, end) in seconds since the epoch: the last epoch's timestamp and the wall time before it (of
+    the last
     attempt, for a run continued after an interruption: its wall_time_s counts every attempt)."""
     times = [float(r["time"]) for r in run.metrics if isinstance(r.get("time"), (int, float))]
     wall = run.summary.get("wall_time_this_attempt_s", run.summary.get("wall_time_s"))
@@ -281,7 +287,8 @@ def concurrency(runs: list[Run]) -> dict[int, int]:
 
 
 def variant_cost(runs: list[Run]) -> dict:
-    """Per device: wall time and training images/s of the counted runs, each listed, never averaged across devices."""
+    """Per device: wall time and training images/s of the counted runs, each listed, never averaged across
+    devices."""
     out = {}
     for run in runs:
         if counted(run):
@@ -338,7 +345,8 @@ def _threshold(key: str) -> tuple[str, float] | None:
 
 
 def time_to_table(task: TaskStats) -> tuple[Table | None, list[dict]]:
-    """Wall seconds from each run's start until its validation score first reached each threshold (summary.json
+    """Wall seconds from each run's start until its validation score first reached each threshold
+    (summary.json
     ``time_to``), per variant and device: mean (min–max) over the runs that reached it, and how many did."""
     keys = sorted(
         {
@@ -416,10 +424,8 @@ def reference_tables(task: TaskStats, reference: Reference, conv: Conv) -> tuple
     measure = _our_measure(task, ours_key)
     keys = [
         k
-        for k in reference.keys()
-        if any(  # noqa: SIM118 - Reference.keys(), not a dict
-            reference.trials(v.variant, k) for v in shared
-        )
+        for k in reference.keys()  # noqa: SIM118 - Reference.keys(), not a dict
+        if any(reference.trials(v.variant, k) for v in shared)
     ]
     width = max(
         [len(reference.trials(v.variant, k)) for v in shared for k in keys]
@@ -451,7 +457,8 @@ def reference_tables(task: TaskStats, reference: Reference, conv: Conv) -> tuple
                 our_key = _our_key(mine, _our_measure(task, ours_for) or measure, spec)
                 values = _trial_values(task, v.variant, our_key, mine.split)
                 where = "test" if mine.split == TEST else f"{spec.validation_name}, best epoch picked on it"
-                label = f"{md(measure.label) if ours_for == measure.key else md(ours_for)} ({md(our_key)}; {where})"
+                shown = md(measure.label) if ours_for == measure.key else md(ours_for)
+                label = f"{shown} ({md(our_key)}; {where})"
                 rows.append(
                     [
                         md(v.variant),

@@ -1,6 +1,9 @@
-"""Which runs are one variant. A variant is an experiment name; but a sweep over settings that leaves the name alone
-(``python train.py -m experiment=cnn_best data.scale=0,0.1 seed=1,2``) would otherwise be read as one variant with
-twice the seeds, and its mean would mix two recipes. Runs of one experiment whose command lines set a result-relevant
+"""Which runs are one variant. A variant is an experiment name; but a sweep over settings that leaves the
+name alone
+(``python train.py -m experiment=cnn_best data.scale=0,0.1 seed=1,2``) would otherwise be read as one variant
+with
+twice the seeds, and its mean would mix two recipes. Runs of one experiment whose command lines set a
+result-relevant
 key to different values are therefore split, each named after the experiment and those keys' values."""
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ def _key_value(override: str) -> tuple[str, str] | None:
 
 
 def _resolved(config: dict, key: str):
-    """The run's resolved scalar value of a dotted key (its config.yaml), else None (also for a group choice such
+    """The run's resolved scalar value of a dotted key (its config.yaml), else None (also for a group choice
+    such
     as ``data=gtsrb``, whose node holds per-run values like the seed)."""
     node = config
     for part in key.split("."):
@@ -82,8 +86,10 @@ def split_names(runs: Iterable) -> dict[int, str]:
     for experiment, members in groups.items():
         settings = [dict(kv for kv in map(_key_value, run.overrides) if kv) for run in members]
         keys = sorted({k for s in settings for k in s})
-        # compared by what the command line said (one text for "${paths.output_dir}/…" in every run); a key a run
-        # did not set counts as its resolved config value, or "default"; a run with no recorded command line (e.g.
+        # compared by what the command line said (one text for "${paths.output_dir}/…" in every run); a key a
+        # run
+        # did not set counts as its resolved config value, or "default"; a run with no recorded command line
+        # (e.g.
         # one killed before Hydra saved it) is unknown and left out of the comparison
         values = [
             {k: _value(run, s, k) for k in keys} if run.overrides else {k: None for k in keys}

@@ -1,10 +1,13 @@
-"""Optional online source: turn a W&B project's runs (optionally one group) into local run records, then report
+"""Optional online source: turn a W&B project's runs (optionally one group) into local run records, then
+report
 as usual.
 
-Only the offline run records are needed for a report; this exists for runs whose folders are elsewhere. It maps
+Only the offline run records are needed for a report; this exists for runs whose folders are elsewhere. It
+maps
 what the W&B logger stored (config, summary with the test metrics and ``best/`` metrics, per-epoch history,
 state) onto a run folder, so the rest of the report does not know where the runs came from. The variant is the
-run's ``experiment_name`` from its config: a multirun groups its jobs by the sweep name, so the group is not it.
+run's ``experiment_name`` from its config: a multirun groups its jobs by the sweep name, so the group is not
+it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ TEST_KEYS = {metric.key for table in TASKS.values() for metric in table.test}
 
 
 def variant_of(run) -> str:
-    """``experiment_name`` from the config; for runs without it, the job type a multirun gives each variant."""
+    """``experiment_name`` from the config; for runs without it, the job type a multirun gives each
+    variant."""
     config = dict(run.config)
     job_type = getattr(run, "job_type", None)
     return (

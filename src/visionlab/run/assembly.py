@@ -22,8 +22,10 @@ from visionlab.tasks.protocol import TaskDataModule, TaskModel, missing_members
 
 
 def instantiate(node: DictConfig, key: str, **kwargs):
-    """Arguments arrive as plain lists and dicts (``_convert_="all"``), so a checkpoint's saved hyperparameters
-    hold no OmegaConf objects and checkpoints load with ``weights_only=True``: a checkpoint is data, not code."""
+    """Arguments arrive as plain lists and dicts (``_convert_="all"``), so a checkpoint's saved
+    hyperparameters
+    hold no OmegaConf objects and checkpoints load with ``weights_only=True``: a checkpoint is data, not
+    code."""
     try:
         return hydra.utils.instantiate(node, _convert_="all", **kwargs)
     except Exception as exc:
@@ -64,7 +66,8 @@ def model_for_checking(cfg: DictConfig):
 
 
 def datamodule_for_checking(cfg: DictConfig):
-    """The configured datamodule, built but not set up (its data is not read): every value it checks is refused
+    """The configured datamodule, built but not set up (its data is not read): every value it checks is
+    refused
     before anything is written."""
     return instantiate(cfg.data, "data")
 
@@ -117,7 +120,8 @@ def build_trainer(cfg: DictConfig, model: TaskModel, loggers: list, record: pl.C
 
 
 def stamped_inputs(cfg: DictConfig) -> dict | None:
-    """The facts of the model's inputs for the checkpoints' stamp (None for data visionlab cannot read files of)."""
+    """The facts of the model's inputs for the checkpoints' stamp (None for data visionlab cannot read files
+    of)."""
     from omegaconf import OmegaConf
 
     from visionlab.inference.loading import input_facts

@@ -1,4 +1,5 @@
-"""What a checkpoint given as ``ckpt_path`` may be: data, not code; a checkpoint of the configured model (and, to
+"""What a checkpoint given as ``ckpt_path`` may be: data, not code; a checkpoint of the configured model
+(and, to
 resume training, of the configured optimizer); and never the author of a path this run writes or deletes.
 
 Checked before anything is written, so a refused checkpoint leaves every run folder as it was. A checkpoint is
@@ -6,7 +7,8 @@ loaded with ``weights_only=True`` (tensors and plain values; nothing in it runs)
 ``trust_checkpoint=true`` for a checkpoint they trust. Our checkpoints also say which experiment and optimizer
 wrote them (``CheckpointOrigin``), so a mismatch names them.
 
-Lightning restores ``ModelCheckpoint``'s file paths from the checkpoint and later deletes "the previous last/k-th
+Lightning restores ``ModelCheckpoint``'s file paths from the checkpoint and later deletes "the previous
+last/k-th
 best" file: ``RunModelCheckpoint`` keeps only paths that resolve inside this run's own checkpoint folder.
 """
 
@@ -32,7 +34,8 @@ _SHOWN = 3  # mismatching weights named in the message
 FULL_STATE_ONLY = ("optimizer_states", "lr_schedulers")  # resume-only entries: in last.ckpt, not in best.ckpt
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")  # torch names the pickled global it refused this way
 _PICKLE = b"\x80"  # a legacy (pre-zip) torch file is a pickle from its first byte
-# param-group keys every optimizer has (or torch fills in when a state is loaded): they do not tell optimizers apart
+# param-group keys every optimizer has (or torch fills in when a state is loaded): they do not tell optimizers
+# apart
 _GENERIC_KEYS = frozenset(
     {
         "params",
@@ -60,8 +63,10 @@ def optimizer_name(cls: type) -> str:
 
 
 class CheckpointOrigin(pl.Callback):
-    """Stamps every checkpoint with the experiment, task and optimizer that wrote it, and the facts of the model's
-    inputs (``inference.loading.InputFacts``: channels, size, crop, normalisation, class names), so a checkpoint
+    """Stamps every checkpoint with the experiment, task and optimizer that wrote it, and the facts of the
+    model's
+    inputs (``inference.loading.InputFacts``: channels, size, crop, normalisation, class names), so a
+    checkpoint
     away from its run folder can still be evaluated, predicted with and exported."""
 
     def __init__(self, experiment: str, inputs: dict | None = None):
@@ -84,9 +89,11 @@ class RunModelCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` that reads and removes files in its own folder only.
 
     A resumed checkpoint carries the callback's state: ``dirpath``, ``last_model_path``, ``best_model_path``,
-    ``kth_best_model_path`` and ``best_k_models``, and Lightning later deletes the "previous" last or k-th best file
+    ``kth_best_model_path`` and ``best_k_models``, and Lightning later deletes the "previous" last or k-th
+    best file
     it names (checking the folder without following ``..``). Here every restored path that does not resolve
-    (``..`` and links followed) inside this run's checkpoint folder is dropped, the k-th best rebuilt from what
+    (``..`` and links followed) inside this run's checkpoint folder is dropped, the k-th best rebuilt from
+    what
     is left, and a file is removed only when it resolves inside that folder. A checkpoint of this run restores
     exactly as before. Stale temporary files of killed saves are removed when training starts."""
 
@@ -132,8 +139,10 @@ class RunModelCheckpoint(ModelCheckpoint):
                 self.kth_value = torch.tensor(torch.inf if self.mode == "min" else -torch.inf)
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-        """``last.ckpt``: the full state (optimizer, schedulers, callbacks) for an exact resume. Every other file
-        (``best.ckpt``): what evaluation and prediction need, without the optimizer's and schedulers' state (Adam
+        """``last.ckpt``: the full state (optimizer, schedulers, callbacks) for an exact resume. Every other
+        file
+        (``best.ckpt``): what evaluation and prediction need, without the optimizer's and schedulers' state
+        (Adam
         keeps two more copies of the weights: a third of the size)."""
         if Path(filepath).name == self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION:
             return super()._save_checkpoint(trainer, filepath)
@@ -152,7 +161,8 @@ class RunModelCheckpoint(ModelCheckpoint):
     def _should_remove_checkpoint(self, trainer: pl.Trainer, previous: str, current: str) -> bool:
         return self._own(previous) and super()._should_remove_checkpoint(trainer, previous, current)
 
-    # ``last.ckpt`` at the end of every epoch. Lightning 2.6 rewrites it only when a best checkpoint was saved in
+    # ``last.ckpt`` at the end of every epoch. Lightning 2.6 rewrites it only when a best checkpoint was saved
+    # in
     # the same step, so a run whose score stopped improving resumed (after a preemption) from an old epoch.
     def _save_last_every_epoch(self, trainer: pl.Trainer) -> None:
         if self.save_last and not self._should_skip_saving_checkpoint(
@@ -249,7 +259,8 @@ def _saved_param_groups(checkpoint: dict) -> list[dict] | None:
 
 
 def _lacking(optimizer: torch.optim.Optimizer, saved: dict) -> list[str]:
-    """The settings ``optimizer`` steps with that a saved param group lacks once torch has filled in the ones it
+    """The settings ``optimizer`` steps with that a saved param group lacks once torch has filled in the ones
+    it
     defaults when a state is loaded (``__setstate__``, as ``load_state_dict`` does)."""
     group = {k: v for k, v in saved.items() if k != "params"}
     group["params"] = []
@@ -267,7 +278,8 @@ def _default_settings(cls: type) -> set[str] | None:
 
 
 def _optimizers_with(keys: set[str]) -> list[str]:
-    """The torch.optim classes whose settings a saved param group's keys match best (to name its optimizer)."""
+    """The torch.optim classes whose settings a saved param group's keys match best (to name its
+    optimizer)."""
     scored = []
     for name in dir(torch.optim):
         cls = getattr(torch.optim, name)
@@ -337,14 +349,17 @@ def _check_optimizer(path: str, checkpoint: dict, model: torch.nn.Module) -> Non
     )
     raise ConfigError(
         f"ckpt_path={path} was trained with {' or '.join(theirs) or 'another optimizer'}, but this config's "
-        f"optimizer is {optimizer_name(type(probes[0]))} (model.optimizer): the saved optimizer state lacks its "
-        f"{', '.join(lacking)}, so resuming would fail at the first step. Resume with the optimizer it was trained "
+        f"optimizer is {optimizer_name(type(probes[0]))} (model.optimizer): the saved optimizer state lacks "
+        "its "
+        f"{', '.join(lacking)}, so resuming would fail at the first step. Resume with the optimizer it was "
+        "trained "
         f"with{example}, or evaluate the checkpoint with train=false."
     )
 
 
 def _selecting(experiment: str, path: str) -> str:
-    """What to pass to get the model of ``experiment``'s checkpoint ``path``: its run folder alone (the folder's
+    """What to pass to get the model of ``experiment``'s checkpoint ``path``: its run folder alone (the
+    folder's
     config.yaml defines the model and its inputs), else its preset; a run without either was composed from
     overrides nobody kept, and naming its experiment (``experiment_name=``) would not rebuild it."""
     from visionlab.config.location import config_dir
@@ -360,7 +375,8 @@ def _selecting(experiment: str, path: str) -> str:
 def check_checkpoint(
     path: str, model: torch.nn.Module, experiment: str, train: bool, trusted: bool, key: str = "ckpt_path"
 ) -> None:
-    """Refuse a checkpoint of another model, or (when resuming training) of another experiment or optimizer."""
+    """Refuse a checkpoint of another model, or (when resuming training) of another experiment or
+    optimizer."""
     if not Path(path).is_file():
         raise ConfigError(f"{key}={path} does not exist or is not a file.")
     checkpoint = load_checkpoint(path, trusted)
@@ -379,8 +395,10 @@ def check_checkpoint(
         )
     if train and origin and origin != experiment:
         raise ConfigError(
-            f"ckpt_path={path} is a checkpoint of experiment {origin!r}, but this run is {experiment!r}: resuming "
-            f"would continue that run's record. Resume it with {_selecting(origin, path)}, or evaluate it with "
+            f"ckpt_path={path} is a checkpoint of experiment {origin!r}, but this run is {experiment!r}: "
+            "resuming "
+            f"would continue that run's record. Resume it with {_selecting(origin, path)}, or evaluate it "
+            "with "
             "train=false."
         )
     if train:

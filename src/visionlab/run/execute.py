@@ -1,7 +1,9 @@
-"""One run, on one screen: build → fit/test → record. Training, resuming and evaluating all go through ``run``.
+"""One run, on one screen: build → fit/test → record. Training, resuming and evaluating all go through
+``run``.
 
 Where the rest lives: config checks (``config_checks``), what a checkpoint may be (``checkpoints``), building
-the parts (``assembly``), SIGTERM/Ctrl-C (``interruption``), W&B naming and publishing (``tracking.wandb_policy``),
+the parts (``assembly``), SIGTERM/Ctrl-C (``interruption``), W&B naming and publishing
+(``tracking.wandb_policy``),
 resume rules (``run_record.resume``), the run record's files and keys (``run_record``), summary.json
 (``recording``), what gets printed (``console``).
 """
@@ -164,7 +166,8 @@ class _Parts:
 
 
 def _set_up(cfg: DictConfig, folder: RunFolder, earlier: list[dict]) -> _Parts:
-    """Write the run's config (global rank 0 only: one run = one record), build its parts, start the loggers."""
+    """Write the run's config (global rank 0 only: one run = one record), build its parts, start the
+    loggers."""
     writer = is_rank_zero()
     if writer:
         folder.create()
@@ -258,8 +261,10 @@ def _finish_record_despite_full_disk(
 
 
 def _record_lost(error: BaseException | None, full: DiskFullError, folder: RunFolder) -> BaseException | None:
-    """The error a run ends with when the full disk kept its summary.json from being written: one line that says
-    how the run ended and that the folder does not record it (an interruption keeps its exit code, said here)."""
+    """The error a run ends with when the full disk kept its summary.json from being written: one line that
+    says
+    how the run ended and that the folder does not record it (an interruption keeps its exit code, said
+    here)."""
     unrecorded = f"its {layout.SUMMARY} was not written, so {folder.path} does not record this attempt"
     if error is None:
         return DiskFullError(f"{full} The run completed, but {unrecorded}.")

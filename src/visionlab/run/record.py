@@ -68,7 +68,8 @@ def start_summary(
 
 
 def earlier_attempts(cfg: DictConfig, folder: RunFolder) -> list[dict]:
-    """How the earlier attempts of this run ended, asked before this attempt writes anything: when it resumes a
+    """How the earlier attempts of this run ended, asked before this attempt writes anything: when it resumes
+    a
     checkpoint in its folder, or (a job restarted by SLURM before its first ``last.ckpt``) starts again in a
     folder that holds an unfinished attempt (a record that is not complete, or only its ``.hydra``).
     ``resume=false`` starts over: the earlier attempts are not this run's."""
@@ -87,7 +88,8 @@ def earlier_attempts(cfg: DictConfig, folder: RunFolder) -> list[dict]:
 
 
 def earlier_interruptions(folder: RunFolder) -> list[dict]:
-    """When a run continues in its own folder: how the earlier attempts ended (cause, epochs done), so a record
+    """When a run continues in its own folder: how the earlier attempts ended (cause, epochs done), so a
+    record
     that was stopped and resumed says so."""
     try:
         previous = folder.read_summary()
@@ -194,7 +196,8 @@ def finish_record(
     wandb_logger,
     error: BaseException | None = None,
 ) -> None:
-    """Fill in the results and the run's health, write summary.json, and close the W&B run with the same numbers."""
+    """Fill in the results and the run's health, write summary.json, and close the W&B run with the same
+    numbers."""
     rows = record.rows
     now = time.time()
     runs = attempts(summary, started, now)
@@ -228,7 +231,8 @@ def finish_record(
     if wandb_logger is not None:
         summary["wandb"] = _local_wandb_section(wandb_logger)
     # First: the record must never depend on the tracker. SLURM signals every process of a job, W&B's service
-    # included, so after a stop W&B may be gone and any call to it raise (ConnectionResetError, MailboxClosedError).
+    # included, so after a stop W&B may be gone and any call to it raise (ConnectionResetError,
+    # MailboxClosedError).
     record.folder.write_summary(summary)
     if wandb_logger is not None:
         problem = _finish_tracker(wandb_logger, summary)
@@ -244,7 +248,8 @@ def finish_record(
 
 
 # How long W&B may take to take the summary and finish the run: a stopped job has SLURM's KillWait (30 s by
-# default) between SIGTERM and SIGKILL, and must exit within it; a run that ended by itself may upload for longer.
+# default) between SIGTERM and SIGKILL, and must exit within it; a run that ended by itself may upload for
+# longer.
 TRACKER_FINISH_S = {Status.INTERRUPTED: 10.0}
 TRACKER_FINISH_DEFAULT_S = 300.0
 

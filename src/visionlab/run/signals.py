@@ -1,10 +1,13 @@
-"""Whatever stops a run from outside ends it as *interrupted*: the run record and the sweep index say so with the
-cause, W&B is finished, and the process exits non-zero (128 + the signal) so a stopped job never looks successful.
+"""Whatever stops a run from outside ends it as *interrupted*: the run record and the sweep index say so with
+the
+cause, W&B is finished, and the process exits non-zero (128 + the signal) so a stopped job never looks
+successful.
 
 The signals:
 - SIGTERM: ``kill``, ``scancel``, ``scontrol requeue`` and SLURM preemption send it (exit 143).
 - Ctrl-C (exit 130).
-- SIGUSR1: Lightning's SLURM requeue signal (``#SBATCH --signal=USR1@90``). Lightning's own handler would save a
+- SIGUSR1: Lightning's SLURM requeue signal (``#SBATCH --signal=USR1@90``). Lightning's own handler would
+save a
   mid-epoch checkpoint that does not resume exactly; ours requeues the job (global rank 0, in a batch job) and
   stops, and the restarted job continues from the last epoch's ``last.ckpt`` (``run_record.resume``).
 - SIGUSR2: submitit's preemption/time-limit signal. submitit's own handler (installed before the job starts)
@@ -66,7 +69,9 @@ def _requeue() -> str:
     if not is_rank_zero():
         return f"SLURM job {job}: rank 0 requeues it"
     try:
-        done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=20)
+        done = subprocess.run(
+            ["scontrol", "requeue", job], capture_output=True, text=True, timeout=20, check=False
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"SLURM job {job}: requeue failed ({exc})"
     if done.returncode != 0:
@@ -76,7 +81,8 @@ def _requeue() -> str:
 
 @contextmanager
 def stop_signals():
-    """Inside: SIGTERM, SIGUSR1 and SIGUSR2 raise ``Stopped`` with their cause (the first one only; later ones are
+    """Inside: SIGTERM, SIGUSR1 and SIGUSR2 raise ``Stopped`` with their cause (the first one only; later
+    ones are
     ignored while the record is written)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -113,7 +119,8 @@ def stop_signals():
         if not callable(launcher_handler):
             fired.append(signum)
             raise _received(Stopped(signum, "stopped by SIGUSR2"))
-        # Marked as fired before submitit's handler runs: its `scontrol requeue` makes SLURM send SIGTERM, which
+        # Marked as fired before submitit's handler runs: its `scontrol requeue` makes SLURM send SIGTERM,
+        # which
         # can arrive while the handler still runs; that SIGTERM is part of this stop, not a second cause.
         fired.append(signum)
         try:  # submitit's handler: requeues (then exits) or refuses (raises); ranks > 0 return and go on
@@ -160,7 +167,8 @@ _HOLD: list[bool] = []  # non-empty while a run's record is written: a stop sign
 
 @contextmanager
 def hold_stops():
-    """While a run's end is recorded (it failed, or completed): a SIGTERM that comes now (SLURM ending the step
+    """While a run's end is recorded (it failed, or completed): a SIGTERM that comes now (SLURM ending the
+    step
     after another rank died) is noted, not raised, so the record is written whole."""
     _HOLD.append(True)
     try:
@@ -203,7 +211,8 @@ def _tracker_lost(exc: BaseException) -> bool:
 
 
 def stop_behind(exc: BaseException, wait_s: float = 2.0) -> Stopped | None:
-    """The stop signal behind ``exc``, when ``exc`` is a tracker's lost connection: SLURM signals every process
+    """The stop signal behind ``exc``, when ``exc`` is a tracker's lost connection: SLURM signals every
+    process
     of a job at once, and W&B's service may die (and a W&B call fail) before this process runs its handler.
     Waits up to ``wait_s`` for that signal; None when none comes (then ``exc`` is a failure of its own)."""
     if isinstance(exc, Stopped):
@@ -225,8 +234,10 @@ def _install(handlers: dict) -> None:
 
 
 class KeepStopSignals(pl.Callback):
-    """Lightning replaces the SIGTERM handler when a stage starts, with one that broadcasts over DDP from inside
-    the signal handler (a collective that can pair with another rank's gradient all-reduce and hang). Ours stop
+    """Lightning replaces the SIGTERM handler when a stage starts, with one that broadcasts over DDP from
+    inside
+    the signal handler (a collective that can pair with another rank's gradient all-reduce and hang). Ours
+    stop
     the run without collectives; this puts them back once Lightning has set its own."""
 
     def _reinstall(self, *args) -> None:
@@ -241,8 +252,10 @@ sigterm_raises = stop_signals  # the name older code uses
 
 def exit_promptly(code: int, grace_s: float = 3.0) -> None:
     """Exit now that the run is recorded: give W&B ``grace_s`` to shut its service down, then leave even if it
-    is still waiting on a server (SLURM kills a job ~30 s after SIGTERM; an online start that hangs used to hold
-    the exit for 25 s). Python's exit handlers are skipped: logging and the standard streams are flushed here."""
+    is still waiting on a server (SLURM kills a job ~30 s after SIGTERM; an online start that hangs used to
+    hold
+    the exit for 25 s). Python's exit handlers are skipped: logging and the standard streams are flushed
+    here."""
     import sys
 
     if "wandb" in sys.modules:
@@ -252,7 +265,7 @@ def exit_promptly(code: int, grace_s: float = 3.0) -> None:
                 import wandb
 
                 wandb.teardown()
-            except Exception:  # noqa: BLE001 - best effort: we are leaving anyway
+            except Exception:  # noqa: BLE001, S110 - best effort: we are leaving anyway
                 pass
 
         worker = threading.Thread(target=teardown, daemon=True)

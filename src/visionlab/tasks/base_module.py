@@ -53,8 +53,10 @@ class VisionModule(pl.LightningModule):
         images = (images - self.mean) / self.std
         if not self.channels_last:
             return images
-        # Explicit NHWC strides: for one-channel images `.contiguous(memory_format=channels_last)` is a no-op that
-        # keeps NCHW strides, and oneDNN then runs the whole network in NCHW (2.5× slower U-Net steps in bf16).
+        # Explicit NHWC strides: for one-channel images `.contiguous(memory_format=channels_last)` is a no-op
+        # that
+        # keeps NCHW strides, and oneDNN then runs the whole network in NCHW (2.5× slower U-Net steps in
+        # bf16).
         return images.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
 
     def check_finite(self, loss: torch.Tensor) -> None:
@@ -90,7 +92,8 @@ class VisionModule(pl.LightningModule):
         }
 
     def _optimizer_steps_per_epoch(self, total: float) -> int:
-        """Optimizer steps in one epoch, from the training loader (known once ``estimated_stepping_batches`` has
+        """Optimizer steps in one epoch, from the training loader (known once ``estimated_stepping_batches``
+        has
         loaded it), so epoch-based settings (warm-up epochs) mean the same whether the budget is
         ``trainer.max_epochs`` or ``trainer.max_steps``."""
         if self.trainer.train_dataloader is None:  # a budget in steps alone: Lightning did not load it
@@ -105,7 +108,8 @@ class VisionModule(pl.LightningModule):
         self, loss_key: str, loss, score_key: str, score, best_key: str, best, extra: dict | None = None
     ) -> None:
         """Validation loss and score, plus the best score so far (``best`` is a MaxMetric, not updated and not
-        logged during the sanity check, so it only ever sees real epochs); ``extra``: further metrics by key."""
+        logged during the sanity check, so it only ever sees real epochs); ``extra``: further metrics by
+        key."""
         if not self.trainer.sanity_checking:
             best(score)
         self.log(loss_key, loss, prog_bar=True, sync_dist=True)

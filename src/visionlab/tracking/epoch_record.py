@@ -1,4 +1,5 @@
-"""The per-epoch part of the run record: one row per epoch in metrics.csv (kept across resumes) and the training
+"""The per-epoch part of the run record: one row per epoch in metrics.csv (kept across resumes) and the
+training
 throughput. It records whatever the model logged, under the logged keys, whatever logger the run uses."""
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class EpochRecord(pl.Callback):
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._epoch_start = None
-        # the learning rates this epoch trains with (an epoch-wise scheduler steps after the epoch's end hooks)
+        # the learning rates this epoch trains with (an epoch-wise scheduler steps after the epoch's end
+        # hooks)
         self._epoch_lrs = [
             group["lr"] for group in (trainer.optimizers[0].param_groups if trainer.optimizers else [])
         ]

@@ -1,19 +1,27 @@
-"""A folder of your own images, torchvision's ImageFolder layout: one sub-folder per class (its name is the class
+"""A folder of your own images, torchvision's ImageFolder layout: one sub-folder per class (its name is the
+class
 name; labels follow the sorted names), any image size, RGB or grey. Optionally ``train/``, ``val/``, ``test/``
 each holding the class folders (the classes are ``train/``'s).
 
-Images are decoded once (shorter side resized to ``image_size``, centre square cropped, converted to the requested
-channels) into uint8 arrays cached as ``.npz`` under ``paths.cache_dir``; the cache is keyed by every file's path,
+Images are decoded once (shorter side resized to ``image_size``, centre square cropped, converted to the
+requested
+channels) into uint8 arrays cached as ``.npz`` under ``paths.cache_dir``; the cache is keyed by every file's
+path,
 size and modification time, the size and the channels, so a changed folder is decoded again. A large image is
-reduced while it is decoded (JPEG: at a smaller scale; others: by whole-pixel blocks, in strips for 16-bit grey),
+reduced while it is decoded (JPEG: at a smaller scale; others: by whole-pixel blocks, in strips for 16-bit
+grey),
 so one image costs about its decoded size once, not several float64 copies of it.
 
-Symbolic links: the folder is data the user points at, and nothing outside it is read unless they say so. A link
-(class folder, sub-folder or file) that resolves inside ``data_dir`` is followed (each real folder once); one that
-leaves it is refused with one line naming the link, unless ``data.follow_symlinks=true``; a link to a folder that
+Symbolic links: the folder is data the user points at, and nothing outside it is read unless they say so. A
+link
+(class folder, sub-folder or file) that resolves inside ``data_dir`` is followed (each real folder once); one
+that
+leaves it is refused with one line naming the link, unless ``data.follow_symlinks=true``; a link to a folder
+that
 holds it (a cycle) is refused too. A folder or file that cannot be read is one line naming it.
 
-This module imports no torch: the config resolvers (``${vl.class_folders:…}``) list the classes at composition.
+This module imports no torch: the config resolvers (``${vl.class_folders:…}``) list the classes at
+composition.
 """
 
 from __future__ import annotations
@@ -60,7 +68,8 @@ def class_folders(data_dir: str | Path) -> list[str]:
     names = [p.name for p in _visible_dirs(root)]
     if len(names) < 2:
         raise DataError(
-            f"data.data_dir={data_dir}: found {len(names)} class folder(s) in {root} ({', '.join(names) or 'none'}), "
+            f"data.data_dir={data_dir}: found {len(names)} class folder(s) in {root} "
+            f"({', '.join(names) or 'none'}), "
             f"need at least 2: {LAYOUT}."
         )
     return names
@@ -81,7 +90,8 @@ def _leaving_link(path: Path, data_dir: Path, inside: Path) -> Path:
 
 
 def _where(link: Path, data_dir: Path, inside: Path) -> Path:
-    """``link`` named where it lies (not through another link that leads to its folder), under ``data_dir``."""
+    """``link`` named where it lies (not through another link that leads to its folder), under
+    ``data_dir``."""
     parent = Path(os.path.realpath(link.parent))
     return data_dir / parent.relative_to(inside) / link.name if _inside(parent, inside) else link
 
@@ -99,7 +109,8 @@ def _refuse_outside(path: Path, data_dir: Path, inside: Path) -> None:
 
 
 def _refuse_cycle(link: Path, parent: str, data_dir: Path, inside: Path) -> None:
-    """A DataError for a link to a folder that holds it (its images would be listed again, under another class)."""
+    """A DataError for a link to a folder that holds it (its images would be listed again, under another
+    class)."""
     target = os.path.realpath(link)
     if parent == target or Path(parent).is_relative_to(target):
         raise DataError(
@@ -116,7 +127,8 @@ def _unreadable(path: Path, exc: OSError, what: str) -> DataError:
 
 
 def _images(folder: Path, data_dir: Path, follow_symlinks: bool = False) -> list[Path]:
-    """The image files under ``folder`` (any depth; hidden names skipped), as paths under ``folder`` (a link keeps
+    """The image files under ``folder`` (any depth; hidden names skipped), as paths under ``folder`` (a link
+    keeps
     its own name). Links are followed, each real folder once; unless ``follow_symlinks``, a link that leaves
     ``data_dir`` is a DataError naming it, before anything behind it is read; so is a link cycle."""
     inside = Path(os.path.realpath(data_dir))
@@ -190,14 +202,17 @@ STRIP_PIXELS = 1 << 21  # input pixels per strip when a high-depth grey image is
 
 
 def reduction_factor(width: int, height: int, size: int) -> int:
-    """The whole-pixel block an image may be reduced by before it is resized to ``size``: its shorter side stays
+    """The whole-pixel block an image may be reduced by before it is resized to ``size``: its shorter side
+    stays
     at least twice ``size``, so the final antialiased resize still averages over several source pixels."""
     return max(1, min(width, height) // (2 * size))
 
 
 def _high_depth_grey_to_8bit(img, size: int):
-    """A 16-bit, 32-bit or float grey image as 8-bit grey (value / the image's maximum × 255, clipped), reduced
-    by ``reduction_factor`` on the way: averaged block by block in strips of ``STRIP_PIXELS``, so memory beyond
+    """A 16-bit, 32-bit or float grey image as 8-bit grey (value / the image's maximum × 255, clipped),
+    reduced
+    by ``reduction_factor`` on the way: averaged block by block in strips of ``STRIP_PIXELS``, so memory
+    beyond
     the decoded image is a few MB, not several float64 copies of it (13000×13000 × 16 bit: 4.2 GB before)."""
     from PIL import Image
 
@@ -221,8 +236,10 @@ def _high_depth_grey_to_8bit(img, size: int):
 
 def decode(path: Path, size: int, channels: int) -> np.ndarray:
     """One image as uint8 size×size×channels: shorter side resized to ``size`` (bilinear, antialiased), centre
-    square cropped; grey repeated to RGB or RGB converted to grey (ITU-R 601 luma), alpha dropped. An image whose
-    shorter side is 4× ``size`` or more is reduced first (``reduction_factor``; JPEG decodes at a smaller scale)."""
+    square cropped; grey repeated to RGB or RGB converted to grey (ITU-R 601 luma), alpha dropped. An image
+    whose
+    shorter side is 4× ``size`` or more is reduced first (``reduction_factor``; JPEG decodes at a smaller
+    scale)."""
     from PIL import Image, ImageOps
 
     try:
@@ -317,7 +334,8 @@ def load_image_folder(
 
 def groups_from_names(files: np.ndarray, pattern: str) -> np.ndarray:
     """Group ids from file names: the first group of ``pattern`` matched against each file's stem (files whose
-    names share it, e.g. frames ``track7_001.png``, ``track7_002.png``, stay on one side of the split); a name the
+    names share it, e.g. frames ``track7_001.png``, ``track7_002.png``, stay on one side of the split); a
+    name the
     pattern does not match is a group of its own."""
     try:
         regex = re.compile(pattern)

@@ -1,8 +1,12 @@
-"""Your own images: ``data=image_folder data.data_dir=<folder>`` (torchvision's ImageFolder layout, ``folders.py``).
+"""Your own images: ``data=image_folder data.data_dir=<folder>`` (torchvision's ImageFolder layout,
+``folders.py``).
 
-The same fast path as the sign sets (``ClassificationDataModule``): decoded once into a uint8 cache, resident in
-memory (on the GPU on a GPU), augmented as whole batches on the training device. The class names are the folder
-names (``data.class_names``, which the config lists from the folder at composition), validation and test are split
+The same fast path as the sign sets (``ClassificationDataModule``): decoded once into a uint8 cache, resident
+in
+memory (on the GPU on a GPU), augmented as whole batches on the training device. The class names are the
+folder
+names (``data.class_names``, which the config lists from the folder at composition), validation and test are
+split
 from ``train`` stratified by class (``data.split_policy=stratified``) or by groups of file names
 (``data.split_policy=group``, ``data.group_pattern``) unless the folder holds ``val/``/``test/``.
 """

@@ -1,6 +1,8 @@
-"""Where GTSRB arrays come from: a prepared uint8 cache, the official folder layout, or a torchvision download.
+"""Where GTSRB arrays come from: a prepared uint8 cache, the official folder layout, or a torchvision
+download.
 
-Everything ends as one dict of uint8 arrays (``x_train`` N×32×32×3, ``y_train``, ``track_train`` and optionally
+Everything ends as one dict of uint8 arrays (``x_train`` N×32×32×3, ``y_train``, ``track_train`` and
+optionally
 ``x_test``/``y_test``) that is validated once, so the datamodule never sees malformed data.
 """
 
@@ -21,7 +23,8 @@ log = logging.getLogger(__name__)
 NUM_CLASSES = 43
 IMAGE_SIZE = 32
 HOW_TO_GET_DATA = (
-    "Get the data in one of three ways: (1) point data.data_dir (or $VISIONLAB_GTSRB_DIR) at a folder of prepared "
+    "Get the data in one of three ways: (1) point data.data_dir (or $VISIONLAB_GTSRB_DIR) at a folder of "
+    "prepared "
     ".npz files with keys x_train (N,32,32,3 uint8), y_train, track_train [, x_test, y_test], e.g. "
     "data.data_dir=/path/to/gtsrb32; (2) point it at the official GTSRB layout "
     "(<dir>/gtsrb/GTSRB/Training/<class>/*.ppm, as torchvision.datasets.GTSRB stores it); "
@@ -78,7 +81,8 @@ def validate(
     _check_split(arrays, "train", origin, num_classes)
     if arrays["track_train"].shape != arrays["y_train"].shape:
         raise DataError(
-            f"{origin}: track_train has shape {arrays['track_train'].shape}, expected {arrays['y_train'].shape}."
+            f"{origin}: track_train has shape {arrays['track_train'].shape}, expected "
+            f"{arrays['y_train'].shape}."
         )
     if not np.issubdtype(
         arrays["track_train"].dtype, np.integer
@@ -103,7 +107,8 @@ def validate(
 
 
 def load_npz_files(paths: list[Path], num_classes: int = NUM_CLASSES) -> dict[str, np.ndarray]:
-    """Load and concatenate prepared ``.npz`` files in the given order; each is validated on its own first. A file
+    """Load and concatenate prepared ``.npz`` files in the given order; each is validated on its own first. A
+    file
     may hold only the test split (x_test/y_test); at least one must hold training data."""
     parts: list[dict[str, np.ndarray]] = []
     for path in paths:
@@ -169,7 +174,8 @@ _TRACK = re.compile(r"^(\d+)_\d+\.ppm$", re.IGNORECASE)
 
 
 def read_official_layout(root: Path, num_classes: int = NUM_CLASSES) -> dict[str, np.ndarray]:
-    """Decode the official layout once via torchvision's GTSRB listing; tracks come from ``TTTTT_FFFFF.ppm``."""
+    """Decode the official layout once via torchvision's GTSRB listing; tracks come from
+    ``TTTTT_FFFFF.ppm``."""
     from torchvision.datasets import GTSRB
 
     arrays: dict[str, np.ndarray] = {}
@@ -187,7 +193,8 @@ def read_official_layout(root: Path, num_classes: int = NUM_CLASSES) -> dict[str
         if not samples:
             raise DataError(f"{root}/gtsrb/GTSRB: the {split} split lists no .ppm images.")
         arrays[f"x_{split}"] = np.stack([_decode(Path(p)) for p, _ in samples])
-        # train labels from the class folder name (torchvision indexes folders, which shifts ids if one is missing)
+        # train labels from the class folder name (torchvision indexes folders, which shifts ids if one is
+        # missing)
         labels = [int(Path(p).parent.name) if split == "train" else label for p, label in samples]
         arrays[f"y_{split}"] = np.asarray(labels, np.int64)
         if split == "train":
@@ -211,7 +218,8 @@ def cache_file(cache_dir: Path, source: Path) -> Path:
 def load_gtsrb(
     data_dir: str | Path, cache_dir: str | Path, download: bool = False, num_classes: int = NUM_CLASSES
 ) -> dict[str, np.ndarray]:
-    """Load GTSRB as uint8 arrays, trying prepared ``.npz`` files, then the official layout, then a download."""
+    """Load GTSRB as uint8 arrays, trying prepared ``.npz`` files, then the official layout, then a
+    download."""
     data_dir = Path(data_dir).expanduser()
     cache_dir = Path(cache_dir).expanduser()
     npz_files = sorted(data_dir.glob("*.npz")) if data_dir.is_dir() else []

@@ -1,7 +1,8 @@
 """Procedurally generated 43-class traffic-sign-like images, so every run works offline with no files.
 
 Each class is a (shape, colour scheme, glyph) combination. Every "track" is one physical sign seen in several
-frames with small pose/lighting changes, mirroring GTSRB's track structure so the group split is exercised too.
+frames with small pose/lighting changes, mirroring GTSRB's track structure so the group split is exercised
+too.
 Everything is deterministic from the seed.
 """
 

@@ -1,6 +1,8 @@
-"""The U-Net paper's augmentation recipe with albumentations: elastic deformation, flips, small shifts/rotations
+"""The U-Net paper's augmentation recipe with albumentations: elastic deformation, flips, small
+shifts/rotations
 (and scaling), brightness/contrast. Geometric transforms are applied identically to image and mask; masks use
-nearest interpolation so they stay exactly binary (or exact class indices, every class warped alike). Borders are mirrored (no black corners, no invented labels).
+nearest interpolation so they stay exactly binary (or exact class indices, every class warped alike). Borders
+are mirrored (no black corners, no invented labels).
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ def train_transform(
     gamma: float = 0.0,
     p_gamma: float = 0.0,
 ) -> A.Compose:
-    """``elastic``: {alpha, sigma, p}; alpha is the displacement strength in pixels, sigma the smoothness of the
-    displacement field (pixels). ``shift`` is a fraction of the side, ``rotate`` in degrees, ``scale`` ± fraction.
-    The values come from ``conf/data/common/seg.yaml`` (no defaults here, so the two backends cannot drift)."""
+    """``elastic``: {alpha, sigma, p}; alpha is the displacement strength in pixels, sigma the smoothness of
+    the
+    displacement field (pixels). ``shift`` is a fraction of the side, ``rotate`` in degrees, ``scale`` ±
+    fraction.
+    The values come from ``conf/data/common/seg.yaml`` (no defaults here, so the two backends cannot
+    drift)."""
     elastic = dict(elastic)
     transforms: list = []
     if flip == "horizontal":  # street scenes: left-right only

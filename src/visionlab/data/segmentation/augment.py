@@ -2,11 +2,15 @@
 per-sample reference it is tested against).
 
 In albumentations' order: flips and 90° turns, shift/scale/rotate (p = ``p_affine``), elastic deformation
-(p = ``elastic.p``), brightness/contrast (p = ``p_intensity``), gamma (p = ``p_gamma``: x^γ, γ in 1 ± ``gamma``). All geometric steps are folded into one map from
-output to source pixels, sampled once for the image (bilinear) and once for the mask (nearest, so it stays exactly
+(p = ``elastic.p``), brightness/contrast (p = ``p_intensity``), gamma (p = ``p_gamma``: x^γ, γ in 1 ±
+``gamma``). All geometric steps are folded into one map from
+output to source pixels, sampled once for the image (bilinear) and once for the mask (nearest, so it stays
+exactly
 binary or class indices exact: every class is warped alike), with mirrored borders, so no pixel is ever filled
-with an invented value (no fill class; ``ignore_index`` pixels move like any other class); the image comes back channels_last, the layout the model runs in. Parameters keep
-albumentations' meaning: ``shift`` a fraction of the side, ``rotate`` degrees, ``scale`` ± fraction per axis, elastic
+with an invented value (no fill class; ``ignore_index`` pixels move like any other class); the image comes
+back channels_last, the layout the model runs in. Parameters keep
+albumentations' meaning: ``shift`` a fraction of the side, ``rotate`` degrees, ``scale`` ± fraction per axis,
+elastic
 ``alpha`` (strength, px) and ``sigma`` (smoothness, px).
 """
 
@@ -66,7 +70,8 @@ class SegmentationBatchAugment:
     def dihedral(
         self, g: torch.Generator, n: int, height: int, width: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Backward map of h-flip, v-flip and k·90° turns (turns only on square images), as (matrix, offset)."""
+        """Backward map of h-flip, v-flip and k·90° turns (turns only on square images), as (matrix,
+        offset)."""
         matrix = torch.eye(2, dtype=torch.float64).repeat(n, 1, 1)
         if not self.flip:
             return matrix, torch.zeros(n, 2, dtype=torch.float64)
@@ -92,7 +97,8 @@ class SegmentationBatchAugment:
     def affine(
         self, g: torch.Generator, n: int, height: int, width: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Backward map of albumentations' Affine (rotate, per-axis scale about the centre, then translate)."""
+        """Backward map of albumentations' Affine (rotate, per-axis scale about the centre, then
+        translate)."""
         applied = bernoulli(g, n, self.p_affine)
         angle = torch.where(applied, uniform(g, n, -self.rotate, self.rotate), 0.0)
         scale = torch.where(
@@ -123,7 +129,8 @@ class SegmentationBatchAugment:
         return matrix, centre - torch.einsum("nij,nj->ni", matrix, centre + shift)
 
     def theta(self, g: torch.Generator, n: int, height: int, width: int) -> torch.Tensor:
-        """(N, 2, 3) ``affine_grid`` map of dihedral ∘ affine (output → source), composed in float64 on the CPU."""
+        """(N, 2, 3) ``affine_grid`` map of dihedral ∘ affine (output → source), composed in float64 on the
+        CPU."""
         d_matrix, d_offset = self.dihedral(g, n, height, width)
         a_matrix, a_offset = self.affine(g, n, height, width)
         matrix = d_matrix @ a_matrix
@@ -131,9 +138,12 @@ class SegmentationBatchAugment:
         return normalised_theta(matrix, offset, (height, width), (height, width))
 
     def __call__(self, images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator):
-        """Every random number is drawn on the CPU first, in a fixed order (dihedral, affine, elastic, intensity);
-        then the device builds one float32 grid (the affine map plus the elastic field, which is blurred, scaled
-        and mixed into grid units on its coarse grid), samples the image (intensity folded into the uint8 → float
+        """Every random number is drawn on the CPU first, in a fixed order (dihedral, affine, elastic,
+        intensity);
+        then the device builds one float32 grid (the affine map plus the elastic field, which is blurred,
+        scaled
+        and mixed into grid units on its coarse grid), samples the image (intensity folded into the uint8 →
+        float
         conversion: sampling is affine-equivariant, so a·sample(x) + b = sample(a·x + b)) and the mask."""
         n, height, width, _ = images.shape
         device, g = images.device, generator
@@ -144,7 +154,8 @@ class SegmentationBatchAugment:
         if elastic["p"] > 0 and elastic["alpha"] > 0:
             applied = bernoulli(g, n, elastic["p"])
             noise = elastic_noise(g, n, height, width, pin=device.type == "cuda")
-            # field in px = α · blur(noise / max|noise|) (where applied); in the grid it enters as θ_A · field in
+            # field in px = α · blur(noise / max|noise|) (where applied); in the grid it enters as θ_A · field
+            # in
             # [-1, 1] units (the elastic step displaces output pixels before the affine map)
             gain = torch.where(applied, elastic["alpha"], 0.0)
             to_unit = torch.tensor([2.0 / width, 2.0 / height], dtype=torch.float64)

@@ -1,9 +1,12 @@
 """Random training crops, a share of them centred on a pixel of a rarer ("foreground") class (nnU-Net's
-foreground oversampling, there p = 0.33): with a few small classes and a large one (CamVid: poles and signs beside
+foreground oversampling, there p = 0.33): with a few small classes and a large one (CamVid: poles and signs
+beside
 road and sky), uniform crops would rarely hold the classes the model has most to learn.
 
-Used by both augmentation backends before augmentation, on whole batches: every random number is drawn from the
-batch's CPU generator in a fixed order (whether foreground, the uniform offsets, the class pick, the pixel pick), so
+Used by both augmentation backends before augmentation, on whole batches: every random number is drawn from
+the
+batch's CPU generator in a fixed order (whether foreground, the uniform offsets, the class pick, the pixel
+pick), so
 a batch's crops depend only on (seed, epoch, the batch's indices), as the rest of the augmentation does.
 """
 
@@ -15,7 +18,8 @@ from visionlab.data.batched_ops import bernoulli
 
 
 class RandomCrops:
-    """(uint8 N×H×W×C images, uint8 N×H×W masks, generator) → the same cropped to ``size`` = (height, width)."""
+    """(uint8 N×H×W×C images, uint8 N×H×W masks, generator) → the same cropped to ``size`` = (height,
+    width)."""
 
     def __init__(self, size: tuple[int, int], p_foreground: float = 0.0, classes: tuple[int, ...] = ()):
         self.height, self.width = int(size[0]), int(size[1])

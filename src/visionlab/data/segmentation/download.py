@@ -1,22 +1,30 @@
-"""``data.download=true`` for ISBI 2012: fetch the public training stack once, verify it, convert it to the ``.npz``
+"""``data.download=true`` for ISBI 2012: fetch the public training stack once, verify it, convert it to the
+``.npz``
 the segmentation datamodule reads, and never fetch it again while that file exists.
 
 Source (the default): the ISBI 2012 training volume as the torch-em dataset loader downloads it,
-    https://oc.embl.de/index.php/s/h0TkwqxU0PJDdMd/download   (EMBL ownCloud share kept by the torch-em authors)
+    https://oc.embl.de/index.php/s/h0TkwqxU0PJDdMd/download   (EMBL ownCloud share kept by the torch-em
+    authors)
 an HDF5 file whose ``raw`` holds the 30 EM slices (512×512) and ``labels/membranes`` the challenge's original
 membrane labels. Its sha256 (``SHA256`` below) is the one torch-em publishes for this URL, in
-constantinpape/torch-em, ``torch_em/data/datasets/electron_microscopy/isbi2012.py`` (``CHECKSUM``); it was copied
+constantinpape/torch-em, ``torch_em/data/datasets/electron_microscopy/isbi2012.py`` (``CHECKSUM``); it was
+copied
 from there, not computed here. Reading HDF5 needs ``h5py``.
 A mirror can be used instead: ``VISIONLAB_ISBI_URL`` (http(s):// or file://) and, for a different file,
-``VISIONLAB_ISBI_SHA256``. Besides the HDF5 file, a ``.zip`` holding the challenge's own ``train-volume.tif`` and
+``VISIONLAB_ISBI_SHA256``. Besides the HDF5 file, a ``.zip`` holding the challenge's own ``train-volume.tif``
+and
 ``train-labels.tif`` is understood (read with Pillow, no extra dependency).
 
-Licence: the ISBI 2012 challenge data (serial-section TEM of the Drosophila first-instar larva ventral nerve cord,
-Cardona et al., PLoS Biol 2010) comes with no licence file; the organisers ask publications that use it to cite
-Cardona et al. 2010 and Arganda-Carreras et al., Front. Neuroanat. 2015 (doi:10.3389/fnana.2015.00142). The data is
+Licence: the ISBI 2012 challenge data (serial-section TEM of the Drosophila first-instar larva ventral nerve
+cord,
+Cardona et al., PLoS Biol 2010) comes with no licence file; the organisers ask publications that use it to
+cite
+Cardona et al. 2010 and Arganda-Carreras et al., Front. Neuroanat. 2015 (doi:10.3389/fnana.2015.00142). The
+data is
 fetched from its public source on the user's request and is never redistributed with visionlab.
 
-Conversion (the layout of the development copy, ``isbi2012_membrane_256.npz``): ``x_train`` uint8 (30,1,256,256),
+Conversion (the layout of the development copy, ``isbi2012_membrane_256.npz``): ``x_train`` uint8
+(30,1,256,256),
 images downsampled 512→256 bilinear; ``y_train`` uint8 (30,1,256,256) in {0,1}, 1 = cell interior, the mask
 downsampled bilinear and thresholded at one half (a pixel is interior when at least half of it was).
 """
@@ -79,8 +87,10 @@ def has_data(data_dir: Path) -> bool:
 def ensure_isbi2012(data_dir: Path | str, source: Source | None = None, timeout: float = TIMEOUT_S) -> Path:
     """Make sure ``data_dir`` holds ISBI 2012 data; downloads and converts only when it holds none.
 
-    ``data_dir`` is a folder (the cache is ``data_dir/isbi2012_membrane_256.npz``) or an ``.npz`` path. Returns the
-    path the datamodule should read. A file saved by hand as ``<folder>/isbi2012_train.download`` is verified and
+    ``data_dir`` is a folder (the cache is ``data_dir/isbi2012_membrane_256.npz``) or an ``.npz`` path.
+    Returns the
+    path the datamodule should read. A file saved by hand as ``<folder>/isbi2012_train.download`` is verified
+    and
     converted without any network access.
     """
     data_dir = Path(data_dir).expanduser()
@@ -110,7 +120,8 @@ def ensure_isbi2012(data_dir: Path | str, source: Source | None = None, timeout:
 
 # --------------------------------------------------------------------------------------------- download
 def fetch(source: Source, dest: Path, timeout: float, target: Path) -> None:
-    """Stream ``source.url`` into ``dest`` with a progress bar, hashing as it goes. Nothing is left behind on failure:
+    """Stream ``source.url`` into ``dest`` with a progress bar, hashing as it goes. Nothing is left behind on
+    failure:
     the bytes go to a temporary file next to ``dest`` that is renamed only after the checksum matched."""
     from tqdm import tqdm
 
@@ -168,7 +179,8 @@ def unreachable(source: Source, exc: BaseException, dest: Path, target: Path) ->
         f"Three ways out: (1) data.download=true again once online, or download that URL on another machine "
         f"(sha256 {source.sha256}), save it as {dest} and rerun with data.download=true: it is verified and "
         f"converted to {target} without network; "
-        "(2) point data.data_dir=/path/to/your/data at an .npz (x_train/y_train[, x_val/y_val, x_test/y_test]) or "
+        "(2) point data.data_dir=/path/to/your/data at an .npz (x_train/y_train[, x_val/y_val, "
+        "x_test/y_test]) or "
         "a folder with images/ + masks/ (README, 'Data formats'); (3) data=synthetic_seg trains on generated "
         "images, no files or network needed."
     )

@@ -1,9 +1,13 @@
-"""Loading and validating segmentation data (binary, index or palette masks: ``masks.py``): a course-layout ``.npz``, an ``images/`` + ``masks/`` folder
+"""Loading and validating segmentation data (binary, index or palette masks: ``masks.py``): a course-layout
+``.npz``, an ``images/`` + ``masks/`` folder
 pair, or a folder holding one such ``.npz`` (e.g. ``shared/data/isbi2012``).
 
-Whatever the source, the result is ``{"x_<split>": uint8 (N, H, W, C), "y_<split>": uint8 (N, H, W)}`` (binary masks
-in {0, 1}; otherwise class indices and ``ignore_index``) and ``names_<split>``: where each case came from (the file
-relative to the data folder, or ``x_test[3]`` for an npz), so a case can be found by its name. Every problem is a ``DataError`` naming the file, key or value and what to do.
+Whatever the source, the result is ``{"x_<split>": uint8 (N, H, W, C), "y_<split>": uint8 (N, H, W)}``
+(binary masks
+in {0, 1}; otherwise class indices and ``ignore_index``) and ``names_<split>``: where each case came from
+(the file
+relative to the data folder, or ``x_test[3]`` for an npz), so a case can be found by its name. Every problem
+is a ``DataError`` naming the file, key or value and what to do.
 """
 
 from __future__ import annotations
@@ -40,12 +44,14 @@ def to_uint8_images(array: np.ndarray, where: str, channels: int) -> np.ndarray:
         array = array.transpose(0, 2, 3, 1)  # channels-first → channels-last
     if array.shape[-1] not in (1, 3):
         raise DataError(
-            f"{where}: images have {array.shape[-1]} channels (shape {array.shape}); data.channels takes 1 (grey) "
+            f"{where}: images have {array.shape[-1]} channels (shape {array.shape}); data.channels takes 1 "
+            "(grey) "
             "or 3 (RGB): convert them first (e.g. keep the first channel, or drop an alpha channel)."
         )
     if array.shape[-1] != channels:
         raise DataError(
-            f"{where}: images have {array.shape[-1]} channels (shape {array.shape}) but data.channels={channels}: "
+            f"{where}: images have {array.shape[-1]} channels (shape {array.shape}) but "
+            f"data.channels={channels}: "
             f"set data.channels={array.shape[-1]} if that is intended."
         )
     if array.dtype == np.uint8:
@@ -72,7 +78,8 @@ def to_uint8_images(array: np.ndarray, where: str, channels: int) -> np.ndarray:
 
 
 def to_binary_masks(array: np.ndarray, where: str, single: bool = False) -> np.ndarray:
-    """(N,H,W) / (N,1,H,W) / (N,H,W,1) with values in {0,1} or {0,255} → uint8 (N,H,W) in {0,1}. ``single``: the
+    """(N,H,W) / (N,1,H,W) / (N,H,W,1) with values in {0,1} or {0,255} → uint8 (N,H,W) in {0,1}. ``single``:
+    the
     array is one file's mask, named by the file alone (not "case 0")."""
     array = np.asarray(array)
     if array.ndim == 4 and array.shape[1] == 1:
@@ -158,7 +165,8 @@ def load_npz(path: Path, channels: int = 1, spec: MaskSpec = BINARY) -> dict[str
         ) from exc
     if "x_train" not in raw or "y_train" not in raw:
         raise DataError(
-            f"{path}: needs the keys x_train and y_train (found {sorted(raw)}); optional: x_val/y_val, x_test/y_test."
+            f"{path}: needs the keys x_train and y_train (found {sorted(raw)}); optional: x_val/y_val, "
+            "x_test/y_test."
         )
     arrays: dict[str, np.ndarray] = {}
     for split in SPLITS:
@@ -203,7 +211,8 @@ def _listing(folder: Path) -> dict[str, Path]:
 
 
 def _read(path: Path) -> np.ndarray:
-    """The file's pixels as stored (a palette PNG gives its indices); one line for a file that is not an image or
+    """The file's pixels as stored (a palette PNG gives its indices); one line for a file that is not an
+    image or
     too large to decode (checked from the header, before decoding)."""
     from PIL import Image
 
@@ -237,7 +246,8 @@ def _load_pair_folder(
     missing, extra = sorted(set(images) - set(masks)), sorted(set(masks) - set(images))
     if missing or extra:
         raise DataError(
-            f"{folder}: {len(images)} images but {len(masks)} masks, and names must match (ignoring the extension). "
+            f"{folder}: {len(images)} images but {len(masks)} masks, and names must match (ignoring the "
+            "extension). "
             + (
                 f"No mask for: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}. "
                 if missing
@@ -263,7 +273,8 @@ def _load_pair_folder(
             not image_size or abs(ih * mw - iw * mh) > max(ih, iw, mh, mw)
         ):  # rounding
             raise DataError(
-                f"{mask_path}: the mask is {mh}×{mw} but its image {image_path.name} is {ih}×{iw}; a mask must have "
+                f"{mask_path}: the mask is {mh}×{mw} but its image {image_path.name} is {ih}×{iw}; a mask "
+                "must have "
                 "its image's size"
                 + (
                     " (or, with data.image_size set, its aspect ratio)."
@@ -333,9 +344,12 @@ def detect_format(path: Path, fmt: str = "auto") -> tuple[str, Path]:
         raise DataError(
             f"data.data_dir={path} does not exist. Three ways out: (1) data.download=true fetches the public "
             "ISBI 2012 training stack into it once (data=isbi2012, the U-Net presets' data; needs network); "
-            "(2) data.data_dir=/path/to/your/data: an .npz with x_train/y_train[, x_val/y_val, x_test/y_test] "
-            "(images uint8 or float in [0,1], masks in {0,1} or {0,255}) or a folder with images/ + masks/ of the "
-            "same file names (README, 'Data formats'); (3) data=synthetic_seg trains on generated images, no files "
+            "(2) data.data_dir=/path/to/your/data: an .npz with x_train/y_train[, x_val/y_val, "
+            "x_test/y_test] "
+            "(images uint8 or float in [0,1], masks in {0,1} or {0,255}) or a folder with images/ + masks/ "
+            "of the "
+            "same file names (README, 'Data formats'); (3) data=synthetic_seg trains on generated images, "
+            "no files "
             "or network needed."
         )
     if path.is_file():
@@ -353,7 +367,8 @@ def detect_format(path: Path, fmt: str = "auto") -> tuple[str, Path]:
             "point data.data_dir at one of them."
         )
     raise DataError(
-        f"data.data_dir={path}: found neither a .npz file nor images/ + masks/ (or train/images + train/masks)."
+        f"data.data_dir={path}: found neither a .npz file nor images/ + masks/ (or train/images + "
+        "train/masks)."
     )
 
 
@@ -399,11 +414,14 @@ def complete_splits(
     source: str = "data",
     mode: str = "random",
 ) -> tuple[dict[str, np.ndarray], list[str], str]:
-    """Carve missing val/test splits out of train; returns the arrays, notes saying what was done, and the split
+    """Carve missing val/test splits out of train; returns the arrays, notes saying what was done, and the
+    split
     made in a few words for the data description ("" when none was made).
 
-    ``random``: a seeded permutation. ``contiguous``: the training cases are an ordered stack (ISBI's 30 slices);
-    val and test are blocks of consecutive cases at its end, each after one unused gap case, so no held-out case
+    ``random``: a seeded permutation. ``contiguous``: the training cases are an ordered stack (ISBI's 30
+    slices);
+    val and test are blocks of consecutive cases at its end, each after one unused gap case, so no held-out
+    case
     has a neighbour in training (``splits.contiguous_split``); the note names the cases of every split."""
     choose(
         "data.split_mode", mode, SPLIT_MODES
@@ -445,7 +463,8 @@ def complete_splits(
         if len(idx) == 0:
             raise DataError(
                 f"{source}: the {name} split made from {n} training images is empty "
-                f"(val_fraction={val_fraction}, test_fraction={test_fraction}); change the fractions or add images."
+                f"(val_fraction={val_fraction}, test_fraction={test_fraction}); change the fractions or add "
+                "images."
             )
         out[f"x_{name}"], out[f"y_{name}"] = x[idx], y[idx]
         if names is not None:

@@ -1,8 +1,11 @@
 """Procedural binary-segmentation data: grayscale images of smooth blob-like structures and their masks.
 
-Every image is drawn from its own generator seeded by (seed, split, index), so the set is deterministic from the
-seed and independent of how many images are asked for. The foreground is brighter than the background by a random
-margin, but uneven illumination, blur and noise make a per-pixel threshold imperfect: a U-Net learns it quickly,
+Every image is drawn from its own generator seeded by (seed, split, index), so the set is deterministic from
+the
+seed and independent of how many images are asked for. The foreground is brighter than the background by a
+random
+margin, but uneven illumination, blur and noise make a per-pixel threshold imperfect: a U-Net learns it
+quickly,
 a threshold does not solve it.
 """
 
@@ -57,9 +60,12 @@ def make_multiclass_case(
     seed: int, split: str, index: int, size: int = 64, num_classes: int = 4, ignore_index: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """One (image uint8 H×W, mask uint8 H×W) pair with shapes of ``num_classes − 1`` kinds on a background
-    (class 0): class k ≥ 1 is drawn as a filled shape of kind k (disc, square, triangle, ring, cross, …, cycling)
-    with a grey level of its own, so a model must learn shape and brightness together; later shapes cover earlier
-    ones. With ``ignore_index`` the one-pixel outline of every shape is marked ignored (as VOC marks its borders)."""
+    (class 0): class k ≥ 1 is drawn as a filled shape of kind k (disc, square, triangle, ring, cross, …,
+    cycling)
+    with a grey level of its own, so a model must learn shape and brightness together; later shapes cover
+    earlier
+    ones. With ``ignore_index`` the one-pixel outline of every shape is marked ignored (as VOC marks its
+    borders)."""
     rng = np.random.default_rng([seed, 1000 + _SPLIT_IDS[split], index, num_classes])
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
     mask = np.zeros((size, size), np.uint8)
@@ -105,7 +111,8 @@ def make_synthetic_multiclass(
     num_classes: int = 4,
     ignore_index: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Course-layout arrays of ``make_multiclass_case``: x_* uint8 (N, size, size, 1), y_* uint8 (N, size, size)."""
+    """Course-layout arrays of ``make_multiclass_case``: x_* uint8 (N, size, size, 1), y_* uint8 (N, size,
+    size)."""
     arrays: dict[str, np.ndarray] = {}
     for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
         if n <= 0:

@@ -1,4 +1,5 @@
-"""Image classification: loss, accuracy metrics and the test-time artefacts for reports. The network is whatever
+"""Image classification: loss, accuracy metrics and the test-time artefacts for reports. The network is
+whatever
 ``model.net`` names (``networks``); its inputs and classes follow the data's facts."""
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from visionlab.tasks.base_module import VisionModule
 
 
 class ClassificationModule(VisionModule):
-    """Wraps the network ``net`` names (default: the seed CNN); logs train/val/test loss and accuracy, best val
+    """Wraps the network ``net`` names (default: the seed CNN); logs train/val/test loss and accuracy, best
+    val
     accuracy and a test confusion matrix. ``num_classes``, ``in_channels`` and ``input_size`` follow the data
     (``${data.num_classes}``, ``${data.channels}``, ``${data.input_size}`` in ``conf/model/cnn.yaml``)."""
 
@@ -75,7 +77,8 @@ class ClassificationModule(VisionModule):
             self.check_data_fits(facts, datamodule.description)
 
     def check_data_fits(self, facts, description: str) -> None:
-        """The network was built for ``model.num_classes`` classes of ``model.in_channels``×``model.input_size``²
+        """The network was built for ``model.num_classes`` classes of
+        ``model.in_channels``×``model.input_size``²
         images, which follow the data's facts unless overridden: a DataError saying which disagrees."""
         model = {
             "num_classes": self.hparams.num_classes,
@@ -191,7 +194,8 @@ class ClassificationModule(VisionModule):
             "misclassified": self._all_misclassified(self.misclassified),
         }
 
-    # ------------------------------------------------------------------ run-record hooks (interfaces.TaskModel)
+    # ------------------------------------------------------------------ run-record hooks
+    # (interfaces.TaskModel)
     def media_callback(self):
         from visionlab.tracking.wandb.media import ClassificationMedia
 
@@ -206,7 +210,8 @@ class ClassificationModule(VisionModule):
             _save_split(folder, self.test_results["confusion"], self.test_results["misclassified"])
 
     def save_fit_artifacts(self, folder: RunFolder) -> None:
-        """The same on validation at the best val/acc epoch, so a run without a test split can be inspected too."""
+        """The same on validation at the best val/acc epoch, so a run without a test split can be inspected
+        too."""
         if self.val_results and self.trainer.is_global_zero:
             _save_split(folder, self.val_results["confusion"], self.val_results["misclassified"], VALIDATION)
 

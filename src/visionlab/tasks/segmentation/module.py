@@ -1,9 +1,14 @@
-"""Segmentation (U-Net or smp): losses, per-image scores (``seg_scores``), and the test-time tables for reports.
+"""Segmentation (U-Net or smp): losses, per-image scores (``seg_scores``), and the test-time tables for
+reports.
 
-Two paths, chosen by the data: ``num_classes: 2`` without ``ignore_index`` is the seed's binary path (one logit
-per pixel, sigmoid, BCE/Dice, foreground F1), unchanged; K ≥ 3 classes (or any ``ignore_index``) is the K-class
-path: K logits per pixel, softmax, cross-entropy + soft Dice over classes, optional class weights, ``ignore_index``
-left out of loss and scores, per-class IoU/Dice over the split (torchmetrics' confusion matrix) and per image."""
+Two paths, chosen by the data: ``num_classes: 2`` without ``ignore_index`` is the seed's binary path (one
+logit
+per pixel, sigmoid, BCE/Dice, foreground F1), unchanged; K ≥ 3 classes (or any ``ignore_index``) is the
+K-class
+path: K logits per pixel, softmax, cross-entropy + soft Dice over classes, optional class weights,
+``ignore_index``
+left out of loss and scores, per-class IoU/Dice over the split (torchmetrics' confusion matrix) and per
+image."""
 
 from __future__ import annotations
 
@@ -73,8 +78,10 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1
 
 
 class SegmentationModule(VisionModule):
-    """Wraps the network ``net`` names (default: the course U-Net; one output channel of logits); logs train/val loss and mean per-image F1, val IoU and best F1, and at test time the
-    per-case F1/IoU (mean, std, min over cases) with the fixed case, the best and the three worst kept for W&B and
+    """Wraps the network ``net`` names (default: the course U-Net; one output channel of logits); logs
+    train/val loss and mean per-image F1, val IoU and best F1, and at test time the
+    per-case F1/IoU (mean, std, min over cases) with the fixed case, the best and the three worst kept for
+    W&B and
     the report."""
 
     task = keys.SEGMENTATION.task
@@ -124,7 +131,8 @@ class SegmentationModule(VisionModule):
                     and any(w > 0 for w in v)
                 )
             ),
-            f"null, auto (inverse pixel frequency in the training masks) or a list of {num_classes} weights ≥ 0",
+            f"null, auto (inverse pixel frequency in the training masks) or a list of {num_classes} weights "
+            "≥ 0",
             "model.class_weights=auto",
             nullable=True,
         )
@@ -219,7 +227,8 @@ class SegmentationModule(VisionModule):
         return self.net(self.prepare_images(images))
 
     def tta_logits(self, images: torch.Tensor, flips) -> torch.Tensor:
-        """The logit of the mean probability over the flipped inputs (each prediction flipped back); K classes:
+        """The logit of the mean probability over the flipped inputs (each prediction flipped back); K
+        classes:
         the log of the mean softmax probabilities (their argmax is the averaged prediction)."""
 
         def flipped(tensor: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
@@ -239,7 +248,8 @@ class SegmentationModule(VisionModule):
         return bce + soft_dice_loss(logits, target) if self.loss_name == "bce_dice" else bce
 
     def compute_multiclass_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy (class-weighted when set) and/or soft Dice over classes; ignored pixels count nowhere."""
+        """Cross-entropy (class-weighted when set) and/or soft Dice over classes; ignored pixels count
+        nowhere."""
         ignore = self.ignore_index
         loss = logits.sum() * 0.0
         if self.loss_name in ("ce", "ce_dice"):
@@ -501,7 +511,8 @@ class SegmentationModule(VisionModule):
     def _multiclass_test_end(
         self, scores: list[dict], order: torch.Tensor, sources: list[str], parts
     ) -> None:
-        """Split-level scores from the summed confusion matrix (the benchmark's per-class IoU), per-image ones from
+        """Split-level scores from the summed confusion matrix (the benchmark's per-class IoU), per-image
+        ones from
         the case table; a class absent from the test truth and predictions gets no per-class key."""
         columns = [name for name in scores[0] if name not in (CASE_INDEX, keys.CASE_SOURCE)]
         cases = {name: torch.cat([s[name] for s in scores])[order].double() for name in columns}
@@ -535,14 +546,16 @@ class SegmentationModule(VisionModule):
             "cases": _merge_kept_cases([kept for _, kept, _ in parts], [worst for _, _, worst in parts]),
         }
 
-    # ------------------------------------------------------------------ run-record hooks (interfaces.TaskModel)
+    # ------------------------------------------------------------------ run-record hooks
+    # (interfaces.TaskModel)
     def media_callback(self):
         from visionlab.tracking.wandb.media import SegmentationMedia
 
         return SegmentationMedia(every_n_epochs=self.media_every_n_epochs)
 
     def summary_section(self) -> dict:
-        """Which cases were worst and best, and the conventions behind the test metrics (logged under their keys)."""
+        """Which cases were worst and best, and the conventions behind the test metrics (logged under their
+        keys)."""
         if self.multiclass:
             section = {
                 "num_classes": self.num_classes,
@@ -573,8 +586,10 @@ class SegmentationModule(VisionModule):
         """Nothing beyond metrics.csv: validation cases are shown in W&B during training."""
 
     def save_test_artifacts(self, folder: RunFolder) -> None:
-        """Per-case scores of both classes and of the trivial prediction (the std over them, ddof=0, is the logged
-        std) and the fixed case 0, the best and the three worst cases (image H×W uint8, mask and prediction H×W
+        """Per-case scores of both classes and of the trivial prediction (the std over them, ddof=0, is the
+        logged
+        std) and the fixed case 0, the best and the three worst cases (image H×W uint8, mask and prediction
+        H×W
         uint8)."""
         if not self.test_results or not self.trainer.is_global_zero:
             return
@@ -587,19 +602,22 @@ class SegmentationModule(VisionModule):
 
 
 def _rank(case: dict) -> tuple[float, int]:
-    """Worst first; among equal scores the lowest case index, as a single process that sees the cases in order.
+    """Worst first; among equal scores the lowest case index, as a single process that sees the cases in
+    order.
     K classes rank by the image's mIoU (``rank``), the binary path by its foreground F1."""
     return case.get("rank", case["f1"]), case["index"]
 
 
 def _goodness(case: dict) -> float:
-    """The score the best case is picked by: F1, or the image's mIoU (−1 for an image with no counted pixel)."""
+    """The score the best case is picked by: F1, or the image's mIoU (−1 for an image with no counted
+    pixel)."""
     score = _rank(case)[0]
     return -1.0 if score > 1.0 else score
 
 
 def _merge_kept_cases(per_rank: list[dict[str, dict]], worst_per_rank: list[list[dict]]) -> dict[str, dict]:
-    """The fixed case (index 0), the best and the ``WORST_CASES`` worst over every rank (named worst, worst_2, …),
+    """The fixed case (index 0), the best and the ``WORST_CASES`` worst over every rank (named worst,
+    worst_2, …),
     the same cases a single process keeps."""
     merged: dict[str, dict] = {}
     candidates = {name: [kept[name] for kept in per_rank if name in kept] for name in ("fixed", "best")}

@@ -1,4 +1,5 @@
-"""W&B logger that never prompts, hangs or crashes: online with credentials and a reachable server, else offline."""
+"""W&B logger that never prompts, hangs or crashes: online with credentials and a reachable server, else
+offline."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ PROBE_TIMEOUT_S = 2.0
 
 
 def base_url() -> str:
-    """The server the installed wandb talks to: WANDB_BASE_URL, else wandb's settings files, else its default."""
+    """The server the installed wandb talks to: WANDB_BASE_URL, else wandb's settings files, else its
+    default."""
     if os.environ.get("WANDB_BASE_URL"):
         return os.environ["WANDB_BASE_URL"]
     import wandb
@@ -92,7 +94,8 @@ def resolve_mode(mode: str = "auto") -> str:
 
 
 def make_wandb_logger(mode: str = "auto", save_dir: str = ".", init_timeout: float = 30.0, **kwargs):
-    """A Lightning ``WandbLogger`` (or None for ``disabled``); extra kwargs go to ``wandb.init``, which gives up
+    """A Lightning ``WandbLogger`` (or None for ``disabled``); extra kwargs go to ``wandb.init``, which gives
+    up
     after ``init_timeout`` seconds (see ``wandb_policy.start``)."""
     import wandb
     from pytorch_lightning.loggers import WandbLogger
@@ -103,7 +106,8 @@ def make_wandb_logger(mode: str = "auto", save_dir: str = ".", init_timeout: flo
     _no_sdk_analytics()
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     log.info("W&B mode: %s", resolved)
-    # the mode goes into the settings: Lightning's offline flag only sets WANDB_MODE, which wandb no longer reads
+    # the mode goes into the settings: Lightning's offline flag only sets WANDB_MODE, which wandb no longer
+    # reads
     # once its settings were loaded (base_url() loads them), so an offline run would still try to log in
     settings = wandb.Settings(init_timeout=init_timeout, silent=True, mode=resolved)
     logger = WandbLogger(save_dir=save_dir, offline=resolved == "offline", settings=settings, **kwargs)
@@ -124,7 +128,8 @@ def _no_sdk_analytics() -> None:
 
 
 def offline_run_dirs(logger) -> list[Path]:
-    """Every ``offline-run-*`` folder of this W&B run in its save folder, oldest first: a resumed run writes one
+    """Every ``offline-run-*`` folder of this W&B run in its save folder, oldest first: a resumed run writes
+    one
     per process, and ``wandb sync`` needs them all."""
     current = offline_run_dir(logger)
     if current is None:

@@ -24,7 +24,8 @@ def wandb_loggers(trainer) -> list[WandbLogger]:
 def _misclassified(wrong: list) -> list:
     import wandb
 
-    # items are (image, true, pred), or (case index, image, true, pred) while an epoch's mistakes are collected
+    # items are (image, true, pred), or (case index, image, true, pred) while an epoch's mistakes are
+    # collected
     return [
         wandb.Image(to_display(img[None])[0], caption=f"true {t} → pred {p}")
         for img, t, p in (item[-3:] for item in wrong)
@@ -32,7 +33,8 @@ def _misclassified(wrong: list) -> list:
 
 
 class ClassificationMedia(pl.Callback):
-    """Logs a grid of augmented training inputs at the first step, validation mistakes every ``every_n_epochs``
+    """Logs a grid of augmented training inputs at the first step, validation mistakes every
+    ``every_n_epochs``
     epochs (and at the last), and at test time the confusion matrix and a grid of misclassified examples
     (captions: true → predicted)."""
 
@@ -93,8 +95,10 @@ SEGMENTATION_CLASSES = {0: "background", 1: "foreground"}
 
 
 def segmentation_class_labels(trainer, pl_module) -> dict[int, str]:
-    """W&B's ``class_labels`` for mask layers: the data's class names (``data.class_names``, index = label) and the
-    ignored value, so a K-class mask reads "Road", "Car", … in the W&B viewer; the binary default otherwise."""
+    """W&B's ``class_labels`` for mask layers: the data's class names (``data.class_names``, index = label)
+    and the
+    ignored value, so a K-class mask reads "Road", "Car", … in the W&B viewer; the binary default
+    otherwise."""
     facts = getattr(getattr(trainer, "datamodule", None), "facts", None)
     names = tuple(getattr(facts, "class_names", ()) or ())
     if len(names) < 2:

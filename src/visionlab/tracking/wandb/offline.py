@@ -56,7 +56,8 @@ def _key(item) -> str:
 
 
 def read_offline_run(run_dir: str | Path) -> dict:
-    """``{"config": {...}, "history": [rows], "summary": {...}, "exited": bool}`` from an ``offline-run-*`` folder
+    """``{"config": {...}, "history": [rows], "summary": {...}, "exited": bool}`` from an ``offline-run-*``
+    folder
     (``exited``: W&B wrote the run's final ``exit`` record; its service process may write the file after
     ``wandb.finish`` returned)."""
     files = sorted(Path(run_dir).glob("run-*.wandb"))
@@ -90,6 +91,6 @@ def last_step(run_dir: str | Path) -> int | None:
                 for record in read_records(path)
                 if record.WhichOneof("record_type") == "history"
             ]
-        except Exception:  # noqa: BLE001 - a file cut short by a killed process: use what else there is
+        except Exception:  # noqa: BLE001, S112 - a file cut short by a killed process: use what else there is
             continue
     return max(steps) if steps else None

@@ -18,7 +18,8 @@ SINGLE_RUN_JOB_TYPE = "train"
 
 
 def group_and_job_type(group: str | None, job_type: str | None, experiment: str, sweep: str | None) -> tuple:
-    """Configured values win; else (experiment, "train") for a single run, (sweep, experiment) in a multirun."""
+    """Configured values win; else (experiment, "train") for a single run, (sweep, experiment) in a
+    multirun."""
     if sweep:
         return group or sweep, job_type or experiment
     return group or experiment, job_type or SINGLE_RUN_JOB_TYPE
