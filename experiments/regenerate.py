@@ -8,9 +8,10 @@ Each page ``experiments/<study>/report<suffix>/`` is rebuilt from ``experiments/
 title, the ``--reference`` file and the ``--baseline`` the page was made with, all read from its own
 ``report.json`` (as tests/test_report_v2.py's rebuild check does), so a page is rebuilt as it was meant, by today's
 code. Then ``python -m visionlab.report.readme experiments/<study>`` copies the page tables into the study's
-README (its marked blocks), and a README block marked ``<!-- script-output: <script> <folder>... -->`` …
-``<!-- /script-output -->`` is replaced by what ``python experiments/<study>/<script> experiments/<study>/<folder>
-...`` prints (e.g. unet_recipe's tables.py): a script and folders of the study itself, nothing else.
+README (its marked blocks), and a README block marked ``<!-- script-output: <script> <arg>... -->`` …
+``<!-- /script-output -->`` is replaced by what ``python experiments/<study>/<script> <args>`` prints (e.g.
+unet_recipe's tables.py): a script of the study itself; an argument naming a folder of the study is passed as its
+path, any other must be a plain word (letters, digits, ``_.:=-``).
 
 Everything runs as ``python -m visionlab.report`` with this checkout's ``src`` first on PYTHONPATH, so the pages
 come from the code of this checkout whatever is installed. Run it at a clean commit and name that commit in the
@@ -77,12 +78,14 @@ def script_outputs(study: Path, env: dict, dry_run: bool) -> None:
     text = readme.read_text()
 
     def run(match: re.Match) -> str:
-        script, *folders = shlex.split(match.group("args"))
-        paths = [study / script] + [study / folder for folder in folders]
-        if any(p.resolve().parent != study.resolve() for p in paths) or not paths[0].is_file():
-            raise SystemExit(f"error: {readme}: script-output {match.group('args')!r} must name a script and "
-                             f"folders of {study.name} itself.")
-        command = [sys.executable, *map(str, paths)]
+        script, *rest = shlex.split(match.group("args"))
+        # a folder of the study becomes its path; any other argument must be a plain word (e.g. a:b pairs)
+        args = [str((study / a).relative_to(REPO)) if (study / a).is_dir() else a for a in rest]
+        plain = all((study / a).is_dir() or re.fullmatch(r"[A-Za-z0-9_.:=-]+", a) for a in rest)
+        if (study / script).resolve().parent != study.resolve() or not (study / script).is_file() or not plain:
+            raise SystemExit(f"error: {readme}: script-output {match.group('args')!r} must name a script of "
+                             f"{study.name}, then its folders or plain words.")
+        command = [sys.executable, str((study / script).relative_to(REPO)), *args]
         print("$", shlex.join(command), flush=True)
         if dry_run:
             return match.group(0)
