@@ -32,8 +32,9 @@ import yaml
 
 EXPERIMENTS = Path(__file__).resolve().parent
 REPO = EXPERIMENTS.parent
-SCRIPT_BLOCK = re.compile(r"(<!-- script-output: (?P<args>[^>]+?) -->\n)(?P<body>.*?)(<!-- /script-output -->)",
-                          re.DOTALL)
+SCRIPT_BLOCK = re.compile(
+    r"(<!-- script-output: (?P<args>[^>]+?) -->\n)(?P<body>.*?)(<!-- /script-output -->)", re.DOTALL
+)
 
 
 def environment() -> dict[str, str]:
@@ -48,11 +49,16 @@ def environment() -> dict[str, str]:
 
 def reference_file(name: str) -> Path:
     """The reference YAML whose ``name`` the page recorded (experiments/reference/*.yaml)."""
-    found = [p for p in sorted((EXPERIMENTS / "reference").glob("*.yaml"))
-             if (yaml.safe_load(p.read_text()) or {}).get("name") == name]
+    found = [
+        p
+        for p in sorted((EXPERIMENTS / "reference").glob("*.yaml"))
+        if (yaml.safe_load(p.read_text()) or {}).get("name") == name
+    ]
     if len(found) != 1:
-        raise SystemExit(f"error: the page names reference {name!r}, found {len(found)} files for it in "
-                         f"{EXPERIMENTS / 'reference'}; add or rename its YAML.")
+        raise SystemExit(
+            f"error: the page names reference {name!r}, found {len(found)} files for it in "
+            f"{EXPERIMENTS / 'reference'}; add or rename its YAML."
+        )
     return found[0]
 
 
@@ -60,14 +66,26 @@ def page_command(report: Path) -> list[str]:
     """The command that rebuilds one page from its runs folder, with the page's own title, reference, baseline."""
     runs = report.parent / ("runs" + report.name.removeprefix("report"))
     if not runs.is_dir():
-        raise SystemExit(f"error: {report} has no records folder {runs}; commit its records (--copy-records).")
+        raise SystemExit(
+            f"error: {report} has no records folder {runs}; commit its records (--copy-records)."
+        )
     committed = json.loads((report / "report.json").read_text())
-    command = [sys.executable, "-m", "visionlab.report", str(runs.relative_to(REPO)),
-               "--out", str(report.relative_to(REPO)), "--title", committed["title"]]
+    command = [
+        sys.executable,
+        "-m",
+        "visionlab.report",
+        str(runs.relative_to(REPO)),
+        "--out",
+        str(report.relative_to(REPO)),
+        "--title",
+        committed["title"],
+    ]
     if committed.get("reference"):
         command += ["--reference", str(reference_file(committed["reference"]["name"]).relative_to(REPO))]
     baselines = {task["baseline"] for task in committed.get("tasks", {}).values() if task.get("baseline")}
-    if len(baselines) == 1:  # the baseline the page compared with, which a study may have picked with --baseline
+    if (
+        len(baselines) == 1
+    ):  # the baseline the page compared with, which a study may have picked with --baseline
         command += ["--baseline", baselines.pop()]
     return command
 
@@ -82,9 +100,15 @@ def script_outputs(study: Path, env: dict, dry_run: bool) -> None:
         # a folder of the study becomes its path; any other argument must be a plain word (e.g. a:b pairs)
         args = [str((study / a).relative_to(REPO)) if (study / a).is_dir() else a for a in rest]
         plain = all((study / a).is_dir() or re.fullmatch(r"[A-Za-z0-9_.:=-]+", a) for a in rest)
-        if (study / script).resolve().parent != study.resolve() or not (study / script).is_file() or not plain:
-            raise SystemExit(f"error: {readme}: script-output {match.group('args')!r} must name a script of "
-                             f"{study.name}, then its folders or plain words.")
+        if (
+            (study / script).resolve().parent != study.resolve()
+            or not (study / script).is_file()
+            or not plain
+        ):
+            raise SystemExit(
+                f"error: {readme}: script-output {match.group('args')!r} must name a script of "
+                f"{study.name}, then its folders or plain words."
+            )
         command = [sys.executable, str((study / script).relative_to(REPO)), *args]
         print("$", shlex.join(command), flush=True)
         if dry_run:
@@ -103,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the commands, change nothing")
     args = parser.parse_args(argv)
     studies = [EXPERIMENTS / name for name in args.studies] or sorted(
-        p for p in EXPERIMENTS.iterdir() if p.is_dir() and any(p.glob("report*/report.json")))
+        p for p in EXPERIMENTS.iterdir() if p.is_dir() and any(p.glob("report*/report.json"))
+    )
     env = environment()
     for study in studies:
         reports = sorted(p.parent for p in study.glob("report*/report.json"))

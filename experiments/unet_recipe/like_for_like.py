@@ -25,8 +25,24 @@ from scipy import stats
 
 RECIPES = ("r0_course", "r1_steps", "r2_intensity")
 KEY = "test/f1_bg"
-SET_ORDER = ("plain", "tta", "dark", "dark_tta", "bright", "bright_tta", "dark_far", "dark_far_tta", "bright_far",
-             "bright_far_tta", "noise", "noise_tta", "blur", "blur_tta", "macro", "macro_tta")
+SET_ORDER = (
+    "plain",
+    "tta",
+    "dark",
+    "dark_tta",
+    "bright",
+    "bright_tta",
+    "dark_far",
+    "dark_far_tta",
+    "bright_far",
+    "bright_far_tta",
+    "noise",
+    "noise_tta",
+    "blur",
+    "blur_tta",
+    "macro",
+    "macro_tta",
+)
 
 
 def load(root: Path) -> tuple[dict, Counter]:
