@@ -5,6 +5,9 @@
 #   <variant>_dark|bright  ISBI-trained runs only: isbi_shift_{dark,bright}.npz (make_sets.py), plain and _tta
 #   <variant>_macro        runs that kept best_macro.ckpt: that checkpoint on the run's own test split
 # Resumable: an evaluation whose record exists is skipped. Usage: SETS=<make_sets.py output> bash evaluate.sh
+# Parts (defaults: everything above, as the first screen ran): SWEEPS="isbi" (which sweeps), SHIFTS="dark bright
+# dark_far bright_far noise blur" (which isbi_shift_<name>.npz; default "dark bright"), TTA=0 (skip the flip
+# evaluations), MACRO=0 (skip best_macro.ckpt).
 set -euo pipefail
 SETS=${SETS:?set SETS to the folder make_sets.py wrote}
 OUT=${OUT:-logs/unet_evals}
@@ -17,25 +20,32 @@ evaluate() {  # run folder, tag, overrides... (CKPT: the checkpoint file name, b
   seed=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['seed'])" "$run/summary.json")
   local folder="$OUT/$(basename "$(dirname "$run")")/${variant}_${tag}/eval_s${seed}"  # per sweep: names repeat
   if [ -f "$folder/summary.json" ]; then return; fi
-  python train.py "${COMMON[@]}" "ckpt_path='$run/checkpoints/${CKPT:-best.ckpt}'" "seed=$seed" \
+  # Since 7b91622, ckpt_path=<run>/checkpoints/… takes the run's config and its experiment name and refuses
+  # another experiment_name, so each evaluation reads the checkpoint through a link outside the run folder: the
+  # overrides above define the same model (the preset at 128², base 16), experiment_name names the evaluation, and
+  # the link keeps the sweep and run folder names by which the report finds the run that trained it.
+  local link="${LINKS:-logs/eval_checkpoints}/$(basename "$(dirname "$run")")/$(basename "$run")/checkpoints/${CKPT:-best.ckpt}"
+  mkdir -p "$(dirname "$link")" && ln -sfn "$(realpath "$run/checkpoints/${CKPT:-best.ckpt}")" "$link"
+  python train.py "${COMMON[@]}" "ckpt_path='$link'" "seed=$seed" \
       "experiment_name=${variant}_${tag}" "paths.log_dir=$OUT" "hydra.run.dir=$folder" "$@"
 }
-for sweep in logs/sweeps/unet_screen_isbi logs/sweeps/unet_screen_thin; do
-  for run in "$sweep"/experiment=*; do
+for sweep in ${SWEEPS:-isbi thin}; do
+  sweep=logs/sweeps/unet_screen_$sweep
+  for run in "$sweep"/*; do  # run folders: experiment=… (older) or seed=…,experiment=… (newer)
     [ -f "$run/checkpoints/best.ckpt" ] && grep -q '"status": "completed"' "$run/summary.json" || continue
     own=(); [[ $sweep == *thin ]] && own=(data=seg_npz "data.data_dir=$SETS/thin_noisy.npz")
-    if [ -f "$run/checkpoints/best_macro.ckpt" ]; then
+    if [ -f "$run/checkpoints/best_macro.ckpt" ] && [ "${MACRO:-1}" = 1 ]; then
       CKPT=best_macro.ckpt evaluate "$run" macro "${own[@]}"
-      CKPT=best_macro.ckpt evaluate "$run" macro_tta "${own[@]}" model.tta=flips
+      if [ "${TTA:-1}" = 1 ]; then CKPT=best_macro.ckpt evaluate "$run" macro_tta "${own[@]}" model.tta=flips; fi
     fi
     if [[ $sweep == *isbi ]]; then
-      evaluate "$run" tta model.tta=flips
-      for shift in dark bright; do
+      if [ "${TTA:-1}" = 1 ]; then evaluate "$run" tta model.tta=flips; fi
+      for shift in ${SHIFTS:-dark bright}; do
         evaluate "$run" "$shift" data=seg_npz "data.data_dir=$SETS/isbi_shift_$shift.npz" 'data.class_names=[membrane,"cell interior"]'
-        evaluate "$run" "${shift}_tta" data=seg_npz "data.data_dir=$SETS/isbi_shift_$shift.npz" 'data.class_names=[membrane,"cell interior"]' model.tta=flips
+        if [ "${TTA:-1}" = 1 ]; then evaluate "$run" "${shift}_tta" data=seg_npz "data.data_dir=$SETS/isbi_shift_$shift.npz" 'data.class_names=[membrane,"cell interior"]' model.tta=flips; fi
       done
     else
-      evaluate "$run" tta "${own[@]}" model.tta=flips
+      if [ "${TTA:-1}" = 1 ]; then evaluate "$run" tta "${own[@]}" model.tta=flips; fi
     fi
   done
 done

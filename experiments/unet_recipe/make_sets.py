@@ -4,7 +4,14 @@
 
 - ``isbi_shift_dark.npz`` / ``isbi_shift_bright.npz``: ISBI 2012 with the preset's split (train 0–15, val 17–22,
   test 24–29), the test slices only under another exposure (another scanner/stain: gamma, contrast and offset), so
-  a model trained and validated on the plain slices meets an intensity shift it never saw.
+  a model trained and validated on the plain slices meets an intensity shift it never saw. Both lie INSIDE the
+  family the preset's intensity augmentation draws from (γ 0.6–1.4, contrast ×(1 ± 0.25), brightness ± 0.25).
+- ``isbi_shift_dark_far.npz`` / ``isbi_shift_bright_far.npz``: the same test slices under exposures OUTSIDE that
+  family in every parameter (dark: γ 2.2, contrast 0.45, offset 0; bright: γ 0.4, contrast 0.55, offset 0.35).
+- ``isbi_shift_noise.npz``: the test slices with additive Gaussian noise, σ 0.16 of the range at the stored 256²
+  (≈ 0.08 at 128², where a 2×2 area average halves it), fixed seed — a shift of a kind no augmentation draws.
+- ``isbi_shift_blur.npz``: the test slices blurred (Gaussian, σ 2 px at 256², ≈ 1 px at 128²) — a softer focus,
+  also a kind no augmentation draws.
 - ``isbi_resplit.npz``: the same stack split the other way round (train 14–29, val 7–12, test 0–5).
 - ``thin_noisy.npz``: a procedural set unlike ISBI and the embedded blobs: thin curvilinear foreground (the zero
   crossings of a smooth random field, ~12 % of the pixels), strong noise, per-image exposure; 16 train / 8 val /
@@ -24,6 +31,12 @@ from visionlab.data.segmentation.synthetic import _smooth_field
 TRAIN, VAL, TEST = slice(0, 16), slice(17, 23), slice(24, 30)
 SHIFTS = {"dark": {"gamma": 1.6, "contrast": 0.6, "offset": 0.05},
           "bright": {"gamma": 0.6, "contrast": 0.75, "offset": 0.2}}
+# Outside the augmentation's family (γ 0.6–1.4, contrast 0.75–1.25, offset ±0.25) in every parameter; added after
+# the sets above, which stay as they were (same arrays).
+FAR_SHIFTS = {"dark_far": {"gamma": 2.2, "contrast": 0.45, "offset": 0.0},
+              "bright_far": {"gamma": 0.4, "contrast": 0.55, "offset": 0.35}}
+NOISE_SIGMA, NOISE_SEED = 0.16, 33  # in [0, 1] units at the stored 256²; ≈ 0.08 after the 2×2 area resize to 128²
+BLUR_SIGMA = 2.0  # pixels at the stored 256²
 
 
 def shifted(images: np.ndarray, gamma: float, contrast: float, offset: float) -> np.ndarray:
@@ -32,12 +45,28 @@ def shifted(images: np.ndarray, gamma: float, contrast: float, offset: float) ->
     return np.clip(np.rint((offset + contrast * x**gamma) * 255.0), 0, 255).astype(np.uint8)
 
 
+def noisy(images: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    """uint8 → uint8: additive Gaussian noise of ``sigma`` (in [0, 1] units), one fixed draw for the whole stack."""
+    noise = np.random.default_rng(seed).normal(0.0, sigma, images.shape)
+    return np.clip(np.rint((images.astype(np.float64) / 255.0 + noise) * 255.0), 0, 255).astype(np.uint8)
+
+
+def blurred(images: np.ndarray, sigma: float) -> np.ndarray:
+    """uint8 → uint8: each image (N, C, H, W) or (N, H, W) blurred in its two spatial axes only."""
+    spatial = (0,) * (images.ndim - 2) + (sigma, sigma)
+    return np.clip(np.rint(gaussian_filter(images.astype(np.float64), sigma=spatial)), 0, 255).astype(np.uint8)
+
+
 def isbi_sets(source: Path) -> dict[str, dict[str, np.ndarray]]:
     with np.load(source) as data:
         x, y = data["x_train"], data["y_train"]
     plain = {"x_train": x[TRAIN], "y_train": y[TRAIN], "x_val": x[VAL], "y_val": y[VAL]}
     sets = {f"isbi_shift_{name}": {**plain, "x_test": shifted(x[TEST], **shift), "y_test": y[TEST]}
             for name, shift in SHIFTS.items()}
+    sets.update({f"isbi_shift_{name}": {**plain, "x_test": shifted(x[TEST], **shift), "y_test": y[TEST]}
+                 for name, shift in FAR_SHIFTS.items()})
+    sets["isbi_shift_noise"] = {**plain, "x_test": noisy(x[TEST], NOISE_SIGMA, NOISE_SEED), "y_test": y[TEST]}
+    sets["isbi_shift_blur"] = {**plain, "x_test": blurred(x[TEST], BLUR_SIGMA), "y_test": y[TEST]}
     sets["isbi_resplit"] = {"x_train": x[14:30], "y_train": y[14:30], "x_val": x[7:13], "y_val": y[7:13],
                             "x_test": x[0:6], "y_test": y[0:6]}
     return sets

@@ -1,6 +1,8 @@
 """The study README's tables, from the run records alone (``runs/``, copied by visionlab-report --copy-records):
 
-    python experiments/unet_recipe/tables.py experiments/unet_recipe/runs
+    python experiments/unet_recipe/tables.py experiments/unet_recipe/runs experiments/unet_recipe/runs_thin
+
+(name the records folders: ``runs_shift/`` holds later ISBI runs of the same variant names, which must not mix in)
 
 Each cell is the mean over seeds with the per-seed values in brackets. ISBI: membrane F1 (label 0, the minority
 class; ``test/f1_bg``) on the plain test slices and on the same slices under the two exposures of make_sets.py;
@@ -18,10 +20,10 @@ RECIPES = {"r0_course": "r0 the recipe before (epochs of the data)", "r1_steps":
 MACRO = ("r2_intensity", "macro")  # r2's second checkpoint: best val/f1_macro
 
 
-def load(root: Path) -> dict:
+def load(*roots: Path) -> dict:
     """{(set, recipe, tag): {seed: test metrics}}; tag "" = the training run's own test."""
     out: dict = defaultdict(dict)
-    for path in sorted(root.rglob("summary.json")):
+    for path in sorted(path for root in roots for path in root.rglob("summary.json")):
         summary = json.loads(path.read_text())
         dataset = next((p.removeprefix("unet_screen_") for p in path.parts if p.startswith("unet_screen_")), None)
         recipe = next((r for r in RECIPES if summary["experiment"].startswith(r)), None)
@@ -39,8 +41,8 @@ def cell(runs: dict, key: str) -> str:
     return f"{sum(values) / len(values):.3f} ({' / '.join(f'{v:.3f}' for v in values)})"
 
 
-def main(root: str) -> None:
-    data = load(Path(root))
+def main(*roots: str) -> None:
+    data = load(*map(Path, roots))
     seeds = " / ".join(str(s) for s in sorted({seed for runs in data.values() for seed in runs}))
     print(f"ISBI 2012, membrane F1 (test/f1_bg), seeds {seeds}:\n")
     shifts = [("", "plain"), ("tta", "plain + TTA"), ("dark", "darker"), ("dark_tta", "darker + TTA"),
@@ -68,6 +70,6 @@ def main(root: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) < 2:
         sys.exit(__doc__.split("\n\n")[1])
-    main(sys.argv[1])
+    main(*sys.argv[1:])
