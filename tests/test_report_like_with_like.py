@@ -165,6 +165,8 @@ def test_pages_show_paths_relative_to_named_roots_never_the_hosts_own(tmp_path):
         portable("ckpt_path=logs/sweeps/x/best.ckpt lr=1e-3/2")
         == "ckpt_path=logs/sweeps/x/best.ckpt lr=1e-3/2"
     )
+    interpolated = "'+callbacks.best.dirpath=${paths.output_dir}/checkpoints'"  # relative to the run folder
+    assert portable(interpolated) == interpolated
     for seed in (1, 2):
         classification_run(
             tmp_path,

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import re
 
-# an absolute POSIX path: from a "/" that starts the text or follows a separator, up to a character that ends
-# it
-_ABSOLUTE = re.compile(r"(?<![\w.$~-])/(?:[^\s/()'\"`,;:|=<>]+/)*[^\s/()'\"`,;:|=<>]*")
+# an absolute POSIX path: from a "/" that starts the text or follows a separator (not a word, an interpolation
+# such as ``${paths.output_dir}/checkpoints`` or a bracket: those continue a relative path), up to a character
+# that ends it
+_ABSOLUTE = re.compile(r"(?<![\w.$~}\])-])/(?:[^\s/()'\"`,;:|=<>]+/)*[^\s/()'\"`,;:|=<>]*")
 SUMMARY_PATHS = ("data", "output_dir", "evaluated_checkpoint", "resumed_from")
 
 
