@@ -6,6 +6,8 @@ is not
 
 from __future__ import annotations
 
+import pytest
+
 from report_fixtures import classification_run, segmentation_run, write_report
 from visionlab.record import metric_keys as keys
 from visionlab.report.collect import collect
@@ -229,3 +231,13 @@ def test_an_effect_in_the_same_direction_but_of_another_size_is_not_called_alike
     assert _verdict(-0.05, VariantStats("x", "test", [], [], 2, delta=-0.4, p_holm=0.3)).startswith(
         "ours not"
     )
+
+
+@pytest.mark.parametrize(("last_loss", "unhealthy"), [(7.9, True), (5.7, True), (5.5, False), (3.0, False)])
+def test_the_far_above_chance_line_sits_at_one_and_a_half_times_a_uniform_guess(last_loss, unhealthy):
+    """Rprop at batch 64 ended at 7.9 (2.1 × ln 43) with 12.7 % accuracy: that run failed; a run still near
+    chance (a slow optimizer early on) has not."""
+    from visionlab.record.health import far_above_chance
+
+    rows = [{keys.EPOCH: 0, keys.TRAIN_LOSS: 3.5}, {keys.EPOCH: 1, keys.TRAIN_LOSS: last_loss}]
+    assert (far_above_chance(rows, "classification", 43) is not None) is unhealthy
