@@ -5,33 +5,24 @@ The rule (README, "Run health"), applied when a run ends:
 - ``diverged``: training stopped because the loss became NaN/inf (``NonFiniteLossError``), or a recorded
   training/validation loss is infinite; ``epoch`` is the epoch it happened in.
 - ``stuck``: the epoch the run is judged by (the best epoch of ``monitor``, whose checkpoint is tested)
-predicts a
-  constant: for a task with collapse keys (segmentation: ``val/f1`` and ``val/f1_bg``) one of them is at most
-  ``COLLAPSE_SCORE``, i.e. the model marks (almost) every validation pixel as one class — the all-foreground
-  plateau scores a high ``val/f1`` but ``val/f1_bg`` ≈ 0. ``epoch`` is that best epoch.
-- ``diverged`` too when the last epoch's training loss is more than ``FAR_ABOVE_CHANCE`` times the chance
-loss of
-  the task (classification: ln K, the cross-entropy of a uniform guess over K classes). No healthy run ends
-  there:
-  a loss far above chance means confidently wrong predictions (Rprop at batch 4 on GTSRB ends near 75 against
-  ln 43 = 3.76 while its accuracy sits at 21 %). ``epoch`` is that last epoch.
+  predicts a constant: for a task with collapse keys (segmentation: ``val/f1`` and ``val/f1_bg``) one of them
+  is at most ``COLLAPSE_SCORE``, i.e. the model marks (almost) every validation pixel as one class — the
+  all-foreground plateau scores a high ``val/f1`` but ``val/f1_bg`` ≈ 0. ``epoch`` is that best epoch.
+- ``diverged`` too when the last epoch's training loss is more than ``FAR_ABOVE_CHANCE`` times the chance loss
+  of the task (classification: ln K, the cross-entropy of a uniform guess over K classes). No healthy run ends
+  there: a loss far above chance means confidently wrong predictions (Rprop at batch 4 on GTSRB ends near 75
+  against ln 43 = 3.76 while its accuracy sits at 21 %). ``epoch`` is that last epoch.
 - ``ok`` otherwise (also when no epoch was recorded, e.g. an evaluation-only run).
 
 K-class segmentation (``multiclass_segmentation``) has one collapse score per class, ``val/dice_c<k>``: a
-class whose
-validation Dice stays at most ``COLLAPSE_SCORE`` in every recorded epoch is listed in ``stuck_classes`` (the
-collapse
-nnU-Net and smp users report: a rare class the model never learns to predict). The run is ``stuck`` only when
-at most
-one class is left that is not (the model predicts one class everywhere); otherwise it is ``ok`` and the list
-says
-which classes never learned.
+class whose validation Dice stays at most ``COLLAPSE_SCORE`` in every recorded epoch is listed in
+``stuck_classes`` (the collapse nnU-Net and smp users report: a rare class the model never learns to predict).
+The run is ``stuck`` only when at most one class is left that is not (the model predicts one class
+everywhere); otherwise it is ``ok`` and the list says which classes never learned.
 
 ``collapsed_epochs`` counts the epochs whose validation scores met the stuck condition (a plateau that
-training
-left again: the run is ok, but the count shows how long it sat there). The report never averages a diverged or
-stuck run into its tables; it lists it as excluded, with the epoch.
-"""
+training left again: the run is ok, but the count shows how long it sat there). The report never averages a
+diverged or stuck run into its tables; it lists it as excluded, with the epoch."""
 
 from __future__ import annotations
 
@@ -45,7 +36,7 @@ OK, DIVERGED, STUCK = "ok", "diverged", "stuck"
 UNHEALTHY = (DIVERGED, STUCK)
 COLLAPSE_SCORE = 0.05  # a class scored at most this on validation is (almost) never predicted correctly
 # a final training loss above this multiple of the chance loss is a failed run: worse than a uniform guess by
-# half of it (Rprop at batch 64 on GTSRB ends at 7.9 = 2.1 × ln 43 with 12.7 % accuracy and was called "ok" at 3×)
+# half of it (Rprop at batch 64 on GTSRB ends at 7.9 = 2.1 × ln 43 with 12.7 % accuracy; it was "ok" at 3×)
 FAR_ABOVE_CHANCE = 1.5
 
 
