@@ -435,6 +435,12 @@ def test_curve_means_cover_only_epochs_every_seed_reached():
     constant = {v: [(1, np.arange(n), np.full(n, 1e-3))] for v, n in (("a", 60), ("b", 20), ("c", 51))}
     groups = _same_lr({**constant, "d": [(1, np.arange(4), np.array([4e-4, 3e-3, 2e-3, 7e-4]))]})
     assert sorted(names for _, names in groups) == [["a", "b", "c"], ["d"]]  # equal schedules: one line
+    # against optimizer steps, equal per-epoch rates over 8-step and 40-step epochs are two schedules
+    by_step = {
+        "short": [(1, np.arange(5) * 8, np.full(5, 1e-3))],
+        "long": [(1, np.arange(5) * 40, np.full(5, 1e-3))],
+    }
+    assert sorted(names for _, names in _same_lr(by_step)) == [["long"], ["short"]]
 
 
 # ------------------------------------------------------------------ bounded and inert record input

@@ -142,8 +142,8 @@ def _panel(
 
 def _same_lr(series_by_variant: dict) -> list[tuple[tuple, list[str]]]:
     """Variants grouped by the same learning-rate schedule (each variant's longest run; two schedules are the
-    same
-    when they agree on every epoch both reached), so equal schedules are one line that names them all. Returns
+    same when they agree at every point both reached, on the same x: drawn against optimizer steps, an 8-step
+    and a 40-step epoch schedule with equal per-epoch rates are different schedules), so equal schedules are one line that names them all. Returns
     (the longest run's (seed, epochs, rates), variants) per group."""
     groups: list[tuple[tuple, list[str]]] = []
     for variant, series in sorted(series_by_variant.items()):
@@ -152,7 +152,8 @@ def _same_lr(series_by_variant: dict) -> list[tuple[tuple, list[str]]]:
         longest = max(series, key=lambda s: len(s[1]))
         for i, (rep, names) in enumerate(groups):
             n = min(len(rep[2]), len(longest[2]))
-            if np.allclose(rep[2][:n], longest[2][:n], rtol=1e-9, atol=0):
+            same_x = np.array_equal(np.asarray(rep[1][:n]), np.asarray(longest[1][:n]))  # steps differ too
+            if same_x and np.allclose(rep[2][:n], longest[2][:n], rtol=1e-9, atol=0):
                 names.append(variant)
                 if len(longest[2]) > len(rep[2]):
                     groups[i] = (longest, names)
