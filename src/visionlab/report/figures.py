@@ -143,8 +143,8 @@ def _panel(
 def _same_lr(series_by_variant: dict) -> list[tuple[tuple, list[str]]]:
     """Variants grouped by the same learning-rate schedule (each variant's longest run; two schedules are the
     same when they agree at every point both reached, on the same x: drawn against optimizer steps, an 8-step
-    and a 40-step epoch schedule with equal per-epoch rates are different schedules), so equal schedules are one line that names them all. Returns
-    (the longest run's (seed, epochs, rates), variants) per group."""
+    and a 40-step epoch schedule with equal per-epoch rates are different schedules), so equal schedules are
+    one line that names them all. Returns (the longest run's (seed, epochs, rates), variants) per group."""
     groups: list[tuple[tuple, list[str]]] = []
     for variant, series in sorted(series_by_variant.items()):
         if not series:
