@@ -6,10 +6,7 @@ READMEs equal to their report.json, and a page that fits a 900 px window."""
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +15,7 @@ import yaml
 
 from helpers import REPO
 from report_fixtures import classification_run, segmentation_run, write_report
-from visionlab.report import convergence, readme
+from visionlab.report import convergence
 from visionlab.report.reference import load_reference
 from visionlab.report.stats import holm
 
@@ -495,63 +492,6 @@ def test_oversized_and_crafted_record_files_are_problems_not_crashes(tmp_path):
         "run cnn_sgd_s1 skipped: config.yaml: more than 20,000 entries" in caveats
     )  # issue 28: skipped, named
     assert "cnn_baseline: no misclassified images recorded." in markdown
-
-
-# ------------------------------------------------------------------ study READMEs = their report.json
-STUDIES = sorted(p.parent.parent for p in (REPO / "experiments").glob("*/report/report.json"))
-
-
-@pytest.mark.parametrize("study", STUDIES, ids=lambda p: p.name)
-def test_a_study_readme_copies_its_tables_from_report_json(study):
-    text = (study / "README.md").read_text()
-    numbers = json.loads((study / "report" / "report.json").read_text())
-    ids = readme.marked(text)
-    assert any(i.startswith("over-seeds:") for i in ids), f"{study.name}: README copies no over-seeds table"
-    assert set(ids) <= set(readme.page_tables(numbers)), "a marked table the page does not have"
-    assert readme.synced(text, numbers) == text, (
-        f"{study.name}/README.md differs from report.json: run python -m visionlab.report.readme {study}"
-    )
-
-
-# ------------------------------------------------------------------ layout in a browser
-_PROBE = """<script>window.addEventListener('load', () => { const b = document.body;
-b.setAttribute('data-overflow', String(document.documentElement.scrollWidth > window.innerWidth));
-b.setAttribute('data-scrolls', String(Array.from(document.querySelectorAll('.scroll')).some(
-  d => d.scrollWidth > d.clientWidth)));
-b.setAttribute('data-shrunk', String(Array.from(document.images).some(
-  i => i.getBoundingClientRect().width < 0.75 * i.naturalWidth))); });</script></body>"""
-BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(
-    not BROWSER,
-    reason="Chromium is not installed (apt-get install chromium): the layout is checked where a browser is",
-)
-@pytest.mark.parametrize("study", STUDIES, ids=lambda p: p.name)
-def test_a_committed_page_fits_a_900_px_window(study, tmp_path):
-    """Nothing wider than the window, no table needing its scroll box, no figure shrunk below 75 % (its text
-    stays readable)."""
-    probe = tmp_path / "probe.html"
-    probe.write_text((study / "report" / "report.html").read_text().replace("</body>", _PROBE))
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--no-first-run",
-        "--disable-component-update",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=900,1000",
-        "--virtual-time-budget=5000",
-    ]
-    dom = subprocess.run(
-        [BROWSER, *flags, "--dump-dom", probe.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    ).stdout
-    assert 'data-overflow="false"' in dom and 'data-scrolls="false"' in dom and 'data-shrunk="false"' in dom
 
 
 def test_config_differences_of_many_single_seed_variants_stay_narrow_and_skip_run_locations(tmp_path):

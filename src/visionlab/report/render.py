@@ -159,9 +159,22 @@ def _glued(html_text: str) -> str:
     return _UNIT.sub("\u00a0", html_text)
 
 
+_TAG = re.compile(r"(<[^>]+>)")
+_JOINT = re.compile(r"(?<=[_./=,])(?=[A-Za-z$])")  # not inside a number: 95.35 stays whole
+
+
+def _joints(html_text: str) -> str:
+    """A line-break opportunity (``<wbr>``) after each ``_ . / = ,`` inside a word of text (not in tags):
+    a long name (``r2_intensity_dark_far_tta``, ``visionlab.tasks.schedules.warmup_cosine``) wraps at its
+    joints, so a table fits a narrow window without breaking a name mid-word."""
+    return "".join(
+        part if part.startswith("<") else _JOINT.sub("<wbr>", part) for part in _TAG.split(html_text)
+    )
+
+
 def _cell(text) -> str:
     if len(str(text)) > _LONG_CELL:
-        return f'<td class="long">{_glued(_inline(text))}</td>'
+        return f'<td class="long">{_joints(_glued(_inline(text)))}</td>'
     return f"<td>{_inline(text)}</td>"
 
 
@@ -203,7 +216,7 @@ def to_html(doc: Document, figures: bool = True) -> str:
         elif isinstance(block, Bullets):
             out.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block.items) + "</ul>")
         elif isinstance(block, Table):
-            head = "".join(f"<th>{_inline(h)}</th>" for h in block.header)
+            head = "".join(f"<th>{_joints(_inline(h))}</th>" for h in block.header)
             body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in block.rows)
             out.append(
                 f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
