@@ -241,3 +241,16 @@ def test_the_far_above_chance_line_sits_at_one_and_a_half_times_a_uniform_guess(
 
     rows = [{keys.EPOCH: 0, keys.TRAIN_LOSS: 3.5}, {keys.EPOCH: 1, keys.TRAIN_LOSS: last_loss}]
     assert (far_above_chance(rows, "classification", 43) is not None) is unhealthy
+
+
+def test_a_section_without_a_tested_comparison_says_why_it_has_no_p_values(tmp_path):
+    """One seed a side: no t-test is possible, and the page says so instead of "Holm over 0 comparisons"."""
+    classification_run(tmp_path / "runs", "base", 1, [0.3, 0.4, 0.5])
+    classification_run(tmp_path / "runs", "other", 1, [0.3, 0.5, 0.6])
+    doc, numbers, _ = write_report(tmp_path / "out", str(tmp_path / "runs"), "--baseline", "base")
+    assert numbers["tasks"]["classification"]["comparisons"] == 0
+    assert "no variant has two counted seeds on both sides" in doc and "over all 0" not in doc
+    classification_run(tmp_path / "runs", "base", 2, [0.3, 0.4, 0.55])
+    classification_run(tmp_path / "runs", "other", 2, [0.3, 0.5, 0.65])
+    doc, numbers, _ = write_report(tmp_path / "out2", str(tmp_path / "runs"), "--baseline", "base")
+    assert "Holm-adjusted over all 1 comparison of this section" in doc

@@ -192,11 +192,8 @@ def _results(
         Paragraph(
             f"Baseline: **{md(task.baseline)}**. n = counted runs (diverged or stuck runs left out). Δ is "
             "the difference "
-            f"of means to {_compared_words(task)} with its 95 % interval (Welch); p: the two-sided Welch "
-            "t-test over seeds, then "
-            f"that p Holm-adjusted over all {task.comparisons} comparisons of this section; a Δ is bold "
-            "only where "
-            f"the Holm-adjusted p < {SIGNIFICANCE}. Training: how the variant's runs ended; "
+            f"of means to {_compared_words(task)} with its 95 % interval (Welch); {_p_words(task)}"
+            " Training: how the variant's runs ended; "
             "**budget-limited** runs were still "
             "rising at their epoch cap, so their Δ is not a converged one."
         ),
@@ -377,6 +374,20 @@ def _claim(v, kind: str, baseline: str | None = None) -> str:
         return f"; {delta}, untested (one seed on a side, or no spread: no interval, no p)"
     verdict = "**significant**" if significant(v.p_holm) else "not significant"
     return f"; {delta} {fmt_ci(v.ci, kind)}, {verdict} (Holm p = {fmt_p(v.p_holm)})"
+
+
+def _p_words(task) -> str:
+    """How the section's p-values were made, or why it has none (a test needs two counted seeds a side)."""
+    if not task.comparisons:
+        return (
+            "p: none in this section, since no variant has two counted seeds on both sides of a comparison "
+            "(a t-test needs them); a difference here is a single measurement, not a tested one."
+        )
+    return (
+        "p: the two-sided Welch t-test over seeds, then that p Holm-adjusted over all "
+        f"{task.comparisons} comparison{'s' if task.comparisons > 1 else ''} of this section; a Δ is bold "
+        f"only where the Holm-adjusted p < {SIGNIFICANCE}."
+    )
 
 
 def _compared_words(task: TaskStats) -> str:
