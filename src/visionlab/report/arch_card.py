@@ -226,22 +226,32 @@ def network_traits(model: nn.Module) -> dict[str, str]:
     return traits
 
 
+def _size(value) -> tuple[int, int] | None:
+    """(H, W) of a size value: an int (square) or a two-int list (``data.image_size: [120, 160]``)."""
+    if _is_int(value):
+        return value, value
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_int(v) for v in value):
+        return value[0], value[1]
+    return None
+
+
 def model_input_shape(cfg: dict) -> tuple[int, int, int]:
     """C×H×W the run's network sees, from its resolved config (model first, then data, then task default)."""
     model_cfg = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
     data_cfg = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
     segmentation = "segment" in str(model_cfg.get("_target_", "")).lower()
     channels = model_cfg.get("in_channels", 1 if segmentation else 3)
-    size = next(
+    default = 256 if segmentation else 28
+    height, width = next(
         (
-            c[key]
+            size
             for c in (model_cfg, data_cfg)
             for key in ("input_size", "image_size", "size")
-            if _is_int(c.get(key))
+            if (size := _size(c.get(key)))
         ),
-        256 if segmentation else 28,
+        (default, default),
     )
-    return _bounded("in_channels", channels), _bounded("input_size", size), _bounded("input_size", size)
+    return _bounded("in_channels", channels), _bounded("input_size", height), _bounded("input_size", width)
 
 
 def _is_int(value) -> bool:
