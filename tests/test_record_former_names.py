@@ -28,12 +28,19 @@ def _one_run(root: Path, experiment: str) -> RunFolder:
 def test_a_committed_record_from_before_model_net_reads_in_todays_layout():
     cnn = _one_run(GTSRB_ABLATION, "cnn_fast").read_config()["model"]
     assert cnn["_target_"] == "visionlab.tasks.classification.module.ClassificationModule"
-    assert cnn["net"] == {"type": "seed_cnn", "activation": "relu", "batch_norm": True, "width": 1.0}
+    assert cnn["net"] == {
+        "type": "seed_cnn",
+        "label": "cnn",
+        "activation": "relu",
+        "batch_norm": True,
+        "width": 1.0,
+    }
     assert not {"activation", "batch_norm", "width"} & set(cnn)
     assert cnn["label_smoothing"] == 0.1  # the model's own keys stay where they were
     unet = _one_run(ISBI_ABLATION, "unet_elu").read_config()["model"]
     assert unet["net"] == {
         "type": "unet",
+        "label": "unet",
         "features_start": 64,
         "depth": 5,
         "up_mode": "bilinear",

@@ -21,10 +21,11 @@ FORMER_TARGETS = {
     "visionlab.sweeps.SweepIndexCallback": "visionlab.cluster.sweep_callback.SweepIndexCallback",
     "visionlab.tracking.wandb_logger.make_wandb_logger": "visionlab.tracking.wandb.logger.make_wandb_logger",
 }
-# records from before model.net: the network each model class built, and its arguments that sat under model
+# records from before model.net: the network each model class built (its type and label, as model.net holds
+# them today), and its arguments that sat under model
 FORMER_NETWORK_ARGUMENTS = {
-    _CLASSIFIER: ("seed_cnn", ("activation", "batch_norm", "width")),
-    _SEGMENTER: ("unet", ("features_start", "depth", "up_mode", "activation", "batch_norm")),
+    _CLASSIFIER: ("seed_cnn", "cnn", ("activation", "batch_norm", "width")),
+    _SEGMENTER: ("unet", "unet", ("features_start", "depth", "up_mode", "activation", "batch_norm")),
 }
 
 
@@ -43,12 +44,12 @@ def _current_targets(node: object) -> object:
 
 def _current_model(model: dict) -> dict:
     """A ``model`` section without ``net`` whose class built a fixed network: its network's arguments moved
-    from ``model.<key>`` to ``model.net.<key>`` (with the ``type`` it built)."""
+    from ``model.<key>`` to ``model.net.<key>`` (with the ``type`` and ``label`` of the network it built)."""
     target = model.get("_target_")
     if "net" in model or not isinstance(target, str) or target not in FORMER_NETWORK_ARGUMENTS:
         return model
-    kind, keys = FORMER_NETWORK_ARGUMENTS[target]
-    net = {"type": kind, **{key: model[key] for key in keys if key in model}}
+    kind, label, keys = FORMER_NETWORK_ARGUMENTS[target]
+    net = {"type": kind, "label": label, **{key: model[key] for key in keys if key in model}}
     return {**{key: value for key, value in model.items() if key not in keys}, "net": net}
 
 

@@ -94,7 +94,8 @@ class AugmentedSegmentation(Dataset):
 class SegmentationDataModule(InMemoryDataModule):
     """Shared pipeline; subclasses say where the arrays come from (``load_arrays``).
 
-    The recipe's values live in ``conf/data/common/seg.yaml`` only."""
+    Every value (the recipe's included) lives in ``conf/data/common/seg.yaml`` only: every argument is
+    required."""
 
     def __init__(
         self,
@@ -119,21 +120,20 @@ class SegmentationDataModule(InMemoryDataModule):
         contrast: float,
         p_affine: float,
         p_intensity: float,
-        gamma: float = 0.0,
-        p_gamma: float = 0.0,
-        samples_per_epoch: int | None = None,
-        augment_backend: str = "batched",
-        pin_memory: bool = False,
-        name: str
-        | None = None,  # the data config's short name (data.name, part of the default experiment name)
-        num_classes: int = 2,
-        class_names: list[str] | None = None,
-        input_size: int | None = None,
-        ignore_index: int | None = None,
-        palette: list | None = None,
-        crop=None,
-        p_oversample: float = 0.0,
-        oversample_classes: list[int] | None = None,
+        gamma: float,
+        p_gamma: float,
+        samples_per_epoch: int | None,
+        augment_backend: str,
+        pin_memory: bool,
+        name: str | None,  # the data config's short name (data.name, part of the default experiment name)
+        num_classes: int,
+        class_names: list[str] | None,
+        input_size: int | None,
+        ignore_index: int | None,
+        palette: list | None,
+        crop,
+        p_oversample: float,
+        oversample_classes: list[int] | None,
     ):
         super().__init__(
             batch_size,
@@ -375,7 +375,7 @@ class FileSegmentationDataModule(SegmentationDataModule):
     public
     ISBI 2012 training stack into ``data_dir`` first when it holds no data (``download.py``)."""
 
-    def __init__(self, data_dir: str, format: str = "auto", download: bool = False, **kwargs):
+    def __init__(self, data_dir: str, format: str, download: bool, **kwargs):
         super().__init__(**kwargs)
         choose("data.format", format, FORMATS)
         self.data_dir, self.format, self.download = Path(data_dir), format, download
