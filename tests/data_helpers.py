@@ -33,6 +33,8 @@ def datamodule(name: str, **overrides):
     return instantiate(data_config(name, **overrides), "data")
 
 
-def recipe(name: str, **overrides) -> dict:
-    """The training augmentation recipe a datamodule of conf/data/<name>.yaml uses."""
-    return {**datamodule(name).recipe, **overrides}
+def recipe(name: str, **overrides):
+    """The training augmentation recipe a datamodule of conf/data/<name>.yaml uses, with ``overrides``: a dict
+    for classification data, a (checked) ``SegmentationRecipe`` for segmentation data."""
+    current = datamodule(name).recipe
+    return {**current, **overrides} if isinstance(current, dict) else current.replace(**overrides)

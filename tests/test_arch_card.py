@@ -3,7 +3,7 @@
 import pytest
 from torch import nn
 
-from visionlab.networks.seed_cnn import SeedCNN
+from visionlab.networks.registry import CLASSIFICATION, SEGMENTATION, NetworkIO, build_network
 from visionlab.report.arch_card import UNDEFINED, WHOLE_INPUT, architecture_card
 
 
@@ -71,7 +71,9 @@ def test_dilation_enters_receptive_field():
 
 
 def test_seed_cnn_numbers():
-    card = architecture_card(SeedCNN(), (3, 28, 28))
+    card = architecture_card(
+        build_network({"type": "seed_cnn"}, NetworkIO(CLASSIFICATION, 3, 43, 28)), (3, 28, 28)
+    )
     linear = _rows(card, "Linear")[0]
     assert card.layers[-2].output_shape == (512,)  # 32 × 4 × 4 features into the linear layer
     assert linear.params == 512 * 43 + 43
@@ -112,8 +114,8 @@ def test_unet_second_conv_and_decoder_receptive_field():
 
 
 def test_course_unet_card():
-    unet = pytest.importorskip("visionlab.networks.unet")
-    card = architecture_card(unet.UNet(), (1, 256, 256))
+    unet = build_network({"type": "unet"}, NetworkIO(SEGMENTATION, 1, 1))
+    card = architecture_card(unet, (1, 256, 256))
     by_name = {row.name: row for row in card.layers}
     assert by_name["downs.0.1.0"].params == 73856  # second level's first conv 64 → 128: 128 × (3·3·64 + 1)
     assert card.total_params == 28941633
@@ -130,6 +132,8 @@ def test_course_unet_card():
 
 @pytest.mark.parametrize("bn", [False, True])
 def test_card_from_run_config(bn):
+    """A record from before model.net, read as ``RunFolder.read_config`` reads it (in today's layout)."""
+    from visionlab.record.former_names import current_names
     from visionlab.report.arch_card import card_from_config
 
     cfg = {
@@ -141,6 +145,6 @@ def test_card_from_run_config(bn):
             "num_classes": 43,
         }
     }
-    card = card_from_config(cfg)
+    card = card_from_config(current_names(cfg))
     assert card.input_shape == (3, 28, 28)
     assert card.total_params == 87403 + (bn and 2 * (64 + 32 + 32))

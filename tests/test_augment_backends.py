@@ -43,7 +43,8 @@ def augment(
             x, _ = reference(images, targets, seed=7, recipe=rec).__getitems__(idx)
             out.append(x.float().numpy())
         else:
-            x, _ = batched(**rec)(
+            augmenter = batched(**rec) if isinstance(rec, dict) else batched(rec)
+            x, _ = augmenter(
                 torch.from_numpy(images[idx]), torch.from_numpy(targets[idx]), batch_generator(7, 0, start)
             )
             out.append((x * 255).permute(0, 2, 3, 1).numpy())
@@ -150,7 +151,7 @@ def test_gamma_ranges_match_and_off_by_default():
         )
         untouched = _seg(backend, flat, **{**only_gamma, "p_gamma": 0.0})[:, 16, 16, 0]
         np.testing.assert_allclose(untouched, 128, atol=0.51)  # off: the image stays as it was
-    assert recipe("synthetic_seg")["p_gamma"] == 0.0  # the seed recipe has no gamma step
+    assert recipe("synthetic_seg").p_gamma == 0.0  # the seed recipe has no gamma step
 
 
 @pytest.mark.parametrize(("alpha", "sigma"), [(300.0, 8.0), (120.0, 5.0)])

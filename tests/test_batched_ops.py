@@ -69,7 +69,7 @@ def test_batched_output_is_channels_last_in_range_and_depends_only_on_the_genera
         images = torch.from_numpy(rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8))
         targets = torch.from_numpy(rng.choice([11, 14], 16))  # a flippable and a never-flipped class
     else:
-        augment = SegmentationBatchAugment(**recipe(data))
+        augment = SegmentationBatchAugment(recipe(data))
         images = torch.from_numpy(rng.integers(0, 256, (4, 64, 64, 1), dtype=np.uint8))
         targets = torch.from_numpy(rng.integers(0, 2, (4, 64, 64), dtype=np.uint8))
     first = augment(images, targets, batch_generator(5, 1, 9))
@@ -97,7 +97,7 @@ def test_cuda_augmentation_matches_the_cpu_and_never_waits_for_the_gpu(data):
         images = torch.from_numpy(rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8))
         targets = torch.from_numpy(rng.choice([11, 14], 64))
     else:
-        augment = SegmentationBatchAugment(**recipe(data))
+        augment = SegmentationBatchAugment(recipe(data))
         images = torch.from_numpy(rng.integers(0, 256, (4, 64, 64, 1), dtype=np.uint8))
         targets = torch.from_numpy(rng.integers(0, 2, (4, 64, 64), dtype=np.uint8))
     cpu = augment(images, targets, batch_generator(2, 0, 1))

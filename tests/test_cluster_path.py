@@ -98,22 +98,10 @@ def test_ddp_training_shards_the_same_permutation_with_equal_steps_per_rank(leng
 
 
 def test_the_global_batch_is_divided_over_the_ranks_or_refused():
+    from data_helpers import datamodule as configured_datamodule
     from visionlab.config.errors import ConfigError
-    from visionlab.data.classification.datamodule import SyntheticSignsDataModule
 
-    datamodule = SyntheticSignsDataModule(
-        batch_size=64,
-        eval_batch_size=64,
-        num_workers=0,
-        val_fraction=0.2,
-        split_seed=0,
-        seed=1,
-        crop=28,
-        rotation=0,
-        brightness=0,
-        contrast=0,
-        flip_classes=[],
-    )
+    datamodule = configured_datamodule("synthetic_signs", batch_size=64, eval_batch_size=64, num_workers=0)
     datamodule.use_global_batch(4)
     assert (datamodule.global_batch_size, datamodule.batch_size) == (64, 16)
     with pytest.raises(ConfigError, match=r"data.batch_size=64 is the global batch .* 3 processes"):

@@ -13,6 +13,7 @@ import torch
 from visionlab.config.errors import ConfigError
 from visionlab.networks import registry as networks
 from visionlab.networks.registry import CLASSIFICATION, REGISTRY, NetworkIO, build_network, build_on_meta
+from visionlab.record.former_names import current_names
 from visionlab.tasks.classification.module import ClassificationModule
 from visionlab.tasks.segmentation.module import SegmentationModule
 
@@ -144,8 +145,8 @@ def test_timm_and_smp_specs_are_checked_against_the_libraries():
 
 def test_a_run_config_gives_its_network_on_the_meta_device_old_records_too():
     """What an architecture card needs: the spec and the data-fixed sizes from a resolved config.yaml's model
-    section, with or without ``model.net`` (records written before it); nothing the config names is
-    imported."""
+    section, with ``model.net`` or from before it (read in today's layout, as ``RunFolder.read_config`` reads
+    a record); nothing the config names is imported."""
     new = {
         "_target_": "visionlab.tasks.classification.module.ClassificationModule",
         "num_classes": 43,
@@ -154,7 +155,7 @@ def test_a_run_config_gives_its_network_on_the_meta_device_old_records_too():
         "net": {"type": "seed_cnn", "label": "cnn", "activation": "relu", "batch_norm": True, "width": 1.0},
     }
     old = {
-        "_target_": "visionlab.tasks.classification.module.ClassificationModule",
+        "_target_": "visionlab.models.classifier.ClassificationModule",
         "num_classes": 43,
         "in_channels": 3,
         "input_size": 28,
@@ -163,16 +164,11 @@ def test_a_run_config_gives_its_network_on_the_meta_device_old_records_too():
         "width": 1.0,
     }
     for cfg in (new, old):
-        net = build_on_meta(*networks.spec_and_io(cfg))
+        net = build_on_meta(*networks.spec_and_io(current_names({"model": cfg})["model"]))
         assert sum(p.numel() for p in net.parameters()) == 87_659
+    old_unet = {"_target_": "visionlab.models.segmenter.SegmentationModule", "in_channels": 1}
     unet = build_on_meta(
-        *networks.spec_and_io(
-            {
-                "_target_": "visionlab.tasks.segmentation.module.SegmentationModule",
-                "in_channels": 1,
-                "up_mode": "transposed",
-            }
-        )
+        *networks.spec_and_io(current_names({"model": {**old_unet, "up_mode": "transposed"}})["model"])
     )
     assert sum(p.numel() for p in unet.parameters()) == 31_030_593
     with pytest.raises(ConfigError, match="is not a visionlab model"):

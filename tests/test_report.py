@@ -401,34 +401,6 @@ def test_wandb_segmentation_runs_are_scored_on_their_logged_test_metrics(tmp_pat
     assert variant["values"] == pytest.approx([0.97, 0.95])
 
 
-def test_older_segmentation_records_are_read_under_todays_names(tmp_path):
-    """Run records written before the metric names were unified kept test/f1_mean in a segmentation
-    section."""
-    folder = tmp_path / "old" / "run1"
-    folder.mkdir(parents=True)
-    (folder / "summary.json").write_text(
-        json.dumps(
-            {
-                "experiment": "unet_baseline",
-                "task": "segmentation",
-                "seed": 1,
-                "status": "completed",
-                "test": {"test/f1": 0.9},
-                "best": {"epoch": 0, "val/f1": 0.5},
-                "segmentation": {
-                    "test/cases": 4,
-                    "test/f1_mean": 0.9,
-                    "test/f1_std": 0.02,
-                    "test/f1_min": 0.85,
-                },
-            }
-        )
-    )
-    (folder / "metrics.csv").write_text("epoch,train/loss,val/loss,train/f1,val/f1\n0,0.7,0.6,0.4,0.5\n")
-    markdown, _, _ = _report(tmp_path, str(tmp_path / "old"))
-    assert "| unet_baseline | 1 | completed | 4 | 0.9000 ± 0.0200 (min 0.8500) |" in markdown
-
-
 def test_a_sweep_folder_copied_off_the_machine_that_ran_it_keeps_its_jobs(sweep, tmp_path):
     """The index holds absolute run folders of the machine that ran the sweep; a copy elsewhere (a cluster's
     results fetched home) must still match every job to its run folder, not report it as missing."""

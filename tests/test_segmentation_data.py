@@ -171,7 +171,7 @@ def _augment(backend: str, images: np.ndarray, masks: np.ndarray, indices: list[
     if backend == "albumentations":
         x, y = AugmentedSegmentation(images, masks, seed=seed, recipe=strong).__getitems__(indices)
         return x[..., 0], y
-    x, y = SegmentationBatchAugment(**strong)(
+    x, y = SegmentationBatchAugment(strong)(
         torch.from_numpy(images[indices]),
         torch.from_numpy(masks[indices]),
         batch_generator(seed, 0, indices[0]),

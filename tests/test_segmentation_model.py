@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from seg_helpers import f1_iou
+from visionlab.networks.registry import SEGMENTATION, NetworkIO, build_network
 from visionlab.networks.unet import UNet
 from visionlab.record import metric_keys as keys
 from visionlab.tasks.segmentation.module import SegmentationModule, soft_dice_loss
@@ -30,13 +31,18 @@ def expected_unet_params(c_in: int, f: int, depth: int, transposed: bool) -> int
     return total + feats[0] + 1  # 1×1 head to one channel
 
 
+def unet(**args):
+    """The course U-Net for one input channel, conf/model/net/unet.yaml's defaults, then ``args``."""
+    return build_network({"type": "unet", **args}, NetworkIO(SEGMENTATION, 1, 1))
+
+
 def test_course_unet_parameter_counts():
-    assert n_params(UNet()) == 28_941_633 == expected_unet_params(1, 64, 5, transposed=False)
-    assert n_params(UNet(up_mode="nearest")) == 28_941_633
+    assert n_params(unet()) == 28_941_633 == expected_unet_params(1, 64, 5, transposed=False)
+    assert n_params(unet(up_mode="nearest")) == 28_941_633
     assert (
-        n_params(UNet(up_mode="transposed")) == 31_030_593 == expected_unet_params(1, 64, 5, transposed=True)
+        n_params(unet(up_mode="transposed")) == 31_030_593 == expected_unet_params(1, 64, 5, transposed=True)
     )
-    assert n_params(UNet(features_start=32, depth=4)) == expected_unet_params(1, 32, 4, transposed=False)
+    assert n_params(unet(features_start=32, depth=4)) == expected_unet_params(1, 32, 4, transposed=False)
 
 
 @pytest.mark.parametrize("up_mode", ["bilinear", "nearest", "transposed"])
@@ -51,9 +57,9 @@ def test_same_size_out_for_every_variant(up_mode, activation, batch_norm):
 
 def test_sizes_not_divisible_by_two_to_the_depth_minus_one_are_refused():
     with pytest.raises(ValueError, match=r"divisible by 8, got 60×64"):
-        UNet(features_start=2, depth=4)(torch.rand(1, 1, 60, 64))
+        unet(features_start=2, depth=4)(torch.rand(1, 1, 60, 64))
     with pytest.raises(ValueError, match="model.net.up_mode='bicubic'"):
-        UNet(up_mode="bicubic")
+        unet(up_mode="bicubic")
 
 
 def test_per_image_f1_and_iou_match_a_numpy_reference_including_empty_masks():

@@ -318,23 +318,26 @@ def test_foreground_crops_centre_on_a_rare_class_and_both_backends_keep_the_clas
 
     from visionlab.data.segmentation.augment import SegmentationBatchAugment
     from visionlab.data.segmentation.datamodule import AugmentedSegmentation
+    from visionlab.data.segmentation.recipe import SegmentationRecipe
 
-    recipe = {
-        "elastic": {"alpha": 30.0, "sigma": 4.0, "p": 1.0},
-        "flip": "horizontal",
-        "shift": 0.1,
-        "rotate": 20.0,
-        "scale": 0.1,
-        "brightness": 0.1,
-        "contrast": 0.1,
-        "p_affine": 1.0,
-        "p_intensity": 0.5,
-    }
+    recipe = SegmentationRecipe(
+        elastic={"alpha": 30.0, "sigma": 4.0, "p": 1.0},
+        flip="horizontal",
+        shift=0.1,
+        rotate=20.0,
+        scale=0.1,
+        brightness=0.1,
+        contrast=0.1,
+        p_affine=1.0,
+        p_intensity=0.5,
+        gamma=0.0,
+        p_gamma=0.0,
+    )
     arrays = make_synthetic_multiclass(
         n_train=8, n_val=1, n_test=1, size=32, seed=2, num_classes=4, ignore_index=255
     )
     values = set(np.unique(arrays["y_train"]).tolist())
-    _, augmented = SegmentationBatchAugment(**recipe)(
+    _, augmented = SegmentationBatchAugment(recipe)(
         torch.from_numpy(arrays["x_train"]),
         torch.from_numpy(arrays["y_train"]),
         torch.Generator().manual_seed(1),

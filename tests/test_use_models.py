@@ -462,3 +462,37 @@ def test_the_readme_snippet_runs_an_exported_model_with_only_onnxruntime_numpy_a
     assert done.returncode == 0, done.stderr[-2000:]
     assert "masks (1, 45, 70) uint8" in done.stdout
     assert Image.open(tmp_path / "mask.png").size == (70, 45)
+
+
+def test_a_record_older_than_todays_data_keys_and_model_net_evaluates_as_trained(
+    cls_run, image_folder, tmp_path
+):
+    """A run made before some data keys existed (``data.scale``, ``data.contrast_norm``, ...) and before
+    ``model.net``: the datamodule takes every argument (its defaults live only in conf/data), so the keys the
+    record lacks get their conf/data values, and the network's arguments are read from under ``model``."""
+    import yaml
+
+    folder, trained = cls_run
+    old = tmp_path / "old_run"
+    shutil.copytree(folder, old)
+    config = yaml.safe_load((old / "config.yaml").read_text())
+    for key in ("scale", "contrast_norm", "test_fraction", "split_policy"):
+        del config["data"][key]
+    net = config["model"].pop("net")
+    config["model"].update({key: net[key] for key in ("activation", "batch_norm", "width")})
+    config["model"]["_target_"] = "visionlab.models.classifier.ClassificationModule"
+    (old / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    from visionlab.inference.run_config import adopt_run, run_overrides
+
+    # as `python train.py train=false ckpt_path=<run> data.data_dir=...` composes and adopts the run
+    given = ["train=false", f"ckpt_path={old}", f"data.data_dir={image_folder}", *QUIET]
+    overrides = [*given, *run_overrides(given)]
+    assert "model/net=seed_cnn" in overrides and "data=image_folder" in overrides
+    cfg = compose(tmp_path, overrides, output="ev")
+    adopt_run(cfg, overrides)
+    summary = run(cfg)
+    assert summary["status"] == "completed"
+    for key in ("test/acc", "test/loss"):
+        assert summary["test"][key] == pytest.approx(trained["test"][key], abs=1e-6), key
+    evaluated = yaml.safe_load((tmp_path / "ev" / "config.yaml").read_text())
+    assert (evaluated["data"]["scale"], evaluated["data"]["split_policy"]) == (0.0, "stratified")

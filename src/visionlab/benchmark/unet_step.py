@@ -18,7 +18,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from visionlab.networks.unet import UNet
+from visionlab.networks.registry import SEGMENTATION, NetworkIO, build_network
 
 
 def measure(
@@ -34,7 +34,9 @@ def measure(
 ) -> float:
     """Training images per second for one configuration."""
     torch.manual_seed(0)
-    model = UNet(1, 1, features, depth, up_mode).to(device).to(memory_format=torch.channels_last)
+    spec = {"type": "unet", "features_start": features, "depth": depth, "up_mode": up_mode}
+    model = build_network(spec, NetworkIO(SEGMENTATION, 1, 1))
+    model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     x = torch.rand(batch, size, size, 1, device=device).permute(
         0, 3, 1, 2
@@ -82,7 +84,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     print("| features_start | params | precision | img/s |\n|---|---|---|---|")
     for features in args.features:
-        params = sum(p.numel() for p in UNet(1, 1, features).parameters())
+        unet = build_network({"type": "unet", "features_start": features}, NetworkIO(SEGMENTATION, 1, 1))
+        params = sum(p.numel() for p in unet.parameters())
         for precision in args.precision:
             ips = measure(
                 features, precision, args.size, args.batch, args.steps, args.warmup, device=args.device

@@ -70,21 +70,6 @@ def rotation(angle_deg: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
 
 
-def pixel_grid(height: int, width: int, dtype=torch.float64) -> torch.Tensor:
-    """(H, W, 2) output pixel centres as (x, y) in pixel units."""
-    ys, xs = torch.meshgrid(
-        torch.arange(height, dtype=dtype), torch.arange(width, dtype=dtype), indexing="ij"
-    )
-    return torch.stack([xs, ys], -1)
-
-
-def apply_affine(points: torch.Tensor, matrix: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-    """points (N, H, W, 2) or (H, W, 2) → matrix @ p + offset per sample; matrix (N, 2, 2), offset (N, 2)."""
-    if points.dim() == 3:
-        return torch.einsum("nij,hwj->nhwi", matrix, points) + offset[:, None, None, :]
-    return torch.einsum("nij,nhwj->nhwi", matrix, points) + offset[:, None, None, :]
-
-
 def sample(images: torch.Tensor, source_xy: torch.Tensor, mode: str, padding: str) -> torch.Tensor:
     """Read float N×C×H×W ``images`` at pixel coordinates ``source_xy`` (N, h, w, 2) → N×C×h×w.
 
@@ -186,30 +171,9 @@ def smooth_noise(noise: torch.Tensor, sigma: float, mix: torch.Tensor | None = N
 def elastic_noise(
     generator: torch.Generator, n: int, height: int, width: int, pin: bool = False
 ) -> torch.Tensor:
-    """(N, 2, H, W) white noise of ``elastic_displacement``, drawn on the CPU (identical on every device);
-    ``pin``: straight into pinned memory, so it travels to a GPU without a staging copy."""
+    """(N, 2, H, W) white noise of the elastic displacement fields, drawn on the CPU (identical on every
+    device); ``pin``: straight into pinned memory, so it travels to a GPU without a staging copy."""
     return torch.randn(n, 2, height, width, generator=generator, pin_memory=pin)
-
-
-def elastic_displacement(
-    generator: torch.Generator,
-    n: int,
-    height: int,
-    width: int,
-    alpha: float,
-    sigma: float,
-    device: torch.device,
-) -> torch.Tensor:
-    """(N, H, W, 2) displacement fields (dx, dy) in pixels with albumentations' ElasticTransform distribution:
-    Gaussian noise scaled to max |1| per sample, blurred by a Gaussian of ``sigma`` px, times ``alpha``.
-
-    See ``smooth_noise`` for why this costs only a few ms per 256² image."""
-    noise = to_device(
-        elastic_noise(generator, n, height, width, pin=torch.device(device).type == "cuda"), device
-    )
-    peak = noise.abs().amax(dim=(1, 2, 3)).clamp(min=1e-6)
-    mix = torch.diag_embed((alpha / peak)[:, None].expand(n, 2))
-    return smooth_noise(noise, sigma, mix).permute(0, 2, 3, 1)
 
 
 def separable_affine_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -220,24 +184,6 @@ def separable_affine_grid(theta: torch.Tensor, height: int, width: int) -> torch
     columns = theta[:, None, :, 0] * xs[None, :, None]  # N×W×2
     rows = theta[:, None, :, 1] * ys[None, :, None] + theta[:, None, :, 2]  # N×H×2
     return rows[:, :, None, :] + columns[:, None, :, :]
-
-
-def brightness_contrast_shift(
-    images: torch.Tensor, contrast: torch.Tensor, brightness: torch.Tensor
-) -> torch.Tensor:
-    """albumentations RandomBrightnessContrast on [0, 1] floats: x·(1 + contrast) + brightness, clipped."""
-    view = (-1,) + (1,) * (images.dim() - 1)
-    alpha = (1.0 + contrast).to(images).view(view)
-    beta = brightness.to(images).view(view)
-    return (images * alpha + beta).clamp_(0.0, 1.0)
-
-
-def color_jitter(images: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tensor) -> torch.Tensor:
-    """torchvision-style brightness then contrast factors on [0, 1] RGB N×3×H×W (contrast about the mean
-    grey)."""
-    view = (-1, 1, 1, 1)
-    images = (images * brightness.to(images).view(view)).clamp_(0.0, 1.0)
-    return contrast_about_grey(images, contrast)
 
 
 def contrast_about_grey(

@@ -1,9 +1,9 @@
 """What a datamodule serves, stated once: classes and their names, channels, input size and how the splits
 were
 made. The model config follows the data by interpolation (``num_classes: ${data.num_classes}``, ``in_channels:
-${data.channels}``, ``input_size: ${data.input_size}``), the datamodule checks that its data agrees with what
+${data.channels}``, ``input_size: ${data.input_size}``), each datamodule checks that its data agrees with what
 its
-config states (``check_stated``), and ``summary.json`` records the facts under ``data_facts``.
+config states, and ``summary.json`` records the facts under ``data_facts``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from visionlab.config.errors import ConfigError, DataError
+from visionlab.config.errors import ConfigError
 
 SPLIT_POLICIES = {
     "group": "whole groups (e.g. a sign's track) stay on one side; stratified by class",
@@ -63,17 +63,3 @@ def class_names_or_ids(class_names: Sequence | None, num_classes: int) -> tuple[
             "one name per class, in label order (or null for the ids)."
         )
     return tuple(str(name) for name in class_names)
-
-
-def check_stated(where: str, stated: dict, found: dict) -> None:
-    """The data's own facts must agree with what its config states (``data.<key>``; a stated None means
-    "whatever
-    the data has"): a DataError naming the key, the two values and what to do."""
-    for key, value in stated.items():
-        if value is None or key not in found or found[key] == value:
-            continue
-        raise DataError(
-            f"{where}: the data has {key} {found[key]!r} but data.{key}={value!r}. The model follows "
-            f"data.{key}; set data.{key}={found[key]!r} (or leave it to the data: null where the data "
-            "config allows it)."
-        )

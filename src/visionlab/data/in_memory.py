@@ -66,9 +66,9 @@ class InMemoryDataModule(pl.LightningDataModule):
         eval_batch_size: int,
         num_workers: int,
         seed: int,
-        augment_backend: str = "batched",
-        pin_memory: bool = False,
-        train_repeats: int = 1,
+        augment_backend: str,
+        pin_memory: bool,
+        train_repeats: int = 1,  # data.train_repeats / data.samples_per_epoch: segmentation only
         samples_per_epoch: int | None = None,
     ):
         super().__init__()

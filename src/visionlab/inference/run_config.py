@@ -241,7 +241,11 @@ def _take(cfg: DictConfig, source: RunSource, keys: list[str], what: str) -> Non
                 base[name] = copy.deepcopy(run["data"][name])
         cfg.data = base
     else:
-        cfg.data = _merged(cfg, "data", copy.deepcopy(run["data"]), DATA_DEFINING, keys, source, what)
+        run_data = copy.deepcopy(run["data"])
+        if _composed(cfg, "data._target_") == run_data.get("_target_"):  # keys added since the run was made:
+            for name in sorted(set(cfg.data) - set(run_data)):  # their value in conf/data, their one home
+                run_data[name] = _composed(cfg, f"data.{name}")
+        cfg.data = _merged(cfg, "data", run_data, DATA_DEFINING, keys, source, what)
 
 
 def _merged(

@@ -1,27 +1,26 @@
 """The network registry: ``model.net`` names a network and its arguments as plain data, and the task modules
-build
-whatever it names through ``build_network``; they never name a network themselves.
+build whatever it names through ``build_network``; they never name a network themselves.
 
 A spec is a mapping: ``type`` (a registered name: ``seed_cnn``, ``unet``, ``timm``, ``smp``), ``label`` (the
-network's
-short name in run names; not an argument) and the network's own arguments (``conf/model/net/<type>.yaml``
-holds
-every default). What the data fixes (input channels, classes or output channels, input size) comes from the
-task
+network's short name in run names; not an argument) and the network's own arguments. Every argument and its
+default lives in one place, ``conf/model/net/<type>.yaml``: Hydra composes it into a run's config, and a spec
+that leaves an argument out (a test's, a task module's default network) gets the same value read from that
+file. What the data fixes (input channels, classes or output channels, input size) comes from the task
 module, which takes it from the data's facts, never from the spec.
 
 A spec is data, not code: only the builders registered here run (nothing a config or a checkpoint names is
 imported), so checkpoints keep loading with ``weights_only=True`` and a report can build any registered
-network
-from a run's config on the meta device (``build_on_meta``: shapes only, no weights, no memory).
+network from a run's config on the meta device (``build_on_meta``: shapes only, no weights, no memory).
+Run records from before ``model.net`` are read in today's layout (``record.former_names``).
 
 timm and segmentation_models_pytorch are an optional extra (``pip install -e ".[models]"``), imported only
-when a
-spec names them; weights are never fetched unless the spec says ``pretrained: true`` (default false).
+when a spec names them; weights are never fetched unless the spec says ``pretrained: true`` (default false).
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib
 import inspect
 from collections.abc import Callable, Mapping
@@ -31,11 +30,14 @@ import torch
 from torch import nn
 
 from visionlab.config.errors import ConfigError
+from visionlab.config.location import config_dir
 from visionlab.networks.layers import check_flag, replace_relus
 
 CLASSIFICATION, SEGMENTATION = "classification", "segmentation"
 RESERVED = ("type", "label")  # spec keys that are not arguments of the network
 EXTRA = 'pip install -e ".[models]"'
+# the network of a task module built without one in Python (a config always names one: conf/model/*.yaml)
+DEFAULT_NETWORK = {CLASSIFICATION: "seed_cnn", SEGMENTATION: "unet"}
 
 
 @dataclass(frozen=True)
@@ -48,14 +50,27 @@ class NetworkIO:
     input_size: int | None = None
 
 
+NET_CONFIGS = "model/net"  # the config group holding one <name>.yaml per registered network
+
+
+@functools.cache
+def _defaults(name: str) -> dict:
+    """The arguments and defaults ``conf/model/net/<name>.yaml`` gives the network (as Hydra parses them)."""
+    from omegaconf import OmegaConf
+
+    path = config_dir() / NET_CONFIGS / f"{name}.yaml"
+    node = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    return {key: value for key, value in node.items() if key not in RESERVED}
+
+
 @dataclass(frozen=True)
 class Network:
-    """One registered network: the tasks it serves, every argument with its default, its builder and the check
-    of its arguments (the one home of those checks; a ConfigError names ``model.net.<key>``)."""
+    """One registered network: the tasks it serves, its builder and the check of its arguments (the one home
+    of those checks; a ConfigError names ``model.net.<key>``). Its arguments and their defaults are those of
+    its config, ``conf/model/net/<name>.yaml`` (``defaults``)."""
 
     name: str
     tasks: tuple[str, ...]
-    defaults: Mapping
     build: Callable[[dict, NetworkIO], nn.Module]
     check: Callable[[dict], None] = lambda args: None
     size_multiple: Callable[[dict], tuple[int, str]] | None = (
@@ -64,6 +79,11 @@ class Network:
     extra: str | None = None  # the optional package it needs
     description: str = ""
     examples: tuple[dict, ...] = field(default_factory=tuple)  # small specs the tests build, train and count
+
+    @property
+    def defaults(self) -> dict:
+        """Every argument the network takes, with its default (read from its config; a copy)."""
+        return copy.deepcopy(_defaults(self.name))
 
 
 REGISTRY: dict[str, Network] = {}
@@ -88,7 +108,7 @@ def missing_extra(network: Network) -> str | None:
 def resolve(spec, task: str) -> tuple[Network, dict]:
     """The registered network a spec names and its complete arguments (defaults filled in, checked)."""
     if spec is None:
-        spec = {"type": {CLASSIFICATION: "seed_cnn", SEGMENTATION: "unet"}[task]}
+        spec = {"type": DEFAULT_NETWORK[task]}
     if not isinstance(spec, Mapping):
         raise ConfigError(
             f"model.net={spec!r} must name a network and its arguments, e.g. model/net=seed_cnn."
@@ -141,27 +161,19 @@ MODEL_TASKS = {
     "visionlab.tasks.classification.module.ClassificationModule": CLASSIFICATION,
     "visionlab.tasks.segmentation.module.SegmentationModule": SEGMENTATION,
 }
-# run records written before model.net: the seed networks' arguments sat directly under model
-_LEGACY = {
-    CLASSIFICATION: ("seed_cnn", ("activation", "batch_norm", "width")),
-    SEGMENTATION: ("unet", ("features_start", "depth", "up_mode", "activation", "batch_norm")),
-}
 
 
 def spec_and_io(model_cfg: Mapping) -> tuple[dict, NetworkIO]:
-    """The network spec and the data-fixed inputs/outputs of a run's resolved ``model`` config
-    (``config.yaml``;
-    plain data, and records from before ``model.net`` too), e.g. for an architecture card."""
+    """The network spec and the data-fixed inputs/outputs of a run's resolved ``model`` config (its
+    ``config.yaml`` as ``RunFolder.read_config`` gives it: plain data, a record from before ``model.net`` in
+    today's layout), e.g. for an architecture card."""
     task = MODEL_TASKS.get(str(model_cfg.get("_target_")))
     if task is None:
         raise ConfigError(
             f"model._target_={model_cfg.get('_target_')!r} is not a visionlab model; one of "
             f"{', '.join(sorted(MODEL_TASKS))}"
         )
-    spec = model_cfg.get("net")
-    if spec is None:
-        kind, keys = _LEGACY[task]
-        spec = {"type": kind, **{key: model_cfg[key] for key in keys if key in model_cfg}}
+    spec = model_cfg.get("net") or {"type": DEFAULT_NETWORK[task]}
     if task == CLASSIFICATION:
         io = NetworkIO(
             task,
@@ -209,7 +221,6 @@ register(
     Network(
         "seed_cnn",
         (CLASSIFICATION,),
-        {"activation": "relu", "batch_norm": False, "width": 1.0},
         _seed_cnn,
         _check_seed_cnn,
         description="the seed study's CNN: conv 64 k5, conv 32 k5, pool, conv 32 k3, pool, linear "
@@ -251,7 +262,6 @@ register(
     Network(
         "unet",
         (SEGMENTATION,),
-        {"features_start": 64, "depth": 5, "up_mode": "bilinear", "activation": "relu", "batch_norm": False},
         _unet,
         _check_unet,
         _unet_multiple,
@@ -353,7 +363,6 @@ register(
     Network(
         "timm",
         (CLASSIFICATION,),
-        {"name": "resnet18", "pretrained": False, "activation": None, "batch_norm": None, "args": {}},
         _timm,
         _check_timm,
         extra="timm",
@@ -455,15 +464,6 @@ register(
     Network(
         "smp",
         (SEGMENTATION,),
-        {
-            "arch": "Unet",
-            "encoder": "resnet18",
-            "encoder_depth": 5,
-            "pretrained": False,
-            "activation": None,
-            "batch_norm": None,
-            "args": {},
-        },
         _smp,
         _check_smp,
         _smp_multiple,

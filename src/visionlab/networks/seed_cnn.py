@@ -34,16 +34,18 @@ def check_args(activation: str, batch_norm: bool, width: float, input_size: int 
 class SeedCNN(nn.Sequential):
     """conv 3→64 k5 → act → conv 64→32 k5 → act → pool → conv 32→32 k3 → act → pool → linear 512→classes.
 
-    ``width`` scales every convolution's channels (1 = the seed's network; the cnn_best preset widens it)."""
+    ``width`` scales every convolution's channels (1 = the seed's network; the cnn_best preset widens it).
+    Every argument is required: the defaults live in ``conf/model/net/seed_cnn.yaml`` (``build_network`` fills
+    them in) and the data's facts."""
 
     def __init__(
         self,
-        num_classes: int = 43,
-        in_channels: int = 3,
-        activation: str = "relu",
-        batch_norm: bool = False,
-        input_size: int = 28,
-        width: float = 1.0,
+        num_classes: int,
+        in_channels: int,
+        activation: str,
+        batch_norm: bool,
+        input_size: int,
+        width: float,
     ):
         check_args(activation, batch_norm, width, input_size)
         wide, narrow = round(64 * width), round(32 * width)

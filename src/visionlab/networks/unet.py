@@ -1,8 +1,8 @@
 """The course U-Net: same-padded 3×3 double convolutions, max-pool down, upsample (+1×1 conv) or transposed
 conv up, skip concatenation, one output channel (logits). 256 in → 256 out.
 
-Default (features_start=64, depth=5, bilinear): 64-128-256-512-1024 features, 28,941,633 parameters
-(31,030,593 with transposed convolutions up).
+With conf/model/net/unet.yaml's defaults (features_start=64, depth=5, bilinear): 64-128-256-512-1024
+features, 28,941,633 parameters (31,030,593 with transposed convolutions up).
 """
 
 from __future__ import annotations
@@ -74,17 +74,19 @@ def check_args(features_start: int, depth: int, up_mode: str, activation: str, b
 
 
 class UNet(nn.Module):
-    """``depth`` levels (``depth - 1`` poolings); input sides must be divisible by ``2 ** (depth - 1)``."""
+    """``depth`` levels (``depth - 1`` poolings); input sides must be divisible by ``2 ** (depth - 1)``.
+    Every argument is required: the defaults live in ``conf/model/net/unet.yaml`` (``build_network`` fills
+    them in) and the data's facts."""
 
     def __init__(
         self,
-        in_channels: int = 1,
-        out_channels: int = 1,
-        features_start: int = 64,
-        depth: int = 5,
-        up_mode: str = "bilinear",
-        activation: str = "relu",
-        batch_norm: bool = False,
+        in_channels: int,
+        out_channels: int,
+        features_start: int,
+        depth: int,
+        up_mode: str,
+        activation: str,
+        batch_norm: bool,
     ):
         super().__init__()
         check_args(features_start, depth, up_mode, activation, batch_norm)

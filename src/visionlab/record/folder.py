@@ -32,9 +32,8 @@ from visionlab.record.files import (
     write_json,
 )
 from visionlab.record.former_names import current_names
-from visionlab.record.metric_keys import CASE, CASE_SCORES, CASE_SOURCE, LEGACY_KEYS
+from visionlab.record.metric_keys import CASE, CASE_SCORES, CASE_SOURCE
 
-TEST_CASE_COLUMNS = (CASE, *CASE_SCORES)
 TEST, VALIDATION = "test", "validation"  # the splits a classification run records its confusion matrix on
 _SPLIT_FILES = {
     TEST: (layout.CONFUSION, layout.PER_CLASS_ACCURACY, layout.MISCLASSIFIED),
@@ -51,15 +50,6 @@ def unwritable_folder_error(folder: Path, exc: OSError) -> ConfigError:
         f"paths.log_dir: cannot create the run folder {folder} ({reason}: {where}). Set "
         "paths.log_dir=<a folder you can write to> (or the VISIONLAB_LOG_DIR environment variable)."
     )
-
-
-def _normalise_legacy(summary: dict) -> dict:
-    """Older records kept segmentation test statistics under other names in a ``segmentation`` section."""
-    section = summary.get("segmentation") or {}
-    legacy = {LEGACY_KEYS.get(k, k): v for k, v in section.items() if "/" in k}
-    if legacy:
-        summary["test"] = {**legacy, **(summary.get("test") or {})}
-    return summary
 
 
 @dataclass(frozen=True)
@@ -191,7 +181,7 @@ class RunFolder:
         summary = read_json(self.file(layout.SUMMARY), self.path)
         if not isinstance(summary, dict):
             raise ValueError(f"{layout.SUMMARY} does not hold a JSON object")
-        return _normalise_legacy(summary)
+        return summary
 
     def completed_summary(self) -> dict | None:
         """The summary if the run finished completely, else None (a re-run sweep skips only such runs)."""

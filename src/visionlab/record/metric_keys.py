@@ -245,6 +245,3 @@ MULTICLASS_SEGMENTATION = TaskMetrics(
 )
 
 TASKS: dict[str, TaskMetrics] = {t.task: t for t in (CLASSIFICATION, SEGMENTATION, MULTICLASS_SEGMENTATION)}
-
-# names older run records used for the same quantities (read back under today's names)
-LEGACY_KEYS = {"test/f1_mean": TEST_F1, "test/iou_mean": TEST_IOU}

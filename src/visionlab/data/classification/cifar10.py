@@ -21,7 +21,7 @@ HOW_TO_GET_DATA = (
 
 
 class CIFAR10DataModule(ClassificationDataModule):
-    def __init__(self, data_dir: str, image_size: int = 32, download: bool = False, **kwargs):
+    def __init__(self, data_dir: str, image_size: int, download: bool, **kwargs):
         super().__init__(**kwargs)
         expect(
             "data.image_size",

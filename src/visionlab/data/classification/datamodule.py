@@ -139,7 +139,8 @@ class ClassificationDataModule(InMemoryDataModule):
     (``stratified``); ``test_fraction`` > 0 also carves a test split when the source has none. Augmentation:
     the
     batched sign recipe (rotation, random crop, brightness/contrast, a horizontal flip for ``flip_classes``, a
-    list of ids or ``all``). Every value lives in ``conf/data/common/*.yaml``."""
+    list of ids or ``all``). Every value lives in ``conf/data/common/*.yaml`` and nowhere in Python: every
+    argument is required."""
 
     task = "classification"
 
@@ -156,16 +157,16 @@ class ClassificationDataModule(InMemoryDataModule):
         brightness: float,
         contrast: float,
         flip_classes: list[int] | str,
-        num_classes: int = 43,
-        class_names: list[str] | None = None,
-        channels: int = 3,
-        input_size: int | None = None,
-        test_fraction: float = 0.0,
-        augment_backend: str = "batched",
-        pin_memory: bool = False,
-        name: str | None = None,
-        scale: float = 0.0,
-        contrast_norm: str = "none",
+        num_classes: int,
+        class_names: list[str] | None,
+        channels: int,
+        input_size: int | None,
+        test_fraction: float,
+        augment_backend: str,
+        pin_memory: bool,
+        name: str | None,
+        scale: float,
+        contrast_norm: str,
     ):
         """``name``: the data config's short name (``data.name``, part of the default experiment name);
         ``contrast_norm``: per-image contrast normalisation of every split at load time (``contrast``)."""
@@ -350,7 +351,7 @@ class TrafficSignDataModule(ClassificationDataModule):
 class GTSRBDataModule(TrafficSignDataModule):
     """Real GTSRB from ``data_dir`` (prepared .npz files, the official layout, or a download)."""
 
-    def __init__(self, data_dir: str, cache_dir: str, download: bool = False, **kwargs):
+    def __init__(self, data_dir: str, cache_dir: str, download: bool, **kwargs):
         super().__init__(**kwargs)
         self.data_dir, self.cache_dir, self.download = Path(data_dir), Path(cache_dir), download
 
@@ -367,10 +368,10 @@ class SyntheticSignsDataModule(TrafficSignDataModule):
 
     def __init__(
         self,
-        tracks_per_class: int = 10,
-        frames_per_track: int = 10,
-        test_tracks_per_class: int = 3,
-        data_seed: int = 0,
+        tracks_per_class: int,
+        frames_per_track: int,
+        test_tracks_per_class: int,
+        data_seed: int,
         **kwargs,
     ):
         super().__init__(**kwargs)

@@ -39,7 +39,6 @@ from visionlab.config.errors import ConfigError, DataError
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".gif")
-SPLIT_FOLDERS = ("train", "val", "test")
 CACHE_VERSION = 2  # 2: large images reduced while decoded (decode)
 LAYOUT = (
     "an image folder holds one sub-folder per class with its images (<data_dir>/<class>/<image>.png; any "

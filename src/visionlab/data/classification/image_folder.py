@@ -31,9 +31,9 @@ class ImageFolderDataModule(ClassificationDataModule):
         data_dir: str,
         cache_dir: str,
         image_size: int,
-        split_policy: str = "stratified",
-        group_pattern: str = r"^(.+)_[^_]+$",
-        follow_symlinks: bool = False,
+        split_policy: str,
+        group_pattern: str,
+        follow_symlinks: bool,
         **kwargs,
     ):
         super().__init__(**kwargs)

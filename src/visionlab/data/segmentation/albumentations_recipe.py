@@ -7,34 +7,19 @@ are mirrored (no black corners, no invented labels).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import albumentations as A
 import cv2
+
+from visionlab.data.segmentation.recipe import SegmentationRecipe
 
 MIRROR = cv2.BORDER_REFLECT_101
 
 
-def train_transform(
-    elastic: Mapping,
-    flip: bool,
-    shift: float,
-    rotate: float,
-    scale: float,
-    brightness: float,
-    contrast: float,
-    p_affine: float,
-    p_intensity: float,
-    gamma: float = 0.0,
-    p_gamma: float = 0.0,
-) -> A.Compose:
-    """``elastic``: {alpha, sigma, p}; alpha is the displacement strength in pixels, sigma the smoothness of
-    the
-    displacement field (pixels). ``shift`` is a fraction of the side, ``rotate`` in degrees, ``scale`` ±
-    fraction.
-    The values come from ``conf/data/common/seg.yaml`` (no defaults here, so the two backends cannot
-    drift)."""
-    elastic = dict(elastic)
+def train_transform(recipe: SegmentationRecipe) -> A.Compose:
+    """The recipe's settings keep albumentations' meaning (``recipe.py`` lists them, conf/data/common/seg.yaml
+    holds their values: the two backends cannot drift)."""
+    r, elastic = recipe, recipe.elastic
+    flip, shift, rotate, scale = r.flip, r.shift, r.rotate, r.scale
     transforms: list = []
     if flip == "horizontal":  # street scenes: left-right only
         transforms.append(A.HorizontalFlip(p=0.5))
@@ -49,10 +34,10 @@ def train_transform(
                 interpolation=cv2.INTER_LINEAR,
                 mask_interpolation=cv2.INTER_NEAREST,
                 border_mode=MIRROR,
-                p=p_affine,
+                p=r.p_affine,
             )
         )
-    if elastic.get("p", 0.0) > 0 and elastic.get("alpha", 0.0) > 0:
+    if elastic["p"] > 0 and elastic["alpha"] > 0:
         transforms.append(
             A.ElasticTransform(
                 alpha=float(elastic["alpha"]),
@@ -63,10 +48,12 @@ def train_transform(
                 p=float(elastic["p"]),
             )
         )
-    if brightness or contrast:
+    if r.brightness or r.contrast:
         transforms.append(
-            A.RandomBrightnessContrast(brightness_limit=brightness, contrast_limit=contrast, p=p_intensity)
+            A.RandomBrightnessContrast(
+                brightness_limit=r.brightness, contrast_limit=r.contrast, p=r.p_intensity
+            )
         )
-    if gamma and p_gamma:  # gamma_limit in percent: γ in [100(1 − gamma), 100(1 + gamma)] / 100
-        transforms.append(A.RandomGamma(gamma_limit=(100 * (1 - gamma), 100 * (1 + gamma)), p=p_gamma))
+    if r.gamma and r.p_gamma:  # gamma_limit in percent: γ in [100(1 − gamma), 100(1 + gamma)] / 100
+        transforms.append(A.RandomGamma(gamma_limit=(100 * (1 - r.gamma), 100 * (1 + r.gamma)), p=r.p_gamma))
     return A.Compose(transforms, seed=0)

@@ -16,8 +16,6 @@ elastic
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import torch
 import torch.nn.functional as F
 
@@ -31,41 +29,14 @@ from visionlab.data.batched_ops import (
     to_device,
     uniform,
 )
-
-FLIPS = (
-    True,
-    False,
-    "horizontal",
-)  # data.flip: flips and 90° turns, none, or left-right only (street scenes)
+from visionlab.data.segmentation.recipe import SegmentationRecipe
 
 
 class SegmentationBatchAugment:
     """(uint8 N×H×W×C images, uint8 N×H×W masks, generator) → (float N×C×H×W in [0, 1], uint8 N×H×W masks)."""
 
-    def __init__(
-        self,
-        elastic: Mapping,
-        flip: bool,
-        shift: float,
-        rotate: float,
-        scale: float,
-        brightness: float,
-        contrast: float,
-        p_affine: float,
-        p_intensity: float,
-        gamma: float = 0.0,
-        p_gamma: float = 0.0,
-    ):
-        self.elastic = {
-            "alpha": float(elastic["alpha"]),
-            "sigma": float(elastic["sigma"]),
-            "p": float(elastic["p"]),
-        }
-        self.flip = flip if flip == "horizontal" else bool(flip)
-        self.shift, self.rotate, self.scale = float(shift), float(rotate), float(scale)
-        self.brightness, self.contrast = float(brightness), float(contrast)
-        self.p_affine, self.p_intensity = float(p_affine), float(p_intensity)
-        self.gamma, self.p_gamma = float(gamma), float(p_gamma)
+    def __init__(self, recipe: SegmentationRecipe):
+        self.recipe = recipe
 
     def dihedral(
         self, g: torch.Generator, n: int, height: int, width: int
@@ -73,9 +44,9 @@ class SegmentationBatchAugment:
         """Backward map of h-flip, v-flip and k·90° turns (turns only on square images), as (matrix,
         offset)."""
         matrix = torch.eye(2, dtype=torch.float64).repeat(n, 1, 1)
-        if not self.flip:
+        if not self.recipe.flip:
             return matrix, torch.zeros(n, 2, dtype=torch.float64)
-        if self.flip == "horizontal":  # left-right only: the sky stays on top
+        if self.recipe.flip == "horizontal":  # left-right only: the sky stays on top
             hflip, vflip, turns = (
                 bernoulli(g, n, 0.5),
                 torch.zeros(n, dtype=torch.bool),
@@ -99,14 +70,15 @@ class SegmentationBatchAugment:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Backward map of albumentations' Affine (rotate, per-axis scale about the centre, then
         translate)."""
-        applied = bernoulli(g, n, self.p_affine)
-        angle = torch.where(applied, uniform(g, n, -self.rotate, self.rotate), 0.0)
+        r = self.recipe
+        applied = bernoulli(g, n, r.p_affine)
+        angle = torch.where(applied, uniform(g, n, -r.rotate, r.rotate), 0.0)
         scale = torch.where(
             applied[:, None],
             torch.stack(
                 [
-                    uniform(g, n, 1 - self.scale, 1 + self.scale),
-                    uniform(g, n, 1 - self.scale, 1 + self.scale),
+                    uniform(g, n, 1 - r.scale, 1 + r.scale),
+                    uniform(g, n, 1 - r.scale, 1 + r.scale),
                 ],
                 -1,
             ),
@@ -116,8 +88,8 @@ class SegmentationBatchAugment:
             applied[:, None],
             torch.stack(
                 [
-                    uniform(g, n, -self.shift, self.shift) * width,
-                    uniform(g, n, -self.shift, self.shift) * height,
+                    uniform(g, n, -r.shift, r.shift) * width,
+                    uniform(g, n, -r.shift, r.shift) * height,
                 ],
                 -1,
             ),
@@ -146,11 +118,11 @@ class SegmentationBatchAugment:
         float
         conversion: sampling is affine-equivariant, so a·sample(x) + b = sample(a·x + b)) and the mask."""
         n, height, width, _ = images.shape
-        device, g = images.device, generator
+        device, g, r = images.device, generator, self.recipe
         theta = self.theta(g, n, height, width)
         columns = [theta.reshape(n, 6)]
         noise = None
-        elastic = self.elastic
+        elastic = r.elastic
         if elastic["p"] > 0 and elastic["alpha"] > 0:
             applied = bernoulli(g, n, elastic["p"])
             noise = elastic_noise(g, n, height, width, pin=device.type == "cuda")
@@ -160,13 +132,13 @@ class SegmentationBatchAugment:
             gain = torch.where(applied, elastic["alpha"], 0.0)
             to_unit = torch.tensor([2.0 / width, 2.0 / height], dtype=torch.float64)
             columns.append((theta[:, :, :2] * to_unit * gain[:, None, None]).reshape(n, 4))
-        applied = bernoulli(g, n, self.p_intensity)
-        contrast = torch.where(applied, uniform(g, n, -self.contrast, self.contrast), 0.0)
-        brightness = torch.where(applied, uniform(g, n, -self.brightness, self.brightness), 0.0)
+        applied = bernoulli(g, n, r.p_intensity)
+        contrast = torch.where(applied, uniform(g, n, -r.contrast, r.contrast), 0.0)
+        brightness = torch.where(applied, uniform(g, n, -r.brightness, r.brightness), 0.0)
         gamma = None
-        if self.p_gamma > 0 and self.gamma > 0:  # drawn last: without it every other draw is as before
-            applied = bernoulli(g, n, self.p_gamma)
-            gamma = torch.where(applied, uniform(g, n, 1.0 - self.gamma, 1.0 + self.gamma), 1.0)
+        if r.p_gamma > 0 and r.gamma > 0:  # drawn last: without it every other draw is as before
+            applied = bernoulli(g, n, r.p_gamma)
+            gamma = torch.where(applied, uniform(g, n, 1.0 - r.gamma, 1.0 + r.gamma), 1.0)
             columns.append(gamma[:, None])
         columns += [(255.0 / (1.0 + contrast))[:, None], brightness[:, None]]  # a divisor: v / 255 is exact
         packed = to_device(torch.cat(columns, 1).to(torch.float32), device)  # one small copy per batch

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +27,11 @@ from visionlab.data.albumentations_backend import keep_opencv_single_threaded, r
 from visionlab.data.facts import DataFacts, class_names_or_ids
 from visionlab.data.in_memory import InMemoryDataModule
 from visionlab.data.loading import TensorPairs
-from visionlab.data.segmentation.augment import FLIPS, SegmentationBatchAugment
+from visionlab.data.segmentation.augment import SegmentationBatchAugment
 from visionlab.data.segmentation.crops import RandomCrops
 from visionlab.data.segmentation.download import ensure_isbi2012
 from visionlab.data.segmentation.masks import MaskSpec, mask_spec
+from visionlab.data.segmentation.recipe import SegmentationRecipe
 from visionlab.data.segmentation.sources import (
     FORMATS,
     SPLIT_MODES,
@@ -56,7 +57,7 @@ class AugmentedSegmentation(Dataset):
         images: np.ndarray,
         masks: np.ndarray,
         seed: int,
-        recipe: Mapping,
+        recipe: SegmentationRecipe,
         length: int | None = None,
         crops: RandomCrops | None = None,
     ):
@@ -65,7 +66,7 @@ class AugmentedSegmentation(Dataset):
         from visionlab.data.segmentation.albumentations_recipe import train_transform  # lazily (~1.5 s)
 
         keep_opencv_single_threaded()
-        self.transform = train_transform(**recipe)
+        self.transform = train_transform(recipe)
 
     def __len__(self) -> int:
         return self.length
@@ -94,7 +95,8 @@ class AugmentedSegmentation(Dataset):
 class SegmentationDataModule(InMemoryDataModule):
     """Shared pipeline; subclasses say where the arrays come from (``load_arrays``).
 
-    The recipe's values live in ``conf/data/common/seg.yaml`` only."""
+    Every value (the recipe's included) lives in ``conf/data/common/seg.yaml`` only: every argument is
+    required."""
 
     def __init__(
         self,
@@ -110,31 +112,21 @@ class SegmentationDataModule(InMemoryDataModule):
         seed: int,
         train_repeats: int,
         augment: bool,
-        elastic: Mapping,
-        flip: bool,
-        shift: float,
-        rotate: float,
-        scale: float,
-        brightness: float,
-        contrast: float,
-        p_affine: float,
-        p_intensity: float,
-        gamma: float = 0.0,
-        p_gamma: float = 0.0,
-        samples_per_epoch: int | None = None,
-        augment_backend: str = "batched",
-        pin_memory: bool = False,
-        name: str
-        | None = None,  # the data config's short name (data.name, part of the default experiment name)
-        num_classes: int = 2,
-        class_names: list[str] | None = None,
-        input_size: int | None = None,
-        ignore_index: int | None = None,
-        palette: list | None = None,
-        crop=None,
-        p_oversample: float = 0.0,
-        oversample_classes: list[int] | None = None,
+        samples_per_epoch: int | None,
+        augment_backend: str,
+        pin_memory: bool,
+        name: str | None,  # the data config's short name (data.name, part of the default experiment name)
+        num_classes: int,
+        class_names: list[str] | None,
+        input_size: int | None,
+        ignore_index: int | None,
+        palette: list | None,
+        crop,
+        p_oversample: float,
+        oversample_classes: list[int] | None,
+        **augmentation,
     ):
+        """``augmentation``: every ``data.<setting>`` of the training augmentation (``recipe.py``)."""
         super().__init__(
             batch_size,
             eval_batch_size,
@@ -186,38 +178,12 @@ class SegmentationDataModule(InMemoryDataModule):
             "data.oversample_classes=[2, 6, 9, 10]",
             nullable=True,
         )
-        expect(
-            "data.flip",
-            flip,
-            one_of(*FLIPS),
-            "true (flips and 90° turns), horizontal (left-right only: street scenes) or false",
-            "data.flip=horizontal",
-        )
         self.crop = None if crop is None else size_hw(crop)
         self.p_oversample = float(p_oversample)
         self.oversample_classes = None if oversample_classes is None else tuple(oversample_classes)
         expect("data.split_seed", split_seed, is_integer, "an integer", "data.split_seed=0")
         choose("data.split_mode", split_mode, SPLIT_MODES)
-        for key, value in (
-            ("data.shift", shift),
-            ("data.rotate", rotate),
-            ("data.scale", scale),
-            ("data.brightness", brightness),
-            ("data.contrast", contrast),
-        ):
-            expect(key, value, lambda v: is_number(v) and v >= 0, "a number ≥ 0", f"{key}=0.1")
-        expect(
-            "data.gamma", gamma, lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)", "data.gamma=0.2"
-        )
-        for key, value in (
-            ("data.p_affine", p_affine),
-            ("data.p_intensity", p_intensity),
-            ("data.p_gamma", p_gamma),
-            ("data.elastic.p", elastic["p"]),
-        ):
-            expect(
-                key, value, lambda v: is_number(v) and 0 <= v <= 1, "a probability in [0, 1]", f"{key}=0.7"
-            )
+        self.recipe = SegmentationRecipe.from_config(augmentation)
         # input_size: the config's statement of the fact (``${.image_size}``); what this module serves is the
         # size
         # of the images it loaded (``facts.input_size``), and the model checks that it fits
@@ -228,19 +194,6 @@ class SegmentationDataModule(InMemoryDataModule):
         self.requested_channels, self.image_size, self.augment = channels, image_size, bool(augment)
         self.split_seed = split_seed
         self.split_mode = split_mode
-        self.recipe = {
-            "elastic": {k: elastic[k] for k in ("alpha", "sigma", "p")},
-            "flip": flip,
-            "shift": shift,
-            "rotate": rotate,
-            "scale": scale,
-            "brightness": brightness,
-            "contrast": contrast,
-            "p_affine": p_affine,
-            "p_intensity": p_intensity,
-            "gamma": gamma,
-            "p_gamma": p_gamma,
-        }
         self.arrays: dict[str, np.ndarray] | None = None
         self.notes: list[str] = []
         self.split_sizes = ""
@@ -336,7 +289,7 @@ class SegmentationDataModule(InMemoryDataModule):
 
     def batch_augment(self):
         crops = self.crops()
-        augment = SegmentationBatchAugment(**self.recipe) if self.augment else None
+        augment = SegmentationBatchAugment(self.recipe) if self.augment else None
 
         def crop_then_augment(images, masks, generator):
             if crops is not None:
@@ -350,20 +303,7 @@ class SegmentationDataModule(InMemoryDataModule):
         order = np.arange(self.train_length()) % len(x)
         if not self.augment and self.crop is None:
             return TensorPairs(x[order], y[order])
-        recipe = (
-            self.recipe
-            if self.augment
-            else {
-                **self.recipe,
-                "flip": False,
-                "shift": 0.0,
-                "rotate": 0.0,
-                "scale": 0.0,
-                "brightness": 0.0,
-                "contrast": 0.0,
-                "elastic": {"alpha": 0.0, "sigma": 1.0, "p": 0.0},
-            }
-        )
+        recipe = self.recipe if self.augment else self.recipe.off()
         return AugmentedSegmentation(
             x, y, seed=self.seed, recipe=recipe, length=len(order), crops=self.crops()
         )
@@ -375,7 +315,7 @@ class FileSegmentationDataModule(SegmentationDataModule):
     public
     ISBI 2012 training stack into ``data_dir`` first when it holds no data (``download.py``)."""
 
-    def __init__(self, data_dir: str, format: str = "auto", download: bool = False, **kwargs):
+    def __init__(self, data_dir: str, format: str, download: bool, **kwargs):
         super().__init__(**kwargs)
         choose("data.format", format, FORMATS)
         self.data_dir, self.format, self.download = Path(data_dir), format, download
