@@ -18,7 +18,6 @@ from omegaconf import DictConfig
 from visionlab.cli.errors import one_line_errors
 from visionlab.config import resolvers  # noqa: F401  (registers ${vl.*})
 from visionlab.config.location import config_dir
-from visionlab.config.moved_keys import accepts_moved_keys
 from visionlab.inference.run_config import names_runs_after_their_model
 
 log = logging.getLogger("visionlab")
@@ -146,7 +145,6 @@ def _run_reporting_errors(cfg: DictConfig, multirun: bool) -> float | None:
     return summary.get("objective")
 
 
-@accepts_moved_keys
 @names_runs_after_their_model
 @one_line_errors
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
@@ -154,7 +152,6 @@ def main(cfg: DictConfig) -> float | None:
     return _task(cfg)
 
 
-@accepts_moved_keys
 @names_runs_after_their_model
 @one_line_errors
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval")

@@ -186,7 +186,7 @@ def _model_follows_the_data(cfg: DictConfig) -> None:
 def _no_network_argument_directly_under_model(cfg: DictConfig) -> None:
     """A config file of an earlier version (the user's own experiment or model config) that sets a network's
     argument as ``model.<key>``: the model class would fail with a constructor TypeError; name the new key.
-    (On the command line ``moved_keys`` forwards such an override; a file is the user's to change.)"""
+    (On the command line Hydra refuses the key and ``cli.errors`` names the new one.)"""
     from visionlab.config.moved_keys import NETWORK_ARGUMENTS
 
     model = _value(cfg, "model")
