@@ -66,21 +66,16 @@ def _task(cfg: DictConfig) -> float | None:
 
 
 def _refuse_bad_values_at_once(cfg: DictConfig) -> None:
-    """The config's value checks, before the training stack is imported (Lightning alone takes ~5 s to import
-    on
-    2 cores): a typo is answered in about a second, with one line and exit code 2, and the empty folder Hydra
-    made
-    for the run is removed. ``run`` checks the same again (and the model, data and checkpoint) for every path
-    in."""
+    """The config's checks (``run.plan.check_composed``), before the training stack is imported (Lightning
+    alone takes ~5 s to import on 2 cores): a typo is answered in about a second, with one line and exit code
+    2, and the empty folder Hydra made for the run is removed. ``run`` is told the config is checked, so it is
+    checked once."""
     from visionlab.config.errors import UserError
-    from visionlab.config.hydra_job import task_overrides
-    from visionlab.config.rules import check_config
-    from visionlab.inference.run_config import adopt_run
     from visionlab.record.folder import RunFolder
+    from visionlab.run.plan import check_composed
 
     try:
-        adopt_run(cfg, task_overrides())  # ckpt_path=<run>: the run's config defines the model and its inputs
-        check_config(cfg)
+        check_composed(cfg)  # ckpt_path=<run>: the run's config defines the model and its inputs
     except UserError as exc:
         RunFolder(cfg.paths.output_dir).discard_if_empty()
         print(f"error: {exc}", file=sys.stderr)
@@ -125,7 +120,7 @@ def _run_reporting_errors(cfg: DictConfig, multirun: bool) -> float | None:
     from visionlab.run.signals import Stopped, describe, exit_code, exit_promptly, is_interruption
 
     try:
-        summary = run(cfg)
+        summary = run(cfg, config_checked=not multirun)  # a single run's config was checked at once
     except UserError as exc:
         if multirun:
             raise

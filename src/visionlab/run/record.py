@@ -34,9 +34,11 @@ def start_summary(
     folder: RunFolder,
     trainer: pl.Trainer | None = None,
     earlier: list[dict] | None = None,
+    precision: str | None = None,
 ) -> dict:
     """Everything known before training: what runs, on what data and hardware, from which code, in how many
-    processes (``world_size``) with which batch (``batch_size``: the global batch, the per-process share)."""
+    processes (``world_size``) with which batch (``batch_size``: the global batch, the per-process share), at
+    which precision (the run plan's decision; the config's value when None)."""
     world_size = trainer.world_size if trainer is not None else 1
     return {
         "experiment": cfg.experiment_name,
@@ -50,7 +52,7 @@ def start_summary(
         "evaluated_checkpoint": None,
         N_PARAMS: sum(p.numel() for p in model.parameters()),
         "monitor": cfg.monitor,
-        "precision": cfg.trainer.precision,
+        "precision": precision or str(cfg.trainer.precision),
         "device": device_description(),
         "git": git_state(),
         "versions": package_versions(),
