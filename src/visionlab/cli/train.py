@@ -6,9 +6,12 @@ apart.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations phones home at import otherwise
 
@@ -50,7 +53,7 @@ def _task(cfg: DictConfig) -> float | None:
     folder = RunFolder(cfg.paths.output_dir)
     if not is_multirun():
         _continue_unfinished(cfg, folder)
-        return _run_reporting_errors(cfg, multirun=False)
+        return _run_reporting_errors(cfg, multirun=False, checked=True)
     force = cfg.get("force", False)
     if not is_rank_zero():  # rank 0 holds the claim; this rank takes the same decisions from the same folder
         if (previous := completed_run_to_skip(folder, force)) is not None:
@@ -114,13 +117,15 @@ def _refuse_unwritable_folder(folder, last: str) -> None:
         sys.exit(2)
 
 
-def _run_reporting_errors(cfg: DictConfig, multirun: bool) -> float | None:
+def _run_reporting_errors(cfg: DictConfig, multirun: bool, checked: bool = False) -> float | None:
+    """``run`` with its user errors as one line and exit code 2 (raised in a multirun); ``checked``: the
+    config was checked already (``_refuse_bad_values_at_once``), so ``run`` does not check it again."""
     from visionlab.config.errors import UserError
     from visionlab.run.execute import run
     from visionlab.run.signals import Stopped, describe, exit_code, exit_promptly, is_interruption
 
     try:
-        summary = run(cfg, config_checked=not multirun)  # a single run's config was checked at once
+        summary = run(cfg, config_checked=checked)
     except UserError as exc:
         if multirun:
             raise
@@ -140,6 +145,40 @@ def _run_reporting_errors(cfg: DictConfig, multirun: bool) -> float | None:
     return summary.get("objective")
 
 
+def answers_help_quickly(main: Callable[..., Any]) -> Callable[..., Any]:
+    """``main`` (a ``@hydra.main`` function) with ``--help`` answered in well under a second. Hydra's help
+    lists the config groups by asking its config loader for the options of each group and sub-group (about
+    120 questions here), and each question builds a new repository of every config file (deep copies of them
+    all): two thirds of the help's time. While help is answered, the questions with the same arguments share
+    one repository. Another Hydra without that method answers as before."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        if "--help" not in sys.argv and "-h" not in sys.argv:
+            return main(*args, **kwargs)
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+        original = getattr(ConfigLoaderImpl, "_parse_overrides_and_create_caching_repo", None)
+        if original is None:
+            return main(*args, **kwargs)
+        made: dict = {}
+
+        def shared(self, config_name, overrides):
+            key = (id(self), config_name, tuple(overrides))
+            if key not in made:
+                made[key] = original(self, config_name, overrides)
+            return made[key]
+
+        ConfigLoaderImpl._parse_overrides_and_create_caching_repo = shared
+        try:
+            return main(*args, **kwargs)
+        finally:
+            ConfigLoaderImpl._parse_overrides_and_create_caching_repo = original
+
+    return wrapper
+
+
+@answers_help_quickly
 @names_runs_after_their_model
 @one_line_errors
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
@@ -147,6 +186,7 @@ def main(cfg: DictConfig) -> float | None:
     return _task(cfg)
 
 
+@answers_help_quickly
 @names_runs_after_their_model
 @one_line_errors
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval")

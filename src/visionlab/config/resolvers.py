@@ -12,8 +12,6 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from visionlab.record.resume import run_folder_to_resume
-
 _UNSAFE = re.compile(r"[^A-Za-z0-9=,._+\-@]")
 
 
@@ -33,6 +31,8 @@ def run_dir(log_dir: str, experiment: str, ckpt_path: str | None = None, train: 
     same folder, and a job SLURM restarts (requeue, preemption) finds its own and continues it. Elsewhere:
     timestamp plus pid plus random suffix, so two runs started in the same second never collide. Cached so the
     value is stable within a process."""
+    from visionlab.record.resume import run_folder_to_resume  # imported here: it takes numpy, --help need not
+
     if (folder := run_folder_to_resume(ckpt_path, train)) is not None:
         return str(folder)
     parent = Path(log_dir) / "runs" / folder_name(experiment)
