@@ -82,9 +82,10 @@ def build_model(cfg: DictConfig) -> TaskModel:
 def build_trainer(
     cfg: DictConfig, model: TaskModel, loggers: list, record: pl.Callback, precision: str | None = None
 ) -> pl.Trainer:
-    """The configured callbacks plus the run record and, with W&B, the model's media callback; ``precision``:
+    """The configured callbacks plus the run record and, with a tracker that shows media (W&B), the model's
+    media callback; ``precision``:
     the run plan's (what ``trainer.precision=auto`` stands for here), the config's when None."""
-    from visionlab.tracking.wandb.policy import find_wandb_logger
+    from visionlab.tracking.plugins import trackers
 
     callbacks = [
         *instantiate_group(cfg.get("callbacks"), "callbacks"),
@@ -98,7 +99,7 @@ def build_trainer(
         cfg.trainer.get("enable_progress_bar") is False
     ):  # the user's "no bar" wins over the callbacks group's bar
         callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
-    if find_wandb_logger(loggers) is not None and (media := model.media_callback()) is not None:
+    if any(tracker.shows_media for tracker in trackers(loggers)) and (media := model.media_callback()):
         callbacks.append(media)
     plugins = [AtomicCheckpointIO()]
     if SLURMEnvironment.detect():  # our SIGUSR1 handler requeues; Lightning's saves a mid-epoch checkpoint

@@ -53,8 +53,7 @@ from visionlab.run.signals import describe as describe_interruption
 from visionlab.run.signals import hold_stops, is_interruption, stop_behind, stop_signals
 from visionlab.tasks.protocol import TaskDataModule, TaskModel
 from visionlab.tracking.epoch_record import EpochRecord
-from visionlab.tracking.wandb import policy as wandb_policy
-from visionlab.tracking.wandb.policy import find_wandb_logger
+from visionlab.tracking.plugins import trackers
 
 log = logging.getLogger("visionlab")
 
@@ -133,7 +132,7 @@ class _Parts:
     trainer: pl.Trainer
     record: EpochRecord
     summary: dict
-    wandb_logger: object | None
+    trackers: list  # the loggers' run trackers (tracking.plugins)
     launches_ranks: bool = False  # Lightning starts the other DDP ranks from this process
 
     @property
@@ -164,12 +163,12 @@ def _set_up(cfg: DictConfig, plan: RunPlan, model: TaskModel, datamodule: TaskDa
     summary = start_summary(
         cfg, model, datamodule, folder, trainer, list(plan.earlier_attempts), plan.precision
     )
-    wandb_logger = find_wandb_logger(loggers)
-    if wandb_logger is not None and writer:
-        folder.write_wandb_id(wandb_policy.start(wandb_logger).id)
+    started = trackers(loggers)
+    for tracker in started:  # W&B: starts its run and records its id in the folder
+        tracker.start(folder, writer)
     for logger in loggers:
         logger.log_hyperparams({**resolved, N_PARAMS: summary[N_PARAMS]})
-    return _Parts(plan, datamodule, model, trainer, record, summary, wandb_logger, launches_ranks)
+    return _Parts(plan, datamodule, model, trainer, record, summary, started, launches_ranks)
 
 
 def _fit_test_record(cfg: DictConfig, parts: _Parts, started: float) -> dict:
@@ -225,7 +224,7 @@ def _finish_record_despite_full_disk(
             parts.record,
             test_metrics,
             started,
-            parts.wandb_logger,
+            parts.trackers,
             error,
         )
     except Exception as exc:

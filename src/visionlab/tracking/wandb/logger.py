@@ -119,7 +119,7 @@ def make_wandb_logger(
     from visionlab.config.hydra_job import is_multirun
     from visionlab.record.folder import RunFolder
     from visionlab.record.resume import wandb_id_to_resume
-    from visionlab.tracking.wandb.policy import group_and_job_type
+    from visionlab.tracking.wandb.policy import WandbTracker, group_and_job_type
 
     resolved = resolve_mode(mode)
     if resolved == "disabled":
@@ -145,6 +145,9 @@ def make_wandb_logger(
     # Lightning always passes anonymous=None, which wandb answers with a deprecation warning on every run;
     # not passing it means the same (resume="allow", which a resumed id relies on, stays Lightning's default)
     logger._wandb_init.pop("anonymous", None)
+    logger.visionlab_tracker = WandbTracker(
+        logger
+    )  # the run starts, records and finishes it (tracking.plugins)
     return logger
 
 
