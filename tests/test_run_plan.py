@@ -119,3 +119,30 @@ def test_wandb_settings_are_checked_by_the_plugin_before_anything_is_written(tmp
     with pytest.raises(ConfigError, match="WANDB_MODE=sometimes"):
         run(compose(tmp_path, TINY_SIGNS))
     assert not (tmp_path / "run").exists()
+
+
+def test_help_lists_the_config_groups_from_one_shared_repository(monkeypatch, capsys):
+    """``--help`` (Hydra's own) lists every config group; the ~120 questions it asks share one config
+    repository instead of building one each (what made --help take over a second)."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    from visionlab.cli import train
+
+    built: list[tuple] = []
+    build = ConfigLoaderImpl._parse_overrides_and_create_caching_repo
+
+    def counting(self, config_name, overrides):
+        built.append((config_name, tuple(overrides)))
+        return build(self, config_name, overrides)
+
+    monkeypatch.setattr(ConfigLoaderImpl, "_parse_overrides_and_create_caching_repo", counting)
+    monkeypatch.setattr("sys.argv", ["train.py", "--help"])
+    try:
+        train.main()
+    except SystemExit as exited:
+        assert exited.code in (None, 0)
+    shown = capsys.readouterr().out
+    assert "model/optimizer: adam, adam_course, adamw, rprop, rprop_course, sgd, sgd_course" in shown
+    assert "experiment: cnn_baseline, cnn_batchnorm" in shown and "seed: 12345" in shown
+    assert len(built) == len(set(built)) <= 3  # each distinct question built once
+    assert ConfigLoaderImpl._parse_overrides_and_create_caching_repo is counting  # restored after help
