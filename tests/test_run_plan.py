@@ -54,6 +54,7 @@ def test_one_run_checks_once_builds_once_and_leaves_the_composed_config_as_it_wa
     record = _wandb_run_record(folder)
     assert (record.run_group, record.job_type) == ("cnn_synthetic", "train")
     assert record.run_id == summary["wandb"]["id"] == (folder / "wandb_run_id.txt").read_text().strip()
+    assert finished_wandb_run(folder)["summary"]["precision"] == summary["precision"]  # the report reads it
 
 
 def test_the_wandb_plugin_continues_the_run_its_folder_recorded(tmp_path, monkeypatch):
@@ -146,3 +147,21 @@ def test_help_lists_the_config_groups_from_one_shared_repository(monkeypatch, ca
     assert "experiment: cnn_baseline, cnn_batchnorm" in shown and "seed: 12345" in shown
     assert len(built) == len(set(built)) <= 3  # each distinct question built once
     assert ConfigLoaderImpl._parse_overrides_and_create_caching_repo is counting  # restored after help
+
+
+def test_the_report_reads_a_wandb_runs_precision_from_its_summary_or_an_older_runs_config():
+    """config.yaml (and the config W&B holds) says trainer.precision as composed (``auto``); the precision the
+    run used is in W&B's summary. Runs of earlier versions had it only in their (rewritten) config."""
+    from types import SimpleNamespace
+
+    from visionlab.report.wandb_source import _summary
+
+    def wandb_run(config: dict, summary: dict):
+        return SimpleNamespace(
+            id="r1", name="r1", group="g", job_type="train", state="finished", url="", metadata={},
+            config={"experiment_name": "cnn_x", "seed": 1, **config}, summary=summary,
+        )  # fmt: skip
+
+    now = wandb_run({"trainer": {"precision": "auto"}}, {"precision": "bf16-mixed"})
+    earlier = wandb_run({"trainer": {"precision": "32-true"}}, {})
+    assert (_summary(now)["precision"], _summary(earlier)["precision"]) == ("bf16-mixed", "32-true")

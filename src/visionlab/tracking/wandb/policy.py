@@ -64,13 +64,17 @@ def record_section(logger: WandbLogger) -> dict:
 
 
 def publish_summary(logger: WandbLogger, summary: dict) -> dict:
-    """Adds the best epoch's metrics (``best/<key>``) and the parameter count to the W&B summary (test metrics
-    are there already, logged under the same keys); returns the ``wandb`` section of summary.json."""
+    """Adds the best epoch's metrics (``best/<key>``), the parameter count and the precision the run used to
+    the W&B summary (test metrics are there already, logged under the same keys); returns the ``wandb``
+    section of summary.json."""
     run = logger.experiment
     for key, value in (summary.get("best") or {}).items():
         if keys.is_metric(key):
             run.summary[keys.best_key(key)] = value
     run.summary[keys.N_PARAMS] = summary.get(keys.N_PARAMS)
+    # what the run decided on top of its config (the config W&B holds is the composed one: trainer.precision
+    # may say auto); the report reads it from here
+    run.summary["precision"] = summary.get("precision")
     return record_section(logger)
 
 
