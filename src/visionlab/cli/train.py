@@ -34,38 +34,25 @@ def _task(cfg: DictConfig) -> float | None:
     USR1/USR2) or Ctrl-C ends the process (128 + signal, 130) once the run and the sweep index say
     "interrupted".
 
-    Several processes may run one job (DDP): global rank 0 claims a sweep job (``run_record.claim``), decides
-    to
-    skip it, and writes its record; the other ranks follow. A job that finds an unfinished run with a
-    ``last.ckpt`` in its folder (a sweep run again, a SLURM job requeued or preempted) continues it."""
+    Whether this process runs the job, skips it (a complete sweep job) or continues an unfinished run in its
+    folder is decided once, by ``run.plan.admit`` (global rank 0 claims a sweep job; the other ranks
+    follow)."""
     from visionlab.config.hydra_job import is_multirun
 
     if not is_multirun():
         _refuse_bad_values_at_once(cfg)
     # The training stack is imported here, not at module level, so `--help` and `--cfg job` answer at once.
     from visionlab.cli.console import quiet_library_noise
-    from visionlab.cluster.claim import claim
-    from visionlab.cluster.ranks import is_rank_zero
-    from visionlab.record.folder import RunFolder
-    from visionlab.record.resume import completed_run_to_skip
+    from visionlab.run.plan import admit
 
     quiet_library_noise()
-    folder = RunFolder(cfg.paths.output_dir)
-    if not is_multirun():
-        _continue_unfinished(cfg, folder)
-        return _run_reporting_errors(cfg, multirun=False, checked=True)
-    force = cfg.get("force", False)
-    if not is_rank_zero():  # rank 0 holds the claim; this rank takes the same decisions from the same folder
-        if (previous := completed_run_to_skip(folder, force)) is not None:
-            return previous.get("objective")
-        _continue_unfinished(cfg, folder)
-        return _run_reporting_errors(cfg, multirun=True)
-    with claim(folder) as waited:  # a job another process just ran is complete now: skip it even with force
-        if (previous := completed_run_to_skip(folder, force and not waited)) is not None:
+    with admit(cfg) as admission:  # claim, skip or continue: decided in run.plan
+        if admission.skip is not None:
             log.info("Skipping %s: its run record is complete (force=true reruns it).", cfg.paths.output_dir)
-            return previous.get("objective")
-        _continue_unfinished(cfg, folder)
-        return _run_reporting_errors(cfg, multirun=True)
+            return admission.skip.get("objective")
+        if admission.continue_from is not None:
+            _continue_unfinished(cfg, admission.continue_from)
+        return _run_reporting_errors(cfg, admission.multirun, checked=not admission.multirun)
 
 
 def _refuse_bad_values_at_once(cfg: DictConfig) -> None:
@@ -85,19 +72,19 @@ def _refuse_bad_values_at_once(cfg: DictConfig) -> None:
         sys.exit(2)
 
 
-def _continue_unfinished(cfg: DictConfig, folder) -> None:
+def _continue_unfinished(cfg: DictConfig, last: str) -> None:
+    """Run from the unfinished run's ``last.ckpt`` (``run.plan.admit`` found it): the one value set on the
+    composed config after composition, before the run's checks of the checkpoint and its plan, so config.yaml
+    and summary.json say which checkpoint the run continued."""
     from omegaconf import open_dict
 
-    from visionlab.record.resume import checkpoint_to_continue
+    from visionlab.record.folder import RunFolder
 
-    last = checkpoint_to_continue(
-        folder, bool(cfg.get("resume", True)), bool(cfg.get("train", True)), cfg.get("ckpt_path")
-    )
-    if last is not None:
-        _refuse_unwritable_folder(folder, last)  # before the first log line opens train.log there
-        log.info("Continuing the unfinished run in %s from %s (resume=false starts over).", folder.path, last)
-        with open_dict(cfg):
-            cfg.ckpt_path = last
+    folder = RunFolder(cfg.paths.output_dir)
+    _refuse_unwritable_folder(folder, last)  # before the first log line opens train.log there
+    log.info("Continuing the unfinished run in %s from %s (resume=false starts over).", folder.path, last)
+    with open_dict(cfg):
+        cfg.ckpt_path = last
 
 
 def _refuse_unwritable_folder(folder, last: str) -> None:

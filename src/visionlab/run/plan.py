@@ -13,6 +13,8 @@ the composed config, and the decisions are recorded in summary.json from the pla
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from omegaconf import DictConfig, OmegaConf
@@ -106,3 +108,47 @@ def make_plan(cfg: DictConfig, records_failure: bool, earlier: list[dict], start
         earlier_attempts=tuple(earlier),
         started=started,
     )
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Whether this process runs the job in its folder: ``skip`` holds the complete record of a sweep job
+    that is not run again (its objective is the job's result), ``continue_from`` the ``last.ckpt`` of an
+    unfinished run in the folder that this run continues (a sweep run again, a SLURM job requeued or
+    preempted)."""
+
+    multirun: bool
+    skip: dict | None = None
+    continue_from: str | None = None
+
+
+@contextmanager
+def admit(cfg: DictConfig) -> Iterator[Admission]:
+    """Decide, once, whether and how this process runs the job; held while it runs. In a multirun, global
+    rank 0 claims the job's folder (``cluster.claim``: the same sweep started twice runs each job once) and
+    skips a job whose record is complete (even with ``force`` when another process just ran it); the other
+    ranks (``cluster.ranks``) take the same decision from the same folder without the claim. A single run
+    is never skipped. Either continues an unfinished run it finds in its folder (``resume=false`` starts
+    over)."""
+    from visionlab.cluster.claim import claim
+    from visionlab.cluster.ranks import is_rank_zero
+    from visionlab.config.hydra_job import is_multirun
+    from visionlab.record.resume import checkpoint_to_continue, completed_run_to_skip
+
+    folder = RunFolder(cfg.paths.output_dir)
+    multirun = is_multirun()
+
+    def decided(force: bool) -> Admission:
+        if multirun and (previous := completed_run_to_skip(folder, force)) is not None:
+            return Admission(multirun, skip=previous)
+        last = checkpoint_to_continue(
+            folder, bool(cfg.get("resume", True)), bool(cfg.get("train", True)), cfg.get("ckpt_path")
+        )
+        return Admission(multirun, continue_from=last)
+
+    force = bool(cfg.get("force", False))
+    if not multirun or not is_rank_zero():  # rank 0 of a sweep job holds the claim
+        yield decided(force)
+        return
+    with claim(folder) as waited:  # a job another process just ran is complete now: skip it even with force
+        yield decided(force and not waited)
