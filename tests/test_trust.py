@@ -428,7 +428,7 @@ CASES = [
     ),
     Case(
         "unet_argument_on_the_cnn",
-        ("model.features_start=8",),
+        ("model.net.features_start=8",),
         r"^error: model\.net\.features_start: a seed_cnn network \(model/net=seed_cnn\) takes no "
         r"'features_start' "
         r"\(it takes activation, batch_norm, width\); features_start is an argument of unet "

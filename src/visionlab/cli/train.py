@@ -6,9 +6,12 @@ apart.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations phones home at import otherwise
 
@@ -18,7 +21,6 @@ from omegaconf import DictConfig
 from visionlab.cli.errors import one_line_errors
 from visionlab.config import resolvers  # noqa: F401  (registers ${vl.*})
 from visionlab.config.location import config_dir
-from visionlab.config.moved_keys import accepts_moved_keys
 from visionlab.inference.run_config import names_runs_after_their_model
 
 log = logging.getLogger("visionlab")
@@ -32,75 +34,57 @@ def _task(cfg: DictConfig) -> float | None:
     USR1/USR2) or Ctrl-C ends the process (128 + signal, 130) once the run and the sweep index say
     "interrupted".
 
-    Several processes may run one job (DDP): global rank 0 claims a sweep job (``run_record.claim``), decides
-    to
-    skip it, and writes its record; the other ranks follow. A job that finds an unfinished run with a
-    ``last.ckpt`` in its folder (a sweep run again, a SLURM job requeued or preempted) continues it."""
+    Whether this process runs the job, skips it (a complete sweep job) or continues an unfinished run in its
+    folder is decided once, by ``run.plan.admit`` (global rank 0 claims a sweep job; the other ranks
+    follow)."""
     from visionlab.config.hydra_job import is_multirun
 
     if not is_multirun():
         _refuse_bad_values_at_once(cfg)
     # The training stack is imported here, not at module level, so `--help` and `--cfg job` answer at once.
     from visionlab.cli.console import quiet_library_noise
-    from visionlab.cluster.claim import claim
-    from visionlab.cluster.ranks import is_rank_zero
-    from visionlab.record.folder import RunFolder
-    from visionlab.record.resume import completed_run_to_skip
+    from visionlab.run.plan import admit
 
     quiet_library_noise()
-    folder = RunFolder(cfg.paths.output_dir)
-    if not is_multirun():
-        _continue_unfinished(cfg, folder)
-        return _run_reporting_errors(cfg, multirun=False)
-    force = cfg.get("force", False)
-    if not is_rank_zero():  # rank 0 holds the claim; this rank takes the same decisions from the same folder
-        if (previous := completed_run_to_skip(folder, force)) is not None:
-            return previous.get("objective")
-        _continue_unfinished(cfg, folder)
-        return _run_reporting_errors(cfg, multirun=True)
-    with claim(folder) as waited:  # a job another process just ran is complete now: skip it even with force
-        if (previous := completed_run_to_skip(folder, force and not waited)) is not None:
+    with admit(cfg) as admission:  # claim, skip or continue: decided in run.plan
+        if admission.skip is not None:
             log.info("Skipping %s: its run record is complete (force=true reruns it).", cfg.paths.output_dir)
-            return previous.get("objective")
-        _continue_unfinished(cfg, folder)
-        return _run_reporting_errors(cfg, multirun=True)
+            return admission.skip.get("objective")
+        if admission.continue_from is not None:
+            _continue_unfinished(cfg, admission.continue_from)
+        return _run_reporting_errors(cfg, admission.multirun, checked=not admission.multirun)
 
 
 def _refuse_bad_values_at_once(cfg: DictConfig) -> None:
-    """The config's value checks, before the training stack is imported (Lightning alone takes ~5 s to import
-    on
-    2 cores): a typo is answered in about a second, with one line and exit code 2, and the empty folder Hydra
-    made
-    for the run is removed. ``run`` checks the same again (and the model, data and checkpoint) for every path
-    in."""
+    """The config's checks (``run.plan.check_composed``), before the training stack is imported (Lightning
+    alone takes ~5 s to import on 2 cores): a typo is answered in about a second, with one line and exit code
+    2, and the empty folder Hydra made for the run is removed. ``run`` is told the config is checked, so it is
+    checked once."""
     from visionlab.config.errors import UserError
-    from visionlab.config.hydra_job import task_overrides
-    from visionlab.config.rules import check_config
-    from visionlab.inference.run_config import adopt_run
     from visionlab.record.folder import RunFolder
+    from visionlab.run.plan import check_composed
 
     try:
-        adopt_run(cfg, task_overrides())  # ckpt_path=<run>: the run's config defines the model and its inputs
-        check_config(cfg)
+        check_composed(cfg)  # ckpt_path=<run>: the run's config defines the model and its inputs
     except UserError as exc:
         RunFolder(cfg.paths.output_dir).discard_if_empty()
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
 
 
-def _continue_unfinished(cfg: DictConfig, folder) -> None:
+def _continue_unfinished(cfg: DictConfig, last: str) -> None:
+    """Run from the unfinished run's ``last.ckpt`` (``run.plan.admit`` found it): the one value set on the
+    composed config after composition, before the run's checks of the checkpoint and its plan, so config.yaml
+    and summary.json say which checkpoint the run continued."""
     from omegaconf import open_dict
 
-    from visionlab.record.resume import checkpoint_to_continue
+    from visionlab.record.folder import RunFolder
 
-    last = checkpoint_to_continue(
-        folder, bool(cfg.get("resume", True)), bool(cfg.get("train", True)), cfg.get("ckpt_path")
-    )
-    if last is not None:
-        _refuse_unwritable_folder(folder, last)  # before the first log line opens train.log there
-        log.info("Continuing the unfinished run in %s from %s (resume=false starts over).", folder.path, last)
-        with open_dict(cfg):
-            cfg.ckpt_path = last
+    folder = RunFolder(cfg.paths.output_dir)
+    _refuse_unwritable_folder(folder, last)  # before the first log line opens train.log there
+    log.info("Continuing the unfinished run in %s from %s (resume=false starts over).", folder.path, last)
+    with open_dict(cfg):
+        cfg.ckpt_path = last
 
 
 def _refuse_unwritable_folder(folder, last: str) -> None:
@@ -120,13 +104,15 @@ def _refuse_unwritable_folder(folder, last: str) -> None:
         sys.exit(2)
 
 
-def _run_reporting_errors(cfg: DictConfig, multirun: bool) -> float | None:
+def _run_reporting_errors(cfg: DictConfig, multirun: bool, checked: bool = False) -> float | None:
+    """``run`` with its user errors as one line and exit code 2 (raised in a multirun); ``checked``: the
+    config was checked already (``_refuse_bad_values_at_once``), so ``run`` does not check it again."""
     from visionlab.config.errors import UserError
     from visionlab.run.execute import run
     from visionlab.run.signals import Stopped, describe, exit_code, exit_promptly, is_interruption
 
     try:
-        summary = run(cfg)
+        summary = run(cfg, config_checked=checked)
     except UserError as exc:
         if multirun:
             raise
@@ -146,7 +132,40 @@ def _run_reporting_errors(cfg: DictConfig, multirun: bool) -> float | None:
     return summary.get("objective")
 
 
-@accepts_moved_keys
+def answers_help_quickly(main: Callable[..., Any]) -> Callable[..., Any]:
+    """``main`` (a ``@hydra.main`` function) with ``--help`` answered in well under a second. Hydra's help
+    lists the config groups by asking its config loader for the options of each group and sub-group (about
+    120 questions here), and each question builds a new repository of every config file (deep copies of them
+    all): two thirds of the help's time. While help is answered, the questions with the same arguments share
+    one repository. Another Hydra without that method answers as before."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        if "--help" not in sys.argv and "-h" not in sys.argv:
+            return main(*args, **kwargs)
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+        original = getattr(ConfigLoaderImpl, "_parse_overrides_and_create_caching_repo", None)
+        if original is None:
+            return main(*args, **kwargs)
+        made: dict = {}
+
+        def shared(self, config_name, overrides):
+            key = (id(self), config_name, tuple(overrides))
+            if key not in made:
+                made[key] = original(self, config_name, overrides)
+            return made[key]
+
+        ConfigLoaderImpl._parse_overrides_and_create_caching_repo = shared
+        try:
+            return main(*args, **kwargs)
+        finally:
+            ConfigLoaderImpl._parse_overrides_and_create_caching_repo = original
+
+    return wrapper
+
+
+@answers_help_quickly
 @names_runs_after_their_model
 @one_line_errors
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
@@ -154,7 +173,7 @@ def main(cfg: DictConfig) -> float | None:
     return _task(cfg)
 
 
-@accepts_moved_keys
+@answers_help_quickly
 @names_runs_after_their_model
 @one_line_errors
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval")

@@ -1,16 +1,13 @@
 """Config values checked once, right after composition and before anything runs or is written: a bad value is
-one
-``ConfigError`` naming the key, the value and what to do, never an exception from deep inside a library.
+one ``ConfigError`` naming the key, the value and what to do, never an exception from deep inside a library.
 
 Each value has one home (``checks.py``): a value a visionlab component owns (``data.*``, ``model.*`` but the
-optimizer) is checked by that component when it is built, and the runner builds the model (on the meta
-device) and
-the datamodule (without its data) right after these checks. Here: one table (``RULES``) of the values that
-belong
-to no visionlab component (seed, trainer, optimizer, logger); a key the composed config does not have is not
-checked. Then the values that must agree with each other or with the environment (``CROSS_CHECKS``). A
-refused run
-writes nothing: all of this runs before its folder is made.
+optimizer) is checked by that component when it is built, and the run builds the model and the datamodule
+(without reading its data) before its folder is made. Here: one table (``RULES``) of the values that belong to
+no visionlab component (seed, trainer, optimizer); then the values that must agree with each other or with the
+environment (``CROSS_CHECKS``), the model following the data among them, and the settings each visionlab
+logger plug-in checks itself. A key the composed config does not have is not checked. A refused run writes
+nothing: all of this runs before its folder is made (``run.plan.check_composed`` calls it, once).
 """
 
 from __future__ import annotations
@@ -120,13 +117,6 @@ RULES: tuple[Rule, ...] = (
         "a number ≥ 0",
         "model.optimizer.weight_decay=0.0",
     ),
-    Rule(
-        "logger.wandb.mode",
-        lambda v: v in ("auto", "online", "offline", "disabled"),
-        "one of auto, online, offline, disabled",
-        "logger.wandb.mode=offline",
-    ),
-    Rule("logger.wandb.init_timeout", _positive, "a number of seconds > 0", "logger.wandb.init_timeout=30"),
 )
 
 
@@ -186,7 +176,7 @@ def _model_follows_the_data(cfg: DictConfig) -> None:
 def _no_network_argument_directly_under_model(cfg: DictConfig) -> None:
     """A config file of an earlier version (the user's own experiment or model config) that sets a network's
     argument as ``model.<key>``: the model class would fail with a constructor TypeError; name the new key.
-    (On the command line ``moved_keys`` forwards such an override; a file is the user's to change.)"""
+    (On the command line Hydra refuses the key and ``cli.errors`` names the new one.)"""
     from visionlab.config.moved_keys import NETWORK_ARGUMENTS
 
     model = _value(cfg, "model")
@@ -230,15 +220,25 @@ def _model_solves_the_data_task(cfg: DictConfig) -> None:
     )
 
 
-def _wandb_mode_from_the_environment(cfg: DictConfig) -> None:
-    """WANDB_MODE wins over logger.wandb.mode: a value wandb would refuse is refused here, naming the
-    variable."""
-    wandb = _value(cfg, "logger.wandb")
-    if wandb is _ABSENT or not isinstance(wandb, DictConfig) or "_target_" not in wandb:
-        return
-    from visionlab.tracking.wandb.logger import environment_mode
+def _loggers_check_their_settings(cfg: DictConfig) -> None:
+    """Each logger plug-in of visionlab (``logger.<name>._target_`` in ``visionlab.``) checks its own
+    values: the ``check_settings(node, key)`` of its target's module, where it has one (W&B: its mode, its
+    start timeout and WANDB_MODE). Other loggers are Lightning's, checked when they are built."""
+    import importlib
 
-    environment_mode()
+    loggers = _value(cfg, "logger")
+    if not isinstance(loggers, DictConfig):
+        return
+    for name, node in loggers.items():
+        target = node.get("_target_") if isinstance(node, DictConfig) else None
+        if not isinstance(target, str) or not target.startswith("visionlab.") or "." not in target:
+            continue
+        try:
+            module = importlib.import_module(target.rsplit(".", 1)[0])
+        except ImportError:
+            continue  # a target that does not exist is named when the logger is built
+        if callable(check := getattr(module, "check_settings", None)):
+            check(node, f"logger.{name}")
 
 
 CROSS_CHECKS: tuple[Callable[[DictConfig], None], ...] = (
@@ -246,7 +246,7 @@ CROSS_CHECKS: tuple[Callable[[DictConfig], None], ...] = (
     _model_solves_the_data_task,
     _model_follows_the_data,
     _no_network_argument_directly_under_model,
-    _wandb_mode_from_the_environment,
+    _loggers_check_their_settings,
 )
 
 

@@ -57,7 +57,7 @@ def _summary(run) -> dict:
         "overrides": [],
         N_PARAMS: summary.get(N_PARAMS),
         "monitor": config.get("monitor"),
-        "precision": (config.get("trainer") or {}).get("precision"),
+        "precision": summary.get("precision") or (config.get("trainer") or {}).get("precision"),
         "device": meta.get("gpu") or (f"CPU ({cores} cores)" if cores else None),
         "git": {"commit": (meta.get("git") or {}).get("commit")},
         "test": test or None,

@@ -54,27 +54,14 @@ def _check(obj, protocol: type, key: str, node: DictConfig):
     return obj
 
 
-def model_for_checking(cfg: DictConfig):
-    """The configured model with its weights' names and shapes only (on the meta device, the random state left
-    as it was): built before anything is written, so every value the model (and its network, ``model.net``)
-    checks is refused there, and a checkpoint is checked against it."""
-    import torch
-
-    with torch.random.fork_rng(devices=[]), torch.device("meta"):
-        model = instantiate(cfg.model, "model")
-    return model.to("meta")  # a third-party network may have made a tensor on the CPU
-
-
-def datamodule_for_checking(cfg: DictConfig):
-    """The configured datamodule, built but not set up (its data is not read): every value it checks is
-    refused
-    before anything is written."""
+def build_datamodule(cfg: DictConfig):
+    """The datamodule, built but not set up: its values are checked now, its data is read by
+    ``read_data``, once the run's folder can record a failure to read it."""
     return instantiate(cfg.data, "data")
 
 
-def build_datamodule(cfg: DictConfig) -> TaskDataModule:
-    """The datamodule, with its data loaded and validated before anything else is started."""
-    datamodule = instantiate(cfg.data, "data")
+def read_data(cfg: DictConfig, datamodule) -> TaskDataModule:
+    """Load and validate the datamodule's data before anything else is started."""
     datamodule.setup("fit")
     return _check(datamodule, TaskDataModule, "data", cfg.data)
 
@@ -92,9 +79,13 @@ def build_model(cfg: DictConfig) -> TaskModel:
     return model
 
 
-def build_trainer(cfg: DictConfig, model: TaskModel, loggers: list, record: pl.Callback) -> pl.Trainer:
-    """The configured callbacks plus the run record and, with W&B, the model's media callback."""
-    from visionlab.tracking.wandb.policy import find_wandb_logger
+def build_trainer(
+    cfg: DictConfig, model: TaskModel, loggers: list, record: pl.Callback, precision: str | None = None
+) -> pl.Trainer:
+    """The configured callbacks plus the run record and, with a tracker that shows media (W&B), the model's
+    media callback; ``precision``:
+    the run plan's (what ``trainer.precision=auto`` stands for here), the config's when None."""
+    from visionlab.tracking.plugins import trackers
 
     callbacks = [
         *instantiate_group(cfg.get("callbacks"), "callbacks"),
@@ -108,7 +99,7 @@ def build_trainer(cfg: DictConfig, model: TaskModel, loggers: list, record: pl.C
         cfg.trainer.get("enable_progress_bar") is False
     ):  # the user's "no bar" wins over the callbacks group's bar
         callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
-    if find_wandb_logger(loggers) is not None and (media := model.media_callback()) is not None:
+    if any(tracker.shows_media for tracker in trackers(loggers)) and (media := model.media_callback()):
         callbacks.append(media)
     plugins = [AtomicCheckpointIO()]
     if SLURMEnvironment.detect():  # our SIGUSR1 handler requeues; Lightning's saves a mid-epoch checkpoint
@@ -116,7 +107,10 @@ def build_trainer(cfg: DictConfig, model: TaskModel, loggers: list, record: pl.C
             plugins.append(SLURMEnvironment(auto_requeue=False))
         except RuntimeError as exc:  # e.g. `--ntasks` without `--ntasks-per-node`: Lightning says what to use
             raise ConfigError(f"SLURM job settings: {exc}") from None
-    return instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, plugins=plugins)
+    chosen = {} if precision is None else {"precision": precision}
+    return instantiate(
+        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, plugins=plugins, **chosen
+    )
 
 
 def stamped_inputs(cfg: DictConfig) -> dict | None:

@@ -34,23 +34,6 @@ _SHOWN = 3  # mismatching weights named in the message
 FULL_STATE_ONLY = ("optimizer_states", "lr_schedulers")  # resume-only entries: in last.ckpt, not in best.ckpt
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")  # torch names the pickled global it refused this way
 _PICKLE = b"\x80"  # a legacy (pre-zip) torch file is a pickle from its first byte
-# param-group keys every optimizer has (or torch fills in when a state is loaded): they do not tell optimizers
-# apart
-_GENERIC_KEYS = frozenset(
-    {
-        "params",
-        "param_names",
-        "initial_lr",
-        "lr",
-        "weight_decay",
-        "foreach",
-        "maximize",
-        "differentiable",
-        "capturable",
-        "fused",
-        "decoupled_weight_decay",
-    }
-)
 
 
 def optimizer_name(cls: type) -> str:
@@ -269,31 +252,21 @@ def _lacking(optimizer: torch.optim.Optimizer, saved: dict) -> list[str]:
     return sorted(k for k in optimizer.defaults if k not in group)
 
 
-def _default_settings(cls: type) -> set[str] | None:
-    """The param-group settings of a torch.optim class, or None for one that needs other arguments."""
-    try:
-        return set(cls([torch.zeros(1, requires_grad=True)]).defaults)
-    except Exception:  # noqa: BLE001 - e.g. Muon takes only 2-D parameters: not a candidate
-        return None
+# The settings that tell apart the optimizers visionlab's configs build (conf/model/optimizer/*.yaml), as
+# their param groups save them: enough to name the optimizer of a checkpoint that carries no optimizer stamp
+# (an older visionlab's). Adam and AdamW save the same settings, so both are named.
+_OPTIMIZER_SETTINGS = {
+    "torch.optim.SGD": frozenset({"momentum", "dampening", "nesterov"}),
+    "torch.optim.Adam": frozenset({"betas", "eps", "amsgrad"}),
+    "torch.optim.AdamW": frozenset({"betas", "eps", "amsgrad"}),
+    "torch.optim.Rprop": frozenset({"etas", "step_sizes"}),
+}
 
 
 def _optimizers_with(keys: set[str]) -> list[str]:
-    """The torch.optim classes whose settings a saved param group's keys match best (to name its
-    optimizer)."""
-    scored = []
-    for name in dir(torch.optim):
-        cls = getattr(torch.optim, name)
-        if not (
-            isinstance(cls, type)
-            and issubclass(cls, torch.optim.Optimizer)
-            and cls is not torch.optim.Optimizer
-        ):
-            continue
-        settings = _default_settings(cls)
-        if settings is not None and (distinct := settings - _GENERIC_KEYS) <= keys:
-            scored.append((len(distinct), optimizer_name(cls)))
-    best = max((n for n, _ in scored), default=0)
-    return [name for n, name in scored if n == best and n > 0]
+    """The optimizers of visionlab's configs whose settings a saved param group holds, read from the saved
+    keys alone (nothing is constructed); empty for an optimizer none of them is."""
+    return [name for name, settings in _OPTIMIZER_SETTINGS.items() if settings <= keys]
 
 
 def _config_options(target: str) -> list[str]:

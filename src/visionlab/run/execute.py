@@ -1,11 +1,11 @@
-"""One run, on one screen: build → fit/test → record. Training, resuming and evaluating all go through
-``run``.
+"""One run, on one screen: check → plan → build → make the folder → fit/test → record. Training, resuming and
+evaluating all go through ``run``.
 
-Where the rest lives: config checks (``config_checks``), what a checkpoint may be (``checkpoints``), building
-the parts (``assembly``), SIGTERM/Ctrl-C (``interruption``), W&B naming and publishing
-(``tracking.wandb_policy``),
-resume rules (``run_record.resume``), the run record's files and keys (``run_record``), summary.json
-(``recording``), what gets printed (``console``).
+Where the rest lives: the config's checks and the run's decisions (``run.plan``, ``config.rules``), what a
+checkpoint may be (``run.checkpoints``), building the parts (``run.assembly``), SIGTERM/Ctrl-C
+(``run.signals``), resume rules (``record.resume``), the run record's files and keys (``record``),
+summary.json (``run.record``), what gets printed (``cli.console``); the loggers are config
+(``conf/logger``), W&B's naming and ids included (``tracking.wandb``).
 """
 
 from __future__ import annotations
@@ -18,113 +18,74 @@ from dataclasses import dataclass
 
 import pytorch_lightning as pl
 import torch
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from visionlab.cli.console import print_result
 from visionlab.cluster.claim import hold_or_refuse
-from visionlab.cluster.ranks import check_slurm_tasks, end_process_group, is_rank_zero
+from visionlab.cluster.ranks import end_process_group, is_rank_zero
 from visionlab.config.errors import DiskFullError, UserError
 from visionlab.config.hydra_job import (
     close_log_files_in,
     cpu_threads,
     hydra_files,
-    is_multirun,
     point_ddp_children_at_job,
-    task_overrides,
 )
-from visionlab.config.rules import check_config
-from visionlab.inference.run_config import adopt_run, load_initial_weights
+from visionlab.inference.run_config import load_initial_weights
 from visionlab.record import layout
 from visionlab.record.disk_full import disk_full_error
 from visionlab.record.folder import RunFolder
 from visionlab.record.layout import Status
 from visionlab.record.metric_keys import N_PARAMS
-from visionlab.record.resume import may_record_setup_failure, run_folder_to_resume, wandb_id_to_resume
 from visionlab.record.writable import refuse_unwritable_folder_to_continue
 from visionlab.run.assembly import (
     build_datamodule,
     build_model,
     build_trainer,
-    datamodule_for_checking,
     instantiate_group,
-    model_for_checking,
+    read_data,
     spawns_ranks,
 )
 from visionlab.run.checkpoints import check_checkpoint
-from visionlab.run.precision import resolve_precision
+from visionlab.run.plan import RunPlan, check_composed, make_plan, records_setup_failure
 from visionlab.run.record import earlier_attempts, finish_record, setup_failure_summary, start_summary
 from visionlab.run.signals import describe as describe_interruption
 from visionlab.run.signals import hold_stops, is_interruption, stop_behind, stop_signals
 from visionlab.tasks.protocol import TaskDataModule, TaskModel
 from visionlab.tracking.epoch_record import EpochRecord
-from visionlab.tracking.wandb import policy as wandb_policy
-from visionlab.tracking.wandb.policy import find_wandb_logger, group_and_job_type
+from visionlab.tracking.plugins import trackers
 
 log = logging.getLogger("visionlab")
 
 
-def run(cfg: DictConfig) -> dict:
+def run(cfg: DictConfig, config_checked: bool = False) -> dict:
     """Train (or resume, or only evaluate) as configured; returns the summary written to summary.json.
 
-    Config values and the checkpoint are checked before anything is written; a run that fails after that
-    (while being set up or trained) leaves summary.json with its status and error, never over a record that is
-    not its own (``may_record_setup_failure``). SIGTERM and Ctrl-C end it as "interrupted"."""
+    One pass: check the config (unless the CLI did, ``config_checked``), decide the run's plan (``run.plan``),
+    build the model and the datamodule and check the checkpoint against the model, all before anything is
+    written; then make the run folder, fit/test, record. A run that fails after its folder was made (while its
+    data is read, or while it trains) leaves summary.json with its status and error, never over a record that
+    is not its own (``may_record_setup_failure``). SIGTERM and Ctrl-C end it as "interrupted"."""
     started = time.time()
     folder = RunFolder(cfg.paths.output_dir)
-    ckpt = OmegaConf.select(
-        cfg, "ckpt_path", default=None, throw_on_missing=False, throw_on_resolution_failure=False
-    )
-    recordable = may_record_setup_failure(
-        folder, ckpt if isinstance(ckpt, str) else None, cfg.get("train") is not False
-    )
+    recordable = records_setup_failure(cfg)
     earlier = earlier_attempts(cfg, folder)  # before this attempt writes anything into the folder
     with stop_signals(), ExitStack() as held:
         checked = False
         try:
-            adopt_run(
-                cfg, task_overrides() if HydraConfig.initialized() else None
-            )  # ckpt_path=<run> defines it
-            ckpt = cfg.get("ckpt_path")  # a run folder given as ckpt_path is its checkpoint from here on
-            check_slurm_tasks()
-            if (
-                cfg.train and cfg.ckpt_path
-            ):  # before the lock, which would leave its file beside a refused folder
-                refuse_unwritable_folder_to_continue(folder, cfg.ckpt_path)
-            if _continues_in_place(cfg, folder, ckpt):  # one process at a time continues a run folder
+            if not config_checked:
+                check_composed(cfg)  # a run folder given as ckpt_path is its checkpoint from here on
+            plan = make_plan(cfg, recordable, earlier, started)
+            if plan.continues_in_place:  # one process at a time continues a run folder
                 held.enter_context(hold_or_refuse(folder))
-            check_config(cfg)
-            model = model_for_checking(cfg)  # the model and the datamodule check their own values when built
-            datamodule_for_checking(cfg)
-            if cfg.ckpt_path:
-                check_checkpoint(
-                    cfg.ckpt_path, model, cfg.experiment_name, cfg.train, cfg.get("trust_checkpoint", False)
-                )
-            if cfg.train and cfg.ckpt_path:
-                refuse_unwritable_folder_to_continue(folder, cfg.ckpt_path)
-            if cfg.get("init_from"):
-                check_checkpoint(
-                    cfg.init_from,
-                    model,
-                    cfg.experiment_name,
-                    False,
-                    cfg.get("trust_checkpoint", False),
-                    "init_from",
-                )
+            model, datamodule = _build_parts(cfg)
             checked = True
-            parts = _set_up(cfg, folder, earlier)
+            parts = _set_up(cfg, plan, model, datamodule)
         except BaseException as caught:
-            exc = (
-                stop_behind(caught) or caught
-            )  # W&B's service killed by the same stop may fail its start first
+            exc = stop_behind(caught) or caught  # W&B's service, stopped too, may fail its start first
             failure = disk_full_error(exc, folder=folder.path) or exc  # a full disk said as such
-            if not checked and isinstance(
-                failure, UserError
-            ):  # refused before anything is written: no record,
-                close_log_files_in(
-                    folder.path
-                )  # and no folder (Hydra made it, empty; its train.log not yet written)
+            if not checked and isinstance(failure, UserError):  # refused before anything is written: no
+                close_log_files_in(folder.path)  # record, no folder (Hydra's train.log is not written yet)
                 folder.discard_if_empty()
             elif recordable and is_rank_zero():  # one rank records; the others follow it
                 status = Status.INTERRUPTED if is_interruption(exc) else Status.FAILED
@@ -144,56 +105,70 @@ def run(cfg: DictConfig) -> dict:
         return _fit_test_record(cfg, parts, started)
 
 
-def _continues_in_place(cfg: DictConfig, folder: RunFolder, ckpt) -> bool:
-    """A single run (rank 0) that resumes training in its own folder: it takes the folder's lock. A sweep job
-    holds it already (``run_record.claim``, taken by the process that runs the job)."""
-    if is_multirun() or not is_rank_zero() or cfg.get("train") is False or not isinstance(ckpt, str):
-        return False
-    resumed = run_folder_to_resume(ckpt, True)
-    return resumed is not None and resumed == folder.path.expanduser().resolve()
+def _build_parts(cfg: DictConfig) -> tuple[TaskModel, TaskDataModule]:
+    """The model and the datamodule, built once (each checks its own values when built; the datamodule's
+    data is read later, once the run folder can record a failure), seeded as the run; the checkpoints the run
+    starts from are checked against the model."""
+    pl.seed_everything(cfg.seed, workers=True)
+    if threads := cpu_threads(cfg.get("threads")):
+        torch.set_num_threads(threads)
+    model = build_model(cfg)
+    datamodule = build_datamodule(cfg)
+    trusted = cfg.get("trust_checkpoint", False)
+    if cfg.ckpt_path:
+        check_checkpoint(cfg.ckpt_path, model, cfg.experiment_name, cfg.train, trusted)
+        if cfg.train:
+            refuse_unwritable_folder_to_continue(RunFolder(cfg.paths.output_dir), cfg.ckpt_path)
+    if cfg.get("init_from"):
+        check_checkpoint(cfg.init_from, model, cfg.experiment_name, False, trusted, "init_from")
+    return model, datamodule
 
 
 @dataclass
 class _Parts:
-    folder: RunFolder
+    plan: RunPlan
     datamodule: TaskDataModule
     model: TaskModel
     trainer: pl.Trainer
     record: EpochRecord
     summary: dict
-    wandb_logger: object | None
+    trackers: list  # the loggers' run trackers (tracking.plugins)
     launches_ranks: bool = False  # Lightning starts the other DDP ranks from this process
 
+    @property
+    def folder(self) -> RunFolder:
+        return self.plan.folder
 
-def _set_up(cfg: DictConfig, folder: RunFolder, earlier: list[dict]) -> _Parts:
-    """Write the run's config (global rank 0 only: one run = one record), build its parts, start the
-    loggers."""
-    writer = is_rank_zero()
+
+def _set_up(cfg: DictConfig, plan: RunPlan, model: TaskModel, datamodule: TaskDataModule) -> _Parts:
+    """Write the run's config (global rank 0 only: one run = one record), read the data, start the loggers."""
+    folder, writer = plan.folder, plan.writes_record
     if writer:
         folder.create()
         if (hydra_record := hydra_files(cfg)) is not None:
             folder.write_hydra(*hydra_record)
-    _prepare(cfg, folder)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     if writer:
         folder.write_config(resolved)
-    datamodule, model = build_datamodule(cfg), build_model(cfg)
+    datamodule = read_data(cfg, datamodule)
     if cfg.get("init_from"):
         load_initial_weights(model, cfg.init_from, cfg.get("trust_checkpoint", False))
     loggers = instantiate_group(cfg.get("logger"), "logger")
     record = EpochRecord(folder)
-    trainer = build_trainer(cfg, model, loggers, record)
+    trainer = build_trainer(cfg, model, loggers, record, plan.precision)
     launches_ranks = spawns_ranks(trainer)  # asked before fit: Lightning's launcher then sets LOCAL_RANK here
-    if launches_ranks and is_multirun():
-        point_ddp_children_at_job(str(folder.path), cfg.ckpt_path)
+    if launches_ranks and plan.multirun:
+        point_ddp_children_at_job(str(folder.path), plan.ckpt_path)
     datamodule.use_global_batch(trainer.world_size)
-    summary = start_summary(cfg, model, datamodule, folder, trainer, earlier)
-    wandb_logger = find_wandb_logger(loggers)
-    if wandb_logger is not None and writer:
-        folder.write_wandb_id(wandb_policy.start(wandb_logger).id)
+    summary = start_summary(
+        cfg, model, datamodule, folder, trainer, list(plan.earlier_attempts), plan.precision
+    )
+    started = trackers(loggers)
+    for tracker in started:  # W&B: starts its run and records its id in the folder
+        tracker.start(folder, writer)
     for logger in loggers:
         logger.log_hyperparams({**resolved, N_PARAMS: summary[N_PARAMS]})
-    return _Parts(folder, datamodule, model, trainer, record, summary, wandb_logger, launches_ranks)
+    return _Parts(plan, datamodule, model, trainer, record, summary, started, launches_ranks)
 
 
 def _fit_test_record(cfg: DictConfig, parts: _Parts, started: float) -> dict:
@@ -219,11 +194,11 @@ def _fit_test_record(cfg: DictConfig, parts: _Parts, started: float) -> dict:
             status=Status.INTERRUPTED if is_interruption(error) else Status.FAILED, error=_describe(error)
         )
     finally:
-        if is_rank_zero():
+        if parts.plan.writes_record:
             with hold_stops():
                 error = _finish_record_despite_full_disk(summary, cfg, parts, test_metrics, started, error)
                 print_result(summary)
-        if is_multirun():
+        if parts.plan.multirun:
             end_process_group(launched_ranks=parts.launches_ranks)
     if error is not None:
         raise error
@@ -249,7 +224,7 @@ def _finish_record_despite_full_disk(
             parts.record,
             test_metrics,
             started,
-            parts.wandb_logger,
+            parts.trackers,
             error,
         )
     except Exception as exc:
@@ -277,26 +252,6 @@ def _record_lost(error: BaseException | None, full: DiskFullError, folder: RunFo
             "record this attempt."
         )
     return DiskFullError(f"{full} The run failed ({_describe(error)}), and {unrecorded}.")
-
-
-def _prepare(cfg: DictConfig, folder: RunFolder) -> None:
-    """Seed, size the CPU threads, pick the precision, name the W&B run."""
-    pl.seed_everything(cfg.seed, workers=True)
-    if threads := cpu_threads(cfg.get("threads")):
-        torch.set_num_threads(threads)
-    with open_dict(cfg):
-        cfg.trainer.precision = resolve_precision(
-            cfg.trainer.get("precision", "auto"), cfg.trainer.accelerator
-        )
-        if cfg.get("logger") and cfg.logger.get("wandb"):
-            wandb_cfg = cfg.logger.wandb
-            wandb_cfg.group, wandb_cfg.job_type = group_and_job_type(
-                wandb_cfg.group,
-                wandb_cfg.job_type,
-                cfg.experiment_name,
-                cfg.sweep_name if is_multirun() else None,
-            )
-            wandb_cfg.id = wandb_cfg.id or wandb_id_to_resume(folder, cfg.ckpt_path, cfg.train)
 
 
 def _describe(exc: BaseException) -> str:

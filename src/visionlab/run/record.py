@@ -4,7 +4,6 @@ published to W&B under the same keys."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import pytorch_lightning as pl
@@ -19,7 +18,6 @@ from visionlab.record.provenance import device_description, git_state, package_v
 from visionlab.record.summary import best_metrics, final_metrics, time_to_milestones
 from visionlab.tasks.protocol import TaskDataModule, TaskModel
 from visionlab.tracking.epoch_record import EpochRecord
-from visionlab.tracking.wandb import policy as wandb_policy
 
 log = logging.getLogger(__name__)
 ATTEMPT_WALL = (
@@ -34,9 +32,11 @@ def start_summary(
     folder: RunFolder,
     trainer: pl.Trainer | None = None,
     earlier: list[dict] | None = None,
+    precision: str | None = None,
 ) -> dict:
     """Everything known before training: what runs, on what data and hardware, from which code, in how many
-    processes (``world_size``) with which batch (``batch_size``: the global batch, the per-process share)."""
+    processes (``world_size``) with which batch (``batch_size``: the global batch, the per-process share), at
+    which precision (the run plan's decision; the config's value when None)."""
     world_size = trainer.world_size if trainer is not None else 1
     return {
         "experiment": cfg.experiment_name,
@@ -50,7 +50,7 @@ def start_summary(
         "evaluated_checkpoint": None,
         N_PARAMS: sum(p.numel() for p in model.parameters()),
         "monitor": cfg.monitor,
-        "precision": cfg.trainer.precision,
+        "precision": precision or str(cfg.trainer.precision),
         "device": device_description(),
         "git": git_state(),
         "versions": package_versions(),
@@ -193,11 +193,11 @@ def finish_record(
     record: EpochRecord,
     test_metrics: dict | None,
     started: float,
-    wandb_logger,
+    trackers: list,
     error: BaseException | None = None,
 ) -> None:
-    """Fill in the results and the run's health, write summary.json, and close the W&B run with the same
-    numbers."""
+    """Fill in the results and the run's health, write summary.json, and finish the run's trackers
+    (``tracking.plugins``: W&B) with the same numbers."""
     rows = record.rows
     now = time.time()
     runs = attempts(summary, started, now)
@@ -228,63 +228,19 @@ def finish_record(
         error,
         num_classes=(summary.get("data_facts") or {}).get("num_classes"),
     )
-    if wandb_logger is not None:
-        summary["wandb"] = _local_wandb_section(wandb_logger)
-    # First: the record must never depend on the tracker. SLURM signals every process of a job, W&B's service
-    # included, so after a stop W&B may be gone and any call to it raise (ConnectionResetError,
-    # MailboxClosedError).
+    for tracker in trackers:
+        summary[tracker.section] = tracker.record_section()
+    # First: the record must never depend on the trackers (W&B's service may be gone after a stop).
     record.folder.write_summary(summary)
-    if wandb_logger is not None:
-        problem = _finish_tracker(wandb_logger, summary)
+    for tracker in trackers:
+        problem = tracker.finish(summary)
         if problem is not None:
             log.warning(
-                "W&B run not finished (%s); the run record in %s is complete%s.",
+                "%s run not finished (%s); the run record in %s is complete%s.",
+                tracker.title,
                 problem,
                 record.folder.path,
-                _sync_hint(summary["wandb"]),
+                tracker.sync_hint(summary[tracker.section]),
             )
-            summary["wandb"]["not_finished"] = problem
+            summary[tracker.section]["not_finished"] = problem
             record.folder.write_summary(summary)
-
-
-# How long W&B may take to take the summary and finish the run: a stopped job has SLURM's KillWait (30 s by
-# default) between SIGTERM and SIGKILL, and must exit within it; a run that ended by itself may upload for
-# longer.
-TRACKER_FINISH_S = {Status.INTERRUPTED: 10.0}
-TRACKER_FINISH_DEFAULT_S = 300.0
-
-
-def _local_wandb_section(wandb_logger) -> dict:
-    try:
-        return wandb_policy.record_section(wandb_logger)
-    except Exception as exc:  # noqa: BLE001 - the record is written whatever state W&B is in
-        return {"id": None, "error": f"{type(exc).__name__}: {exc}"}
-
-
-def _sync_hint(section: dict) -> str:
-    command = section.get("sync_command")
-    return f"; upload what W&B wrote with `{command}`" if command else ""
-
-
-def _finish_tracker(wandb_logger, summary: dict) -> str | None:
-    """Publish the summary to W&B and finish its run, best effort and bounded in time; returns what went wrong
-    (None when W&B took it all). Runs beside the main thread, which waits at most ``TRACKER_FINISH_S``."""
-    outcome: list[str] = []
-    completed = summary["status"] == Status.COMPLETED
-
-    def publish_and_finish():
-        try:
-            wandb_policy.publish_summary(wandb_logger, summary)
-            wandb_policy.finish(completed)
-        except BaseException as exc:  # noqa: BLE001 - W&B's service may be gone (killed with the job's step)
-            outcome.append(f"{type(exc).__name__}: {exc}".strip().rstrip(":"))
-        else:
-            outcome.append("")
-
-    worker = threading.Thread(target=publish_and_finish, name="visionlab-wandb-finish", daemon=True)
-    worker.start()
-    timeout = TRACKER_FINISH_S.get(summary["status"], TRACKER_FINISH_DEFAULT_S)
-    worker.join(timeout)
-    if not outcome:
-        return f"W&B did not finish within {timeout:.0f} s"
-    return outcome[0] or None

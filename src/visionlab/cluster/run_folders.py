@@ -1,0 +1,63 @@
+"""Where a run's folder is: the policy, in one place. Hydra asks for it while composing (``hydra.run.dir``
+interpolates ``${vl.run_dir:...}``, registered in ``config.resolvers``), so it is known before the run's
+checks; under SLURM it follows the job, so every rank of a job and a job SLURM restarts find the same folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9=,._+\-@]")
+
+
+def folder_name(text: str) -> str:
+    """User text (an experiment name) as one safe path component: no separators, no ``..``, no hidden name."""
+    name = _UNSAFE.sub("_", str(text)).lstrip(".") or "run"
+    return name[:120]
+
+
+@functools.cache
+def run_dir(log_dir: str, experiment: str, ckpt_path: str | None = None, train: bool = True) -> str:
+    """A fresh, unique run folder under ``<log_dir>/runs/<experiment>``, or the original folder when resuming
+    training from one of its checkpoints.
+
+    Under SLURM the name comes from the job (``slurm-<job>[.<step>]``): every rank of a multi-task job names
+    the
+    same folder, and a job SLURM restarts (requeue, preemption) finds its own and continues it. Elsewhere:
+    timestamp plus pid plus random suffix, so two runs started in the same second never collide. Cached so the
+    value is stable within a process."""
+    from visionlab.record.resume import run_folder_to_resume  # imported here: it takes numpy, --help need not
+
+    if (folder := run_folder_to_resume(ckpt_path, train)) is not None:
+        return str(folder)
+    parent = Path(log_dir) / "runs" / folder_name(experiment)
+    if (name := slurm_run_name()) is not None:
+        folder = parent / name
+        restarted = int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
+        if restarted or int(os.environ.get("SLURM_NTASKS") or 1) > 1 or not folder.exists():
+            return str(folder)
+        for n in range(2, 10_000):  # another run of the same experiment earlier in this job step
+            if not (candidate := parent / f"{name}-{n}").exists():
+                return str(candidate)
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    while True:  # 32 random bits (16 collided once in 20 same-second calls) and never a folder that exists
+        folder = parent / f"{stamp}_{os.getpid()}_{secrets.token_hex(4)}"
+        if not folder.exists():
+            return str(folder)
+
+
+def slurm_run_name() -> str | None:
+    """``slurm-<job id>[_<array task>][.<step>]`` inside a SLURM job (batch or srun step), else None."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job or not job.isdigit():
+        return None
+    if (array := os.environ.get("SLURM_ARRAY_JOB_ID")) and array.isdigit():
+        job = f"{array}_{os.environ.get('SLURM_ARRAY_TASK_ID', '0')}"
+    step = os.environ.get("SLURM_STEP_ID", "")
+    suffix = f".{step}" if step.isdigit() and int(step) < 0xFFFFFFF0 else ""  # batch/extern steps: none
+    return f"slurm-{job}{suffix}"
