@@ -49,7 +49,9 @@ def _split(task: TaskStats) -> list[str]:
 
 
 def _length(task: TaskStats, reference: Reference | None, conv: dict) -> list[str]:
-    kind = task.measures[0].kind if task.spec.task == "classification" else "score"
+    from visionlab.tasks.registry import report_of
+
+    kind = report_of(task.spec.task).effect_kind(task)
     items = []
     for variant in sorted(task.runs_by_variant):
         if conv.get(variant):
@@ -72,7 +74,7 @@ def adjacent_cases(task: TaskStats) -> bool:
 
 def _test_cases(task: TaskStats) -> list[str]:
     """How many cases the test split has, and that its cases are correlated when they are adjacent slices."""
-    if task.spec.task == "classification" or not any(v.split == TEST for v in task.variants):
+    if not any(v.split == TEST for v in task.variants):  # a task without ``test/cases`` has no counts below
         return []
     counts = sorted(
         {

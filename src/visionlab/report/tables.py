@@ -37,7 +37,6 @@ from visionlab.report.render import Table
 from visionlab.report.run_health import UNHEALTHY, health, health_cell
 from visionlab.report.stats import (
     TEST,
-    VALIDATION_KEYS,
     Measure,
     TaskStats,
     VariantStats,
@@ -68,7 +67,7 @@ def state_cell(run: Run) -> str:
 
 
 def _spread_keys(key: str) -> tuple[str | None, str | None]:
-    """(std, min) test keys of a per-case score's mean key (segmentation), else (None, None)."""
+    """(std, min) test keys of a per-case score's mean key (tasks that score cases), else (None, None)."""
     case = next((c for c, k in CASE_SCORES.items() if k == key), None)
     return CASE_SPREAD.get(case, (None, None)) if case else (None, None)
 
@@ -92,8 +91,8 @@ def uniform_split(task: TaskStats) -> str | None:
 
 
 def trial_table(task: TaskStats, conv: Conv) -> Table:
-    """Variant × seed: state, test cases (segmentation), each measure (with its spread over cases where
-    recorded),
+    """Variant × seed: state, test cases (tasks that score cases), each measure (with its spread over cases
+    where recorded),
     best epoch of how many, the final epoch's validation score and how training ended."""
     spec = task.spec
     split_of = {v.variant: v.split for v in task.variants}
@@ -101,7 +100,9 @@ def trial_table(task: TaskStats, conv: Conv) -> Table:
     stats_of = {m.key: {v.variant: v for v in m.variants} for m in task.measures}
     cases = TEST_CASES in spec.metrics.report_test
     primary = task.measures[0]
-    final_key = VALIDATION_KEYS.get(primary.key, spec.metrics.validation_headline)
+    from visionlab.tasks.registry import report_of
+
+    final_key = report_of(spec.task).validation_keys.get(primary.key, spec.metrics.validation_headline)
     labels = [
         f"{md(m.label)} over cases: mean ± std (min)" if any(_spread_keys(m.key)) else md(m.label)
         for m in task.measures
