@@ -89,20 +89,20 @@ def _shipped_data_configs() -> tuple[tuple[str, dict], ...]:
 
 def _from_shipped_config(run: Run) -> ClassNames | None:
     """An older record (no ``data.class_names``, no ``data_facts``): the shipped data config of the same
-    name, else the only one with the same datamodule ``_target_``, else the one of that ``_target_`` whose
-    file name the run's data folder names."""
+    name, else the only one with the same datamodule ``_target_``, else the one whose file name the run's
+    data folder or data description names (among those of its ``_target_`` where the config has one)."""
     data = _data(run)
     target = str(data.get("_target_") or "")
-    if not target:
-        return None
     shipped = _shipped_data_configs()
-    same_target = [(stem, node) for stem, node in shipped if node.get("_target_") == target]
+    same_target = [(stem, node) for stem, node in shipped if not target or node.get("_target_") == target]
     by_name = [
-        (stem, node) for stem, node in same_target if data.get("name") and node.get("name") == data["name"]
+        (stem, node)
+        for stem, node in same_target
+        if target and data.get("name") and node.get("name") == data["name"]
     ]
     where = f"{data.get('data_dir') or ''} {run.summary.get('data') or ''}".lower()
     by_folder = [(stem, node) for stem, node in same_target if stem.lower() in where]
-    for candidates in (by_name, same_target if len(same_target) == 1 else [], by_folder):
+    for candidates in (by_name, same_target if target and len(same_target) == 1 else [], by_folder):
         if len(candidates) == 1 and _usable(candidates[0][1].get("class_names")):
             stem, node = candidates[0]
             return ClassNames(
