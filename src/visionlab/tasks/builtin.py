@@ -9,6 +9,7 @@ from visionlab.record.layout import (
     MISCLASSIFIED,
     PER_CLASS_ACCURACY,
     QUALITATIVE,
+    QUALITATIVE_CASES,
     TEST_CASES,
     VAL_CONFUSION,
     VAL_MISCLASSIFIED,
@@ -16,6 +17,11 @@ from visionlab.record.layout import (
 )
 from visionlab.tasks.registry import Task, register_task
 
+SEGMENTATION_MEDIA = (
+    keys.MEDIA_VAL_PREDICTIONS,
+    keys.MEDIA_TEST_CASES_TABLE,
+    *(keys.media_test_case(name) for name in QUALITATIVE_CASES),
+)
 CLASSIFIER = "visionlab.tasks.classification.module.ClassificationModule"
 SEGMENTER = "visionlab.tasks.segmentation.module.SegmentationModule"
 
@@ -33,7 +39,13 @@ register_task(
             VAL_MISCLASSIFIED,
         ),
         report="visionlab.tasks.classification.report:REPORT",
-        media=(keys.MEDIA_CONFUSION, keys.MEDIA_MISCLASSIFIED, keys.MEDIA_VAL_MISCLASSIFIED),
+        media="visionlab.tracking.wandb.media:ClassificationMedia",
+        media_keys=(
+            keys.MEDIA_AUGMENTED_INPUTS,
+            keys.MEDIA_CONFUSION,
+            keys.MEDIA_MISCLASSIFIED,
+            keys.MEDIA_VAL_MISCLASSIFIED,
+        ),
     )
 )
 register_task(
@@ -44,7 +56,8 @@ register_task(
         record_files=(TEST_CASES, QUALITATIVE),
         report="visionlab.tasks.segmentation.report:REPORT",
         input_defaults=(1, 256),
-        media=(keys.MEDIA_VAL_PREDICTIONS, keys.MEDIA_TEST_CASES_TABLE),
+        media="visionlab.tracking.wandb.media:SegmentationMedia",
+        media_keys=SEGMENTATION_MEDIA,
     )
 )
 register_task(
@@ -55,6 +68,7 @@ register_task(
         record_files=(TEST_CASES, QUALITATIVE, CONFUSION),
         report="visionlab.tasks.segmentation.report_classes:REPORT",
         input_defaults=(1, 256),
-        media=(keys.MEDIA_VAL_PREDICTIONS, keys.MEDIA_TEST_CASES_TABLE),
+        media="visionlab.tracking.wandb.media:SegmentationMedia",
+        media_keys=SEGMENTATION_MEDIA,
     )
 )

@@ -13,7 +13,9 @@ A task states here what the rest of visionlab must know about it:
   them with ``--copy-records``);
 - ``report``: its report sections (a ``TaskReport``: the detail section, how measures are named and
   described), or None for the report core's plain tables;
-- ``media``: the W&B media it logs (documentation of the task's ``media_callback``; the keys it uses).
+- ``media``: the callback that logs its W&B media (images, tables), as "module:Class", imported only when a
+  run logs to W&B (the task's ``media_callback`` builds it through ``media_callback``), and ``media_keys``,
+  the W&B keys it logs under.
 
 The built-in tasks (classification, binary and K-class segmentation) register in ``tasks/builtin.py``,
 imported on first use; a plug-in calls ``register_task`` (e.g. at import of its module).
@@ -93,7 +95,8 @@ class Task:
     modules: tuple[str, ...] = ()  # LightningModule _target_s (strings, never imported)
     record_files: tuple[str, ...] = ()  # per-case / per-class files of a run folder
     report: TaskReport | str | None = None  # or "module:attribute", imported when the report needs it
-    media: tuple[str, ...] = ()  # W&B media keys its media callback logs
+    media: str | None = None  # "module:Class" of its W&B media callback
+    media_keys: tuple[str, ...] = ()  # the W&B keys that callback logs under
     input_defaults: tuple[int, int] = (3, 28)  # (channels, side) a model config without them is built for
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -152,17 +155,25 @@ def module_tasks() -> dict[str, str]:
     return found
 
 
+def _resolve(reference: str):
+    import importlib
+
+    module, _, attribute = reference.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def media_callback(name: str, **options):
+    """The task's W&B media callback built with ``options``, or None when it logs no media."""
+    task = get_task(name)
+    return _resolve(task.media)(**options) if task is not None and task.media else None
+
+
 def report_of(name: str) -> TaskReport:
     """The task's report sections, or the core's plain ones."""
     task = get_task(name)
     if task is None or task.report is None:
         return TaskReport()
-    if isinstance(task.report, str):
-        import importlib
-
-        module, _, attribute = task.report.partition(":")
-        return getattr(importlib.import_module(module), attribute)
-    return task.report
+    return _resolve(task.report) if isinstance(task.report, str) else task.report
 
 
 def record_files() -> tuple[str, ...]:
