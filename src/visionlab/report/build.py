@@ -13,10 +13,9 @@ import os
 from pathlib import Path
 
 from visionlab.record.files import write_bytes
-from visionlab.record.metric_keys import TEST_CASES
 from visionlab.report import convergence, figures
 from visionlab.report.cards import cards
-from visionlab.report.caveats import adjacent_cases, caveats
+from visionlab.report.caveats import adjacent_cases, case_counts, caveats
 from visionlab.report.classes import ClassNames, class_names
 from visionlab.report.collect import Collection, Run
 from visionlab.report.escape import md
@@ -25,7 +24,7 @@ from visionlab.report.provenance import provenance
 from visionlab.report.reference import Reference
 from visionlab.report.render import Bullets, Contents, Document, Figure, Heading, Paragraph, page_data
 from visionlab.report.run_health import health
-from visionlab.report.stats import TASKS, TEST, TaskStats, aggregate, counted, run_values, task_spec
+from visionlab.report.stats import TASKS, TEST, TaskStats, aggregate, counted, task_spec
 from visionlab.report.tables import (
     aggregate_table,
     concurrency,
@@ -247,14 +246,7 @@ def _results(
 
 
 def _test_cases_words(task: TaskStats) -> str:
-    counts = sorted(
-        {
-            int(run_values(r, TEST)[TEST_CASES])
-            for runs in task.runs_by_variant.values()
-            for r in runs
-            if counted(r) and isinstance(run_values(r, TEST).get(TEST_CASES), (int, float))
-        }
-    )
+    counts = case_counts(task)
     if not counts:
         return ""
     return (

@@ -36,8 +36,14 @@ class TaskReport:
     """A task's part of the report page. The defaults are the plain core: no detail section, measures named
     by their metric table. A task overrides what it adds (``tasks/<task>/report.py``)."""
 
+    # the test key counting the cases a run scored (tasks whose runs score cases, e.g. images), else None
+    cases_key: ClassVar[str | None] = None
     # test key → its validation key (the "final epoch" column), beside the headline's pair
     validation_keys: ClassVar[dict[str, str]] = {}
+
+    def spread_keys(self, key: str) -> tuple[str | None, str | None]:
+        """(std, min) test keys a run records beside the mean over cases ``key``, else (None, None)."""
+        return None, None
 
     def detail(self, task, names) -> tuple[list, dict]:
         """Blocks of the task's "Detail" section and their numbers for report.json."""

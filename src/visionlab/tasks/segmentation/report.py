@@ -339,6 +339,11 @@ class SegmentationReport(TaskReport):
     they are (``membrane F1``), and the per-class, per-case and qualitative detail."""
 
     validation_keys: ClassVar[dict[str, str]] = {keys.TEST_F1_BG: keys.VAL_F1_BG}
+    cases_key = keys.TEST_CASES
+
+    def spread_keys(self, key):
+        case = next((c for c, k in keys.CASE_SCORES.items() if k == key), None)
+        return keys.CASE_SPREAD.get(case, (None, None)) if case else (None, None)
 
     def detail(self, task, names):
         from visionlab.report.caveats import adjacent_cases

@@ -272,6 +272,8 @@ def multiclass_detail(task: TaskStats, names: ClassNames) -> tuple[list, dict]:
 class MulticlassSegmentationReport(TaskReport):
     """K-class segmentation on the page: mIoU aggregated over seeds, per-class tables and figures."""
 
+    cases_key = keys.TEST_CASES
+
     def detail(self, task, names):
         return multiclass_detail(task, names)
 
