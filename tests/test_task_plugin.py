@@ -237,3 +237,34 @@ def test_the_report_names_a_classification_validation_split_by_its_data_source(
     assert f"on {named}, at the best epoch" in markdown
     if "track" not in named:
         assert "track-held-out" not in markdown
+
+
+def test_a_run_that_died_before_its_summary_is_recognised_by_its_registered_model(regression_task, tmp_path):
+    """Without summary.json the report knows a run's task only from its model's ``_target_``: a registered
+    plug-in's module, or a built-in module under the name older records used."""
+    from visionlab.record.folder import RunFolder
+    from visionlab.report.collect import load_run
+
+    for name, target in (
+        ("plugin", MODULE),
+        ("older", "visionlab.models.classifier.ClassificationModule"),
+        ("unet", "visionlab.tasks.segmentation.module.SegmentationModule"),
+        ("foreign", "somewhere.else.Model"),
+    ):
+        RunFolder(tmp_path / name).create().write_config({"model": {"_target_": target}})
+    tasks = {
+        name: load_run(RunFolder(tmp_path / name)).task for name in ("plugin", "older", "unet", "foreign")
+    }
+    assert tasks == {"plugin": TASK, "older": "classification", "unet": "segmentation", "foreign": "unknown"}
+
+
+def test_every_built_in_tasks_record_files_are_copied_with_the_reviewable_record():
+    """A task's per-case / per-class files are what ``--copy-records`` must carry for its report sections."""
+    from visionlab.record.layout import AUDIT_FILES
+    from visionlab.tasks.registry import tasks
+
+    built_in = {name: task for name, task in tasks().items() if name != TASK}
+    assert set(built_in) == {"classification", "segmentation", "multiclass_segmentation"}
+    for task in built_in.values():
+        assert task.record_files and set(task.record_files) <= set(AUDIT_FILES), task.name
+        assert task.report is not None and task.media is not None
