@@ -268,3 +268,43 @@ def test_every_built_in_tasks_record_files_are_copied_with_the_reviewable_record
     for task in built_in.values():
         assert task.record_files and set(task.record_files) <= set(AUDIT_FILES), task.name
         assert task.report is not None and task.media is not None
+
+
+def test_the_data_sources_record_what_their_split_holds_out(tmp_path):
+    """The synthetic signs (like GTSRB) hold out whole tracks and say so in their facts; an image folder split
+    by file-name groups, or at random per class, never claims tracks."""
+    from hydra.utils import instantiate
+
+    from test_own_data import make_image_folder
+
+    signs = instantiate(
+        compose(
+            tmp_path,
+            ["data.tracks_per_class=2", "data.frames_per_track=2", "data.test_tracks_per_class=1"],
+        ).data
+    )
+    signs.setup("fit")
+    assert signs.facts.groups == "track"
+    assert validation_split_name(signs.facts.record()) == "validation (track-held-out)"
+    folder = make_image_folder(tmp_path / "imgs", per_class=12, grey_every=0)
+    for path in sorted(folder.rglob("*.png")):  # circle_003.png → circle_g1_003.png: 4 groups of 3 per class
+        label, index = path.stem.rsplit("_", 1)
+        path.rename(path.with_name(f"{label}_g{int(index) // 3}_{index}.png"))
+    for policy, named in (
+        ("group", "validation (group-held-out)"),
+        ("stratified", "validation (random, stratified by class)"),
+    ):
+        images = instantiate(
+            compose(
+                tmp_path,
+                [
+                    "data=image_folder",
+                    f"data.data_dir={folder}",
+                    f"data.split_policy={policy}",
+                    "data.image_size=32",
+                    "data.crop=28",
+                ],
+            ).data
+        )
+        images.setup("fit")
+        assert images.facts.groups == "" and validation_split_name(images.facts.record()) == named
