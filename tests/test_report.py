@@ -107,7 +107,10 @@ def test_report_tables_hold_the_runs_numbers(sweep, tmp_path):
     # the rest of the report: curves, confusion matrices, cards, provenance; HTML is self-contained
     assert "figures/classification_curves.png" in markdown
     assert (tmp_path / "report" / "figures" / "classification_curves.png").stat().st_size > 0
-    assert "confusion_cnn_baseline.png" in markdown and "worst classes on test: class " in markdown
+    assert "confusion_cnn_baseline.png" in markdown
+    assert "worst classes on test: 0 circle red/white" in markdown
+    # the synthetic signs' config names no classes: the generator's names come from summary.json's data facts
+    assert "Class names: from the runs' data facts (summary.json `data_facts.class_names`)." in markdown
     assert "87,403 parameters" in markdown and "87,659 parameters" in markdown  # + BatchNorm's 2 × 128
     assert "python train.py experiment=cnn_baseline data=synthetic_signs seed=1" in markdown
     assert (

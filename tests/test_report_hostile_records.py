@@ -27,7 +27,7 @@ import pytest
 from report_fixtures import classification_run
 from visionlab.record.folder import RunFolder
 from visionlab.report import render
-from visionlab.report.classification import slug
+from visionlab.report.slugs import slug
 
 SECRET = "SECRET-8d41c2"  # planted in every file outside the run folders
 MEMORY_CAP = 4 * 2**30  # torch's own libraries map about 3 GB of address space before any work

@@ -21,6 +21,28 @@ SPLIT_POLICIES = {
     "case",
     "given": "the splits the data comes with",
 }
+# how a report names the validation split each policy makes ("validation (<name>)"); a group split is named by
+# what its groups are (``DataFacts.groups``: "track" for GTSRB's tracks), so a random split is never called
+# track-held-out
+SPLIT_NAMES = {
+    "group": "{groups}-held-out",
+    "stratified": "random, stratified by class",
+    "random": "random",
+    "contiguous": "contiguous blocks",
+    "given": "the data's own",
+}
+
+
+def validation_split_name(data_facts: dict, groups_unstated: str = "group") -> str | None:
+    """``validation (track-held-out)``, ``validation (random, stratified by class)``: the validation split
+    named from a run's ``summary.json`` ``data_facts`` (its split policy), or None when the record has no
+    known policy. ``groups_unstated`` names the groups of a record written before ``groups`` was recorded."""
+    policy = data_facts.get("split_policy") if isinstance(data_facts, dict) else None
+    if policy not in SPLIT_NAMES:
+        return None
+    groups = data_facts.get("groups", groups_unstated)
+    groups = groups if isinstance(groups, str) and groups.isidentifier() and len(groups) <= 40 else "group"
+    return f"validation ({SPLIT_NAMES[policy].format(groups=groups)})"
 
 
 @dataclass(frozen=True)
@@ -32,6 +54,7 @@ class DataFacts:
     input_size: tuple[int, int]  # (H, W) of the images the model receives
     split_policy: str  # a key of SPLIT_POLICIES: how validation (and test, when made) were split from train
     split: str = ""  # the split made, in words (sizes, seed, which cases)
+    groups: str = ""  # what a group of the "group" policy is (e.g. "track"); "" for a plain group
 
     def record(self) -> dict:
         """``summary.json``'s ``data_facts``: plain values (``input_size`` an int for square inputs)."""
@@ -45,6 +68,7 @@ class DataFacts:
             "split_policy": self.split_policy,
             "split_policy_means": SPLIT_POLICIES.get(self.split_policy, ""),
             "split": self.split,
+            **({"groups": self.groups} if self.groups else {}),
         }
 
 

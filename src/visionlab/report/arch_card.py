@@ -21,7 +21,7 @@ Receptive field (along the height axis; all kernels in visionlab are square) fol
 r ← r + (k − 1)·d·j, j ← j·s over conv and pooling layers in execution order, starting at r = j = 1.
 Activations, normalisation, dropout and flatten pass it through unchanged; a linear layer (or a global
 pooling) sees the whole input. The recursion is defined for a chain of layers, which is what a
-classification CNN and a U-Net's encoder are. From the first upsampling layer on (a U-Net's decoder,
+classifier CNN and a U-Net's encoder are. From the first upsampling layer on (a U-Net's decoder,
 where skip connections join features of different receptive fields) it is reported as "—".
 """
 
@@ -239,9 +239,11 @@ def model_input_shape(cfg: dict) -> tuple[int, int, int]:
     """C×H×W the run's network sees, from its resolved config (model first, then data, then task default)."""
     model_cfg = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
     data_cfg = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
-    segmentation = "segment" in str(model_cfg.get("_target_", "")).lower()
-    channels = model_cfg.get("in_channels", 1 if segmentation else 3)
-    default = 256 if segmentation else 28
+    from visionlab.tasks.registry import get_task, task_of_module
+
+    task = get_task(task_of_module(str(model_cfg.get("_target_", ""))) or "")
+    default_channels, default_size = task.input_defaults if task else (3, 28)
+    channels = model_cfg.get("in_channels", default_channels)
     height, width = next(
         (
             size
@@ -249,7 +251,7 @@ def model_input_shape(cfg: dict) -> tuple[int, int, int]:
             for key in ("input_size", "image_size", "size")
             if (size := _size(c.get(key)))
         ),
-        (default, default),
+        (default_size, default_size),
     )
     return _bounded("in_channels", channels), _bounded("input_size", height), _bounded("input_size", width)
 

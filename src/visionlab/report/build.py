@@ -13,18 +13,10 @@ import os
 from pathlib import Path
 
 from visionlab.record.files import write_bytes
-from visionlab.record.metric_keys import (
-    CLASSIFICATION,
-    MULTICLASS_TASK,
-    TEST_CASES,
-    TEST_F1_BG,
-    TEST_F1_TRIVIAL,
-)
 from visionlab.report import convergence, figures
 from visionlab.report.cards import cards
-from visionlab.report.caveats import adjacent_cases, caveats
+from visionlab.report.caveats import adjacent_cases, case_counts, caveats
 from visionlab.report.classes import ClassNames, class_names
-from visionlab.report.classification import classification_detail
 from visionlab.report.collect import Collection, Run
 from visionlab.report.escape import md
 from visionlab.report.format import SIGNIFICANCE, fmt, fmt_ci, fmt_delta, fmt_mean_std, fmt_p, significant
@@ -32,9 +24,7 @@ from visionlab.report.provenance import provenance
 from visionlab.report.reference import Reference
 from visionlab.report.render import Bullets, Contents, Document, Figure, Heading, Paragraph, page_data
 from visionlab.report.run_health import health
-from visionlab.report.segmentation import segmentation_detail
-from visionlab.report.segmentation_classes import multiclass_detail
-from visionlab.report.stats import TASKS, TEST, TaskStats, aggregate, counted, run_values
+from visionlab.report.stats import TASKS, TEST, TaskStats, aggregate, counted, task_spec
 from visionlab.report.tables import (
     aggregate_table,
     concurrency,
@@ -46,6 +36,7 @@ from visionlab.report.tables import (
     trial_table,
     uniform_split,
 )
+from visionlab.tasks.registry import report_of
 
 
 def run_names(runs: list[Run]) -> dict[Path, str]:
@@ -68,15 +59,6 @@ def _monitor(task: TaskStats) -> str:
     )
 
 
-def _name_measures(task: TaskStats, names: ClassNames) -> None:
-    """Segmentation measures named by their class (``membrane F1``), the minority class said to be one."""
-    if task.spec.task in (CLASSIFICATION.task, MULTICLASS_TASK):
-        return
-    for measure in task.measures:
-        label = 0 if measure.key == TEST_F1_BG else 1
-        measure.label = f"{names.name(label) or ('background', 'foreground')[label]} F1"
-
-
 def _split_words(task: TaskStats, split: str) -> str:
     return (
         "test, at the epoch picked on validation"
@@ -85,40 +67,13 @@ def _split_words(task: TaskStats, split: str) -> str:
     )
 
 
-def _measure_note(task: TaskStats, measure, names: ClassNames) -> str:
-    if task.spec.task == CLASSIFICATION.task:
-        return f"**{md(measure.label)}**"
-    if task.spec.task == MULTICLASS_TASK:
-        return f"**{md(measure.label)}** (mean IoU over the classes present; ignored pixels not counted)"
-    label = 0 if measure.key == TEST_F1_BG else 1
-    share = task.foreground_fraction
-    if share is None:
-        return f"**{md(measure.label)}** (label {label})"
-    fraction = share if label else 1 - share
-    role = "minority" if fraction < 0.5 else "majority"
-    note = (
-        f"**{md(measure.label)}** (label {label}, the {role} class: {100 * fraction:.0f} % of the test pixels"
-    )
-    trivial = [
-        run_values(r, TEST).get(TEST_F1_TRIVIAL)
-        for runs in task.runs_by_variant.values()
-        for r in runs
-        if counted(r)
-    ]
-    trivial = [float(x) for x in trivial if isinstance(x, (int, float))]
-    if label == 1 and trivial:
-        trivial_mean = sum(trivial) / len(trivial)
-        note += f"; predicting everything as {md(measure.label[:-3])} already scores {trivial_mean:.4f}"
-    return note + ")"
+def _measure_note(task: TaskStats, measure) -> str:
+    return report_of(task.spec.task).measure_note(task, measure)
 
 
 def _panels(task: TaskStats, smoothing: dict[str, float]) -> list[tuple[list[str], str, bool]]:
     keys = list(task.spec.curve_keys)
-    metric = (
-        task.measures[0].label
-        if task.spec.task == CLASSIFICATION.task
-        else next((m.label for m in task.measures if m.key == task.spec.metrics.headline), task.spec.headline)
-    )
+    metric = report_of(task.spec.task).curve_metric_label(task)
     train = "training loss (log), as optimised"
     if smoothing:
         train += "\nwith label smoothing: " + ", ".join(sorted(smoothing))
@@ -127,8 +82,9 @@ def _panels(task: TaskStats, smoothing: dict[str, float]) -> list[tuple[list[str
         ([keys[1]], "validation loss (log), plain", True),
         (keys[2:4], f"{metric}: train solid, validation dashed", False),
     ]
-    other = next((m.label for m in task.measures if m.key == TEST_F1_BG), None)
-    panels += [([k], f"{other or task.spec.metrics.metric(k).label} (validation)", False) for k in keys[4:]]
+    panels += [
+        ([k], f"{report_of(task.spec.task).curve_panel_label(task, k)} (validation)", False) for k in keys[4:]
+    ]
     return panels
 
 
@@ -203,7 +159,7 @@ def _results(
         split = uniform_split(task)
         on = f" on {_split_words(task, split)}" if split else ""
         blocks += [
-            Paragraph(f"{_measure_note(task, measure, names)}{on}:"),
+            Paragraph(f"{_measure_note(task, measure)}{on}:"),
             aggregate_table(task, measure, conv),
         ]
         numbers["measures"].append(
@@ -282,25 +238,12 @@ def _results(
                 tables[2],
             ]
     blocks += [Heading(3, "Curves"), *_curves(task), Heading(3, "Detail")]
-    detail, numbers["detail"] = (
-        classification_detail(task, names)
-        if spec.task == CLASSIFICATION.task
-        else multiclass_detail(task, names)
-        if spec.task == MULTICLASS_TASK
-        else segmentation_detail(task, names, adjacent_cases(task))
-    )
+    detail, numbers["detail"] = report_of(spec.task).detail(task, names)
     return blocks + detail, numbers
 
 
 def _test_cases_words(task: TaskStats) -> str:
-    counts = sorted(
-        {
-            int(run_values(r, TEST)[TEST_CASES])
-            for runs in task.runs_by_variant.values()
-            for r in runs
-            if counted(r) and isinstance(run_values(r, TEST).get(TEST_CASES), (int, float))
-        }
-    )
+    counts = case_counts(task)
     if not counts:
         return ""
     return (
@@ -331,7 +274,7 @@ def _summary(collection: Collection, stats: dict[str, TaskStats], numbers: dict,
                 else "no significance test (each comparison has one seed on a side, or no spread)"
             )
             items.append(
-                f"{name}: {_measure_note(task, measure, ClassNames((), ''))}{where}{cases}, mean ± std over "
+                f"{name}: {_measure_note(task, measure)}{where}{cases}, mean ± std over "
                 f"seeds; Δ vs {md(task.baseline)} with its 95 % interval, {tests}:"
             )
             for v in measure.variants:
@@ -349,7 +292,7 @@ def _summary(collection: Collection, stats: dict[str, TaskStats], numbers: dict,
                 )
                 items.append(f"{md(v.variant)}: {value} {md(measure.label)}{on} (n = {v.n}){claim}{budget}.")
         for row in (numbers[name].get("reference") or {}).get("effects", []):
-            kind = task.measures[0].kind if task.spec.task == CLASSIFICATION.task else "score"
+            kind = report_of(task.spec.task).effect_kind(task)
             if row["reference_delta"] is not None and row["delta"] is not None:
                 items.append(
                     f"{name}: {md(row['variant'])}'s effect vs its baseline on "
@@ -427,7 +370,7 @@ def build(
         )
     )
     reportable = {t: runs for t, runs in sorted(tasks.items()) if t in TASKS}
-    stats = {name: aggregate(TASKS[name], runs, baseline) for name, runs in reportable.items()}
+    stats = {name: aggregate(task_spec(name, runs), runs, baseline) for name, runs in reportable.items()}
     class_of = {name: class_names(runs) for name, runs in reportable.items()}
     conv = {
         name: {
@@ -446,7 +389,7 @@ def build(
     }
     body = []
     for name, task in stats.items():
-        _name_measures(task, class_of[name])
+        report_of(name).name_measures(task, class_of[name])
         heading = f"Results: {name}" if len(reportable) > 1 else f"Results ({name})"
         blocks, numbers["tasks"][name] = _results(
             task, heading, reference, class_of[name], conv[name], together

@@ -10,7 +10,6 @@ and everything excluded."""
 from __future__ import annotations
 
 from visionlab.record.layout import METRICS, SUMMARY
-from visionlab.record.metric_keys import TEST_CASES
 from visionlab.report import convergence
 from visionlab.report.collect import Collection, Run
 from visionlab.report.escape import code, md
@@ -49,7 +48,9 @@ def _split(task: TaskStats) -> list[str]:
 
 
 def _length(task: TaskStats, reference: Reference | None, conv: dict) -> list[str]:
-    kind = task.measures[0].kind if task.spec.task == "classification" else "score"
+    from visionlab.tasks.registry import report_of
+
+    kind = report_of(task.spec.task).effect_kind(task)
     items = []
     for variant in sorted(task.runs_by_variant):
         if conv.get(variant):
@@ -70,18 +71,29 @@ def adjacent_cases(task: TaskStats) -> bool:
     return "contiguous" in data.lower()
 
 
-def _test_cases(task: TaskStats) -> list[str]:
-    """How many cases the test split has, and that its cases are correlated when they are adjacent slices."""
-    if task.spec.task == "classification" or not any(v.split == TEST for v in task.variants):
+def case_counts(task: TaskStats) -> list[int]:
+    """The numbers of test cases the counted runs scored (the task's ``cases_key``), sorted; [] for a task
+    whose runs score no cases."""
+    from visionlab.tasks.registry import report_of
+
+    key = report_of(task.spec.task).cases_key
+    if key is None:
         return []
-    counts = sorted(
+    return sorted(
         {
-            int(run_values(r, TEST)[TEST_CASES])
+            int(run_values(r, TEST)[key])
             for runs in task.runs_by_variant.values()
             for r in runs
-            if counted(r) and isinstance(run_values(r, TEST).get(TEST_CASES), (int, float))
+            if counted(r) and isinstance(run_values(r, TEST).get(key), (int, float))
         }
     )
+
+
+def _test_cases(task: TaskStats) -> list[str]:
+    """How many cases the test split has, and that its cases are correlated when they are adjacent slices."""
+    if not any(v.split == TEST for v in task.variants):
+        return []
+    counts = case_counts(task)
     if not counts:
         return []
     n = "/".join(map(str, counts))

@@ -22,7 +22,6 @@ from pathlib import Path
 from visionlab.cluster.sweep_index import SweepJob, find_indexes, read_index
 from visionlab.record.folder import RunFolder, find_run_folders
 from visionlab.record.layout import CONFIG, METRICS, SUMMARY, Status
-from visionlab.record.metric_keys import TASKS
 from visionlab.report.limits import MAX_CONFIG_NODES, RefusedFile
 from visionlab.report.portable import make_portable
 from visionlab.report.variants import split_names
@@ -61,9 +60,11 @@ class Run:
         """From summary.json; for a run that died before writing one, guessed from its model class."""
         if self.summary.get("task"):
             return self.summary["task"]
+        from visionlab.tasks.registry import task_of_module
+
         model = self.config.get("model")
-        target = str(model.get("_target_", "") if isinstance(model, dict) else "").lower()
-        return next((task for task in TASKS if task[:7] in target), Status.UNKNOWN)
+        target = str(model.get("_target_", "") if isinstance(model, dict) else "")
+        return task_of_module(target) or Status.UNKNOWN
 
     @property
     def status(self) -> str:
@@ -135,7 +136,6 @@ _SUMMARY_TYPES = {
         "health",
         "versions",
         "time_to",
-        "segmentation",
         "batch_size",
         "data_facts",
     ),
@@ -157,8 +157,11 @@ _NUMBER_SECTIONS = ("best", "final", "test", "time_to")
 
 
 def check_summary(summary: dict) -> None:
-    """A ``RefusedFile`` naming the first key of summary.json whose value has a type the report cannot use."""
-    for kind, keys in _SUMMARY_TYPES.items():
+    """A ``RefusedFile`` naming the first key of summary.json whose value has a type the report cannot use (a
+    task's own section, ``summary[<task>]``, is a mapping)."""
+    from visionlab.tasks.registry import tasks
+
+    for kind, keys in {**_SUMMARY_TYPES, dict: (*_SUMMARY_TYPES[dict], *tasks())}.items():
         for key in keys:
             value = summary.get(key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):

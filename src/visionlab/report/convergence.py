@@ -16,8 +16,8 @@ Per counted run, on the monitored validation metric (early stopping's):
   rarely
   beats the best of all earlier ones, so a gain larger than the noise is a rise.
 - **fell from its best**: not rising, and the last epoch is worse than the best by more than
-  ``FELL_BY`` and twice the window's noise (Rprop at batch 64 on GTSRB: 24.8 % at its best, 12.7 % at the
-  cap).
+  ``FELL_BY`` and twice the window's noise (Rprop at batch 64 on a 43-class sign set: 24.8 % at its best,
+  12.7 % at the cap).
   Its score is the best epoch's (the tested checkpoint), but training was going the wrong way: neither
   converged
   nor limited by the budget.

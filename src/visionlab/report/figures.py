@@ -478,7 +478,7 @@ def cases(variant: str, q: dict, names: tuple[str, str]) -> bytes:
 
 
 def class_confusion(matrix: np.ndarray, class_names: tuple[str, ...], title: str) -> bytes:
-    """K-class segmentation: the test pixels' row-normalised confusion matrix with the class names on both
+    """K classes: the test pixels' row-normalised confusion matrix with the class names on both
     axes
     and each cell's share written in it (K is small: CamVid's 11)."""
     matrix = np.asarray(matrix, float)

@@ -1,6 +1,6 @@
 """Which variant each variant is compared with: like with like.
 
-A study may evaluate one trained model on several test sets (the ISBI test slices, then the same slices
+A study may evaluate one trained model on several test sets (the test slices of a stack, then the same slices
 darker or
 brighter) and with test-time options (flips). A Δ between "r2 on the bright slices" and "r0 on the plain
 slices"

@@ -1,7 +1,7 @@
 """Paths on a page are relative to a named root, never the absolute paths of the machine that made the runs.
 
 A report is read on other machines (a committed study, a colleague's sweep): ``/root/study/logs/...`` or
-``/work/shared/data/gtsrb32`` says nothing there and leaks the author's folder layout. Every absolute path a
+``/work/shared/data/<set>`` says nothing there and leaks the author's folder layout. Every absolute path a
 record
 carries into the page (the data line, the command line's overrides, the run and checkpoint folders) is shown
 relative to a named root instead:

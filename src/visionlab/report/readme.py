@@ -2,7 +2,7 @@
 
 A README marks each copied table by the ``id`` the page gives it (see ``report.json``'s ``page``)::
 
-    <!-- report-table: over-seeds:classification:test/acc -->
+    <!-- report-table: over-seeds:<task>:<key> -->
     | ... the table, as ``table_markdown`` writes it ... |
     <!-- /report-table -->
 

@@ -11,14 +11,14 @@ same data (``Reference.same_measurement``). Otherwise the page shows the two sid
 effects,
 never absolute scores. The file (see ``experiments/reference/*.yaml``)::
 
-    name: seed study (GTSRB CNN ablation)
+    name: seed study (CNN ablation)
     source: the seed study (seed_study_004.txt), section 1.4, table "Accuracy of the Network on Test Images"
-    task: classification
+    task: <task>                     # the task of the runs it is compared with
     metric: test/acc                 # the quantity whose effects are compared
     baseline: cnn_baseline           # the reference's own baseline (its effects are differences to it)
     measured:                        # each: what the source states (null: not stated) and what is inferred
-      data: {stated: null, inferred: "GTSRB (43 classes)"}
-      split: {stated: test, inferred: "the official GTSRB test set"}   # stated split: test or validation
+      data: {stated: null, inferred: "<data set> (43 classes)"}
+      split: {stated: test, inferred: "the data set's official test set"}   # stated split: test or validation
       epochs: {stated: null}
     quantities:                      # per key: the label the page gives it, and this study's key for the
     same quantity

@@ -4,11 +4,10 @@ Holm-corrected over every comparison of a task.
 
 With a handful of seeds per variant, "ELU beats ReLU" is only worth saying when the difference is large
 against the seed-to-seed spread; the two-sided Welch t-test (unequal variances) puts a number on that. A task
-compares several variants (and, for segmentation, both classes) with one baseline, so each p-value is adjusted
-with Holm's step-down method over all of them before a difference is called significant.
+compares several variants (and, for some tasks, several measures) with one baseline, so each p-value is
+adjusted with Holm's step-down method over all of them before a difference is called significant.
 
-A segmentation task is aggregated on both classes (``measures``): the class the trivial majority prediction
-scores worst on (the minority class; membranes on ISBI) comes first, since the majority class is easy.
+A task may aggregate further measures beside its headline (its ``TaskReport.measures``, e.g. a second class).
 """
 
 from __future__ import annotations
@@ -19,18 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats as scipy_stats
 
+from visionlab.data.facts import validation_split_name
 from visionlab.record.folder import TEST as TEST_SPLIT
 from visionlab.record.folder import VALIDATION
 from visionlab.record.layout import CONFUSION, VAL_CONFUSION
-from visionlab.record.metric_keys import (
-    CLASSIFICATION,
-    EPOCH,
-    TEST_F1_BG,
-    TEST_F1_TRIVIAL,
-    VAL_F1_BG,
-    Metric,
-    TaskMetrics,
-)
+from visionlab.record.metric_keys import EPOCH, Metric, TaskMetrics
 from visionlab.record.metric_keys import TASKS as METRIC_TABLES
 from visionlab.report.collect import Run
 from visionlab.report.pairing import Pairing, pair
@@ -72,10 +64,45 @@ class TaskSpec:
         return self.metrics.metric(key)
 
 
-VALIDATION_NAMES = {CLASSIFICATION.task: "validation (track-held-out)"}
-TASKS = {
-    name: TaskSpec(table, VALIDATION_NAMES.get(name, "validation")) for name, table in METRIC_TABLES.items()
-}
+def validation_name(task: str, runs: list[Run] = ()) -> str:
+    """How the tables name the validation split: from the runs' data facts (the split policy their data
+    source recorded), else what the task says of records without them, else plain "validation"."""
+    from visionlab.tasks.registry import report_of
+
+    report = report_of(task)
+    named = {
+        validation_split_name(r.summary.get("data_facts"), report.groups_in_older_records(r)) for r in runs
+    } - {None}
+    if len(named) == 1:
+        return named.pop()
+    if named:
+        return "validation"  # the runs' data were split in different ways: each run record says how
+    return report.validation_name_without_facts()
+
+
+def task_spec(task: str, runs: list[Run] = ()) -> TaskSpec:
+    """The registered task's table spec, its validation split named from ``runs``."""
+    from visionlab.tasks.registry import tasks
+
+    tasks()  # the built-in tasks' metric tables are registered
+    return TaskSpec(METRIC_TABLES[task], validation_name(task, runs))
+
+
+class _Specs:
+    """``TASKS[name]``: the spec of every registered task (validation named without runs)."""
+
+    def __contains__(self, task) -> bool:
+        from visionlab.tasks.registry import tasks
+
+        return task in tasks()
+
+    def __getitem__(self, task: str) -> TaskSpec:
+        if task not in self:
+            raise KeyError(task)
+        return task_spec(task)
+
+
+TASKS = _Specs()
 
 
 def run_values(run: Run, split: str) -> dict:
@@ -141,7 +168,7 @@ class VariantStats:
 
 @dataclass
 class Measure:
-    """One quantity aggregated over seeds for every variant (a task has one; segmentation one per class)."""
+    """One quantity aggregated over seeds for every variant (a task has one or more, e.g. one per class)."""
 
     key: str  # the test key (the validation key is chosen per variant when it has no test split)
     label: str
@@ -206,16 +233,6 @@ def choose_baseline(variants: list[str], requested: str | None = None) -> str | 
     return next((v for v in sorted(variants) if v.endswith("baseline")), min(variants))
 
 
-# the validation key of a test quantity (for the "final epoch" column); the headline's comes from the metric
-# table
-VALIDATION_KEYS = {TEST_F1_BG: VAL_F1_BG}
-SEGMENTATION_BACKGROUND = TEST_F1_BG
-SEGMENTATION_TASK = (
-    "segmentation"  # binary: its background F1 is a second measure (K classes: per-class tables)
-)
-TRIVIAL = TEST_F1_TRIVIAL
-
-
 @dataclass
 class TaskStats:
     spec: TaskSpec
@@ -223,9 +240,7 @@ class TaskStats:
     variants: list[VariantStats] = field(default_factory=list)  # the first measure's
     baseline: str | None = None
     measures: list[Measure] = field(default_factory=list)
-    foreground_fraction: float | None = (
-        None  # segmentation: mean share of foreground pixels on test, if known
-    )
+    foreground_fraction: float | None = None  # a task's share of the positive class on test, if it knows
     pairing: Pairing | None = None  # which variant each one is compared with (like with like)
 
     @property
@@ -234,11 +249,15 @@ class TaskStats:
         return sum(v.p_value is not None for m in self.measures for v in m.variants)
 
 
-def _variant_stats(spec: TaskSpec, variant: str, group: list[Run], key_of) -> VariantStats:
+def variant_stats(
+    spec: TaskSpec, variant: str, group: list[Run], key_of, validation_keys: dict | None = None
+) -> VariantStats:
+    """One variant's values of the key ``key_of(split)`` on its split; ``validation_keys`` maps a test key to
+    its validation key (the "final epoch" column; the headline's comes from the metric table)."""
     split = choose_split(spec, group)
     key = key_of(split)
     scored = [r for r in group if counted(r) and run_values(r, split).get(key) is not None]
-    final_key = VALIDATION_KEYS.get(key, spec.metrics.validation_headline)
+    final_key = (validation_keys or {}).get(key, spec.metrics.validation_headline)
     finals = [
         float(r.summary["final"][final_key])
         for r in scored
@@ -276,14 +295,6 @@ def _compare(variants: list[VariantStats], baseline: str | None, pairing: Pairin
             v.p_value = welch_p_value(v.values, base.values)
 
 
-def _foreground_fraction(runs: list[Run]) -> float | None:
-    """Mean foreground share of the test pixels, from the trivial all-foreground F1 f (fraction m = f / (2 −
-    f))."""
-    f = [run_values(r, TEST).get(TRIVIAL) for r in runs if counted(r)]
-    f = [float(x) for x in f if isinstance(x, (int, float))]
-    return float(np.mean([x / (2 - x) for x in f])) if f else None
-
-
 def aggregate(spec: TaskSpec, runs: list[Run], baseline: str | None = None) -> TaskStats:
     by_variant: dict[str, list[Run]] = {}
     for run in runs:
@@ -291,28 +302,12 @@ def aggregate(spec: TaskSpec, runs: list[Run], baseline: str | None = None) -> T
     result = TaskStats(spec, by_variant, baseline=choose_baseline(sorted(by_variant), baseline))
     headline = Measure(spec.headline_column(TEST).key, spec.headline, spec.headline_column(TEST).kind)
     headline.variants = [
-        _variant_stats(spec, v, g, lambda split: spec.headline_column(split).key)
+        variant_stats(spec, v, g, lambda split: spec.headline_column(split).key)
         for v, g in sorted(by_variant.items())
     ]
-    result.measures = [headline]
-    if (
-        spec.task == SEGMENTATION_TASK
-        and all(v.split == TEST for v in headline.variants)
-        and all(run_values(r, TEST).get(SEGMENTATION_BACKGROUND) is not None for r in runs if counted(r))
-    ):
-        other = spec.metrics.metric(SEGMENTATION_BACKGROUND)
-        background = Measure(
-            other.key,
-            other.label,
-            other.kind,
-            [
-                _variant_stats(spec, v, g, lambda split: SEGMENTATION_BACKGROUND)
-                for v, g in sorted(by_variant.items())
-            ],
-        )
-        result.foreground_fraction = _foreground_fraction(runs)
-        minority_first = result.foreground_fraction is not None and result.foreground_fraction > 0.5
-        result.measures = [background, headline] if minority_first else [headline, background]
+    from visionlab.tasks.registry import report_of
+
+    result.measures = report_of(spec.task).measures(spec, result, runs, headline) or [headline]
     result.pairing = pair(by_variant, result.baseline)
     for measure in result.measures:
         _compare(measure.variants, result.baseline, result.pairing)

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from visionlab.record.metric_keys import CASE_SCORES, CASE_SPREAD, EPOCH, TEST_CASES, TIME_TO
+from visionlab.record.metric_keys import EPOCH, TIME_TO
 from visionlab.report import convergence
 from visionlab.report.collect import Run
 from visionlab.report.escape import md
@@ -37,7 +37,6 @@ from visionlab.report.render import Table
 from visionlab.report.run_health import UNHEALTHY, health, health_cell
 from visionlab.report.stats import (
     TEST,
-    VALIDATION_KEYS,
     Measure,
     TaskStats,
     VariantStats,
@@ -67,15 +66,10 @@ def state_cell(run: Run) -> str:
     return md(run.status)
 
 
-def _spread_keys(key: str) -> tuple[str | None, str | None]:
-    """(std, min) test keys of a per-case score's mean key (segmentation), else (None, None)."""
-    case = next((c for c, k in CASE_SCORES.items() if k == key), None)
-    return CASE_SPREAD.get(case, (None, None)) if case else (None, None)
-
-
-def _over_cases(scores: dict, key: str, kind: str) -> str:
-    """``0.7704 ± 0.0124 (min 0.7561)``: a run's mean over cases with the spread it recorded."""
-    std_key, min_key = _spread_keys(key)
+def _over_cases(scores: dict, key: str, kind: str, report) -> str:
+    """``0.7704 ± 0.0124 (min 0.7561)``: a run's mean over cases with the spread it recorded (the task's
+    ``spread_keys``)."""
+    std_key, min_key = report.spread_keys(key)
     if scores.get(key) is None:
         return MISSING
     text = fmt(scores[key], kind)
@@ -92,18 +86,21 @@ def uniform_split(task: TaskStats) -> str | None:
 
 
 def trial_table(task: TaskStats, conv: Conv) -> Table:
-    """Variant × seed: state, test cases (segmentation), each measure (with its spread over cases where
-    recorded),
+    """Variant × seed: state, test cases (tasks that score cases), each measure (with its spread over cases
+    where recorded),
     best epoch of how many, the final epoch's validation score and how training ended."""
     spec = task.spec
     split_of = {v.variant: v.split for v in task.variants}
     one_split = uniform_split(task)
     stats_of = {m.key: {v.variant: v for v in m.variants} for m in task.measures}
-    cases = TEST_CASES in spec.metrics.report_test
+    from visionlab.tasks.registry import report_of
+
+    report = report_of(spec.task)
+    cases = report.cases_key is not None and report.cases_key in spec.metrics.report_test
     primary = task.measures[0]
-    final_key = VALIDATION_KEYS.get(primary.key, spec.metrics.validation_headline)
+    final_key = report.validation_keys.get(primary.key, spec.metrics.validation_headline)
     labels = [
-        f"{md(m.label)} over cases: mean ± std (min)" if any(_spread_keys(m.key)) else md(m.label)
+        f"{md(m.label)} over cases: mean ± std (min)" if any(report.spread_keys(m.key)) else md(m.label)
         for m in task.measures
     ]
     header = [
@@ -124,7 +121,7 @@ def trial_table(task: TaskStats, conv: Conv) -> Table:
         for run in runs:
             scores = run_values(run, split) if run.completed else {}
             cells = [
-                _over_cases(scores, stats_of[m.key][variant].key, m.kind)
+                _over_cases(scores, stats_of[m.key][variant].key, m.kind, report)
                 if split == TEST
                 else fmt(scores.get(stats_of[m.key][variant].key), m.kind)
                 for m in task.measures
@@ -139,7 +136,7 @@ def trial_table(task: TaskStats, conv: Conv) -> Table:
                     md(run.seed),
                     state_cell(run),
                     *([] if one_split else [split_name(spec, split)]),
-                    *([fmt(scores.get(TEST_CASES), "count")] if cases else []),
+                    *([fmt(scores.get(report.cases_key), "count")] if cases else []),
                     *cells,
                     (
                         f"{fmt_epoch((run.summary.get('best') or {}).get(EPOCH))} / "

@@ -49,7 +49,7 @@ def _key_value(override: str) -> tuple[str, str] | None:
 def _resolved(config: dict, key: str):
     """The run's resolved scalar value of a dotted key (its config.yaml), else None (also for a group choice
     such
-    as ``data=gtsrb``, whose node holds per-run values like the seed)."""
+    as ``data=<name>``, whose node holds per-run values like the seed)."""
     node = config
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:

@@ -313,6 +313,7 @@ class ClassificationDataModule(InMemoryDataModule):
             (self.crop, self.crop),
             policy,
             split,
+            "track" if policy == "group" and "track_train" in arrays else "",  # GTSRB's groups: tracks
         )
         log.info(
             "%s: %d train / %d val images (%s), test: %s",

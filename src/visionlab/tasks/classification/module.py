@@ -197,9 +197,10 @@ class ClassificationModule(VisionModule):
     # ------------------------------------------------------------------ run-record hooks
     # (interfaces.TaskModel)
     def media_callback(self):
-        from visionlab.tracking.wandb.media import ClassificationMedia
+        """The media callback registered with the task (``tasks/builtin.py``)."""
+        from visionlab.tasks.registry import media_callback
 
-        return ClassificationMedia()
+        return media_callback(self.task)
 
     def summary_section(self) -> dict:
         return {}

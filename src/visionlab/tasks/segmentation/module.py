@@ -549,9 +549,10 @@ class SegmentationModule(VisionModule):
     # ------------------------------------------------------------------ run-record hooks
     # (interfaces.TaskModel)
     def media_callback(self):
-        from visionlab.tracking.wandb.media import SegmentationMedia
+        """The media callback registered with the task (``tasks/builtin.py``), every media_every_n_epochs."""
+        from visionlab.tasks.registry import media_callback
 
-        return SegmentationMedia(every_n_epochs=self.media_every_n_epochs)
+        return media_callback(self.task, every_n_epochs=self.media_every_n_epochs)
 
     def summary_section(self) -> dict:
         """Which cases were worst and best, and the conventions behind the test metrics (logged under their

@@ -5,8 +5,6 @@ classes and seeds."""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
 from functools import partial
 
 from visionlab.record.folder import TEST
@@ -16,32 +14,11 @@ from visionlab.report.classes import ClassNames
 from visionlab.report.escape import md
 from visionlab.report.format import fmt
 from visionlab.report.render import Figure, Paragraph, Table
+from visionlab.report.slugs import slug
 from visionlab.report.stats import TaskStats, counted, summed_confusion, weakest_classes
+from visionlab.tasks.registry import TaskReport
 
 GRID = 24  # misclassified images shown per variant
-
-
-SLUG_LENGTH = 80
-
-
-def _readable(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(text))
-
-
-def slug(text: str, among: Iterable[str] = ()) -> str:
-    """A file-name part for ``text`` (a variant's name), unique among ``among`` (the other names of its
-    figures):
-    the name itself where it is a plain name of at most ``SLUG_LENGTH`` characters that no other name of
-    ``among``
-    shares once spelled so; else its first characters and a short hash of the whole name (two variants whose
-    names
-    share their first 80 characters, or differ only in punctuation, never share a figure)."""
-    readable = _readable(text)
-    clash = any(other != text and _readable(other) == readable for other in among)
-    if len(readable) <= SLUG_LENGTH and not clash:
-        return readable
-    digest = hashlib.sha256(str(text).encode("utf-8")).hexdigest()[:10]
-    return f"{readable[: SLUG_LENGTH - 11]}_{digest}"
 
 
 def _split_words(split: str) -> str:
@@ -145,3 +122,31 @@ def _mistakes(variant: str, runs, split: str, names: ClassNames, name_part: str)
             md(caption),
         )
     ]
+
+
+class ClassificationReport(TaskReport):
+    """Classification on the page: accuracy aggregated over seeds, formatted as percent, and the confusion
+    matrix, worst classes and misclassified images as detail."""
+
+    def detail(self, task, names):
+        return classification_detail(task, names)
+
+    def effect_kind(self, task):
+        return task.measures[0].kind
+
+    def curve_metric_label(self, task):
+        return task.measures[0].label
+
+    def groups_in_older_records(self, run):
+        # the image folder groups files by a name pattern; the other classification sources (GTSRB, the
+        # synthetic signs) group the frames of one track
+        data = run.config.get("data") if isinstance(run.config.get("data"), dict) else {}
+        return "group" if str(data.get("_target_", "")).endswith("ImageFolderDataModule") else "track"
+
+    def validation_name_without_facts(self):
+        # records from before data_facts: the classification data sets then (GTSRB, the synthetic signs) were
+        # split by whole tracks
+        return "validation (track-held-out)"
+
+
+REPORT = ClassificationReport()

@@ -12,18 +12,22 @@ record's convention)."""
 from __future__ import annotations
 
 from functools import partial
+from typing import ClassVar
 
 import numpy as np
 
 from visionlab.record import metric_keys as keys
 from visionlab.record.layout import QUALITATIVE, QUALITATIVE_CASES, TEST_CASES, WORST_CASES
 from visionlab.report import figures
-from visionlab.report.classes import SEGMENTATION_DEFAULT, ClassNames
-from visionlab.report.classification import slug
+from visionlab.report.classes import ClassNames
 from visionlab.report.escape import md
 from visionlab.report.format import MISSING, fmt, fmt_delta
 from visionlab.report.render import Figure, Paragraph, Table
-from visionlab.report.stats import TaskStats, counted, run_values
+from visionlab.report.slugs import slug
+from visionlab.report.stats import TEST, Measure, TaskStats, counted, run_values, variant_stats
+from visionlab.tasks.registry import TaskReport
+
+SEGMENTATION_DEFAULT = ("background", "foreground")
 
 CLASS_KEYS = (keys.TEST_F1, keys.TEST_IOU, keys.TEST_F1_BG, keys.TEST_IOU_BG)
 
@@ -319,3 +323,94 @@ def _kept_words(q: dict) -> str:
     """Which cases a record kept: the worst one only in records from before the three worst were kept."""
     worst = sum(f"{name}_image" in q for name in WORST_CASES)
     return "fixed, best and worst test case" if worst <= 1 else f"fixed, best and {worst} worst test cases"
+
+
+def _foreground_fraction(runs) -> float | None:
+    """Mean foreground share of the test pixels, from the trivial all-foreground F1 f (fraction m = f / (2 −
+    f))."""
+    f = [run_values(r, TEST).get(keys.TEST_F1_TRIVIAL) for r in runs if counted(r)]
+    f = [float(x) for x in f if isinstance(x, (int, float))]
+    return float(np.mean([x / (2 - x) for x in f])) if f else None
+
+
+class SegmentationReport(TaskReport):
+    """Binary segmentation on the page: both classes aggregated over seeds (the class the trivial majority
+    prediction scores worst on, the minority class, first, since the majority class is easy), named by what
+    they are (``membrane F1``), and the per-class, per-case and qualitative detail."""
+
+    validation_keys: ClassVar[dict[str, str]] = {keys.TEST_F1_BG: keys.VAL_F1_BG}
+    cases_key = keys.TEST_CASES
+
+    def spread_keys(self, key):
+        case = next((c for c, k in keys.CASE_SCORES.items() if k == key), None)
+        return keys.CASE_SPREAD.get(case, (None, None)) if case else (None, None)
+
+    def detail(self, task, names):
+        from visionlab.report.caveats import adjacent_cases
+
+        return segmentation_detail(task, names, adjacent_cases(task))
+
+    def default_names(self):
+        return ClassNames(
+            SEGMENTATION_DEFAULT,
+            "generic names: label 0 background, label 1 foreground (no "
+            "`data.class_names` in the runs' config)",
+        )
+
+    def measures(self, spec, task, runs, headline):
+        if not (
+            all(v.split == TEST for v in headline.variants)
+            and all(run_values(r, TEST).get(keys.TEST_F1_BG) is not None for r in runs if counted(r))
+        ):
+            return None
+        other = spec.metrics.metric(keys.TEST_F1_BG)
+        background = Measure(
+            other.key,
+            other.label,
+            other.kind,
+            [
+                variant_stats(spec, v, g, lambda split: keys.TEST_F1_BG, self.validation_keys)
+                for v, g in sorted(task.runs_by_variant.items())
+            ],
+        )
+        task.foreground_fraction = _foreground_fraction(runs)
+        minority_first = task.foreground_fraction is not None and task.foreground_fraction > 0.5
+        return [background, headline] if minority_first else [headline, background]
+
+    def name_measures(self, task, names):
+        for measure in task.measures:
+            label = 0 if measure.key == keys.TEST_F1_BG else 1
+            measure.label = f"{names.name(label) or ('background', 'foreground')[label]} F1"
+
+    def measure_note(self, task, measure):
+        label = 0 if measure.key == keys.TEST_F1_BG else 1
+        share = task.foreground_fraction
+        if share is None:
+            return f"**{md(measure.label)}** (label {label})"
+        fraction = share if label else 1 - share
+        role = "minority" if fraction < 0.5 else "majority"
+        note = (
+            f"**{md(measure.label)}** (label {label}, the {role} class: {100 * fraction:.0f} % of the test "
+            "pixels"
+        )
+        trivial = [
+            run_values(r, TEST).get(keys.TEST_F1_TRIVIAL)
+            for runs in task.runs_by_variant.values()
+            for r in runs
+            if counted(r)
+        ]
+        trivial = [float(x) for x in trivial if isinstance(x, (int, float))]
+        if label == 1 and trivial:
+            trivial_mean = sum(trivial) / len(trivial)
+            note += f"; predicting everything as {md(measure.label[:-3])} already scores {trivial_mean:.4f}"
+        return note + ")"
+
+    def curve_panel_label(self, task, key):
+        if key == keys.VAL_F1_BG:
+            other = next((m.label for m in task.measures if m.key == keys.TEST_F1_BG), None)
+            if other:
+                return other
+        return task.spec.metrics.metric(key).label
+
+
+REPORT = SegmentationReport()

@@ -21,11 +21,12 @@ from visionlab.record import metric_keys as keys
 from visionlab.record.layout import CONFUSION, QUALITATIVE, QUALITATIVE_CASES, TEST_CASES
 from visionlab.report import figures
 from visionlab.report.classes import ClassNames
-from visionlab.report.classification import slug
 from visionlab.report.escape import md
 from visionlab.report.format import MISSING, fmt
 from visionlab.report.render import Figure, Paragraph, Table
+from visionlab.report.slugs import slug
 from visionlab.report.stats import TaskStats, counted, run_values
+from visionlab.tasks.registry import TaskReport
 
 MAX_CLASSES = 256  # masks are uint8: a record claiming more classes is shown up to this many
 WORST_SHOWN = 8
@@ -266,3 +267,18 @@ def multiclass_detail(task: TaskStats, names: ClassNames) -> tuple[list, dict]:
     if not shown:
         blocks.append(Paragraph(f"No run saved {QUALITATIVE} (test predictions)."))
     return blocks, numbers
+
+
+class MulticlassSegmentationReport(TaskReport):
+    """K-class segmentation on the page: mIoU aggregated over seeds, per-class tables and figures."""
+
+    cases_key = keys.TEST_CASES
+
+    def detail(self, task, names):
+        return multiclass_detail(task, names)
+
+    def measure_note(self, task, measure):
+        return f"**{md(measure.label)}** (mean IoU over the classes present; ignored pixels not counted)"
+
+
+REPORT = MulticlassSegmentationReport()
