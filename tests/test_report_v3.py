@@ -452,7 +452,12 @@ def test_a_wide_crafted_model_is_carded_on_the_meta_device(tmp_path, monkeypatch
         return original(model, input_shape, title)
 
     monkeypatch.setattr(arch_card, "architecture_card", spy)
-    cfg = {"model": {"_target_": "visionlab.tasks.classification.module.ClassificationModule", "width": 40}}
+    cfg = {
+        "model": {
+            "_target_": "visionlab.tasks.classification.module.ClassificationModule",
+            "net": {"type": "seed_cnn", "width": 40},
+        }
+    }
     card = arch_card.card_from_config(cfg)
     assert seen == [{"meta"}]  # no real weights: 97.7 M parameters would be 390 MB
     wide, narrow = 64 * 40, 32 * 40
@@ -461,10 +466,15 @@ def test_a_wide_crafted_model_is_carded_on_the_meta_device(tmp_path, monkeypatch
         == (3 * 25 + 1) * wide + (wide * 25 + 1) * narrow + (narrow * 9 + 1) * narrow + (narrow * 16 + 1) * 43
     )
     with pytest.raises(ValueError, match="outside what a report builds"):
-        arch_card.card_from_config({"model": {**cfg["model"], "width": 10_000}})
+        arch_card.card_from_config({"model": {**cfg["model"], "net": {"type": "seed_cnn", "width": 10_000}}})
     with pytest.raises(TypeError, match="wrong type"):  # a nested _target_ is never built
         arch_card.card_from_config(
-            {"model": {**cfg["model"], "activation": {"_target_": "pathlib.Path.touch"}}}
+            {
+                "model": {
+                    **cfg["model"],
+                    "net": {"type": "seed_cnn", "activation": {"_target_": "pathlib.Path.touch"}},
+                }
+            }
         )
 
 

@@ -115,6 +115,18 @@ def test_job_folders_are_one_to_one_with_jobs():
     assert job_dir("seed=1,experiment=cnn_sgd") == "experiment=cnn_sgd,seed=1"  # plain ones stay readable
 
 
+def test_job_folder_names_show_a_path_by_its_last_folder_not_the_machine_it_lay_on():
+    """A study's job folders are committed; a data path must not carry the author's home folder into them."""
+    from visionlab.config.resolvers import job_dir
+
+    here = job_dir("experiment=unet_camvid,seed=2,data.data_dir=/home/ana/private/camvid")
+    there = job_dir("experiment=unet_camvid,seed=2,data.data_dir=/scratch/other/camvid/")
+    assert here.startswith("experiment=unet_camvid,seed=2,data.data_dir=camvid__")
+    assert there.startswith("experiment=unet_camvid,seed=2,data.data_dir=camvid__")
+    assert "home" not in here and "ana" not in here and "private" not in here
+    assert here != there  # the hash of the full overrides still tells them apart
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["local_parallel", "submitit_local"])
 def test_launchers_really_run_the_jobs(tmp_path, launcher):

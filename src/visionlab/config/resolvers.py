@@ -26,7 +26,10 @@ def job_dir(override_dirname: str, limit: int = 120) -> str:
         return "default"
     first = ("experiment=", "seed=")
     items = override_dirname.split(",")
-    items.sort(key=lambda item: next((i for i, p in enumerate(first) if item.startswith(p)), len(first)))
+    def rank(item: str) -> int:
+        return next((i for i, p in enumerate(first) if item.startswith(p)), len(first))
+
+    items.sort(key=rank)
     name = ",".join(items)
     if len(name) <= limit and "__" not in name and all(_PLAIN.fullmatch(c) for c in name):
         return name
@@ -37,10 +40,21 @@ def job_dir(override_dirname: str, limit: int = 120) -> str:
     def plain(item: str) -> bool:
         return all(_PLAIN.fullmatch(c) for c in item)
 
-    ordered = sorted(items, key=lambda item: (item.startswith(first) is False, not plain(item), len(item)))
-    readable = "".join(c if _PLAIN.fullmatch(c) else "_" for c in ",".join(ordered))[: limit - 12]
+    ordered = sorted(items, key=lambda item: (rank(item), not plain(item), len(item)))
+    shown = ",".join(_without_parent_folders(item) for item in ordered)
+    readable = "".join(c if _PLAIN.fullmatch(c) else "_" for c in shown)[: limit - 12]
     digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:10]
     return f"{readable}__{digest}"
+
+
+def _without_parent_folders(item: str) -> str:
+    """``data.data_dir=/home/ana/data/camvid`` → ``data.data_dir=camvid``: the folder name shows what the job
+    used, not where it lay on one machine (a study's committed folders would otherwise carry the author's home
+    path); the hash of the full overrides still tells two ``camvid`` folders apart."""
+    key, sep, value = item.partition("=")
+    if not sep or "/" not in value:
+        return item
+    return f"{key}={value.rstrip('/').rsplit('/', 1)[-1] or value}"
 
 
 def class_folders(data_dir) -> list[str]:
