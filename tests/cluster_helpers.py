@@ -1,6 +1,6 @@
 """Test-only callbacks for the cluster scenarios, referenced from configs as `cluster_helpers.<Name>`: kill
-one DDP
-rank once, or make each epoch take a known time (to run into a SLURM time limit). Neither changes a number."""
+one DDP rank once, or make each epoch take a known time (to run into a SLURM time limit). Neither changes a
+number."""
 
 from __future__ import annotations
 

@@ -13,9 +13,8 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ["WANDB_MODE"] = "offline"
 os.environ.setdefault("WANDB_SILENT", "true")
 # Under pytest-xdist every core already runs a worker: one torch thread per test process (and the runs it
-# starts).
-# Several multi-threaded processes on few cores make torch's spinning thread pools wait on each other (a 20 s
-# sweep test took 105 s).
+# starts). Several multi-threaded processes on few cores make torch's spinning thread pools wait on each other
+# (a 20 s sweep test took 105 s).
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -51,16 +50,14 @@ def slurm(tmp_path_factory):
 
 def pytest_configure(config):
     """Keep the order below under ``--dist loadfile``: pytest-xdist would otherwise send the files with the
-    most
-    tests first, and the SLURM file (5 tests) would start last."""
+    most tests first, and the SLURM file (5 tests) would start last."""
     if hasattr(config.option, "loadscopereorder"):
         config.option.loadscopereorder = False
 
 
 def pytest_collection_modifyitems(config, items):
     """The SLURM scenarios first: they take ~2 minutes of mostly waiting on the scheduler, so under
-    pytest-xdist they
-    overlap the rest of the suite instead of running alone at its end. Then the files with the most tests, as
-    xdist's own order does (the short ones fill in at the end)."""
+    pytest-xdist they overlap the rest of the suite instead of running alone at its end. Then the files with
+    the most tests, as xdist's own order does (the short ones fill in at the end)."""
     sizes = Counter(item.path for item in items)
     items.sort(key=lambda item: (item.get_closest_marker("slurm") is None, -sizes[item.path], str(item.path)))

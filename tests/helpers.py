@@ -90,9 +90,8 @@ class PlainLightningModule(pl.LightningModule):
 
 class PauseOnce(pl.Callback):
     """Pauses at the start of ``epoch`` (after the previous epoch's checkpoints were written) until
-    ``seconds``
-    have passed, once per ``marker`` file: a test can stop a job at a known point, and the restarted job runs
-    through. Changes no number."""
+    ``seconds`` have passed, once per ``marker`` file: a test can stop a job at a known point, and the
+    restarted job runs through. Changes no number."""
 
     def __init__(self, marker: str, epoch: int = 1, seconds: float = 60.0):
         self.marker, self.epoch, self.seconds = Path(marker), epoch, seconds
@@ -111,8 +110,7 @@ class PauseOnce(pl.Callback):
 
 def finished_wandb_run(run_dir: Path, timeout: float = 30.0) -> dict:
     """The run's W&B offline record once W&B wrote its final ``exit`` record: wandb's service process may
-    still be
-    writing the file when ``wandb.finish`` (or the training process) has returned."""
+    still be writing the file when ``wandb.finish`` (or the training process) has returned."""
     import time
 
     from visionlab.tracking.wandb.offline import read_offline_run

@@ -16,8 +16,7 @@ from visionlab.record.folder import VALIDATION, RunFolder
 
 def write_report(out: Path, *args: str, figures: bool = False) -> tuple[str, dict, str]:
     """The report of ``args`` written to ``out``: (REPORT.md, report.json, report.html). No figures unless
-    asked:
-    drawing is ~97 % of a small report's time, and only the tests that look at figures need them."""
+    asked: drawing is ~97 % of a small report's time, and only the tests that look at figures need them."""
     from visionlab.cli.report import main
 
     assert main([*args, "--out", str(out), *([] if figures else ["--no-figures"])]) == 0
@@ -52,8 +51,7 @@ def classification_run(
 ) -> RunFolder:
     """A validation-only classification run: ``curve`` is val/acc per epoch; best = its maximum. ``lrs``: the
     learning rate per epoch (default lr / (epoch + 1)); ``cap``: trainer.max_epochs (default: the curve's
-    length);
-    ``start``: the run's start time, which adds a ``time`` column (epochs spread evenly over the wall
+    length); ``start``: the run's start time, which adds a ``time`` column (epochs spread evenly over the wall
     time)."""
     folder = RunFolder(root / f"{variant}_s{seed}").create()
     wall_time = wall if wall is not None else 100.0 + seed
@@ -123,8 +121,7 @@ def segmentation_run(
     worst: int = 1,
 ) -> RunFolder:
     """A segmentation run with per-case scores of both classes, the trivial score and the fixed, best and
-    ``worst``
-    worst cases (1: a record from before the three worst were kept)."""
+    ``worst`` worst cases (1: a record from before the three worst were kept)."""
     folder = RunFolder(root / f"{variant}_s{seed}").create()
     f1, f1_bg = np.array(f1), np.array(f1_bg)
     folder.write_metrics(

@@ -1,13 +1,10 @@
 """Architecture cards of every registered network, built from a real run record of each (issue 28: every timm
-and
-smp card failed on the registry's own defaults, ``activation: null``), and a crafted spec left out, never
+and smp card failed on the registry's own defaults, ``activation: null``), and a crafted spec left out, never
 fetched.
 
 "Real run record" here means: a real (tiny, ``fast_dev_run``) training run of that network through
-``runner.run``,
-whose ``config.yaml`` the card is built from exactly as the report builds it; the card's parameter count must
-equal the ``n_params`` the run recorded of the network it trained.
-"""
+``runner.run``, whose ``config.yaml`` the card is built from exactly as the report builds it; the card's
+parameter count must equal the ``n_params`` the run recorded of the network it trained."""
 
 from __future__ import annotations
 
@@ -72,8 +69,8 @@ def test_a_card_of_every_registered_network_from_its_real_run_record(tmp_path, n
 
 def test_a_crafted_timm_spec_is_built_without_its_download_and_says_what_it_left_out(tmp_path, monkeypatch):
     """The issue's URL card: pretrained with a cache folder and a URL overlay, and a depth that took 196 s.
-    The card
-    is built from the allow-listed part only; no socket connects, nothing is written to the cache folder."""
+    The card is built from the allow-listed part only; no socket connects, nothing is written to the cache
+    folder."""
     pytest.importorskip("timm")
     connects = []
     original = socket.socket.connect

@@ -1,6 +1,5 @@
 """The fused batched augmentation: its shortcuts equal the plain constructions they replace, its output is
-laid out
-as the model runs it, and a batch's augmentation depends only on its generator."""
+laid out as the model runs it, and a batch's augmentation depends only on its generator."""
 
 import numpy as np
 import pytest
@@ -88,9 +87,8 @@ def test_batched_output_is_channels_last_in_range_and_depends_only_on_the_genera
 @pytest.mark.parametrize("data", ["synthetic_signs", "synthetic_seg"])
 def test_cuda_augmentation_matches_the_cpu_and_never_waits_for_the_gpu(data):
     """Same parameters on both devices (all drawn on the CPU), so the same output up to float rounding; and
-    after a
-    first call (which moves constants there once) no call synchronises with the GPU, so it queues behind a
-    step."""
+    after a first call (which moves constants there once) no call synchronises with the GPU, so it queues
+    behind a step."""
     rng = np.random.default_rng(1)
     if data == "synthetic_signs":
         augment = SignBatchAugment(**recipe(data))

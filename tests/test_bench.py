@@ -1,7 +1,6 @@
 """``visionlab-bench`` runs every loop it reports on the CPU and writes its figures with their provenance; a
-GPU
-run is asked for explicitly and fails clearly where there is none. Speeds are not asserted here (the benchmark
-itself measures them)."""
+GPU run is asked for explicitly and fails clearly where there is none. Speeds are not asserted here (the
+benchmark itself measures them)."""
 
 import json
 

@@ -1,11 +1,8 @@
 """What a cluster stop, a dead rank or a bad job leaves behind, without a cluster (tests/test_slurm.py runs
-the same
-on a real SLURM): the record is written before W&B is asked anything, a tracker error caused by the stop
-counts as
-the stop, attempts are kept before a last.ckpt exists and when one died unrecorded, a sweep's index asks SLURM
-whether its running jobs still exist, a sweep ends in one line per failed job, launcher settings that cannot
-work
-are fitted or refused, and one process at a time continues a run folder."""
+the same on a real SLURM): the record is written before W&B is asked anything, a tracker error caused by the
+stop counts as the stop, attempts are kept before a last.ckpt exists and when one died unrecorded, a sweep's
+index asks SLURM whether its running jobs still exist, a sweep ends in one line per failed job, launcher
+settings that cannot work are fitted or refused, and one process at a time continues a run folder."""
 
 from __future__ import annotations
 
@@ -35,10 +32,8 @@ def _children(pid: int) -> list[int]:
 
 def test_sigterm_to_the_process_and_wandb_core_together_still_records_the_interruption(tmp_path):
     """What SLURM does on requeue, scancel or preemption: every process of the step gets SIGTERM, W&B's
-    service
-    included. With the default logger (W&B, offline here) the run must still end "interrupted" with its cause
-    and
-    epochs, exit 143, and say that W&B was not finished (before: ConnectionResetError, rc 1, no
+    service included. With the default logger (W&B, offline here) the run must still end "interrupted" with
+    its cause and epochs, exit 143, and say that W&B was not finished (before: ConnectionResetError, rc 1, no
     summary.json)."""
     args = [
         *(o for o in TINY_SIGNS if not o.startswith("trainer.max_epochs")),
@@ -358,10 +353,8 @@ def test_a_key_missing_from_a_sweeps_base_config_is_explained_with_the_override_
     tmp_path, monkeypatch
 ):
     """A sweep is composed once without its swept options: ``data.data_dir=…`` with ``experiment=glob(*)``
-    fails on
-    the default data (synthetic, no data_dir). ``+data.data_dir`` would then clash with the jobs' own
-    data_dir;
-    ``++data.data_dir`` sets it for every job."""
+    fails on the default data (synthetic, no data_dir). ``+data.data_dir`` would then clash with the jobs' own
+    data_dir; ``++data.data_dir`` sets it for every job."""
     from hydra.errors import ConfigCompositionException
 
     from visionlab.cli.errors import user_message
@@ -399,8 +392,8 @@ def test_a_sweep_whose_time_limit_is_too_short_is_refused_before_anything_is_sub
 
 def test_a_requeue_whose_scontrol_slurm_killed_is_recorded_as_requeued(tmp_path, monkeypatch):
     """SLURM answers ``scontrol requeue`` with SIGTERM to every process of the job, submitit's ``scontrol``
-    child
-    too: submitit then reports "not requeued" although SLURM requeued the job. Its restart count says so."""
+    child too: submitit then reports "not requeued" although SLURM requeued the job. Its restart count says
+    so."""
     from visionlab.run.signals import REQUEUED_BY_SUBMITIT, Stopped, stop_signals
 
     bin_dir = tmp_path / "bin"

@@ -1,9 +1,8 @@
 """Every committed study page (``experiments/<study>/report*/``) is what today's code makes of the run records
-committed beside it (``runs*/``), rebuilt with the command ``experiments/regenerate.py`` uses (the page's
-own title, reference and baseline). The default suite compares report.json (every number, label and
-caveat); the figures' bytes are compared in the slow suite, since drawing is ~97 % of a report's time
-(about a minute per page here) and a PNG's bytes also change with the matplotlib build, not only with our
-code."""
+committed beside it (``runs*/``), rebuilt with the command ``experiments/regenerate.py`` uses (the page's own
+title, reference and baseline). The default suite compares report.json (every number, label and caveat); the
+figures' bytes are compared in the slow suite, since drawing is ~97 % of a report's time (about a minute per
+page here) and a PNG's bytes also change with the matplotlib build, not only with our code."""
 
 from __future__ import annotations
 

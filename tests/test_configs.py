@@ -117,8 +117,7 @@ def test_configs_live_in_one_real_folder():
 
 def test_an_installed_wheel_finds_its_configs_from_any_directory(tmp_path):
     """Build the wheel (offline, from a copy of the checkout), install it into a folder of its own, and
-    compose a
-    config through the installed entry point from an unrelated working directory."""
+    compose a config through the installed entry point from an unrelated working directory."""
     source = tmp_path / "source"
     source.mkdir()
     for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
@@ -181,8 +180,7 @@ def test_an_installed_wheel_finds_its_configs_from_any_directory(tmp_path):
 )
 def test_the_experiment_name_says_what_runs(tmp_path, overrides, name):
     """Without a preset the run is named (and recorded and W&B-grouped) by its model and data; a preset keeps
-    its
-    own name whatever data it runs on."""
+    its own name whatever data it runs on."""
     cfg = compose(tmp_path, overrides)
     assert cfg.experiment_name == name and name in cfg.tags and cfg.run_name == f"{name}_seed{cfg.seed}"
 

@@ -92,8 +92,7 @@ def test_run_record_and_wandb_offline_hold_the_trainers_numbers(tmp_path):
 
 
 # one case per backend in the default suite (the albumentations one with 2 loader workers, where order could
-# slip);
-# the other worker counts with the slow set
+# slip); the other worker counts with the slow set
 @pytest.mark.parametrize(
     ("backend", "workers"),
     [

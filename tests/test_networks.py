@@ -1,7 +1,6 @@
 """The network registry: every registered network trains a step in its task (timm's style: forward, backward,
-one
-optimizer step), builds on the meta device with the same parameter count, and a bad spec is one ConfigError
-naming ``model.net.<key>``. The task modules build only what the spec names."""
+one optimizer step), builds on the meta device with the same parameter count, and a bad spec is one
+ConfigError naming ``model.net.<key>``. The task modules build only what the spec names."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """Your own data: an image folder (torchvision's ImageFolder layout), CIFAR-10 in torchvision's on-disk
-format, a
-segmentation folder of any-size RGB images and masks; the data's facts in summary.json; the README walkthrough
-("Your own data and your own network") followed literally on generated folders."""
+format, a segmentation folder of any-size RGB images and masks; the data's facts in summary.json; the README
+walkthrough ("Your own data and your own network") followed literally on generated folders."""
 
 from __future__ import annotations
 
@@ -40,9 +39,8 @@ QUIET = [
 def make_image_folder(
     root: Path, per_class: int = 12, size: int = 48, classes=CLASSES, grey_every: int = 4
 ) -> Path:
-    """``root/<class>/<class>_<i>.png``: a bright shape per class on noise, every ``grey_every``-th image
-    grey and
-    every 5th another size."""
+    """``root/<class>/<class>_<i>.png``: a bright shape per class on noise, every ``grey_every``-th image grey
+    and every 5th another size."""
     rng = np.random.default_rng(0)
     for label, name in enumerate(classes):
         (root / name).mkdir(parents=True, exist_ok=True)
@@ -98,10 +96,9 @@ def readme_commands() -> list[str]:
 
 def test_the_readme_walkthrough_trains_on_generated_folders(tmp_path):
     """Make the folders the README names, run its commands from that folder: the first as a real process (the
-    one
-    command a researcher types), the others in-process through the same CLI error path; each run's record
-    names
-    the classes and the split policy. A command whose optional extra is missing is skipped with one line."""
+    one command a researcher types), the others in-process through the same CLI error path; each run's record
+    names the classes and the split policy. A command whose optional extra is missing is skipped with one
+    line."""
     commands = readme_commands()
     assert len(commands) == 3 and "data=image_folder data.data_dir=my_images" in commands[0]
     make_image_folder(tmp_path / "my_images")
@@ -286,9 +283,8 @@ def test_a_folder_that_disagrees_with_its_config_is_one_clear_error(tmp_path):
 # --------------------------------------------------------------------------------------------- CIFAR-10,
 # faked
 def fake_cifar10(root: Path, n_train: int = 200, n_test: int = 50) -> dict[str, str]:
-    """torchvision's on-disk CIFAR-10 (``cifar-10-batches-py``: pickled batches of uint8 rows) with tiny
-    data; the
-    md5 of each file, for torchvision's integrity check."""
+    """torchvision's on-disk CIFAR-10 (``cifar-10-batches-py``: pickled batches of uint8 rows) with tiny data;
+    the md5 of each file, for torchvision's integrity check."""
     rng = np.random.default_rng(2)
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)

@@ -69,9 +69,8 @@ def test_bad_recipe_values_are_config_errors(tmp_path, key, value):
 
 
 def test_time_to_accuracy_of_a_continued_run_counts_every_attempt():
-    """Epoch 0 ended 30 s into a first attempt that ran 50 s; the run continued at t=1000 and epoch 1 ended
-    20 s
-    later: 0.9 was first reached 30 s into training, 0.95 after 50 + 20 s (the pause between attempts is not
+    """Epoch 0 ended 30 s into a first attempt that ran 50 s; the run continued at t=1000 and epoch 1 ended 20
+    s later: 0.9 was first reached 30 s into training, 0.95 after 50 + 20 s (the pause between attempts is not
     training time); a record without the first attempt's start counts the current attempt alone, from its
     start."""
     from visionlab.record.summary import time_to_milestones

@@ -207,8 +207,7 @@ def test_report_over_mixed_tasks(sweep, tmp_path):
     assert "The runs mix tasks: classification (4 runs), segmentation (2 runs)" in markdown
     assert "## Results: classification" in markdown and "## Results: segmentation" in markdown
     # test cases, then mean ± std (min) of F1 over the cases, 4 decimals; no value is bolded for being the
-    # best
-    # variant, seed, state, cases, F1 over cases, best epoch / epochs (not recorded)
+    # best variant, seed, state, cases, F1 over cases, best epoch / epochs (not recorded)
     assert "| unet_baseline | 1 | completed | 3 | 0.7000 ± 0.1633 (min 0.5000) | 1 / — |" in markdown
     assert "| unet_baseline | 2 | completed | 2 | 0.7500 ± 0.1500 (min 0.6000) | 1 / — |" in markdown
     (variant,) = numbers["tasks"]["segmentation"]["variants"]
@@ -375,8 +374,7 @@ def test_wandb_sweep_runs_keep_their_variants_apart(tmp_path, monkeypatch):
 
 def test_wandb_segmentation_runs_are_scored_on_their_logged_test_metrics(tmp_path, monkeypatch):
     """W&B holds the test metrics under the logged names (test/f1, ...): the report must find them there
-    instead
-    of falling back to the validation scores."""
+    instead of falling back to the validation scores."""
     model = "visionlab.tasks.segmentation.module.SegmentationModule"
     runs = [
         _FakeSweepRun(

@@ -1,15 +1,12 @@
 """Hostile run records (issue 28): the report is pointed at folders a user did not make, so a crafted record
-must
-never make it touch the network, read or write outside the run folder, hang, exhaust memory or fall over.
+must never make it touch the network, read or write outside the run folder, hang, exhaust memory or fall over.
 
 ``visionlab-report`` runs as a subprocess under an address-space cap and a time limit, with a
-``sitecustomize``
-that records (and refuses) every socket connect. One invocation reports a study holding one good run and every
-crafted run below (each run is judged on its own line, so one invocation proves each case); the arguments that
-must be refused (a bad ``--out``, a missing path, a deep ``--reference``) get one invocation each. Asserted:
-exit 0 with each crafted run named as skipped (or exit 2 with one line), no socket connect, nothing written
-outside ``--out``, and the planted secret nowhere in what the report wrote.
-"""
+``sitecustomize`` that records (and refuses) every socket connect. One invocation reports a study holding one
+good run and every crafted run below (each run is judged on its own line, so one invocation proves each case);
+the arguments that must be refused (a bad ``--out``, a missing path, a deep ``--reference``) get one
+invocation each. Asserted: exit 0 with each crafted run named as skipped (or exit 2 with one line), no socket
+connect, nothing written outside ``--out``, and the planted secret nowhere in what the report wrote."""
 
 from __future__ import annotations
 
@@ -464,8 +461,7 @@ render.write(doc, render.Path(sys.argv[3]), numbers={"new": True})
 @pytest.mark.parametrize(("kill_at", "when"), [(2, "stage"), (99, "rename")])
 def test_killed_while_writing_no_report_file_is_ever_half_written(tmp_path, kill_at, when):
     """kill -9 while a temporary file is half-written (the old report stays whole), or between two renames
-    (each
-    file whole, old or new); the next write removes the temporary files the killed one left."""
+    (each file whole, old or new); the next write removes the temporary files the killed one left."""
     render.write(_doc("old " * 5000, {"a.png": b"A1" * 5000}), tmp_path, numbers={"new": False})
     old = {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     done = subprocess.run(

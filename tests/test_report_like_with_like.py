@@ -1,8 +1,6 @@
 """The report compares like with like: a variant evaluated on data X against the baseline's model on X, a Δ
-across
-training budgets says so, a run ending far above the chance loss is unhealthy, a run that fell from its best
-is not
-"flat", and curves of variants whose epochs differ in length are drawn against optimizer steps."""
+across training budgets says so, a run ending far above the chance loss is unhealthy, a run that fell from its
+best is not "flat", and curves of variants whose epochs differ in length are drawn against optimizer steps."""
 
 from __future__ import annotations
 

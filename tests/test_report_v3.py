@@ -1,8 +1,7 @@
 """Report v3 on hand-made records: a reference is compared only where it measured the same thing (else
-effects),
-reference files equal the seed's transcription, calibrated convergence flags, cost per device, Holm-corrected
-marks, class names, correlated test cases, provenance that reproduces, bounded and escaped record input, study
-READMEs equal to their report.json, and a page that fits a 900 px window."""
+effects), reference files equal the seed's transcription, calibrated convergence flags, cost per device,
+Holm-corrected marks, class names, correlated test cases, provenance that reproduces, bounded and escaped
+record input, study READMEs equal to their report.json, and a page that fits a 900 px window."""
 
 from __future__ import annotations
 
@@ -65,8 +64,8 @@ def two_variants(tmp_path_factory) -> Path:
 # ------------------------------------------------------------------ 1. the reference: effects, never absolute
 def test_no_difference_against_a_reference_measured_on_another_split_or_data(two_variants, tmp_path):
     """The runs are scored on validation of GTSRB: a reference that measured test, or that names no data set
-    or
-    another one, gets no absolute Δ and no interval; the same reference stating validation of GTSRB does."""
+    or another one, gets no absolute Δ and no interval; the same reference stating validation of GTSRB
+    does."""
     for split, data, comparable in (
         ("test", "GTSRB", False),
         ("validation", None, False),
@@ -505,9 +504,8 @@ def test_oversized_and_crafted_record_files_are_problems_not_crashes(tmp_path):
 
 
 def test_config_differences_of_many_single_seed_variants_stay_narrow_and_skip_run_locations(tmp_path):
-    """Seven one-seed variants: one row per variant (not one column), at most three keys per table, and no
-    key that
-    only names a run's own folder or checkpoint (with one seed per variant those differ too, but say
+    """Seven one-seed variants: one row per variant (not one column), at most three keys per table, and no key
+    that only names a run's own folder or checkpoint (with one seed per variant those differ too, but say
     nothing)."""
     runs = tmp_path / "runs"
     for i in range(7):
@@ -532,8 +530,8 @@ def test_config_differences_of_many_single_seed_variants_stay_narrow_and_skip_ru
 
 def test_a_sweep_over_a_setting_under_one_experiment_name_is_one_variant_per_setting(tmp_path):
     """`-m experiment=cnn_best data.scale=0,0.1 seed=1,2` keeps the experiment's name: the page must not read
-    it as
-    one variant of four seeds. Keys that only place or show a run (threads, paths) do not split a variant."""
+    it as one variant of four seeds. Keys that only place or show a run (threads, paths) do not split a
+    variant."""
     for scale, curve in (("0", [0.50, 0.60]), ("0.1", [0.70, 0.80])):
         for seed in (1, 2):
             classification_run(

@@ -48,8 +48,7 @@ def test_warmup_then_half_cosine_to_the_final_fraction():
 )
 def test_a_run_steps_the_schedule_every_batch(tmp_path, budget):
     """2 batches per epoch, warm-up of 1 epoch: epoch 1 starts at the full LR (per-epoch stepping would not);
-    a
-    budget in optimizer steps (trainer.max_steps) gives the same schedule as the same budget in epochs."""
+    a budget in optimizer steps (trainer.max_steps) gives the same schedule as the same budget in epochs."""
     cfg = compose(
         tmp_path,
         [

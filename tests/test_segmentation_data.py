@@ -235,8 +235,7 @@ def test_synthetic_set_is_deterministic_and_eval_splits_are_not_augmented():
 
 def test_a_stack_is_split_into_contiguous_blocks_that_never_touch_training(tmp_path):
     """ISBI's 30 slices: val and test are blocks of consecutive slices at the end of the stack, each after an
-    unused
-    gap slice; the data description names every split's slices."""
+    unused gap slice; the data description names every split's slices."""
     a = tiny_arrays(n_train=30)
     x = np.repeat(np.arange(30, dtype=np.uint8)[:, None, None, None], 64, axis=1).repeat(
         64, axis=2

@@ -89,8 +89,7 @@ def test_per_image_f1_and_iou_match_a_numpy_reference_including_empty_masks():
 
 def test_scores_of_a_single_image_and_of_the_all_foreground_prediction():
     """A split of one image works (torchmetrics' samplewise stat scores squeezed N=1 away); predicting every
-    pixel
-    foreground scores the trivial F1 and a background F1 of 0 (1.0 when the mask has no background)."""
+    pixel foreground scores the trivial F1 and a background F1 of 0 (1.0 when the mask has no background)."""
     mask = torch.zeros(1, 8, 8, dtype=torch.uint8)
     mask[0, :6] = 1  # 48 foreground, 16 background pixels
     scores = per_image_scores(torch.ones_like(mask), mask)

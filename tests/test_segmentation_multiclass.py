@@ -1,6 +1,6 @@
 """Segmentation with K classes (issue 32): index and palette masks, ignore_index, softmax loss, per-class
-scores
-checked against a NumPy reference, one-line refusals of bad masks, crops, stuck classes and the report."""
+scores checked against a NumPy reference, one-line refusals of bad masks, crops, stuck classes and the
+report."""
 
 from __future__ import annotations
 
@@ -38,8 +38,7 @@ def read_rows(path: Path) -> list[dict]:
 
 def numpy_scores(masks: np.ndarray, preds: np.ndarray, k: int, ignore: int | None):
     """Independent reference: per-class IoU/Dice over all pixels, mIoU over present classes, pixel accuracy,
-    and
-    per image the same (NaN for a class absent from both)."""
+    and per image the same (NaN for a class absent from both)."""
 
     def scores(m, p):
         valid = m != ignore if ignore is not None else np.ones(m.shape, bool)

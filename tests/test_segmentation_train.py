@@ -345,8 +345,7 @@ def test_flip_tta_evaluates_a_trained_checkpoint_and_is_recorded(tmp_path):
 
 def test_the_kept_worst_cases_are_those_one_process_keeps_whatever_the_ranks():
     """Under DDP each rank keeps the worst of its share; merged, they are the three worst of all cases, ties
-    to
-    the lower case index, as one process that scores every case keeps them."""
+    to the lower case index, as one process that scores every case keeps them."""
     from visionlab.tasks.segmentation.module import _merge_kept_cases
 
     f1 = [0.9, 0.2, 0.5, 0.2, 0.7, 0.1, 0.5]

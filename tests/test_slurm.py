@@ -1,18 +1,13 @@
 """Runs on a real single-node SLURM (the ``slurm`` fixture starts it): a DDP sweep job with 2 tasks, a DDP run
 under ``srun -n2``, the ways a cluster stops a job (``scontrol requeue`` = preemption, Lightning's USR1,
-submitit's
-USR2, ``scancel``), sent one after the other to one sweep job with the default (W&B offline) logger, which
-must
-resume in its own folder and W&B run each time and end with the uninterrupted numbers; a job that runs into a
-2-minute time limit again and again (csv logger); a DDP job whose rank 0, and one whose rank 1, is killed
-with -9;
-and an invalid value inside a submitit sweep.
+submitit's USR2, ``scancel``), sent one after the other to one sweep job with the default (W&B offline)
+logger, which must resume in its own folder and W&B run each time and end with the uninterrupted numbers; a
+job that runs into a 2-minute time limit again and again (csv logger); a DDP job whose rank 0, and one whose
+rank 1, is killed with -9; and an invalid value inside a submitit sweep.
 
-Everything is submitted at once by one module fixture, so the jobs' waits overlap; the tests read the
-outcome. The
-single-process references run inside the test process, which would otherwise only wait: the suite is
-CPU-bound on
-2 cores, and every extra process pays ~10 s of imports."""
+Everything is submitted at once by one module fixture, so the jobs' waits overlap; the tests read the outcome.
+The single-process references run inside the test process, which would otherwise only wait: the suite is
+CPU-bound on 2 cores, and every extra process pays ~10 s of imports."""
 
 from __future__ import annotations
 
@@ -36,8 +31,7 @@ pytestmark = pytest.mark.slurm
 
 # in this order, at the start of epochs 1..4. scancel first: the sweep command then ends (submitit polls a job
 # that ended without a result ~every half of the time since it was submitted: soon after, a short wait) and
-# the same
-# command again continues the job, which is then requeued, and stopped by USR1 and USR2 in turn
+# the same command again continues the job, which is then requeued, and stopped by USR1 and USR2 in turn
 STOPS = {
     "scancel": ["scancel"],
     "requeue": ["scontrol", "requeue"],
@@ -82,8 +76,8 @@ SLURM_LAUNCHER = [
 ]
 TIMEOUT = 900
 # A 2-minute limit: the preset's signal_delay_s=120 is cut to 40 s; each epoch takes >= 10 s, so the 5 epochs
-# need
-# more than one attempt's ~50-80 s of training: the job is requeued at its limit (submitit's USR2) until done.
+# need more than one attempt's ~50-80 s of training: the job is requeued at its limit (submitit's USR2) until
+# done.
 LIMIT = [
     "hydra.launcher.timeout_min=2",
     "+callbacks.slow._target_=cluster_helpers.SlowEpochs",
@@ -171,8 +165,7 @@ def _slurm_jobs_gone(sweep: Path) -> bool:
 class _Stops:
     """Sends the stops sweep's job its next stop once it paused at the start of the next epoch (the previous
     epoch's last.ckpt written), then releases it from the requeue wait; ``step`` does what is due and returns
-    at
-    once.
+    at once.
 
     A requeued job waits ~2 min for its BeginTime, so it is started at once, but not within the second of its
     requeue: slurmd refuses a job credential issued in the second its old one was revoked ("Job credential
@@ -211,12 +204,10 @@ SLOW_SCENARIOS = {  # run only when their test is selected (-m slow): minutes of
 @pytest.fixture(scope="module")
 def cluster_runs(slurm, tmp_path_factory, request):
     """Everything at once on SLURM: the stops sweep (1 job, W&B), the time-limit sweep (1 job, csv), the DDP
-    sweep,
-    the rank-kill sweep (2 DDP jobs) and a sweep with an invalid value; the uninterrupted reference here.
-    Once the
-    stops and kill sweeps end, each is run again (the same command), which continues its unfinished jobs;
-    once the
-    DDP sweep is done, its best checkpoint tested by 2 tasks under srun and by this process."""
+    sweep, the rank-kill sweep (2 DDP jobs) and a sweep with an invalid value; the uninterrupted reference
+    here. Once the stops and kill sweeps end, each is run again (the same command), which continues its
+    unfinished jobs; once the DDP sweep is done, its best checkpoint tested by 2 tasks under srun and by this
+    process."""
     root = tmp_path_factory.mktemp("slurm")
     logs = root / "logs"
     started = time.monotonic()

@@ -1,8 +1,6 @@
 """Hostile or unlucky input: every bad value, file or checkpoint ends in one line on stderr and exit code 2,
-the
-input and every existing run folder byte-identical afterwards; crafted checkpoints and report configs run
-nothing;
-SIGTERM is recorded as an interruption."""
+the input and every existing run folder byte-identical afterwards; crafted checkpoints and report configs run
+nothing; SIGTERM is recorded as an interruption."""
 
 from __future__ import annotations
 
@@ -135,15 +133,13 @@ class Case:
     message: str  # regex the one error line must match
     via: str = "inprocess"  # inprocess: composed here, through train.py's error path; cli: a real process
     # False: refused by the checks before anything is written, so no run folder at all; True: refused while
-    # the
-    # run is set up (e.g. its data is read), so a new run folder records the failure in summary.json
+    # the run is set up (e.g. its data is read), so a new run folder records the failure in summary.json
     recorded: bool = False
     config: str = "train"
     base: tuple[str, ...] = tuple(QUICK)  # overrides every case starts from
     env: tuple[tuple[str, str], ...] = ()  # environment variables of the run
     # makes the case's input (or simulates its condition) before the run: prepare(world, monkeypatch) returns
-    # the
-    # extra {name} fields of args
+    # the extra {name} fields of args
     prepare: Callable[[dict, pytest.MonkeyPatch], dict] | None = None
 
 
@@ -628,10 +624,9 @@ def _dead_pid() -> int:
 
 def test_a_checkpoint_naming_files_outside_its_folder_deletes_nothing_and_still_resumes(world, tmp_path):
     """Lightning restores ModelCheckpoint's paths from the checkpoint and later deletes the "previous" last
-    and
-    k-th best files they name. A copied run whose last.ckpt names files outside its folder (through ``..``)
-    resumes from its weights and continues its epochs; every file outside stays, and the leftover of a save
-    killed mid-write goes."""
+    and k-th best files they name. A copied run whose last.ckpt names files outside its folder (through
+    ``..``) resumes from its weights and continues its epochs; every file outside stays, and the leftover of a
+    save killed mid-write goes."""
     from visionlab.run.execute import run
 
     copy = Path(os.path.realpath(tmp_path)) / "copy"

@@ -1,6 +1,6 @@
-"""Training-side trust of issue 28 beyond the bad-input table (``test_trust.CASES``): what a full disk
-leaves, how
-much memory one huge 16-bit image costs, and what the symbolic-link policy of image folders lets through."""
+"""Training-side trust of issue 28 beyond the bad-input table (``test_trust.CASES``): what a full disk leaves,
+how much memory one huge 16-bit image costs, and what the symbolic-link policy of image folders lets
+through."""
 
 from __future__ import annotations
 
@@ -57,8 +57,7 @@ def test_a_quota_exceeded_is_a_full_disk_too(tmp_path):
 
 def test_when_even_summary_json_cannot_be_written_the_one_line_says_so(tmp_path, monkeypatch, capsys):
     """The disk fills during the checkpoint save and stays full: no summary.json, no temporary left behind,
-    and the
-    line says both the checkpoint and the record were not written (exit code 2, no traceback)."""
+    and the line says both the checkpoint and the record were not written (exit code 2, no traceback)."""
     from visionlab.cli.train import _run_reporting_errors
     from visionlab.record import files
 
@@ -115,8 +114,8 @@ def _sixteen_bit_png(path: Path, side: int) -> Path:
 
 def test_a_huge_16_bit_image_is_reduced_while_decoded_in_bounded_memory(tmp_path):
     """A 4000×4000 16-bit PNG (decoded by Pillow: 32 MB): the float64 work beyond it used to be three
-    full-size
-    copies (3 × 128 MB); reduced in strips it is a few MB (numpy's allocations, as tracemalloc sees them)."""
+    full-size copies (3 × 128 MB); reduced in strips it is a few MB (numpy's allocations, as tracemalloc sees
+    them)."""
     from visionlab.data.classification.folders import STRIP_PIXELS, decode
 
     path = _sixteen_bit_png(tmp_path / "big.png", 4000)
@@ -136,8 +135,7 @@ def test_a_huge_16_bit_image_is_reduced_while_decoded_in_bounded_memory(tmp_path
 @pytest.mark.parametrize("mode", ["I;16", "I;16B"])
 def test_a_small_16_bit_image_decodes_as_before(tmp_path, mode):
     """Below 4× the target size nothing is reduced first: value / maximum × 255, then the antialiased resize;
-    in
-    either byte order (Pillow's getextrema refuses I;16B)."""
+    in either byte order (Pillow's getextrema refuses I;16B)."""
     from visionlab.data.classification.folders import decode
 
     array = np.random.default_rng(0).integers(0, 65535, (60, 50), dtype=np.uint16)
@@ -202,8 +200,7 @@ def test_a_job_that_would_continue_its_unfinished_run_in_a_read_only_folder_is_o
     tmp_path, monkeypatch, capsys
 ):
     """A sweep job run again (or a requeued SLURM job) continues the unfinished run in its folder: checked
-    before
-    the first log line would open train.log there."""
+    before the first log line would open train.log there."""
     from visionlab.cli.train import _continue_unfinished
     from visionlab.record.folder import RunFolder
 

@@ -1,7 +1,6 @@
 """The run folder is the model (issue 31): evaluate with ``ckpt_path=<run>`` alone, predict image files
 (``visionlab-predict``), export (``visionlab-export``), keepable checkpoints, task-aware refusals, and a
-completed
-record never rewritten (``init_from``). Two tiny runs are trained once per module and shared."""
+completed record never rewritten (``init_from``). Two tiny runs are trained once per module and shared."""
 
 from __future__ import annotations
 

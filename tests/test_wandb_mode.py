@@ -1,7 +1,6 @@
 """W&B mode selection and start: never a prompt or a hang. Auto mode is online only with credentials for the
 installed wandb's configured server and an HTTP answer from it within ~2 s; an online start that fails ends
-with
-one line within a bounded time, and the run record is still written."""
+with one line within a bounded time, and the run record is still written."""
 
 import json
 import os
@@ -110,10 +109,8 @@ def test_online_start_against_a_silent_server_ends_in_one_line_and_keeps_the_rec
 
 def test_auto_mode_without_any_wandb_setting_trains_offline_end_to_end(tmp_path):
     """The README's first command on a fresh machine: no WANDB_MODE, no key, no netrc. Auto mode picks
-    offline,
-    and the run must really start offline (not try to log in) and leave offline files that `wandb sync`
-    takes; the
-    console shows visionlab's lines, not the libraries' noise."""
+    offline, and the run must really start offline (not try to log in) and leave offline files that `wandb
+    sync` takes; the console shows visionlab's lines, not the libraries' noise."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HOME=str(tmp_path), NETRC=str(tmp_path / "netrc"), WANDB_SILENT="true")
     result = subprocess.run(

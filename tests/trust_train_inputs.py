@@ -1,17 +1,12 @@
 """Hostile training inputs of issue 28 for the bad-input table (``test_trust.CASES``): each ``prepare_*``
-makes its
-input under the table's ``inputs`` folder (or simulates a condition with ``monkeypatch``) and returns the
-extra
-``{name}`` fields its case's arguments use.
+makes its input under the table's ``inputs`` folder (or simulates a condition with ``monkeypatch``) and
+returns the extra ``{name}`` fields its case's arguments use.
 
 Two conditions cannot be made for real in a test: a full disk (``full_disk_saves``: the checkpoint's file
-object
-raises ENOSPC part-way, the way a full disk makes torch's zip writer fail, with its own "unexpected pos"
-error) and,
-when the tests run as root, a folder that cannot be written or read (root writes and reads through any mode
-bits;
-then the file system's refusal is simulated where visionlab asks for it, and each function says so).
-"""
+object raises ENOSPC part-way, the way a full disk makes torch's zip writer fail, with its own "unexpected
+pos" error) and, when the tests run as root, a folder that cannot be written or read (root writes and reads
+through any mode bits; then the file system's refusal is simulated where visionlab asks for it, and each
+function says so)."""
 
 from __future__ import annotations
 
@@ -78,9 +73,8 @@ def _copy_interrupted(world: dict, name: str) -> Path:
 
 def read_only(folder: Path, monkeypatch) -> None:
     """``folder`` cannot be written: read-only modes; as root (who writes through them) the file system's
-    refusal
-    (EROFS, as on a read-only mount) is simulated for temporary files created in that folder, which is how
-    visionlab asks before it writes there."""
+    refusal (EROFS, as on a read-only mount) is simulated for temporary files created in that folder, which is
+    how visionlab asks before it writes there."""
     if IS_ROOT:
         mkstemp = tempfile.mkstemp
 
@@ -144,8 +138,7 @@ def prepare_link_cycle(world: dict, monkeypatch) -> dict:
 
 def prepare_unreadable_folder(world: dict, monkeypatch) -> dict:
     """A sub-folder of a class that cannot be listed: mode 000; as root (who lists it anyway) the
-    PermissionError
-    the listing would get is simulated."""
+    PermissionError the listing would get is simulated."""
     folder = image_folder(world, "unreadable_folder")
     locked = folder / "a" / "locked"
     png(locked / "x.png")

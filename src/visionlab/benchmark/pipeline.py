@@ -5,29 +5,20 @@ Side by side in one process, on the same model, batch size, precision, thread co
 - bare: forward/backward/optimizer steps on one resident batch (no data pipeline, no Lightning);
 - full: ``Trainer.fit`` through the datamodule (index batches + augmentation on the device for ``batched``,
   albumentations in a loader worker for ``albumentations``), Lightning and a W&B offline logger, timed over
-  whole
-  training iterations (the batch's augmentation included) from the end of the warm-up to the last measured
-  step.
-The ratio full/bare is the overhead budget (target ≥ 0.95 for the batched backend). ``--repeats`` alternates
-bare
-and full that many times per configuration and reports the medians (and every repeat's ratio): on a shared
-machine
-single runs vary by ±10 % or more. Also measured: the segmentation augmentation alone (images/s) and the wall
-time of
-one training + validation epoch.
+  whole training iterations (the batch's augmentation included) from the end of the warm-up to the last
+  measured step. The ratio full/bare is the overhead budget (target ≥ 0.95 for the batched backend).
+  ``--repeats`` alternates bare and full that many times per configuration and reports the medians (and every
+  repeat's ratio): on a shared machine single runs vary by ±10 % or more. Also measured: the segmentation
+  augmentation alone (images/s) and the wall time of one training + validation epoch.
 
 ``--device cuda``: the model, the resident data and the batched augmentation live on the GPU, bf16 means CUDA
-bf16
-autocast, the model runs channels_last as in training, and the clock is read after
-``torch.cuda.synchronize()``
-(only at the ends of the measured window: the loop keeps its asynchrony). ``--json out.json`` writes the
-figures
-with the date, the commit, the device and the torch/CUDA versions.
+bf16 autocast, the model runs channels_last as in training, and the clock is read after
+``torch.cuda.synchronize()`` (only at the ends of the measured window: the loop keeps its asynchrony).
+``--json out.json`` writes the figures with the date, the commit, the device and the torch/CUDA versions.
 
 ``--paired`` (CPU): a bare step of a twin model right after every training step, ratios per pair; on a shared
 machine whose load changes from minute to minute the block design's ratios scattered from 0.35 to 4 where the
-paired
-medians stayed within a few per cent.
+paired medians stayed within a few per cent.
 
     visionlab-bench [--device cpu|cuda] [--gtsrb-dir DIR] [--isbi-dir DIR] [--tasks cnn cnn_best unet epoch]
                     [--repeats R] [--paired] [--json out.json]
@@ -144,9 +135,8 @@ def _clip(cfg) -> float | None:
 
 
 class BareStep:
-    """One plain training step (the model's loss, backward, clipping if configured, optimizer step) of a
-    fresh copy of
-    the configured model on one resident, un-augmented batch: no data pipeline, no Lightning."""
+    """One plain training step (the model's loss, backward, clipping if configured, optimizer step) of a fresh
+    copy of the configured model on one resident, un-augmented batch: no data pipeline, no Lightning."""
 
     def __init__(self, cfg, datamodule, precision: str, device="cpu"):
         import torch
@@ -193,9 +183,8 @@ def bare_steps(cfg, datamodule, precision: str, steps: int, warmup: int, device=
 
 
 def _timer(warmup: int, steps: int, device="cpu"):
-    """Clock over whole training iterations: from the end of the last warm-up step (``global_step ==
-    warmup``) to
-    the end of step ``warmup + steps``, so every measured batch's fetch and augmentation is inside the
+    """Clock over whole training iterations: from the end of the last warm-up step (``global_step == warmup``)
+    to the end of step ``warmup + steps``, so every measured batch's fetch and augmentation is inside the
     window."""
     import pytorch_lightning as pl
 
@@ -260,12 +249,10 @@ def paired_loop(
     cfg, datamodule, precision: str, steps: int, warmup: int, logdir: str, device="cpu"
 ) -> tuple[list[float], list[float]]:
     """(full, bare) seconds per step, in pairs: inside ``Trainer.fit``, right after each training iteration,
-    one
-    ``BareStep`` of a twin model. A change in machine load hits both halves of a pair alike, so the ratio of
-    a pair
-    holds where whole blocks of bare and full steps, minutes apart on a shared machine, do not. Each pair is
-    timed
-    on its own: on a GPU that stops the CPU from queueing ahead, so use the block design there."""
+    one ``BareStep`` of a twin model. A change in machine load hits both halves of a pair alike, so the ratio
+    of a pair holds where whole blocks of bare and full steps, minutes apart on a shared machine, do not. Each
+    pair is timed on its own: on a GPU that stops the CPU from queueing ahead, so use the block design
+    there."""
     import pytorch_lightning as pl
 
     twin = BareStep(cfg, datamodule, precision, device)
@@ -411,8 +398,7 @@ def epoch_seconds(overrides: list[str], precision: str, backend: str, epochs: in
 
 def _unet_width_key() -> str:
     """Where the U-Net's base width lives in the config: ``model.net.features_start`` when the network is its
-    own
-    config group (``model/net``), else ``model.features_start``."""
+    own config group (``model/net``), else ``model.features_start``."""
     net = compose(["experiment=unet_baseline"]).model.get("net")
     return (
         "model.net.features_start" if net is not None and "features_start" in net else "model.features_start"
@@ -517,10 +503,8 @@ def parse_args(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> int:
     """The ``visionlab-bench`` console script: prints the tables as it measures and exits 0; the figures as
-    data
-    go only to the ``--json`` file (the console-script wrapper passes what ``main`` returns to ``sys.exit``,
-    which
-    would print a returned dict and exit 1)."""
+    data go only to the ``--json`` file (the console-script wrapper passes what ``main`` returns to
+    ``sys.exit``, which would print a returned dict and exit 1)."""
     run_bench(argv)
     return 0
 

@@ -1,8 +1,7 @@
 """Training throughput of the U-Net (forward + backward + Adam step), fp32 vs bf16 autocast, channels_last.
 
 python -m visionlab.benchmark.unet_step [--features 64 32] [--size 256] [--batch 4] [--steps 5] [--device
-cpu|cuda]
-                               [--json out.json]
+cpu|cuda] [--json out.json]
 
 On a GPU the clock is read after ``torch.cuda.synchronize()``; bf16 is autocast on the device the model is on.
 The training loop's share of this speed is ``visionlab-bench --tasks unet``.

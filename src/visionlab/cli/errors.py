@@ -1,14 +1,10 @@
 """Hydra's own user errors as visionlab's: one line ``error: ...`` on stderr and exit code 2.
 
 Before a run starts, Hydra reports an unknown key (``nosuchkey=1``), an unknown config option
-(``experiment=nope``),
-an override it cannot parse, or a run folder it cannot create (a read-only ``paths.log_dir``) in several
-lines and
-exits with code 1, from inside ``hydra.main``. ``one_line_errors`` wraps a ``@hydra.main`` function so these
-end
-like every other user error (``errors.UserError``). ``HYDRA_FULL_ERROR=1`` keeps Hydra's full report; any
-other
-exception is Hydra's to report, as before.
+(``experiment=nope``), an override it cannot parse, or a run folder it cannot create (a read-only
+``paths.log_dir``) in several lines and exits with code 1, from inside ``hydra.main``. ``one_line_errors``
+wraps a ``@hydra.main`` function so these end like every other user error (``errors.UserError``).
+``HYDRA_FULL_ERROR=1`` keeps Hydra's full report; any other exception is Hydra's to report, as before.
 
     @one_line_errors
     @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")

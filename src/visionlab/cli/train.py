@@ -1,8 +1,7 @@
 """Entry points: ``python train.py [overrides]`` / ``visionlab-train`` and ``visionlab-eval``.
 
 One function, ``run(cfg)``, does the work for training, resuming and evaluation so the three cannot drift
-apart.
-"""
+apart."""
 
 from __future__ import annotations
 
@@ -30,8 +29,7 @@ CONFIG_PATH = str(config_dir())
 def _task(cfg: DictConfig) -> float | None:
     """Hydra task: a user error ends a single run with one line on stderr and exit code 2; in a multirun it is
     raised so the sweep records this job as failed and goes on with the others. A stop signal (SIGTERM,
-    SLURM's
-    USR1/USR2) or Ctrl-C ends the process (128 + signal, 130) once the run and the sweep index say
+    SLURM's USR1/USR2) or Ctrl-C ends the process (128 + signal, 130) once the run and the sweep index say
     "interrupted".
 
     Whether this process runs the job, skips it (a complete sweep job) or continues an unfinished run in its
@@ -88,9 +86,8 @@ def _continue_unfinished(cfg: DictConfig, last: str) -> None:
 
 
 def _refuse_unwritable_folder(folder, last: str) -> None:
-    """A folder this job would continue in but cannot write: one line and exit code 2 (a sweep records the
-    job as
-    failed and goes on)."""
+    """A folder this job would continue in but cannot write: one line and exit code 2 (a sweep records the job
+    as failed and goes on)."""
     from visionlab.config.errors import UserError
     from visionlab.config.hydra_job import is_multirun
     from visionlab.record.writable import refuse_unwritable_folder_to_continue

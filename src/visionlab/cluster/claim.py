@@ -1,10 +1,7 @@
 """A run folder is run by one process at a time. A sweep job claims its folder before it runs, so the same
-sweep
-started twice at once runs each job once: the second process waits for the first to finish that job, then
-skips
-it (its record is complete) or runs it. A single run that continues a folder (a resume) takes the same lock,
-and a
-second resume of that folder is refused at once, naming the process that holds it."""
+sweep started twice at once runs each job once: the second process waits for the first to finish that job,
+then skips it (its record is complete) or runs it. A single run that continues a folder (a resume) takes the
+same lock, and a second resume of that folder is refused at once, naming the process that holds it."""
 
 from __future__ import annotations
 

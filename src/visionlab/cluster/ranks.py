@@ -30,8 +30,7 @@ def slurm_tasks() -> int:
 
 def global_rank() -> int:
     """This process's global rank before DDP starts: torchrun's RANK, a Lightning child's
-    LOCAL_RANK/NODE_RANK,
-    or the SLURM task id when the step runs several tasks; 0 for a single process."""
+    LOCAL_RANK/NODE_RANK, or the SLURM task id when the step runs several tasks; 0 for a single process."""
     if (rank := _int_env("RANK")) is not None:
         return rank
     local, node = _int_env("LOCAL_RANK"), _int_env("NODE_RANK") or 0
@@ -74,8 +73,7 @@ def slurm_job_id() -> str | None:
 
 def gather_objects(obj) -> list:
     """``obj`` from every rank, in rank order (``[obj]`` when not distributed). For small results only
-    (per-case
-    scores, a few images): it pickles through torch.distributed, between our own processes."""
+    (per-case scores, a few images): it pickles through torch.distributed, between our own processes."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
@@ -104,9 +102,8 @@ LAUNCHER_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "
 
 def end_process_group(launched_ranks: bool) -> None:
     """After a run: leave no process group (and, in the process whose Lightning launcher started the other
-    ranks,
-    none of the launcher's variables) behind, so the next job of a multirun in this process starts its own DDP
-    instead of reusing one whose other ranks have exited."""
+    ranks, none of the launcher's variables) behind, so the next job of a multirun in this process starts its
+    own DDP instead of reusing one whose other ranks have exited."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():

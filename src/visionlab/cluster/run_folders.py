@@ -27,8 +27,7 @@ def run_dir(log_dir: str, experiment: str, ckpt_path: str | None = None, train: 
     training from one of its checkpoints.
 
     Under SLURM the name comes from the job (``slurm-<job>[.<step>]``): every rank of a multi-task job names
-    the
-    same folder, and a job SLURM restarts (requeue, preemption) finds its own and continues it. Elsewhere:
+    the same folder, and a job SLURM restarts (requeue, preemption) finds its own and continues it. Elsewhere:
     timestamp plus pid plus random suffix, so two runs started in the same second never collide. Cached so the
     value is stable within a process."""
     from visionlab.record.resume import run_folder_to_resume  # imported here: it takes numpy, --help need not

@@ -60,8 +60,7 @@ class SweepIndexCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """In the process that starts the sweep, before any job is submitted: fit the launcher's warning
-        signal
-        to its time limit, and remember the sweep folder for the report at its end
+        signal to its time limit, and remember the sweep folder for the report at its end
         (``sweep_failure_report``)."""
         from visionlab.config.errors import UserError
 
@@ -118,10 +117,8 @@ SHORTEST_TIME_LIMIT_MIN = 2  # SLURM checks time limits every ~30 s: a warning s
 def fit_signal_delay_to_time_limit(config: DictConfig) -> None:
     """submitit's ``signal_delay_s`` (SIGUSR2 this long before the time limit) must leave an attempt time to
     train: with a delay as long as the limit, the signal comes at SLURM's first check, the job is requeued
-    every
-    ~30 s and never finishes an epoch. A delay over a third of the limit is cut to a third, with one line; a
-    limit
-    under ``SHORTEST_TIME_LIMIT_MIN`` minutes is refused (SLURM's checks are ~30 s apart)."""
+    every ~30 s and never finishes an epoch. A delay over a third of the limit is cut to a third, with one
+    line; a limit under ``SHORTEST_TIME_LIMIT_MIN`` minutes is refused (SLURM's checks are ~30 s apart)."""
     from omegaconf import open_dict
 
     from visionlab.config.errors import ConfigError

@@ -29,10 +29,8 @@ class SweepJob:
     @property
     def run_path(self) -> Path | None:
         """The job's run folder, relative paths taken from the sweep folder. A sweep folder copied elsewhere
-        (off a
-        cluster or a GPU machine) keeps absolute paths of the machine that ran it: a missing absolute path is
-        looked
-        up by its folder name beside the index."""
+        (off a cluster or a GPU machine) keeps absolute paths of the machine that ran it: a missing absolute
+        path is looked up by its folder name beside the index."""
         if not self.run_dir:
             return None
         path = Path(self.run_dir)
@@ -137,8 +135,7 @@ def _slurm_alive(jobs: list[dict]) -> set[str] | None:
 
 def _mark_killed(jobs: dict, ask_slurm: bool = True) -> None:
     """``ask_slurm``: only where this process is on the sweep's cluster (the sweep command, its jobs); a
-    reader
-    elsewhere (a report over a copied sweep) must not ask another cluster about these ids."""
+    reader elsewhere (a report over a copied sweep) must not ask another cluster about these ids."""
     entries = [job for job in jobs.values() if isinstance(job, dict)]
     alive = _slurm_alive(entries) if ask_slurm else None
     for job in entries:
@@ -178,8 +175,7 @@ def _recount(index: dict) -> None:
 
 def update_index(sweep_dir: Path, job_key: str, entry: dict[str, Any]) -> None:
     """Insert or update one job's entry (a running one with this machine and process, so a reader can tell
-    when
-    it was killed), mark jobs whose process died unrecorded, and recount the jobs per status."""
+    when it was killed), mark jobs whose process died unrecorded, and recount the jobs per status."""
     path = sweep_dir / layout.SWEEP_INDEX
     with _locked(path):
         try:
@@ -215,10 +211,8 @@ def _job_problem(job) -> str | None:
 
 def read_index(path: Path, problems: list[str] | None = None) -> list[SweepJob]:
     """The jobs of one index file: a list, or a mapping from job key (raises ValueError when it is neither;
-    the
-    file is read through ``files.read_bounded`` inside its own folder). An entry of the wrong shape is left
-    out,
-    with a line naming it appended to ``problems``."""
+    the file is read through ``files.read_bounded`` inside its own folder). An entry of the wrong shape is
+    left out, with a line naming it appended to ``problems``."""
     data = read_json(path, path.parent)
     jobs = data.get("jobs") if isinstance(data, dict) else data
     if isinstance(jobs, dict):  # keyed by Hydra job number or folder name

@@ -1,11 +1,9 @@
 """How a value is checked, in one message format, wherever it is checked. Each value has one home: the
-component
-that owns it (a datamodule its loader sizes and splits, a network its arguments, the model its loss) checks
-it when
-it is built, with ``expect``; the runner builds the model (on the meta device) and the datamodule (without
-reading
-data) right after composition, so every refusal is one ``ConfigError`` line before anything is written. Values
-that belong to no visionlab component (seed, trainer, logger, optimizer) are checked in ``config_checks``.
+component that owns it (a datamodule its loader sizes and splits, a network its arguments, the model its loss)
+checks it when it is built, with ``expect``; the runner builds the model (on the meta device) and the
+datamodule (without reading data) right after composition, so every refusal is one ``ConfigError`` line before
+anything is written. Values that belong to no visionlab component (seed, trainer, logger, optimizer) are
+checked in ``config_checks``.
 
 This module imports nothing from visionlab but its errors, so every layer can use it.
 """
@@ -38,8 +36,7 @@ def expect(
     key: str, value, valid: Callable[[Any], bool], expected: str, example: str, nullable: bool = False
 ):
     """``value`` if ``valid(value)`` (or None where ``nullable``), else ConfigError: ``<key>=<value> is not
-    valid:
-    expected <expected>; e.g. <example>.``"""
+    valid: expected <expected>; e.g. <example>.``"""
     if value is None and nullable:
         return value
     if not valid(value):

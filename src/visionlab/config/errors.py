@@ -1,6 +1,5 @@
 """Errors that are the user's to fix, for the whole package: each message names the key, file or value at
-fault
-and says what to do. The CLI shows them as one line and exits with code 2, never as a library traceback.
+fault and says what to do. The CLI shows them as one line and exits with code 2, never as a library traceback.
 
 This module imports nothing from visionlab, so every layer can raise these errors.
 """
@@ -33,5 +32,4 @@ class TrackingError(UserError, RuntimeError):
 
 class DiskFullError(UserError, RuntimeError):
     """A write failed because the disk (or the user's quota) is full; the message names the file, the room
-    left
-    and what was kept (``disk_full``)."""
+    left and what was kept (``disk_full``)."""

@@ -29,10 +29,8 @@ def hydra_files(cfg: DictConfig) -> tuple[str, str, list[str]] | None:
 
 def close_log_files_in(folder: str | Path) -> None:
     """Detach and close every logging file handler that writes into ``folder``: Hydra's ``train.log`` handler
-    of
-    a job whose (empty) folder is about to be removed. Left attached, the next line logged (submitit logs
-    after
-    the job) would reopen the file in a folder that no longer exists and fail with FileNotFoundError."""
+    of a job whose (empty) folder is about to be removed. Left attached, the next line logged (submitit logs
+    after the job) would reopen the file in a folder that no longer exists and fail with FileNotFoundError."""
     import logging
 
     root = Path(folder).resolve()
@@ -65,8 +63,7 @@ def cpu_threads(requested: int | None) -> int | None:
 def point_ddp_children_at_job(output_dir: str, ckpt_path: str | None) -> None:
     """Lightning starts DDP ranks 1.. by re-running this command with ``hydra.run.dir=<run.dir>``: inside a
     multirun that would start the whole sweep again in each child. Make the re-run command this one job
-    instead:
-    its own overrides (plus the checkpoint it resumes) as a single run in its job folder."""
+    instead: its own overrides (plus the checkpoint it resumes) as a single run in its job folder."""
     import sys
 
     from omegaconf import read_write

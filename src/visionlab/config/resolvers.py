@@ -20,12 +20,12 @@ def job_dir(override_dirname: str, limit: int = 120) -> str:
     character (a path separator, a space) keeps a readable prefix and ends with ``__`` and a hash of the full
     overrides; a plain name never holds ``__``, so two jobs never map to one folder. The shortened name keeps
     experiment and seed, then the short plain overrides (the ones a sweep varies, e.g.
-    ``model.optimizer.lr=0.01``)
-    before long or path-like ones."""
+    ``model.optimizer.lr=0.01``) before long or path-like ones."""
     if not override_dirname:
         return "default"
     first = ("experiment=", "seed=")
     items = override_dirname.split(",")
+
     def rank(item: str) -> int:
         return next((i for i, p in enumerate(first) if item.startswith(p)), len(first))
 
@@ -35,8 +35,7 @@ def job_dir(override_dirname: str, limit: int = 120) -> str:
         return name
 
     # shortened: the short plain overrides first (what a sweep varies, lr=0.01, is rarely a path or a long
-    # text),
-    # so the name still shows them; the hash of all the overrides tells the jobs apart
+    # text), so the name still shows them; the hash of all the overrides tells the jobs apart
     def plain(item: str) -> bool:
         return all(_PLAIN.fullmatch(c) for c in item)
 

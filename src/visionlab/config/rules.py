@@ -252,8 +252,7 @@ CROSS_CHECKS: tuple[Callable[[DictConfig], None], ...] = (
 
 def check_config(cfg: DictConfig, rules: tuple[Rule, ...] = RULES) -> None:
     """Raise a ConfigError for the first value that breaks its rule (keys the config lacks are skipped), then
-    for
-    the first disagreement ``CROSS_CHECKS`` find."""
+    for the first disagreement ``CROSS_CHECKS`` find."""
     for rule in rules:
         value = _value(cfg, rule.key)
         if value is _ABSENT or (value is None and rule.nullable):

@@ -1,10 +1,9 @@
 """What the per-sample albumentations backend needs to be reproducible and safe in loader workers.
 
 Seeding: albumentations 2.0.8's ``Compose.set_random_seed(s)`` hands the same seed ``s`` to every child
-transform, so each
-child replays the same random numbers: HorizontalFlip and VerticalFlip then always fire together, and a crop's
-offset moves with the rotation angle drawn before it. Giving child ``i`` its own seed restores independence.
-"""
+transform, so each child replays the same random numbers: HorizontalFlip and VerticalFlip then always fire
+together, and a crop's offset moves with the rotation angle drawn before it. Giving child ``i`` its own seed
+restores independence."""
 
 from __future__ import annotations
 
@@ -18,10 +17,8 @@ if (
 
 def keep_opencv_single_threaded() -> None:
     """OpenCV's thread pool does not survive ``fork``: once albumentations has run in a process
-    (``num_workers=0``),
-    a DataLoader worker forked from it later deadlocks in its first OpenCV call. Per-sample ops on small
-    images
-    gain nothing from threads anyway, so the pool is never started."""
+    (``num_workers=0``), a DataLoader worker forked from it later deadlocks in its first OpenCV call.
+    Per-sample ops on small images gain nothing from threads anyway, so the pool is never started."""
     import cv2
 
     cv2.setNumThreads(1)

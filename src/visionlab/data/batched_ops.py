@@ -2,28 +2,20 @@
 
 Every geometric transform is expressed as a map from output pixels to source pixels, so a whole recipe (crop,
 flip, 90° turns, rotation, scale, shift, elastic field) costs one ``grid_sample`` per tensor. Random numbers
-come
-from a CPU ``torch.Generator`` seeded by (seed, epoch, batch index): the same batch is augmented the same way
-on a
-CPU or a GPU, with any number of loader workers, and after a resume.
+come from a CPU ``torch.Generator`` seeded by (seed, epoch, batch index): the same batch is augmented the same
+way on a CPU or a GPU, with any number of loader workers, and after a resume.
 
 Cost (the training loop waits for it every step): the per-sample parameters and 2×3 maps are composed on the
-CPU in
-float64 (N numbers) and travel to the device in one small copy; everything of image size runs on the batch's
-device
-in float32, in as few passes as possible: the grid is built there in one or two ops (``F.affine_grid``,
-``separable_affine_grid``, plus a smooth elastic field mixed into grid units on its coarse grid), the uint8 →
-float
-conversion carries the 1/255 and any per-sample gain and offset (sampling is affine-equivariant), and the last
-intensity pass writes the channels_last layout the model runs in. Sampling stays float32 in every precision:
-a bf16
-grid would be off by up to half a pixel on a 256² image, ``grid_sample`` wants image and grid in one dtype,
-and the
-model normalises in float32 anyway (on a CPU without native bf16, bf16 sampling was also ~3× slower). Nothing
-here
-reads a device tensor back to the CPU or copies a CPU tensor to the GPU without pinning it, so on a GPU the
-augmentation is queued behind the previous step instead of waiting for it.
-"""
+CPU in float64 (N numbers) and travel to the device in one small copy; everything of image size runs on the
+batch's device in float32, in as few passes as possible: the grid is built there in one or two ops
+(``F.affine_grid``, ``separable_affine_grid``, plus a smooth elastic field mixed into grid units on its coarse
+grid), the uint8 → float conversion carries the 1/255 and any per-sample gain and offset (sampling is
+affine-equivariant), and the last intensity pass writes the channels_last layout the model runs in. Sampling
+stays float32 in every precision: a bf16 grid would be off by up to half a pixel on a 256² image,
+``grid_sample`` wants image and grid in one dtype, and the model normalises in float32 anyway (on a CPU
+without native bf16, bf16 sampling was also ~3× slower). Nothing here reads a device tensor back to the CPU or
+copies a CPU tensor to the GPU without pinning it, so on a GPU the augmentation is queued behind the previous
+step instead of waiting for it."""
 
 from __future__ import annotations
 
@@ -44,8 +36,7 @@ def batch_generator(seed: int, epoch: int, batch: int) -> torch.Generator:
 
 def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
     """A small CPU tensor on ``device``; to a GPU through pinned memory, so the copy is queued instead of
-    waiting
-    for the work already queued there (PyTorch caches pinned blocks: pinning a few KB per batch costs
+    waiting for the work already queued there (PyTorch caches pinned blocks: pinning a few KB per batch costs
     little)."""
     device = torch.device(device)
     if device.type == "cpu":
@@ -84,8 +75,8 @@ def normalised_theta(
     matrix: torch.Tensor, offset: torch.Tensor, source_hw: tuple[int, int], output_hw: tuple[int, int]
 ) -> torch.Tensor:
     """Pixel-space backward maps (source = matrix @ output + offset, pixel centres at integers) → the (N, 2,
-    3)
-    ``theta`` of ``F.affine_grid``/``F.grid_sample`` with ``align_corners=False`` (coordinates in [-1, 1])."""
+    3) ``theta`` of ``F.affine_grid``/``F.grid_sample`` with ``align_corners=False`` (coordinates in [-1,
+    1])."""
     (src_h, src_w), (out_h, out_w) = source_hw, output_hw
     dtype = matrix.dtype
     to_pixels = torch.tensor([out_w / 2, out_h / 2], dtype=dtype)  # output: x = (u + 1)·W/2 − 1/2
@@ -112,8 +103,7 @@ def _gaussian_taps(sigma: float, radius: int, dtype: torch.dtype, device: str = 
 def _pooled_replicate_pad(noise: torch.Tensor, k: int, radius: int) -> torch.Tensor:
     """``F.avg_pool2d(F.pad(noise, [radius·k] * 4, mode="replicate"), k)`` without padding at full resolution:
     the k×k means of the image, and beyond its border the k-pixel means of the edge rows/columns (what the
-    pooled
-    replicated border holds), the corner pixels in the corners."""
+    pooled replicated border holds), the corner pixels in the corners."""
     n, c, h, w = noise.shape
     inner = F.avg_pool2d(noise, k)
     left = noise[..., :, 0].reshape(n, c, h // k, k).mean(-1, keepdim=True).expand(-1, -1, -1, radius)
@@ -134,16 +124,14 @@ def _pooled_replicate_pad(noise: torch.Tensor, k: int, radius: int) -> torch.Ten
 def smooth_noise(noise: torch.Tensor, sigma: float, mix: torch.Tensor | None = None) -> torch.Tensor:
     """Gaussian blur of N×C×H×W white noise by ``sigma`` px with replicated borders, as OpenCV's GaussianBlur
     (radius 4σ) does inside albumentations' ElasticTransform, but cheap: blocks of k×k pixels (k ≤ σ/3) are
-    averaged (the replicated border as if it had been padded at full resolution), the blur runs on that
-    coarse grid
-    with σ/k, and the result is upsampled bilinearly. For a field this smooth the coarse grid loses nothing
-    visible,
-    and the cost drops by ~k³ (a direct 97-tap blur of a 256² field pair took ~70 ms on 2 cores).
+    averaged (the replicated border as if it had been padded at full resolution), the blur runs on that coarse
+    grid with σ/k, and the result is upsampled bilinearly. For a field this smooth the coarse grid loses
+    nothing visible, and the cost drops by ~k³ (a direct 97-tap blur of a 256² field pair took ~70 ms on 2
+    cores).
 
     ``mix``: optional (N, C, C) per-sample matrices applied to the C-vector of every pixel; being linear and
     constant per image they commute with the blur and the upsampling, so they are applied on the coarse grid
-    (a
-    displacement field is scaled and turned into the sampling grid's units for the price of a few thousand
+    (a displacement field is scaled and turned into the sampling grid's units for the price of a few thousand
     pixels)."""
     n, c, h, w = noise.shape
     k = 1
@@ -190,10 +178,8 @@ def contrast_about_grey(
     images: torch.Tensor, contrast: torch.Tensor, clip_input: bool = False, channels_last: bool = False
 ) -> torch.Tensor:
     """Contrast factors about each image's mean grey on [0, 1] N×C×H×W, clipped to [0, 1]: one reduction pass
-    and
-    one multiply-add pass that writes the result (channels_last with ``channels_last``), plus an in-place
-    clip.
-    ``clip_input``: first clip ``images`` into [0, 1] in place (as after a brightness gain; overwrites
+    and one multiply-add pass that writes the result (channels_last with ``channels_last``), plus an in-place
+    clip. ``clip_input``: first clip ``images`` into [0, 1] in place (as after a brightness gain; overwrites
     them)."""
     n, c = images.shape[:2]
     if clip_input:

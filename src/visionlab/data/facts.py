@@ -1,10 +1,7 @@
 """What a datamodule serves, stated once: classes and their names, channels, input size and how the splits
-were
-made. The model config follows the data by interpolation (``num_classes: ${data.num_classes}``, ``in_channels:
-${data.channels}``, ``input_size: ${data.input_size}``), each datamodule checks that its data agrees with what
-its
-config states, and ``summary.json`` records the facts under ``data_facts``.
-"""
+were made. The model config follows the data by interpolation (``num_classes: ${data.num_classes}``,
+``in_channels: ${data.channels}``, ``input_size: ${data.input_size}``), each datamodule checks that its data
+agrees with what its config states, and ``summary.json`` records the facts under ``data_facts``."""
 
 from __future__ import annotations
 

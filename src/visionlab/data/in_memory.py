@@ -2,24 +2,19 @@
 indices.
 
 Why: per-sample Python augmentation in loader workers cannot feed a model on 2 CPU cores, let alone a GPU.
-Here a
-batch leaves the DataLoader as a tensor of sample indices; ``on_after_batch_transfer`` (which Lightning runs
-on
-the training device) gathers the images from a copy of the split that was moved to that device once, and the
-``batched`` backend augments the whole batch there with one sampling grid. The ``albumentations`` backend
-keeps
-the per-sample reference recipe in loader workers (``data.num_workers``) and is selected with
+Here a batch leaves the DataLoader as a tensor of sample indices; ``on_after_batch_transfer`` (which Lightning
+runs on the training device) gathers the images from a copy of the split that was moved to that device once,
+and the ``batched`` backend augments the whole batch there with one sampling grid. The ``albumentations``
+backend keeps the per-sample reference recipe in loader workers (``data.num_workers``) and is selected with
 ``data.augment_backend=albumentations``.
 
 Randomness is reproducible by construction: the shuffling order depends on (seed, epoch) and a batch's
 augmentation on (seed, epoch, the batch's indices), never on worker count, device, or where a run was resumed.
 
 Under DDP ``data.batch_size`` is the global batch: each of N processes takes ``batch_size / N`` (the
-Lightning-Hydra template's rule, so a recipe means the same on 1 or 8 GPUs), training shards the same
-(seed, epoch) permutation across the ranks, and validation/test shard their cases without padding, so every
-case
-is scored exactly once; evaluation batches carry their case indices so results can be gathered by case.
-"""
+Lightning-Hydra template's rule, so a recipe means the same on 1 or 8 GPUs), training shards the same (seed,
+epoch) permutation across the ranks, and validation/test shard their cases without padding, so every case is
+scored exactly once; evaluation batches carry their case indices so results can be gathered by case."""
 
 from __future__ import annotations
 
@@ -178,17 +173,16 @@ class InMemoryDataModule(pl.LightningDataModule):
         return EpochSeededSampler(length, self.seed, self._epoch())
 
     def _epoch(self) -> int:
-        """The epoch Lightning is about to run or is running (what it passes to ``set_epoch``). After a
-        resume from
-        an end-of-epoch checkpoint ``trainer.current_epoch`` still names the finished epoch; this does not."""
+        """The epoch Lightning is about to run or is running (what it passes to ``set_epoch``). After a resume
+        from an end-of-epoch checkpoint ``trainer.current_epoch`` still names the finished epoch; this does
+        not."""
         if self.trainer is None:
             return 0
         return int(self.trainer.fit_loop.epoch_progress.current.processed)
 
     def train_dataloader(self) -> DataLoader:
         # Lightning creates the loader's iterator (and worker prefetching starts) before it calls set_epoch,
-        # so
-        # the sampler must already stand at the epoch a resumed run continues from.
+        # so the sampler must already stand at the epoch a resumed run continues from.
         if self.augment_backend == "albumentations":
             dataset = self.reference_dataset()
             sampler = self._train_sampler(len(dataset))
@@ -215,8 +209,7 @@ class InMemoryDataModule(pl.LightningDataModule):
 
     def materialise(self, batch: dict[str, Any], epoch: int = 0) -> tuple[torch.Tensor, ...]:
         """Index batch → (images, targets) on the index tensor's device; training batches are augmented,
-        evaluation
-        batches also carry their case indices: (images, targets, index)."""
+        evaluation batches also carry their case indices: (images, targets, index)."""
         split, index = batch["split"], batch["index"]
         x, y = self.resident(split, index.device)
         index = index % len(y)  # an epoch longer than the split (train_length) sees every image several times

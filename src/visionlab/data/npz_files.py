@@ -2,9 +2,7 @@
 
 ``np.load`` answers a text file named ``.npz`` with "This file contains pickled (object) data" (it tries the
 pickle format last), and a single ``.npy`` array renamed ``.npz`` with an ndarray that has no ``files``:
-neither
-says the file is simply not an archive. ``not_an_npz`` looks at the first bytes first.
-"""
+neither says the file is simply not an archive. ``not_an_npz`` looks at the first bytes first."""
 
 from __future__ import annotations
 
@@ -16,8 +14,7 @@ ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first local header, or an
 
 def not_an_npz(path: Path) -> str | None:
     """Why ``path`` is not an ``.npz`` archive (numpy.savez writes a zip of .npy files), or None when it
-    starts like
-    one (a damaged archive is then np.load's to describe)."""
+    starts like one (a damaged archive is then np.load's to describe)."""
     try:
         with path.open("rb") as fh:
             head = fh.read(8)

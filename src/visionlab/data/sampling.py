@@ -13,12 +13,9 @@ class EpochSeededSampler(DistributedSampler):
     """Like ``RandomSampler`` but reproducible across restarts; Lightning calls ``set_epoch`` every epoch.
 
     Under DDP (``num_replicas`` > 1) rank r takes every N-th index of the same permutation, padded by its
-    first
-    indices to a multiple of N so every rank runs the same number of steps (as ``DistributedSampler`` does).
-    It
-    is a ``DistributedSampler`` so Lightning uses it as it is instead of wrapping it in one that would not
-    pass
-    ``set_epoch`` on."""
+    first indices to a multiple of N so every rank runs the same number of steps (as ``DistributedSampler``
+    does). It is a ``DistributedSampler`` so Lightning uses it as it is instead of wrapping it in one that
+    would not pass ``set_epoch`` on."""
 
     def __init__(self, length: int, seed: int, epoch: int = 0, rank: int = 0, num_replicas: int = 1):
         self.length = length

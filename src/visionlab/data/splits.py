@@ -9,8 +9,7 @@ from visionlab.config.errors import ConfigError
 
 def check_fraction(key: str, value, allow_zero: bool = False) -> float:
     """The one check of a split fraction (``data.val_fraction``, ``data.test_fraction``): in (0, 1), or [0,
-    1) where
-    0 means "no such split"."""
+    1) where 0 means "no such split"."""
     low_ok = (lambda v: v >= 0) if allow_zero else (lambda v: v > 0)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low_ok(value) and value < 1):
         interval = "[0, 1)" if allow_zero else "(0, 1)"
@@ -46,9 +45,8 @@ def held_out_split(
     labels: np.ndarray, groups: np.ndarray, val_fraction: float, test_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(train, val, test) indices by ``group_split``: test first (``test_fraction`` of the groups of each
-    label; none
-    when 0), then val (``val_fraction`` of the whole) from the rest. With every case its own group this is a
-    random split stratified by label."""
+    label; none when 0), then val (``val_fraction`` of the whole) from the rest. With every case its own group
+    this is a random split stratified by label."""
     labels, groups = np.asarray(labels, np.int64), np.asarray(groups, np.int64)
     rest, test = np.arange(len(labels)), np.zeros(0, np.int64)
     if test_fraction > 0:
@@ -71,11 +69,9 @@ def random_split(n: int, fractions: tuple[float, ...], seed: int) -> list[np.nda
 
 def contiguous_split(n: int, held_out: tuple[int, ...]) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """Blocks of consecutive indices for ordered data (slices of a stack, frames of a video), so that no
-    held-out
-    case has a training neighbour: ``[train][gap][block 1][gap][block 2]…`` — training from the start, then
-    each
-    held-out block of the given size, every block after one unused gap index. Returns (train, blocks,
-    gaps)."""
+    held-out case has a training neighbour: ``[train][gap][block 1][gap][block 2]…`` — training from the
+    start, then each held-out block of the given size, every block after one unused gap index. Returns (train,
+    blocks, gaps)."""
     n_train = n - sum(held_out) - len(held_out)
     if n_train < 1 or min(held_out, default=1) < 1:
         raise ValueError(

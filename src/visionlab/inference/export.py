@@ -1,17 +1,14 @@
 """``visionlab-export <run folder or checkpoint> --format onnx|torchscript``: the trained model as one file
-that
-needs no visionlab: it takes uint8 images (N, H, W, C) of any size and does the resizing and normalisation
-inside.
+that needs no visionlab: it takes uint8 images (N, H, W, C) of any size and does the resizing and
+normalisation inside.
 
 Inside the file (``Deployable``): the images as floats in [0, 1]; classification: the centre square (as
 image_folder's training did), resized (bilinear) to ``data.image_size`` (32 for GTSRB-style data), the centre
 ``data.crop``, normalised, the network, softmax → ``probabilities`` (N, K). Segmentation: resized to
 ``data.image_size`` (when the run set one), normalised, the network (with the test-time flips when the run
-tested
-with them), the logits resized back to each input's size → ``masks`` (N, H, W) uint8 (0/255 for a binary
-model,
-the class index for K classes) and ``probabilities`` (N, H, W) float (the foreground's, or the winning
-class's).
+tested with them), the logits resized back to each input's size → ``masks`` (N, H, W) uint8 (0/255 for a
+binary model, the class index for K classes) and ``probabilities`` (N, H, W) float (the foreground's, or the
+winning class's).
 
 At the model's own input size the resize is the identity and the file gives the model's answers; other sizes
 are resized with bilinear interpolation (training resized files with PIL/OpenCV: close, not identical).

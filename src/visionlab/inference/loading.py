@@ -1,16 +1,12 @@
 """A trained model from a run folder or a checkpoint: which checkpoint, the run's config read as data, the
-model
-rebuilt through the network registry, and the facts of its inputs (``InputFacts``).
+model rebuilt through the network registry, and the facts of its inputs (``InputFacts``).
 
 A run folder is data a user hands us, possibly one they did not make: ``config.yaml`` is read only when it is
-a
-regular file inside the folder and of a bounded size, parsed with ``yaml.safe_load``, and every ``_target_``
-in
-the parts taken from it (``model``, ``data``) must be one visionlab's own configs name (``allowed_targets``);
-a string holding an interpolation (``${...}``) is refused (a resolved record has none). The checkpoint loads
-with ``weights_only=True`` (``checkpoints.load_checkpoint``). The network is built from the registry with
-``pretrained`` off: the weights come from the checkpoint, nothing is fetched.
-"""
+a regular file inside the folder and of a bounded size, parsed with ``yaml.safe_load``, and every ``_target_``
+in the parts taken from it (``model``, ``data``) must be one visionlab's own configs name
+(``allowed_targets``); a string holding an interpolation (``${...}``) is refused (a resolved record has none).
+The checkpoint loads with ``weights_only=True`` (``checkpoints.load_checkpoint``). The network is built from
+the registry with ``pretrained`` off: the weights come from the checkpoint, nothing is fetched."""
 
 from __future__ import annotations
 
@@ -51,8 +47,7 @@ class RunSource:
 
 def run_folder_of(path: Path) -> Path | None:
     """The run folder ``path`` names: the folder itself, or ``<run>/checkpoints/<file>.ckpt``'s run; a run
-    folder
-    holds the resolved ``config.yaml``."""
+    folder holds the resolved ``config.yaml``."""
     path = Path(path).expanduser()
     folder = path if path.is_dir() else path.parent.parent if path.parent.name == layout.CHECKPOINTS else None
     if folder is not None and (folder / layout.CONFIG).is_file():
@@ -62,8 +57,7 @@ def run_folder_of(path: Path) -> Path | None:
 
 def checkpoint_in(folder: Path, preferred: tuple[str, ...] = (BEST, layout.LAST_CHECKPOINT)) -> Path:
     """The first of ``preferred`` in the run's checkpoints/ (evaluation and prediction: best.ckpt, else
-    last.ckpt;
-    resuming: last.ckpt)."""
+    last.ckpt; resuming: last.ckpt)."""
     for name in preferred:
         if (candidate := folder / layout.CHECKPOINTS / name).is_file():
             return candidate
@@ -176,8 +170,8 @@ _TARGET_PLACES = {
 
 def checked_record(config: dict, where: Path) -> dict:
     """``config`` if its ``model`` and ``data`` parts are safe to compose and build: every ``_target_`` in
-    them
-    one of ``allowed_targets`` at its place, and no interpolation anywhere in them; else a ConfigError."""
+    them one of ``allowed_targets`` at its place, and no interpolation anywhere in them; else a
+    ConfigError."""
 
     def walk(node, path: tuple[str, ...], depth: int) -> None:
         if depth > 40:
@@ -216,8 +210,7 @@ def checked_record(config: dict, where: Path) -> dict:
 
 def locate(path: str | Path, preferred: tuple[str, ...] = (BEST, layout.LAST_CHECKPOINT)) -> RunSource:
     """A run folder (its best.ckpt, else last.ckpt) or a checkpoint file (with its run's config when it lies
-    in a
-    run folder), for evaluation and prediction."""
+    in a run folder), for evaluation and prediction."""
     given = Path(str(path)).expanduser()
     if not given.exists():
         raise ConfigError(
@@ -247,8 +240,7 @@ class InputFacts:
     ``reader``: how a file was decoded (``fit``: image_folder's shorter side to ``image_size`` and the centre
     square; ``stretch32``: GTSRB's files stretched to 32×32, then ``image_size`` when set (CIFAR-10);
     ``segmentation``: read as stored, grey or RGB, resized to ``image_size`` when set). ``crop``: the centre
-    crop
-    evaluation took (classification). ``mean``/``std``: the model's normalisation (applied inside the
+    crop evaluation took (classification). ``mean``/``std``: the model's normalisation (applied inside the
     model)."""
 
     task: str
@@ -352,8 +344,7 @@ def _floats(values) -> tuple[float, ...]:
 # --------------------------------------------------------------------------------------------- the model
 def model_arguments(cls: type, hparams: Mapping) -> dict:
     """The constructor arguments of ``cls`` among ``hparams`` (plain values), the network with ``pretrained``
-    off
-    (the weights come from the checkpoint)."""
+    off (the weights come from the checkpoint)."""
     accepted = set(inspect.signature(cls.__init__).parameters) | set(
         inspect.signature(cls.__mro__[1].__init__).parameters
     )

@@ -1,19 +1,14 @@
 """``visionlab-predict <run folder or checkpoint> <file | folder | glob> ... --out <dir>``: a trained model
-applied
-to image files.
+applied to image files.
 
 Each file is read the way the run's training read its data (``preprocess``), in batches on the best device
 (CUDA, then MPS, else the CPU) with a progress bar on stderr. Classification writes ``predictions.csv``: the
-file,
-its size, mode and the conversion training applied, and the top-k classes with their probabilities.
+file, its size, mode and the conversion training applied, and the top-k classes with their probabilities.
 Segmentation writes one mask PNG per input at the input's own size (0/255 for a binary model, the class index
-for
-a model with K > 1 output channels), optionally the foreground probability (``--probabilities``, 0–255) and an
-overlay (``--overlays``), and ``predictions.csv`` with one row per input. A file that cannot be read is
-listed in
-``skipped.csv`` with the reason, and counted; the exit code is 1 when no file could be predicted, 2 for a bad
-command line (nothing written), else 0. ``--out`` is never written over without ``--overwrite``.
-"""
+for a model with K > 1 output channels), optionally the foreground probability (``--probabilities``, 0–255)
+and an overlay (``--overlays``), and ``predictions.csv`` with one row per input. A file that cannot be read is
+listed in ``skipped.csv`` with the reason, and counted; the exit code is 1 when no file could be predicted, 2
+for a bad command line (nothing written), else 0. ``--out`` is never written over without ``--overwrite``."""
 
 from __future__ import annotations
 
@@ -90,8 +85,7 @@ def find_inputs(specs: Iterable[str]) -> list[InputFile]:
 
 def output_names(inputs: list[InputFile]) -> dict[Path, str]:
     """Each input's output file name (relative, .png): its name with the suffix replaced, or kept as part of
-    the
-    name where two inputs would otherwise share one (a.png and a.jpg: a.png.png and a.jpg.png)."""
+    the name where two inputs would otherwise share one (a.png and a.jpg: a.png.png and a.jpg.png)."""
     plain = {item.path: str(Path(item.name.lstrip("/")).with_suffix(".png")) for item in inputs}
     counts: dict[str, int] = {}
     for name in plain.values():
@@ -134,8 +128,7 @@ def model_outputs(module, images: np.ndarray, task: str, tta: str = "none"):
 
 def masks_from_logits(logits: np.ndarray, logit_threshold: float) -> np.ndarray:
     """N×K×H×W logits → N×H×W masks: a binary model's foreground (logit above the threshold's logit: the
-    test's
-    rule) as 0/1, a K-class model's class index (argmax)."""
+    test's rule) as 0/1, a K-class model's class index (argmax)."""
     if logits.shape[1] == 1:
         return (logits[:, 0] > logit_threshold).astype(np.uint8)
     return logits.argmax(axis=1).astype(np.uint8)

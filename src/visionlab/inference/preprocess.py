@@ -1,15 +1,12 @@
 """Image files as a model's inputs, read the way its training read its data (the training code's own
-functions,
-so a file predicted here is what the same file was in training): ``read_input`` returns the uint8 H×W×C input
-and what was done to the file (its size, mode and conversion, for predictions.csv).
+functions, so a file predicted here is what the same file was in training): ``read_input`` returns the uint8
+H×W×C input and what was done to the file (its size, mode and conversion, for predictions.csv).
 
 Classification: ``fit`` (image_folder: shorter side to ``data.image_size``, centre square, grey or RGB),
 ``stretch32`` (GTSRB, the synthetic signs, CIFAR-10: stretched to 32×32 as GTSRB's files are, then to
 ``data.image_size`` when set); then the per-image contrast normalisation (``data.contrast_norm``) and the
 evaluation centre crop (``data.crop``). Segmentation: the file as stored, grey or RGB (alpha dropped, RGB to
-grey
-by luma), resized to ``data.image_size`` (area when shrinking, bilinear when growing) when set.
-"""
+grey by luma), resized to ``data.image_size`` (area when shrinking, bilinear when growing) when set."""
 
 from __future__ import annotations
 

@@ -1,28 +1,22 @@
 """``ckpt_path=<run folder>`` is enough: evaluation, resume and ``init_from`` take the model and its inputs
-from the
-run that trained it.
+from the run that trained it.
 
 The run's ``config.yaml`` (read as data, ``loading.read_run_config``) defines the model (``model``: network,
 channels, classes, normalisation), its inputs (``data``: image size, crop, channels, classes and their names,
 contrast normalisation, the splits) and what it was judged by (``monitor``). Given on the command line, a
-value
-that says the same is fine, one that contradicts the run (``data.image_size=64`` for a model trained at 36) is
-refused with one line naming both values, before anything is written. What only says *where* or *how fast*
-(``data.data_dir``, batch sizes, loader workers; an evaluation's ``model.tta`` or ``model.threshold``) may
-change.
+value that says the same is fine, one that contradicts the run (``data.image_size=64`` for a model trained at
+36) is refused with one line naming both values, before anything is written. What only says *where* or *how
+fast* (``data.data_dir``, batch sizes, loader workers; an evaluation's ``model.tta`` or ``model.threshold``)
+may change.
 
-With the command line known (``python train.py`` / ``visionlab-eval``: Hydra's overrides), the run's
-``model`` and
-``data`` replace the composed ones and the overrides apply on top. Composed in-process (no Hydra runtime: the
-overrides are unknown), the composed config stands, and every value that defines the model or its inputs must
-agree with the run's.
+With the command line known (``python train.py`` / ``visionlab-eval``: Hydra's overrides), the run's ``model``
+and ``data`` replace the composed ones and the overrides apply on top. Composed in-process (no Hydra runtime:
+the overrides are unknown), the composed config stands, and every value that defines the model or its inputs
+must agree with the run's.
 
 A completed run's record is never rewritten: ``train=true`` with its folder or its ``best.ckpt`` is refused
-with
-the commands that do what was meant (``init_from=`` fine-tunes its weights in a new run; its ``last.ckpt``
-trains
-it on in a new folder).
-"""
+with the commands that do what was meant (``init_from=`` fine-tunes its weights in a new run; its
+``last.ckpt`` trains it on in a new folder)."""
 
 from __future__ import annotations
 
@@ -60,8 +54,7 @@ def _run_folder(path: Path) -> Path | None:
 
 def source_for(value: str, key: str, train: bool) -> RunSource | None:
     """The run behind ``ckpt_path``/``init_from`` (None for a checkpoint outside a run folder); a run folder
-    given
-    names its checkpoint: best.ckpt to evaluate or initialise, last.ckpt to resume."""
+    given names its checkpoint: best.ckpt to evaluate or initialise, last.ckpt to resume."""
     given = Path(str(value)).expanduser()
     if not given.exists():
         raise ConfigError(
@@ -136,10 +129,9 @@ def _refuse(key: str, given, theirs, source: RunSource, what: str) -> ConfigErro
 
 def adopt_run(cfg: DictConfig, overrides: list[str] | None) -> RunSource | None:
     """Make ``cfg`` evaluate, resume or initialise from the run ``ckpt_path``/``init_from`` names (see the
-    module's
-    docstring); ``overrides``: the command line's (None when unknown). Returns the run, or None when there is
-    none (no ckpt_path/init_from, or a checkpoint outside a run folder). A ConfigError, before anything is
-    written, for a contradiction or a completed record that training would rewrite."""
+    module's docstring); ``overrides``: the command line's (None when unknown). Returns the run, or None when
+    there is none (no ckpt_path/init_from, or a checkpoint outside a run folder). A ConfigError, before
+    anything is written, for a contradiction or a completed record that training would rewrite."""
     ckpt, init = OmegaConf.select(cfg, "ckpt_path"), OmegaConf.select(cfg, "init_from")
     train = OmegaConf.select(cfg, "train") is not False
     if ckpt and init:
@@ -213,8 +205,7 @@ def _same(a, b) -> bool:
 
 def _take(cfg: DictConfig, source: RunSource, keys: list[str], what: str) -> None:
     """The command line known: the run's model, data and judging metric, with what the command line gives on
-    top
-    (a defining value only when it says the same)."""
+    top (a defining value only when it says the same)."""
     run = source.config
     if _given(keys, "experiment") or _given(keys, "experiment_name"):
         if cfg.experiment_name != run.get("experiment_name"):
@@ -230,8 +221,7 @@ def _take(cfg: DictConfig, source: RunSource, keys: list[str], what: str) -> Non
             cfg[name] = run[name]
     cfg.model = _merged(cfg, "model", copy.deepcopy(run["model"]), MODEL_DEFINING, keys, source, what)
     # another data config (not the one the run used: choosing that one again changes nothing): its values,
-    # with
-    # the run's defining ones
+    # with the run's defining ones
     if "data" in keys and _composed(cfg, "data._target_") != run["data"].get("_target_"):
         base = _composed(cfg, "data")
         for name in DATA_DEFINING:
@@ -281,18 +271,16 @@ def load_initial_weights(model, path: str, trusted: bool) -> None:
 
 
 # --------------------------------------------------------------------------------------------- the command
-# line
-# overrides the command-line wrapper added (not the user's): the run's own config groups and experiment name
+# line overrides the command-line wrapper added (not the user's): the run's own config groups and experiment
+# name
 ADDED: list[str] = []
 
 
 def run_overrides(argv: list[str]) -> list[str]:
     """When the command line evaluates or resumes a run (``ckpt_path=``) or starts from one (``init_from=``):
-    the
-    run's experiment name (unless one is given; the new run's folder is named after it) and the config groups
-    its model and data were composed from (unless given), so ``data.image_size=64`` is a key the composed
-    config
-    has, and is checked against the run's value instead of being an unknown key."""
+    the run's experiment name (unless one is given; the new run's folder is named after it) and the config
+    groups its model and data were composed from (unless given), so ``data.image_size=64`` is a key the
+    composed config has, and is checked against the run's value instead of being an unknown key."""
     values = {}
     for arg in argv:
         key, sep, value = arg.partition("=")
@@ -363,11 +351,9 @@ def _groups(run: dict) -> dict[str, str]:
 
 
 def names_runs_after_their_model(main: Callable[..., Any]) -> Callable[..., Any]:
-    """``main`` (reading its overrides from ``sys.argv``, as ``hydra.main`` does) with ``run_overrides``
-    added when
-    the command line evaluates, resumes or starts from a run: the new run's folder and record carry the name
-    of
-    the model they use (not the default ``cnn_synthetic``), and its keys are the run's."""
+    """``main`` (reading its overrides from ``sys.argv``, as ``hydra.main`` does) with ``run_overrides`` added
+    when the command line evaluates, resumes or starts from a run: the new run's folder and record carry the
+    name of the model they use (not the default ``cnn_synthetic``), and its keys are the run's."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):

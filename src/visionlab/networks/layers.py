@@ -27,8 +27,7 @@ def activation(name: str) -> nn.Module:
 
 def replace_relus(module: nn.Module, name: str) -> int:
     """Swap every ``nn.ReLU`` module of a (third-party) network for ``name``'s activation; returns how many.
-    Used
-    when a spec asks a timm or smp network for another activation (e.g. ``experiment=unet_elu``)."""
+    Used when a spec asks a timm or smp network for another activation (e.g. ``experiment=unet_elu``)."""
     make = ACTIVATIONS[check_activation(name)]
     swapped = 0
     for parent in module.modules():

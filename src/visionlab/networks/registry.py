@@ -5,13 +5,13 @@ A spec is a mapping: ``type`` (a registered name: ``seed_cnn``, ``unet``, ``timm
 network's short name in run names; not an argument) and the network's own arguments. Every argument and its
 default lives in one place, ``conf/model/net/<type>.yaml``: Hydra composes it into a run's config, and a spec
 that leaves an argument out (a test's, a task module's default network) gets the same value read from that
-file. What the data fixes (input channels, classes or output channels, input size) comes from the task
-module, which takes it from the data's facts, never from the spec.
+file. What the data fixes (input channels, classes or output channels, input size) comes from the task module,
+which takes it from the data's facts, never from the spec.
 
 A spec is data, not code: only the builders registered here run (nothing a config or a checkpoint names is
 imported), so checkpoints keep loading with ``weights_only=True`` and a report can build any registered
-network from a run's config on the meta device (``build_on_meta``: shapes only, no weights, no memory).
-Run records from before ``model.net`` are read in today's layout (``record.former_names``).
+network from a run's config on the meta device (``build_on_meta``: shapes only, no weights, no memory). Run
+records from before ``model.net`` are read in today's layout (``record.former_names``).
 
 timm and segmentation_models_pytorch are an optional extra (``pip install -e ".[models]"``), imported only
 when a spec names them; weights are never fetched unless the spec says ``pretrained: true`` (default false).
@@ -149,8 +149,7 @@ def build_network(spec, io: NetworkIO) -> nn.Module:
 
 def build_on_meta(spec, io: NetworkIO) -> nn.Module:
     """The network on PyTorch's meta device: every layer, shape and parameter count, no weights and no memory
-    (for
-    architecture cards and checkpoint checks). The global random state is left as it was."""
+    (for architecture cards and checkpoint checks). The global random state is left as it was."""
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
         net = build_network(spec, io)
     return net.to("meta")  # some third-party builders make a tensor on the CPU (smp's patched first conv)
@@ -287,8 +286,7 @@ register(
 # timm, smp
 def _common(args: dict, kind: str) -> None:
     """``activation`` (null: the network's own; a name swaps its ReLUs), ``batch_norm`` (null: its own),
-    ``pretrained``
-    and ``args`` (further keyword arguments of the library's constructor, plain values)."""
+    ``pretrained`` and ``args`` (further keyword arguments of the library's constructor, plain values)."""
     from visionlab.networks.layers import check_activation
 
     if args["activation"] is not None:

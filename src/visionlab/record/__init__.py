@@ -2,8 +2,7 @@
 keys.
 
 The trainer writes a run folder, the sweep bookkeeping indexes run folders and the report reads them, all
-through
-this package, so none of them spells a file name or a metric key of its own:
+through this package, so none of them spells a file name or a metric key of its own:
 
 - ``layout``: names of the files in a run folder and a sweep folder, and a run's status values;
 - ``metric_keys``: the metric keys per task (one name per quantity, the same in the logger, ``metrics.csv``,

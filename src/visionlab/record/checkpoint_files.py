@@ -1,13 +1,9 @@
 """Checkpoints written whole or not at all: into a temporary file beside the target, then renamed over it and
-the
-rename made durable (Lightning's own writer stages the file in ``TMPDIR``, possibly another filesystem, and a
-kill
-mid-copy left a truncated ``last.ckpt``). A save killed before its rename leaves ``.<name>.<pid>.tmp``: the
-next
-save into that folder (and the start of training) removes the ones of processes that are gone. A save the
-full disk
-stops is a ``DiskFullError`` naming the checkpoint (not torch's "unexpected pos"); the previous one stays
-whole."""
+the rename made durable (Lightning's own writer stages the file in ``TMPDIR``, possibly another filesystem,
+and a kill mid-copy left a truncated ``last.ckpt``). A save killed before its rename leaves
+``.<name>.<pid>.tmp``: the next save into that folder (and the start of training) removes the ones of
+processes that are gone. A save the full disk stops is a ``DiskFullError`` naming the checkpoint (not torch's
+"unexpected pos"); the previous one stays whole."""
 
 from __future__ import annotations
 

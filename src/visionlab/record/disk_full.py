@@ -1,15 +1,11 @@
 """A full disk said as such: one line naming the file that could not be written, the room left and what was
 kept.
 
-A disk that fills up mid-save surfaces deep inside a library: torch's zip writer answers the ``OSError:
-[Errno 28]``
-of its file with ``RuntimeError: [enforce fail at inline_container.cc:672] unexpected pos …``, which never
-says the
-disk is full. ``no_space`` finds the ENOSPC (or EDQUOT, a full quota) anywhere in an exception's chain, and
-``disk_full_error`` turns it into a ``DiskFullError`` (a user error: one line, exit code 2, the run recorded
-as
-"failed" with that line as its cause).
-"""
+A disk that fills up mid-save surfaces deep inside a library: torch's zip writer answers the ``OSError: [Errno
+28]`` of its file with ``RuntimeError: [enforce fail at inline_container.cc:672] unexpected pos …``, which
+never says the disk is full. ``no_space`` finds the ENOSPC (or EDQUOT, a full quota) anywhere in an
+exception's chain, and ``disk_full_error`` turns it into a ``DiskFullError`` (a user error: one line, exit
+code 2, the run recorded as "failed" with that line as its cause)."""
 
 from __future__ import annotations
 
@@ -56,8 +52,8 @@ def disk_full_error(
     folder: str | os.PathLike | None = None,
 ) -> DiskFullError | None:
     """The one-line error for ``exc`` when a full disk caused it (else None): ``path`` (or the file the
-    OSError
-    names, or else ``folder``, where the write went) could not be written; ``kept`` says what stayed whole."""
+    OSError names, or else ``folder``, where the write went) could not be written; ``kept`` says what stayed
+    whole."""
     full = no_space(exc)
     if full is None:
         return None

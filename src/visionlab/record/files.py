@@ -1,18 +1,12 @@
 """Atomic JSON/CSV writers and the one bounded reader of run-record files: a crash never leaves a half-written
 record behind, and a crafted record cannot make a reader follow a link out of its folder, block on a FIFO,
-read a
-device, allocate without bound or recurse without bound.
+read a device, allocate without bound or recurse without bound.
 
 Every read of a run-record file goes through ``read_bounded``: only a regular file whose real path is inside
-the
-folder it belongs to (``root``), at most ``limit`` bytes counted on what is actually read (a file that grows
-while
-read, or a size the file system misreports, cannot get past it). Parsed JSON and YAML are walked
-(iteratively) for
-their depth and size. A file refused for any of these reasons raises ``RefusedFile``, whose message names the
-file
-and says why, and never quotes the file's contents.
-"""
+the folder it belongs to (``root``), at most ``limit`` bytes counted on what is actually read (a file that
+grows while read, or a size the file system misreports, cannot get past it). Parsed JSON and YAML are walked
+(iteratively) for their depth and size. A file refused for any of these reasons raises ``RefusedFile``, whose
+message names the file and says why, and never quotes the file's contents."""
 
 from __future__ import annotations
 
@@ -46,9 +40,8 @@ MAX_NODES = 1_000_000  # entries of a JSON/YAML record, YAML aliases counted eac
 
 class RefusedFile(ValueError):
     """A record file that is not read (or not used): not a regular file inside its folder, over a bound,
-    nested
-    too deep, or of the wrong shape. ``file`` names it (relative to its folder), ``why`` says why; neither
-    quotes the file's contents."""
+    nested too deep, or of the wrong shape. ``file`` names it (relative to its folder), ``why`` says why;
+    neither quotes the file's contents."""
 
     def __init__(self, file: str, why: str):
         super().__init__(f"{file}: {why}")
@@ -115,9 +108,8 @@ def _limit_for(path: Path) -> int:
 
 def read_bounded(path: Path, root: Path | None = None, limit: int | None = None) -> bytes:
     """The bytes of ``path``: a regular file whose real path is inside ``root`` (when given), at most
-    ``limit``
-    bytes (at most ``limit`` + 1 are ever read). Raises ``FileNotFoundError`` when absent, ``OSError`` when it
-    cannot be opened, ``RefusedFile`` otherwise."""
+    ``limit`` bytes (at most ``limit`` + 1 are ever read). Raises ``FileNotFoundError`` when absent,
+    ``OSError`` when it cannot be opened, ``RefusedFile`` otherwise."""
     name = _display(path, root)
     limit = limit if limit is not None else _limit_for(path)
     real = resolve_inside(path, root)
@@ -191,8 +183,7 @@ def parse_json(text: str, name: str, max_nodes: int = MAX_NODES):
 
 def _flow_depth(text: str) -> int:
     """An upper bound of how deep YAML flow collections (``[``, ``{``) nest in ``text``: brackets inside
-    quoted
-    strings count too (no real record nests 64 of them)."""
+    quoted strings count too (no real record nests 64 of them)."""
     if text.count("[") + text.count("{") <= MAX_DEPTH:
         return 0
     codes = np.frombuffer(text.encode("utf-8", "replace"), np.uint8)
@@ -202,8 +193,7 @@ def _flow_depth(text: str) -> int:
 
 def parse_yaml(text: str, name: str, max_nodes: int = MAX_NODES):
     """YAML (safe loader: data only) of a record file, its depth and size bounded (``RefusedFile``); a
-    ValueError
-    when it is not YAML. The parser's own message is not used: it quotes the offending line."""
+    ValueError when it is not YAML. The parser's own message is not used: it quotes the offending line."""
     if (
         _flow_depth(text) > MAX_DEPTH
     ):  # refused in milliseconds (the parser takes seconds to hit its recursion limit)
@@ -238,8 +228,7 @@ def write_json(path: Path, data: dict) -> None:
 def write_bytes(path: Path, write) -> None:
     """``write(file)`` fills a temporary file beside ``path`` (same filesystem), flushed to disk, then renamed
     over ``path`` and the rename flushed too: killed at any moment (or on a power cut after it returned),
-    ``path``
-    is the old file or the new one, whole, never a truncated one."""
+    ``path`` is the old file or the new one, whole, never a truncated one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with tmp.open("wb") as fh:
@@ -267,9 +256,8 @@ def fsync_folder(folder: Path) -> None:
 
 
 def read_json(path: Path, root: Path | None = None):
-    """A record's JSON through ``read_bounded``. Raises FileNotFoundError when absent, ``RefusedFile`` when
-    it is
-    refused, ValueError when it is not JSON."""
+    """A record's JSON through ``read_bounded``. Raises FileNotFoundError when absent, ``RefusedFile`` when it
+    is refused, ValueError when it is not JSON."""
     return parse_json(read_text(path, root), _display(path, root))
 
 
@@ -307,8 +295,7 @@ def _number(key: str, value: str | None, name: str, line: int):
 def read_csv(path: Path, root: Path | None = None) -> list[dict]:
     """Rows of a numeric CSV (epoch/step as int, other numbers as float, anything else as text), read through
     ``read_bounded``. A row with more fields than the header, an epoch or step that is not a finite whole
-    number,
-    or text the csv module cannot parse is a ``RefusedFile``."""
+    number, or text the csv module cannot parse is a ``RefusedFile``."""
     name = _display(path, root)
     text = read_text(path, root)
     rows = []
@@ -325,9 +312,8 @@ def read_csv(path: Path, root: Path | None = None) -> list[dict]:
 
 def check_npz(data: bytes, name: str, limit: int = MAX_ARRAY_BYTES) -> None:
     """Raise ``TooLarge`` when the arrays of an .npz would need more than ``limit`` bytes, or ``ValueError``
-    when
-    it is not a plain .npz of numeric arrays; only the archive's directory and each array's header are read (a
-    few KB of compressed zeros can unpack to gigabytes)."""
+    when it is not a plain .npz of numeric arrays; only the archive's directory and each array's header are
+    read (a few KB of compressed zeros can unpack to gigabytes)."""
     total = 0
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:

@@ -1,11 +1,9 @@
 """``RunFolder``: the readers and writers of one run folder, so no other module spells a run-record file name.
 
 Readers raise ``FileNotFoundError`` when a file is absent and ``ValueError``/``OSError`` when it is
-unreadable;
-the report turns those into warnings. Files a user hands us are read as data only (no pickles), and only
-through
-``files.read_bounded``: regular files inside this folder, bounded in size and depth (``files.RefusedFile``).
-"""
+unreadable; the report turns those into warnings. Files a user hands us are read as data only (no pickles),
+and only through ``files.read_bounded``: regular files inside this folder, bounded in size and depth
+(``files.RefusedFile``)."""
 
 from __future__ import annotations
 
@@ -89,8 +87,7 @@ class RunFolder:
 
     def discard_if_empty(self) -> None:
         """Remove the folder if nothing is in it (Hydra makes a run's folder before the run's checks: a
-        refused
-        run leaves none behind); a folder holding anything stays as it is."""
+        refused run leaves none behind); a folder holding anything stays as it is."""
         try:
             self.path.rmdir()
         except OSError:
@@ -115,10 +112,8 @@ class RunFolder:
 
     def write_test_cases(self, scores: dict) -> None:
         """``scores``: per-case arrays keyed by the columns of ``metric_keys.CASE_SCORES`` (all of them), or
-        by
-        the K-class columns (``miou``, ``pixel_acc``, ``iou_c<k>``, ``dice_c<k>``); an optional ``source``
-        (the
-        file or npz index each case came from) becomes the column after ``case``."""
+        by the K-class columns (``miou``, ``pixel_acc``, ``iou_c<k>``, ``dice_c<k>``); an optional ``source``
+        (the file or npz index each case came from) becomes the column after ``case``."""
         columns = (
             list(CASE_SCORES)
             if all(name in scores for name in CASE_SCORES)
@@ -194,8 +189,7 @@ class RunFolder:
     def read_config(self, max_nodes: int = MAX_NODES) -> dict:
         """The resolved config, or Hydra's copy for a run that died before writing it. A copy that is refused
         (``RefusedFile``: a link out of the folder, too large, more than ``max_nodes`` entries, too deep)
-        raises;
-        an unparsable one is skipped."""
+        raises; an unparsable one is skipped."""
         for path in (self.file(layout.CONFIG), self.hydra / layout.HYDRA_CONFIG):
             try:
                 name = str(path.relative_to(self.path))
@@ -208,8 +202,7 @@ class RunFolder:
 
     def read_overrides(self) -> list[str]:
         """Hydra's overrides of the run (a list of strings); a refused file raises ``RefusedFile``, an absent
-        or
-        unparsable one is no overrides."""
+        or unparsable one is no overrides."""
         path = self.hydra / layout.HYDRA_OVERRIDES
         try:
             overrides = parse_yaml(read_text(path, self.path), f"{layout.HYDRA}/{layout.HYDRA_OVERRIDES}")

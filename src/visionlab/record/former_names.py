@@ -6,8 +6,7 @@ and records from before ``model.net`` kept the network's arguments directly unde
 would be refused as "not a visionlab model" by ``ckpt_path=<run folder>``, ``visionlab-predict`` and the
 report's architecture card, or its network read as the default one. Reading a record goes through
 ``current_names``: the tables below, applied at read time, never written back into the user's folder. Only
-exact former names are rewritten; anything else stays as it is and meets the usual allow-list.
-"""
+exact former names are rewritten; anything else stays as it is and meets the usual allow-list."""
 
 from __future__ import annotations
 

@@ -10,8 +10,7 @@ SUMMARY = "summary.json"  # status, best/final/test metrics, provenance
 TEST_CASES = "test_cases.csv"  # segmentation: one row per test case
 QUALITATIVE = "qualitative.npz"  # segmentation: the cases below, each image, mask, prediction, index and F1
 # its cases: case 0, the best, and the three worst (a wrong mask among a data set's worst cases is then in
-# sight);
-# records from before the second and third worst hold the first three only
+# sight); records from before the second and third worst hold the first three only
 QUALITATIVE_CASES = ("fixed", "best", "worst", "worst_2", "worst_3")
 WORST_CASES = tuple(name for name in QUALITATIVE_CASES if name.startswith("worst"))
 CONFUSION = "confusion_matrix.csv"  # classification: rows = true class

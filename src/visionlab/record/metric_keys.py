@@ -1,6 +1,5 @@
 """Metric keys per task: one name per quantity, the same in the Lightning logger, ``metrics.csv``,
-``summary.json``,
-the W&B history and summary, and the report.
+``summary.json``, the W&B history and summary, and the report.
 
 To add a quantity (e.g. per-class segmentation F1/IoU, or time-to-accuracy for classification), add its key
 constant below and a ``Metric`` row to its task's table: the model logs the constant, the run record and W&B
@@ -178,11 +177,9 @@ SEGMENTATION = TaskMetrics(
 )
 
 # ------------------------------------------------------------------ segmentation with K classes (softmax,
-# index masks)
-# per-image scores in test_cases.csv and, over the whole split (one confusion matrix of every counted pixel,
-# the
-# benchmark's way: CamVid/SegNet), per-class IoU/Dice; mIoU = mean over the classes present in truth or
-# prediction
+# index masks) per-image scores in test_cases.csv and, over the whole split (one confusion matrix of every
+# counted pixel, the benchmark's way: CamVid/SegNet), per-class IoU/Dice; mIoU = mean over the classes present
+# in truth or prediction
 TRAIN_MIOU, VAL_MIOU, VAL_MIOU_BEST, VAL_PIXEL_ACC, VAL_DICE = (
     "train/miou",
     "val/miou",

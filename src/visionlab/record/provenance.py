@@ -34,10 +34,8 @@ def _declared_state() -> dict:
 
 def git_state(path: Path | None = None) -> dict:
     """Commit and dirty flag of the git checkout holding ``path`` (the package by default). A commit declared
-    in
-    the environment (``_declared_state``) wins: a copied tree may have no ``.git``, or sit inside a stale one
-    that
-    would name the wrong commit."""
+    in the environment (``_declared_state``) wins: a copied tree may have no ``.git``, or sit inside a stale
+    one that would name the wrong commit."""
     if os.environ.get("VISIONLAB_GIT_COMMIT"):
         return _declared_state()
     cwd = path or Path(__file__).resolve().parent

@@ -1,8 +1,7 @@
 """When a run continues an earlier one, and what it keeps: all resume rules in one place.
 
 - Resuming training from ``<run>/checkpoints/<name>.ckpt`` (or ``<run>`` itself) of an unfinished visionlab
-run
-  continues in that folder (``run_folder_to_resume``) under the same W&B run (``wandb_id_to_resume``);
+  run continues in that folder (``run_folder_to_resume``) under the same W&B run (``wandb_id_to_resume``);
   ``metrics.csv`` keeps only the epochs before the one training restarts at (``epochs_to_keep``). A completed
   run's record is never rewritten: training on from its ``last.ckpt`` gets a new folder.
 - Evaluating a checkpoint (train=false) always gets a fresh folder and a fresh W&B run.
@@ -24,9 +23,8 @@ from visionlab.record.metric_keys import EPOCH
 
 
 def run_folder_of_checkpoint(ckpt_path: str | None) -> Path | None:
-    """The visionlab run folder (one with ``.hydra/``) a checkpoint lies in (``<run>/checkpoints/<file>``),
-    or the
-    run folder itself when ``ckpt_path`` names one."""
+    """The visionlab run folder (one with ``.hydra/``) a checkpoint lies in (``<run>/checkpoints/<file>``), or
+    the run folder itself when ``ckpt_path`` names one."""
     if not ckpt_path:
         return None
     path = Path(ckpt_path).expanduser().resolve()
@@ -38,8 +36,7 @@ def run_folder_of_checkpoint(ckpt_path: str | None) -> Path | None:
 
 def run_folder_to_resume(ckpt_path: str | None, train: bool = True) -> Path | None:
     """The run folder training from a checkpoint continues in: the checkpoint's own run folder, unless that
-    run
-    is complete. A completed record is never rewritten: training on from its ``last.ckpt`` gets a new
+    run is complete. A completed record is never rewritten: training on from its ``last.ckpt`` gets a new
     folder."""
     if not train:
         return None
@@ -68,8 +65,7 @@ def completed_run_to_skip(folder: RunFolder, force: bool) -> dict | None:
 
 def may_record_setup_failure(folder: RunFolder, ckpt_path: str | None, train: bool) -> bool:
     """Whether a set-up failure may write summary.json into ``folder``: not into the folder of the checkpoint
-    it
-    resumes (that run's record stays as it was), not over a complete record; a fresh folder always."""
+    it resumes (that run's record stays as it was), not over a complete record; a fresh folder always."""
     resumed = run_folder_to_resume(ckpt_path, train)
     if resumed is not None and resumed == folder.path.expanduser().resolve():
         return False
@@ -81,9 +77,8 @@ def may_record_setup_failure(folder: RunFolder, ckpt_path: str | None, train: bo
 
 def checkpoint_to_continue(folder: RunFolder, resume: bool, train: bool, ckpt_path: str | None) -> str | None:
     """The folder's own ``last.ckpt`` when this run should continue the unfinished run recorded there:
-    training,
-    no checkpoint given, ``resume`` on, and the record there not complete (a complete sweep job is skipped, or
-    rerun from scratch with ``force=true``)."""
+    training, no checkpoint given, ``resume`` on, and the record there not complete (a complete sweep job is
+    skipped, or rerun from scratch with ``force=true``)."""
     if not resume or not train or ckpt_path:
         return None
     last = folder.checkpoints / layout.LAST_CHECKPOINT

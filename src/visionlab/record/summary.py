@@ -25,14 +25,10 @@ def time_to_milestones(
 ) -> dict[str, float | None]:
     """Wall seconds of training (load included) until the task's validation headline first reached each
     milestone, e.g. {"val/acc>=0.97": 41.2}; null for a milestone never reached. ``attempts``: (start time,
-    wall
-    seconds) of each attempt, the current one last. A run continued after an interruption counts every
-    attempt's
-    time: an epoch of attempt k is at the walls of attempts 1..k-1 plus its time since attempt k's start.
-    When an
-    earlier attempt's start is not recorded (records before started_at), only the current attempt's epochs
-    count,
-    from its own start."""
+    wall seconds) of each attempt, the current one last. A run continued after an interruption counts every
+    attempt's time: an epoch of attempt k is at the walls of attempts 1..k-1 plus its time since attempt k's
+    start. When an earlier attempt's start is not recorded (records before started_at), only the current
+    attempt's epochs count, from its own start."""
     spec = TASKS.get(task)
     if spec is None or not spec.milestones:
         return {}

@@ -1,13 +1,10 @@
 """A run that continues in its own folder checks first that it can write there.
 
 Resuming training from ``<run>/checkpoints/last.ckpt`` continues in ``<run>``
-(``resume.run_folder_to_resume``),
-and so does a job that finds its own unfinished run. A folder on a read-only mount, or one the user may not
-write
-to, used to fail half-way with an ``OSError`` traceback from ``.hydra/config.yaml``. Checked before anything
-is
-written, it is one line that names the folder, and the folder stays as it was.
-"""
+(``resume.run_folder_to_resume``), and so does a job that finds its own unfinished run. A folder on a
+read-only mount, or one the user may not write to, used to fail half-way with an ``OSError`` traceback from
+``.hydra/config.yaml``. Checked before anything is written, it is one line that names the folder, and the
+folder stays as it was."""
 
 from __future__ import annotations
 
@@ -32,9 +29,8 @@ _REWRITTEN = (
 
 def _unwritable(folder: RunFolder) -> tuple[Path, str] | None:
     """(what, why) for the first folder or file of the run a continued run cannot write, else None. A folder
-    is
-    tried by creating (and removing) an empty hidden file in it: that asks the file system itself, which knows
-    read-only mounts, permissions, ACLs and quotas alike."""
+    is tried by creating (and removing) an empty hidden file in it: that asks the file system itself, which
+    knows read-only mounts, permissions, ACLs and quotas alike."""
     for directory in (folder.path, folder.hydra, folder.checkpoints):
         if not directory.is_dir():
             continue
@@ -53,8 +49,7 @@ def _unwritable(folder: RunFolder) -> tuple[Path, str] | None:
 
 def refuse_unwritable_folder_to_continue(folder: RunFolder, ckpt_path: str, found: bool = False) -> None:
     """A ConfigError when training would continue in ``folder`` (an existing run folder) and cannot write
-    there.
-    ``found``: the job found the unfinished run's checkpoint in its own folder (no ``ckpt_path`` was
+    there. ``found``: the job found the unfinished run's checkpoint in its own folder (no ``ckpt_path`` was
     given)."""
     if not folder.is_run_folder() or (problem := _unwritable(folder)) is None:
         return

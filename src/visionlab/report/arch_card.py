@@ -6,16 +6,12 @@ weight multiply-accumulates only (conv: output elements × k·k·cin/groups, lin
 
 A card built from a run's config (``card_from_config``) never allocates real weights: the network is built on
 PyTorch's meta device (shapes only) from bounded, type-checked arguments (``MODEL_LIMITS``), so a crafted
-config
-(``model.width: 40``, ``num_classes: 10**9``) costs the report no memory; only networks in visionlab's
-registry
-(``models.networks``) are built, never anything a config's ``_target_`` names. The spec is allow-listed
-(``CARD_ARGS``): never ``pretrained`` (a card never fetches weights), no free-form library ``args`` beyond a
-few
-harmless, bounded ones (``CARD_LIBRARY_ARGS``: no cache folder, no URL, no size), no model name a hub or a
-path
-names; what was left out is named on the card (``ArchCard.left_out``). While a card is built no socket can
-connect.
+config (``model.width: 40``, ``num_classes: 10**9``) costs the report no memory; only networks in visionlab's
+registry (``models.networks``) are built, never anything a config's ``_target_`` names. The spec is
+allow-listed (``CARD_ARGS``): never ``pretrained`` (a card never fetches weights), no free-form library
+``args`` beyond a few harmless, bounded ones (``CARD_LIBRARY_ARGS``: no cache folder, no URL, no size), no
+model name a hub or a path names; what was left out is named on the card (``ArchCard.left_out``). While a card
+is built no socket can connect.
 
 Receptive field (along the height axis; all kernels in visionlab are square) follows the exact recursion
 r ← r + (k − 1)·d·j, j ← j·s over conv and pooling layers in execution order, starting at r = j = 1.
@@ -261,9 +257,8 @@ def _is_int(value) -> bool:
 
 
 # What a config may ask a card to build: (type, low, high) per argument; anything else is refused with a
-# message.
-# ``None`` in a type means null is allowed (timm and smp take null for "the network's own" activation and
-# norm).
+# message. ``None`` in a type means null is allowed (timm and smp take null for "the network's own" activation
+# and norm).
 MODEL_LIMITS = {
     "in_channels": (int, 1, 64),
     "input_size": (int, 8, 8192),
@@ -283,10 +278,8 @@ MODEL_LIMITS = {
     "decoder_attention_type": (str, None, None),
 }
 # Per registered network, the arguments a card builds it from (all in MODEL_LIMITS); ``nullable``: those that
-# may be
-# null. Any other key of ``model.net``, ``pretrained`` (a card never fetches weights) and every ``args`` key
-# not in
-# CARD_LIBRARY_ARGS are left out, and the card names them.
+# may be null. Any other key of ``model.net``, ``pretrained`` (a card never fetches weights) and every
+# ``args`` key not in CARD_LIBRARY_ARGS are left out, and the card names them.
 CARD_ARGS = {
     "seed_cnn": ("activation", "batch_norm", "width"),
     "unet": ("features_start", "depth", "up_mode", "activation", "batch_norm"),
@@ -362,8 +355,7 @@ def _library_name_check(kind: str, spec: dict, prefix: str) -> None:
 
 def card_spec(model_cfg: dict) -> tuple[dict, NetworkIO, list[str]]:
     """The network spec a card builds (allow-listed, bounded: ``CARD_ARGS``), the data-fixed sizes, and what
-    of the
-    record's spec was left out (``model.net.pretrained=true``, other keys, ``args`` keys not kept)."""
+    of the record's spec was left out (``model.net.pretrained=true``, other keys, ``args`` keys not kept)."""
     from visionlab.networks.registry import REGISTRY, NetworkIO, spec_and_io
 
     prefix = "model.net." if isinstance(model_cfg.get("net"), dict) else "model."
@@ -413,9 +405,8 @@ def card_spec(model_cfg: dict) -> tuple[dict, NetworkIO, list[str]]:
 
 @contextmanager
 def _no_network():
-    """While a card is built: any socket connect fails (a library must not fetch anything for a card,
-    whatever a
-    record's config says); restored afterwards."""
+    """While a card is built: any socket connect fails (a library must not fetch anything for a card, whatever
+    a record's config says); restored afterwards."""
 
     def refuse(*args, **kwargs):
         raise OSError("an architecture card never uses the network")
@@ -433,8 +424,7 @@ def card_from_config(cfg: dict, title: str = "", cache: dict | None = None) -> A
     """Describe the run's network, built on the meta device from its config's plain, bounded model arguments
     (nested ``_target_`` nodes such as the optimizer are ignored; nothing is instantiated from the config).
     ``cache``: cards already built, by network spec and input shape (a study's variants often share one
-    network,
-    and tracing a U-Net costs about a second)."""
+    network, and tracing a U-Net costs about a second)."""
     from visionlab.networks.registry import MODEL_TASKS, NetworkIO, build_on_meta
 
     model_cfg = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}

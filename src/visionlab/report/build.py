@@ -335,8 +335,7 @@ def _p_words(task) -> str:
 
 def _compared_words(task: TaskStats) -> str:
     """What each Δ is taken against: the baseline, or (when variants are evaluated on several data sets or
-    with
-    test-time options) the baseline's model on the same data, named in the cell (``pairing``)."""
+    with test-time options) the baseline's model on the same data, named in the cell (``pairing``)."""
     if task.pairing is None or task.pairing.uniform:
         return "the baseline"
     return (

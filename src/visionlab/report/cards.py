@@ -1,12 +1,9 @@
 """Architecture cards: one full card (the baseline's network), then for every other distinct network only how
-it
-differs from that one (identical networks collapse into one entry that names its variants).
+it differs from that one (identical networks collapse into one entry that names its variants).
 
 A difference is said in words when only a layer type changed (``18 layers ReLU → ELU``; shapes, parameters and
 MACs unchanged) or only a trait (the upsampling mode); layers whose shape, parameters or MACs differ, and
-inserted
-or removed layers, are listed in a short table.
-"""
+inserted or removed layers, are listed in a short table."""
 
 from __future__ import annotations
 

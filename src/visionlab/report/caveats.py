@@ -1,11 +1,8 @@
 """What a reviewer must know before reading a number, shown first on the page: the split and how it was made
-(and,
-for a small or contiguous test split, that its cases are correlated), whether the epoch was picked on the
-split it
-is reported on, whether each variant converged or was budget-limited (``convergence``), how the reference was
-measured (stated vs inferred), diverged or stuck runs, mixed or dirty commits, hand corrections to the
-records,
-and everything excluded."""
+(and, for a small or contiguous test split, that its cases are correlated), whether the epoch was picked on
+the split it is reported on, whether each variant converged or was budget-limited (``convergence``), how the
+reference was measured (stated vs inferred), diverged or stuck runs, mixed or dirty commits, hand corrections
+to the records, and everything excluded."""
 
 from __future__ import annotations
 
@@ -144,8 +141,7 @@ def _commits(runs: list[Run]) -> list[str]:
 
 def _devices(runs: list[Run]) -> list[str]:
     """Where the counted runs ran: one line, or the variants per device when they differ (wall time and
-    images/s
-    compare only within one device; the scores do not depend on it beyond numerical noise)."""
+    images/s compare only within one device; the scores do not depend on it beyond numerical noise)."""
     by_device: dict[str, set] = {}
     for run in runs:
         if counted(run) and run.summary.get("device"):

@@ -3,15 +3,11 @@
 A run folder is any directory with a summary.json, or a Hydra job folder whose run died before it could write
 one. A sweep folder may also hold a sweep index (overrides, status, run folder and error of every job), which
 lets the report name jobs that never produced a run folder. All file access goes through ``run_record`` (its
-one
-bounded reader, ``files.read_bounded``).
+one bounded reader, ``files.read_bounded``).
 
 A run folder is data a user may not have made: a run whose record holds a file the reader refuses (a link out
-of
-the folder, a FIFO or device, a file over the bounds, JSON/YAML nested too deep, a summary or metrics of the
-wrong
-shape) is skipped, and the page says so in one line: ``run <name> skipped: <file>: <why>``.
-"""
+of the folder, a FIFO or device, a file over the bounds, JSON/YAML nested too deep, a summary or metrics of
+the wrong shape) is skipped, and the page says so in one line: ``run <name> skipped: <file>: <why>``."""
 
 from __future__ import annotations
 
@@ -82,8 +78,7 @@ class Run:
 
     def read(self, name: str, reader):
         """``reader()`` of the run folder, or None when the file is absent; an unreadable file, or one over
-        the
-        report's bounds (``limits``), is a problem (its message names the file, never quotes it)."""
+        the report's bounds (``limits``), is a problem (its message names the file, never quotes it)."""
         try:
             return reader()
         except FileNotFoundError:
@@ -111,8 +106,7 @@ def _reason(exc: Exception, name: str) -> str:
 
 
 # what the report reads from summary.json, by the type it must have (None is always allowed); anything else in
-# the
-# file is not looked at
+# the file is not looked at
 _SUMMARY_TYPES = {
     str: (
         "experiment",

@@ -5,22 +5,16 @@ Per counted run, on the monitored validation metric (early stopping's):
 - **early-stopped**: it ended before its epoch cap (the patience rule saw no improvement);
 - **schedule finished**: it ran to the cap under a decaying learning rate (the last epoch's rate at most
   ``ANNEALED`` of the peak): the schedule ends there by design, so a rise at its end is the annealing, not a
-  budget
-  limit;
-- otherwise, over the last ``W = min(10, max(3, epochs // 4))`` epochs: the gain of the running best
-  (best in the window − best before it) against the curve's own noise there (standard deviation of the
-  residuals
-  of a straight-line fit over the window). **still rising at the cap** (budget-limited) when the gain exceeds
-  the
+  budget limit;
+- otherwise, over the last ``W = min(10, max(3, epochs // 4))`` epochs: the gain of the running best (best in
+  the window − best before it) against the curve's own noise there (standard deviation of the residuals of a
+  straight-line fit over the window). **still rising at the cap** (budget-limited) when the gain exceeds the
   noise and ``MIN_GAIN``; **flat at the cap** otherwise. On a flat noisy curve the best of the last W epochs
-  rarely
-  beats the best of all earlier ones, so a gain larger than the noise is a rise.
-- **fell from its best**: not rising, and the last epoch is worse than the best by more than
-  ``FELL_BY`` and twice the window's noise (Rprop at batch 64 on a 43-class sign set: 24.8 % at its best,
-  12.7 % at the cap).
+  rarely beats the best of all earlier ones, so a gain larger than the noise is a rise.
+- **fell from its best**: not rising, and the last epoch is worse than the best by more than ``FELL_BY`` and
+  twice the window's noise (Rprop at batch 64 on a 43-class sign set: 24.8 % at its best, 12.7 % at the cap).
   Its score is the best epoch's (the tested checkpoint), but training was going the wrong way: neither
-  converged
-  nor limited by the budget.
+  converged nor limited by the budget.
 - **too short to judge**: fewer than W + 2 epochs at the cap under a constant rate.
 """
 

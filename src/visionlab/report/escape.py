@@ -2,9 +2,7 @@
 
 The document's inline markup is Markdown-like (**bold**, `code`); a name such as ``**x**`` or one holding a
 backtick must show as typed in REPORT.md and report.html, never as markup. HTML escaping itself happens once,
-in
-``render``; these helpers only neutralise the inline markup.
-"""
+in ``render``; these helpers only neutralise the inline markup."""
 
 from __future__ import annotations
 
@@ -27,10 +25,8 @@ def code(text) -> str:
 
 def no_tags(text) -> str:
     """Rendered Markdown text that can hold no HTML tag: outside code spans every ``<`` that could open a tag
-    (one
-    not followed by white space) becomes ``&lt;`` and every ``>`` ``&gt;``; "p < 0.05" stays readable. Inside
-    a code span a Markdown viewer
-    shows text as typed."""
+    (one not followed by white space) becomes ``&lt;`` and every ``>`` ``&gt;``; "p < 0.05" stays readable.
+    Inside a code span a Markdown viewer shows text as typed."""
     parts = re.split(r"(`[^`]+`)", str(text))
     return "".join(
         part

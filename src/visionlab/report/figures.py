@@ -2,9 +2,7 @@
 in HTML.
 
 Every figure is at most ``WIDTH_IN`` × ``DPI`` = 840 px wide, so a 900 px window shows it at full size (text
-stays
-readable); panels sit two to a row.
-"""
+stays readable); panels sit two to a row."""
 
 from __future__ import annotations
 
@@ -33,9 +31,8 @@ TITLE_CHAR_PX = 6.0  # a fontsize-9 character at DPI 100, on average (DejaVu San
 
 
 def fitted_title(title: str, width_in: float) -> str:
-    """``title`` wrapped onto as many lines as it needs to fit ``width_in`` (a long variant or class name
-    used to be
-    clipped at the figure's edge)."""
+    """``title`` wrapped onto as many lines as it needs to fit ``width_in`` (a long variant or class name used
+    to be clipped at the figure's edge)."""
     import textwrap
 
     width = max(20, int(width_in * DPI * 0.9 // TITLE_CHAR_PX))
@@ -51,8 +48,7 @@ def _png(fig) -> bytes:
 
 def run_series(runs, key: str, by: str = EPOCH) -> list[tuple[object, np.ndarray, np.ndarray]]:
     """(seed, x, values) of ``key`` for each counted run that logged it; x is the epoch counted from 1, or
-    with
-    ``by=STEP`` the optimizer steps done at the end of that epoch."""
+    with ``by=STEP`` the optimizer steps done at the end of that epoch."""
     out = []
     for run in runs:
         if not counted(run):
@@ -85,8 +81,7 @@ def steps_per_epoch(runs) -> float | None:
 
 def curve_axis(runs_by_variant: dict) -> str:
     """``step`` when the variants' epochs hold different numbers of optimizer steps (an 8-step epoch and a
-    40-step
-    epoch are not the same amount of training), else ``epoch``."""
+    40-step epoch are not the same amount of training), else ``epoch``."""
     rates = [r for runs in runs_by_variant.values() if (r := steps_per_epoch(runs))]
     return STEP if rates and max(rates) > 1.05 * min(rates) else EPOCH
 
@@ -167,10 +162,8 @@ def curves(
     task: TaskStats, panels: list[tuple[list[str], str, bool]]
 ) -> tuple[Callable[[], bytes] | None, list[str]]:
     """One panel per entry of ``panels`` (keys: solid for the first, dashed for a second; title; log scale),
-    then
-    the learning rate with identical schedules drawn once. Returns what draws the PNG (None: nothing to draw)
-    and
-    the learning-rate groups named."""
+    then the learning rate with identical schedules drawn once. Returns what draws the PNG (None: nothing to
+    draw) and the learning-rate groups named."""
     axis = curve_axis(task.runs_by_variant)
     every = sorted(task.runs_by_variant)
     data = [
@@ -208,8 +201,7 @@ LEGEND_ROW_IN, CHAR_PX, HANDLE_PX = (
 def _legend_layout(labels: list[str], width_in: float, max_columns: int) -> tuple[int, float]:
     """(columns, height in inches) of a legend of ``labels`` that fits ``width_in``: as many columns as the
     longest label allows, as many rows as it then needs (a long list of long variant names gets more rows,
-    never
-    labels cut off at the figure's edge)."""
+    never labels cut off at the figure's edge)."""
     column_px = CHAR_PX * max(map(len, labels)) + HANDLE_PX
     columns = max(1, min(max_columns, int(width_in * DPI // column_px), len(labels)))
     return columns, LEGEND_ROW_IN * math.ceil(len(labels) / columns) + 0.2
@@ -286,8 +278,7 @@ def confusion(matrix: np.ndarray, title: str) -> bytes:
 def sample_mistakes(records: list[tuple[object, dict]], limit: int = 24) -> list[tuple[object, int]]:
     """(seed, index) of up to ``limit`` mistakes spread over true classes and seeds: classes in turn (most
     mistakes first), within a class the seeds in turn, within a seed's class every few images (neighbours in
-    data
-    order are often frames of one track); an image already picked from another seed is skipped."""
+    data order are often frames of one track); an image already picked from another seed is skipped."""
     per_class: dict[int, list[tuple[object, int]]] = {}
     for seed, wrong in records:
         true = np.asarray(wrong.get("true", []))
@@ -338,8 +329,7 @@ def misclassified(
     images: list[np.ndarray], true: list[int], pred: list[int], captions: list[str], title: str
 ) -> bytes:
     """A grid of wrongly classified images, each captioned with its own text (true → predicted, seed): one
-    mosaic
-    in one axes (fast, whatever the number of images)."""
+    mosaic in one axes (fast, whatever the number of images)."""
     n = len(images)
     cols = min(max(n, 1), 8)
     rows = max(1, (n + cols - 1) // cols)
@@ -413,10 +403,8 @@ CASE_LABELS = {
 
 def cases(variant: str, q: dict, names: tuple[str, str]) -> bytes:
     """One variant's kept test cases (rows: fixed, best, the worst ones): input, ground truth, prediction and
-    the
-    errors (columns); ``names`` = (label 0, label 1), label 1 shown white in the masks. The panels are one
-    image
-    in one axes (twelve axes took ~1 s per figure, and a page has a figure per variant)."""
+    the errors (columns); ``names`` = (label 0, label 1), label 1 shown white in the masks. The panels are one
+    image in one axes (twelve axes took ~1 s per figure, and a page has a figure per variant)."""
     background, foreground = names
     rows = [n for n in QUALITATIVE_CASES if f"{n}_image" in q]
     columns = ("input", f"ground truth (white: {foreground})", f"prediction (white: {foreground})", "errors")
@@ -478,9 +466,8 @@ def cases(variant: str, q: dict, names: tuple[str, str]) -> bytes:
 
 
 def class_confusion(matrix: np.ndarray, class_names: tuple[str, ...], title: str) -> bytes:
-    """K classes: the test pixels' row-normalised confusion matrix with the class names on both
-    axes
-    and each cell's share written in it (K is small: CamVid's 11)."""
+    """K classes: the test pixels' row-normalised confusion matrix with the class names on both axes and each
+    cell's share written in it (K is small: CamVid's 11)."""
     matrix = np.asarray(matrix, float)
     rates = matrix / np.clip(matrix.sum(axis=1, keepdims=True), 1, None)
     k = len(matrix)
@@ -523,8 +510,7 @@ def class_cases(
     variant: str, q: dict, class_names: tuple[str, ...], colours: np.ndarray, ignore: int | None
 ) -> bytes:
     """One variant's kept K-class test cases (rows): input, ground truth and prediction in the palette, and
-    the
-    errors (wrong class red over the input; ignored pixels dark), with a legend of the classes."""
+    the errors (wrong class red over the input; ignored pixels dark), with a legend of the classes."""
     rows = [n for n in QUALITATIVE_CASES if f"{n}_image" in q]
     columns = ("input", "ground truth", "prediction", "errors (red)")
     tiles = []

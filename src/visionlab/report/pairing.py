@@ -1,32 +1,23 @@
 """Which variant each variant is compared with: like with like.
 
 A study may evaluate one trained model on several test sets (the test slices of a stack, then the same slices
-darker or
-brighter) and with test-time options (flips). A Δ between "r2 on the bright slices" and "r0 on the plain
-slices"
-mixes a model change with a test change, so each variant is compared with the baseline's model **evaluated on
-the
-same data**:
+darker or brighter) and with test-time options (flips). A Δ between "r2 on the bright slices" and "r0 on the
+plain slices" mixes a model change with a test change, so each variant is compared with the baseline's model
+**evaluated on the same data**:
 
 - a variant's *evaluation set* is the data its test score comes from (``summary.json``'s ``data``, with folder
   names reduced to their last part so that one data set copied to two machines is one set), and its *test-time
   options* are ``model.tta``;
 - a variant's *model* is the variant of the training run whose checkpoint it evaluated (an evaluation-only
-record,
-  ``train=false``), else its own name;
+  record, ``train=false``), else its own name;
 - a variant of another model is compared with the baseline model's variant on the same set with the same
-test-time
-  options; a variant of the baseline model with test-time options is compared with the baseline model on the
-  same
-  set without them (the options' own effect); the baseline model on a set other than the baseline's is that
-  set's
-  reference (no Δ). Where no such variant exists there is no Δ.
+  test-time options; a variant of the baseline model with test-time options is compared with the baseline
+  model on the same set without them (the options' own effect); the baseline model on a set other than the
+  baseline's is that set's reference (no Δ). Where no such variant exists there is no Δ.
 
 When every variant is scored on one set with one option (most studies) every variant is compared with the
-baseline,
-as before. Training budgets are not paired (a preset's budget is part of its recipe), but a Δ between runs of
-different budgets says so (``budget_note``).
-"""
+baseline, as before. Training budgets are not paired (a preset's budget is part of its recipe), but a Δ
+between runs of different budgets says so (``budget_note``)."""
 
 from __future__ import annotations
 
@@ -88,9 +79,8 @@ def _common(values: list[str]) -> str | None:
 
 def _tail(path: str, parts: int = 2) -> tuple[str, ...]:
     """The last ``parts`` folder names of a path: a run folder is known by its sweep and job folder names,
-    which stay
-    the same when records are copied (``--copy-records``) or a checkpoint path was given relative to the
-    run."""
+    which stay the same when records are copied (``--copy-records``) or a checkpoint path was given relative
+    to the run."""
     return tuple(path.replace("\\", "/").rstrip("/").split("/")[-parts:])
 
 

@@ -2,14 +2,12 @@
 
 A report is read on other machines (a committed study, a colleague's sweep): ``/root/study/logs/...`` or
 ``/work/shared/data/<set>`` says nothing there and leaks the author's folder layout. Every absolute path a
-record
-carries into the page (the data line, the command line's overrides, the run and checkpoint folders) is shown
-relative to a named root instead:
+record carries into the page (the data line, the command line's overrides, the run and checkpoint folders) is
+shown relative to a named root instead:
 
 - ``$LOGS/<rest>`` for a path with a ``logs`` folder in it (the project's log root: ``paths.log_dir``);
 - ``$DATA/<rest>`` for a path with a ``data`` folder in it (what follows that folder), and for any other
-absolute
-  path its last part (``/work/constructed/thin_noisy.npz`` → ``$DATA/thin_noisy.npz``).
+  absolute path its last part (``/work/constructed/thin_noisy.npz`` → ``$DATA/thin_noisy.npz``).
 
 Relative paths are left as they are. Only the page's copy changes; the records keep what the run wrote.
 """
@@ -56,9 +54,8 @@ def _config_paths(node, depth: int = 0):
 
 
 def make_portable(run) -> None:
-    """Rewrite the page-facing copies of a run's paths (summary fields, command-line overrides, config
-    values) in
-    place."""
+    """Rewrite the page-facing copies of a run's paths (summary fields, command-line overrides, config values)
+    in place."""
     for key in SUMMARY_PATHS:
         if isinstance(run.summary.get(key), str):
             run.summary[key] = portable(run.summary[key])

@@ -1,6 +1,5 @@
 """Provenance: each run's folder, a command that reproduces it (its Hydra overrides plus the data it read),
-commit
-(with any hand correction of the record shown), hardware and wall time; config differences between
+commit (with any hand correction of the record shown), hardware and wall time; config differences between
 variants."""
 
 from __future__ import annotations
@@ -107,9 +106,8 @@ def config_differences(runs_by_variant: dict[str, list[Run]]) -> list[Table | Pa
 
 
 def command(run: Run) -> str:
-    """The run's Hydra overrides, plus the data folder it read when no override names it (a data folder
-    picked by
-    an environment variable or a default is not in the overrides, so they alone would read other data)."""
+    """The run's Hydra overrides, plus the data folder it read when no override names it (a data folder picked
+    by an environment variable or a default is not in the overrides, so they alone would read other data)."""
     overrides = [str(o) for o in run.overrides]
     data = run.config.get("data") if isinstance(run.config.get("data"), dict) else {}
     if data.get("data_dir") and not any(o.lstrip("+").startswith("data.data_dir=") for o in overrides):
@@ -119,8 +117,7 @@ def command(run: Run) -> str:
 
 def _quote(override: str) -> str:
     """Shell quoting that keeps the page's named roots ($DATA, $LOGS: ``portable``) expandable: a reader sets
-    them
-    to their own folders and pastes the command."""
+    them to their own folders and pastes the command."""
     plain = override.replace("$DATA", "DATA").replace("$LOGS", "LOGS")
     if plain == override or "$" in plain or '"' in plain or "`" in plain or "\\" in plain:
         return shlex.quote(override)

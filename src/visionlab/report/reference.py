@@ -1,15 +1,11 @@
 """Published results as an input (``--reference <yaml>``): the reference's per-trial numbers beside this
-study's, and
-its *effects* (each variant's difference to its own baseline) beside this study's effects.
+study's, and its *effects* (each variant's difference to its own baseline) beside this study's effects.
 
 A reference is compared with this study only as far as it measured the same thing. The file says what its
-source
-states and what is inferred (``measured``): an absolute difference (this study − reference) with an interval
-is
-computed only when the source states its data and split and this study's scores are on that same split of that
-same data (``Reference.same_measurement``). Otherwise the page shows the two side by side and compares
-effects,
-never absolute scores. The file (see ``experiments/reference/*.yaml``)::
+source states and what is inferred (``measured``): an absolute difference (this study − reference) with an
+interval is computed only when the source states its data and split and this study's scores are on that same
+split of that same data (``Reference.same_measurement``). Otherwise the page shows the two side by side and
+compares effects, never absolute scores. The file (see ``experiments/reference/*.yaml``)::
 
     name: seed study (CNN ablation)
     source: the seed study (seed_study_004.txt), section 1.4, table "Accuracy of the Network on Test Images"
@@ -94,8 +90,7 @@ class Reference:
 
     def same_measurement(self, split: str, data: list[str]) -> bool:
         """Whether an absolute difference to this study is meaningful: the source states its data and its
-        split,
-        this study's scores are on that split, and every run's data names the stated data set."""
+        split, this study's scores are on that split, and every run's data names the stated data set."""
         return bool(
             self.data.stated
             and self.split.stated
@@ -142,8 +137,7 @@ def _fact(path: Path, where: str, raw) -> Fact:
 
 def load_reference(path: Path) -> Reference:
     """Read and check a reference file (YAML, data only), through the record reader's bounds: a regular file
-    of at
-    most ``files.MAX_RECORD_BYTES``, nested at most ``files.MAX_DEPTH`` levels; every error is one line
+    of at most ``files.MAX_RECORD_BYTES``, nested at most ``files.MAX_DEPTH`` levels; every error is one line
     naming it."""
     try:
         raw = parse_yaml(read_text(Path(path)), Path(path).name)

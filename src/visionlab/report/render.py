@@ -48,8 +48,7 @@ class Table:
 @dataclass
 class Figure:
     """Drawn only when a page is written with figures (``draw`` returns the PNG): drawing is most of a
-    report's
-    time, and a report written without figures (``--no-figures``) never pays it."""
+    report's time, and a report written without figures (``--no-figures``) never pays it."""
 
     name: str  # file name under figures/
     draw: Callable[[], bytes]
@@ -131,8 +130,7 @@ _ESCAPED = re.compile(r"\\(.)")
 
 def _inline(text: str) -> str:
     """Code spans verbatim; elsewhere backslash escapes (``escape.md``) are literal characters, ``**x**``
-    bold;
-    everything HTML-escaped."""
+    bold; everything HTML-escaped."""
     out = []
     for part in _CODE_SPAN.split(str(text)):
         if len(part) > 1 and part.startswith("`") and part.endswith("`"):
@@ -259,19 +257,15 @@ def write(
     doc: Document, out_dir: Path, figures: bool = True, numbers: dict | None = None
 ) -> tuple[Path, Path]:
     """REPORT.md with its figures/ folder, report.html and (with ``numbers``) report.json; returns the first
-    two.
-    Without ``figures`` nothing is drawn and each figure's place says so (its caption stays).
+    two. Without ``figures`` nothing is drawn and each figure's place says so (its caption stays).
 
     Atomic per file, and all or nothing on failure: every file is first written in full under a temporary name
     (``.<name>.<pid>.tmp``) in its own folder and flushed, and only when all are written are they renamed over
     the old ones. A failure while writing (a full disk) removes the temporary files and leaves the old report
-    as
-    it was; killed at any moment, no report file is ever half-written (a kill between two renames can leave
+    as it was; killed at any moment, no report file is ever half-written (a kill between two renames can leave
     whole files of both reports, and its temporary files, which the next write removes). Over an earlier
-    report
-    (``out_dir`` holds one of ``REPORT_FILES``), the figures in ``figures/`` that this one does not show are
-    removed
-    once the new report is in place, so no stale figure is left beside the page."""
+    report (``out_dir`` holds one of ``REPORT_FILES``), the figures in ``figures/`` that this one does not
+    show are removed once the new report is in place, so no stale figure is left beside the page."""
     folder = out_dir / FIGURES
     for place in (out_dir, folder):
         _remove_leftovers(place)

@@ -1,12 +1,11 @@
 """Which runs trained badly enough to be left out of every average: ``summary.json``'s ``health`` section
 (written by the trainer: ``{"status": "ok"|"diverged"|"stuck", "epoch": n, "reason": "..."}``), or, for
-records
-without one, a run that failed on a non-finite loss. Such a run stays in the per-run table, named with its
-epoch.
+records without one, a run that failed on a non-finite loss. Such a run stays in the per-run table, named with
+its epoch.
 
 The rule that a run ending far above the chance loss has diverged (``run_record.health.far_above_chance``) is
-applied
-here too, from the run's own metrics.csv, so that records written before the rule existed are judged by it."""
+applied here too, from the run's own metrics.csv, so that records written before the rule existed are judged
+by it."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Seed aggregation: which split a variant is scored on, mean ± std over seeds, and Welch's t-test vs the
-baseline,
-Holm-corrected over every comparison of a task.
+baseline, Holm-corrected over every comparison of a task.
 
 With a handful of seeds per variant, "ELU beats ReLU" is only worth saying when the difference is large
 against the seed-to-seed spread; the two-sided Welch t-test (unequal variances) puts a number on that. A task

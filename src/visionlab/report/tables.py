@@ -1,11 +1,10 @@
 """The results tables: one row per run, one row per variant over seeds per measure (Δ with its 95 % interval,
 Welch's p and its Holm adjustment, and whether the variant's runs were budget-limited), cost and
-time-to-accuracy
-per device (never averaged across devices), and the reference beside this study with effects compared.
+time-to-accuracy per device (never averaged across devices), and the reference beside this study with effects
+compared.
 
 Bold marks only a difference whose Holm-adjusted p-value is below ``format.SIGNIFICANCE``; never a mean or a
-std.
-"""
+std."""
 
 from __future__ import annotations
 
@@ -261,9 +260,8 @@ def _device(run: Run) -> str:
 
 
 def run_interval(run: Run) -> tuple[float, float] | None:
-    """(start, end) in seconds since the epoch: the last epoch's timestamp and the wall time before it (of
-    the last
-    attempt, for a run continued after an interruption: its wall_time_s counts every attempt)."""
+    """(start, end) in seconds since the epoch: the last epoch's timestamp and the wall time before it (of the
+    last attempt, for a run continued after an interruption: its wall_time_s counts every attempt)."""
     times = [float(r["time"]) for r in run.metrics if isinstance(r.get("time"), (int, float))]
     wall = run.summary.get("wall_time_this_attempt_s", run.summary.get("wall_time_s"))
     if not times or not isinstance(wall, (int, float)):
@@ -343,8 +341,8 @@ def _threshold(key: str) -> tuple[str, float] | None:
 
 def time_to_table(task: TaskStats) -> tuple[Table | None, list[dict]]:
     """Wall seconds from each run's start until its validation score first reached each threshold
-    (summary.json
-    ``time_to``), per variant and device: mean (min–max) over the runs that reached it, and how many did."""
+    (summary.json ``time_to``), per variant and device: mean (min–max) over the runs that reached it, and how
+    many did."""
     keys = sorted(
         {
             k

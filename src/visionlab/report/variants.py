@@ -1,10 +1,8 @@
-"""Which runs are one variant. A variant is an experiment name; but a sweep over settings that leaves the
-name alone
-(``python train.py -m experiment=cnn_best data.scale=0,0.1 seed=1,2``) would otherwise be read as one variant
-with
-twice the seeds, and its mean would mix two recipes. Runs of one experiment whose command lines set a
-result-relevant
-key to different values are therefore split, each named after the experiment and those keys' values."""
+"""Which runs are one variant. A variant is an experiment name; but a sweep over settings that leaves the name
+alone (``python train.py -m experiment=cnn_best data.scale=0,0.1 seed=1,2``) would otherwise be read as one
+variant with twice the seeds, and its mean would mix two recipes. Runs of one experiment whose command lines
+set a result-relevant key to different values are therefore split, each named after the experiment and those
+keys' values."""
 
 from __future__ import annotations
 
@@ -48,8 +46,7 @@ def _key_value(override: str) -> tuple[str, str] | None:
 
 def _resolved(config: dict, key: str):
     """The run's resolved scalar value of a dotted key (its config.yaml), else None (also for a group choice
-    such
-    as ``data=<name>``, whose node holds per-run values like the seed)."""
+    such as ``data=<name>``, whose node holds per-run values like the seed)."""
     node = config
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -87,10 +84,8 @@ def split_names(runs: Iterable) -> dict[int, str]:
         settings = [dict(kv for kv in map(_key_value, run.overrides) if kv) for run in members]
         keys = sorted({k for s in settings for k in s})
         # compared by what the command line said (one text for "${paths.output_dir}/…" in every run); a key a
-        # run
-        # did not set counts as its resolved config value, or "default"; a run with no recorded command line
-        # (e.g.
-        # one killed before Hydra saved it) is unknown and left out of the comparison
+        # run did not set counts as its resolved config value, or "default"; a run with no recorded command
+        # line (e.g. one killed before Hydra saved it) is unknown and left out of the comparison
         values = [
             {k: _value(run, s, k) for k in keys} if run.overrides else {k: None for k in keys}
             for run, s in zip(members, settings)

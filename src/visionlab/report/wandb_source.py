@@ -1,14 +1,11 @@
 """Optional online source: turn a W&B project's runs (optionally one group) into local run records, then
-report
-as usual.
+report as usual.
 
 Only the offline run records are needed for a report; this exists for runs whose folders are elsewhere. It
-maps
-what the W&B logger stored (config, summary with the test metrics and ``best/`` metrics, per-epoch history,
-state) onto a run folder, so the rest of the report does not know where the runs came from. The variant is the
-run's ``experiment_name`` from its config: a multirun groups its jobs by the sweep name, so the group is not
-it.
-"""
+maps what the W&B logger stored (config, summary with the test metrics and ``best/`` metrics, per-epoch
+history, state) onto a run folder, so the rest of the report does not know where the runs came from. The
+variant is the run's ``experiment_name`` from its config: a multirun groups its jobs by the sweep name, so the
+group is not it."""
 
 from __future__ import annotations
 

@@ -23,9 +23,8 @@ from visionlab.tasks.protocol import TaskDataModule, TaskModel, missing_members
 
 def instantiate(node: DictConfig, key: str, **kwargs):
     """Arguments arrive as plain lists and dicts (``_convert_="all"``), so a checkpoint's saved
-    hyperparameters
-    hold no OmegaConf objects and checkpoints load with ``weights_only=True``: a checkpoint is data, not
-    code."""
+    hyperparameters hold no OmegaConf objects and checkpoints load with ``weights_only=True``: a checkpoint is
+    data, not code."""
     try:
         return hydra.utils.instantiate(node, _convert_="all", **kwargs)
     except Exception as exc:

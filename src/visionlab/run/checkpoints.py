@@ -1,6 +1,5 @@
-"""What a checkpoint given as ``ckpt_path`` may be: data, not code; a checkpoint of the configured model
-(and, to
-resume training, of the configured optimizer); and never the author of a path this run writes or deletes.
+"""What a checkpoint given as ``ckpt_path`` may be: data, not code; a checkpoint of the configured model (and,
+to resume training, of the configured optimizer); and never the author of a path this run writes or deletes.
 
 Checked before anything is written, so a refused checkpoint leaves every run folder as it was. A checkpoint is
 loaded with ``weights_only=True`` (tensors and plain values; nothing in it runs) unless the user passes
@@ -8,9 +7,8 @@ loaded with ``weights_only=True`` (tensors and plain values; nothing in it runs)
 wrote them (``CheckpointOrigin``), so a mismatch names them.
 
 Lightning restores ``ModelCheckpoint``'s file paths from the checkpoint and later deletes "the previous
-last/k-th
-best" file: ``RunModelCheckpoint`` keeps only paths that resolve inside this run's own checkpoint folder.
-"""
+last/k-th best" file: ``RunModelCheckpoint`` keeps only paths that resolve inside this run's own checkpoint
+folder."""
 
 from __future__ import annotations
 
@@ -47,10 +45,8 @@ def optimizer_name(cls: type) -> str:
 
 class CheckpointOrigin(pl.Callback):
     """Stamps every checkpoint with the experiment, task and optimizer that wrote it, and the facts of the
-    model's
-    inputs (``inference.loading.InputFacts``: channels, size, crop, normalisation, class names), so a
-    checkpoint
-    away from its run folder can still be evaluated, predicted with and exported."""
+    model's inputs (``inference.loading.InputFacts``: channels, size, crop, normalisation, class names), so a
+    checkpoint away from its run folder can still be evaluated, predicted with and exported."""
 
     def __init__(self, experiment: str, inputs: dict | None = None):
         self.experiment, self.inputs = experiment, inputs
@@ -73,12 +69,10 @@ class RunModelCheckpoint(ModelCheckpoint):
 
     A resumed checkpoint carries the callback's state: ``dirpath``, ``last_model_path``, ``best_model_path``,
     ``kth_best_model_path`` and ``best_k_models``, and Lightning later deletes the "previous" last or k-th
-    best file
-    it names (checking the folder without following ``..``). Here every restored path that does not resolve
-    (``..`` and links followed) inside this run's checkpoint folder is dropped, the k-th best rebuilt from
-    what
-    is left, and a file is removed only when it resolves inside that folder. A checkpoint of this run restores
-    exactly as before. Stale temporary files of killed saves are removed when training starts."""
+    best file it names (checking the folder without following ``..``). Here every restored path that does not
+    resolve (``..`` and links followed) inside this run's checkpoint folder is dropped, the k-th best rebuilt
+    from what is left, and a file is removed only when it resolves inside that folder. A checkpoint of this
+    run restores exactly as before. Stale temporary files of killed saves are removed when training starts."""
 
     @property
     def state_key(self) -> str:
@@ -123,10 +117,8 @@ class RunModelCheckpoint(ModelCheckpoint):
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
         """``last.ckpt``: the full state (optimizer, schedulers, callbacks) for an exact resume. Every other
-        file
-        (``best.ckpt``): what evaluation and prediction need, without the optimizer's and schedulers' state
-        (Adam
-        keeps two more copies of the weights: a third of the size)."""
+        file (``best.ckpt``): what evaluation and prediction need, without the optimizer's and schedulers'
+        state (Adam keeps two more copies of the weights: a third of the size)."""
         if Path(filepath).name == self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION:
             return super()._save_checkpoint(trainer, filepath)
         with trainer.profiler.profile("save_checkpoint"):
@@ -145,8 +137,7 @@ class RunModelCheckpoint(ModelCheckpoint):
         return self._own(previous) and super()._should_remove_checkpoint(trainer, previous, current)
 
     # ``last.ckpt`` at the end of every epoch. Lightning 2.6 rewrites it only when a best checkpoint was saved
-    # in
-    # the same step, so a run whose score stopped improving resumed (after a preemption) from an old epoch.
+    # in the same step, so a run whose score stopped improving resumed (after a preemption) from an old epoch.
     def _save_last_every_epoch(self, trainer: pl.Trainer) -> None:
         if self.save_last and not self._should_skip_saving_checkpoint(
             trainer
@@ -243,8 +234,7 @@ def _saved_param_groups(checkpoint: dict) -> list[dict] | None:
 
 def _lacking(optimizer: torch.optim.Optimizer, saved: dict) -> list[str]:
     """The settings ``optimizer`` steps with that a saved param group lacks once torch has filled in the ones
-    it
-    defaults when a state is loaded (``__setstate__``, as ``load_state_dict`` does)."""
+    it defaults when a state is loaded (``__setstate__``, as ``load_state_dict`` does)."""
     group = {k: v for k, v in saved.items() if k != "params"}
     group["params"] = []
     with contextlib.suppress(Exception):  # an optimizer that cannot take the state lacks what it looked for
@@ -332,9 +322,8 @@ def _check_optimizer(path: str, checkpoint: dict, model: torch.nn.Module) -> Non
 
 def _selecting(experiment: str, path: str) -> str:
     """What to pass to get the model of ``experiment``'s checkpoint ``path``: its run folder alone (the
-    folder's
-    config.yaml defines the model and its inputs), else its preset; a run without either was composed from
-    overrides nobody kept, and naming its experiment (``experiment_name=``) would not rebuild it."""
+    folder's config.yaml defines the model and its inputs), else its preset; a run without either was composed
+    from overrides nobody kept, and naming its experiment (``experiment_name=``) would not rebuild it."""
     from visionlab.config.location import config_dir
     from visionlab.inference.run_config import _run_folder
 

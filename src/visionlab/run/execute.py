@@ -237,8 +237,7 @@ def _finish_record_despite_full_disk(
 
 def _record_lost(error: BaseException | None, full: DiskFullError, folder: RunFolder) -> BaseException | None:
     """The error a run ends with when the full disk kept its summary.json from being written: one line that
-    says
-    how the run ended and that the folder does not record it (an interruption keeps its exit code, said
+    says how the run ended and that the folder does not record it (an interruption keeps its exit code, said
     here)."""
     unrecorded = f"its {layout.SUMMARY} was not written, so {folder.path} does not record this attempt"
     if error is None:

@@ -69,8 +69,7 @@ def start_summary(
 
 def earlier_attempts(cfg: DictConfig, folder: RunFolder) -> list[dict]:
     """How the earlier attempts of this run ended, asked before this attempt writes anything: when it resumes
-    a
-    checkpoint in its folder, or (a job restarted by SLURM before its first ``last.ckpt``) starts again in a
+    a checkpoint in its folder, or (a job restarted by SLURM before its first ``last.ckpt``) starts again in a
     folder that holds an unfinished attempt (a record that is not complete, or only its ``.hydra``).
     ``resume=false`` starts over: the earlier attempts are not this run's."""
 
@@ -89,8 +88,7 @@ def earlier_attempts(cfg: DictConfig, folder: RunFolder) -> list[dict]:
 
 def earlier_interruptions(folder: RunFolder) -> list[dict]:
     """When a run continues in its own folder: how the earlier attempts ended (cause, epochs done), so a
-    record
-    that was stopped and resumed says so."""
+    record that was stopped and resumed says so."""
     try:
         previous = folder.read_summary()
     except (OSError, ValueError):

@@ -1,15 +1,13 @@
 """Whatever stops a run from outside ends it as *interrupted*: the run record and the sweep index say so with
-the
-cause, W&B is finished, and the process exits non-zero (128 + the signal) so a stopped job never looks
+the cause, W&B is finished, and the process exits non-zero (128 + the signal) so a stopped job never looks
 successful.
 
 The signals:
 - SIGTERM: ``kill``, ``scancel``, ``scontrol requeue`` and SLURM preemption send it (exit 143).
 - Ctrl-C (exit 130).
-- SIGUSR1: Lightning's SLURM requeue signal (``#SBATCH --signal=USR1@90``). Lightning's own handler would
-save a
-  mid-epoch checkpoint that does not resume exactly; ours requeues the job (global rank 0, in a batch job) and
-  stops, and the restarted job continues from the last epoch's ``last.ckpt`` (``run_record.resume``).
+- SIGUSR1: Lightning's SLURM requeue signal (``#SBATCH --signal=USR1@90``). Lightning's own handler would save
+  a mid-epoch checkpoint that does not resume exactly; ours requeues the job (global rank 0, in a batch job)
+  and stops, and the restarted job continues from the last epoch's ``last.ckpt`` (``run_record.resume``).
 - SIGUSR2: submitit's preemption/time-limit signal. submitit's own handler (installed before the job starts)
   still decides whether to requeue; we only record what it decided.
 A requeued job restarts in the same folder and resumes from ``checkpoints/last.ckpt`` (exact: a resume always
@@ -81,9 +79,8 @@ def _requeue() -> str:
 
 @contextmanager
 def stop_signals():
-    """Inside: SIGTERM, SIGUSR1 and SIGUSR2 raise ``Stopped`` with their cause (the first one only; later
-    ones are
-    ignored while the record is written)."""
+    """Inside: SIGTERM, SIGUSR1 and SIGUSR2 raise ``Stopped`` with their cause (the first one only; later ones
+    are ignored while the record is written)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -120,8 +117,8 @@ def stop_signals():
             fired.append(signum)
             raise _received(Stopped(signum, "stopped by SIGUSR2"))
         # Marked as fired before submitit's handler runs: its `scontrol requeue` makes SLURM send SIGTERM,
-        # which
-        # can arrive while the handler still runs; that SIGTERM is part of this stop, not a second cause.
+        # which can arrive while the handler still runs; that SIGTERM is part of this stop, not a second
+        # cause.
         fired.append(signum)
         try:  # submitit's handler: requeues (then exits) or refuses (raises); ranks > 0 return and go on
             launcher_handler(signum, frame)
@@ -168,8 +165,7 @@ _HOLD: list[bool] = []  # non-empty while a run's record is written: a stop sign
 @contextmanager
 def hold_stops():
     """While a run's end is recorded (it failed, or completed): a SIGTERM that comes now (SLURM ending the
-    step
-    after another rank died) is noted, not raised, so the record is written whole."""
+    step after another rank died) is noted, not raised, so the record is written whole."""
     _HOLD.append(True)
     try:
         yield
@@ -212,9 +208,9 @@ def _tracker_lost(exc: BaseException) -> bool:
 
 def stop_behind(exc: BaseException, wait_s: float = 2.0) -> Stopped | None:
     """The stop signal behind ``exc``, when ``exc`` is a tracker's lost connection: SLURM signals every
-    process
-    of a job at once, and W&B's service may die (and a W&B call fail) before this process runs its handler.
-    Waits up to ``wait_s`` for that signal; None when none comes (then ``exc`` is a failure of its own)."""
+    process of a job at once, and W&B's service may die (and a W&B call fail) before this process runs its
+    handler. Waits up to ``wait_s`` for that signal; None when none comes (then ``exc`` is a failure of its
+    own)."""
     if isinstance(exc, Stopped):
         return exc
     if not _ACTIVE or not _tracker_lost(exc):
@@ -235,10 +231,8 @@ def _install(handlers: dict) -> None:
 
 class KeepStopSignals(pl.Callback):
     """Lightning replaces the SIGTERM handler when a stage starts, with one that broadcasts over DDP from
-    inside
-    the signal handler (a collective that can pair with another rank's gradient all-reduce and hang). Ours
-    stop
-    the run without collectives; this puts them back once Lightning has set its own."""
+    inside the signal handler (a collective that can pair with another rank's gradient all-reduce and hang).
+    Ours stop the run without collectives; this puts them back once Lightning has set its own."""
 
     def _reinstall(self, *args) -> None:
         if _ACTIVE and threading.current_thread() is threading.main_thread():
@@ -253,8 +247,7 @@ sigterm_raises = stop_signals  # the name older code uses
 def exit_promptly(code: int, grace_s: float = 3.0) -> None:
     """Exit now that the run is recorded: give W&B ``grace_s`` to shut its service down, then leave even if it
     is still waiting on a server (SLURM kills a job ~30 s after SIGTERM; an online start that hangs used to
-    hold
-    the exit for 25 s). Python's exit handlers are skipped: logging and the standard streams are flushed
+    hold the exit for 25 s). Python's exit handlers are skipped: logging and the standard streams are flushed
     here."""
     import sys
 

@@ -54,8 +54,7 @@ class VisionModule(pl.LightningModule):
         if not self.channels_last:
             return images
         # Explicit NHWC strides: for one-channel images `.contiguous(memory_format=channels_last)` is a no-op
-        # that
-        # keeps NCHW strides, and oneDNN then runs the whole network in NCHW (2.5× slower U-Net steps in
+        # that keeps NCHW strides, and oneDNN then runs the whole network in NCHW (2.5× slower U-Net steps in
         # bf16).
         return images.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
 
@@ -93,8 +92,7 @@ class VisionModule(pl.LightningModule):
 
     def _optimizer_steps_per_epoch(self, total: float) -> int:
         """Optimizer steps in one epoch, from the training loader (known once ``estimated_stepping_batches``
-        has
-        loaded it), so epoch-based settings (warm-up epochs) mean the same whether the budget is
+        has loaded it), so epoch-based settings (warm-up epochs) mean the same whether the budget is
         ``trainer.max_epochs`` or ``trainer.max_steps``."""
         if self.trainer.train_dataloader is None:  # a budget in steps alone: Lightning did not load it
             self.trainer.fit_loop.setup_data()

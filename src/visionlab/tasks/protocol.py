@@ -1,9 +1,7 @@
 """What the runner expects from a model and a datamodule, declared once (instead of probing with ``getattr``).
 
 The runner checks both with ``isinstance`` right after building them, so a ``_target_`` that does not fit
-fails
-with a ConfigError naming the missing members, before anything is trained.
-"""
+fails with a ConfigError naming the missing members, before anything is trained."""
 
 from __future__ import annotations
 

@@ -35,10 +35,8 @@ def warmup_cosine(
     warmup_start_fraction: float,
 ) -> SequentialLR:
     """Linear warm-up from ``warmup_start_fraction`` × lr to lr over ``warmup_epochs``, then a half cosine
-    down to
-    ``final_lr_fraction`` × lr at the last step of the budget (``trainer.max_epochs`` or
-    ``trainer.max_steps``;
-    early stopping may end the run before)."""
+    down to ``final_lr_fraction`` × lr at the last step of the budget (``trainer.max_epochs`` or
+    ``trainer.max_steps``; early stopping may end the run before)."""
     if not 0.0 <= final_lr_fraction <= 1.0 or not 0.0 < warmup_start_fraction <= 1.0 or warmup_epochs < 0:
         raise ConfigError(
             "model.scheduler: warmup_epochs must be >= 0, final_lr_fraction in [0, 1] and "

@@ -1,6 +1,6 @@
 """The per-epoch part of the run record: one row per epoch in metrics.csv (kept across resumes) and the
-training
-throughput. It records whatever the model logged, under the logged keys, whatever logger the run uses."""
+training throughput. It records whatever the model logged, under the logged keys, whatever logger the run
+uses."""
 
 from __future__ import annotations
 

@@ -11,8 +11,7 @@ def train_transform(
     crop: int, rotation: float, brightness: float, contrast: float, flip: bool, scale: float = 0.0
 ) -> A.Compose:
     """Rotation ±``rotation``°, random ``crop``×``crop`` crop, a zoom in [1 − ``scale``, 1 + ``scale``] (only
-    when
-    ``scale`` > 0: the course's recipe has none), brightness/contrast jitter, optional h-flip."""
+    when ``scale`` > 0: the course's recipe has none), brightness/contrast jitter, optional h-flip."""
     transforms = [
         A.Rotate(limit=rotation, border_mode=1, p=1.0),  # replicate border, no black corners
         A.RandomCrop(crop, crop),

@@ -2,21 +2,15 @@
 per-sample reference it is tested against).
 
 Rotation ±``rotation``° about the image centre with replicated borders, a random ``crop``×``crop`` window, a
-zoom
-in [1 − ``scale``, 1 + ``scale``] about the window's centre (0 = the course's recipe, which has none),
+zoom in [1 − ``scale``, 1 + ``scale``] about the window's centre (0 = the course's recipe, which has none),
 brightness/contrast jitter, and a horizontal flip (p = 0.5) only for the mirror-symmetric classes.
 
 Cost (the training loop waits for it every step): rotation, crop and flip are one 2×3 map per image, composed
-on the
-CPU and expanded on the device by ``affine_grid``; the brightness gain rides on the uint8 → float conversion
-(sampling
-is linear, so gain·sample(x) = sample(gain·x)); one ``grid_sample``; then the clip, the grey means and the
-contrast
-multiply-add, which writes the channels_last layout the model runs in. All per-sample numbers travel to the
-device
-in one small copy, and the flip decision (which needs the labels) is taken there, so nothing waits for the
-device.
-"""
+on the CPU and expanded on the device by ``affine_grid``; the brightness gain rides on the uint8 → float
+conversion (sampling is linear, so gain·sample(x) = sample(gain·x)); one ``grid_sample``; then the clip, the
+grey means and the contrast multiply-add, which writes the channels_last layout the model runs in. All
+per-sample numbers travel to the device in one small copy, and the flip decision (which needs the labels) is
+taken there, so nothing waits for the device."""
 
 from __future__ import annotations
 
@@ -48,8 +42,7 @@ class SignBatchAugment:
 
     def params(self, n: int, height: int, width: int, generator: torch.Generator) -> dict:
         """Per-sample random parameters, drawn on the CPU (cheap, and identical on every device). ``flip`` is
-        the
-        coin; only the mirror-symmetric classes obey it (``flips``)."""
+        the coin; only the mirror-symmetric classes obey it (``flips``)."""
         return {
             "angle": uniform(generator, n, -self.rotation, self.rotation),
             "zoom": uniform(generator, n, 1 - self.scale, 1 + self.scale),
@@ -62,15 +55,11 @@ class SignBatchAugment:
 
     def thetas(self, p: dict, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """(plain, mirrored) ``affine_grid`` maps as float64 (N, 6) rows of θ: output pixel q → flip inside
-        the
-        crop (mirrored only) → shift by the crop offset → rotate R about the image centre c → source pixel,
-        i.e.
-        source = R·F·q + R·(offset + f − c) + c with F = diag(±1, 1), f = (crop − 1, 0) when mirrored, the
-        zoom z
-        scaling q about the window's centre (R·F becomes R·F / z; the centre's source stays put); then in
-        ``grid_sample``'s [-1, 1] units (``batched_ops.normalised_theta``, written out: N numbers, NumPy is
-        ~3×
-        faster than torch at this size)."""
+        the crop (mirrored only) → shift by the crop offset → rotate R about the image centre c → source
+        pixel, i.e. source = R·F·q + R·(offset + f − c) + c with F = diag(±1, 1), f = (crop − 1, 0) when
+        mirrored, the zoom z scaling q about the window's centre (R·F becomes R·F / z; the centre's source
+        stays put); then in ``grid_sample``'s [-1, 1] units (``batched_ops.normalised_theta``, written out: N
+        numbers, NumPy is ~3× faster than torch at this size)."""
         a = np.deg2rad(p["angle"].numpy())
         cos, sin = np.cos(a), np.sin(a)
         shrink = 1.0 / p["zoom"].numpy()  # a zoom z > 1 magnifies: each output pixel covers 1/z source pixels
@@ -111,9 +100,8 @@ class SignBatchAugment:
         p = self.params(n, height, width, generator)
         plain, mirrored = self.thetas(p, height, width)
         # one host → device copy for every per-sample number: 2 maps, the coin, 255 / brightness and the
-        # contrast
-        # factor (a division: v / 255 is exact where v · (1/255) is not, so untouched pixels keep their
-        # values)
+        # contrast factor (a division: v / 255 is exact where v · (1/255) is not, so untouched pixels keep
+        # their values)
         with np.errstate(divide="ignore"):
             divisor = 255.0 / p["brightness"].numpy()
         packed = np.concatenate(

@@ -1,8 +1,6 @@
 """CIFAR-10 through torchvision's downloader (``data=cifar10 data.download=true``), on the
-image-classification
-fast path: 50,000 training images (validation split from them, stratified by class) and the official 10,000
-test
-images, uint8 32×32 RGB, resized once to ``data.image_size``."""
+image-classification fast path: 50,000 training images (validation split from them, stratified by class) and
+the official 10,000 test images, uint8 32×32 RGB, resized once to ``data.image_size``."""
 
 from __future__ import annotations
 

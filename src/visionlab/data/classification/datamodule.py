@@ -1,11 +1,8 @@
 """Traffic-sign classification datamodules: real GTSRB and the embedded synthetic set share one pipeline.
 
 The whole dataset stays in memory as uint8 (``InMemoryDataModule``); training batches are augmented on the
-training
-device (``augment.SignBatchAugment``) or, as the reference backend, per sample with albumentations;
-evaluation uses
-a fixed centre crop. Normalisation happens in the model, on the device.
-"""
+training device (``augment.SignBatchAugment``) or, as the reference backend, per sample with albumentations;
+evaluation uses a fixed centre crop. Normalisation happens in the model, on the device."""
 
 from __future__ import annotations
 
@@ -125,22 +122,17 @@ def check_flip_classes(flip, num_classes: int) -> list[int]:
 
 class ClassificationDataModule(InMemoryDataModule):
     """The image-classification pipeline every classification source shares; subclasses only say where the
-    uint8
-    arrays come from (``load_arrays``: ``x_train``/``y_train``, optionally ``group_train`` (or GTSRB's
+    uint8 arrays come from (``load_arrays``: ``x_train``/``y_train``, optionally ``group_train`` (or GTSRB's
     ``track_train``), ``x_val``/``y_val``, ``x_test``/``y_test``).
 
     Facts: ``num_classes`` (labels must lie in 0..num_classes-1), ``class_names`` (null: the source's own
-    names,
-    else the ids), ``channels`` (grey sources are repeated to 3 channels, RGB ones converted to grey for 1),
-    and
-    ``input_size`` (the model's input: the ``crop``). Split policy: the source's own validation split when it
-    has
-    one, else whole groups on one side when it has groups (``group``), else random stratified by class
-    (``stratified``); ``test_fraction`` > 0 also carves a test split when the source has none. Augmentation:
-    the
-    batched sign recipe (rotation, random crop, brightness/contrast, a horizontal flip for ``flip_classes``, a
-    list of ids or ``all``). Every value lives in ``conf/data/common/*.yaml`` and nowhere in Python: every
-    argument is required."""
+    names, else the ids), ``channels`` (grey sources are repeated to 3 channels, RGB ones converted to grey
+    for 1), and ``input_size`` (the model's input: the ``crop``). Split policy: the source's own validation
+    split when it has one, else whole groups on one side when it has groups (``group``), else random
+    stratified by class (``stratified``); ``test_fraction`` > 0 also carves a test split when the source has
+    none. Augmentation: the batched sign recipe (rotation, random crop, brightness/contrast, a horizontal flip
+    for ``flip_classes``, a list of ids or ``all``). Every value lives in ``conf/data/common/*.yaml`` and
+    nowhere in Python: every argument is required."""
 
     task = "classification"
 
@@ -178,8 +170,8 @@ class ClassificationDataModule(InMemoryDataModule):
         self.split_seed = split_seed
         self.crop = expect("data.crop", crop, at_least(1), "an integer ≥ 1 (pixels)", "data.crop=28")
         # input_size: the config's statement of the fact for the model to follow (``${.crop}``); what this
-        # module
-        # serves is its crop (``facts.input_size``), and the model checks that it fits (``check_data_fits``)
+        # module serves is its crop (``facts.input_size``), and the model checks that it fits
+        # (``check_data_fits``)
         expect("data.channels", channels, one_of(1, 3), "1 (grey) or 3 (RGB)", "data.channels=3")
         expect("data.num_classes", num_classes, at_least(2), "an integer ≥ 2", "data.num_classes=10")
         for key, value in (
@@ -345,8 +337,7 @@ class ClassificationDataModule(InMemoryDataModule):
 
 class TrafficSignDataModule(ClassificationDataModule):
     """Traffic signs (GTSRB-shaped: 43 classes, tracks): the validation split keeps whole (class, track)
-    groups on
-    one side. The recipe's values live in ``conf/data/common/signs.yaml`` only."""
+    groups on one side. The recipe's values live in ``conf/data/common/signs.yaml`` only."""
 
 
 class GTSRBDataModule(TrafficSignDataModule):

@@ -1,28 +1,20 @@
 """A folder of your own images, torchvision's ImageFolder layout: one sub-folder per class (its name is the
-class
-name; labels follow the sorted names), any image size, RGB or grey. Optionally ``train/``, ``val/``, ``test/``
-each holding the class folders (the classes are ``train/``'s).
+class name; labels follow the sorted names), any image size, RGB or grey. Optionally ``train/``, ``val/``,
+``test/`` each holding the class folders (the classes are ``train/``'s).
 
 Images are decoded once (shorter side resized to ``image_size``, centre square cropped, converted to the
-requested
-channels) into uint8 arrays cached as ``.npz`` under ``paths.cache_dir``; the cache is keyed by every file's
-path,
-size and modification time, the size and the channels, so a changed folder is decoded again. A large image is
-reduced while it is decoded (JPEG: at a smaller scale; others: by whole-pixel blocks, in strips for 16-bit
-grey),
-so one image costs about its decoded size once, not several float64 copies of it.
+requested channels) into uint8 arrays cached as ``.npz`` under ``paths.cache_dir``; the cache is keyed by
+every file's path, size and modification time, the size and the channels, so a changed folder is decoded
+again. A large image is reduced while it is decoded (JPEG: at a smaller scale; others: by whole-pixel blocks,
+in strips for 16-bit grey), so one image costs about its decoded size once, not several float64 copies of it.
 
 Symbolic links: the folder is data the user points at, and nothing outside it is read unless they say so. A
-link
-(class folder, sub-folder or file) that resolves inside ``data_dir`` is followed (each real folder once); one
-that
-leaves it is refused with one line naming the link, unless ``data.follow_symlinks=true``; a link to a folder
-that
-holds it (a cycle) is refused too. A folder or file that cannot be read is one line naming it.
+link (class folder, sub-folder or file) that resolves inside ``data_dir`` is followed (each real folder once);
+one that leaves it is refused with one line naming the link, unless ``data.follow_symlinks=true``; a link to a
+folder that holds it (a cycle) is refused too. A folder or file that cannot be read is one line naming it.
 
 This module imports no torch: the config resolvers (``${vl.class_folders:…}``) list the classes at
-composition.
-"""
+composition."""
 
 from __future__ import annotations
 
@@ -127,9 +119,8 @@ def _unreadable(path: Path, exc: OSError, what: str) -> DataError:
 
 def _images(folder: Path, data_dir: Path, follow_symlinks: bool = False) -> list[Path]:
     """The image files under ``folder`` (any depth; hidden names skipped), as paths under ``folder`` (a link
-    keeps
-    its own name). Links are followed, each real folder once; unless ``follow_symlinks``, a link that leaves
-    ``data_dir`` is a DataError naming it, before anything behind it is read; so is a link cycle."""
+    keeps its own name). Links are followed, each real folder once; unless ``follow_symlinks``, a link that
+    leaves ``data_dir`` is a DataError naming it, before anything behind it is read; so is a link cycle."""
     inside = Path(os.path.realpath(data_dir))
     found, seen, pending = [], set(), [folder]
     while pending:
@@ -202,17 +193,16 @@ STRIP_PIXELS = 1 << 21  # input pixels per strip when a high-depth grey image is
 
 def reduction_factor(width: int, height: int, size: int) -> int:
     """The whole-pixel block an image may be reduced by before it is resized to ``size``: its shorter side
-    stays
-    at least twice ``size``, so the final antialiased resize still averages over several source pixels."""
+    stays at least twice ``size``, so the final antialiased resize still averages over several source
+    pixels."""
     return max(1, min(width, height) // (2 * size))
 
 
 def _high_depth_grey_to_8bit(img, size: int):
     """A 16-bit, 32-bit or float grey image as 8-bit grey (value / the image's maximum × 255, clipped),
-    reduced
-    by ``reduction_factor`` on the way: averaged block by block in strips of ``STRIP_PIXELS``, so memory
-    beyond
-    the decoded image is a few MB, not several float64 copies of it (13000×13000 × 16 bit: 4.2 GB before)."""
+    reduced by ``reduction_factor`` on the way: averaged block by block in strips of ``STRIP_PIXELS``, so
+    memory beyond the decoded image is a few MB, not several float64 copies of it (13000×13000 × 16 bit: 4.2
+    GB before)."""
     from PIL import Image
 
     width, height = img.size
@@ -236,9 +226,8 @@ def _high_depth_grey_to_8bit(img, size: int):
 def decode(path: Path, size: int, channels: int) -> np.ndarray:
     """One image as uint8 size×size×channels: shorter side resized to ``size`` (bilinear, antialiased), centre
     square cropped; grey repeated to RGB or RGB converted to grey (ITU-R 601 luma), alpha dropped. An image
-    whose
-    shorter side is 4× ``size`` or more is reduced first (``reduction_factor``; JPEG decodes at a smaller
-    scale)."""
+    whose shorter side is 4× ``size`` or more is reduced first (``reduction_factor``; JPEG decodes at a
+    smaller scale)."""
     from PIL import Image, ImageOps
 
     try:
@@ -333,9 +322,8 @@ def load_image_folder(
 
 def groups_from_names(files: np.ndarray, pattern: str) -> np.ndarray:
     """Group ids from file names: the first group of ``pattern`` matched against each file's stem (files whose
-    names share it, e.g. frames ``track7_001.png``, ``track7_002.png``, stay on one side of the split); a
-    name the
-    pattern does not match is a group of its own."""
+    names share it, e.g. frames ``track7_001.png``, ``track7_002.png``, stay on one side of the split); a name
+    the pattern does not match is a group of its own."""
     try:
         regex = re.compile(pattern)
     except (re.error, TypeError) as exc:

@@ -2,14 +2,10 @@
 ``folders.py``).
 
 The same fast path as the sign sets (``ClassificationDataModule``): decoded once into a uint8 cache, resident
-in
-memory (on the GPU on a GPU), augmented as whole batches on the training device. The class names are the
-folder
-names (``data.class_names``, which the config lists from the folder at composition), validation and test are
-split
-from ``train`` stratified by class (``data.split_policy=stratified``) or by groups of file names
-(``data.split_policy=group``, ``data.group_pattern``) unless the folder holds ``val/``/``test/``.
-"""
+in memory (on the GPU on a GPU), augmented as whole batches on the training device. The class names are the
+folder names (``data.class_names``, which the config lists from the folder at composition), validation and
+test are split from ``train`` stratified by class (``data.split_policy=stratified``) or by groups of file
+names (``data.split_policy=group``, ``data.group_pattern``) unless the folder holds ``val/``/``test/``."""
 
 from __future__ import annotations
 

@@ -2,9 +2,7 @@
 download.
 
 Everything ends as one dict of uint8 arrays (``x_train`` N×32×32×3, ``y_train``, ``track_train`` and
-optionally
-``x_test``/``y_test``) that is validated once, so the datamodule never sees malformed data.
-"""
+optionally ``x_test``/``y_test``) that is validated once, so the datamodule never sees malformed data."""
 
 from __future__ import annotations
 
@@ -108,8 +106,7 @@ def validate(
 
 def load_npz_files(paths: list[Path], num_classes: int = NUM_CLASSES) -> dict[str, np.ndarray]:
     """Load and concatenate prepared ``.npz`` files in the given order; each is validated on its own first. A
-    file
-    may hold only the test split (x_test/y_test); at least one must hold training data."""
+    file may hold only the test split (x_test/y_test); at least one must hold training data."""
     parts: list[dict[str, np.ndarray]] = []
     for path in paths:
         if (why := not_an_npz(path)) is not None:

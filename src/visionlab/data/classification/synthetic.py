@@ -2,9 +2,7 @@
 
 Each class is a (shape, colour scheme, glyph) combination. Every "track" is one physical sign seen in several
 frames with small pose/lighting changes, mirroring GTSRB's track structure so the group split is exercised
-too.
-Everything is deterministic from the seed.
-"""
+too. Everything is deterministic from the seed."""
 
 from __future__ import annotations
 

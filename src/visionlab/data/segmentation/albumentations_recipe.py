@@ -1,9 +1,7 @@
 """The U-Net paper's augmentation recipe with albumentations: elastic deformation, flips, small
-shifts/rotations
-(and scaling), brightness/contrast. Geometric transforms are applied identically to image and mask; masks use
-nearest interpolation so they stay exactly binary (or exact class indices, every class warped alike). Borders
-are mirrored (no black corners, no invented labels).
-"""
+shifts/rotations (and scaling), brightness/contrast. Geometric transforms are applied identically to image and
+mask; masks use nearest interpolation so they stay exactly binary (or exact class indices, every class warped
+alike). Borders are mirrored (no black corners, no invented labels)."""
 
 from __future__ import annotations
 

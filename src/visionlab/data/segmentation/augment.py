@@ -1,18 +1,14 @@
 """The U-Net paper's augmentation on whole batches (the default backend; ``albumentations_recipe`` is the
 per-sample reference it is tested against).
 
-In albumentations' order: flips and 90° turns, shift/scale/rotate (p = ``p_affine``), elastic deformation
-(p = ``elastic.p``), brightness/contrast (p = ``p_intensity``), gamma (p = ``p_gamma``: x^γ, γ in 1 ±
-``gamma``). All geometric steps are folded into one map from
-output to source pixels, sampled once for the image (bilinear) and once for the mask (nearest, so it stays
-exactly
-binary or class indices exact: every class is warped alike), with mirrored borders, so no pixel is ever filled
-with an invented value (no fill class; ``ignore_index`` pixels move like any other class); the image comes
-back channels_last, the layout the model runs in. Parameters keep
-albumentations' meaning: ``shift`` a fraction of the side, ``rotate`` degrees, ``scale`` ± fraction per axis,
-elastic
-``alpha`` (strength, px) and ``sigma`` (smoothness, px).
-"""
+In albumentations' order: flips and 90° turns, shift/scale/rotate (p = ``p_affine``), elastic deformation (p =
+``elastic.p``), brightness/contrast (p = ``p_intensity``), gamma (p = ``p_gamma``: x^γ, γ in 1 ± ``gamma``).
+All geometric steps are folded into one map from output to source pixels, sampled once for the image
+(bilinear) and once for the mask (nearest, so it stays exactly binary or class indices exact: every class is
+warped alike), with mirrored borders, so no pixel is ever filled with an invented value (no fill class;
+``ignore_index`` pixels move like any other class); the image comes back channels_last, the layout the model
+runs in. Parameters keep albumentations' meaning: ``shift`` a fraction of the side, ``rotate`` degrees,
+``scale`` ± fraction per axis, elastic ``alpha`` (strength, px) and ``sigma`` (smoothness, px)."""
 
 from __future__ import annotations
 
@@ -111,12 +107,10 @@ class SegmentationBatchAugment:
 
     def __call__(self, images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator):
         """Every random number is drawn on the CPU first, in a fixed order (dihedral, affine, elastic,
-        intensity);
-        then the device builds one float32 grid (the affine map plus the elastic field, which is blurred,
-        scaled
-        and mixed into grid units on its coarse grid), samples the image (intensity folded into the uint8 →
-        float
-        conversion: sampling is affine-equivariant, so a·sample(x) + b = sample(a·x + b)) and the mask."""
+        intensity); then the device builds one float32 grid (the affine map plus the elastic field, which is
+        blurred, scaled and mixed into grid units on its coarse grid), samples the image (intensity folded
+        into the uint8 → float conversion: sampling is affine-equivariant, so a·sample(x) + b = sample(a·x +
+        b)) and the mask."""
         n, height, width, _ = images.shape
         device, g, r = images.device, generator, self.recipe
         theta = self.theta(g, n, height, width)
@@ -127,8 +121,7 @@ class SegmentationBatchAugment:
             applied = bernoulli(g, n, elastic["p"])
             noise = elastic_noise(g, n, height, width, pin=device.type == "cuda")
             # field in px = α · blur(noise / max|noise|) (where applied); in the grid it enters as θ_A · field
-            # in
-            # [-1, 1] units (the elastic step displaces output pixels before the affine map)
+            # in [-1, 1] units (the elastic step displaces output pixels before the affine map)
             gain = torch.where(applied, elastic["alpha"], 0.0)
             to_unit = torch.tensor([2.0 / width, 2.0 / height], dtype=torch.float64)
             columns.append((theta[:, :, :2] * to_unit * gain[:, None, None]).reshape(n, 4))

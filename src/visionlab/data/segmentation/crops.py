@@ -1,14 +1,11 @@
 """Random training crops, a share of them centred on a pixel of a rarer ("foreground") class (nnU-Net's
 foreground oversampling, there p = 0.33): with a few small classes and a large one (CamVid: poles and signs
-beside
-road and sky), uniform crops would rarely hold the classes the model has most to learn.
+beside road and sky), uniform crops would rarely hold the classes the model has most to learn.
 
 Used by both augmentation backends before augmentation, on whole batches: every random number is drawn from
-the
-batch's CPU generator in a fixed order (whether foreground, the uniform offsets, the class pick, the pixel
-pick), so
-a batch's crops depend only on (seed, epoch, the batch's indices), as the rest of the augmentation does.
-"""
+the batch's CPU generator in a fixed order (whether foreground, the uniform offsets, the class pick, the pixel
+pick), so a batch's crops depend only on (seed, epoch, the batch's indices), as the rest of the augmentation
+does."""
 
 from __future__ import annotations
 

@@ -1,14 +1,11 @@
 """Segmentation datamodules (256×256 by default): files (.npz or images/ + masks/) and synthetic sets.
 
 The whole dataset stays in memory as uint8 (``InMemoryDataModule``): images N×H×W×C, masks N×H×W in {0,1}
-(``num_classes: 2``) or class indices 0..K−1 plus an optional ``ignore_index`` (``masks.py``: index or
-palette masks).
-Training batches may be random crops (``data.crop``), a share centred on rarer classes (``crops.py``).
+(``num_classes: 2``) or class indices 0..K−1 plus an optional ``ignore_index`` (``masks.py``: index or palette
+masks). Training batches may be random crops (``data.crop``), a share centred on rarer classes (``crops.py``).
 Training batches are augmented with the U-Net recipe on the training device (``augment``) or, as the reference
 backend, per sample with albumentations in loader workers (``albumentations_recipe``). Val/test are not
-augmented.
-Normalisation happens in the model, on the device.
-"""
+augmented. Normalisation happens in the model, on the device."""
 
 from __future__ import annotations
 
@@ -185,8 +182,7 @@ class SegmentationDataModule(InMemoryDataModule):
         choose("data.split_mode", split_mode, SPLIT_MODES)
         self.recipe = SegmentationRecipe.from_config(augmentation)
         # input_size: the config's statement of the fact (``${.image_size}``); what this module serves is the
-        # size
-        # of the images it loaded (``facts.input_size``), and the model checks that it fits
+        # size of the images it loaded (``facts.input_size``), and the model checks that it fits
         self.val_fraction = check_fraction("data.val_fraction", val_fraction, allow_zero=True)
         self.test_fraction = check_fraction("data.test_fraction", test_fraction, allow_zero=True)
         self.class_names = class_names_or_ids(class_names, num_classes)
@@ -265,8 +261,8 @@ class SegmentationDataModule(InMemoryDataModule):
         return {s: (arrays[f"x_{s}"], arrays[f"y_{s}"]) for s in SPLITS if f"x_{s}" in arrays}
 
     def case_source(self, split: str, index: int) -> str:
-        """Where case ``index`` of ``split`` came from (a file relative to the data folder, ``x_test[3]``),
-        or ""."""
+        """Where case ``index`` of ``split`` came from (a file relative to the data folder, ``x_test[3]``), or
+        ""."""
         names = self.case_names.get(split)
         return str(names[index]) if names is not None and 0 <= index < len(names) else ""
 
@@ -312,8 +308,7 @@ class SegmentationDataModule(InMemoryDataModule):
 class FileSegmentationDataModule(SegmentationDataModule):
     """A course-layout .npz, a folder with images/ + masks/ (or train|val|test/images + masks), or a folder
     holding one .npz (``format: auto`` decides; ``npz``/``folder`` force one). ``download=True`` fetches the
-    public
-    ISBI 2012 training stack into ``data_dir`` first when it holds no data (``download.py``)."""
+    public ISBI 2012 training stack into ``data_dir`` first when it holds no data (``download.py``)."""
 
     def __init__(self, data_dir: str, format: str, download: bool, **kwargs):
         super().__init__(**kwargs)
@@ -349,8 +344,7 @@ def _size_value(value) -> bool:
 
 class SyntheticSegmentationDataModule(SegmentationDataModule):
     """Procedural grayscale blob images and masks; needs no files and no network, deterministic from
-    data_seed.
-    With ``num_classes`` K ≥ 3: shapes of K − 1 kinds on a background
+    data_seed. With ``num_classes`` K ≥ 3: shapes of K − 1 kinds on a background
     (``synthetic.make_synthetic_multiclass``)."""
 
     def __init__(self, n_train: int, n_val: int, n_test: int, data_seed: int, **kwargs):

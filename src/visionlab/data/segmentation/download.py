@@ -1,6 +1,5 @@
 """``data.download=true`` for ISBI 2012: fetch the public training stack once, verify it, convert it to the
-``.npz``
-the segmentation datamodule reads, and never fetch it again while that file exists.
+``.npz`` the segmentation datamodule reads, and never fetch it again while that file exists.
 
 Source (the default): the ISBI 2012 training volume as the torch-em dataset loader downloads it,
     https://oc.embl.de/index.php/s/h0TkwqxU0PJDdMd/download   (EMBL ownCloud share kept by the torch-em
@@ -16,18 +15,15 @@ and
 ``train-labels.tif`` is understood (read with Pillow, no extra dependency).
 
 Licence: the ISBI 2012 challenge data (serial-section TEM of the Drosophila first-instar larva ventral nerve
-cord,
-Cardona et al., PLoS Biol 2010) comes with no licence file; the organisers ask publications that use it to
-cite
-Cardona et al. 2010 and Arganda-Carreras et al., Front. Neuroanat. 2015 (doi:10.3389/fnana.2015.00142). The
-data is
-fetched from its public source on the user's request and is never redistributed with visionlab.
+cord, Cardona et al., PLoS Biol 2010) comes with no licence file; the organisers ask publications that use it
+to cite Cardona et al. 2010 and Arganda-Carreras et al., Front. Neuroanat. 2015
+(doi:10.3389/fnana.2015.00142). The data is fetched from its public source on the user's request and is never
+redistributed with visionlab.
 
 Conversion (the layout of the development copy, ``isbi2012_membrane_256.npz``): ``x_train`` uint8
-(30,1,256,256),
-images downsampled 512→256 bilinear; ``y_train`` uint8 (30,1,256,256) in {0,1}, 1 = cell interior, the mask
-downsampled bilinear and thresholded at one half (a pixel is interior when at least half of it was).
-"""
+(30,1,256,256), images downsampled 512→256 bilinear; ``y_train`` uint8 (30,1,256,256) in {0,1}, 1 = cell
+interior, the mask downsampled bilinear and thresholded at one half (a pixel is interior when at least half of
+it was)."""
 
 from __future__ import annotations
 
@@ -88,11 +84,8 @@ def ensure_isbi2012(data_dir: Path | str, source: Source | None = None, timeout:
     """Make sure ``data_dir`` holds ISBI 2012 data; downloads and converts only when it holds none.
 
     ``data_dir`` is a folder (the cache is ``data_dir/isbi2012_membrane_256.npz``) or an ``.npz`` path.
-    Returns the
-    path the datamodule should read. A file saved by hand as ``<folder>/isbi2012_train.download`` is verified
-    and
-    converted without any network access.
-    """
+    Returns the path the datamodule should read. A file saved by hand as ``<folder>/isbi2012_train.download``
+    is verified and converted without any network access."""
     data_dir = Path(data_dir).expanduser()
     if has_data(data_dir):
         log.info("%s already holds data: nothing to download.", data_dir)
@@ -121,8 +114,8 @@ def ensure_isbi2012(data_dir: Path | str, source: Source | None = None, timeout:
 # --------------------------------------------------------------------------------------------- download
 def fetch(source: Source, dest: Path, timeout: float, target: Path) -> None:
     """Stream ``source.url`` into ``dest`` with a progress bar, hashing as it goes. Nothing is left behind on
-    failure:
-    the bytes go to a temporary file next to ``dest`` that is renamed only after the checksum matched."""
+    failure: the bytes go to a temporary file next to ``dest`` that is renamed only after the checksum
+    matched."""
     from tqdm import tqdm
 
     log.info("Downloading the ISBI 2012 training stack from %s", source.url)

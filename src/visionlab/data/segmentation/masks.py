@@ -4,18 +4,15 @@ Three kinds of mask, decided by the data config (``data.num_classes``, ``data.ig
 ``data.palette``):
 
 - **binary** (``num_classes: 2``, no palette): values {0, 1} or {0, 255} → {0, 1}, the seed's sigmoid path;
-- **index** (``num_classes`` ≥ 3, or any mask stored as one channel when a palette is given): each pixel
-holds its
-  class 0..K−1, or ``ignore_index`` (e.g. CamVid's void 11) for pixels no loss or score counts;
-- **palette/RGB** (a 3-channel mask with colours and ``data.palette`` set): each colour maps to the mask
-value at its
-  position in the table (entry k = the colour of class k; one more entry, when ``ignore_index`` is set, is the
-  colour of ignored pixels).
+- **index** (``num_classes`` ≥ 3, or any mask stored as one channel when a palette is given): each pixel holds
+  its class 0..K−1, or ``ignore_index`` (e.g. CamVid's void 11) for pixels no loss or score counts;
+- **palette/RGB** (a 3-channel mask with colours and ``data.palette`` set): each colour maps to the mask value
+  at its position in the table (entry k = the colour of class k; one more entry, when ``ignore_index`` is set,
+  is the colour of ignored pixels).
 
 Why one module: every reader (npz, folder) and every refusal speaks the same language, and a bad value is
-refused
-in one line that names the file, the value and what to set, never as an IndexError from deep inside NumPy.
-"""
+refused in one line that names the file, the value and what to set, never as an IndexError from deep inside
+NumPy."""
 
 from __future__ import annotations
 
@@ -133,8 +130,7 @@ def check_numeric(array: np.ndarray, where: str, single: bool) -> np.ndarray:
 
 def to_index_masks(array: np.ndarray, where: str, spec: MaskSpec, single: bool = False) -> np.ndarray:
     """(N,H,W) / (N,1,H,W) / (N,H,W,1) of class indices (and ``ignore_index``) → uint8 (N,H,W), or one line
-    naming
-    the first value outside the classes, where it is, and what to set."""
+    naming the first value outside the classes, where it is, and what to set."""
     array = np.asarray(array)
     if array.ndim == 4 and array.shape[1] == 1:
         array = array[:, 0]
@@ -169,9 +165,8 @@ def to_index_masks(array: np.ndarray, where: str, spec: MaskSpec, single: bool =
 
 
 def colours_to_index(rgb: np.ndarray, where: str, spec: MaskSpec) -> np.ndarray:
-    """An (H, W, 3) colour mask → (H, W) uint8 mask values through ``data.palette``; a colour not in the
-    table is
-    refused with the colour, one pixel holding it and what to do."""
+    """An (H, W, 3) colour mask → (H, W) uint8 mask values through ``data.palette``; a colour not in the table
+    is refused with the colour, one pixel holding it and what to do."""
     codes = (
         (rgb[..., 0].astype(np.int64) << 16)
         | (rgb[..., 1].astype(np.int64) << 8)

@@ -1,14 +1,11 @@
 """Loading and validating segmentation data (binary, index or palette masks: ``masks.py``): a course-layout
-``.npz``, an ``images/`` + ``masks/`` folder
-pair, or a folder holding one such ``.npz`` (e.g. ``shared/data/isbi2012``).
+``.npz``, an ``images/`` + ``masks/`` folder pair, or a folder holding one such ``.npz`` (e.g.
+``shared/data/isbi2012``).
 
-Whatever the source, the result is ``{"x_<split>": uint8 (N, H, W, C), "y_<split>": uint8 (N, H, W)}``
-(binary masks
-in {0, 1}; otherwise class indices and ``ignore_index``) and ``names_<split>``: where each case came from
-(the file
-relative to the data folder, or ``x_test[3]`` for an npz), so a case can be found by its name. Every problem
-is a ``DataError`` naming the file, key or value and what to do.
-"""
+Whatever the source, the result is ``{"x_<split>": uint8 (N, H, W, C), "y_<split>": uint8 (N, H, W)}`` (binary
+masks in {0, 1}; otherwise class indices and ``ignore_index``) and ``names_<split>``: where each case came
+from (the file relative to the data folder, or ``x_test[3]`` for an npz), so a case can be found by its name.
+Every problem is a ``DataError`` naming the file, key or value and what to do."""
 
 from __future__ import annotations
 
@@ -79,8 +76,7 @@ def to_uint8_images(array: np.ndarray, where: str, channels: int) -> np.ndarray:
 
 def to_binary_masks(array: np.ndarray, where: str, single: bool = False) -> np.ndarray:
     """(N,H,W) / (N,1,H,W) / (N,H,W,1) with values in {0,1} or {0,255} → uint8 (N,H,W) in {0,1}. ``single``:
-    the
-    array is one file's mask, named by the file alone (not "case 0")."""
+    the array is one file's mask, named by the file alone (not "case 0")."""
     array = np.asarray(array)
     if array.ndim == 4 and array.shape[1] == 1:
         array = array[:, 0]
@@ -211,9 +207,8 @@ def _listing(folder: Path) -> dict[str, Path]:
 
 
 def _read(path: Path) -> np.ndarray:
-    """The file's pixels as stored (a palette PNG gives its indices); one line for a file that is not an
-    image or
-    too large to decode (checked from the header, before decoding)."""
+    """The file's pixels as stored (a palette PNG gives its indices); one line for a file that is not an image
+    or too large to decode (checked from the header, before decoding)."""
     from PIL import Image
 
     try:
@@ -415,14 +410,12 @@ def complete_splits(
     mode: str = "random",
 ) -> tuple[dict[str, np.ndarray], list[str], str]:
     """Carve missing val/test splits out of train; returns the arrays, notes saying what was done, and the
-    split
-    made in a few words for the data description ("" when none was made).
+    split made in a few words for the data description ("" when none was made).
 
     ``random``: a seeded permutation. ``contiguous``: the training cases are an ordered stack (ISBI's 30
-    slices);
-    val and test are blocks of consecutive cases at its end, each after one unused gap case, so no held-out
-    case
-    has a neighbour in training (``splits.contiguous_split``); the note names the cases of every split."""
+    slices); val and test are blocks of consecutive cases at its end, each after one unused gap case, so no
+    held-out case has a neighbour in training (``splits.contiguous_split``); the note names the cases of every
+    split."""
     choose(
         "data.split_mode", mode, SPLIT_MODES
     )  # the datamodule checked it; a direct call is checked the same way

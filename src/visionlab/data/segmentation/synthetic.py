@@ -1,13 +1,9 @@
 """Procedural binary-segmentation data: grayscale images of smooth blob-like structures and their masks.
 
 Every image is drawn from its own generator seeded by (seed, split, index), so the set is deterministic from
-the
-seed and independent of how many images are asked for. The foreground is brighter than the background by a
-random
-margin, but uneven illumination, blur and noise make a per-pixel threshold imperfect: a U-Net learns it
-quickly,
-a threshold does not solve it.
-"""
+the seed and independent of how many images are asked for. The foreground is brighter than the background by a
+random margin, but uneven illumination, blur and noise make a per-pixel threshold imperfect: a U-Net learns it
+quickly, a threshold does not solve it."""
 
 from __future__ import annotations
 
@@ -61,11 +57,9 @@ def make_multiclass_case(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One (image uint8 H×W, mask uint8 H×W) pair with shapes of ``num_classes − 1`` kinds on a background
     (class 0): class k ≥ 1 is drawn as a filled shape of kind k (disc, square, triangle, ring, cross, …,
-    cycling)
-    with a grey level of its own, so a model must learn shape and brightness together; later shapes cover
-    earlier
-    ones. With ``ignore_index`` the one-pixel outline of every shape is marked ignored (as VOC marks its
-    borders)."""
+    cycling) with a grey level of its own, so a model must learn shape and brightness together; later shapes
+    cover earlier ones. With ``ignore_index`` the one-pixel outline of every shape is marked ignored (as VOC
+    marks its borders)."""
     rng = np.random.default_rng([seed, 1000 + _SPLIT_IDS[split], index, num_classes])
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
     mask = np.zeros((size, size), np.uint8)

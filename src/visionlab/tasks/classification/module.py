@@ -1,6 +1,5 @@
 """Image classification: loss, accuracy metrics and the test-time artefacts for reports. The network is
-whatever
-``model.net`` names (``networks``); its inputs and classes follow the data's facts."""
+whatever ``model.net`` names (``networks``); its inputs and classes follow the data's facts."""
 
 from __future__ import annotations
 
@@ -20,9 +19,9 @@ from visionlab.tasks.base_module import VisionModule
 
 class ClassificationModule(VisionModule):
     """Wraps the network ``net`` names (default: the seed CNN); logs train/val/test loss and accuracy, best
-    val
-    accuracy and a test confusion matrix. ``num_classes``, ``in_channels`` and ``input_size`` follow the data
-    (``${data.num_classes}``, ``${data.channels}``, ``${data.input_size}`` in ``conf/model/cnn.yaml``)."""
+    val accuracy and a test confusion matrix. ``num_classes``, ``in_channels`` and ``input_size`` follow the
+    data (``${data.num_classes}``, ``${data.channels}``, ``${data.input_size}`` in
+    ``conf/model/cnn.yaml``)."""
 
     task = keys.CLASSIFICATION.task
 
@@ -78,8 +77,8 @@ class ClassificationModule(VisionModule):
 
     def check_data_fits(self, facts, description: str) -> None:
         """The network was built for ``model.num_classes`` classes of
-        ``model.in_channels``×``model.input_size``²
-        images, which follow the data's facts unless overridden: a DataError saying which disagrees."""
+        ``model.in_channels``×``model.input_size``² images, which follow the data's facts unless overridden: a
+        DataError saying which disagrees."""
         model = {
             "num_classes": self.hparams.num_classes,
             "in_channels": self.hparams.in_channels,

@@ -1,7 +1,6 @@
 """Classification detail: per variant the confusion matrix and per-class accuracy (test, or validation at the
-best
-epoch when there is no test split), the worst classes named, and a grid of misclassified images sampled across
-classes and seeds."""
+best epoch when there is no test split), the worst classes named, and a grid of misclassified images sampled
+across classes and seeds."""
 
 from __future__ import annotations
 

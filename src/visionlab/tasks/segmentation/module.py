@@ -2,13 +2,10 @@
 reports.
 
 Two paths, chosen by the data: ``num_classes: 2`` without ``ignore_index`` is the seed's binary path (one
-logit
-per pixel, sigmoid, BCE/Dice, foreground F1), unchanged; K ≥ 3 classes (or any ``ignore_index``) is the
-K-class
-path: K logits per pixel, softmax, cross-entropy + soft Dice over classes, optional class weights,
-``ignore_index``
-left out of loss and scores, per-class IoU/Dice over the split (torchmetrics' confusion matrix) and per
-image."""
+logit per pixel, sigmoid, BCE/Dice, foreground F1), unchanged; K ≥ 3 classes (or any ``ignore_index``) is the
+K-class path: K logits per pixel, softmax, cross-entropy + soft Dice over classes, optional class weights,
+``ignore_index`` left out of loss and scores, per-class IoU/Dice over the split (torchmetrics' confusion
+matrix) and per image."""
 
 from __future__ import annotations
 
@@ -79,10 +76,8 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1
 
 class SegmentationModule(VisionModule):
     """Wraps the network ``net`` names (default: the course U-Net; one output channel of logits); logs
-    train/val loss and mean per-image F1, val IoU and best F1, and at test time the
-    per-case F1/IoU (mean, std, min over cases) with the fixed case, the best and the three worst kept for
-    W&B and
-    the report."""
+    train/val loss and mean per-image F1, val IoU and best F1, and at test time the per-case F1/IoU (mean,
+    std, min over cases) with the fixed case, the best and the three worst kept for W&B and the report."""
 
     task = keys.SEGMENTATION.task
 
@@ -228,8 +223,7 @@ class SegmentationModule(VisionModule):
 
     def tta_logits(self, images: torch.Tensor, flips) -> torch.Tensor:
         """The logit of the mean probability over the flipped inputs (each prediction flipped back); K
-        classes:
-        the log of the mean softmax probabilities (their argmax is the averaged prediction)."""
+        classes: the log of the mean softmax probabilities (their argmax is the averaged prediction)."""
 
         def flipped(tensor: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
             return tensor.flip(dims) if dims else tensor
@@ -511,9 +505,8 @@ class SegmentationModule(VisionModule):
     def _multiclass_test_end(
         self, scores: list[dict], order: torch.Tensor, sources: list[str], parts
     ) -> None:
-        """Split-level scores from the summed confusion matrix (the benchmark's per-class IoU), per-image
-        ones from
-        the case table; a class absent from the test truth and predictions gets no per-class key."""
+        """Split-level scores from the summed confusion matrix (the benchmark's per-class IoU), per-image ones
+        from the case table; a class absent from the test truth and predictions gets no per-class key."""
         columns = [name for name in scores[0] if name not in (CASE_INDEX, keys.CASE_SOURCE)]
         cases = {name: torch.cat([s[name] for s in scores])[order].double() for name in columns}
         confusion = self.test_confusion.compute().cpu()
@@ -588,10 +581,8 @@ class SegmentationModule(VisionModule):
 
     def save_test_artifacts(self, folder: RunFolder) -> None:
         """Per-case scores of both classes and of the trivial prediction (the std over them, ddof=0, is the
-        logged
-        std) and the fixed case 0, the best and the three worst cases (image H×W uint8, mask and prediction
-        H×W
-        uint8)."""
+        logged std) and the fixed case 0, the best and the three worst cases (image H×W uint8, mask and
+        prediction H×W uint8)."""
         if not self.test_results or not self.trainer.is_global_zero:
             return
         folder.write_test_cases(self.test_results["scores"])
@@ -604,8 +595,7 @@ class SegmentationModule(VisionModule):
 
 def _rank(case: dict) -> tuple[float, int]:
     """Worst first; among equal scores the lowest case index, as a single process that sees the cases in
-    order.
-    K classes rank by the image's mIoU (``rank``), the binary path by its foreground F1."""
+    order. K classes rank by the image's mIoU (``rank``), the binary path by its foreground F1."""
     return case.get("rank", case["f1"]), case["index"]
 
 
@@ -617,9 +607,8 @@ def _goodness(case: dict) -> float:
 
 
 def _merge_kept_cases(per_rank: list[dict[str, dict]], worst_per_rank: list[list[dict]]) -> dict[str, dict]:
-    """The fixed case (index 0), the best and the ``WORST_CASES`` worst over every rank (named worst,
-    worst_2, …),
-    the same cases a single process keeps."""
+    """The fixed case (index 0), the best and the ``WORST_CASES`` worst over every rank (named worst, worst_2,
+    …), the same cases a single process keeps."""
     merged: dict[str, dict] = {}
     candidates = {name: [kept[name] for kept in per_rank if name in kept] for name in ("fixed", "best")}
     if candidates["fixed"]:

@@ -3,11 +3,10 @@ all-background predictions on the same cases, a per-case table of both classes w
 above the baseline (no test: the cases are correlated), and the fixed / best / worst case of each variant as
 input, ground truth, prediction and errors.
 
-The trivial rows come from each case's all-foreground F1 f (``test_cases.csv``): with foreground fraction
-m = f / (2 − f), all-foreground scores foreground IoU m and background F1 = IoU = 0, and all-background scores
+The trivial rows come from each case's all-foreground F1 f (``test_cases.csv``): with foreground fraction m =
+f / (2 − f), all-foreground scores foreground IoU m and background F1 = IoU = 0, and all-background scores
 foreground F1 = IoU = 0 and background F1 2b / (1 + b), IoU b, with b = 1 − m (an empty class scores 1, the
-run
-record's convention)."""
+run record's convention)."""
 
 from __future__ import annotations
 
@@ -138,9 +137,8 @@ CASE_COLUMNS = ((keys.CASE_F1_BG, 0), (keys.CASE_F1, 1))  # per-case F1 column a
 def _case_tables(
     task: TaskStats, cases: dict[str, dict], names: ClassNames
 ) -> tuple[list[Table], Table | None, dict]:
-    """Per case: each variant's F1 of both classes (means over its seeds), and per variant and class how
-    often it
-    is above the baseline, without a test (the cases are not independent samples)."""
+    """Per case: each variant's F1 of both classes (means over its seeds), and per variant and class how often
+    it is above the baseline, without a test (the cases are not independent samples)."""
     variants = [v for v in sorted(cases) if cases[v]]
     shared = sorted(set.intersection(*(set(cases[v]) for v in variants))) if variants else []
     columns = [
@@ -223,8 +221,7 @@ def _cases_as_rows(
     base: dict,
 ) -> list[Table]:
     """The per-case table turned around for many variants: a row per variant and class, the cases as columns,
-    at
-    most eight per table, and the trivial prediction as the last row, so the page stays narrow."""
+    at most eight per table, and the trivial prediction as the last row, so the page stays narrow."""
     tables = []
     for start in range(0, len(shared), _CASES_PER_TABLE):
         part = shared[start : start + _CASES_PER_TABLE]

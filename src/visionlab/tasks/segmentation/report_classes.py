@@ -1,15 +1,11 @@
 """K-class segmentation detail (``multiclass_segmentation`` runs): per-class IoU and Dice with their names,
-mean ±
-std over seeds; which classes never learned (health ``stuck_classes``); the class-confusion matrix of the test
-pixels summed over seeds; each variant's kept test cases drawn in the data's palette with a legend; the worst
-cases
-by name (file or npz index).
+mean ± std over seeds; which classes never learned (health ``stuck_classes``); the class-confusion matrix of
+the test pixels summed over seeds; each variant's kept test cases drawn in the data's palette with a legend;
+the worst cases by name (file or npz index).
 
 Every number comes from the run records (summary.json ``test``: ``test/iou_c<k>``, ``test/dice_c<k>``,
-split-level
-from the summed confusion matrix; ``confusion_matrix.csv``; ``test_cases.csv``; ``qualitative.npz``), read as
-data.
-"""
+split-level from the summed confusion matrix; ``confusion_matrix.csv``; ``test_cases.csv``;
+``qualitative.npz``), read as data."""
 
 from __future__ import annotations
 
@@ -92,9 +88,8 @@ def _mean_std(values: list[float]) -> str:
 
 
 def _class_table(task: TaskStats, names: ClassNames, k: int) -> tuple[Table, dict]:
-    """One row per class: per variant IoU and Dice, mean ± std (sample std) over its counted seeds, and in
-    how many
-    seeds the class was stuck (validation Dice never above 0.05)."""
+    """One row per class: per variant IoU and Dice, mean ± std (sample std) over its counted seeds, and in how
+    many seeds the class was stuck (validation Dice never above 0.05)."""
     variants = sorted(task.runs_by_variant)
     header = ["class"]
     for v in variants:

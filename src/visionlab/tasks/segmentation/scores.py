@@ -1,16 +1,12 @@
 """Per-image scores of a binary segmentation, for both classes and for the trivial all-foreground prediction.
 
-From the pixel counts of one image (tp, fp, fn, tn for the foreground class, label 1):
-foreground F1 = 2tp / (2tp + fp + fn), IoU = tp / (tp + fp + fn); the background (label 0: membranes on ISBI)
-is
-the same with the classes swapped: F1 = 2tn / (2tn + fp + fn), IoU = tn / (tn + fp + fn). When a class is
-absent
-from both mask and prediction the image is segmented perfectly for that class and both scores are 1.0.
-The trivial prediction marks every pixel foreground: its foreground F1 is 2P / (2P + B) with P foreground and
-B
-background pixels of the mask; its background F1 is 0 unless the mask has no background (then 1.0, as above).
-Counted directly per image, so any batch size works (a batch of one included).
-"""
+From the pixel counts of one image (tp, fp, fn, tn for the foreground class, label 1): foreground F1 = 2tp /
+(2tp + fp + fn), IoU = tp / (tp + fp + fn); the background (label 0: membranes on ISBI) is the same with the
+classes swapped: F1 = 2tn / (2tn + fp + fn), IoU = tn / (tn + fp + fn). When a class is absent from both mask
+and prediction the image is segmented perfectly for that class and both scores are 1.0. The trivial prediction
+marks every pixel foreground: its foreground F1 is 2P / (2P + B) with P foreground and B background pixels of
+the mask; its background F1 is 0 unless the mask has no background (then 1.0, as above). Counted directly per
+image, so any batch size works (a batch of one included)."""
 
 from __future__ import annotations
 
@@ -64,8 +60,7 @@ def confusion_per_image(
     preds: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None
 ) -> torch.Tensor:
     """(N, H, W) predicted and true class indices → (N, K, K) pixel counts, rows = true class; pixels whose
-    truth
-    is ``ignore_index`` are not counted."""
+    truth is ``ignore_index`` are not counted."""
     if preds.shape != target.shape or preds.ndim < 2:
         raise ValueError(
             f"predictions {tuple(preds.shape)} and masks {tuple(target.shape)} must both be (N, H, W)"
@@ -80,10 +75,9 @@ def confusion_per_image(
 
 def class_scores(confusion: torch.Tensor) -> dict[str, torch.Tensor]:
     """From (…, K, K) counts (rows = truth): per class ``iou`` and ``dice`` (…, K), NaN for a class absent
-    from
-    truth and prediction; ``recall`` (…, K), NaN for a class absent from the truth; ``miou``, ``dice_mean``
-    (mean
-    over the present classes), ``pixel_acc`` and ``class_acc`` (mean recall over the classes in the truth)."""
+    from truth and prediction; ``recall`` (…, K), NaN for a class absent from the truth; ``miou``,
+    ``dice_mean`` (mean over the present classes), ``pixel_acc`` and ``class_acc`` (mean recall over the
+    classes in the truth)."""
     confusion = confusion.double()
     tp = torch.diagonal(confusion, dim1=-2, dim2=-1)
     truth, predicted = confusion.sum(-1), confusion.sum(-2)
@@ -106,8 +100,7 @@ def class_scores(confusion: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def per_image_multiclass_scores(confusion: torch.Tensor) -> dict[str, torch.Tensor]:
     """(N, K, K) per-image counts → the per-case columns of test_cases.csv: ``miou``, ``pixel_acc`` and per
-    class
-    ``iou_c<k>``, ``dice_c<k>`` (each (N,) double)."""
+    class ``iou_c<k>``, ``dice_c<k>`` (each (N,) double)."""
     scores = class_scores(confusion)
     columns = {keys.CASE_MIOU: scores["miou"], keys.CASE_PIXEL_ACC: scores["pixel_acc"]}
     for quantity in ("iou", "dice"):

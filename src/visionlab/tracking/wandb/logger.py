@@ -130,8 +130,7 @@ def make_wandb_logger(
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     log.info("W&B mode: %s", resolved)
     # the mode goes into the settings: Lightning's offline flag only sets WANDB_MODE, which wandb no longer
-    # reads
-    # once its settings were loaded (base_url() loads them), so an offline run would still try to log in
+    # reads once its settings were loaded (base_url() loads them), so an offline run would still try to log in
     settings = wandb.Settings(init_timeout=init_timeout, silent=True, mode=resolved)
     logger = WandbLogger(
         save_dir=save_dir,
@@ -188,8 +187,7 @@ def _no_sdk_analytics() -> None:
 
 def offline_run_dirs(logger) -> list[Path]:
     """Every ``offline-run-*`` folder of this W&B run in its save folder, oldest first: a resumed run writes
-    one
-    per process, and ``wandb sync`` needs them all."""
+    one per process, and ``wandb sync`` needs them all."""
     current = offline_run_dir(logger)
     if current is None:
         return []

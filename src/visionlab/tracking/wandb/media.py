@@ -34,9 +34,8 @@ def _misclassified(wrong: list) -> list:
 
 class ClassificationMedia(pl.Callback):
     """Logs a grid of augmented training inputs at the first step, validation mistakes every
-    ``every_n_epochs``
-    epochs (and at the last), and at test time the confusion matrix and a grid of misclassified examples
-    (captions: true → predicted)."""
+    ``every_n_epochs`` epochs (and at the last), and at test time the confusion matrix and a grid of
+    misclassified examples (captions: true → predicted)."""
 
     def __init__(self, n_inputs: int = 64, every_n_epochs: int = 5):
         self.n_inputs = n_inputs
@@ -96,8 +95,7 @@ SEGMENTATION_CLASSES = {0: "background", 1: "foreground"}
 
 def segmentation_class_labels(trainer, pl_module) -> dict[int, str]:
     """W&B's ``class_labels`` for mask layers: the data's class names (``data.class_names``, index = label)
-    and the
-    ignored value, so a K-class mask reads "Road", "Car", … in the W&B viewer; the binary default
+    and the ignored value, so a K-class mask reads "Road", "Car", … in the W&B viewer; the binary default
     otherwise."""
     facts = getattr(getattr(trainer, "datamodule", None), "facts", None)
     names = tuple(getattr(facts, "class_names", ()) or ())

@@ -57,9 +57,8 @@ def _key(item) -> str:
 
 def read_offline_run(run_dir: str | Path) -> dict:
     """``{"config": {...}, "history": [rows], "summary": {...}, "exited": bool}`` from an ``offline-run-*``
-    folder
-    (``exited``: W&B wrote the run's final ``exit`` record; its service process may write the file after
-    ``wandb.finish`` returned)."""
+    folder (``exited``: W&B wrote the run's final ``exit`` record; its service process may write the file
+    after ``wandb.finish`` returned)."""
     files = sorted(Path(run_dir).glob("run-*.wandb"))
     if not files:
         raise FileNotFoundError(f"{run_dir}: no run-*.wandb file")
