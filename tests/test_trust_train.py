@@ -202,7 +202,6 @@ def test_a_job_that_would_continue_its_unfinished_run_in_a_read_only_folder_is_o
     """A sweep job run again (or a requeued SLURM job) continues the unfinished run in its folder: checked
     before the first log line would open train.log there."""
     from visionlab.cli.train import _continue_unfinished
-    from visionlab.record.folder import RunFolder
 
     folder = tmp_path / "job"
     (folder / ".hydra").mkdir(parents=True)
@@ -212,7 +211,10 @@ def test_a_job_that_would_continue_its_unfinished_run_in_a_read_only_folder_is_o
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     hostile.read_only(folder, monkeypatch)
     with pytest.raises(SystemExit) as exited:
-        _continue_unfinished(compose(tmp_path, [*QUICK, "logger=none"], output="job"), RunFolder(folder))
+        _continue_unfinished(
+            compose(tmp_path, [*QUICK, "logger=none"], output="job"),
+            str(folder / "checkpoints" / "last.ckpt"),
+        )
     stderr = capsys.readouterr().err
     (line,) = [line for line in stderr.splitlines() if line.startswith("error: ")]
     assert exited.value.code == 2 and "Traceback" not in stderr

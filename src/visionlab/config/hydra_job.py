@@ -11,7 +11,10 @@ from omegaconf import DictConfig, OmegaConf
 
 
 def is_multirun() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN"
+    """True inside a ``--multirun`` job. A config composed by ``hydra.compose`` (tests, the benchmark) may
+    leave Hydra's runtime set without a mode: that is no multirun."""
+    mode = HydraConfig.get().mode if HydraConfig.initialized() else None
+    return getattr(mode, "name", None) == "MULTIRUN"
 
 
 def task_overrides() -> list[str]:
