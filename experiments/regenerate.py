@@ -6,7 +6,7 @@
 
 Each page ``experiments/<study>/report<suffix>/`` is rebuilt from ``experiments/<study>/runs<suffix>/`` with the
 title, the ``--reference`` file and the ``--baseline`` the page was made with, all read from its own
-``report.json`` (as tests/test_report_v2.py's rebuild check does), so a page is rebuilt as it was meant, by today's
+``report.json`` (as tests/test_report_page.py's rebuild check does), so a page is rebuilt as it was meant, by today's
 code. Then ``python -m visionlab.report.readme experiments/<study>`` copies the page tables into the study's
 README (its marked blocks), and a README block marked ``<!-- script-output: <script> <arg>... -->`` …
 ``<!-- /script-output -->`` is replaced by what ``python experiments/<study>/<script> <args>`` prints (e.g.

@@ -14,7 +14,7 @@ def data_config(name: str, **overrides):
     """conf/data/<name>.yaml composed as `python train.py data=<name>` would, with ``overrides`` merged in."""
     from hydra import compose, initialize_config_dir
 
-    import visionlab.config.resolvers  # noqa: F401
+    import visionlab.cli.resolvers  # noqa: F401
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(

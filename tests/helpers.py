@@ -37,7 +37,7 @@ def compose(tmp_path: Path, overrides: list[str], config_name: str = "train", ou
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    import visionlab.config.resolvers  # noqa: F401
+    import visionlab.cli.resolvers  # noqa: F401
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return hydra_compose(

@@ -16,7 +16,7 @@ import pytest
 
 from helpers import REPO, TINY_SIGNS
 from visionlab.cluster import ranks as distributed
-from visionlab.config import resolvers
+from visionlab.cluster import run_folders
 from visionlab.data.sampling import EpochSeededSampler
 from visionlab.run.signals import Stopped, stop_signals
 
@@ -38,9 +38,9 @@ RANK_VARS = (
 def clean_env(monkeypatch):
     for name in RANK_VARS:
         monkeypatch.delenv(name, raising=False)
-    resolvers.run_dir.cache_clear()
+    run_folders.run_dir.cache_clear()
     yield monkeypatch
-    resolvers.run_dir.cache_clear()
+    run_folders.run_dir.cache_clear()
 
 
 @pytest.mark.parametrize(
@@ -65,24 +65,24 @@ def test_run_folders_under_slurm_are_named_by_the_job_and_shared_by_its_ranks(cl
     clean_env.setenv("SLURM_JOB_ID", "812")
     clean_env.setenv("SLURM_STEP_ID", "0")
     clean_env.setenv("SLURM_NTASKS", "2")
-    first = resolvers.run_dir(str(tmp_path), "cnn_x")
+    first = run_folders.run_dir(str(tmp_path), "cnn_x")
     assert first == str(tmp_path / "runs" / "cnn_x" / "slurm-812.0")
     Path(first).mkdir(parents=True)
-    resolvers.run_dir.cache_clear()  # another rank: same folder although it exists
-    assert resolvers.run_dir(str(tmp_path), "cnn_x") == first
+    run_folders.run_dir.cache_clear()  # another rank: same folder although it exists
+    assert run_folders.run_dir(str(tmp_path), "cnn_x") == first
     # a single-task batch step running the same experiment twice gets a second folder ...
     clean_env.setenv("SLURM_NTASKS", "1")
     clean_env.delenv("SLURM_STEP_ID")
     Path(tmp_path / "runs" / "cnn_x" / "slurm-812").mkdir()
-    resolvers.run_dir.cache_clear()
-    assert resolvers.run_dir(str(tmp_path), "cnn_x").endswith("slurm-812-2")
+    run_folders.run_dir.cache_clear()
+    assert run_folders.run_dir(str(tmp_path), "cnn_x").endswith("slurm-812-2")
     # ... but the job restarted by SLURM (requeue, preemption) finds its own
     clean_env.setenv("SLURM_RESTART_COUNT", "1")
-    resolvers.run_dir.cache_clear()
-    assert resolvers.run_dir(str(tmp_path), "cnn_x").endswith("slurm-812")
+    run_folders.run_dir.cache_clear()
+    assert run_folders.run_dir(str(tmp_path), "cnn_x").endswith("slurm-812")
     clean_env.setenv("SLURM_ARRAY_JOB_ID", "800")
     clean_env.setenv("SLURM_ARRAY_TASK_ID", "3")
-    assert resolvers.slurm_run_name() == "slurm-800_3"
+    assert run_folders.slurm_run_name() == "slurm-800_3"
 
 
 @pytest.mark.parametrize("length, world", [(10, 2), (11, 2), (7, 3), (2, 4)])
@@ -247,7 +247,7 @@ def test_a_local_ddp_sweep_runs_each_job_once_with_two_processes(tmp_path):
 
 @pytest.mark.parametrize("name", ["../../../esc", "a/b", "</script><b>x", "..", ".hidden"])
 def test_run_folders_named_from_user_text_stay_one_folder_under_the_log_folder(clean_env, tmp_path, name):
-    folder = Path(resolvers.run_dir(str(tmp_path / "logs"), name)).resolve()
+    folder = Path(run_folders.run_dir(str(tmp_path / "logs"), name)).resolve()
     assert folder.parent.parent == (tmp_path / "logs" / "runs").resolve()  # runs/<one safe name>/<run>
     assert folder.parent.name not in ("", ".", "..") and not folder.parent.name.startswith(".")
 

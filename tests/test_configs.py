@@ -11,7 +11,7 @@ import pytest
 from hydra.utils import get_object
 from omegaconf import OmegaConf
 
-import visionlab.config.resolvers  # noqa: F401  (registers ${vl.*}: data options list their classes)
+import visionlab.cli.resolvers  # noqa: F401  (registers ${vl.*}: data options list their classes)
 from helpers import CONF, REPO, compose
 from visionlab.record.metric_keys import TASKS
 

@@ -214,7 +214,7 @@ def test_cli_bad_data_dir_is_one_clear_message_and_exit_code_2(tmp_path, capsys)
 
 
 def test_cli_runs_get_unique_folders_and_help_shows_the_config(tmp_path):
-    from visionlab.config.resolvers import run_dir
+    from visionlab.cluster.run_folders import run_dir
 
     folders = {run_dir.__wrapped__(str(tmp_path), "x") for _ in range(500)}
     assert len(folders) == 500  # same second, same process: still distinct

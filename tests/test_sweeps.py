@@ -95,7 +95,7 @@ def test_the_same_sweep_started_twice_at_once_runs_each_job_once_in_its_own_fold
 
 
 def test_job_folders_are_one_to_one_with_jobs():
-    from visionlab.config.resolvers import job_dir
+    from visionlab.cluster.run_folders import job_dir
 
     dirnames = [
         "+note=a/b",
@@ -117,7 +117,7 @@ def test_job_folders_are_one_to_one_with_jobs():
 
 def test_job_folder_names_show_a_path_by_its_last_folder_not_the_machine_it_lay_on():
     """A study's job folders are committed; a data path must not carry the author's home folder into them."""
-    from visionlab.config.resolvers import job_dir
+    from visionlab.cluster.run_folders import job_dir
 
     here = job_dir("experiment=unet_camvid,seed=2,data.data_dir=/home/ana/private/camvid")
     there = job_dir("experiment=unet_camvid,seed=2,data.data_dir=/scratch/other/camvid/")

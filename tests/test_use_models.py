@@ -258,14 +258,17 @@ def test_best_ckpt_keeps_weights_and_input_facts_and_last_ckpt_the_full_state(se
 
 
 def test_segmentation_data_with_the_default_classifier_is_refused_with_one_line(tmp_path):
-    from visionlab.config.rules import check_config
+    from visionlab.run.plan import check_composed
 
     with pytest.raises(
         ConfigError,
         match=r"data=seg_npz is segmentation data, but the model is a classification "
         r"model .*pass experiment=unet_baseline .* or model=unet",
     ):
-        check_config(compose(tmp_path, ["data=seg_npz"]))
+        check_composed(compose(tmp_path, ["data=seg_npz"]))
+    check_composed(
+        compose(tmp_path, ["data=seg_npz", "experiment=unet_baseline"])
+    )  # the model that solves it
 
 
 def test_a_crafted_run_config_builds_nothing(seg_run, tmp_path):

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from helpers import REPO
-from visionlab.tracking.wandb import logger as wandb_logger
+from visionlab.tracking.wandb import mode as wandb_mode
 from wandb_stub import answering_server, silent_server
 
 
@@ -25,14 +25,14 @@ def no_env(monkeypatch, tmp_path):
 def test_auto_is_offline_without_credentials_even_if_the_server_answers(no_env, monkeypatch):
     with answering_server() as url:
         monkeypatch.setenv("WANDB_BASE_URL", url)
-        assert wandb_logger.server_answers(url)
-        assert wandb_logger.resolve_mode("auto") == "offline"
+        assert wandb_mode.server_answers(url)
+        assert wandb_mode.resolve_mode("auto") == "offline"
 
 
 def test_auto_is_offline_with_credentials_but_no_network(no_env, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # closed port: refused at once
-    assert wandb_logger.resolve_mode("auto") == "offline"
+    assert wandb_mode.resolve_mode("auto") == "offline"
 
 
 def test_auto_is_offline_when_the_server_accepts_but_never_answers(no_env, monkeypatch):
@@ -40,7 +40,7 @@ def test_auto_is_offline_when_the_server_accepts_but_never_answers(no_env, monke
     with silent_server() as url:
         monkeypatch.setenv("WANDB_BASE_URL", url)
         started = time.monotonic()
-        assert wandb_logger.resolve_mode("auto") == "offline"
+        assert wandb_mode.resolve_mode("auto") == "offline"
         assert time.monotonic() - started < 3.0
 
 
@@ -51,27 +51,27 @@ def test_auto_is_online_with_netrc_credentials_for_the_configured_server_that_an
         monkeypatch.setenv("WANDB_BASE_URL", url)
         (tmp_path / "netrc").write_text("machine 127.0.0.1\n  login user\n  password " + "k" * 40 + "\n")
         (tmp_path / "netrc").chmod(0o600)
-        assert wandb_logger.resolve_mode("auto") == "online"
+        assert wandb_mode.resolve_mode("auto") == "online"
 
 
 def test_credentials_are_looked_up_for_the_installed_wandbs_server(no_env, tmp_path):
     import wandb
 
     default = str(wandb.setup().settings.base_url)
-    assert wandb_logger.base_url() == default
+    assert wandb_mode.base_url() == default
     host = default.split("//")[1].split("/")[0].split(":")[0]
     (tmp_path / "netrc").write_text(f"machine {host}\n  login user\n  password " + "k" * 40 + "\n")
     (tmp_path / "netrc").chmod(0o600)
-    assert wandb_logger.has_credentials(default)
-    assert not wandb_logger.has_credentials("https://elsewhere.example")
+    assert wandb_mode.has_credentials(default)
+    assert not wandb_mode.has_credentials("https://elsewhere.example")
 
 
 def test_wandb_mode_env_wins_and_bad_values_name_the_key(no_env, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "dryrun")
-    assert wandb_logger.resolve_mode("online") == "offline"
+    assert wandb_mode.resolve_mode("online") == "offline"
     monkeypatch.delenv("WANDB_MODE")
     with pytest.raises(ValueError, match="logger.wandb.mode='sometimes'"):
-        wandb_logger.resolve_mode("sometimes")
+        wandb_mode.resolve_mode("sometimes")
 
 
 def test_online_start_against_a_silent_server_ends_in_one_line_and_keeps_the_record(tmp_path):

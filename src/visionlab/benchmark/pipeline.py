@@ -67,7 +67,7 @@ def compose(overrides: list[str]):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    import visionlab.config.resolvers  # noqa: F401
+    import visionlab.cli.resolvers  # noqa: F401
     from visionlab.config.location import config_dir
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):

@@ -17,8 +17,8 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations phones 
 import hydra
 from omegaconf import DictConfig
 
+from visionlab.cli import resolvers  # noqa: F401  (registers ${vl.*})
 from visionlab.cli.errors import one_line_errors
-from visionlab.config import resolvers  # noqa: F401  (registers ${vl.*})
 from visionlab.config.location import config_dir
 from visionlab.inference.run_config import names_runs_after_their_model
 

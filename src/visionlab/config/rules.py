@@ -6,7 +6,9 @@ optimizer) is checked by that component when it is built, and the run builds the
 (without reading its data) before its folder is made. Here: one table (``RULES``) of the values that belong to
 no visionlab component (seed, trainer, optimizer); then the values that must agree with each other or with the
 environment (``CROSS_CHECKS``), the model following the data among them, and the settings each visionlab
-logger plug-in checks itself. A key the composed config does not have is not checked. A refused run writes
+logger plug-in checks itself (whether the model solves the data's task is the task registry's check,
+``tasks.registry.check_model_solves_the_data``, run right after). A key the composed config does not have is
+not checked. A refused run writes
 nothing: all of this runs before its folder is made (``run.plan.check_composed`` calls it, once).
 """
 
@@ -190,36 +192,6 @@ def _no_network_argument_directly_under_model(cfg: DictConfig) -> None:
             )
 
 
-DATA_TASKS = {
-    "visionlab.data.segmentation.": "segmentation",
-    "visionlab.data.classification.": "classification",
-}
-MODEL_FOR = {
-    "segmentation": "experiment=unet_baseline (the U-Net with its loss and val/f1), or model=unet "
-    "monitor=val/f1 monitor_mode=max",
-    "classification": "model=cnn (or an experiment=cnn_* preset), monitor=val/acc",
-}
-
-
-def _model_solves_the_data_task(cfg: DictConfig) -> None:
-    """Segmentation data (``data=seg_folder``) with the default classifier would fail deep inside torch after
-    the data was loaded: one line naming the model that solves it."""
-    from visionlab.networks.registry import MODEL_TASKS
-
-    data_target, model_target = _value(cfg, "data._target_"), _value(cfg, "model._target_")
-    data_task = next(
-        (task for prefix, task in DATA_TASKS.items() if str(data_target).startswith(prefix)), None
-    )
-    model_task = MODEL_TASKS.get(str(model_target))
-    if data_task is None or model_task is None or data_task == model_task:
-        return
-    name = _value(cfg, "data.name")
-    raise ConfigError(
-        f"data={name if isinstance(name, str) else data_target} is {data_task} data, but the model is "
-        f"a {model_task} model (model._target_={model_target}): pass {MODEL_FOR[data_task]}."
-    )
-
-
 def _loggers_check_their_settings(cfg: DictConfig) -> None:
     """Each logger plug-in of visionlab (``logger.<name>._target_`` in ``visionlab.``) checks its own
     values: the ``check_settings(node, key)`` of its target's module, where it has one (W&B: its mode, its
@@ -243,7 +215,6 @@ def _loggers_check_their_settings(cfg: DictConfig) -> None:
 
 CROSS_CHECKS: tuple[Callable[[DictConfig], None], ...] = (
     _evaluation_has_a_checkpoint,
-    _model_solves_the_data_task,
     _model_follows_the_data,
     _no_network_argument_directly_under_model,
     _loggers_check_their_settings,

@@ -47,11 +47,6 @@ TOP_LEVEL = ("monitor", "monitor_mode", "seed")  # taken from the run unless giv
 _MISSING = object()
 
 
-def _run_folder(path: Path) -> Path | None:
-    folder = path if path.is_dir() else path.parent.parent if path.parent.name == layout.CHECKPOINTS else None
-    return folder if folder is not None and (folder / layout.CONFIG).is_file() else None
-
-
 def source_for(value: str, key: str, train: bool) -> RunSource | None:
     """The run behind ``ckpt_path``/``init_from`` (None for a checkpoint outside a run folder); a run folder
     given names its checkpoint: best.ckpt to evaluate or initialise, last.ckpt to resume."""
@@ -61,7 +56,7 @@ def source_for(value: str, key: str, train: bool) -> RunSource | None:
             f"{key}={value} does not exist; pass a run folder (logs/runs/<experiment>/<run>) or a "
             "checkpoint file."
         )
-    folder = _run_folder(given)
+    folder = layout.run_folder_with_config(given)
     if folder is None:
         if given.is_dir():
             raise ConfigError(
@@ -289,7 +284,7 @@ def run_overrides(argv: list[str]) -> list[str]:
     given = values.get("ckpt_path") or values.get("init_from")
     if not given or given == "null" or "-m" in argv or "--multirun" in argv:
         return []
-    folder = _run_folder(Path(given).expanduser())
+    folder = layout.run_folder_with_config(Path(given).expanduser())
     if folder is None:
         return []
     try:

@@ -1,7 +1,9 @@
-"""Names of everything a run leaves behind (README: "What every run leaves behind") and a run's status
-values."""
+"""Names of everything a run leaves behind (README: "What every run leaves behind"), a run's status values,
+and which folder a path names as a run."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 # files of a run folder
 CONFIG = "config.yaml"  # the resolved config
@@ -50,6 +52,13 @@ SWEEP_INDEX = "sweep_index.json"
 def job_lock(job_folder: str) -> str:
     """The lock file beside a sweep job's folder, held while a process runs that job."""
     return f".{job_folder}.lock"
+
+
+def run_folder_with_config(path: Path) -> Path | None:
+    """The run folder ``path`` names (the folder itself, or ``<run>/checkpoints/<file>``) when it holds
+    ``config.yaml``, the config that defines the checkpoint's model; else None."""
+    folder = path if path.is_dir() else path.parent.parent if path.parent.name == CHECKPOINTS else None
+    return folder if folder is not None and (folder / CONFIG).is_file() else None
 
 
 class Status:

@@ -325,9 +325,9 @@ def _selecting(experiment: str, path: str) -> str:
     folder's config.yaml defines the model and its inputs), else its preset; a run without either was composed
     from overrides nobody kept, and naming its experiment (``experiment_name=``) would not rebuild it."""
     from visionlab.config.location import config_dir
-    from visionlab.inference.run_config import _run_folder
+    from visionlab.record.layout import run_folder_with_config
 
-    if (folder := _run_folder(Path(path).expanduser())) is not None:
+    if (folder := run_folder_with_config(Path(path).expanduser())) is not None:
         return f"ckpt_path={folder} alone (its config.yaml defines the model and its inputs)"
     if (config_dir() / "experiment" / f"{experiment}.yaml").is_file():
         return f"experiment={experiment} (and its overrides)"

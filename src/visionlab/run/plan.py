@@ -31,9 +31,13 @@ def check_composed(cfg: DictConfig) -> None:
     from visionlab.config.hydra_job import task_overrides
     from visionlab.config.rules import check_config
     from visionlab.inference.run_config import adopt_run
+    from visionlab.tasks.registry import check_model_solves_the_data
 
     adopt_run(cfg, task_overrides() if HydraConfig.initialized() else None)  # None: overrides unknown
     check_config(cfg)
+    check_model_solves_the_data(
+        *(_select(cfg, key) for key in ("data._target_", "model._target_", "data.name"))
+    )
 
 
 @dataclass(frozen=True)

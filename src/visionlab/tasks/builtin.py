@@ -30,6 +30,8 @@ register_task(
         name=keys.CLASSIFICATION.task,
         metrics=keys.CLASSIFICATION,
         modules=(CLASSIFIER,),
+        data_modules=("visionlab.data.classification.",),
+        model_hint="model=cnn (or an experiment=cnn_* preset), monitor=val/acc",
         record_files=(
             CONFUSION,
             VAL_CONFUSION,
@@ -53,6 +55,9 @@ register_task(
         name=keys.SEGMENTATION.task,
         metrics=keys.SEGMENTATION,
         modules=(SEGMENTER,),
+        data_modules=("visionlab.data.segmentation.",),
+        model_hint="experiment=unet_baseline (the U-Net with its loss and val/f1), or model=unet "
+        "monitor=val/f1 monitor_mode=max",
         record_files=(TEST_CASES, QUALITATIVE),
         report="visionlab.tasks.segmentation.report:REPORT",
         input_defaults=(1, 256),

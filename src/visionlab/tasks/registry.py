@@ -18,7 +18,8 @@ A task states here what the rest of visionlab must know about it:
   the W&B keys it logs under.
 
 The built-in tasks (classification, binary and K-class segmentation) register in ``tasks/builtin.py``,
-imported on first use; a plug-in calls ``register_task`` (e.g. at import of its module).
+imported with the package (``tasks/__init__.py``); a plug-in calls ``register_task`` (e.g. at import of its
+module).
 """
 
 from __future__ import annotations
@@ -104,11 +105,12 @@ class Task:
     media: str | None = None  # "module:Class" of its W&B media callback
     media_keys: tuple[str, ...] = ()  # the W&B keys that callback logs under
     input_defaults: tuple[int, int] = (3, 28)  # (channels, side) a model config without them is built for
+    data_modules: tuple[str, ...] = ()  # _target_ prefixes of the datamodules whose data it solves
+    model_hint: str = ""  # what to pass when that data meets another task's model ("model=cnn, monitor=…")
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 _TASKS: dict[str, Task] = {}
-_BUILTIN_LOADED = False
 
 
 def register_task(task: Task) -> Task:
@@ -127,33 +129,39 @@ def unregister_task(name: str) -> None:
     metric_keys.TASKS.pop(name, None)
 
 
-def _load_builtin() -> None:
-    global _BUILTIN_LOADED
-    if not _BUILTIN_LOADED:
-        _BUILTIN_LOADED = True
-        import visionlab.tasks.builtin  # noqa: F401  (registers classification and segmentation)
-
-
 def tasks() -> dict[str, Task]:
     """Every registered task by name."""
-    _load_builtin()
     return dict(_TASKS)
 
 
 def get_task(name: str) -> Task | None:
-    _load_builtin()
     return _TASKS.get(name)
 
 
 def task_of_module(target: str) -> str | None:
     """The task a model ``_target_`` solves (the first registered task that names it), or None."""
-    _load_builtin()
     return next((t.name for t in _TASKS.values() if target in t.modules), None)
+
+
+def check_model_solves_the_data(data_target: object, model_target: object, data_name: object = None) -> None:
+    """Data of one task with another task's model (``data=seg_folder`` with the default classifier) would fail
+    deep inside torch after the data was loaded: a ConfigError naming the model that solves it. Data or a
+    model no task claims is left to its own checks."""
+    from visionlab.config.errors import ConfigError
+
+    data_tasks = [t for t in _TASKS.values() if any(str(data_target).startswith(p) for p in t.data_modules)]
+    model_tasks = [t.name for t in _TASKS.values() if str(model_target) in t.modules]
+    if not data_tasks or not model_tasks or any(t.name in model_tasks for t in data_tasks):
+        return
+    data, name = data_tasks[0], data_name if isinstance(data_name, str) else data_target
+    raise ConfigError(
+        f"data={name} is {data.name} data, but the model is a {model_tasks[0]} model "
+        f"(model._target_={model_target}): pass {data.model_hint}."
+    )
 
 
 def module_tasks() -> dict[str, str]:
     """Every registered model ``_target_`` → the task it solves (its first registration)."""
-    _load_builtin()
     found: dict[str, str] = {}
     for task in _TASKS.values():
         for target in task.modules:
@@ -184,5 +192,4 @@ def report_of(name: str) -> TaskReport:
 
 def record_files() -> tuple[str, ...]:
     """Every registered task's per-case / per-class record files."""
-    _load_builtin()
     return tuple(dict.fromkeys(f for t in _TASKS.values() for f in t.record_files))

@@ -13,8 +13,8 @@ link (class folder, sub-folder or file) that resolves inside ``data_dir`` is fol
 one that leaves it is refused with one line naming the link, unless ``data.follow_symlinks=true``; a link to a
 folder that holds it (a cycle) is refused too. A folder or file that cannot be read is one line naming it.
 
-This module imports no torch: the config resolvers (``${vl.class_folders:…}``) list the classes at
-composition."""
+This module imports no torch: the config resolvers (``${vl.class_folders:…}``, ``cli/resolvers.py``) list
+the classes at composition."""
 
 from __future__ import annotations
 

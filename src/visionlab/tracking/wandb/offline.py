@@ -1,4 +1,5 @@
-"""Read back what W&B wrote offline (``run-*.wandb``), to check what a run really logged without a server.
+"""Read back what W&B wrote offline (``run-*.wandb``), to check what a run really logged without a server, and
+find a run's ``offline-run-*`` folders (what ``wandb sync`` uploads).
 
 The file is a LevelDB-style log (32 KiB blocks of length-prefixed chunks) of ``wandb_internal_pb2.Record``
 protobufs; wandb ships no reader for it any more, so this is a small one.
@@ -93,3 +94,21 @@ def last_step(run_dir: str | Path) -> int | None:
         except Exception:  # noqa: BLE001, S112 - a file cut short by a killed process: use what else there is
             continue
     return max(steps) if steps else None
+
+
+def offline_run_dirs(logger) -> list[Path]:
+    """Every ``offline-run-*`` folder of this W&B run in its save folder, oldest first: a resumed run writes
+    one per process, and ``wandb sync`` needs them all."""
+    current = offline_run_dir(logger)
+    if current is None:
+        return []
+    return sorted({current, *current.parent.glob(f"offline-run-*-{logger.experiment.id}")})
+
+
+def offline_run_dir(logger) -> Path | None:
+    """The ``offline-run-*`` folder that ``wandb sync`` uploads, for an offline WandbLogger."""
+    run = getattr(logger, "_experiment", None)
+    if run is None or not getattr(run, "dir", None):
+        return None
+    folder = Path(run.dir).parent
+    return folder if folder.name.startswith("offline-run") else None

@@ -12,8 +12,8 @@ from pytorch_lightning.loggers import Logger, WandbLogger
 from visionlab.config.errors import TrackingError
 from visionlab.record import metric_keys as keys
 from visionlab.record.layout import Status
-from visionlab.tracking.wandb.logger import base_url, offline_run_dir, offline_run_dirs
-from visionlab.tracking.wandb.offline import last_step
+from visionlab.tracking.wandb.mode import base_url
+from visionlab.tracking.wandb.offline import last_step, offline_run_dir, offline_run_dirs
 
 SINGLE_RUN_JOB_TYPE = "train"
 

@@ -1,7 +1,7 @@
-"""Report v3 on hand-made records: a reference is compared only where it measured the same thing (else
-effects), reference files equal the seed's transcription, calibrated convergence flags, cost per device,
-Holm-corrected marks, class names, correlated test cases, provenance that reproduces, bounded and escaped
-record input, study READMEs equal to their report.json, and a page that fits a 900 px window."""
+"""What a report may claim, on hand-made records: a reference is compared only where it measured the same
+thing (else effects), reference files equal the seed's transcription, calibrated convergence flags, cost
+per device, Holm-corrected marks, class names, correlated test cases, provenance that reproduces, bounded
+and escaped record input, study READMEs equal to their report.json, and a page that fits a 900 px window."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Report v2 on hand-made sweeps: caveats first, honest scores, significance-only bold, the reference side by
-side, classification and segmentation detail, collapsed cards, escaping, a rebuild from copied records,
+"""A report page on hand-made sweeps: caveats first, honest scores, significance-only bold, the reference side
+by side, classification and segmentation detail, collapsed cards, escaping, a rebuild from copied records,
 layout."""
 
 from __future__ import annotations
