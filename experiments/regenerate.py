@@ -6,8 +6,8 @@
 
 Each page ``experiments/<study>/report<suffix>/`` is rebuilt from ``experiments/<study>/runs<suffix>/`` with the
 title, the ``--reference`` file and the ``--baseline`` the page was made with, all read from its own
-``report.json`` (as tests/test_report_page.py's rebuild check does), so a page is rebuilt as it was meant, by today's
-code. Then ``python -m visionlab.report.readme experiments/<study>`` copies the page tables into the study's
+``report.json`` (tests/test_committed_studies.py rebuilds every page with this script's own commands), so a page
+is rebuilt as it was meant, by today's code. Then ``python -m visionlab.report.readme experiments/<study>`` copies the page tables into the study's
 README (its marked blocks), and a README block marked ``<!-- script-output: <script> <arg>... -->`` …
 ``<!-- /script-output -->`` is replaced by what ``python experiments/<study>/<script> <args>`` prints (e.g.
 unet_recipe's tables.py): a script of the study itself; an argument naming a folder of the study is passed as its

@@ -3,6 +3,7 @@ helpers.py."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from pathlib import Path
@@ -17,6 +18,20 @@ os.environ.setdefault("WANDB_SILENT", "true")
 # (a 20 s sweep test took 105 s).
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handler_outlives_its_test():
+    """A test that runs the CLI in-process lets Hydra's job logging attach handlers to the streams pytest
+    captured for that test; a later test's log line into such a (closed) stream prints a "Logging error"
+    traceback into that test's output. Every logger's handlers are restored after each test."""
+    loggers = [logging.getLogger(), *map(logging.getLogger, list(logging.root.manager.loggerDict))]
+    before = {id(logger): list(logger.handlers) for logger in loggers}
+    yield
+    for logger in [logging.getLogger(), *map(logging.getLogger, list(logging.root.manager.loggerDict))]:
+        kept = before.get(id(logger), [])
+        for handler in [h for h in logger.handlers if h not in kept]:
+            logger.removeHandler(handler)
 
 
 @pytest.fixture
