@@ -125,6 +125,7 @@ def test_a_curve_that_fell_from_its_best_is_not_called_flat(tmp_path):
 
 def test_curves_are_drawn_by_step_when_epochs_differ_in_length_and_evaluations_have_no_legend_entry(tmp_path):
     from visionlab.report import figures
+    from visionlab.report.build import _curves
 
     for variant, steps in (("short", 8), ("long", 40)):
         folder = classification_run(tmp_path, variant, 1, [0.5, 0.6, 0.7])
@@ -137,8 +138,13 @@ def test_curves_are_drawn_by_step_when_epochs_differ_in_length_and_evaluations_h
     runs = collect([tmp_path]).runs
     task = aggregate(TASKS[keys.CLASSIFICATION.task], runs, "short")
     assert figures.curve_axis(task.runs_by_variant) == keys.STEP
-    draw, words = figures.curves(task, [([keys.VAL_ACC], "accuracy", False)])
-    assert any("optimizer steps" in w for w in words)
+    draw, words, axis = figures.curves(task, [([keys.VAL_ACC], "accuracy", False)])
+    assert axis == keys.STEP and not any(
+        "steps" in w for w in words
+    )  # the axis is the caption's, not the LR's
+    (figure,) = _curves(task)
+    assert figure.caption.startswith("Against optimizer steps (the variants' epochs hold different numbers")
+    assert "Per epoch" not in figure.caption and "last point every seed reached" in figure.caption
     fig = figures.curves_figure(*draw.args)
     ax = fig.axes[0]
     assert ax.get_xlabel().startswith("optimizer steps")
@@ -149,6 +155,10 @@ def test_curves_are_drawn_by_step_when_epochs_differ_in_length_and_evaluations_h
     # equal epoch lengths: epochs, counted from 1
     same = {v: rs for v, rs in task.runs_by_variant.items() if v == "short"}
     assert figures.curve_axis(same) == keys.EPOCH
+    (figure,) = _curves(
+        aggregate(TASKS[keys.CLASSIFICATION.task], [r for r in runs if r.variant == "short"], None)
+    )
+    assert figure.caption.startswith("Per epoch, counted runs only") and "steps" not in figure.caption
     assert list(figures.run_series(same["short"], keys.VAL_ACC)[0][1]) == [1, 2, 3]
 
 

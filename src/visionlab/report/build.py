@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from visionlab.record.files import write_bytes
+from visionlab.record.metric_keys import STEP
 from visionlab.report import convergence, figures
 from visionlab.report.cards import cards
 from visionlab.report.caveats import adjacent_cases, case_counts, caveats
@@ -97,15 +98,19 @@ def _curves(task: TaskStats) -> list:
         and isinstance(r.config["model"].get("label_smoothing"), (int, float))
         and r.config["model"]["label_smoothing"] > 0
     }
-    draw, lr_words = figures.curves(task, _panels(task, smoothing))
+    draw, lr_words, axis = figures.curves(task, _panels(task, smoothing))
     if draw is None:
         return [Paragraph("No run recorded per-epoch metrics.")]
+    by_step = axis == STEP
     caption = (
-        "Per epoch, counted runs only: each seed a thin line; the thick line is the mean over seeds, drawn "
-        "only "
-        "up to the last epoch every seed reached (after an early stop a mean would be over the surviving "
-        "seeds "
-        "only). Losses on a log scale."
+        (
+            "Against optimizer steps (the variants' epochs hold different numbers of steps)"
+            if by_step
+            else "Per epoch"
+        )
+        + ", counted runs only: each seed a thin line; the thick line is the mean over seeds, drawn only up "
+        f"to the last {'point' if by_step else 'epoch'} every seed reached (after an early stop a mean "
+        "would be over the surviving seeds only). Losses on a log scale."
     )
     if smoothing:
         caption += (

@@ -160,10 +160,11 @@ def _same_lr(series_by_variant: dict) -> list[tuple[tuple, list[str]]]:
 
 def curves(
     task: TaskStats, panels: list[tuple[list[str], str, bool]]
-) -> tuple[Callable[[], bytes] | None, list[str]]:
+) -> tuple[Callable[[], bytes] | None, list[str], str]:
     """One panel per entry of ``panels`` (keys: solid for the first, dashed for a second; title; log scale),
     then the learning rate with identical schedules drawn once. Returns what draws the PNG (None: nothing to
-    draw) and the learning-rate groups named."""
+    draw), the learning-rate groups named, and the x axis (``curve_axis``: epochs, or optimizer steps when
+    the variants' epochs differ in length)."""
     axis = curve_axis(task.runs_by_variant)
     every = sorted(task.runs_by_variant)
     data = [
@@ -173,7 +174,7 @@ def curves(
     data = [d for d in data if any(s for per in d[0] for s in per.values())]
     lr = {v: run_series(task.runs_by_variant[v], lr_column(0), axis) for v in every}
     if not data:
-        return None, []
+        return None, [], axis
     # a variant with no curve (checkpoint evaluations, train=false) has no line, so no legend entry or colour
     variants = [v for v in every if any(per.get(v) for d in data for per in d[0]) or lr.get(v)]
     palette = _colours(len(variants))
@@ -182,9 +183,7 @@ def curves(
     lr = {v: lr[v] for v in variants}
     same_lr = _same_lr(lr) if any(lr.values()) else []
     lr_words = [f"{', '.join(names)}: one line (the same schedule)" for _, names in same_lr if len(names) > 1]
-    if axis == STEP:
-        lr_words.append("x axis: optimizer steps, since the variants' epochs hold different numbers of steps")
-    return partial(_draw_curves, variants, colours, data, same_lr, axis), lr_words
+    return partial(_draw_curves, variants, colours, data, same_lr, axis), lr_words, axis
 
 
 def _draw_curves(variants: list[str], colours: dict, data: list, same_lr: list, axis: str = EPOCH) -> bytes:
