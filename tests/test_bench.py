@@ -8,13 +8,14 @@ import pytest
 import torch
 
 from visionlab.benchmark import pipeline as bench
+from visionlab.cli.bench import main as bench_main
 
 
 def test_cpu_bench_runs_every_loop_and_writes_json(tmp_path, capsys):
     """Through the console script's ``main``: exit code 0 (not the result dict, which ``sys.exit`` would print
     and turn into exit 1), the table on stdout, the figures as data only in the --json file."""
     out = tmp_path / "bench.json"
-    code = bench.main(
+    code = bench_main(
         [
             "--tasks",
             "cnn",

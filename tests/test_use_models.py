@@ -275,8 +275,8 @@ def test_a_crafted_run_config_builds_nothing(seg_run, tmp_path):
     """A record's config names only visionlab's own parts and holds no interpolation."""
     import yaml
 
+    from visionlab.cli.predict import main as predict_main
     from visionlab.inference.loading import load_model
-    from visionlab.inference.predict import main as predict_main
 
     folder, _ = seg_run
     for name, change, message in (
@@ -344,8 +344,9 @@ def test_predicting_the_run_test_images_reproduces_its_confusion_matrix(cls_run,
 
 
 def test_segmentation_masks_reproduce_test_cases_and_keep_each_input_size(seg_run, tmp_path):
+    from visionlab.cli.predict import main
     from visionlab.data.segmentation.synthetic import make_synthetic_seg
-    from visionlab.inference.predict import main, predict
+    from visionlab.inference.predict import predict
     from visionlab.record.metric_keys import CASE_SCORES
     from visionlab.tasks.segmentation.scores import per_image_scores
 
@@ -438,6 +439,23 @@ def test_onnx_and_torchscript_exports_match_pytorch_on_the_run_test_images(
                 assert np.abs(got[-1] - want[-1]).max() < 1e-4  # probabilities
                 if len(want) == 2:  # masks: equal but where a probability sits within 1e-4 of the threshold
                     assert np.mean(got[0] != want[0]) < 1e-3
+
+
+def test_the_export_command_writes_beside_the_run_and_never_over_a_file(seg_run, tmp_path, capsys):
+    """``visionlab-export <run> --format torchscript``: the default file is ``<run>/export/model.pt``; a
+    second export to an existing ``--out`` is one line and exit code 2, the file untouched."""
+    from visionlab.cli.export import main
+
+    run = tmp_path / "run"
+    shutil.copytree(seg_run[0], run)
+    assert main([str(run), "--format", "torchscript"]) == 0
+    written = run / "export" / "model.pt"
+    assert written.is_file() and f"to {written}" in capsys.readouterr().err
+    before = written.read_bytes()
+    assert main([str(run), "--format", "torchscript", "--out", str(written)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == f"error: --out {written} exists; pass another file, or --overwrite to replace it."
+    assert written.read_bytes() == before
 
 
 def test_the_readme_snippet_runs_an_exported_model_with_only_onnxruntime_numpy_and_pillow(seg_run, tmp_path):

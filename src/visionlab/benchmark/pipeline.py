@@ -32,7 +32,6 @@ import datetime
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 
@@ -501,14 +500,6 @@ def parse_args(argv: list[str] | None = None):
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The ``visionlab-bench`` console script: prints the tables as it measures and exits 0; the figures as
-    data go only to the ``--json`` file (the console-script wrapper passes what ``main`` returns to
-    ``sys.exit``, which would print a returned dict and exit 1)."""
-    run_bench(argv)
-    return 0
-
-
 def run_bench(argv: list[str] | None = None) -> dict:
     """Measure what ``argv`` asks for, print the tables, write ``--json``; returns the figures as data."""
     import torch
@@ -593,4 +584,4 @@ def run_bench(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_bench()

@@ -61,16 +61,6 @@ def rotation(angle_deg: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
 
 
-def sample(images: torch.Tensor, source_xy: torch.Tensor, mode: str, padding: str) -> torch.Tensor:
-    """Read float N×C×H×W ``images`` at pixel coordinates ``source_xy`` (N, h, w, 2) → N×C×h×w.
-
-    ``padding``: "border" repeats the edge pixel, "reflection" mirrors the image at its border."""
-    height, width = images.shape[-2:]
-    scale = source_xy.new_tensor([2.0 / width, 2.0 / height])
-    grid = ((source_xy + 0.5) * scale - 1.0).to(device=images.device, dtype=images.dtype)
-    return F.grid_sample(images, grid, mode=mode, padding_mode=padding, align_corners=False)
-
-
 def normalised_theta(
     matrix: torch.Tensor, offset: torch.Tensor, source_hw: tuple[int, int], output_hw: tuple[int, int]
 ) -> torch.Tensor:

@@ -18,15 +18,13 @@ N, H and W dynamic; TorchScript is the same wrapper traced (its shape arithmetic
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from visionlab.config.errors import ConfigError, UserError
+from visionlab.config.errors import ConfigError
 from visionlab.inference.loading import InputFacts, LoadedModel
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -195,62 +193,3 @@ def log_to_wandb(file: Path, loaded: LoadedModel) -> str:
         return f"W&B: logged as model artifact model-{run_id} of run {run_id}"
     except Exception as exc:  # noqa: BLE001 - the file is written; W&B only adds a copy
         return f"W&B: not logged ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="visionlab-export",
-        description="Export a trained model (a run folder or its "
-        "checkpoint) as one ONNX or TorchScript file taking uint8 images (N, H, W, C).",
-    )
-    p.add_argument("run", help="a run folder (its best.ckpt) or a checkpoint file")
-    p.add_argument("--format", required=True, choices=tuple(FORMATS))
-    p.add_argument(
-        "--out", default=None, help="the file to write (default: <run>/export/model.onnx or model.pt)"
-    )
-    p.add_argument("--overwrite", action="store_true", help="write over an existing file")
-    p.add_argument(
-        "--wandb", action="store_true", help="log the file to the run's W&B run as a model artifact"
-    )
-    p.add_argument(
-        "--trust-checkpoint",
-        action="store_true",
-        help="load a checkpoint that holds pickled objects (it may run code): only one you trust",
-    )
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    import os
-
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    args = parser().parse_args(argv)
-    from visionlab.inference.loading import load_model
-
-    try:
-        loaded = load_model(args.run, args.trust_checkpoint)
-        default = (
-            (loaded.source.folder or loaded.source.checkpoint.parent)
-            / "export"
-            / f"model{FORMATS[args.format]}"
-        )
-        out = Path(args.out).expanduser() if args.out else default
-        if out.exists() and not args.overwrite:
-            raise ConfigError(f"--out {out} exists; pass another file, or --overwrite to replace it.")
-        export(loaded, args.format, out)
-    except UserError as exc:
-        print(f"error: {str(exc).splitlines()[0] if str(exc) else exc}", file=sys.stderr)
-        return 2
-    print(
-        f"exported {loaded.facts.task} model to {out} ({out.stat().st_size / 1e6:.1f} MB): uint8 images (N, "
-        "H, W, "
-        f"{loaded.facts.channels}) → {', '.join(output_names(loaded))}",
-        file=sys.stderr,
-    )
-    if args.wandb:
-        print(log_to_wandb(out, loaded), file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

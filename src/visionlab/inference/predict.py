@@ -12,10 +12,8 @@ for a bad command line (nothing written), else 0. ``--out`` is never written ove
 
 from __future__ import annotations
 
-import argparse
 import csv
 import glob
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,84 +323,3 @@ def _write_csv(path: Path, rows: list[dict], columns: list[str] | None = None) -
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="visionlab-predict",
-        description="Apply a trained model (a run folder or its checkpoint) to image files.",
-    )
-    p.add_argument(
-        "run", help="a run folder (logs/runs/<experiment>/<run>: its best.ckpt) or a checkpoint file"
-    )
-    p.add_argument("inputs", nargs="+", help="image files, folders (searched recursively) or quoted globs")
-    p.add_argument("--out", required=True, help="the folder to write predictions into (must be new or empty)")
-    p.add_argument(
-        "--overwrite", action="store_true", help="write into a folder that holds earlier predictions"
-    )
-    p.add_argument(
-        "--top-k", type=int, default=5, help="classification: classes per image in predictions.csv"
-    )
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
-    p.add_argument(
-        "--tta",
-        default="as-trained",
-        choices=("as-trained", "none", "flips"),
-        help="segmentation: test-time flips (default: as the run was tested, model.tta)",
-    )
-    p.add_argument("--probabilities", action="store_true", help="segmentation: also write probability maps")
-    p.add_argument(
-        "--overlays", action="store_true", help="segmentation: also write the masks over the images"
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument(
-        "--trust-checkpoint",
-        action="store_true",
-        help="load a checkpoint that holds pickled objects (it may run code): only one you trust",
-    )
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    import logging
-    import os
-
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    logging.getLogger("visionlab").setLevel(logging.WARNING)
-    args = parser().parse_args(argv)
-    try:
-        outcome = predict(
-            args.run,
-            args.inputs,
-            args.out,
-            args.top_k,
-            args.batch_size,
-            args.device,
-            args.tta,
-            args.probabilities,
-            args.overlays,
-            args.overwrite,
-            not args.no_progress,
-            args.trust_checkpoint,
-        )
-    except UserError as exc:
-        print(f"error: {str(exc).splitlines()[0] if str(exc) else exc}", file=sys.stderr)
-        return 2
-    total = outcome.predicted + len(outcome.skipped)
-    print(
-        f"predicted {outcome.predicted} of {total} file(s) into {outcome.out}"
-        + (
-            f"; {len(outcome.skipped)} skipped (unreadable), listed in {outcome.out / SKIPPED}"
-            if outcome.skipped
-            else ""
-        ),
-        file=sys.stderr,
-    )
-    for name, reason in outcome.skipped[:5]:
-        print(f"  skipped {name}: {reason}", file=sys.stderr)
-    return 1 if outcome.predicted == 0 else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

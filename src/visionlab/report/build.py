@@ -8,11 +8,9 @@ report.json holds the numbers as data and every table, list and caption of the p
 from __future__ import annotations
 
 import datetime
-import json
 import os
 from pathlib import Path
 
-from visionlab.record.files import write_bytes
 from visionlab.record.metric_keys import STEP
 from visionlab.report import convergence, figures
 from visionlab.report.cards import cards
@@ -441,11 +439,3 @@ def _run_record(run: Run, names: dict) -> dict:
         "health": health(run),
         "problems": run.problems,
     }
-
-
-def write_numbers(numbers: dict, out_dir: Path) -> Path:
-    """report.json alone, atomically (``render.write`` writes it with the page)."""
-    path = out_dir / "report.json"
-    text = json.dumps(numbers, indent=2, default=str).encode("utf-8")
-    write_bytes(path, lambda fh: fh.write(text))
-    return path

@@ -79,11 +79,6 @@ def fmt_rate(value) -> str:
     return MISSING if value is None else f"{value:,.0f}"
 
 
-def fmt_time(value) -> str:
-    """Seconds as the cost and time-to tables print them."""
-    return fmt_seconds(value)
-
-
 def fmt_range(values, fmt_one) -> str:
     """``mean (min–max)`` of several values, or the one value; MISSING when there are none."""
     values = [v for v in values if isinstance(v, (int, float))]

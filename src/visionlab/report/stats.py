@@ -21,8 +21,8 @@ from visionlab.data.facts import validation_split_name
 from visionlab.record.folder import TEST as TEST_SPLIT
 from visionlab.record.folder import VALIDATION
 from visionlab.record.layout import CONFUSION, VAL_CONFUSION
-from visionlab.record.metric_keys import EPOCH, Metric, TaskMetrics
 from visionlab.record.metric_keys import TASKS as METRIC_TABLES
+from visionlab.record.metric_keys import Metric, TaskMetrics
 from visionlab.report.collect import Run
 from visionlab.report.pairing import Pairing, pair
 from visionlab.report.run_health import is_excluded
@@ -137,13 +137,6 @@ class VariantStats:
     budget_note: str | None = None  # e.g. "50 epochs vs 5 epochs" when the two budgets differ
     reference: bool = False  # the baseline's model on another evaluation set: that set's reference, no delta
 
-    def also_mean_std(self, key: str) -> tuple[float | None, float | None]:
-        values = self.also.get(key) or []
-        return (
-            float(np.mean(values)) if values else None,
-            float(np.std(values, ddof=1)) if len(values) >= 2 else None,
-        )
-
     @property
     def n(self) -> int:
         return len(self.values)
@@ -209,18 +202,6 @@ def difference_ci(a: list[float], b: list[float], level: float = 0.95) -> tuple[
     half = float(scipy_stats.t.ppf(0.5 + level / 2, dof)) * se
     delta = float(a.mean() - b.mean())
     return delta - half, delta + half
-
-
-def paired_test(a: list[float], b: list[float]) -> tuple[float, tuple[float, float] | None, float | None]:
-    """Mean of a − b over shared cases, its 95 % t interval and the two-sided paired t-test p (None when <
-    2)."""
-    diff = np.asarray(a, float) - np.asarray(b, float)
-    mean = float(diff.mean()) if len(diff) else float("nan")
-    if len(diff) < 2 or diff.std(ddof=1) == 0:
-        return mean, None, None
-    se = diff.std(ddof=1) / math.sqrt(len(diff))
-    half = float(scipy_stats.t.ppf(0.975, len(diff) - 1)) * se
-    return mean, (mean - half, mean + half), float(scipy_stats.ttest_rel(a, b).pvalue)
 
 
 def choose_baseline(variants: list[str], requested: str | None = None) -> str | None:
@@ -315,26 +296,6 @@ def aggregate(spec: TaskSpec, runs: list[Run], baseline: str | None = None) -> T
         v.p_holm = p
     result.variants = result.measures[0].variants
     return result
-
-
-def curve_band(runs: list[Run], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """Per epoch: mean, min and max of ``key`` over the runs that reached that epoch (early stopping
-    varies)."""
-    per_epoch: dict[int, list[float]] = {}
-    for run in runs:
-        for row in run.metrics:
-            if row.get(key) is not None and row.get(EPOCH) is not None:
-                per_epoch.setdefault(int(row[EPOCH]), []).append(float(row[key]))
-    if not per_epoch:
-        return None
-    epochs = np.array(sorted(per_epoch))
-    values = [per_epoch[e] for e in epochs]
-    return (
-        epochs,
-        np.array([np.mean(v) for v in values]),
-        np.array([min(v) for v in values]),
-        np.array([max(v) for v in values]),
-    )
 
 
 def counted(run: Run) -> bool:

@@ -51,13 +51,6 @@ def split_name(spec, split: str) -> str:
     return TEST if split == TEST else spec.validation_name
 
 
-def selection(spec, split: str) -> str:
-    """Where the reported epoch was chosen, and whether that is the split it is reported on."""
-    if split == TEST:
-        return "validation (best epoch), reported on test"
-    return "validation, **the same split it is reported on** (optimistic)"
-
-
 def state_cell(run: Run) -> str:
     """``completed``, or the status with the health problem: ``completed; **stuck** at epoch 5``."""
     if health(run).get("status") in UNHEALTHY:

@@ -160,15 +160,6 @@ def check_model_solves_the_data(data_target: object, model_target: object, data_
     )
 
 
-def module_tasks() -> dict[str, str]:
-    """Every registered model ``_target_`` → the task it solves (its first registration)."""
-    found: dict[str, str] = {}
-    for task in _TASKS.values():
-        for target in task.modules:
-            found.setdefault(target, task.name)
-    return found
-
-
 def _resolve(reference: str):
     import importlib
 

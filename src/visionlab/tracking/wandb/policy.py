@@ -7,7 +7,7 @@ where the report reads the variant from (never from the group).
 
 from __future__ import annotations
 
-from pytorch_lightning.loggers import Logger, WandbLogger
+from pytorch_lightning.loggers import WandbLogger
 
 from visionlab.config.errors import TrackingError
 from visionlab.record import metric_keys as keys
@@ -24,10 +24,6 @@ def group_and_job_type(group: str | None, job_type: str | None, experiment: str,
     if sweep:
         return group or sweep, job_type or experiment
     return group or experiment, job_type or SINGLE_RUN_JOB_TYPE
-
-
-def find_wandb_logger(loggers: list[Logger]) -> WandbLogger | None:
-    return next((lg for lg in loggers if isinstance(lg, WandbLogger)), None)
 
 
 def start(logger: WandbLogger):
