@@ -187,6 +187,7 @@ td.long code { overflow-wrap: anywhere; }  /* paths and commands break anywhere 
 th { background: #f2f2f2; }
 tr:nth-child(even) td { background: #fafafa; }
 code { background: #f4f4f4; padding: 0 0.2em; font-size: 0.95em; }
+p code, li code, figcaption code { overflow-wrap: anywhere; }  /* a path in a sentence breaks, not the page */
 .scroll { overflow-x: auto; max-width: 100%; }
 nav.contents { background: #f7f7f7; padding: 0.3em 1em; border: 1px solid #ddd; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; } figcaption { color: #555; font-style: italic; }
