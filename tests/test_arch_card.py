@@ -4,7 +4,7 @@ import pytest
 from torch import nn
 
 from visionlab.networks.registry import CLASSIFICATION, SEGMENTATION, NetworkIO, build_network
-from visionlab.report.arch_card import UNDEFINED, WHOLE_INPUT, architecture_card
+from visionlab.report.render.arch_card import UNDEFINED, WHOLE_INPUT, architecture_card
 
 
 def _rows(card, kind):
@@ -134,7 +134,7 @@ def test_course_unet_card():
 def test_card_from_run_config(bn):
     """A record from before model.net, read as ``RunFolder.read_config`` reads it (in today's layout)."""
     from visionlab.record.former_names import current_names
-    from visionlab.report.arch_card import card_from_config
+    from visionlab.report.render.arch_card import card_from_config
 
     cfg = {
         "model": {

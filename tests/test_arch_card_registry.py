@@ -17,7 +17,7 @@ from helpers import QUIET_SHORT, TINY_SIGNS, compose
 from seg_helpers import TINY_SEG
 from visionlab.networks import registry as networks
 from visionlab.networks.registry import CLASSIFICATION, REGISTRY
-from visionlab.report.arch_card import card_from_config, card_spec
+from visionlab.report.render.arch_card import card_from_config, card_spec
 from visionlab.run.execute import run
 
 # the smallest spec of each registered network that still is that network (a run each costs seconds)
@@ -136,7 +136,7 @@ def test_a_card_refuses_hub_names_and_unbounded_sizes(net, message):
 
 def test_a_card_makes_no_socket_connect_whatever_a_library_tries(monkeypatch):
     """Defence in depth: while a card is built, a connect (a library fetching something) fails."""
-    from visionlab.report import arch_card
+    from visionlab.report.render import arch_card
 
     seen = []
 

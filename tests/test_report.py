@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 from report_fixtures import write_report
-from visionlab.report.stats import choose_baseline, welch_p_value
+from visionlab.report.analysis.stats import choose_baseline, welch_p_value
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("cnn_baseline", "cnn_batchnorm")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from visionlab.report.arch_card import model_input_shape
+from visionlab.report.render.arch_card import model_input_shape
 
 SEGMENTER = "visionlab.tasks.segmentation.module.SegmentationModule"
 

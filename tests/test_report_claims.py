@@ -14,9 +14,9 @@ import yaml
 
 from helpers import REPO
 from report_fixtures import classification_run, segmentation_run, write_report
-from visionlab.report import convergence
-from visionlab.report.reference import load_reference
-from visionlab.report.stats import holm
+from visionlab.report.analysis import convergence
+from visionlab.report.analysis.reference import load_reference
+from visionlab.report.analysis.stats import holm
 
 REFERENCES = REPO / "experiments" / "reference"
 RISING = [0.10 + 0.01 * e for e in range(20)]  # +1 pp per epoch to the cap, constant rate: budget-limited
@@ -91,7 +91,7 @@ def test_no_difference_against_a_reference_measured_on_another_split_or_data(two
 
 
 def test_no_interval_takes_a_single_value_as_exact():
-    from visionlab.report.stats import difference_ci
+    from visionlab.report.analysis.stats import difference_ci
 
     assert difference_ci([0.9089], [0.95, 0.96, 0.955]) is None
     assert difference_ci([0.95, 0.96, 0.955], [0.9089]) is None
@@ -389,7 +389,7 @@ def test_provenance_shows_corrections_the_data_a_run_read_and_unrecorded_version
 
 # ------------------------------------------------------------------ classification detail
 def test_misclassified_images_are_sampled_across_classes_and_seeds(tmp_path):
-    from visionlab.report.figures import sample_mistakes
+    from visionlab.report.render.figures import sample_mistakes
 
     rng = np.random.default_rng(0)
     records = [
@@ -423,7 +423,7 @@ def test_worst_classes_are_named_and_counted_per_seed(two_variants, tmp_path):
 
 # ------------------------------------------------------------------ curves
 def test_curve_means_cover_only_epochs_every_seed_reached():
-    from visionlab.report.figures import _same_lr, common_mean
+    from visionlab.report.render.figures import _same_lr, common_mean
 
     series = [(1, np.arange(5), np.arange(5.0)), (2, np.arange(3), np.arange(3.0) + 1)]
     epochs, mean = common_mean(series)
@@ -441,7 +441,7 @@ def test_curve_means_cover_only_epochs_every_seed_reached():
 
 # ------------------------------------------------------------------ bounded and inert record input
 def test_a_wide_crafted_model_is_carded_on_the_meta_device(tmp_path, monkeypatch):
-    from visionlab.report import arch_card
+    from visionlab.report.render import arch_card
 
     seen = []
     original = arch_card.architecture_card

@@ -23,8 +23,8 @@ import pytest
 
 from report_fixtures import classification_run
 from visionlab.record.folder import RunFolder
-from visionlab.report import render
-from visionlab.report.slugs import slug
+from visionlab.report.render import document as render
+from visionlab.report.render.slugs import slug
 
 SECRET = "SECRET-8d41c2"  # planted in every file outside the run folders
 MEMORY_CAP = 4 * 2**30  # torch's own libraries map about 3 GB of address space before any work
@@ -437,7 +437,7 @@ def test_a_full_disk_leaves_the_old_report_whole_and_says_so_in_one_line(tmp_pat
 
 _KILLED_WRITE = """
 import os, signal, sys
-from visionlab.report import render
+from visionlab.report.render import document as render
 stage, count = render._stage, []
 def dying(path, data, staged):
     count.append(path)

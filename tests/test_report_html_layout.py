@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from visionlab.report.render import Bullets, Document, Paragraph, Table, _cell, to_html
+from visionlab.report.render.document import Bullets, Document, Paragraph, Table, _cell, to_html
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
 

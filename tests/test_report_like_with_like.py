@@ -8,10 +8,10 @@ import pytest
 
 from report_fixtures import classification_run, segmentation_run, write_report
 from visionlab.record import metric_keys as keys
+from visionlab.report.analysis.convergence import FELL, FLAT, run_convergence
+from visionlab.report.analysis.run_health import health
+from visionlab.report.analysis.stats import TASKS, aggregate
 from visionlab.report.collect import collect
-from visionlab.report.convergence import FELL, FLAT, run_convergence
-from visionlab.report.run_health import health
-from visionlab.report.stats import TASKS, aggregate
 
 
 def _seg(root, variant, seed, f1, *, data, trained_at=None, tta=None, evaluated=None):
@@ -124,8 +124,8 @@ def test_a_curve_that_fell_from_its_best_is_not_called_flat(tmp_path):
 
 
 def test_curves_are_drawn_by_step_when_epochs_differ_in_length_and_evaluations_have_no_legend_entry(tmp_path):
-    from visionlab.report import figures
     from visionlab.report.build import _curves
+    from visionlab.report.render import figures
 
     for variant, steps in (("short", 8), ("long", 40)):
         folder = classification_run(tmp_path, variant, 1, [0.5, 0.6, 0.7])
@@ -163,7 +163,7 @@ def test_curves_are_drawn_by_step_when_epochs_differ_in_length_and_evaluations_h
 
 
 def test_pages_show_paths_relative_to_named_roots_never_the_hosts_own(tmp_path):
-    from visionlab.report.portable import portable
+    from visionlab.report.render.portable import portable
 
     assert portable("GTSRB (/root/data/gtsrb32)") == "GTSRB ($DATA/gtsrb32)"
     assert portable("paths.log_dir=/tmp/cpustudy/logs") == "paths.log_dir=$LOGS"
@@ -204,7 +204,7 @@ def test_a_long_figure_title_is_wrapped_inside_the_figure():
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from visionlab.report import figures
+    from visionlab.report.render import figures
 
     title = (
         "Confusion matrix of cnn_rprop_b1024 (trainer.max_epochs=50) on validation (track-held-out), 1 seed"
@@ -227,8 +227,8 @@ def test_a_long_figure_title_is_wrapped_inside_the_figure():
 
 
 def test_an_effect_in_the_same_direction_but_of_another_size_is_not_called_alike():
-    from visionlab.report.stats import VariantStats
-    from visionlab.report.tables import _verdict
+    from visionlab.report.analysis.stats import VariantStats
+    from visionlab.report.render.tables import _verdict
 
     ours = VariantStats(
         "cnn_sgd", "test", [0.5, 0.52], [1, 2], 2, delta=-0.40, ci=(-0.45, -0.35), p_holm=0.001

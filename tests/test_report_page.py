@@ -16,7 +16,7 @@ from scipy import stats
 
 from helpers import REPO
 from report_fixtures import classification_run, segmentation_run, write_report
-from visionlab.report import escape
+from visionlab.report.render import escape
 
 REFERENCE = REPO / "experiments" / "reference" / "seed_gtsrb_cnn.yaml"
 BASELINE = {
@@ -278,7 +278,7 @@ def test_case_figure_tiles_every_panel_and_colours_only_the_errors():
 
     from matplotlib.image import imread
 
-    from visionlab.report import figures
+    from visionlab.report.render import figures
 
     big, small = np.zeros((8, 8), np.uint8), np.zeros((4, 6), np.uint8)
     tiles = [
@@ -321,7 +321,7 @@ def test_the_curves_legend_lies_inside_the_figure_and_clear_of_the_panels(n_vari
     panel."""
     import matplotlib.pyplot as plt
 
-    from visionlab.report import figures
+    from visionlab.report.render import figures
 
     variants = [f"cnn_rprop_b{2**i} (trainer.max_epochs={10 * i})" for i in range(n_variants)]
     colours = dict(zip(variants, figures._colours(len(variants)) * 3))
@@ -345,7 +345,7 @@ def test_the_curves_legend_lies_inside_the_figure_and_clear_of_the_panels(n_vari
 def test_curves_use_log_loss_axes_labelled_epochs_from_one():
     import matplotlib.pyplot as plt
 
-    from visionlab.report.figures import _panel
+    from visionlab.report.render.figures import _panel
 
     fig, ax = plt.subplots()
     seed = (1, np.array([1, 2, 3]), np.array([1.0, 0.5, 0.2]))  # run_series counts epochs from 1

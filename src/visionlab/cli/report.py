@@ -12,8 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from visionlab.report import render
-from visionlab.report.reference import ReferenceFileError, load_reference
+from visionlab.report.analysis.reference import ReferenceFileError, load_reference
+from visionlab.report.render import document as render
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

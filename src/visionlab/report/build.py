@@ -12,19 +12,36 @@ import os
 from pathlib import Path
 
 from visionlab.record.metric_keys import STEP
-from visionlab.report import convergence, figures
-from visionlab.report.cards import cards
-from visionlab.report.caveats import adjacent_cases, case_counts, caveats
-from visionlab.report.classes import ClassNames, class_names
+from visionlab.report.analysis import convergence
+from visionlab.report.analysis.classes import ClassNames, class_names
+from visionlab.report.analysis.reference import Reference
+from visionlab.report.analysis.run_health import health
+from visionlab.report.analysis.stats import TASKS, TEST, TaskStats, aggregate, counted, task_spec
 from visionlab.report.collect import Collection, Run
-from visionlab.report.escape import md
-from visionlab.report.format import SIGNIFICANCE, fmt, fmt_ci, fmt_delta, fmt_mean_std, fmt_p, significant
-from visionlab.report.provenance import provenance
-from visionlab.report.reference import Reference
-from visionlab.report.render import Bullets, Contents, Document, Figure, Heading, Paragraph, page_data
-from visionlab.report.run_health import health
-from visionlab.report.stats import TASKS, TEST, TaskStats, aggregate, counted, task_spec
-from visionlab.report.tables import (
+from visionlab.report.render import figures
+from visionlab.report.render.cards import cards
+from visionlab.report.render.caveats import adjacent_cases, case_counts, caveats
+from visionlab.report.render.document import (
+    Bullets,
+    Contents,
+    Document,
+    Figure,
+    Heading,
+    Paragraph,
+    page_data,
+)
+from visionlab.report.render.escape import md
+from visionlab.report.render.format import (
+    SIGNIFICANCE,
+    fmt,
+    fmt_ci,
+    fmt_delta,
+    fmt_mean_std,
+    fmt_p,
+    significant,
+)
+from visionlab.report.render.provenance import provenance
+from visionlab.report.render.tables import (
     aggregate_table,
     concurrency,
     cost_table,

@@ -18,9 +18,9 @@ from pathlib import Path
 from visionlab.cluster.sweep_index import SweepJob, find_indexes, read_index
 from visionlab.record.folder import RunFolder, find_run_folders
 from visionlab.record.layout import CONFIG, METRICS, SUMMARY, Status
+from visionlab.report.analysis.variants import split_names
 from visionlab.report.limits import MAX_CONFIG_NODES, RefusedFile
-from visionlab.report.portable import make_portable
-from visionlab.report.variants import split_names
+from visionlab.report.render.portable import make_portable
 
 
 @dataclass

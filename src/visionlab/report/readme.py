@@ -17,7 +17,7 @@ import re
 import sys
 from pathlib import Path
 
-from visionlab.report.render import _md_cell
+from visionlab.report.render.document import _md_cell
 
 BLOCK = re.compile(
     r"(<!-- report-table: (?P<id>[^>]+?) -->\n)(?P<body>.*?)(<!-- /report-table -->)", re.DOTALL

@@ -8,13 +8,13 @@ from functools import partial
 
 from visionlab.record.folder import TEST
 from visionlab.record.layout import MISCLASSIFIED, VAL_MISCLASSIFIED
-from visionlab.report import figures
-from visionlab.report.classes import ClassNames
-from visionlab.report.escape import md
-from visionlab.report.format import fmt
-from visionlab.report.render import Figure, Paragraph, Table
-from visionlab.report.slugs import slug
-from visionlab.report.stats import TaskStats, counted, summed_confusion, weakest_classes
+from visionlab.report.analysis.classes import ClassNames
+from visionlab.report.analysis.stats import TaskStats, counted, summed_confusion, weakest_classes
+from visionlab.report.render import figures
+from visionlab.report.render.document import Figure, Paragraph, Table
+from visionlab.report.render.escape import md
+from visionlab.report.render.format import fmt
+from visionlab.report.render.slugs import slug
 from visionlab.tasks.registry import TaskReport
 
 GRID = 24  # misclassified images shown per variant

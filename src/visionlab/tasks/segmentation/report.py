@@ -17,13 +17,13 @@ import numpy as np
 
 from visionlab.record import metric_keys as keys
 from visionlab.record.layout import QUALITATIVE, QUALITATIVE_CASES, TEST_CASES, WORST_CASES
-from visionlab.report import figures
-from visionlab.report.classes import ClassNames
-from visionlab.report.escape import md
-from visionlab.report.format import MISSING, fmt, fmt_delta
-from visionlab.report.render import Figure, Paragraph, Table
-from visionlab.report.slugs import slug
-from visionlab.report.stats import TEST, Measure, TaskStats, counted, run_values, variant_stats
+from visionlab.report.analysis.classes import ClassNames
+from visionlab.report.analysis.stats import TEST, Measure, TaskStats, counted, run_values, variant_stats
+from visionlab.report.render import figures
+from visionlab.report.render.document import Figure, Paragraph, Table
+from visionlab.report.render.escape import md
+from visionlab.report.render.format import MISSING, fmt, fmt_delta
+from visionlab.report.render.slugs import slug
 from visionlab.tasks.registry import TaskReport
 
 SEGMENTATION_DEFAULT = ("background", "foreground")
@@ -343,7 +343,7 @@ class SegmentationReport(TaskReport):
         return keys.CASE_SPREAD.get(case, (None, None)) if case else (None, None)
 
     def detail(self, task, names):
-        from visionlab.report.caveats import adjacent_cases
+        from visionlab.report.render.caveats import adjacent_cases
 
         return segmentation_detail(task, names, adjacent_cases(task))
 

@@ -15,13 +15,13 @@ import numpy as np
 
 from visionlab.record import metric_keys as keys
 from visionlab.record.layout import CONFUSION, QUALITATIVE, QUALITATIVE_CASES, TEST_CASES
-from visionlab.report import figures
-from visionlab.report.classes import ClassNames
-from visionlab.report.escape import md
-from visionlab.report.format import MISSING, fmt
-from visionlab.report.render import Figure, Paragraph, Table
-from visionlab.report.slugs import slug
-from visionlab.report.stats import TaskStats, counted, run_values
+from visionlab.report.analysis.classes import ClassNames
+from visionlab.report.analysis.stats import TaskStats, counted, run_values
+from visionlab.report.render import figures
+from visionlab.report.render.document import Figure, Paragraph, Table
+from visionlab.report.render.escape import md
+from visionlab.report.render.format import MISSING, fmt
+from visionlab.report.render.slugs import slug
 from visionlab.tasks.registry import TaskReport
 
 MAX_CLASSES = 256  # masks are uint8: a record claiming more classes is shown up to this many

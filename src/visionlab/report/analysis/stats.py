@@ -23,9 +23,9 @@ from visionlab.record.folder import VALIDATION
 from visionlab.record.layout import CONFUSION, VAL_CONFUSION
 from visionlab.record.metric_keys import TASKS as METRIC_TABLES
 from visionlab.record.metric_keys import Metric, TaskMetrics
+from visionlab.report.analysis.pairing import Pairing, pair
+from visionlab.report.analysis.run_health import is_excluded
 from visionlab.report.collect import Run
-from visionlab.report.pairing import Pairing, pair
-from visionlab.report.run_health import is_excluded
 
 TEST = "test"
 

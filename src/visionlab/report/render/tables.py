@@ -13,10 +13,22 @@ import math
 import numpy as np
 
 from visionlab.record.metric_keys import EPOCH, TIME_TO
-from visionlab.report import convergence
+from visionlab.report.analysis import convergence
+from visionlab.report.analysis.reference import Reference
+from visionlab.report.analysis.run_health import UNHEALTHY, health, health_cell
+from visionlab.report.analysis.stats import (
+    TEST,
+    Measure,
+    TaskStats,
+    VariantStats,
+    counted,
+    difference_ci,
+    run_values,
+)
 from visionlab.report.collect import Run
-from visionlab.report.escape import md
-from visionlab.report.format import (
+from visionlab.report.render.document import Table
+from visionlab.report.render.escape import md
+from visionlab.report.render.format import (
     MISSING,
     NA,
     fmt,
@@ -30,18 +42,6 @@ from visionlab.report.format import (
     fmt_seconds,
     mark_significant,
     significant,
-)
-from visionlab.report.reference import Reference
-from visionlab.report.render import Table
-from visionlab.report.run_health import UNHEALTHY, health, health_cell
-from visionlab.report.stats import (
-    TEST,
-    Measure,
-    TaskStats,
-    VariantStats,
-    counted,
-    difference_ci,
-    run_values,
 )
 
 Conv = dict[str, list[tuple[Run, convergence.RunConvergence]]]

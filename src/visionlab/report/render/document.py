@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from visionlab.record.files import fsync_folder
-from visionlab.report import escape
+from visionlab.report.render import escape
 
 FIGURES = "figures"
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from visionlab.record.metric_keys import EPOCH, TASKS, lr_column
+from visionlab.report.analysis.stats import counted
 from visionlab.report.collect import Run
-from visionlab.report.stats import counted
 
 ANNEALED = 0.25  # last-epoch learning rate ≤ this × its peak: a decaying schedule that has (nearly) run out
 MIN_GAIN = 0.001  # a rise below 0.1 pp (or 0.001 F1) is never called one

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import difflib
 
-from visionlab.report.arch_card import ArchCard, LayerRow, card_from_config
 from visionlab.report.collect import Run
-from visionlab.report.escape import code, md
-from visionlab.report.render import Heading, Paragraph, Table
+from visionlab.report.render.arch_card import ArchCard, LayerRow, card_from_config
+from visionlab.report.render.document import Heading, Paragraph, Table
+from visionlab.report.render.escape import code, md
 
 CARD_NOTE = (
     "MACs count weight multiply-accumulates (conv: output elements × k·k·cin/groups; linear: in × out) for "

@@ -7,14 +7,14 @@ to the records, and everything excluded."""
 from __future__ import annotations
 
 from visionlab.record.layout import METRICS, SUMMARY
-from visionlab.report import convergence
+from visionlab.report.analysis import convergence
+from visionlab.report.analysis.reference import Reference
+from visionlab.report.analysis.run_health import UNHEALTHY, health
+from visionlab.report.analysis.stats import TEST, TaskStats, counted, run_values
 from visionlab.report.collect import Collection, Run
-from visionlab.report.escape import code, md
-from visionlab.report.format import SIGNIFICANCE, fmt_epoch
-from visionlab.report.provenance import commit_of, corrections
-from visionlab.report.reference import Reference
-from visionlab.report.run_health import UNHEALTHY, health
-from visionlab.report.stats import TEST, TaskStats, counted, run_values
+from visionlab.report.render.escape import code, md
+from visionlab.report.render.format import SIGNIFICANCE, fmt_epoch
+from visionlab.report.render.provenance import commit_of, corrections
 
 
 def _split(task: TaskStats) -> list[str]:

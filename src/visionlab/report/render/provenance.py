@@ -9,10 +9,10 @@ import shlex
 
 from visionlab.record.layout import SUMMARY
 from visionlab.report.collect import Run
-from visionlab.report.escape import code, md
-from visionlab.report.format import MISSING, fmt_seconds
 from visionlab.report.limits import MAX_CONFIG_NODES
-from visionlab.report.render import Heading, Paragraph, Table
+from visionlab.report.render.document import Heading, Paragraph, Table
+from visionlab.report.render.escape import code, md
+from visionlab.report.render.format import MISSING, fmt_seconds
 
 CORRECTED = "corrected"
 

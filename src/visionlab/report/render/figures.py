@@ -21,7 +21,7 @@ from matplotlib.ticker import MaxNLocator
 
 from visionlab.record.layout import QUALITATIVE_CASES
 from visionlab.record.metric_keys import EPOCH, STEP, lr_column
-from visionlab.report.stats import TaskStats, counted
+from visionlab.report.analysis.stats import TaskStats, counted
 
 DPI = 100
 WIDTH_IN = 8.4
