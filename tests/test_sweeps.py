@@ -127,6 +127,22 @@ def test_job_folder_names_show_a_path_by_its_last_folder_not_the_machine_it_lay_
     assert here != there  # the hash of the full overrides still tells them apart
 
 
+def test_a_sweep_started_before_the_folder_names_changed_resumes_its_jobs_found_by_their_hash(tmp_path):
+    from visionlab.cluster.run_folders import job_dir
+
+    overrides = "experiment=unet_camvid,seed=2,data.data_dir=/home/ana/private/camvid"
+    today = job_dir(overrides, str(tmp_path))
+    assert today == job_dir(overrides)  # nothing there yet: today's name
+    digest = today.rpartition("__")[2]
+    earlier = tmp_path / f"seed=2,experiment=unet_camvid,data.data_dir=_home_ana_private_camvid__{digest}"
+    earlier.mkdir()
+    (tmp_path / f"experiment=other__{'0' * 10}").mkdir()
+    assert job_dir(overrides, str(tmp_path)) == earlier.name  # the earlier folder of the same job
+    (tmp_path / today).mkdir()
+    assert job_dir(overrides, str(tmp_path)) == today  # today's folder, once it exists, wins
+    assert job_dir("experiment=cnn_sgd,seed=1", str(tmp_path)) == "experiment=cnn_sgd,seed=1"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["local_parallel", "submitit_local"])
 def test_launchers_really_run_the_jobs(tmp_path, launcher):

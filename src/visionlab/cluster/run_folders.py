@@ -67,13 +67,27 @@ def slurm_run_name() -> str | None:
 _PLAIN = re.compile(r"[A-Za-z0-9=,._+\-@:]")
 
 
-def job_dir(override_dirname: str, limit: int = 120) -> str:
+def job_dir(override_dirname: str, sweep_dir: str | None = None, limit: int = 120) -> str:
     """A sweep job's folder name from its overrides, one folder per job and stable across re-runs (so a re-run
     finds its jobs): experiment and seed first for readability. A name that is too long or holds any other
     character (a path separator, a space) keeps a readable prefix and ends with ``__`` and a hash of the full
     overrides; a plain name never holds ``__``, so two jobs never map to one folder. The shortened name keeps
     experiment and seed, then the short plain overrides (the ones a sweep varies, e.g.
-    ``model.optimizer.lr=0.01``) before long or path-like ones."""
+    ``model.optimizer.lr=0.01``) before long or path-like ones.
+
+    ``sweep_dir``: where the sweep's job folders are. A job whose hashed folder an earlier version named
+    differently (the readable prefix changed; the hash did not) is found there by its hash, so a sweep started
+    before an upgrade resumes its jobs instead of starting them again."""
+    name = _job_name(override_dirname, limit)
+    digest = name.rpartition("__")[2] if "__" in name else None
+    if digest and sweep_dir and not (Path(sweep_dir) / name).exists():
+        earlier = [p.name for p in Path(sweep_dir).glob(f"*__{digest}") if p.is_dir()]
+        if len(earlier) == 1:
+            return earlier[0]
+    return name
+
+
+def _job_name(override_dirname: str, limit: int) -> str:
     if not override_dirname:
         return "default"
     first = ("experiment=", "seed=")

@@ -67,7 +67,8 @@ class TaskReport:
         return None
 
     def default_names(self):
-        """The task's generic class names (a ``report.analysis.classes.ClassNames``) when the data names none."""
+        """The task's generic class names (a ``report.analysis.classes.ClassNames``) when the data names
+        none."""
         return None  # noqa: RET501  (a subclass returns names)
 
     def groups_in_older_records(self, run) -> str:
