@@ -10,6 +10,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "visionlab"
 
 # folder → the folders (besides itself) it may import
 FOUNDATIONS = {"config": set(), "record": {"config"}}
+# cli/ holds the entry points: nothing imports them but another entry point, a ``python -m`` shim, or what
+# composes a config like an entry point does (the benchmark registers the ${vl.*} resolvers)
+CLI_USERS = {
+    "visionlab.report.__main__": {"visionlab.cli.report"},
+    "visionlab.benchmark.pipeline": {"visionlab.cli.resolvers"},
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -99,3 +105,14 @@ def test_config_and_record_import_nothing_above_them():
         if target.split(".")[1] not in allowed | {folder}
     ]
     assert upward == []
+
+
+def test_only_entry_points_import_the_entry_points():
+    found = {
+        (module, target)
+        for module, targets in _imports(_modules()).items()
+        if not module.startswith("visionlab.cli.")
+        for target in targets
+        if target.startswith("visionlab.cli.") and target not in CLI_USERS.get(module, set())
+    }
+    assert found == set()

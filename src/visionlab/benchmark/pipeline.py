@@ -505,7 +505,7 @@ def run_bench(argv: list[str] | None = None) -> dict:
     import torch
 
     args = parse_args(argv)
-    from visionlab.cli.console import quiet_library_noise
+    from visionlab.run.console import quiet_library_noise
 
     quiet_library_noise()
     torch.set_num_threads(args.threads)

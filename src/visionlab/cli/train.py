@@ -40,7 +40,7 @@ def _task(cfg: DictConfig) -> float | None:
     if not is_multirun():
         _refuse_bad_values_at_once(cfg)
     # The training stack is imported here, not at module level, so `--help` and `--cfg job` answer at once.
-    from visionlab.cli.console import quiet_library_noise
+    from visionlab.run.console import quiet_library_noise
     from visionlab.run.plan import admit
 
     quiet_library_noise()

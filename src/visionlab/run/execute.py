@@ -4,7 +4,7 @@ evaluating all go through ``run``.
 Where the rest lives: the config's checks and the run's decisions (``run.plan``, ``config.rules``), what a
 checkpoint may be (``run.checkpoints``), building the parts (``run.assembly``), SIGTERM/Ctrl-C
 (``run.signals``), resume rules (``record.resume``), the run record's files and keys (``record``),
-summary.json (``run.record``), what gets printed (``cli.console``); the loggers are config
+summary.json (``run.record``), what gets printed (``run.console``); the loggers are config
 (``conf/logger``), W&B's naming and ids included (``tracking.wandb``).
 """
 
@@ -21,7 +21,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from visionlab.cli.console import print_result
 from visionlab.cluster.claim import hold_or_refuse
 from visionlab.cluster.ranks import end_process_group, is_rank_zero
 from visionlab.config.errors import DiskFullError, UserError
@@ -47,6 +46,7 @@ from visionlab.run.assembly import (
     spawns_ranks,
 )
 from visionlab.run.checkpoints import check_checkpoint
+from visionlab.run.console import print_result
 from visionlab.run.plan import RunPlan, check_composed, make_plan, records_setup_failure
 from visionlab.run.record import earlier_attempts, finish_record, setup_failure_summary, start_summary
 from visionlab.run.signals import describe as describe_interruption
