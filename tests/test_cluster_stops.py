@@ -340,8 +340,7 @@ def test_a_sweep_that_ends_with_failed_jobs_says_so_in_one_line_each_and_a_summa
         ),
         (
             "The sweep command stopped waiting: wait for the running jobs (`squeue -j 77`), then run the "
-            "same command "
-            "again: completed jobs are skipped, unfinished ones continue."
+            "same command again: completed jobs are skipped, unfinished ones continue."
         ),
     ]
     # a job's own error raised again by Hydra is not repeated

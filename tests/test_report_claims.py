@@ -305,8 +305,8 @@ def test_a_comparison_without_a_test_is_called_untested_not_insignificant(tmp_pa
     assert "significance after Holm's correction over 1 comparison:" in summary
     assert "cnn_once: 60.00 % accuracy (n = 1); Δ +8.50 pp, untested (one seed on a side" in summary
     assert (
-        "cnn_tested: 71.50 ± 0.71 % accuracy (n = 2); Δ +20.00 pp [+16.96, +23.04] pp, **significant** "
-        "(Holm p = " in summary
+        "cnn_tested: 71.50 ± 0.71 % accuracy (n = 2); Δ +20.00 pp [+16.96, +23.04] pp, **significant** (Holm "
+        "p = " in summary
     )
     assert "p = n/a" not in summary and "pp n/a" not in summary
     single = tmp_path / "single"

@@ -520,10 +520,9 @@ def run_bench(argv: list[str] | None = None) -> dict:
     where = env.get("gpu", f"CPU ({env['cpu_capability']})")
     print(
         f"visionlab-bench on {args.device} ({where}), torch {env['torch']}, CUDA {env['cuda']}: "
-        f"{args.threads} "
-        f"threads, {args.num_workers} loader worker(s) for albumentations, {args.warmup} warm-up steps, "
-        f"{args.repeats} repeat(s), {'paired' if args.paired else 'block'} design; img/s (medians over the "
-        "repeats)"
+        f"{args.threads} threads, {args.num_workers} loader worker(s) for albumentations, {args.warmup} "
+        f"warm-up steps, {args.repeats} repeat(s), {'paired' if args.paired else 'block'} design; img/s "
+        "(medians over the repeats)"
     )
     print(
         "| data | backend | precision | bare img/s | full img/s | full/bare | full/bare per repeat |\n"

@@ -104,10 +104,10 @@ def user_message(exc: BaseException) -> str | None:
             if swept := _swept_options():
                 return (
                     f"{key}: no such key in the sweep's base config ({_first_line(str(exc.__cause__))}). "
-                    "Hydra "
-                    f"composes a sweep once without its swept options ({', '.join(swept)}), from the default "
-                    f"config groups; set the key for every job with ++{moved}=<value> (sets it where a job's "
-                    "config has it, adds it where not), or check its spelling (python train.py --cfg job)."
+                    f"Hydra composes a sweep once without its swept options ({', '.join(swept)}), from the "
+                    f"default config groups; set the key for every job with ++{moved}=<value> (sets it where "
+                    "a job's config has it, adds it where not), or check its spelling (python train.py --cfg "
+                    "job)."
                 )
             return (
                 f"{key}: no such config key ({_first_line(str(exc.__cause__))}). Check its spelling (python "

@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(
         f"exported {loaded.facts.task} model to {out} ({out.stat().st_size / 1e6:.1f} MB): uint8 images (N, "
-        "H, W, "
-        f"{loaded.facts.channels}) → {', '.join(output_names(loaded))}",
+        f"H, W, {loaded.facts.channels}) → {', '.join(output_names(loaded))}",
         file=sys.stderr,
     )
     if args.wandb:

@@ -56,11 +56,10 @@ def check_slurm_tasks() -> None:
     if tasks > 1 and "SLURM_NTASKS_PER_NODE" not in os.environ and not interactive:
         raise ConfigError(
             f"SLURM_NTASKS={tasks}: this SLURM step runs {tasks} tasks without --ntasks-per-node (srun "
-            f"-n{tasks} or "
-            f"--ntasks={tasks}), which Lightning cannot place on devices. Run one task per device with "
-            f"`srun --nodes=1 --ntasks-per-node={tasks} python train.py trainer=ddp trainer.devices={tasks} "
-            "...` "
-            "(several nodes: --nodes=N --ntasks-per-node=<devices per node> trainer.num_nodes=N)."
+            f"-n{tasks} or --ntasks={tasks}), which Lightning cannot place on devices. Run one task per "
+            f"device with `srun --nodes=1 --ntasks-per-node={tasks} python train.py trainer=ddp "
+            f"trainer.devices={tasks} ...` (several nodes: --nodes=N --ntasks-per-node=<devices per node> "
+            "trainer.num_nodes=N)."
         )
 
 

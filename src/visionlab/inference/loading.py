@@ -191,9 +191,8 @@ def checked_record(config: dict, where: Path) -> dict:
             place = _TARGET_PLACES.get(path)
             if place is None or not _allowed(place, target):
                 raise ConfigError(
-                    f"{where}: {'.'.join((*path, '_target_'))}={str(target)[:120]!r} is not one "
-                    "visionlab's configs build; a run folder is data and builds only visionlab's "
-                    "own parts."
+                    f"{where}: {'.'.join((*path, '_target_'))}={str(target)[:120]!r} is not one visionlab's "
+                    "configs build; a run folder is data and builds only visionlab's own parts."
                 )
         for key, value in node.items():
             walk(value, (*path, str(key)), depth + 1)

@@ -165,10 +165,9 @@ def _refuse_rewriting_a_completed_run(source: RunSource, value: str) -> None:
         return  # trains on in a new folder (run_record.resume.run_folder_to_resume)
     raise ConfigError(
         f"ckpt_path={value}: run {source.folder} is completed, and a completed record is never rewritten. "
-        f"Fine-tune its weights in a new run with init_from={value} (instead of ckpt_path), train it on in "
-        "a new "
-        f"folder with ckpt_path={source.folder / layout.CHECKPOINTS / layout.LAST_CHECKPOINT} and a larger "
-        "trainer.max_epochs, or evaluate it with train=false."
+        f"Fine-tune its weights in a new run with init_from={value} (instead of ckpt_path), train it on in a "
+        f"new folder with ckpt_path={source.folder / layout.CHECKPOINTS / layout.LAST_CHECKPOINT} and a "
+        "larger trainer.max_epochs, or evaluate it with train=false."
     )
 
 

@@ -110,8 +110,7 @@ class UNet(nn.Module):
         if h % self.size_multiple or w % self.size_multiple:
             raise DataError(
                 f"U-Net with depth {self.depth} needs image sides divisible by {self.size_multiple}, got "
-                f"{h}×{w}: "
-                "resize the data (data.image_size) or lower model.net.depth."
+                f"{h}×{w}: resize the data (data.image_size) or lower model.net.depth."
             )
         skips = [self.inc(x)]
         for down in self.downs:

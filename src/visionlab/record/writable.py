@@ -63,8 +63,6 @@ def refuse_unwritable_folder_to_continue(folder: RunFolder, ckpt_path: str, foun
     )
     raise ConfigError(
         f"{how} ({why}: {where}); nothing was changed. Make the folder writable, or copy it somewhere "
-        "writable "
-        f"and resume from the copy's {layout.CHECKPOINTS}/{layout.LAST_CHECKPOINT} (train=false evaluates "
-        "the "
-        "checkpoint into a new folder)."
+        f"writable and resume from the copy's {layout.CHECKPOINTS}/{layout.LAST_CHECKPOINT} (train=false "
+        "evaluates the checkpoint into a new folder)."
     )

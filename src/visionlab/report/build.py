@@ -160,17 +160,15 @@ def _results(
         Heading(3, "Runs"),
         Paragraph(
             "One row per run (variant × seed): its scores, best epoch (counted from 1), the final epoch's "
-            "validation "
-            f"score and how its training ended (see the caveats).{where} Monitor: `{md(_monitor(task))}`."
+            f"validation score and how its training ended (see the caveats).{where} Monitor: "
+            f"`{md(_monitor(task))}`."
         ),
         trial_table(task, conv),
         Heading(3, "Over seeds"),
         Paragraph(
             f"Baseline: **{md(task.baseline)}**. n = counted runs (diverged or stuck runs left out). Δ is "
-            "the difference "
-            f"of means to {_compared_words(task)} with its 95 % interval (Welch); {_p_words(task)}"
-            " Training: how the variant's runs ended; "
-            "**budget-limited** runs were still "
+            f"the difference of means to {_compared_words(task)} with its 95 % interval (Welch); "
+            f"{_p_words(task)} Training: how the variant's runs ended; **budget-limited** runs were still "
             "rising at their epoch cap, so their Δ is not a converged one."
         ),
     ]
@@ -189,13 +187,10 @@ def _results(
     blocks += [
         Heading(3, "Cost"),
         Paragraph(
-            "Per variant and device (never averaged across devices): wall time of the whole run and "
-            "training images/s, "
-            "mean with the range over runs, and how many runs of these records ran on that device at the "
-            "same moment "
-            "(from epoch timestamps and wall times: concurrent jobs share the device, so their times are "
-            "not those of "
-            "a run alone)."
+            "Per variant and device (never averaged across devices): wall time of the whole run and training "
+            "images/s, mean with the range over runs, and how many runs of these records ran on that device "
+            "at the same moment (from epoch timestamps and wall times: concurrent jobs share the device, so "
+            "their times are not those of a run alone)."
         ),
         cost_table(task, together),
     ]
@@ -243,12 +238,9 @@ def _results(
             blocks += [
                 Paragraph(
                     "Effects: each variant's difference to its own study's baseline, the reference's (from "
-                    "its trials; an "
-                    "interval only where it has ≥ 2 trials on both sides) beside this study's (Welch "
-                    "interval, Holm p). "
-                    "Effects can be compared across studies where absolute scores cannot; agreement is "
-                    "judged only for "
-                    "a significant effect of ours."
+                    "its trials; an interval only where it has ≥ 2 trials on both sides) beside this study's "
+                    "(Welch interval, Holm p). Effects can be compared across studies where absolute scores "
+                    "cannot; agreement is judged only for a significant effect of ours."
                 ),
                 tables[1],
             ]
@@ -315,10 +307,8 @@ def _summary(collection: Collection, stats: dict[str, TaskStats], numbers: dict,
             kind = report_of(task.spec.task).effect_kind(task)
             if row["reference_delta"] is not None and row["delta"] is not None:
                 items.append(
-                    f"{name}: {md(row['variant'])}'s effect vs its baseline on "
-                    f"{md(row['label'])}"
-                    ", the reference's "
-                    f"{fmt_delta(row['reference_delta'], kind)} beside ours "
+                    f"{name}: {md(row['variant'])}'s effect vs its baseline on {md(row['label'])}, the "
+                    f"reference's {fmt_delta(row['reference_delta'], kind)} beside ours "
                     f"{fmt_delta(row['delta'], kind)} {fmt_ci(row['ci'], kind)}: {row['verdict']}"
                     + (" (ours budget-limited)" if row["budget_limited"] else "")
                     + "."

@@ -313,10 +313,8 @@ def _check_optimizer(path: str, checkpoint: dict, model: torch.nn.Module) -> Non
     raise ConfigError(
         f"ckpt_path={path} was trained with {' or '.join(theirs) or 'another optimizer'}, but this config's "
         f"optimizer is {optimizer_name(type(probes[0]))} (model.optimizer): the saved optimizer state lacks "
-        "its "
-        f"{', '.join(lacking)}, so resuming would fail at the first step. Resume with the optimizer it was "
-        "trained "
-        f"with{example}, or evaluate the checkpoint with train=false."
+        f"its {', '.join(lacking)}, so resuming would fail at the first step. Resume with the optimizer it "
+        f"was trained with{example}, or evaluate the checkpoint with train=false."
     )
 
 
@@ -358,10 +356,8 @@ def check_checkpoint(
     if train and origin and origin != experiment:
         raise ConfigError(
             f"ckpt_path={path} is a checkpoint of experiment {origin!r}, but this run is {experiment!r}: "
-            "resuming "
-            f"would continue that run's record. Resume it with {_selecting(origin, path)}, or evaluate it "
-            "with "
-            "train=false."
+            f"resuming would continue that run's record. Resume it with {_selecting(origin, path)}, or "
+            "evaluate it with train=false."
         )
     if train:
         _check_optimizer(path, checkpoint, model)

@@ -22,12 +22,11 @@ NUM_CLASSES = 43
 IMAGE_SIZE = 32
 HOW_TO_GET_DATA = (
     "Get the data in one of three ways: (1) point data.data_dir (or $VISIONLAB_GTSRB_DIR) at a folder of "
-    "prepared "
-    ".npz files with keys x_train (N,32,32,3 uint8), y_train, track_train [, x_test, y_test], e.g. "
+    "prepared .npz files with keys x_train (N,32,32,3 uint8), y_train, track_train [, x_test, y_test], e.g. "
     "data.data_dir=/path/to/gtsrb32; (2) point it at the official GTSRB layout "
-    "(<dir>/gtsrb/GTSRB/Training/<class>/*.ppm, as torchvision.datasets.GTSRB stores it); "
-    "(3) add data.download=true to let torchvision download it (needs network). "
-    "Or run offline on the embedded synthetic set with data=synthetic_signs."
+    "(<dir>/gtsrb/GTSRB/Training/<class>/*.ppm, as torchvision.datasets.GTSRB stores it); (3) add "
+    "data.download=true to let torchvision download it (needs network). Or run offline on the embedded "
+    "synthetic set with data=synthetic_signs."
 )
 
 

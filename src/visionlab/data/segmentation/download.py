@@ -169,13 +169,11 @@ def unreachable(source: Source, exc: BaseException, dest: Path, target: Path) ->
     reason = getattr(exc, "reason", None) or exc
     return DataError(
         f"data.download=true could not fetch the ISBI 2012 training stack from {source.url} ({reason}). "
-        f"Three ways out: (1) data.download=true again once online, or download that URL on another machine "
+        "Three ways out: (1) data.download=true again once online, or download that URL on another machine "
         f"(sha256 {source.sha256}), save it as {dest} and rerun with data.download=true: it is verified and "
-        f"converted to {target} without network; "
-        "(2) point data.data_dir=/path/to/your/data at an .npz (x_train/y_train[, x_val/y_val, "
-        "x_test/y_test]) or "
-        "a folder with images/ + masks/ (README, 'Data formats'); (3) data=synthetic_seg trains on generated "
-        "images, no files or network needed."
+        f"converted to {target} without network; (2) point data.data_dir=/path/to/your/data at an .npz "
+        "(x_train/y_train[, x_val/y_val, x_test/y_test]) or a folder with images/ + masks/ (README, 'Data "
+        "formats'); (3) data=synthetic_seg trains on generated images, no files or network needed."
     )
 
 

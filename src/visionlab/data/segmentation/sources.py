@@ -42,8 +42,7 @@ def to_uint8_images(array: np.ndarray, where: str, channels: int) -> np.ndarray:
     if array.shape[-1] not in (1, 3):
         raise DataError(
             f"{where}: images have {array.shape[-1]} channels (shape {array.shape}); data.channels takes 1 "
-            "(grey) "
-            "or 3 (RGB): convert them first (e.g. keep the first channel, or drop an alpha channel)."
+            "(grey) or 3 (RGB): convert them first (e.g. keep the first channel, or drop an alpha channel)."
         )
     if array.shape[-1] != channels:
         raise DataError(
@@ -269,8 +268,7 @@ def _load_pair_folder(
         ):  # rounding
             raise DataError(
                 f"{mask_path}: the mask is {mh}×{mw} but its image {image_path.name} is {ih}×{iw}; a mask "
-                "must have "
-                "its image's size"
+                "must have its image's size"
                 + (
                     " (or, with data.image_size set, its aspect ratio)."
                     if image_size
@@ -340,12 +338,9 @@ def detect_format(path: Path, fmt: str = "auto") -> tuple[str, Path]:
             f"data.data_dir={path} does not exist. Three ways out: (1) data.download=true fetches the public "
             "ISBI 2012 training stack into it once (data=isbi2012, the U-Net presets' data; needs network); "
             "(2) data.data_dir=/path/to/your/data: an .npz with x_train/y_train[, x_val/y_val, "
-            "x_test/y_test] "
-            "(images uint8 or float in [0,1], masks in {0,1} or {0,255}) or a folder with images/ + masks/ "
-            "of the "
-            "same file names (README, 'Data formats'); (3) data=synthetic_seg trains on generated images, "
-            "no files "
-            "or network needed."
+            "x_test/y_test] (images uint8 or float in [0,1], masks in {0,1} or {0,255}) or a folder with "
+            "images/ + masks/ of the same file names (README, 'Data formats'); (3) data=synthetic_seg trains "
+            "on generated images, no files or network needed."
         )
     if path.is_file():
         if fmt == "folder":

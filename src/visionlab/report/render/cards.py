@@ -52,8 +52,8 @@ def _summary(card: ArchCard) -> str:
     traits = "; ".join(f"{k}: {md(v)}" for k, v in sorted(card.traits.items()))
     return (
         f"{code(card.title)} on a {'×'.join(map(str, card.input_shape))} input: {card.total_params:,} "
-        "parameters "
-        f"({card.trainable_params:,} trainable), {card.total_macs:,} MACs; {traits}.{_left_out(card)}"
+        f"parameters ({card.trainable_params:,} trainable), {card.total_macs:,} MACs; "
+        f"{traits}.{_left_out(card)}"
     )
 
 

@@ -103,10 +103,9 @@ def _test_cases(task: TaskStats) -> list[str]:
     return [
         (
             f"{task.spec.task}: the test split is **{n} cases**: {where}. Intervals and p-values are over "
-            "seeds: "
-            "they cover training randomness only, not which cases were tested; per-case differences are "
-            "shown "
-            "without a test. Margins of a few thousandths over a target are within this uncertainty."
+            "seeds: they cover training randomness only, not which cases were tested; per-case differences "
+            "are shown without a test. Margins of a few thousandths over a target are within this "
+            "uncertainty."
         )
     ]
 
@@ -207,9 +206,8 @@ def _reference(reference: Reference, stats: dict[str, TaskStats]) -> list[str]:
     )
     return [
         f"Reference: {md(reference.name)}, from {md(reference.source)}. Data: {md(reference.data.words())}. "
-        f"Split: {md(reference.split.words())}. Training length: {md(reference.epochs.words())}, so how "
-        "long this "
-        f"study trained against it is unknown. {verdict}. " + md(reference.note)
+        f"Split: {md(reference.split.words())}. Training length: {md(reference.epochs.words())}, so how long "
+        f"this study trained against it is unknown. {verdict}. " + md(reference.note)
     ]
 
 

@@ -177,11 +177,9 @@ def provenance(
     launched = (
         (
             f" The runs were jobs of the multirun {', '.join(map(code, sweeps))}: each command reruns one "
-            "job "
-            "alone; how many jobs ran at once is not in the records (the launcher's settings are not "
-            "copied), "
-            "but the last column counts the runs of these records that overlapped in time on the same device "
-            "(from their epoch timestamps and wall times)."
+            "job alone; how many jobs ran at once is not in the records (the launcher's settings are not "
+            "copied), but the last column counts the runs of these records that overlapped in time on the "
+            "same device (from their epoch timestamps and wall times)."
         )
         if sweeps
         else ""
@@ -190,8 +188,7 @@ def provenance(
         Heading(2, "Provenance"),
         Paragraph(
             "Each run's folder and a command that reproduces it: its Hydra overrides, plus `data.data_dir` "
-            "set to the "
-            "data the run read when no override names it." + launched
+            "set to the data the run read when no override names it." + launched
         ),
         Table(
             ["variant", "seed", "folder: command", "git commit", "device", "wall time", "runs at once"],
@@ -202,8 +199,7 @@ def provenance(
     if fixes:
         blocks.append(
             Paragraph(
-                "Corrections made by hand to the records after the runs, as each summary.json states "
-                "them: "
+                "Corrections made by hand to the records after the runs, as each summary.json states them: "
                 + "; ".join(
                     f"note {i + 1} ({len(rs)} run{'s' * (len(rs) != 1)}, `{md(field)}`): “{md(note)}”"
                     for i, ((field, note), rs) in enumerate(sorted(fixes.items()))

@@ -102,10 +102,9 @@ def _mistakes(variant: str, runs, split: str, names: ClassNames, name_part: str)
     classes = len(set(true))
     caption = (
         f"{variant}: {len(picked)} misclassified {_split_words(split)} images, true → predicted class "
-        "(seed), "
-        f"sampled across {classes} true classes and {len(records)} seeds from the {kept} the records keep. "
-        "A run keeps its first mistakes in data order and no track ids, so images of one class may still be "
-        "frames of one track."
+        f"(seed), sampled across {classes} true classes and {len(records)} seeds from the {kept} the records "
+        "keep. A run keeps its first mistakes in data order and no track ids, so images of one class may "
+        "still be frames of one track."
     )
     return [
         Figure(

@@ -305,10 +305,9 @@ def segmentation_detail(task: TaskStats, names: ClassNames, adjacent: bool) -> t
                     partial(figures.cases, variant, q, (background, foreground)),
                     f"{md(variant)}: {_kept_words(q)} (by {md(foreground)} F1) of its first counted seed: "
                     f"input, ground truth, prediction (white: {md(foreground)}, label 1; black: "
-                    f"{md(background)}, "
-                    f"label 0) and the errors: red = predicted {md(foreground)} where the truth is "
-                    f"{md(background)}, "
-                    f"blue = predicted {md(background)} where the truth is {md(foreground)}.",
+                    f"{md(background)}, label 0) and the errors: red = predicted {md(foreground)} where the "
+                    f"truth is {md(background)}, blue = predicted {md(background)} where the truth is "
+                    f"{md(foreground)}.",
                 )
             )
     else:

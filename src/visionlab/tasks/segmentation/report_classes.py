@@ -192,12 +192,10 @@ def multiclass_detail(task: TaskStats, names: ClassNames) -> tuple[list, dict]:
     blocks = [
         Paragraph(
             f"Per class on test (class names from {names.source}{ignored}): IoU and Dice of each class over "
-            "all test "
-            "pixels of a run (its summed confusion matrix, the benchmark's way), mean ± sample std over the "
-            "variant's "
-            "counted seeds; mIoU is the mean over the classes present in the test truth or predictions. "
-            "*Stuck in*: the "
-            "seeds in which the class's validation Dice never rose above 0.05 (the class was never learned)."
+            "all test pixels of a run (its summed confusion matrix, the benchmark's way), mean ± sample std "
+            "over the variant's counted seeds; mIoU is the mean over the classes present in the test truth "
+            "or predictions. *Stuck in*: the seeds in which the class's validation Dice never rose above "
+            "0.05 (the class was never learned)."
         ),
         table,
     ]
@@ -223,9 +221,8 @@ def multiclass_detail(task: TaskStats, names: ClassNames) -> tuple[list, dict]:
                         class_names,
                         f"{variant}: test pixels, summed over seeds",
                     ),
-                    f"{md(variant)}: where each class's test pixels went (rows: true class, normalised to "
-                    "1; summed over "
-                    "its counted seeds; ignored pixels left out).",
+                    f"{md(variant)}: where each class's test pixels went (rows: true class, normalised to 1; "
+                    "summed over its counted seeds; ignored pixels left out).",
                 )
             )
         worst = _worst_cases(runs, k)
@@ -253,10 +250,8 @@ def multiclass_detail(task: TaskStats, names: ClassNames) -> tuple[list, dict]:
                 f"{task.spec.task}_cases_{slug(variant)}.png",
                 partial(figures.class_cases, variant, q, class_names, colours, ignore),
                 f"{md(variant)}: {', '.join(kept)} test cases (ranked by the image's mIoU) of its first "
-                "counted seed: "
-                "input, ground truth and prediction in the data's palette (legend below; ignored pixels "
-                "black), and "
-                "the errors (red: wrong class; ignored pixels not scored).",
+                "counted seed: input, ground truth and prediction in the data's palette (legend below; "
+                "ignored pixels black), and the errors (red: wrong class; ignored pixels not scored).",
             )
         )
     if not shown:
