@@ -175,6 +175,13 @@ def _missing_config(exc) -> str:
     return f"cannot find the config {missing!r}: {_first_line(str(exc))}"
 
 
+def refused(exc: UserError) -> int:
+    """How a console script (``visionlab-predict``, ``visionlab-export``) ends on a user error: its first line
+    on stderr, exit code 2."""
+    print(f"error: {str(exc).splitlines()[0] if str(exc) else exc}", file=sys.stderr)
+    return 2
+
+
 def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), text).rstrip(".")
 

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from visionlab.cli.errors import refused
 from visionlab.config.errors import ConfigError, UserError
 from visionlab.inference.export import FORMATS
 
@@ -54,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--out {out} exists; pass another file, or --overwrite to replace it.")
         export(loaded, args.format, out)
     except UserError as exc:
-        print(f"error: {str(exc).splitlines()[0] if str(exc) else exc}", file=sys.stderr)
-        return 2
+        return refused(exc)
     print(
         f"exported {loaded.facts.task} model to {out} ({out.stat().st_size / 1e6:.1f} MB): uint8 images (N, "
         f"H, W, {loaded.facts.channels}) → {', '.join(output_names(loaded))}",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from visionlab.cli.errors import refused
 from visionlab.config.errors import UserError
 
 
@@ -72,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             args.trust_checkpoint,
         )
     except UserError as exc:
-        print(f"error: {str(exc).splitlines()[0] if str(exc) else exc}", file=sys.stderr)
-        return 2
+        return refused(exc)
     total = outcome.predicted + len(outcome.skipped)
     print(
         f"predicted {outcome.predicted} of {total} file(s) into {outcome.out}"
